@@ -1,0 +1,45 @@
+// base/config: the server's configuration, read from a TOML file. Every field has a default so
+// `jiceng serve` runs with no file at all. Clinical thresholds live in their modules' own
+// configuration sections with their sources named there.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "base/result.h"
+
+namespace jiceng {
+
+struct TlsConfig {
+  bool enabled = false;
+  std::string cert_file;  // PEM certificate chain
+  std::string key_file;   // PEM private key
+};
+
+struct HttpLimits {
+  uint64_t max_body_bytes = 64ull << 20;  // 64 MiB: large transaction Bundles
+  uint32_t max_header_bytes = 16 << 10;   // 16 KiB
+  uint32_t read_timeout_ms = 30000;       // whole request must arrive within this
+  uint32_t idle_timeout_ms = 60000;       // keep-alive connection idle limit
+  uint32_t shutdown_grace_ms = 10000;     // SIGTERM: time given to in-flight requests
+};
+
+struct Config {
+  std::string listen = "127.0.0.1:8080";
+  std::string db = "jiceng.db";
+  std::string base_url;  // public base, e.g. https://host/fhir; derived from Host when empty
+  int threads = 0;       // 0: one per core, at least 2
+  bool strict_validation = true;  // false: unknown elements accepted with a warning
+  int timezone_offset_minutes = 480;  // Asia/Shanghai; used for dates without an offset
+  std::string log_level = "info";
+  bool access_log = true;
+  HttpLimits limits;
+  TlsConfig tls;
+};
+
+// Reads a TOML file over the defaults. Unknown keys are an error (a typo must not pass silently).
+Result<Config> LoadConfig(const std::string& path);
+// Parses TOML text (for tests).
+Result<Config> ParseConfig(std::string_view toml_text, const std::string& source_name);
+
+}  // namespace jiceng
