@@ -1,0 +1,24 @@
+// base/metrics: the process-wide Prometheus registry (prometheus-cpp core) and the few metric
+// families every module records into. /metrics (http/) serialises Registry().
+#pragma once
+
+#include <prometheus/counter.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
+#include <string>
+
+namespace jiceng::metrics {
+
+prometheus::Registry& Registry();
+
+// HTTP requests by method, route class and status (http/ records these).
+prometheus::Family<prometheus::Counter>& HttpRequests();
+prometheus::Family<prometheus::Histogram>& HttpLatencySeconds();
+// Database operations by backend and operation ("read", "write_commit", "history", …).
+prometheus::Family<prometheus::Histogram>& DbSeconds();
+
+// Buckets shared by latency histograms: 100 µs … 10 s.
+const prometheus::Histogram::BucketBoundaries& LatencyBuckets();
+
+}  // namespace jiceng::metrics
