@@ -1,6 +1,9 @@
 # Shared compile settings for Jiceng's own targets (never applied directory-wide).
 function(jiceng_target_options target)
-  target_compile_options(${target} PRIVATE -Wall -Wextra -Wpedantic -Wno-missing-field-initializers)
+  # -Wmaybe-uninitialized is off: g++ 12 reports false positives through std::optional and
+  # std::variant (GCC bug 105562 and friends) at -O2.
+  target_compile_options(${target} PRIVATE -Wall -Wextra -Wpedantic -Wno-missing-field-initializers
+                                           -Wno-maybe-uninitialized)
   if(JICENG_WERROR)
     target_compile_options(${target} PRIVATE -Werror)
   endif()

@@ -76,6 +76,14 @@ class IReadTransaction {
                                                        std::string_view code, int limit) = 0;
   // Number of current, non-deleted resources of a type (all types when empty).
   virtual Result<int64_t> CountCurrent(std::string_view type) = 0;
+
+  // Current, non-deleted resources of a type ordered by id, for listing without criteria.
+  // (Added after the first backends; the default says so rather than guessing.)
+  virtual Result<std::vector<ResourceVersion>> ListCurrent(std::string_view type, int64_t offset,
+                                                           int64_t count) {
+    (void)type, (void)offset, (void)count;
+    return Error(ErrorCode::kNotImplemented, "Listing is not implemented by this backend");
+  }
 };
 
 class IWriteTransaction : public IReadTransaction {

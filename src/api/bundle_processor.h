@@ -1,0 +1,34 @@
+// api/bundle_processor: batch and transaction Bundles. A transaction runs every entry inside
+// one store write (all or nothing) in the order the specification sets (DELETE, POST, PUT/PATCH,
+// GET), with urn:uuid and conditional references rewritten to the assigned ids across the whole
+// Bundle; a batch runs each entry on its own and reports each entry's outcome.
+#pragma once
+
+#include <string>
+
+#include "api/fhir_api.h"
+#include "base/json.h"
+#include "base/result.h"
+
+namespace jiceng::api {
+
+class BundleProcessor {
+ public:
+  BundleProcessor(store::IStore& store, const FhirApiOptions& options, std::string base_url,
+                  bool return_resources = false);
+
+  // Returns the batch-response / transaction-response Bundle, or the error that failed the
+  // whole transaction (its issues name the failing entry, e.g. "Bundle.entry[3].request.url").
+  Result<json::object> Process(json::value bundle);
+
+ private:
+  store::IStore& store_;
+  const FhirApiOptions& options_;
+  std::string base_;
+  bool return_resources_;
+};
+
+// Decodes standard base64 (used by Binary-wrapped JSON Patch entries).
+Result<std::string> DecodeBase64(std::string_view in);
+
+}  // namespace jiceng::api

@@ -1,0 +1,84 @@
+// api/fhir_api: the FHIR R4 REST surface under /fhir — routing, content negotiation, the
+// instance/type/system interactions, batch/transaction Bundles and the CapabilityStatement.
+// Routes live in one table whose entries also generate the CapabilityStatement, so the
+// statement says exactly what exists.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "api/message.h"
+#include "base/error.h"
+#include "base/json.h"
+#include "store/store.h"
+
+namespace jiceng::api {
+
+// Structural validation of one resource: issues with severity error reject it.
+using ValidateFn = std::function<std::vector<Issue>(const json::object& resource, bool strict)>;
+// Whether a name is a known FHIR resource type.
+using IsResourceTypeFn = std::function<bool(std::string_view)>;
+
+struct FhirApiOptions {
+  bool strict_validation = true;
+  std::string base_url;  // e.g. "https://jiceng.example/fhir"; derived from Host when empty
+  int64_t default_page_size = 50;
+  int64_t max_page_size = 1000;
+  ValidateFn validate;             // required
+  IsResourceTypeFn is_resource_type;  // required
+  std::vector<std::string> resource_types;  // for the CapabilityStatement
+  std::string software_version = "0.1.0";
+};
+
+class FhirApi {
+ public:
+  FhirApi(store::IStore& store, FhirApiOptions options);
+
+  // Handles a request whose path starts with /fhir. Never throws.
+  Response Handle(Request& request);
+
+  json::object CapabilityStatement(const std::string& base_url) const;
+
+  struct Context;
+  using RouteFn = Response (FhirApi::*)(Context&);
+  struct Route {
+    const char* method;
+    const char* pattern;      // segments after /fhir; {type} {id} {vid} are variables
+    const char* interaction;  // FHIR interaction code, for the CapabilityStatement
+    const char* level;        // "instance", "type" or "system"
+    RouteFn fn;
+  };
+  static const std::vector<Route>& Routes();
+
+ private:
+  Response Dispatch(Request& request);
+
+  Response Metadata(Context& c);
+  Response Read(Context& c);
+  Response VRead(Context& c);
+  Response Create(Context& c);
+  Response UpdateInstance(Context& c);
+  Response UpdateConditional(Context& c);
+  Response Patch(Context& c);
+  Response PatchConditional(Context& c);
+  Response DeleteInstance(Context& c);
+  Response DeleteConditional(Context& c);
+  Response HistoryInstance(Context& c);
+  Response HistoryType(Context& c);
+  Response HistorySystem(Context& c);
+  Response SearchType(Context& c);
+  Response SearchTypePost(Context& c);
+  Response BatchOrTransaction(Context& c);
+
+  Response History(Context& c, const std::string& type, const std::string& id);
+  Response Search(Context& c, const std::vector<std::pair<std::string, std::string>>& params);
+  Response PatchImpl(Context& c, const std::string& id,
+                     const std::vector<std::pair<std::string, std::string>>* criteria);
+
+  store::IStore& store_;
+  FhirApiOptions options_;
+  friend class BundleProcessor;
+};
+
+}  // namespace jiceng::api

@@ -1,0 +1,302 @@
+#include "api/interactions.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <set>
+
+#include "base/time.h"
+
+namespace jiceng::api {
+
+namespace {
+
+int HexVal(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+Result<std::string> PercentDecode(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '%') {
+      if (i + 2 >= s.size()) return Invalid("Bad percent-encoding in query");
+      int h = HexVal(s[i + 1]), l = HexVal(s[i + 2]);
+      if (h < 0 || l < 0) return Invalid("Bad percent-encoding in query");
+      out += static_cast<char>(h * 16 + l);
+      i += 2;
+    } else if (s[i] == '+') {
+      out += ' ';
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+
+std::vector<std::string_view> SplitUnescaped(std::string_view s, char sep) {
+  // FHIR search escapes ',' '|' '$' with a backslash; the foundation splits on the bare ones.
+  std::vector<std::string_view> parts;
+  std::size_t start = 0;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '\\') { ++i; continue; }
+    if (s[i] == sep) { parts.push_back(s.substr(start, i - start)); start = i + 1; }
+  }
+  parts.push_back(s.substr(start));
+  return parts;
+}
+
+std::string Unescape(std::string_view s) {
+  std::string out;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '\\' && i + 1 < s.size()) ++i;
+    out += s[i];
+  }
+  return out;
+}
+
+Error PreconditionFailed(std::string msg) {
+  return Error(ErrorCode::kPreconditionFailed, std::move(msg));
+}
+
+Result<WriteResult> PutVersion(store::IWriteTransaction& txn, json::object& resource,
+                               std::string_view type, std::string_view id, int64_t version,
+                               int status) {
+  int64_t now = NowMicros();
+  StampMeta(resource, id, version, now);
+  store::ResourceVersion v;
+  v.type = std::string(type);
+  v.id = std::string(id);
+  v.version = version;
+  v.last_updated_us = now;
+  v.json = ToJson(resource);
+  JC_RETURN_IF_ERROR(txn.Put(v, ExtractIndexRows(resource)));
+  WriteResult r;
+  r.status = status;
+  r.version = std::move(v);
+  return r;
+}
+
+}  // namespace
+
+Result<QueryParams> ParseQueryString(std::string_view query) {
+  QueryParams out;
+  if (!query.empty() && query.front() == '?') query.remove_prefix(1);
+  std::size_t pos = 0;
+  while (pos <= query.size() && !query.empty()) {
+    std::size_t amp = query.find('&', pos);
+    std::string_view part = query.substr(pos, amp == std::string_view::npos ? query.npos : amp - pos);
+    if (!part.empty()) {
+      std::size_t eq = part.find('=');
+      JC_ASSIGN_OR_RETURN(std::string k, PercentDecode(part.substr(0, eq)));
+      std::string v;
+      if (eq != std::string_view::npos) { JC_ASSIGN_OR_RETURN(v, PercentDecode(part.substr(eq + 1))); }
+      out.emplace_back(std::move(k), std::move(v));
+    }
+    if (amp == std::string_view::npos) break;
+    pos = amp + 1;
+  }
+  return out;
+}
+
+Result<std::vector<std::string>> FindMatches(store::IReadTransaction& txn, std::string_view type,
+                                             const QueryParams& criteria) {
+  if (criteria.empty()) return Invalid("Conditional criteria are empty");
+  std::optional<std::set<std::string>> acc;
+  for (const auto& [name, value] : criteria) {
+    std::set<std::string> ids;
+    if (name == "_id") {
+      for (auto part : SplitUnescaped(value, ',')) {
+        std::string id = Unescape(part);
+        JC_ASSIGN_OR_RETURN(auto cur, txn.ReadCurrent(type, id));
+        if (cur && !cur->deleted) ids.insert(id);
+      }
+    } else if (name == "identifier") {
+      for (auto part : SplitUnescaped(value, ',')) {
+        auto bar = SplitUnescaped(part, '|');
+        std::optional<std::string> system;
+        std::string code;
+        if (bar.size() == 1) {
+          code = Unescape(bar[0]);
+        } else if (bar.size() == 2) {
+          system = Unescape(bar[0]);
+          code = Unescape(bar[1]);
+        } else {
+          return Invalid(fmt::format("Bad token '{}' for parameter identifier", part));
+        }
+        if (code.empty())
+          return Invalid("Conditional criteria 'identifier=system|' (any value) is not supported");
+        std::optional<std::string_view> sys;
+        if (system) sys = *system;
+        JC_ASSIGN_OR_RETURN(auto found, txn.FindByToken(type, "identifier", sys, code, 1000));
+        ids.insert(found.begin(), found.end());
+      }
+    } else {
+      return Invalid(fmt::format(
+          "Conditional criteria parameter '{}' is not supported (supported: identifier, _id)",
+          name));
+    }
+    if (!acc) {
+      acc = std::move(ids);
+    } else {
+      std::set<std::string> both;
+      std::set_intersection(acc->begin(), acc->end(), ids.begin(), ids.end(),
+                            std::inserter(both, both.begin()));
+      acc = std::move(both);
+    }
+  }
+  return std::vector<std::string>(acc->begin(), acc->end());
+}
+
+Result<int64_t> ParseETagVersion(std::string_view etag) {
+  std::string_view s = etag;
+  while (!s.empty() && s.front() == ' ') s.remove_prefix(1);
+  while (!s.empty() && s.back() == ' ') s.remove_suffix(1);
+  if (s.size() >= 2 && (s.substr(0, 2) == "W/" || s.substr(0, 2) == "w/")) s.remove_prefix(2);
+  if (s.size() >= 2 && s.front() == '"' && s.back() == '"') s = s.substr(1, s.size() - 2);
+  if (s.empty() || s.size() > 18) return Invalid(fmt::format("Bad ETag '{}'", etag));
+  int64_t v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return Invalid(fmt::format("Bad ETag '{}'", etag));
+    v = v * 10 + (c - '0');
+  }
+  return v;
+}
+
+store::IndexRows ExtractIndexRows(const json::object& resource) {
+  store::IndexRows rows;
+  if (const auto* ids = FindArray(resource, "identifier")) {
+    for (const auto& idv : *ids) {
+      if (!idv.is_object()) continue;
+      auto value = FindString(idv.get_object(), "value");
+      if (!value) continue;
+      auto system = FindString(idv.get_object(), "system");
+      rows.tokens.push_back({"identifier", system ? std::string(*system) : std::string(),
+                             std::string(*value)});
+    }
+  }
+  return rows;
+}
+
+void StampMeta(json::object& resource, std::string_view id, int64_t version, int64_t now_us) {
+  resource["id"] = id;
+  json::value& metav = resource["meta"];
+  if (!metav.is_object()) metav = json::object();
+  auto& meta = metav.get_object();
+  meta["versionId"] = std::to_string(version);
+  meta["lastUpdated"] = FormatInstant(now_us);
+  // Keep resourceType first and id second for readability of stored JSON.
+}
+
+Result<WriteResult> Interactions::Create(store::IWriteTransaction& txn, json::object resource,
+                                         const std::string& id, std::string_view if_none_exist) {
+  std::string type(FindString(resource, "resourceType").value_or(""));
+  if (!if_none_exist.empty()) {
+    JC_ASSIGN_OR_RETURN(QueryParams criteria, ParseQueryString(if_none_exist));
+    JC_ASSIGN_OR_RETURN(auto matches, FindMatches(txn, type, criteria));
+    if (matches.size() > 1)
+      return PreconditionFailed(fmt::format(
+          "If-None-Exist criteria '{}' match {} resources", if_none_exist, matches.size()));
+    if (matches.size() == 1) {
+      JC_ASSIGN_OR_RETURN(auto cur, txn.ReadCurrent(type, matches[0]));
+      WriteResult r;
+      r.status = 200;
+      r.version = std::move(*cur);
+      r.changed = false;
+      return r;
+    }
+  }
+  JC_ASSIGN_OR_RETURN(auto existing, txn.ReadCurrent(type, id));
+  if (existing) return Conflict(fmt::format("{}/{} already exists", type, id));
+  return PutVersion(txn, resource, type, id, 1, 201);
+}
+
+Result<WriteResult> Interactions::Update(store::IWriteTransaction& txn, std::string_view type,
+                                         std::string_view id, json::object resource,
+                                         std::optional<int64_t> if_match) {
+  JC_ASSIGN_OR_RETURN(auto cur, txn.ReadCurrent(type, id));
+  if (if_match) {
+    if (!cur) return PreconditionFailed(fmt::format("If-Match given but {}/{} does not exist", type, id));
+    if (cur->version != *if_match)
+      return PreconditionFailed(fmt::format("Version conflict: {}/{} is at version {}, If-Match was {}",
+                                            type, id, cur->version, *if_match));
+  }
+  if (!cur) return PutVersion(txn, resource, type, id, 1, 201);
+  // Updating a deleted resource revives it with the next version number.
+  return PutVersion(txn, resource, type, id, cur->version + 1, cur->deleted ? 201 : 200);
+}
+
+Result<WriteResult> Interactions::ConditionalUpdate(store::IWriteTransaction& txn,
+                                                    std::string_view type,
+                                                    const QueryParams& criteria,
+                                                    json::object resource,
+                                                    const std::string& new_id,
+                                                    std::optional<int64_t> if_match) {
+  JC_ASSIGN_OR_RETURN(auto matches, FindMatches(txn, type, criteria));
+  auto body_id = FindString(resource, "id");
+  if (matches.size() > 1)
+    return PreconditionFailed(fmt::format("Conditional update criteria match {} resources", matches.size()));
+  if (matches.empty()) {
+    std::string id = body_id ? std::string(*body_id) : new_id;
+    return Update(txn, type, id, std::move(resource), if_match);
+  }
+  if (body_id && *body_id != matches[0])
+    return Invalid(fmt::format("Resource id '{}' does not match the resource found by the criteria ('{}')",
+                               *body_id, matches[0]), fmt::format("{}.id", type));
+  return Update(txn, type, matches[0], std::move(resource), if_match);
+}
+
+Result<WriteResult> Interactions::Delete(store::IWriteTransaction& txn, std::string_view type,
+                                         std::string_view id, std::optional<int64_t> if_match) {
+  JC_ASSIGN_OR_RETURN(auto cur, txn.ReadCurrent(type, id));
+  if (!cur) return NotFound(fmt::format("{}/{} is not known", type, id));
+  if (if_match && cur->version != *if_match)
+    return PreconditionFailed(fmt::format("Version conflict: {}/{} is at version {}, If-Match was {}",
+                                          type, id, cur->version, *if_match));
+  if (cur->deleted) {
+    WriteResult r;
+    r.status = 204;
+    r.version = std::move(*cur);
+    r.changed = false;
+    return r;
+  }
+  store::ResourceVersion v;
+  v.type = std::string(type);
+  v.id = std::string(id);
+  v.version = cur->version + 1;
+  v.last_updated_us = NowMicros();
+  v.deleted = true;
+  JC_RETURN_IF_ERROR(txn.Put(v, store::IndexRows{}));
+  WriteResult r;
+  r.status = 204;
+  r.version = std::move(v);
+  return r;
+}
+
+Result<WriteResult> Interactions::ConditionalDelete(store::IWriteTransaction& txn,
+                                                    std::string_view type,
+                                                    const QueryParams& criteria) {
+  JC_ASSIGN_OR_RETURN(auto matches, FindMatches(txn, type, criteria));
+  if (matches.size() > 1)
+    return PreconditionFailed(fmt::format("Conditional delete criteria match {} resources", matches.size()));
+  if (matches.empty()) {
+    WriteResult r;
+    r.status = 204;
+    r.changed = false;
+    return r;
+  }
+  return Delete(txn, type, matches[0], std::nullopt);
+}
+
+Result<store::ResourceVersion> Interactions::Read(store::IReadTransaction& txn,
+                                                  std::string_view type, std::string_view id) {
+  JC_ASSIGN_OR_RETURN(auto cur, txn.ReadCurrent(type, id));
+  if (!cur) return NotFound(fmt::format("{}/{} is not known", type, id));
+  if (cur->deleted) return Error(ErrorCode::kGone, fmt::format("{}/{} was deleted", type, id));
+  return std::move(*cur);
+}
+
+}  // namespace jiceng::api

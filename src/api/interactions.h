@@ -1,0 +1,83 @@
+// api/interactions: the FHIR write and read interactions as operations on a store transaction,
+// with no HTTP in sight. The REST handlers run one interaction per store write; the Bundle
+// processor runs a whole transaction's entries inside one store write.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "base/json.h"
+#include "base/result.h"
+#include "store/store.h"
+
+namespace jiceng::api {
+
+using QueryParams = std::vector<std::pair<std::string, std::string>>;
+
+// What a write interaction did.
+struct WriteResult {
+  int status = 200;                 // 200 OK, 201 Created, 204 No Content
+  store::ResourceVersion version;   // the stored version (json empty for a tombstone)
+  bool changed = true;              // false: conditional create matched, delete of a deleted one
+};
+
+// Parses a query string ("a=1&b=x%7Cy") into decoded pairs ('+' means space).
+Result<QueryParams> ParseQueryString(std::string_view query);
+
+// Ids of current resources of `type` matching conditional criteria. The foundation supports
+// `identifier` (token forms `system|value`, `|value`, `value`) and `_id`, with `,` as OR and
+// repeated parameters as AND; any other parameter is an Invalid error naming it.
+Result<std::vector<std::string>> FindMatches(store::IReadTransaction& txn, std::string_view type,
+                                             const QueryParams& criteria);
+
+// Parses an If-Match / ETag value (W/"3", "3" or 3) into a version number.
+Result<int64_t> ParseETagVersion(std::string_view etag);
+
+// Index rows of a resource as the foundation knows them (identifier tokens); the search module
+// replaces this with extraction for every search parameter.
+store::IndexRows ExtractIndexRows(const json::object& resource);
+
+// Writes meta.versionId / meta.lastUpdated and id into `resource`.
+void StampMeta(json::object& resource, std::string_view id, int64_t version, int64_t now_us);
+
+class Interactions {
+ public:
+  // create: `resource` has been validated; `id` is the server-assigned id. If `if_none_exist`
+  // (a query string) matches one resource, nothing is written and that resource is returned
+  // (changed=false, status 200); several matches → 412.
+  static Result<WriteResult> Create(store::IWriteTransaction& txn, json::object resource,
+                                    const std::string& id, std::string_view if_none_exist);
+
+  // update (create-on-update when the id is new). `if_match`: expected current version.
+  static Result<WriteResult> Update(store::IWriteTransaction& txn, std::string_view type,
+                                    std::string_view id, json::object resource,
+                                    std::optional<int64_t> if_match);
+
+  // Conditional update: 0 matches → create (with the body's id if it has one, else `new_id`),
+  // 1 → update it, several → 412.
+  static Result<WriteResult> ConditionalUpdate(store::IWriteTransaction& txn,
+                                               std::string_view type,
+                                               const QueryParams& criteria,
+                                               json::object resource,
+                                               const std::string& new_id,
+                                               std::optional<int64_t> if_match);
+
+  // delete: writes a tombstone version. Never existed → 404; already deleted → 204, unchanged.
+  static Result<WriteResult> Delete(store::IWriteTransaction& txn, std::string_view type,
+                                    std::string_view id, std::optional<int64_t> if_match);
+
+  // Conditional delete (single mode): 0 matches → 204, 1 → delete, several → 412.
+  static Result<WriteResult> ConditionalDelete(store::IWriteTransaction& txn,
+                                               std::string_view type,
+                                               const QueryParams& criteria);
+
+  // The current, non-deleted version or NotFound / Gone.
+  static Result<store::ResourceVersion> Read(store::IReadTransaction& txn, std::string_view type,
+                                             std::string_view id);
+};
+
+}  // namespace jiceng::api

@@ -1,0 +1,28 @@
+#include "cli/platform.h"
+
+#include "fhir/definitions.h"
+#include "fhir/validator.h"
+#include "store/sqlite/sqlite_store.h"
+
+namespace jiceng::cli {
+
+Result<std::unique_ptr<Platform>> OpenPlatform(const Config& config) {
+  auto p = std::make_unique<Platform>();
+  const auto& defs = fhir::Definitions::Get();
+  JC_ASSIGN_OR_RETURN(p->store, store::OpenSqliteStore(config.db));
+  auto& o = p->fhir_options;
+  o.strict_validation = config.strict_validation;
+  o.base_url = config.base_url;
+  o.validate = [](const json::object& r, bool strict) {
+    fhir::ValidationOptions vo;
+    vo.strict = strict;
+    return fhir::Validate(r, vo);
+  };
+  o.is_resource_type = [&defs](std::string_view t) { return defs.IsResourceType(t); };
+  o.resource_types = defs.ResourceTypes();
+  o.software_version = JICENG_VERSION;
+  p->fhir = std::make_unique<api::FhirApi>(*p->store, o);
+  return p;
+}
+
+}  // namespace jiceng::cli

@@ -1,0 +1,22 @@
+// cli/platform: wires the modules into a running platform (store + FHIR API) from a Config.
+// Shared by `serve` and `import` so both see the same validation and storage settings.
+#pragma once
+
+#include <memory>
+
+#include "api/fhir_api.h"
+#include "base/config.h"
+#include "base/result.h"
+#include "store/store.h"
+
+namespace jiceng::cli {
+
+struct Platform {
+  std::unique_ptr<store::IStore> store;
+  std::unique_ptr<api::FhirApi> fhir;
+  api::FhirApiOptions fhir_options;
+};
+
+Result<std::unique_ptr<Platform>> OpenPlatform(const Config& config);
+
+}  // namespace jiceng::cli

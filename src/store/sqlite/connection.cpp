@@ -1,0 +1,119 @@
+#include "store/sqlite/connection.h"
+
+#include <string>
+
+namespace jiceng::store::sqlite {
+
+Error SqliteError(sqlite3* db, int rc, std::string_view what) {
+  std::string msg = "sqlite: ";
+  msg += what;
+  msg += ": ";
+  msg += db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+  msg += " (code " + std::to_string(rc) + ")";
+  switch (rc & 0xff) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+      return Error(ErrorCode::kUnavailable, std::move(msg));
+    case SQLITE_CONSTRAINT:
+      return Error(ErrorCode::kConflict, std::move(msg));
+    default:
+      return Error(ErrorCode::kInternal, std::move(msg));
+  }
+}
+
+Result<bool> Stmt::Step() {
+  int rc = sqlite3_step(stmt_);
+  if (rc == SQLITE_ROW) return true;
+  if (rc == SQLITE_DONE) return false;
+  return SqliteError(db_, rc, "step");
+}
+
+Status Stmt::Run() {
+  for (;;) {
+    JC_ASSIGN_OR_RETURN(bool row, Step());
+    if (!row) return Status::Ok();
+  }
+}
+
+Result<std::unique_ptr<Connection>> Connection::Open(const std::string& path,
+                                                     const ConnectionOptions& options) {
+  sqlite3* db = nullptr;
+  int flags = SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE |
+              (options.read_only ? SQLITE_OPEN_READONLY
+                                 : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+  int rc = sqlite3_open_v2(path.c_str(), &db, flags, nullptr);
+  if (rc != SQLITE_OK) {
+    Error e = SqliteError(db, rc, "open " + path);
+    sqlite3_close_v2(db);  // a handle is returned even on failure
+    return e;
+  }
+  std::unique_ptr<Connection> conn(new Connection(db));
+  sqlite3_busy_timeout(db, options.busy_timeout_ms);
+  // Defensive: never load extensions or run triggers/views on behalf of stored data.
+  sqlite3_db_config(db, SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION, 0, nullptr);
+  sqlite3_db_config(db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, nullptr);
+  sqlite3_db_config(db, SQLITE_DBCONFIG_DQS_DML, 0, nullptr);
+  sqlite3_db_config(db, SQLITE_DBCONFIG_DQS_DDL, 0, nullptr);
+  std::string pragmas = "PRAGMA cache_size=-" + std::to_string(options.cache_kib) +
+                        "; PRAGMA mmap_size=" + std::to_string(options.mmap_bytes) +
+                        "; PRAGMA temp_store=MEMORY; PRAGMA foreign_keys=ON;";
+  JC_RETURN_IF_ERROR(conn->Exec(pragmas.c_str()));
+  return conn;
+}
+
+Connection::~Connection() {
+  for (auto& [sql, stmt] : cache_) sqlite3_finalize(stmt);
+  cache_.clear();
+  // close_v2 so that a stray unfinalized statement cannot make the close fail and leak the file.
+  sqlite3_close_v2(db_);
+}
+
+Result<sqlite3_stmt*> Connection::Prepare(const std::string& sql) {
+  auto it = cache_.find(sql);
+  if (it != cache_.end()) return it->second;
+  sqlite3_stmt* stmt = nullptr;
+  int rc = sqlite3_prepare_v3(db_, sql.c_str(), static_cast<int>(sql.size() + 1),
+                              SQLITE_PREPARE_PERSISTENT, &stmt, nullptr);
+  if (rc != SQLITE_OK) return SqliteError(db_, rc, "prepare");
+  cache_.emplace(sql, stmt);
+  return stmt;
+}
+
+Status Connection::Exec(const char* sql) {
+  char* err = nullptr;
+  int rc = sqlite3_exec(db_, sql, nullptr, nullptr, &err);
+  sqlite3_free(err);  // errmsg on the handle carries the same text
+  if (rc != SQLITE_OK) return SqliteError(db_, rc, sql);
+  return Status::Ok();
+}
+
+Result<std::optional<int64_t>> Connection::QueryInt(const char* sql) {
+  sqlite3_stmt* raw = nullptr;
+  int rc = sqlite3_prepare_v2(db_, sql, -1, &raw, nullptr);
+  if (rc != SQLITE_OK) return SqliteError(db_, rc, sql);
+  std::unique_ptr<sqlite3_stmt, int (*)(sqlite3_stmt*)> stmt(raw, sqlite3_finalize);
+  rc = sqlite3_step(raw);
+  if (rc == SQLITE_ROW) {
+    if (sqlite3_column_type(raw, 0) == SQLITE_NULL) return std::optional<int64_t>();
+    return std::optional<int64_t>(sqlite3_column_int64(raw, 0));
+  }
+  if (rc == SQLITE_DONE) return std::optional<int64_t>();
+  return SqliteError(db_, rc, sql);
+}
+
+Result<std::optional<std::string>> Connection::QueryText(const char* sql) {
+  sqlite3_stmt* raw = nullptr;
+  int rc = sqlite3_prepare_v2(db_, sql, -1, &raw, nullptr);
+  if (rc != SQLITE_OK) return SqliteError(db_, rc, sql);
+  std::unique_ptr<sqlite3_stmt, int (*)(sqlite3_stmt*)> stmt(raw, sqlite3_finalize);
+  rc = sqlite3_step(raw);
+  if (rc == SQLITE_ROW) {
+    const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(raw, 0));
+    if (!p) return std::optional<std::string>();
+    return std::optional<std::string>(std::string(p));
+  }
+  if (rc == SQLITE_DONE) return std::optional<std::string>();
+  return SqliteError(db_, rc, sql);
+}
+
+}  // namespace jiceng::store::sqlite

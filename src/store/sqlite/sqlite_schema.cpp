@@ -1,0 +1,145 @@
+#include "store/sqlite/sqlite_schema.h"
+
+#include <chrono>
+#include <string>
+
+#include "store/sqlite/connection.h"
+
+namespace jiceng::store::sqlite {
+namespace {
+
+// 'JCNG': marks the file as a Jiceng database so we never migrate someone else's SQLite file.
+constexpr int64_t kApplicationId = 0x4A434E47;
+
+// Schema v1 — design notes (the PostgreSQL backend mirrors these tables):
+//
+// * resource: the current version of every resource, one row per (type, id), json included.
+//   `rid` (INTEGER PRIMARY KEY = the rowid) is a surrogate key: every per-resource table (history
+//   and all search index tables) keys on this 8-byte integer instead of repeating type + id
+//   strings, which keeps the index b-trees small and makes "replace this resource's index rows"
+//   one integer range delete. The current json is stored twice (here and in resource_history):
+//   read by id is then one lookup on the (type, id) unique index plus its rowid row, with no
+//   second probe into history; the price is writing ~1 KB twice per version, which is cheap
+//   next to the fsync of the commit.
+// * resource_history: every version, tombstones included (deleted = 1, json = ''). type and id
+//   are repeated (immutable per rid) so that type- and system-level history never join.
+//   Indexes: (rid, version) for instance history and vread; (last_updated_us) for system history;
+//   (type, last_updated_us) for type history. Ties on last_updated_us order by hid (insertion).
+// * idx_token: the token search index, one row per (resource, param, system, code) of the
+//   current version; WITHOUT ROWID so the table is its own (type, param, code, system) index.
+//   system is '' when the token has none. The search module adds idx_string, idx_date,
+//   idx_number, idx_quantity, idx_reference, idx_uri, idx_composite in the same shape:
+//   (type, param, <value columns>, rid) primary key + an index on rid for replacement.
+constexpr const char* kSchemaV1 = R"sql(
+CREATE TABLE resource (
+  rid INTEGER PRIMARY KEY,
+  type TEXT NOT NULL,
+  id TEXT NOT NULL,
+  version INTEGER NOT NULL,
+  last_updated_us INTEGER NOT NULL,
+  deleted INTEGER NOT NULL DEFAULT 0,
+  json TEXT NOT NULL,
+  UNIQUE (type, id)
+);
+CREATE INDEX resource_live_by_type ON resource(type) WHERE deleted = 0;
+
+CREATE TABLE resource_history (
+  hid INTEGER PRIMARY KEY,
+  rid INTEGER NOT NULL REFERENCES resource(rid),
+  type TEXT NOT NULL,
+  id TEXT NOT NULL,
+  version INTEGER NOT NULL,
+  last_updated_us INTEGER NOT NULL,
+  deleted INTEGER NOT NULL DEFAULT 0,
+  json TEXT NOT NULL
+);
+CREATE UNIQUE INDEX resource_history_by_rid ON resource_history(rid, version);
+CREATE INDEX resource_history_by_time ON resource_history(last_updated_us);
+CREATE INDEX resource_history_by_type_time ON resource_history(type, last_updated_us);
+
+CREATE TABLE idx_token (
+  type TEXT NOT NULL,
+  param TEXT NOT NULL,
+  code TEXT NOT NULL,
+  system TEXT NOT NULL DEFAULT '',
+  rid INTEGER NOT NULL REFERENCES resource(rid),
+  PRIMARY KEY (type, param, code, system, rid)
+) WITHOUT ROWID;
+CREATE INDEX idx_token_by_rid ON idx_token(rid);
+)sql";
+
+constexpr Migration kMigrations[] = {
+    {1, "resource, history and token index", kSchemaV1},
+};
+
+int64_t NowUs() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+Status ApplyInTransaction(Connection& conn, std::span<const Migration> migrations) {
+  JC_ASSIGN_OR_RETURN(std::optional<int64_t> app_id, conn.QueryInt("PRAGMA application_id"));
+  JC_ASSIGN_OR_RETURN(
+      std::optional<int64_t> has_migrations,
+      conn.QueryInt("SELECT 1 FROM sqlite_schema WHERE name = 'schema_migrations'"));
+  JC_ASSIGN_OR_RETURN(std::optional<int64_t> table_count,
+                      conn.QueryInt("SELECT count(*) FROM sqlite_schema"));
+  if (app_id.value_or(0) != 0 && *app_id != kApplicationId) {
+    return Invalid("not a Jiceng database (foreign SQLite application_id)");
+  }
+  if (!has_migrations && table_count.value_or(0) > 0) {
+    return Invalid("not a Jiceng database (tables present but no schema_migrations)");
+  }
+  JC_RETURN_IF_ERROR(conn.Exec(
+      "CREATE TABLE IF NOT EXISTS schema_migrations ("
+      "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at_us INTEGER NOT NULL)"));
+  JC_ASSIGN_OR_RETURN(std::optional<int64_t> current,
+                      conn.QueryInt("SELECT max(version) FROM schema_migrations"));
+  const int64_t have = current.value_or(0);
+  const int64_t known = migrations.empty() ? 0 : migrations.back().version;
+  if (have > known) {
+    return Error(ErrorCode::kUnavailable,
+                 "database schema version " + std::to_string(have) +
+                     " is newer than this binary knows (" + std::to_string(known) +
+                     "); run a newer jiceng");
+  }
+  JC_RETURN_IF_ERROR(conn.Exec(
+      ("PRAGMA application_id = " + std::to_string(kApplicationId)).c_str()));
+  for (const Migration& m : migrations) {
+    if (m.version <= have) continue;
+    if (Status s = conn.Exec(m.sql); !s.ok()) {
+      Error e = std::move(s).error();
+      e.message = "migration " + std::to_string(m.version) + " (" + m.name + "): " + e.message;
+      return e;
+    }
+    JC_SQL_STMT(ins, conn,
+                "INSERT INTO schema_migrations(version, name, applied_at_us) VALUES (?1, ?2, ?3)");
+    ins.BindInt(1, m.version);
+    ins.BindText(2, m.name);
+    ins.BindInt(3, NowUs());
+    JC_RETURN_IF_ERROR(ins.Run());
+  }
+  // Mirror the version where `sqlite3 file 'PRAGMA user_version'` shows it to an operator.
+  return conn.Exec(("PRAGMA user_version = " + std::to_string(known)).c_str());
+}
+
+}  // namespace
+
+std::span<const Migration> Migrations() { return kMigrations; }
+
+Status ApplyMigrations(Connection& conn, std::span<const Migration> migrations) {
+  for (size_t i = 0; i < migrations.size(); ++i) {
+    if (migrations[i].version != static_cast<int>(i) + 1) {
+      return Internal("schema migrations must be numbered 1, 2, 3 … without gaps");
+    }
+  }
+  // IMMEDIATE: two processes opening the same new file must not both run migration 1.
+  JC_RETURN_IF_ERROR(conn.Exec("BEGIN IMMEDIATE"));
+  Status s = ApplyInTransaction(conn, migrations);
+  if (s.ok()) s = conn.Exec("COMMIT");
+  if (!s.ok() && conn.InTransaction()) (void)conn.Exec("ROLLBACK");
+  return s;
+}
+
+}  // namespace jiceng::store::sqlite

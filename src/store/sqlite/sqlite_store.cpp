@@ -1,0 +1,709 @@
+// The SQLite backend: read pool, read/write transactions over one Connection, and the
+// group-committing writer thread.
+#include "store/sqlite/sqlite_store.h"
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <exception>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "base/metrics.h"
+#include "store/sqlite/connection.h"
+#include "store/sqlite/sqlite_schema.h"
+
+namespace jiceng::store {
+namespace sqlite {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// The DbSeconds children this backend records into, looked up once per store.
+struct Timers {
+  prometheus::Histogram* read;
+  prometheus::Histogram* history;
+  prometheus::Histogram* write_group;
+  prometheus::Histogram* commit;
+
+  static Timers Make() {
+    auto& family = metrics::DbSeconds();
+    auto get = [&](const char* op) {
+      return &family.Add({{"backend", "sqlite"}, {"op", op}}, metrics::LatencyBuckets());
+    };
+    return Timers{get("read"), get("history"), get("write_group"), get("commit")};
+  }
+};
+
+// Observes the time from construction to destruction.
+class ScopedTimer {
+ public:
+  explicit ScopedTimer(prometheus::Histogram* h) : h_(h), start_(Clock::now()) {}
+  ~ScopedTimer() {
+    h_->Observe(std::chrono::duration<double>(Clock::now() - start_).count());
+  }
+  ScopedTimer(const ScopedTimer&) = delete;
+  ScopedTimer& operator=(const ScopedTimer&) = delete;
+
+ private:
+  prometheus::Histogram* h_;
+  Clock::time_point start_;
+};
+
+constexpr const char* kVersionColumns = "type, id, version, last_updated_us, deleted, json";
+
+ResourceVersion RowToVersion(const Stmt& s) {
+  ResourceVersion v;
+  v.type = s.ColumnText(0);
+  v.id = s.ColumnText(1);
+  v.version = s.ColumnInt(2);
+  v.last_updated_us = s.ColumnInt(3);
+  v.deleted = s.ColumnInt(4) != 0;
+  v.json = s.ColumnText(5);
+  return v;
+}
+
+// ---- the queries, shared by read transactions and the write transaction ------------------------
+
+Result<std::optional<ResourceVersion>> QueryCurrent(Connection& c, std::string_view type,
+                                                    std::string_view id) {
+  JC_SQL_STMT(s, c,
+              "SELECT type, id, version, last_updated_us, deleted, json FROM resource "
+              "WHERE type = ?1 AND id = ?2");
+  s.BindText(1, type);
+  s.BindText(2, id);
+  JC_ASSIGN_OR_RETURN(bool row, s.Step());
+  if (!row) return std::optional<ResourceVersion>();
+  return std::optional<ResourceVersion>(RowToVersion(s));
+}
+
+Result<std::optional<ResourceVersion>> QueryVersion(Connection& c, std::string_view type,
+                                                    std::string_view id, int64_t version) {
+  JC_SQL_STMT(s, c,
+              "SELECT h.type, h.id, h.version, h.last_updated_us, h.deleted, h.json "
+              "FROM resource r JOIN resource_history h ON h.rid = r.rid AND h.version = ?3 "
+              "WHERE r.type = ?1 AND r.id = ?2");
+  s.BindText(1, type);
+  s.BindText(2, id);
+  s.BindInt(3, version);
+  JC_ASSIGN_OR_RETURN(bool row, s.Step());
+  if (!row) return std::optional<ResourceVersion>();
+  return std::optional<ResourceVersion>(RowToVersion(s));
+}
+
+Result<HistoryPage> QueryHistory(Connection& c, const HistoryQuery& q) {
+  // The WHERE clause is built from the query's shape (never its values, which are bound), so
+  // each of the few shapes gets a plan that uses the right index and its own cached statement.
+  // Parameters: ?1 type, ?2 id, ?3 since, ?4 at_or_before, ?5 limit, ?6 offset.
+  std::string where;
+  std::string order;
+  if (!q.id.empty()) {
+    where = "rid = (SELECT rid FROM resource WHERE type = ?1 AND id = ?2)";
+    order = " ORDER BY version DESC";
+  } else if (!q.type.empty()) {
+    where = "type = ?1";
+    order = " ORDER BY last_updated_us DESC, hid DESC";
+  } else {
+    where = "1";
+    order = " ORDER BY last_updated_us DESC, hid DESC";
+  }
+  if (q.since_us) where += " AND last_updated_us >= ?3";
+  if (q.at_or_before_us) where += " AND last_updated_us <= ?4";
+
+  HistoryPage page;
+  {
+    JC_SQL_STMT(s, c, "SELECT count(*) FROM resource_history WHERE " + where);
+    if (!q.type.empty()) s.BindText(1, q.type);
+    if (!q.id.empty()) s.BindText(2, q.id);
+    if (q.since_us) s.BindInt(3, *q.since_us);
+    if (q.at_or_before_us) s.BindInt(4, *q.at_or_before_us);
+    JC_ASSIGN_OR_RETURN(bool row, s.Step());
+    page.total = row ? s.ColumnInt(0) : 0;
+  }
+  const int64_t count = std::max<int64_t>(q.count, 0);
+  const int64_t offset = std::max<int64_t>(q.offset, 0);
+  if (count == 0 || offset >= page.total) return page;
+  JC_SQL_STMT(s, c,
+              std::string("SELECT ") + kVersionColumns + " FROM resource_history WHERE " + where +
+                  order + " LIMIT ?5 OFFSET ?6");
+  if (!q.type.empty()) s.BindText(1, q.type);
+  if (!q.id.empty()) s.BindText(2, q.id);
+  if (q.since_us) s.BindInt(3, *q.since_us);
+  if (q.at_or_before_us) s.BindInt(4, *q.at_or_before_us);
+  s.BindInt(5, count);
+  s.BindInt(6, offset);
+  page.entries.reserve(static_cast<size_t>(std::min<int64_t>(count, page.total - offset)));
+  for (;;) {
+    JC_ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) break;
+    page.entries.push_back(RowToVersion(s));
+  }
+  return page;
+}
+
+Result<std::vector<std::string>> QueryByToken(Connection& c, std::string_view type,
+                                              std::string_view param,
+                                              std::optional<std::string_view> system,
+                                              std::string_view code, int limit) {
+  std::vector<std::string> ids;
+  if (limit <= 0) return ids;
+  // IN (…) de-duplicates a resource that has the code under several systems.
+  JC_SQL_STMT(s, c,
+              system ? "SELECT id FROM resource WHERE rid IN (SELECT rid FROM idx_token "
+                       "WHERE type = ?1 AND param = ?2 AND code = ?3 AND system = ?4) "
+                       "AND deleted = 0 ORDER BY rid LIMIT ?5"
+                     : "SELECT id FROM resource WHERE rid IN (SELECT rid FROM idx_token "
+                       "WHERE type = ?1 AND param = ?2 AND code = ?3) "
+                       "AND deleted = 0 ORDER BY rid LIMIT ?5");
+  s.BindText(1, type);
+  s.BindText(2, param);
+  s.BindText(3, code);
+  if (system) s.BindText(4, *system);
+  s.BindInt(5, limit);
+  for (;;) {
+    JC_ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) break;
+    ids.push_back(s.ColumnText(0));
+  }
+  return ids;
+}
+
+Result<int64_t> QueryCount(Connection& c, std::string_view type) {
+  JC_SQL_STMT(s, c,
+              type.empty() ? "SELECT count(*) FROM resource WHERE deleted = 0"
+                           : "SELECT count(*) FROM resource WHERE type = ?1 AND deleted = 0");
+  if (!type.empty()) s.BindText(1, type);
+  JC_ASSIGN_OR_RETURN(bool row, s.Step());
+  return row ? s.ColumnInt(0) : int64_t{0};
+}
+
+Result<std::vector<ResourceVersion>> QueryList(Connection& c, std::string_view type,
+                                               int64_t offset, int64_t count) {
+  std::vector<ResourceVersion> out;
+  if (count <= 0) return out;
+  // Walks the (type, id) unique index in id order.
+  JC_SQL_STMT(s, c,
+              "SELECT type, id, version, last_updated_us, deleted, json FROM resource "
+              "WHERE type = ?1 AND deleted = 0 ORDER BY id LIMIT ?2 OFFSET ?3");
+  s.BindText(1, type);
+  s.BindInt(2, count);
+  s.BindInt(3, std::max<int64_t>(offset, 0));
+  for (;;) {
+    JC_ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) break;
+    out.push_back(RowToVersion(s));
+  }
+  return out;
+}
+
+Status PutVersion(Connection& c, const ResourceVersion& v, const IndexRows& index) {
+  if (v.type.empty() || v.id.empty()) return Invalid("Put: resource type and id are required");
+  if (v.version < 1) return Invalid("Put: version must be >= 1");
+  int64_t rid = 0;
+  {
+    // The WHERE on the upsert refuses to move a resource backwards (or sideways): a stale
+    // writer gets a conflict instead of silently overwriting a newer current row.
+    JC_SQL_STMT(s, c,
+                "INSERT INTO resource(type, id, version, last_updated_us, deleted, json) "
+                "VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(type, id) DO UPDATE SET "
+                "version = excluded.version, last_updated_us = excluded.last_updated_us, "
+                "deleted = excluded.deleted, json = excluded.json "
+                "WHERE excluded.version > resource.version RETURNING rid");
+    s.BindText(1, v.type);
+    s.BindText(2, v.id);
+    s.BindInt(3, v.version);
+    s.BindInt(4, v.last_updated_us);
+    s.BindInt(5, v.deleted ? 1 : 0);
+    s.BindText(6, v.deleted ? std::string_view() : std::string_view(v.json));
+    JC_ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) {
+      return Conflict("Put: " + v.type + "/" + v.id + " already has version " +
+                      std::to_string(v.version) + " or newer");
+    }
+    rid = s.ColumnInt(0);
+    JC_RETURN_IF_ERROR(s.Run());  // finish the RETURNING statement before the next one
+  }
+  {
+    JC_SQL_STMT(s, c,
+                "INSERT INTO resource_history(rid, type, id, version, last_updated_us, deleted, "
+                "json) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
+    s.BindInt(1, rid);
+    s.BindText(2, v.type);
+    s.BindText(3, v.id);
+    s.BindInt(4, v.version);
+    s.BindInt(5, v.last_updated_us);
+    s.BindInt(6, v.deleted ? 1 : 0);
+    s.BindText(7, v.deleted ? std::string_view() : std::string_view(v.json));
+    JC_RETURN_IF_ERROR(s.Run());
+  }
+  {
+    JC_SQL_STMT(s, c, "DELETE FROM idx_token WHERE rid = ?1");
+    s.BindInt(1, rid);
+    JC_RETURN_IF_ERROR(s.Run());
+  }
+  for (const TokenIndexRow& t : index.tokens) {
+    // OR IGNORE: the same token listed twice in one resource is one index row.
+    JC_SQL_STMT(s, c,
+                "INSERT OR IGNORE INTO idx_token(type, param, code, system, rid) "
+                "VALUES (?1, ?2, ?3, ?4, ?5)");
+    s.BindText(1, v.type);
+    s.BindText(2, t.param);
+    s.BindText(3, t.code);
+    s.BindText(4, t.system);
+    s.BindInt(5, rid);
+    JC_RETURN_IF_ERROR(s.Run());
+  }
+  return Status::Ok();
+}
+
+// ---- read pool -------------------------------------------------------------------------------
+
+// Shared by the store and every open read transaction, so a transaction that outlives Close()
+// still returns its connection somewhere valid (and the connection is then closed).
+class ReadPool {
+ public:
+  ReadPool(std::string path, ConnectionOptions options, int size)
+      : path_(std::move(path)), options_(options), size_(std::max(size, 1)) {}
+
+  Result<std::unique_ptr<Connection>> Acquire() {
+    std::unique_lock lock(mu_);
+    auto deadline = Clock::now() + std::chrono::milliseconds(options_.busy_timeout_ms);
+    for (;;) {
+      if (closed_) return Error(ErrorCode::kUnavailable, "store is closed");
+      if (!idle_.empty()) {
+        auto conn = std::move(idle_.back());
+        idle_.pop_back();
+        return conn;
+      }
+      if (open_ < size_) {
+        ++open_;
+        lock.unlock();
+        auto conn = Connection::Open(path_, options_);
+        if (conn.ok()) {
+          // Readers do not write, but a reader may be the last connection to close and then
+          // checkpoints: keep that durable too.
+          if (Status s = (*conn)->Exec("PRAGMA synchronous=FULL"); !s.ok()) conn = s.error();
+        }
+        if (!conn.ok()) {
+          lock.lock();
+          --open_;
+          cv_.notify_one();
+        }
+        return conn;
+      }
+      if (cv_.wait_until(lock, deadline) == std::cv_status::timeout && idle_.empty() &&
+          open_ >= size_) {
+        return Error(ErrorCode::kUnavailable, "all read connections are busy");
+      }
+    }
+  }
+
+  void Release(std::unique_ptr<Connection> conn) {
+    std::lock_guard lock(mu_);
+    if (closed_) {
+      --open_;
+      return;  // conn closes here
+    }
+    idle_.push_back(std::move(conn));
+    cv_.notify_one();
+  }
+
+  void Close() {
+    std::vector<std::unique_ptr<Connection>> idle;
+    {
+      std::lock_guard lock(mu_);
+      closed_ = true;
+      open_ -= static_cast<int>(idle_.size());
+      idle.swap(idle_);
+      cv_.notify_all();
+    }
+  }
+
+ private:
+  const std::string path_;
+  const ConnectionOptions options_;
+  const int size_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::unique_ptr<Connection>> idle_;
+  int open_ = 0;
+  bool closed_ = false;
+};
+
+class SqliteReadTransaction final : public IReadTransaction {
+ public:
+  // Timers are copied: a read transaction may outlive its store (the histograms live in the
+  // process-wide registry).
+  SqliteReadTransaction(std::shared_ptr<ReadPool> pool, std::unique_ptr<Connection> conn,
+                        const Timers& timers)
+      : pool_(std::move(pool)), conn_(std::move(conn)), timers_(timers) {}
+  ~SqliteReadTransaction() override {
+    // Ends the snapshot; ROLLBACK is safe even if an error already ended the transaction.
+    if (conn_->InTransaction()) (void)conn_->Exec("ROLLBACK");
+    pool_->Release(std::move(conn_));
+  }
+
+  Result<std::optional<ResourceVersion>> ReadCurrent(std::string_view type,
+                                                     std::string_view id) override {
+    ScopedTimer t(timers_.read);
+    return QueryCurrent(*conn_, type, id);
+  }
+  Result<std::optional<ResourceVersion>> ReadVersion(std::string_view type, std::string_view id,
+                                                     int64_t version) override {
+    ScopedTimer t(timers_.read);
+    return QueryVersion(*conn_, type, id, version);
+  }
+  Result<HistoryPage> History(const HistoryQuery& query) override {
+    ScopedTimer t(timers_.history);
+    return QueryHistory(*conn_, query);
+  }
+  Result<std::vector<std::string>> FindByToken(std::string_view type, std::string_view param,
+                                               std::optional<std::string_view> system,
+                                               std::string_view code, int limit) override {
+    ScopedTimer t(timers_.read);
+    return QueryByToken(*conn_, type, param, system, code, limit);
+  }
+  Result<int64_t> CountCurrent(std::string_view type) override {
+    ScopedTimer t(timers_.read);
+    return QueryCount(*conn_, type);
+  }
+  Result<std::vector<ResourceVersion>> ListCurrent(std::string_view type, int64_t offset,
+                                                   int64_t count) override {
+    ScopedTimer t(timers_.read);
+    return QueryList(*conn_, type, offset, count);
+  }
+
+ private:
+  std::shared_ptr<ReadPool> pool_;
+  std::unique_ptr<Connection> conn_;
+  const Timers timers_;
+};
+
+// The transaction handed to a unit of work: the writer connection inside the group's
+// transaction, so reads see the group's earlier uncommitted writes (serial semantics). Not
+// timed per call: the whole group is.
+class SqliteWriteTransaction final : public IWriteTransaction {
+ public:
+  explicit SqliteWriteTransaction(Connection& conn) : conn_(conn) {}
+
+  Result<std::optional<ResourceVersion>> ReadCurrent(std::string_view type,
+                                                     std::string_view id) override {
+    return QueryCurrent(conn_, type, id);
+  }
+  Result<std::optional<ResourceVersion>> ReadVersion(std::string_view type, std::string_view id,
+                                                     int64_t version) override {
+    return QueryVersion(conn_, type, id, version);
+  }
+  Result<HistoryPage> History(const HistoryQuery& query) override {
+    return QueryHistory(conn_, query);
+  }
+  Result<std::vector<std::string>> FindByToken(std::string_view type, std::string_view param,
+                                               std::optional<std::string_view> system,
+                                               std::string_view code, int limit) override {
+    return QueryByToken(conn_, type, param, system, code, limit);
+  }
+  Result<int64_t> CountCurrent(std::string_view type) override { return QueryCount(conn_, type); }
+  Result<std::vector<ResourceVersion>> ListCurrent(std::string_view type, int64_t offset,
+                                                   int64_t count) override {
+    return QueryList(conn_, type, offset, count);
+  }
+  Status Put(const ResourceVersion& version, const IndexRows& index) override {
+    return PutVersion(conn_, version, index);
+  }
+
+ private:
+  Connection& conn_;
+};
+
+// ---- the store and its writer ------------------------------------------------------------------
+
+class SqliteStore final : public IStore {
+ public:
+  SqliteStore(std::unique_ptr<Connection> writer, std::unique_ptr<Connection> checkpointer,
+              std::shared_ptr<ReadPool> pool, const SqliteOptions& options)
+      : options_(options),
+        timers_(Timers::Make()),
+        writer_conn_(std::move(writer)),
+        checkpoint_conn_(std::move(checkpointer)),
+        pool_(std::move(pool)) {
+    // Checkpoints (copying WAL pages into the database file, with its own fsyncs) run on a
+    // thread of their own instead of inside a COMMIT on the writer thread, so a group never
+    // waits behind one. SQLite allows a PASSIVE checkpoint concurrently with a writer.
+    sqlite3_wal_hook(writer_conn_->handle(), &SqliteStore::OnWalCommit, this);
+    checkpoint_thread_ = std::thread([this] { CheckpointLoop(); });
+    writer_thread_ = std::thread([this] { WriterLoop(); });
+    writer_id_ = writer_thread_.get_id();
+  }
+  ~SqliteStore() override { Close(); }
+
+  Result<std::unique_ptr<IReadTransaction>> BeginRead() override {
+    JC_ASSIGN_OR_RETURN(std::unique_ptr<Connection> conn, pool_->Acquire());
+    // DEFERRED: the snapshot starts at the first read and holds until the transaction ends, so
+    // every read of this transaction sees the same committed state.
+    if (Status s = conn->Exec("BEGIN DEFERRED"); !s.ok()) {
+      pool_->Release(std::move(conn));
+      return std::move(s).error();
+    }
+    return std::unique_ptr<IReadTransaction>(
+        new SqliteReadTransaction(pool_, std::move(conn), timers_));
+  }
+
+  Status Write(const WriteWork& work) override {
+    if (std::this_thread::get_id() == writer_id_) {
+      // A unit of work that calls Write would wait for its own group forever.
+      return Internal("IStore::Write called from inside a unit of work");
+    }
+    Pending p{&work};
+    std::unique_lock lock(mu_);
+    if (stopping_) return Error(ErrorCode::kUnavailable, "store is closed");
+    queue_.push_back(&p);
+    writer_cv_.notify_one();
+    p.cv.wait(lock, [&] { return p.done; });
+    return std::move(p.status);
+  }
+
+  void Close() override {
+    {
+      std::lock_guard lock(mu_);
+      if (closed_) return;
+      closed_ = true;
+      stopping_ = true;
+      writer_cv_.notify_one();
+    }
+    // The writer drains what was queued before stopping_ and then exits.
+    if (writer_thread_.joinable()) writer_thread_.join();
+    {
+      std::lock_guard lock(checkpoint_mu_);
+      checkpoint_stop_ = true;
+      checkpoint_cv_.notify_one();
+    }
+    if (checkpoint_thread_.joinable()) checkpoint_thread_.join();
+    checkpoint_conn_.reset();
+    pool_->Close();
+    if (writer_conn_) {
+      // Fold the WAL into the database so the file is self-contained when we are the last
+      // connection (best effort: a reader still open elsewhere keeps its pages).
+      (void)writer_conn_->Exec("PRAGMA wal_checkpoint(TRUNCATE)");
+      writer_conn_.reset();
+    }
+  }
+
+  std::string_view Backend() const override { return "sqlite"; }
+
+ private:
+  // One caller's unit of work; lives on the caller's stack until `done`.
+  struct Pending {
+    const WriteWork* work;
+    Status status;
+    bool done = false;
+    std::condition_variable cv;
+  };
+
+  // Runs on the writer thread after each commit, with the WAL's size in pages.
+  static int OnWalCommit(void* self, sqlite3*, const char*, int pages) {
+    auto* store = static_cast<SqliteStore*>(self);
+    if (pages >= store->options_.wal_autocheckpoint_pages) {
+      std::lock_guard lock(store->checkpoint_mu_);
+      store->checkpoint_wanted_ = true;
+      store->checkpoint_cv_.notify_one();
+    }
+    return SQLITE_OK;
+  }
+
+  void CheckpointLoop() {
+    std::unique_lock lock(checkpoint_mu_);
+    for (;;) {
+      checkpoint_cv_.wait(lock, [&] { return checkpoint_stop_ || checkpoint_wanted_; });
+      if (checkpoint_stop_) return;
+      checkpoint_wanted_ = false;
+      lock.unlock();
+      // PASSIVE: copies what no reader still needs, never blocks the writer or readers. The
+      // writer restarts the WAL from its start once everything has been copied.
+      int log_pages = 0;
+      int done_pages = 0;
+      sqlite3_wal_checkpoint_v2(checkpoint_conn_->handle(), nullptr, SQLITE_CHECKPOINT_PASSIVE,
+                                &log_pages, &done_pages);
+      lock.lock();
+    }
+  }
+
+  void WriterLoop() {
+    std::vector<Pending*> group;
+    size_t last_group = 0;
+    const auto window = std::chrono::microseconds(options_.group_commit_window_us);
+    for (;;) {
+      {
+        std::unique_lock lock(mu_);
+        writer_cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+        if (queue_.empty()) return;  // stopping and drained
+        // The previous group's callers were just woken and are likely about to submit again:
+        // waiting a fraction of an fsync for them lets them share the next one instead of
+        // splitting into a group of one and a group of the rest. A lone sequential caller
+        // (last group of 1) never waits.
+        if (!stopping_ && queue_.size() < last_group && window.count() > 0) {
+          writer_cv_.wait_for(lock, window,
+                              [&] { return stopping_ || queue_.size() >= last_group; });
+        }
+        const size_t n = std::min(queue_.size(), static_cast<size_t>(options_.max_group));
+        group.assign(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(n));
+        queue_.erase(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(n));
+      }
+      last_group = group.size();
+      RunGroup(group);
+      {
+        std::lock_guard lock(mu_);
+        for (Pending* p : group) {
+          p->done = true;
+          p->cv.notify_one();
+        }
+      }
+      group.clear();
+    }
+  }
+
+  static Status RunWork(const WriteWork& work, IWriteTransaction& txn) {
+    // A throwing unit of work must not take the writer thread (and every later caller) down.
+    try {
+      return work(txn);
+    } catch (const std::exception& e) {
+      return Internal(std::string("unit of work threw: ") + e.what());
+    } catch (...) {
+      return Internal("unit of work threw");
+    }
+  }
+
+  // Runs every unit of the group in its own savepoint of one transaction and commits once.
+  // Fills each Pending::status.
+  void RunGroup(const std::vector<Pending*>& group) {
+    ScopedTimer group_timer(timers_.write_group);
+    Connection& c = *writer_conn_;
+    SqliteWriteTransaction txn(c);
+    size_t next = 0;
+    // Normally one pass; another pass only if SQLite aborted the whole transaction under a
+    // unit (I/O error, disk full): the units before it lost their writes and are failed, the
+    // rest get a fresh transaction.
+    while (next < group.size()) {
+      const size_t first = next;
+      if (Status s = c.Exec("BEGIN IMMEDIATE"); !s.ok()) {
+        for (size_t i = next; i < group.size(); ++i) group[i]->status = s;
+        return;
+      }
+      bool aborted = false;
+      for (; next < group.size(); ++next) {
+        Pending& p = *group[next];
+        if (Status s = c.Exec("SAVEPOINT w"); !s.ok()) {
+          p.status = std::move(s);
+          continue;
+        }
+        p.status = RunWork(*p.work, txn);
+        if (!c.InTransaction()) {
+          // The unit's failure rolled back the whole transaction.
+          Error e = p.status.ok() ? Internal("sqlite: transaction aborted") : p.status.error();
+          for (size_t i = first; i < next; ++i) {
+            if (group[i]->status.ok()) group[i]->status = e;
+          }
+          if (p.status.ok()) p.status = e;
+          ++next;
+          aborted = true;
+          break;
+        }
+        if (p.status.ok()) {
+          if (Status s = c.Exec("RELEASE w"); !s.ok()) p.status = std::move(s);
+        }
+        if (!p.status.ok()) {
+          (void)c.Exec("ROLLBACK TO w");
+          (void)c.Exec("RELEASE w");
+        }
+      }
+      if (aborted) continue;
+      Status commit = Commit(c);
+      if (!commit.ok()) {
+        if (c.InTransaction()) (void)c.Exec("ROLLBACK");
+        for (size_t i = first; i < next; ++i) group[i]->status = commit;
+      }
+    }
+  }
+
+  Status Commit(Connection& c) {
+    ScopedTimer t(timers_.commit);
+    for (int attempt = 0;; ++attempt) {
+      Status s = c.Exec("COMMIT");
+      // COMMIT can report BUSY while a reader of another process blocks the WAL reset; the
+      // transaction stays open and may be retried.
+      if (s.ok() || s.error().code != ErrorCode::kUnavailable || attempt >= 10 ||
+          !c.InTransaction()) {
+        return s;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(1 << std::min(attempt, 6)));
+    }
+  }
+
+  const SqliteOptions options_;
+  const Timers timers_;
+  std::unique_ptr<Connection> writer_conn_;  // used only by the writer thread until Close
+  std::unique_ptr<Connection> checkpoint_conn_;  // used only by the checkpoint thread
+  std::shared_ptr<ReadPool> pool_;
+
+  std::mutex mu_;
+  std::condition_variable writer_cv_;
+  std::deque<Pending*> queue_;
+  bool stopping_ = false;
+  bool closed_ = false;
+  std::thread writer_thread_;
+  std::thread::id writer_id_;  // set before the store is handed out, then only read
+
+  std::mutex checkpoint_mu_;
+  std::condition_variable checkpoint_cv_;
+  bool checkpoint_wanted_ = false;
+  bool checkpoint_stop_ = false;
+  std::thread checkpoint_thread_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<IStore>> OpenSqliteStoreWithMigrations(
+    const std::string& path, const SqliteOptions& options, std::span<const Migration> migrations) {
+  if (path.empty() || path == ":memory:" || path.starts_with("file::memory:")) {
+    return Invalid("sqlite store needs a database file (WAL does not work in memory)");
+  }
+  if (options.read_connections < 1 || options.max_group < 1) {
+    return Invalid("sqlite options: read_connections and max_group must be >= 1");
+  }
+  ConnectionOptions write_opts;
+  write_opts.busy_timeout_ms = options.busy_timeout_ms;
+  write_opts.cache_kib = options.cache_kib;
+  write_opts.mmap_bytes = options.mmap_bytes;
+  JC_ASSIGN_OR_RETURN(std::unique_ptr<Connection> writer, Connection::Open(path, write_opts));
+  // journal_mode is persistent in the file. It silently stays on the old mode if it cannot
+  // switch; refuse to run then, because readers would block the writer.
+  JC_ASSIGN_OR_RETURN(std::optional<std::string> mode,
+                      writer->QueryText("PRAGMA journal_mode=WAL"));
+  if (mode.value_or("") != "wal") {
+    return Internal("sqlite: could not switch " + path + " to WAL mode");
+  }
+  // Automatic checkpoints stay on while migrating; the store moves them to its own thread.
+  JC_RETURN_IF_ERROR(writer->Exec("PRAGMA synchronous=FULL"));
+  JC_RETURN_IF_ERROR(ApplyMigrations(*writer, migrations));
+
+  JC_ASSIGN_OR_RETURN(std::unique_ptr<Connection> checkpointer,
+                      Connection::Open(path, write_opts));
+  // FULL: the checkpoint fsyncs the WAL before and the database after copying.
+  JC_RETURN_IF_ERROR(checkpointer->Exec("PRAGMA synchronous=FULL; PRAGMA wal_autocheckpoint=0"));
+  ConnectionOptions read_opts = write_opts;
+  read_opts.read_only = true;
+  read_opts.cache_kib = std::max<int64_t>(options.cache_kib / 4, 2048);
+  auto pool = std::make_shared<ReadPool>(path, read_opts, options.read_connections);
+  return std::unique_ptr<IStore>(
+      new SqliteStore(std::move(writer), std::move(checkpointer), std::move(pool), options));
+}
+
+}  // namespace sqlite
+
+Result<std::unique_ptr<IStore>> OpenSqliteStore(const std::string& path,
+                                                const SqliteOptions& options) {
+  return sqlite::OpenSqliteStoreWithMigrations(path, options, sqlite::Migrations());
+}
+
+}  // namespace jiceng::store

@@ -1,0 +1,46 @@
+// store/sqlite: the embedded SQLite backend of the storage port (store/store.h).
+//
+// One database file in WAL mode with synchronous=FULL: an acknowledged write survives kill -9
+// and power loss. Reads run on a pool of read-only connections, each read transaction a
+// consistent WAL snapshot, so readers run in parallel with each other and with the writer.
+// Writes go to one writer thread that owns the only write connection and group-commits: every
+// unit of work queued while the previous group was committing runs in its own savepoint of one
+// transaction, and one COMMIT (one fsync) makes the whole group durable.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "base/result.h"
+#include "store/store.h"
+
+namespace jiceng::store {
+
+struct SqliteOptions {
+  // Read connections in the pool (opened lazily). BeginRead waits for a free one.
+  int read_connections = 8;
+  // How long a connection waits on a lock held by another process (and BeginRead on the pool).
+  int busy_timeout_ms = 5000;
+  // Page cache per connection, KiB. The writer gets this; each reader a quarter of it, since the
+  // OS page cache and mmap serve the readers' hot pages anyway.
+  int64_t cache_kib = 65536;
+  // Memory-mapped I/O window per connection: reads of mapped pages skip a copy.
+  int64_t mmap_bytes = int64_t{256} << 20;
+  // Most units of work committed by one COMMIT.
+  int max_group = 256;
+  // How long the writer may wait for the previous group's callers to resubmit before it starts
+  // a smaller group (0: never wait). Well under one fsync; never applies to a lone caller.
+  int group_commit_window_us = 200;
+  // WAL size in pages at which the background checkpoint thread copies the WAL into the
+  // database file (SQLite's own default is 1000). Larger: fewer checkpoints, a bigger -wal file.
+  int wal_autocheckpoint_pages = 4000;
+};
+
+// Opens (creating if missing) the database at `path` and brings its schema up to date in one
+// transaction. Fails if the file's schema is newer than this binary knows, or is not a
+// Jiceng database. `path` must name a file: WAL needs one (":memory:" is refused).
+Result<std::unique_ptr<IStore>> OpenSqliteStore(const std::string& path,
+                                                const SqliteOptions& options = {});
+
+}  // namespace jiceng::store

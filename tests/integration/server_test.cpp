@@ -1,0 +1,223 @@
+// Whole-server behaviour over HTTP: the Synthea sample in strict and lenient mode, concurrent
+// If-Match updates, durability under kill -9, graceful shutdown.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <atomic>
+#include <filesystem>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "base/json.h"
+#include "integration/integration_env.h"
+
+namespace jiceng::testing {
+namespace {
+
+namespace fs = std::filesystem;
+
+const Headers kJson = {{"Content-Type", "application/fhir+json"}};
+
+std::vector<fs::path> SyntheaFiles() {
+  std::vector<fs::path> files;
+  for (const auto& e : fs::directory_iterator(fs::path(JICENG_SHARED_DIR) / "data/synthea-r4"))
+    if (e.path().extension() == ".json") files.push_back(e.path());
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
+int64_t CountType(HttpClient& c, const std::string& type) {
+  auto r = c.Send("GET", "/fhir/" + type + "?_summary=count");
+  if (!r.ok() || r->status != 200) return -1;
+  return ParseJson(r->body)->at("total").to_number<int64_t>();
+}
+
+TEST(Synthea, AllThirtyBundlesLoadInStrictModeWithEveryEntryCommitted) {
+  TempDir dir;
+  auto server = StartServer((dir.path() / "s.db").string());
+  ASSERT_TRUE(server);
+  HttpClient c("127.0.0.1", server->port());
+  int64_t entries = 0;
+  std::map<std::string, int64_t> by_type;
+  for (const auto& f : SyntheaFiles()) {
+    auto body = ReadFile(f);
+    auto r = c.Send("POST", "/fhir", body, kJson);
+    ASSERT_TRUE(r.ok());
+    ASSERT_EQ(r->status, 200) << f << ": " << r->body.substr(0, 2000);
+    auto resp = ParseJson(r->body);
+    ASSERT_TRUE(resp.ok());
+    for (const auto& e : resp->at("entry").get_array()) {
+      std::string status(e.at("response").at("status").get_string());
+      EXPECT_EQ(status, "201 Created");
+      std::string loc(e.at("response").at("location").get_string());
+      ++by_type[loc.substr(0, loc.find('/'))];
+      ++entries;
+    }
+  }
+  EXPECT_EQ(entries, 9303);
+  int64_t stored = 0;
+  for (const auto& [type, n] : by_type) {
+    EXPECT_EQ(CountType(c, type), n) << type;
+    stored += n;
+  }
+  EXPECT_EQ(stored, 9303);
+}
+
+// Injects STU3 elements that R4 no longer has.
+std::string WithLegacyElements(const std::string& bundle_text, std::vector<std::string>& injected) {
+  auto v = ParseJson(bundle_text);
+  auto& entries = v->at("entry").get_array();
+  bool obs = false, enc = false;
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    auto& res = entries[i].at("resource").get_object();
+    std::string type(res.at("resourceType").get_string());
+    if (type == "Observation" && !obs) {
+      res["context"] = json::object{{"reference", "Encounter/x"}};
+      injected.push_back("Bundle.entry[" + std::to_string(i) + "].resource.context");
+      obs = true;
+    } else if (type == "Patient") {
+      res["animal"] = json::object{{"species", json::object{{"text", "dog"}}}};
+      injected.push_back("Bundle.entry[" + std::to_string(i) + "].resource.animal");
+    } else if (type == "Encounter" && !enc) {
+      res["incomingReferral"] = json::array{json::object{{"reference", "ReferralRequest/1"}}};
+      injected.push_back("Bundle.entry[" + std::to_string(i) + "].resource.incomingReferral");
+      enc = true;
+    }
+  }
+  return json::serialize(*v);
+}
+
+TEST(Synthea, LegacyElementsRejectedWhenStrictAcceptedWhenLenient) {
+  auto files = SyntheaFiles();
+  ASSERT_FALSE(files.empty());
+  std::vector<std::string> injected;
+  std::string legacy = WithLegacyElements(ReadFile(files[0]), injected);
+  ASSERT_EQ(injected.size(), 3u);
+  TempDir dir;
+  {
+    auto server = StartServer((dir.path() / "strict.db").string());
+    ASSERT_TRUE(server);
+    HttpClient c("127.0.0.1", server->port());
+    auto r = c.Send("POST", "/fhir", legacy, kJson);
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r->status, 422);
+    for (const auto& loc : injected) EXPECT_NE(r->body.find(loc), std::string::npos) << loc << " not named in " << r->body;
+    EXPECT_EQ(CountType(c, "Patient"), 0);
+  }
+  {
+    auto server = StartServer((dir.path() / "lenient.db").string(), {"--lenient"});
+    ASSERT_TRUE(server);
+    HttpClient c("127.0.0.1", server->port());
+    auto r = c.Send("POST", "/fhir", legacy, kJson);
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r->status, 200) << r->body.substr(0, 1000);
+    EXPECT_EQ(CountType(c, "Patient"), 1);
+  }
+}
+
+TEST(Concurrency, TwoUpdatesWithTheSameIfMatchExactlyOneWins) {
+  TempDir dir;
+  auto server = StartServer((dir.path() / "c.db").string());
+  ASSERT_TRUE(server);
+  for (int round = 0; round < 50; ++round) {
+    std::string id = "race-" + std::to_string(round);
+    {
+      HttpClient c("127.0.0.1", server->port());
+      auto r = c.Send("PUT", "/fhir/Patient/" + id, R"({"resourceType":"Patient","id":")" + id + R"("})", kJson);
+      ASSERT_TRUE(r.ok());
+      ASSERT_EQ(r->status, 201);
+    }
+    std::atomic<int> ok{0}, conflict{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 2; ++t) {
+      threads.emplace_back([&, t] {
+        HttpClient c("127.0.0.1", server->port());
+        Headers h = kJson;
+        h.emplace_back("If-Match", "W/\"1\"");
+        auto r = c.Send("PUT", "/fhir/Patient/" + id,
+                        R"({"resourceType":"Patient","id":")" + id + R"(","gender":")" + (t ? "male" : "female") + R"("})", h);
+        if (r.ok() && r->status == 200) ++ok;
+        else if (r.ok() && r->status == 412) ++conflict;
+      });
+    }
+    for (auto& t : threads) t.join();
+    EXPECT_EQ(ok.load(), 1);
+    EXPECT_EQ(conflict.load(), 1);
+  }
+}
+
+TEST(Durability, AcknowledgedCreatesSurviveKill9) {
+  TempDir dir;
+  std::string db = (dir.path() / "crash.db").string();
+  auto server = StartServer(db);
+  ASSERT_TRUE(server);
+  std::mutex mu;
+  std::vector<std::string> acknowledged;
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> writers;
+  for (int t = 0; t < 4; ++t) {
+    writers.emplace_back([&, port = server->port()] {
+      HttpClient c("127.0.0.1", port);
+      while (!stop) {
+        auto r = c.Send("POST", "/fhir/Observation",
+                        R"({"resourceType":"Observation","status":"final","code":{"text":"SBP"},"valueQuantity":{"value":132,"unit":"mm[Hg]"}})",
+                        kJson);
+        if (!r.ok()) return;  // the server is gone
+        if (r->status == 201) {
+          auto loc = r->Header("location").value_or("");
+          std::lock_guard lock(mu);
+          acknowledged.push_back(loc.substr(loc.find("/Observation/") + 1));
+        }
+      }
+    });
+  }
+  while (true) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    std::lock_guard lock(mu);
+    if (acknowledged.size() >= 1500) break;
+  }
+  server->Kill(SIGKILL);
+  EXPECT_EQ(server->Wait(), 128 + SIGKILL);
+  stop = true;
+  for (auto& t : writers) t.join();
+  server.reset();
+
+  std::string check = "sqlite3 '" + db + "' 'PRAGMA integrity_check;' > '" + (dir.path() / "ic.txt").string() + "'";
+  ASSERT_EQ(std::system(check.c_str()), 0);
+  EXPECT_EQ(ReadFile(dir.path() / "ic.txt"), "ok\n");
+
+  auto again = StartServer(db);
+  ASSERT_TRUE(again);
+  HttpClient c("127.0.0.1", again->port());
+  std::size_t missing = 0;
+  for (const auto& loc : acknowledged) {
+    auto r = c.Send("GET", "/fhir/" + loc);
+    if (!r.ok() || r->status != 200) ++missing;
+  }
+  EXPECT_EQ(missing, 0u) << "of " << acknowledged.size() << " acknowledged creates";
+  EXPECT_GE(CountType(c, "Observation"), static_cast<int64_t>(acknowledged.size()));
+}
+
+TEST(Shutdown, SigtermFinishesAndClosesTheDatabaseCleanly) {
+  TempDir dir;
+  std::string db = (dir.path() / "g.db").string();
+  auto server = StartServer(db);
+  ASSERT_TRUE(server);
+  {
+    HttpClient c("127.0.0.1", server->port());
+    for (int i = 0; i < 20; ++i) {
+      auto r = c.Send("POST", "/fhir/Patient", R"({"resourceType":"Patient"})", kJson);
+      ASSERT_TRUE(r.ok());
+      ASSERT_EQ(r->status, 201);
+    }
+  }
+  server->Kill(SIGTERM);
+  EXPECT_EQ(server->Wait(), 0);
+  EXPECT_NE(server->Output().find("jiceng: stopped"), std::string::npos);
+  // A clean close checkpoints the WAL away.
+  EXPECT_FALSE(fs::exists(db + "-wal") && fs::file_size(db + "-wal") > 0);
+}
+
+}  // namespace
+}  // namespace jiceng::testing

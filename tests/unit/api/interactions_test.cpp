@@ -1,0 +1,54 @@
+#include <gtest/gtest.h>
+
+#include "api/bundle_processor.h"
+#include "api/interactions.h"
+
+namespace jiceng::api {
+namespace {
+
+TEST(Query, ParsesAndDecodes) {
+  auto q = ParseQueryString("identifier=urn%3Aoid%3A1%7C123&name=wang+li&_id=a,b&flag");
+  ASSERT_TRUE(q.ok());
+  ASSERT_EQ(q->size(), 4u);
+  EXPECT_EQ((*q)[0].second, "urn:oid:1|123");
+  EXPECT_EQ((*q)[1].second, "wang li");
+  EXPECT_EQ((*q)[3].first, "flag");
+  EXPECT_FALSE(ParseQueryString("a=%zz").ok());
+  EXPECT_FALSE(ParseQueryString("a=%4").ok());
+}
+
+TEST(ETag, Versions) {
+  EXPECT_EQ(*ParseETagVersion("W/\"3\""), 3);
+  EXPECT_EQ(*ParseETagVersion("\"12\""), 12);
+  EXPECT_EQ(*ParseETagVersion("7"), 7);
+  EXPECT_FALSE(ParseETagVersion("W/\"x\"").ok());
+  EXPECT_FALSE(ParseETagVersion("").ok());
+  EXPECT_FALSE(ParseETagVersion("W/\"99999999999999999999\"").ok());
+}
+
+TEST(Index, IdentifierTokens) {
+  auto r = ParseJson(R"({"resourceType":"Patient","identifier":[{"system":"s","value":"1"},{"value":"2"},{"system":"x"}]})");
+  auto rows = ExtractIndexRows(r->get_object());
+  ASSERT_EQ(rows.tokens.size(), 2u);
+  EXPECT_EQ(rows.tokens[0].system, "s");
+  EXPECT_EQ(rows.tokens[1].code, "2");
+}
+
+TEST(Meta, StampKeepsOtherMeta) {
+  auto r = ParseJson(R"({"resourceType":"Patient","meta":{"profile":["p"],"versionId":"9"}})");
+  auto& o = r->get_object();
+  StampMeta(o, "abc", 2, 0);
+  EXPECT_EQ(o.at("id"), "abc");
+  EXPECT_EQ(o.at("meta").at("versionId"), "2");
+  EXPECT_EQ(o.at("meta").at("lastUpdated"), "1970-01-01T00:00:00.000Z");
+  EXPECT_EQ(o.at("meta").at("profile").get_array().size(), 1u);
+}
+
+TEST(Base64, Decodes) {
+  EXPECT_EQ(*DecodeBase64("aGVsbG8="), "hello");
+  EXPECT_EQ(*DecodeBase64("aGVsbG8"), "hello");
+  EXPECT_FALSE(DecodeBase64("a*b").ok());
+}
+
+}  // namespace
+}  // namespace jiceng::api

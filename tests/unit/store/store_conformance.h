@@ -1,0 +1,59 @@
+// The storage port's conformance suite: every IStore backend (sqlite, postgres) runs the same
+// TEST_Ps (store_conformance_test.cpp) by instantiating StoreConformance with its StoreBackend:
+//
+//   INSTANTIATE_TEST_SUITE_P(Sqlite, StoreConformance, testing::Values(SqliteBackend()),
+//                            BackendName);
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "store/store.h"
+
+namespace jiceng::store::testing {
+
+// One empty database for one test.
+struct TestDatabase {
+  // Opens the test's database; called again after Close() it reopens the same data.
+  std::function<std::unique_ptr<IStore>()> open;
+  // Removes the database after the test.
+  std::function<void()> drop;
+};
+
+struct StoreBackend {
+  std::string name;
+  std::function<TestDatabase()> create;
+};
+
+inline std::string BackendName(const ::testing::TestParamInfo<StoreBackend>& info) {
+  return info.param.name;
+}
+
+class StoreConformance : public ::testing::TestWithParam<StoreBackend> {
+ protected:
+  void SetUp() override {
+    db_ = GetParam().create();
+    store_ = db_.open();
+    ASSERT_NE(store_, nullptr);
+  }
+  void TearDown() override {
+    if (store_) store_->Close();
+    store_.reset();
+    if (db_.drop) db_.drop();
+  }
+  // Closes and reopens the database (durability across restarts).
+  void Reopen() {
+    store_->Close();
+    store_.reset();
+    store_ = db_.open();
+    ASSERT_NE(store_, nullptr);
+  }
+
+  TestDatabase db_;
+  std::unique_ptr<IStore> store_;
+};
+
+}  // namespace jiceng::store::testing

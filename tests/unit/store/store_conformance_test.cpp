@@ -1,0 +1,561 @@
+// Behaviour every IStore backend must show. Backend-neutral: only store.h is used here.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <latch>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "store_conformance.h"
+
+namespace jiceng::store::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+std::string PatientJson(const std::string& id, int64_t version) {
+  return R"({"resourceType":"Patient","id":")" + id + R"(","meta":{"versionId":")" +
+         std::to_string(version) + R"("},"name":[{"family":"张","given":["三"]}]})";
+}
+
+ResourceVersion Make(std::string type, std::string id, int64_t version, int64_t updated_us,
+                     bool deleted = false) {
+  ResourceVersion v;
+  v.type = std::move(type);
+  v.id = std::move(id);
+  v.version = version;
+  v.last_updated_us = updated_us;
+  v.deleted = deleted;
+  if (!deleted) v.json = PatientJson(v.id, version);
+  return v;
+}
+
+// What the API layer does: read the current version in the write transaction and append the
+// next one. Returns the version written.
+Result<int64_t> PutNext(IWriteTransaction& txn, const std::string& type, const std::string& id,
+                        int64_t updated_us, const IndexRows& index = {}, bool deleted = false) {
+  JC_ASSIGN_OR_RETURN(std::optional<ResourceVersion> cur, txn.ReadCurrent(type, id));
+  const int64_t next = cur ? cur->version + 1 : 1;
+  JC_RETURN_IF_ERROR(txn.Put(Make(type, id, next, updated_us, deleted), index));
+  return next;
+}
+
+Status WriteNext(IStore& store, const std::string& type, const std::string& id,
+                 int64_t updated_us, const IndexRows& index = {}, bool deleted = false) {
+  return store.Write([&](IWriteTransaction& txn) -> Status {
+    JC_ASSIGN_OR_RETURN(int64_t unused, PutNext(txn, type, id, updated_us, index, deleted));
+    (void)unused;
+    return Status::Ok();
+  });
+}
+
+IndexRows Tokens(std::vector<TokenIndexRow> rows) { return IndexRows{std::move(rows)}; }
+
+std::optional<ResourceVersion> Current(IStore& store, std::string_view type, std::string_view id) {
+  auto txn = store.BeginRead();
+  EXPECT_TRUE(txn.ok());
+  if (!txn.ok()) return std::nullopt;
+  auto r = (*txn)->ReadCurrent(type, id);
+  EXPECT_TRUE(r.ok()) << (r.ok() ? "" : r.error().message);
+  return r.ok() ? *r : std::nullopt;
+}
+
+#define ASSERT_OK(expr)                                                   \
+  do {                                                                    \
+    auto&& st_ = (expr);                                                  \
+    ASSERT_TRUE(st_.ok()) << (st_.ok() ? std::string() : st_.error().message); \
+  } while (0)
+
+TEST_P(StoreConformance, PutThenReadCurrentReturnsTheSameVersion) {
+  ResourceVersion v = Make("Patient", "p1", 1, 1'700'000'000'000'000);
+  ASSERT_OK(store_->Write([&](IWriteTransaction& txn) { return txn.Put(v, {}); }));
+  auto got = Current(*store_, "Patient", "p1");
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(got->type, "Patient");
+  EXPECT_EQ(got->id, "p1");
+  EXPECT_EQ(got->version, 1);
+  EXPECT_EQ(got->last_updated_us, v.last_updated_us);
+  EXPECT_FALSE(got->deleted);
+  EXPECT_EQ(got->json, v.json);
+  EXPECT_FALSE(Current(*store_, "Patient", "nope").has_value());
+  EXPECT_FALSE(Current(*store_, "Observation", "p1").has_value());
+}
+
+TEST_P(StoreConformance, EveryVersionIsReadableAndTheNewestIsCurrent) {
+  for (int i = 1; i <= 3; ++i) ASSERT_OK(WriteNext(*store_, "Patient", "p1", 1000 * i));
+  auto txn = store_->BeginRead();
+  ASSERT_OK(txn);
+  for (int i = 1; i <= 3; ++i) {
+    auto v = (*txn)->ReadVersion("Patient", "p1", i);
+    ASSERT_OK(v);
+    ASSERT_TRUE(v->has_value());
+    EXPECT_EQ((*v)->version, i);
+    EXPECT_EQ((*v)->last_updated_us, 1000 * i);
+    EXPECT_EQ((*v)->json, PatientJson("p1", i));
+  }
+  auto missing = (*txn)->ReadVersion("Patient", "p1", 4);
+  ASSERT_OK(missing);
+  EXPECT_FALSE(missing->has_value());
+  auto cur = (*txn)->ReadCurrent("Patient", "p1");
+  ASSERT_OK(cur);
+  EXPECT_EQ((*cur)->version, 3);
+}
+
+TEST_P(StoreConformance, DeleteIsATombstoneVersion) {
+  IndexRows idx = Tokens({{"identifier", "urn:id", "A1"}});
+  ASSERT_OK(WriteNext(*store_, "Patient", "p1", 1000, idx));
+  ASSERT_OK(WriteNext(*store_, "Patient", "p1", 2000, {}, /*deleted=*/true));
+  auto txn = store_->BeginRead();
+  ASSERT_OK(txn);
+  auto cur = (*txn)->ReadCurrent("Patient", "p1");
+  ASSERT_OK(cur);
+  ASSERT_TRUE(cur->has_value());
+  EXPECT_TRUE((*cur)->deleted);
+  EXPECT_EQ((*cur)->version, 2);
+  EXPECT_TRUE((*cur)->json.empty());
+  auto count = (*txn)->CountCurrent("Patient");
+  ASSERT_OK(count);
+  EXPECT_EQ(*count, 0);
+  auto found = (*txn)->FindByToken("Patient", "identifier", std::nullopt, "A1", 10);
+  ASSERT_OK(found);
+  EXPECT_TRUE(found->empty());
+  auto v1 = (*txn)->ReadVersion("Patient", "p1", 1);
+  ASSERT_OK(v1);
+  ASSERT_TRUE(v1->has_value());
+  EXPECT_FALSE((*v1)->deleted);
+  HistoryQuery hq;
+  hq.type = "Patient";
+  hq.id = "p1";
+  auto h = (*txn)->History(hq);
+  ASSERT_OK(h);
+  EXPECT_EQ(h->total, 2);
+  ASSERT_EQ(h->entries.size(), 2u);
+  EXPECT_TRUE(h->entries[0].deleted);
+}
+
+TEST_P(StoreConformance, ResurrectAfterDeleteContinuesVersions) {
+  ASSERT_OK(WriteNext(*store_, "Patient", "p1", 1000));
+  ASSERT_OK(WriteNext(*store_, "Patient", "p1", 2000, {}, true));
+  ASSERT_OK(WriteNext(*store_, "Patient", "p1", 3000));
+  auto cur = Current(*store_, "Patient", "p1");
+  ASSERT_TRUE(cur.has_value());
+  EXPECT_EQ(cur->version, 3);
+  EXPECT_FALSE(cur->deleted);
+}
+
+TEST_P(StoreConformance, PutOfAnExistingVersionFailsAndChangesNothing) {
+  ASSERT_OK(WriteNext(*store_, "Patient", "p1", 1000));
+  Status s = store_->Write([&](IWriteTransaction& txn) {
+    return txn.Put(Make("Patient", "p1", 1, 5000), {});
+  });
+  EXPECT_FALSE(s.ok());
+  auto cur = Current(*store_, "Patient", "p1");
+  ASSERT_TRUE(cur.has_value());
+  EXPECT_EQ(cur->last_updated_us, 1000);
+}
+
+TEST_P(StoreConformance, InstanceHistoryIsNewestFirstAndPages) {
+  for (int i = 1; i <= 7; ++i) ASSERT_OK(WriteNext(*store_, "Patient", "p1", 1000 * i));
+  ASSERT_OK(WriteNext(*store_, "Patient", "other", 1500));
+  auto txn = store_->BeginRead();
+  ASSERT_OK(txn);
+  HistoryQuery q;
+  q.type = "Patient";
+  q.id = "p1";
+  q.count = 3;
+  std::vector<int64_t> seen;
+  for (q.offset = 0; q.offset < 9; q.offset += 3) {
+    auto page = (*txn)->History(q);
+    ASSERT_OK(page);
+    EXPECT_EQ(page->total, 7);
+    for (const auto& e : page->entries) {
+      EXPECT_EQ(e.id, "p1");
+      seen.push_back(e.version);
+    }
+  }
+  EXPECT_EQ(seen, (std::vector<int64_t>{7, 6, 5, 4, 3, 2, 1}));
+  q.offset = 100;
+  auto beyond = (*txn)->History(q);
+  ASSERT_OK(beyond);
+  EXPECT_TRUE(beyond->entries.empty());
+  EXPECT_EQ(beyond->total, 7);
+  q.id = "never";
+  q.offset = 0;
+  auto none = (*txn)->History(q);
+  ASSERT_OK(none);
+  EXPECT_EQ(none->total, 0);
+}
+
+TEST_P(StoreConformance, TypeAndSystemHistoryFilterBySinceAndAtOrBefore) {
+  // Patient a@100, Observation o@200, Patient b@300, Patient a@400, Observation o@500
+  ASSERT_OK(WriteNext(*store_, "Patient", "a", 100));
+  ASSERT_OK(WriteNext(*store_, "Observation", "o", 200));
+  ASSERT_OK(WriteNext(*store_, "Patient", "b", 300));
+  ASSERT_OK(WriteNext(*store_, "Patient", "a", 400));
+  ASSERT_OK(WriteNext(*store_, "Observation", "o", 500));
+  auto txn = store_->BeginRead();
+  ASSERT_OK(txn);
+  auto times = [&](HistoryQuery q) {
+    std::vector<int64_t> t;
+    auto page = (*txn)->History(q);
+    EXPECT_TRUE(page.ok());
+    if (page.ok()) {
+      for (const auto& e : page->entries) t.push_back(e.last_updated_us);
+      t.push_back(-page->total);  // last element: minus the total, to check both at once
+    }
+    return t;
+  };
+  HistoryQuery sys;
+  EXPECT_EQ(times(sys), (std::vector<int64_t>{500, 400, 300, 200, 100, -5}));
+  HistoryQuery type;
+  type.type = "Patient";
+  EXPECT_EQ(times(type), (std::vector<int64_t>{400, 300, 100, -3}));
+  HistoryQuery since = sys;
+  since.since_us = 300;
+  EXPECT_EQ(times(since), (std::vector<int64_t>{500, 400, 300, -3}));
+  HistoryQuery window = sys;
+  window.since_us = 200;
+  window.at_or_before_us = 400;
+  EXPECT_EQ(times(window), (std::vector<int64_t>{400, 300, 200, -3}));
+  HistoryQuery type_window = type;
+  type_window.at_or_before_us = 300;
+  EXPECT_EQ(times(type_window), (std::vector<int64_t>{300, 100, -2}));
+  HistoryQuery paged = sys;
+  paged.offset = 1;
+  paged.count = 2;
+  EXPECT_EQ(times(paged), (std::vector<int64_t>{400, 300, -5}));
+  HistoryQuery zero = sys;
+  zero.count = 0;
+  EXPECT_EQ(times(zero), (std::vector<int64_t>{-5}));
+}
+
+TEST_P(StoreConformance, FindByTokenMatchesSystemExactlyOrAny) {
+  ASSERT_OK(WriteNext(*store_, "Patient", "p1", 1,
+                      Tokens({{"identifier", "urn:a", "X"}, {"identifier", "urn:b", "X"}})));
+  ASSERT_OK(WriteNext(*store_, "Patient", "p2", 2, Tokens({{"identifier", "", "X"}})));
+  ASSERT_OK(WriteNext(*store_, "Patient", "p3", 3, Tokens({{"identifier", "urn:a", "Y"}})));
+  ASSERT_OK(WriteNext(*store_, "Observation", "o1", 4, Tokens({{"identifier", "urn:a", "X"}})));
+  auto txn = store_->BeginRead();
+  ASSERT_OK(txn);
+  auto find = [&](std::optional<std::string_view> system, std::string_view code, int limit = 10,
+                  std::string_view param = "identifier") {
+    auto r = (*txn)->FindByToken("Patient", param, system, code, limit);
+    EXPECT_TRUE(r.ok());
+    std::set<std::string> ids;
+    if (r.ok()) ids.insert(r->begin(), r->end());
+    EXPECT_EQ(ids.size(), r.ok() ? r->size() : 0u) << "duplicate ids";
+    return ids;
+  };
+  EXPECT_EQ(find("urn:a", "X"), (std::set<std::string>{"p1"}));
+  EXPECT_EQ(find(std::nullopt, "X"), (std::set<std::string>{"p1", "p2"}));
+  EXPECT_EQ(find("", "X"), (std::set<std::string>{"p2"}));
+  EXPECT_EQ(find("urn:b", "Y"), (std::set<std::string>{}));
+  EXPECT_EQ(find(std::nullopt, "X", 10, "other-param"), (std::set<std::string>{}));
+  EXPECT_EQ(find(std::nullopt, "X", 1).size(), 1u);
+  EXPECT_EQ(find(std::nullopt, "X", 0).size(), 0u);
+}
+
+TEST_P(StoreConformance, PutReplacesThePreviousVersionsTokens) {
+  ASSERT_OK(WriteNext(*store_, "Patient", "p1", 1, Tokens({{"identifier", "urn:a", "OLD"}})));
+  ASSERT_OK(WriteNext(*store_, "Patient", "p1", 2, Tokens({{"identifier", "urn:a", "NEW"}})));
+  auto txn = store_->BeginRead();
+  ASSERT_OK(txn);
+  auto old_ids = (*txn)->FindByToken("Patient", "identifier", "urn:a", "OLD", 10);
+  ASSERT_OK(old_ids);
+  EXPECT_TRUE(old_ids->empty());
+  auto new_ids = (*txn)->FindByToken("Patient", "identifier", "urn:a", "NEW", 10);
+  ASSERT_OK(new_ids);
+  EXPECT_EQ(*new_ids, std::vector<std::string>{"p1"});
+}
+
+TEST_P(StoreConformance, CountCurrentByTypeAndOverall) {
+  ASSERT_OK(WriteNext(*store_, "Patient", "a", 1));
+  ASSERT_OK(WriteNext(*store_, "Patient", "a", 2));  // a second version is not a second resource
+  ASSERT_OK(WriteNext(*store_, "Patient", "b", 3));
+  ASSERT_OK(WriteNext(*store_, "Observation", "o", 4));
+  ASSERT_OK(WriteNext(*store_, "Observation", "gone", 5));
+  ASSERT_OK(WriteNext(*store_, "Observation", "gone", 6, {}, true));
+  auto txn = store_->BeginRead();
+  ASSERT_OK(txn);
+  EXPECT_EQ(*(*txn)->CountCurrent("Patient"), 2);
+  EXPECT_EQ(*(*txn)->CountCurrent("Observation"), 1);
+  EXPECT_EQ(*(*txn)->CountCurrent("Encounter"), 0);
+  EXPECT_EQ(*(*txn)->CountCurrent(""), 3);
+}
+
+TEST_P(StoreConformance, ListCurrentIsOrderedByIdAndSkipsDeleted) {
+  for (std::string id : {"c", "a", "d", "b"}) ASSERT_OK(WriteNext(*store_, "Patient", id, 1));
+  ASSERT_OK(WriteNext(*store_, "Patient", "c", 2, {}, true));
+  ASSERT_OK(WriteNext(*store_, "Observation", "a0", 1));
+  auto txn = store_->BeginRead();
+  ASSERT_OK(txn);
+  auto all = (*txn)->ListCurrent("Patient", 0, 10);
+  if (!all.ok() && all.error().code == ErrorCode::kNotImplemented) GTEST_SKIP();
+  ASSERT_OK(all);
+  std::vector<std::string> ids;
+  for (const auto& v : *all) ids.push_back(v.id);
+  EXPECT_EQ(ids, (std::vector<std::string>{"a", "b", "d"}));
+  auto page = (*txn)->ListCurrent("Patient", 1, 1);
+  ASSERT_OK(page);
+  ASSERT_EQ(page->size(), 1u);
+  EXPECT_EQ((*page)[0].id, "b");
+  EXPECT_EQ((*page)[0].json, PatientJson("b", 1));
+}
+
+TEST_P(StoreConformance, HostileIdsAndTypesAreJustData) {
+  const std::vector<std::string> ids = {"x'; DROP TABLE resource; --", "\"quoted\"", "患者-001",
+                                        std::string("nul\0inside", 10), "%_*?", " "};
+  for (const auto& id : ids) ASSERT_OK(WriteNext(*store_, "Patient", id, 1));
+  for (const auto& id : ids) {
+    auto cur = Current(*store_, "Patient", id);
+    ASSERT_TRUE(cur.has_value()) << id;
+    EXPECT_EQ(cur->id, id);
+  }
+  EXPECT_FALSE(Current(*store_, "Patient", "nul").has_value());
+  EXPECT_FALSE(Current(*store_, "Patient'--", "x").has_value());
+  EXPECT_FALSE(Current(*store_, "", "").has_value());
+  auto txn = store_->BeginRead();
+  ASSERT_OK(txn);
+  EXPECT_EQ(*(*txn)->CountCurrent("Patient"), static_cast<int64_t>(ids.size()));
+  // An empty type or id cannot be written.
+  Status s = store_->Write([](IWriteTransaction& t) { return t.Put(Make("Patient", "", 1, 1), {}); });
+  EXPECT_FALSE(s.ok());
+}
+
+TEST_P(StoreConformance, AFailingWorkRollsBackAndReturnsItsError) {
+  Status s = store_->Write([](IWriteTransaction& txn) -> Status {
+    JC_RETURN_IF_ERROR(txn.Put(Make("Patient", "p1", 1, 1), {}));
+    // The work sees its own write before failing.
+    auto cur = txn.ReadCurrent("Patient", "p1");
+    if (!cur.ok() || !cur->has_value()) return Internal("own write not visible");
+    return Error(ErrorCode::kPreconditionFailed, "changed my mind");
+  });
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().code, ErrorCode::kPreconditionFailed);
+  EXPECT_EQ(s.error().message, "changed my mind");
+  EXPECT_FALSE(Current(*store_, "Patient", "p1").has_value());
+}
+
+TEST_P(StoreConformance, AThrowingWorkFailsOnlyItself) {
+  Status s = store_->Write([](IWriteTransaction& txn) -> Status {
+    (void)txn.Put(Make("Patient", "p1", 1, 1), {});
+    throw std::runtime_error("boom");
+  });
+  EXPECT_FALSE(s.ok());
+  EXPECT_FALSE(Current(*store_, "Patient", "p1").has_value());
+  ASSERT_OK(WriteNext(*store_, "Patient", "p2", 1));
+  EXPECT_TRUE(Current(*store_, "Patient", "p2").has_value());
+}
+
+TEST_P(StoreConformance, ABundleOfThreeHundredResourcesIsOneWrite) {
+  ASSERT_OK(store_->Write([](IWriteTransaction& txn) -> Status {
+    for (int i = 0; i < 300; ++i) {
+      JC_RETURN_IF_ERROR(txn.Put(Make("Observation", "o" + std::to_string(i), 1, i),
+                                 Tokens({{"code", "http://loinc.org", "8867-4"}})));
+    }
+    return Status::Ok();
+  }));
+  auto txn = store_->BeginRead();
+  ASSERT_OK(txn);
+  EXPECT_EQ(*(*txn)->CountCurrent("Observation"), 300);
+  auto found = (*txn)->FindByToken("Observation", "code", "http://loinc.org", "8867-4", 1000);
+  ASSERT_OK(found);
+  EXPECT_EQ(found->size(), 300u);
+}
+
+TEST_P(StoreConformance, ConcurrentWritersAreAllCommittedAndVisible) {
+  constexpr int kThreads = 8;
+  constexpr int kWrites = 40;
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kWrites; ++i) {
+        const std::string id = "t" + std::to_string(t) + "-" + std::to_string(i);
+        if (!WriteNext(*store_, "Patient", id, i,
+                       Tokens({{"identifier", "urn:t", id}})).ok()) {
+          ++failures;
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(failures.load(), 0);
+  auto txn = store_->BeginRead();
+  ASSERT_OK(txn);
+  EXPECT_EQ(*(*txn)->CountCurrent("Patient"), kThreads * kWrites);
+  for (int t = 0; t < kThreads; ++t) {
+    for (int i = 0; i < kWrites; ++i) {
+      const std::string id = "t" + std::to_string(t) + "-" + std::to_string(i);
+      auto found = (*txn)->FindByToken("Patient", "identifier", "urn:t", id, 2);
+      ASSERT_OK(found);
+      EXPECT_EQ(*found, std::vector<std::string>{id});
+    }
+  }
+}
+
+// Holds the writer inside one work until released, so that works submitted meanwhile queue up
+// and (in a group-committing backend) commit together. Correctness never depends on grouping.
+TEST_P(StoreConformance, AFailingWorkAmongOthersRollsBackOnlyItself) {
+  std::latch entered(1);
+  std::latch release(1);
+  std::thread blocker([&] {
+    EXPECT_TRUE(store_->Write([&](IWriteTransaction& txn) {
+                       entered.count_down();
+                       release.wait();
+                       return txn.Put(Make("Patient", "first", 1, 1), {});
+                     }).ok());
+  });
+  entered.wait();
+  std::vector<std::thread> others;
+  std::vector<Status> results(5);
+  for (int i = 0; i < 5; ++i) {
+    others.emplace_back([&, i] {
+      results[i] = store_->Write([&, i](IWriteTransaction& txn) -> Status {
+        // Earlier works of the same group are visible (serial semantics).
+        auto first = txn.ReadCurrent("Patient", "first");
+        if (!first.ok() || !first->has_value()) return Internal("earlier work not visible");
+        JC_RETURN_IF_ERROR(txn.Put(Make("Patient", "w" + std::to_string(i), 1, 2), {}));
+        if (i == 2) return Conflict("work 2 fails after writing");
+        return Status::Ok();
+      });
+    });
+  }
+  std::this_thread::sleep_for(50ms);  // let them queue; the assertions hold either way
+  release.count_down();
+  blocker.join();
+  for (auto& th : others) th.join();
+  for (int i = 0; i < 5; ++i) {
+    if (i == 2) {
+      ASSERT_FALSE(results[i].ok());
+      EXPECT_EQ(results[i].error().code, ErrorCode::kConflict);
+      EXPECT_FALSE(Current(*store_, "Patient", "w2").has_value());
+    } else {
+      EXPECT_TRUE(results[i].ok()) << results[i].error().message;
+      EXPECT_TRUE(Current(*store_, "Patient", "w" + std::to_string(i)).has_value());
+    }
+  }
+  EXPECT_TRUE(Current(*store_, "Patient", "first").has_value());
+}
+
+// Two If-Match updates with the same expected version: exactly one wins, every round.
+TEST_P(StoreConformance, ConditionalUpdatesWithTheSameExpectedVersionHaveOneWinner) {
+  ASSERT_OK(WriteNext(*store_, "Patient", "p", 1));
+  for (int round = 0; round < 30; ++round) {
+    const int64_t expected = round + 1;
+    std::latch go(2);
+    Status results[2];
+    auto update = [&](int k) {
+      go.arrive_and_wait();
+      results[k] = store_->Write([&](IWriteTransaction& txn) -> Status {
+        JC_ASSIGN_OR_RETURN(std::optional<ResourceVersion> cur, txn.ReadCurrent("Patient", "p"));
+        if (!cur || cur->version != expected) {
+          return Error(ErrorCode::kPreconditionFailed, "version moved");
+        }
+        return txn.Put(Make("Patient", "p", expected + 1, 10 * expected + k), {});
+      });
+    };
+    std::thread a(update, 0), b(update, 1);
+    a.join();
+    b.join();
+    ASSERT_NE(results[0].ok(), results[1].ok()) << "round " << round;
+    const Status& loser = results[0].ok() ? results[1] : results[0];
+    EXPECT_EQ(loser.error().code, ErrorCode::kPreconditionFailed);
+    auto cur = Current(*store_, "Patient", "p");
+    ASSERT_TRUE(cur.has_value());
+    EXPECT_EQ(cur->version, expected + 1);
+  }
+}
+
+TEST_P(StoreConformance, AReadTransactionIsAStableSnapshot) {
+  ASSERT_OK(WriteNext(*store_, "Patient", "p", 1));
+  auto txn = store_->BeginRead();
+  ASSERT_OK(txn);
+  auto before = (*txn)->ReadCurrent("Patient", "p");
+  ASSERT_OK(before);
+  EXPECT_EQ((*before)->version, 1);
+  // A write commits while the read transaction is open (and is not blocked by it).
+  ASSERT_OK(WriteNext(*store_, "Patient", "p", 2));
+  ASSERT_OK(WriteNext(*store_, "Patient", "q", 3));
+  auto again = (*txn)->ReadCurrent("Patient", "p");
+  ASSERT_OK(again);
+  EXPECT_EQ((*again)->version, 1);
+  EXPECT_EQ(*(*txn)->CountCurrent("Patient"), 1);
+  txn->reset();
+  auto fresh = Current(*store_, "Patient", "p");
+  ASSERT_TRUE(fresh.has_value());
+  EXPECT_EQ(fresh->version, 2);
+}
+
+// Each write moves two resources to the same new version in one work; readers racing with
+// the writes must always see both at the same version.
+TEST_P(StoreConformance, ReadsDuringWritesSeeWholeWrites) {
+  auto write_pair = [&](int64_t t) {
+    return store_->Write([&](IWriteTransaction& txn) -> Status {
+      JC_ASSIGN_OR_RETURN(int64_t a, PutNext(txn, "Patient", "a", t));
+      JC_ASSIGN_OR_RETURN(int64_t b, PutNext(txn, "Patient", "b", t));
+      return a == b ? Status::Ok() : Internal("pair out of step");
+    });
+  };
+  ASSERT_OK(write_pair(0));
+  std::atomic<bool> stop{false};
+  std::atomic<int> torn{0};
+  std::atomic<int> reads{0};
+  std::vector<std::thread> readers;
+  for (int r = 0; r < 3; ++r) {
+    readers.emplace_back([&] {
+      while (!stop.load()) {
+        auto txn = store_->BeginRead();
+        if (!txn.ok()) { ++torn; continue; }
+        auto a = (*txn)->ReadCurrent("Patient", "a");
+        std::this_thread::yield();
+        auto b = (*txn)->ReadCurrent("Patient", "b");
+        if (!a.ok() || !b.ok() || !a->has_value() || !b->has_value() ||
+            (*a)->version != (*b)->version) {
+          ++torn;
+        }
+        ++reads;
+      }
+    });
+  }
+  for (int i = 1; i <= 100; ++i) ASSERT_OK(write_pair(i));
+  stop = true;
+  for (auto& th : readers) th.join();
+  EXPECT_EQ(torn.load(), 0);
+  EXPECT_GT(reads.load(), 0);
+}
+
+TEST_P(StoreConformance, DataSurvivesCloseAndReopen) {
+  ASSERT_OK(WriteNext(*store_, "Patient", "p1", 1, Tokens({{"identifier", "urn:a", "K"}})));
+  ASSERT_OK(WriteNext(*store_, "Patient", "p1", 2, Tokens({{"identifier", "urn:a", "K"}})));
+  Reopen();
+  auto txn = store_->BeginRead();
+  ASSERT_OK(txn);
+  auto cur = (*txn)->ReadCurrent("Patient", "p1");
+  ASSERT_OK(cur);
+  ASSERT_TRUE(cur->has_value());
+  EXPECT_EQ((*cur)->version, 2);
+  EXPECT_EQ((*cur)->json, PatientJson("p1", 2));
+  auto found = (*txn)->FindByToken("Patient", "identifier", "urn:a", "K", 10);
+  ASSERT_OK(found);
+  EXPECT_EQ(*found, std::vector<std::string>{"p1"});
+  txn->reset();
+  ASSERT_OK(WriteNext(*store_, "Patient", "p1", 3));
+  EXPECT_EQ(Current(*store_, "Patient", "p1")->version, 3);
+}
+
+TEST_P(StoreConformance, CallsAfterCloseFailCleanly) {
+  store_->Close();
+  EXPECT_FALSE(store_->BeginRead().ok());
+  EXPECT_FALSE(WriteNext(*store_, "Patient", "p", 1).ok());
+  store_->Close();  // idempotent
+}
+
+TEST_P(StoreConformance, BackendHasAName) { EXPECT_FALSE(store_->Backend().empty()); }
+
+}  // namespace
+}  // namespace jiceng::store::testing
