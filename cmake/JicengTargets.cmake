@@ -24,5 +24,8 @@ function(jiceng_add_test)
   target_compile_definitions(${T_NAME} PRIVATE
     JICENG_SHARED_DIR="${JICENG_SHARED_DIR}"
     JICENG_DEFINITIONS_DIR="${JICENG_DEFINITIONS_DIR}")
-  gtest_discover_tests(${T_NAME} DISCOVERY_TIMEOUT 60 PROPERTIES LABELS "unit;${T_LABELS}")
+  # A label list inside PROPERTIES needs its ';' escaped, or the second label becomes a key.
+  set(labels unit ${T_LABELS})
+  string(REPLACE ";" "\\;" labels "${labels}")
+  gtest_discover_tests(${T_NAME} DISCOVERY_TIMEOUT 60 PROPERTIES LABELS "${labels}")
 endfunction()

@@ -174,6 +174,7 @@ uint64_t CountEntries(const std::string& text) {
 int main(int argc, char** argv) {
   CLI::App app{"jiceng-loadgen: closed-loop HTTP/1.1 POST/GET load generator"};
   std::string url, method = "GET", body_file, bundles_dir;
+  int repeat = 1;
   std::vector<std::string> header_args;
   int connections = 4;
   double duration_s = 5;
@@ -185,7 +186,8 @@ int main(int argc, char** argv) {
   app.add_option("--header", header_args, "Extra header 'Name: value' (repeatable)");
   app.add_option("--connections,-c", connections)->check(CLI::Range(1, 4096));
   app.add_option("--duration,-d", duration_s, "Seconds (ignored with --bundles)");
-  app.add_option("--bundles", bundles_dir, "POST every *.json file in DIR once");
+  app.add_option("--bundles", bundles_dir, "POST every *.json file in DIR (--repeat times)");
+  app.add_option("--repeat", repeat, "With --bundles: post the whole directory this many times");
   CLI11_PARSE(app, argc, argv);
 
   auto target = ParseUrl(url);
@@ -221,6 +223,7 @@ int main(int argc, char** argv) {
   // --bundles: the file list and each Bundle's entry count, counted before the clock starts.
   std::vector<std::filesystem::path> files;
   std::vector<uint64_t> entries;
+  std::vector<std::string> bodies;  // read before the clock starts
   if (!bundles_dir.empty()) {
     method = "POST";
     std::error_code ec;
@@ -231,7 +234,10 @@ int main(int argc, char** argv) {
       return 2;
     }
     std::sort(files.begin(), files.end());
-    for (const auto& f : files) entries.push_back(CountEntries(ReadFile(f).value_or("")));
+    for (const auto& f : files) {
+      bodies.push_back(ReadFile(f).value_or(""));
+      entries.push_back(CountEntries(bodies.back()));
+    }
   }
 
   std::vector<Tally> tallies(connections);
@@ -254,14 +260,10 @@ int main(int argc, char** argv) {
       for (const auto& [k, v] : headers) req.set(k, v);
       uint64_t bundle_entries = 0;
       if (!files.empty()) {
-        size_t i = next_file.fetch_add(1);
-        if (i >= files.size()) return;
-        auto text = ReadFile(files[i]);
-        if (!text) {
-          ++tally.errors;
-          continue;
-        }
-        req.body() = std::move(*text);
+        size_t n = next_file.fetch_add(1);
+        if (n >= files.size() * static_cast<size_t>(std::max(1, repeat))) return;
+        size_t i = n % files.size();
+        req.body() = bodies[i];
         bundle_entries = entries[i];
       } else if (body_template) {
         req.body() = Substitute(body, counter.fetch_add(1));

@@ -1,6 +1,10 @@
 // store_bench: what the SQLite store costs next to raw SQLite on the same disk.
 //
-//   store_bench [--dir DIR] [--rows N] [--writes N] [--reads N]
+//   store_bench [--dir DIR] [--rows N] [--writes N] [--reads N] [--pg URL]
+//
+// With --pg, (b) and (c) run against the PostgreSQL store at URL instead (in a fresh schema
+// that is dropped afterwards) and (a) is skipped: pgbench -S on the same cluster is that
+// backend's raw baseline (see docs/benchmarks.md).
 //
 // (a) raw SQLite: N rows of ~1 KB JSON, one transaction per 300 rows, WAL + synchronous=FULL,
 //     and, for the fsync floor, single-row transactions;
@@ -22,6 +26,10 @@
 #include <thread>
 #include <vector>
 
+#include <unistd.h>
+
+#include "store/postgres/pg_connection.h"
+#include "store/postgres/postgres_store.h"
 #include "store/sqlite/sqlite_store.h"
 
 namespace {
@@ -186,6 +194,51 @@ double StoreReads(IStore& store, int threads, int per_thread, int id_space) {
   return threads * per_thread / s;
 }
 
+// (b) and (c) against any backend.
+void RunStore(IStore& store, int rows, int writes, int reads) {
+  std::printf("(b) store Write, 1 resource, 1 thread:   %8.0f resources/s\n",
+              StoreSingles(store, 1, writes / 2, "single1-"));
+  std::printf("    store Write, 1 resource, 4 threads:  %8.0f resources/s\n",
+              StoreSingles(store, 4, writes, "single4-"));
+  std::printf("    store Write, 1 resource, 16 threads: %8.0f resources/s\n",
+              StoreSingles(store, 16, writes / 4, "single16-"));
+  const int bundles = std::max(1, rows / 300);
+  std::printf("    store Write, 300-resource bundles:   %8.0f resources/s\n",
+              StoreBundles(store, bundles));
+  std::printf("(c) ReadCurrent by id, 2 threads:        %8.0f reads/s\n",
+              StoreReads(store, 2, reads, bundles * 300));
+  std::printf("    ReadCurrent by id, 1 thread:         %8.0f reads/s\n",
+              StoreReads(store, 1, reads, bundles * 300));
+}
+
+// The PostgreSQL store in a schema of its own (search_path via the URL's libpq options).
+int RunPostgres(const std::string& url, int rows, int writes, int reads) {
+  using jiceng::store::postgres::PgConnection;
+  const std::string schema = "store_bench_" + std::to_string(::getpid());
+  auto admin = PgConnection::Open(url);
+  if (!admin.ok() || !(*admin)->Exec("CREATE SCHEMA " + schema).ok()) {
+    std::fprintf(stderr, "cannot create schema %s at %s\n", schema.c_str(), url.c_str());
+    return 1;
+  }
+  const std::string store_url = url + (url.find('?') == std::string::npos ? "?" : "&") +
+                                "options=-csearch_path%3D" + schema;
+  std::printf("store_bench: postgres %s (schema %s), ~%zu-byte JSON\n", url.c_str(),
+              schema.c_str(), ObservationJson("obs-0000001").size());
+  int rc = 0;
+  {
+    auto opened = jiceng::store::OpenPostgresStore(store_url);
+    if (opened.ok()) {
+      RunStore(**opened, rows, writes, reads);
+      (*opened)->Close();
+    } else {
+      std::fprintf(stderr, "open: %s\n", opened.error().message.c_str());
+      rc = 1;
+    }
+  }
+  (void)(*admin)->Exec("DROP SCHEMA " + schema + " CASCADE");
+  return rc;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -193,13 +246,16 @@ int main(int argc, char** argv) {
   int rows = 30000;
   int writes = 2000;  // per thread, single-resource writes
   int reads = 100000;  // per thread
+  std::string pg_url;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string a = argv[i];
     if (a == "--dir") dir = argv[i + 1];
     else if (a == "--rows") rows = std::atoi(argv[i + 1]);
     else if (a == "--writes") writes = std::atoi(argv[i + 1]);
     else if (a == "--reads") reads = std::atoi(argv[i + 1]);
+    else if (a == "--pg") pg_url = argv[i + 1];
   }
+  if (!pg_url.empty()) return RunPostgres(pg_url, rows, writes, reads);
   fs::remove_all(dir);
   fs::create_directories(dir);
   std::printf("store_bench: dir=%s, ~%zu-byte JSON, WAL + synchronous=FULL\n", dir.c_str(),
@@ -216,19 +272,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   IStore& store = **opened;
-  std::printf("(b) store Write, 1 resource, 1 thread:   %8.0f resources/s\n",
-              StoreSingles(store, 1, writes / 2, "single1-"));
-  std::printf("    store Write, 1 resource, 4 threads:  %8.0f resources/s\n",
-              StoreSingles(store, 4, writes, "single4-"));
-  std::printf("    store Write, 1 resource, 16 threads: %8.0f resources/s\n",
-              StoreSingles(store, 16, writes / 4, "single16-"));
-  const int bundles = std::max(1, rows / 300);
-  std::printf("    store Write, 300-resource bundles:   %8.0f resources/s\n",
-              StoreBundles(store, bundles));
-  std::printf("(c) ReadCurrent by id, 2 threads:        %8.0f reads/s\n",
-              StoreReads(store, 2, reads, bundles * 300));
-  std::printf("    ReadCurrent by id, 1 thread:         %8.0f reads/s\n",
-              StoreReads(store, 1, reads, bundles * 300));
+  RunStore(store, rows, writes, reads);
   store.Close();
   fs::remove_all(dir);
   return 0;

@@ -31,6 +31,7 @@ struct Entry {
   std::optional<int64_t> if_match;
   std::string if_none_exist;
   std::string assigned_id;  // POST: pre-assigned server id
+  std::optional<PreparedCreate> prepared;  // POST made ready outside the writer
   std::vector<Issue> warnings;
   // Outcome.
   bool done = false;
@@ -361,6 +362,31 @@ Result<json::object> BundleProcessor::Process(json::value bundle_value) {
     }
   }
 
+  // Common case (no conditional references, no ifNoneExist): rewrite references, stamp,
+  // serialize and index outside the write transaction; the writer then only stores.
+  std::set<std::string> cond_refs;
+  bool any_if_none_exist = false;
+  if (transaction) {
+    for (auto& e : entries) {
+      if (e.has_resource && (e.verb == Verb::kPost || e.verb == Verb::kPut))
+        CollectConditionalRefs(json::value(e.resource), cond_refs);
+      any_if_none_exist |= e.verb == Verb::kPost && !e.if_none_exist.empty();
+    }
+  }
+  const bool prepare_outside = transaction && cond_refs.empty() && !any_if_none_exist;
+  if (prepare_outside) {
+    const int64_t now = NowMicros();
+    for (auto& e : entries) {
+      if (!e.has_resource || (e.verb != Verb::kPost && e.verb != Verb::kPut)) continue;
+      if (!refmap.empty()) {
+        json::value wrapped(std::move(e.resource));
+        RewriteReferences(wrapped, refmap);
+        e.resource = std::move(wrapped.get_object());
+      }
+      if (e.verb == Verb::kPost) e.prepared = Interactions::PrepareCreate(e.resource, e.assigned_id, now);
+    }
+  }
+
   auto run_entry = [&](store::IWriteTransaction& txn, Entry& e) -> Status {
     switch (e.verb) {
       case Verb::kDelete: {
@@ -377,6 +403,13 @@ Result<json::object> BundleProcessor::Process(json::value bundle_value) {
         return Status::Ok();
       }
       case Verb::kPost: {
+        if (e.prepared) {
+          auto r = Interactions::StorePrepared(txn, *e.prepared);
+          if (!r.ok()) return r.error();
+          e.status = 201;
+          e.version = std::move(r->version);
+          return Status::Ok();
+        }
         std::string id = e.assigned_id.empty() ? NewUuid() : e.assigned_id;
         auto r = Interactions::Create(txn, std::move(e.resource), id, e.if_none_exist);
         if (!r.ok()) return r.error();
@@ -454,6 +487,7 @@ Result<json::object> BundleProcessor::Process(json::value bundle_value) {
     if (transaction) {
       // Conditional creates that match an existing resource point their fullUrl at it.
       for (auto& e : entries) {
+        if (prepare_outside) break;
         if (e.verb != Verb::kPost || e.if_none_exist.empty()) continue;
         auto criteria = ParseQueryString(e.if_none_exist);
         if (!criteria.ok()) return WithLocation(criteria.error(), e.index);
@@ -468,10 +502,6 @@ Result<json::object> BundleProcessor::Process(json::value bundle_value) {
         }
       }
       // Conditional references resolve to exactly one existing resource.
-      std::set<std::string> cond_refs;
-      for (auto& e : entries)
-        if (e.has_resource && (e.verb == Verb::kPost || e.verb == Verb::kPut))
-          CollectConditionalRefs(json::value(e.resource), cond_refs);
       for (const auto& ref : cond_refs) {
         auto q = ref.find('?');
         std::string type = ref.substr(0, q);
@@ -484,7 +514,7 @@ Result<json::object> BundleProcessor::Process(json::value bundle_value) {
                        fmt::format("Conditional reference '{}' matches {} resources (needs exactly 1)", ref, m->size()));
         refmap[ref] = type + "/" + (*m)[0];
       }
-      if (!refmap.empty()) {
+      if (!refmap.empty() && !prepare_outside) {
         for (auto& e : entries) {
           if (!e.has_resource || (e.verb != Verb::kPost && e.verb != Verb::kPut)) continue;
           json::value wrapped(std::move(e.resource));

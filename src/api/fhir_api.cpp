@@ -12,6 +12,8 @@
 #include "api/response_format.h"
 #include "base/ids.h"
 #include "base/time.h"
+#include "fhir/search/extractor.h"
+#include "fhir/search/query.h"
 
 namespace jiceng::api {
 
@@ -253,13 +255,17 @@ Response FhirApi::Read(Context& c) {
       return r;
     }
   }
-  auto body = FormatResource(v->json, c.format);
-  if (!body.ok()) return ErrorResponse(body.error());
   Response r;
   r.status = 200;
   r.content_type = kFhirJson;
-  r.body = std::move(*body);
   AddVersionHeaders(r, c.base, *v, false);
+  if (c.format.IsPlain()) {
+    r.body = std::move(v->json);  // the stored bytes are the response: no parse, no copy
+  } else {
+    auto body = FormatResource(v->json, c.format);
+    if (!body.ok()) return ErrorResponse(body.error());
+    r.body = std::move(*body);
+  }
   return r;
 }
 
@@ -351,11 +357,21 @@ Response FhirApi::Create(Context& c) {
   std::string if_none_exist(c.req.Header("if-none-exist").value_or(""));
   std::string id = NewUuid();
   Result<WriteResult> result = Error();
-  Status st = store_.Write([&](store::IWriteTransaction& txn) -> Status {
-    result = Interactions::Create(txn, std::move(parsed->resource), id, if_none_exist);
-    if (!result.ok()) return result.error();
-    return Status::Ok();
-  });
+  Status st;
+  if (if_none_exist.empty()) {
+    PreparedCreate prepared = Interactions::PrepareCreate(parsed->resource, id, NowMicros());
+    st = store_.Write([&](store::IWriteTransaction& txn) -> Status {
+      result = Interactions::StorePrepared(txn, prepared);
+      if (!result.ok()) return result.error();
+      return Status::Ok();
+    });
+  } else {
+    st = store_.Write([&](store::IWriteTransaction& txn) -> Status {
+      result = Interactions::Create(txn, std::move(parsed->resource), id, if_none_exist);
+      if (!result.ok()) return result.error();
+      return Status::Ok();
+    });
+  }
   if (!st.ok()) return ErrorResponse(st.error());
   return WriteResponse(c.base, c.prefer_return, c.format, *result, parsed->warnings);
 }
@@ -675,64 +691,41 @@ Response FhirApi::SearchTypePost(Context& c) {
 }
 
 Response FhirApi::Search(Context& c, const QueryParams& params) {
-  QueryParams criteria, kept;
-  int64_t count = options_.default_page_size, offset = 0;
-  bool summary_count = false;
-  for (const auto& [k, v] : params) {
-    auto as_int = [&](int64_t& out, int64_t max) -> Status {
-      if (v.empty() || v.size() > 12 || !std::all_of(v.begin(), v.end(), [](char ch) { return ch >= '0' && ch <= '9'; }))
-        return Invalid(fmt::format("Parameter {} must be a non-negative integer", k), k);
-      out = std::min<int64_t>(std::stoll(v), max);
-      return Status::Ok();
-    };
-    if (k == "_count") {
-      if (Status s = as_int(count, options_.max_page_size); !s.ok()) return ErrorResponse(s.error());
-    } else if (k == "_getpagesoffset") {
-      if (Status s = as_int(offset, INT64_MAX / 4); !s.ok()) return ErrorResponse(s.error());
-    } else if (k == "_summary") {
-      summary_count = v == "count";
-      kept.emplace_back(k, v);
-    } else if (k == "_format" || k == "_pretty" || k == "_elements" || k == "_total") {
-      kept.emplace_back(k, v);
-    } else if (k == "_id" || k == "identifier") {
-      criteria.emplace_back(k, v);
-      kept.emplace_back(k, v);
-    } else if (c.strict_handling) {
-      return ErrorResponse(Invalid(
-          fmt::format("Search parameter '{}' is not supported for {} (supported: _id, identifier)", k, c.type), k));
+  search::ParseOptions po;
+  po.strict = c.strict_handling;
+  po.default_count = options_.default_page_size;
+  po.max_count = options_.max_page_size;
+  auto parsed = search::ParseSearch(c.type, params, po);
+  if (!parsed.ok()) return ErrorResponse(parsed.error());
+  const store::SearchQuery& q = parsed->query;
+  const bool summary_count = parsed->summary_count;
+  const int64_t offset = q.offset;
+  // _summary=count asks for no entries; the links still carry the page size the caller asked.
+  int64_t count = q.count;
+  if (summary_count) {
+    count = options_.default_page_size;
+    for (const auto& [k, v] : params) {
+      if (k == "_count") count = std::min<int64_t>(std::atoll(v.c_str()), options_.max_page_size);
     }
-    // Lenient handling: unknown parameters are ignored and left out of the self link.
   }
   auto txn = store_.BeginRead();
   if (!txn.ok()) return ErrorResponse(txn.error());
-  std::vector<store::ResourceVersion> page;
-  int64_t total = 0;
-  if (criteria.empty()) {
-    auto n = (*txn)->CountCurrent(c.type);
-    if (!n.ok()) return ErrorResponse(n.error());
-    total = *n;
-    if (!summary_count && count > 0) {
-      auto list = (*txn)->ListCurrent(c.type, offset, count);
-      if (!list.ok()) return ErrorResponse(list.error());
-      page = std::move(*list);
-    }
-  } else {
-    auto ids = FindMatches(**txn, c.type, criteria);
-    if (!ids.ok()) return ErrorResponse(ids.error());
-    total = static_cast<int64_t>(ids->size());
-    if (!summary_count) {
-      for (int64_t i = offset; i < total && i < offset + count; ++i) {
-        auto v = (*txn)->ReadCurrent(c.type, (*ids)[static_cast<std::size_t>(i)]);
-        if (!v.ok()) return ErrorResponse(v.error());
-        if (*v && !(*v)->deleted) page.push_back(std::move(**v));
-      }
-    }
-  }
+  auto found = (*txn)->Search(q);
+  if (!found.ok()) return ErrorResponse(found.error());
+  std::vector<store::ResourceVersion> page = std::move(found->entries);
+  // Without a total (_total=none), "is there a next page" is "this page is full".
+  const int64_t total = found->total ? *found->total
+                                     : offset + static_cast<int64_t>(page.size()) +
+                                           (static_cast<int64_t>(page.size()) == count ? 1 : 0);
+  QueryParams kept = parsed->applied;
+  // The snapshot keeps every page of this search on the same set while data changes.
+  kept.emplace_back("_snapshot", std::to_string(*q.at_or_before_us));
   std::string path = "/" + c.type;
   QueryParams link = kept;
   link.emplace_back("_count", std::to_string(count));
   std::string out = R"({"resourceType":"Bundle","id":")" + NewUuid() + R"(","meta":{"lastUpdated":")" +
-                    FormatInstant(NowMicros()) + R"("},"type":"searchset","total":)" + std::to_string(total) +
+                    FormatInstant(NowMicros()) + R"("},"type":"searchset")" +
+                    (found->total ? R"(,"total":)" + std::to_string(*found->total) : std::string()) +
                     R"(,"link":[)";
   auto add_link = [&](const char* rel, int64_t off, bool first) {
     QueryParams p = link;
@@ -791,6 +784,25 @@ Response FhirApi::BatchOrTransaction(Context& c) {
 
 // --- CapabilityStatement --------------------------------------------------------------------
 
+namespace {
+
+// The search parameters a type really answers: what the index extracts, plus _id and
+// _lastUpdated (answered from the resource row).
+json::array SearchParamsOf(std::string_view type) {
+  json::array out{
+      json::object{{"name", "_id"}, {"type", "token"},
+                   {"definition", "http://hl7.org/fhir/SearchParameter/Resource-id"}},
+      json::object{{"name", "_lastUpdated"}, {"type", "date"},
+                   {"definition", "http://hl7.org/fhir/SearchParameter/Resource-lastUpdated"}},
+  };
+  for (const fhir::SearchParamDef* p : search::IndexedParams(type)) {
+    out.emplace_back(json::object{{"name", p->code}, {"type", p->type}, {"definition", p->url}});
+  }
+  return out;
+}
+
+}  // namespace
+
 json::object FhirApi::CapabilityStatement(const std::string& base_url) const {
   json::array resources;
   for (const auto& type : options_.resource_types) {
@@ -812,17 +824,8 @@ json::object FhirApi::CapabilityStatement(const std::string& base_url) const {
         {"conditionalRead", "not-supported"},
         {"conditionalUpdate", true},
         {"conditionalDelete", "single"},
-        {"searchParam",
-         json::array{
-             json::object{{"name", "_id"}, {"type", "token"},
-                          {"definition", "http://hl7.org/fhir/SearchParameter/Resource-id"}},
-         }},
+        {"searchParam", SearchParamsOf(type)},
     };
-    if (type != "Bundle" && type != "Binary" && type != "Parameters") {
-      res["searchParam"].get_array().emplace_back(
-          json::object{{"name", "identifier"}, {"type", "token"},
-                       {"documentation", "Supported where the resource has an identifier element"}});
-    }
     resources.emplace_back(std::move(res));
   }
   json::array system_interactions;
@@ -847,8 +850,12 @@ json::object FhirApi::CapabilityStatement(const std::string& base_url) const {
        json::array{json::object{
            {"mode", "server"},
            {"documentation",
-            "Search in this release supports _id and identifier (token) with _count paging; "
-            "other parameters are ignored (or rejected with Prefer: handling=strict)."},
+            "Search supports every listed parameter of type string (:exact, :contains), token "
+            "(:not, :text), date, number and quantity (prefixes eq ne gt lt ge le sa eb ap), "
+            "reference (:Type) and uri (:below, :above), all with :missing; _sort, _count, "
+            "_total, _summary=count and stable paging. Composite and special parameters, "
+            "chains, _include/_revinclude and _has are not supported yet: they are ignored (or "
+            "rejected with Prefer: handling=strict)."},
            {"resource", std::move(resources)},
            {"interaction", std::move(system_interactions)},
        }}},

@@ -6,6 +6,8 @@
 #include <set>
 
 #include "base/time.h"
+#include "fhir/search/extractor.h"
+#include "fhir/search/query.h"
 
 namespace jiceng::api {
 
@@ -37,27 +39,6 @@ Result<std::string> PercentDecode(std::string_view s) {
   return out;
 }
 
-std::vector<std::string_view> SplitUnescaped(std::string_view s, char sep) {
-  // FHIR search escapes ',' '|' '$' with a backslash; the foundation splits on the bare ones.
-  std::vector<std::string_view> parts;
-  std::size_t start = 0;
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '\\') { ++i; continue; }
-    if (s[i] == sep) { parts.push_back(s.substr(start, i - start)); start = i + 1; }
-  }
-  parts.push_back(s.substr(start));
-  return parts;
-}
-
-std::string Unescape(std::string_view s) {
-  std::string out;
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '\\' && i + 1 < s.size()) ++i;
-    out += s[i];
-  }
-  return out;
-}
-
 Error PreconditionFailed(std::string msg) {
   return Error(ErrorCode::kPreconditionFailed, std::move(msg));
 }
@@ -73,7 +54,12 @@ Result<WriteResult> PutVersion(store::IWriteTransaction& txn, json::object& reso
   v.version = version;
   v.last_updated_us = now;
   v.json = ToJson(resource);
-  JC_RETURN_IF_ERROR(txn.Put(v, ExtractIndexRows(resource)));
+  // FHIRPath evaluates over a json::value; moving the object in and back out is O(1), where
+  // copying it would cost an allocation per node on every write.
+  json::value holder(std::move(resource));
+  store::IndexRows rows = search::ExtractIndexRows(holder);
+  resource = std::move(holder.get_object());
+  JC_RETURN_IF_ERROR(txn.Put(v, rows));
   WriteResult r;
   r.status = status;
   r.version = std::move(v);
@@ -104,51 +90,16 @@ Result<QueryParams> ParseQueryString(std::string_view query) {
 
 Result<std::vector<std::string>> FindMatches(store::IReadTransaction& txn, std::string_view type,
                                              const QueryParams& criteria) {
-  if (criteria.empty()) return Invalid("Conditional criteria are empty");
-  std::optional<std::set<std::string>> acc;
-  for (const auto& [name, value] : criteria) {
-    std::set<std::string> ids;
-    if (name == "_id") {
-      for (auto part : SplitUnescaped(value, ',')) {
-        std::string id = Unescape(part);
-        JC_ASSIGN_OR_RETURN(auto cur, txn.ReadCurrent(type, id));
-        if (cur && !cur->deleted) ids.insert(id);
-      }
-    } else if (name == "identifier") {
-      for (auto part : SplitUnescaped(value, ',')) {
-        auto bar = SplitUnescaped(part, '|');
-        std::optional<std::string> system;
-        std::string code;
-        if (bar.size() == 1) {
-          code = Unescape(bar[0]);
-        } else if (bar.size() == 2) {
-          system = Unescape(bar[0]);
-          code = Unescape(bar[1]);
-        } else {
-          return Invalid(fmt::format("Bad token '{}' for parameter identifier", part));
-        }
-        if (code.empty())
-          return Invalid("Conditional criteria 'identifier=system|' (any value) is not supported");
-        std::optional<std::string_view> sys;
-        if (system) sys = *system;
-        JC_ASSIGN_OR_RETURN(auto found, txn.FindByToken(type, "identifier", sys, code, 1000));
-        ids.insert(found.begin(), found.end());
-      }
-    } else {
-      return Invalid(fmt::format(
-          "Conditional criteria parameter '{}' is not supported (supported: identifier, _id)",
-          name));
-    }
-    if (!acc) {
-      acc = std::move(ids);
-    } else {
-      std::set<std::string> both;
-      std::set_intersection(acc->begin(), acc->end(), ids.begin(), ids.end(),
-                            std::inserter(both, both.begin()));
-      acc = std::move(both);
-    }
-  }
-  return std::vector<std::string>(acc->begin(), acc->end());
+  // The same parser and the same store query as search: a conditional write matches exactly
+  // what GET [type]?criteria would return (but an unsupported criterion is always an error).
+  JC_ASSIGN_OR_RETURN(store::SearchQuery q, search::ParseCriteria(type, criteria));
+  q.with_total = false;
+  q.count = 1000;
+  JC_ASSIGN_OR_RETURN(store::SearchPage page, txn.Search(q));
+  std::vector<std::string> ids;
+  ids.reserve(page.entries.size());
+  for (auto& v : page.entries) ids.push_back(std::move(v.id));
+  return ids;
 }
 
 Result<int64_t> ParseETagVersion(std::string_view etag) {
@@ -167,18 +118,7 @@ Result<int64_t> ParseETagVersion(std::string_view etag) {
 }
 
 store::IndexRows ExtractIndexRows(const json::object& resource) {
-  store::IndexRows rows;
-  if (const auto* ids = FindArray(resource, "identifier")) {
-    for (const auto& idv : *ids) {
-      if (!idv.is_object()) continue;
-      auto value = FindString(idv.get_object(), "value");
-      if (!value) continue;
-      auto system = FindString(idv.get_object(), "system");
-      rows.tokens.push_back({"identifier", system ? std::string(*system) : std::string(),
-                             std::string(*value)});
-    }
-  }
-  return rows;
+  return search::ExtractIndexRows(json::value(resource));
 }
 
 void StampMeta(json::object& resource, std::string_view id, int64_t version, int64_t now_us) {
@@ -189,6 +129,28 @@ void StampMeta(json::object& resource, std::string_view id, int64_t version, int
   meta["versionId"] = std::to_string(version);
   meta["lastUpdated"] = FormatInstant(now_us);
   // Keep resourceType first and id second for readability of stored JSON.
+}
+
+PreparedCreate Interactions::PrepareCreate(json::object& resource, const std::string& id,
+                                          int64_t now_us) {
+  StampMeta(resource, id, 1, now_us);
+  PreparedCreate p;
+  p.version.type = std::string(FindString(resource, "resourceType").value_or(""));
+  p.version.id = id;
+  p.version.version = 1;
+  p.version.last_updated_us = now_us;
+  p.version.json = ToJson(resource);
+  p.index = ExtractIndexRows(resource);
+  return p;
+}
+
+Result<WriteResult> Interactions::StorePrepared(store::IWriteTransaction& txn,
+                                                PreparedCreate& prepared) {
+  JC_RETURN_IF_ERROR(txn.Put(prepared.version, prepared.index));
+  WriteResult r;
+  r.status = 201;
+  r.version = std::move(prepared.version);
+  return r;
 }
 
 Result<WriteResult> Interactions::Create(store::IWriteTransaction& txn, json::object resource,

@@ -14,6 +14,9 @@ struct FormatOptions {
   bool pretty = false;
   std::string summary;                // "", "true", "text", "data", "count", "false"
   std::vector<std::string> elements;  // _elements: top-level element names
+
+  // True when the stored JSON can be sent as it is.
+  bool IsPlain() const { return !pretty && (summary.empty() || summary == "false") && elements.empty(); }
 };
 
 // Reads _format / Accept (JSON only: XML asked for alone is 406), _pretty, _summary, _elements.

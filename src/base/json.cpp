@@ -2,6 +2,9 @@
 
 #include <fmt/format.h>
 
+#include <charconv>
+#include <cmath>
+
 namespace jiceng {
 
 Result<json::value> ParseJson(std::string_view text) {
@@ -31,7 +34,105 @@ Result<json::value> ParseJson(std::string_view text) {
   return p.release();
 }
 
-std::string ToJson(const json::value& v) { return json::serialize(v); }
+namespace {
+
+// Boost.JSON 1.81 prints doubles in exponent form ("1.205E2"); FHIR decimals read better, and
+// round-trip exactly, in the shortest form std::to_chars gives ("120.5").
+void AppendScalar(std::string& out, const json::value& v) {
+  char buf[32];
+  switch (v.kind()) {
+    case json::kind::null: out += "null"; return;
+    case json::kind::bool_: out += v.get_bool() ? "true" : "false"; return;
+    case json::kind::int64: {
+      auto r = std::to_chars(buf, buf + sizeof buf, v.get_int64());
+      out.append(buf, r.ptr);
+      return;
+    }
+    case json::kind::uint64: {
+      auto r = std::to_chars(buf, buf + sizeof buf, v.get_uint64());
+      out.append(buf, r.ptr);
+      return;
+    }
+    case json::kind::double_: {
+      double d = v.get_double();
+      if (!std::isfinite(d)) { out += "null"; return; }  // JSON has no NaN/Infinity
+      auto r = std::to_chars(buf, buf + sizeof buf, d);
+      out.append(buf, r.ptr);
+      return;
+    }
+    case json::kind::string: AppendJsonString(out, v.get_string()); return;
+    default: return;
+  }
+}
+
+}  // namespace
+
+void AppendJson(std::string& out, const json::object& o) {
+  out += '{';
+  bool first = true;
+  for (const auto& kv : o) {
+    if (!first) out += ',';
+    first = false;
+    AppendJsonString(out, kv.key());
+    out += ':';
+    AppendJson(out, kv.value());
+  }
+  out += '}';
+}
+
+void AppendJson(std::string& out, const json::value& v) {
+  switch (v.kind()) {
+    case json::kind::object:
+      AppendJson(out, v.get_object());
+      return;
+    case json::kind::array: {
+      out += '[';
+      bool first = true;
+      for (const auto& e : v.get_array()) {
+        if (!first) out += ',';
+        first = false;
+        AppendJson(out, e);
+      }
+      out += ']';
+      return;
+    }
+    default: AppendScalar(out, v);
+  }
+}
+
+void AppendJsonString(std::string& out, std::string_view s) {
+  static const char* kHex = "0123456789abcdef";
+  out += '"';
+  std::size_t run = 0;  // start of the pending run of bytes that need no escaping
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x20 && c != '"' && c != '\\') continue;
+    out.append(s.data() + run, i - run);
+    run = i + 1;
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      case '\b': out += "\\b"; break;
+      case '\f': out += "\\f"; break;
+      default:
+        out += "\\u00";
+        out += kHex[c >> 4];
+        out += kHex[c & 15];
+    }
+  }
+  out.append(s.data() + run, s.size() - run);
+  out += '"';
+}
+
+std::string ToJson(const json::value& v) {
+  std::string out;
+  out.reserve(256);
+  AppendJson(out, v);
+  return out;
+}
 
 namespace {
 void Pretty(std::string& out, const json::value& v, int indent) {
@@ -46,7 +147,7 @@ void Pretty(std::string& out, const json::value& v, int indent) {
         if (!first) out += ",\n";
         first = false;
         pad(indent + 1);
-        out += json::serialize(json::string(kv.key()));
+        AppendJsonString(out, kv.key());
         out += ": ";
         Pretty(out, kv.value(), indent + 1);
       }
@@ -72,7 +173,7 @@ void Pretty(std::string& out, const json::value& v, int indent) {
       return;
     }
     default:
-      out += json::serialize(v);
+      AppendScalar(out, v);
   }
 }
 }  // namespace

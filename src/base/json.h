@@ -16,8 +16,14 @@ namespace json = boost::json;
 // Parses text; a syntax error becomes an Invalid error naming the line and column.
 Result<json::value> ParseJson(std::string_view text);
 
-// Compact serialization.
+// Compact serialization. Doubles are written in their shortest round-trip form ("120.5", not
+// Boost's "1.205E2"); strings keep UTF-8 as it is and escape only what JSON requires.
 std::string ToJson(const json::value& v);
+// Appends the compact serialization of `v` / `o` to `out`.
+void AppendJson(std::string& out, const json::value& v);
+void AppendJson(std::string& out, const json::object& o);
+// Appends `s` as a JSON string literal (with quotes).
+void AppendJsonString(std::string& out, std::string_view s);
 // Two-space indented serialization (for `_pretty=true`).
 std::string ToPrettyJson(const json::value& v);
 

@@ -5,8 +5,10 @@
 #include <iostream>
 
 #include "api/outcome.h"
+#include "cli/export_command.h"
 #include "cli/generate_command.h"
 #include "cli/import_command.h"
+#include "cli/migrate_command.h"
 #include "cli/platform.h"
 #include "http/server.h"
 
@@ -93,6 +95,8 @@ int main(int argc, char** argv) {
 
   AddImportCommand(app);
   AddGenerateCommand(app);
+  AddExportCommand(app);
+  AddMigrateCommand(app);
 
   try {
     app.parse(argc, argv);

@@ -2,14 +2,14 @@
 
 #include "fhir/definitions.h"
 #include "fhir/validator.h"
-#include "store/sqlite/sqlite_store.h"
+#include "store/store_factory.h"
 
 namespace jiceng::cli {
 
 Result<std::unique_ptr<Platform>> OpenPlatform(const Config& config) {
   auto p = std::make_unique<Platform>();
   const auto& defs = fhir::Definitions::Get();
-  JC_ASSIGN_OR_RETURN(p->store, store::OpenSqliteStore(config.db));
+  JC_ASSIGN_OR_RETURN(p->store, store::OpenStore(config.db));
   auto& o = p->fhir_options;
   o.strict_validation = config.strict_validation;
   o.base_url = config.base_url;

@@ -5,7 +5,7 @@
 
 #include <fmt/format.h>
 
-#include "generator/json_text.h"
+#include "base/json.h"
 
 namespace jiceng::generator {
 namespace {

@@ -1,5 +1,7 @@
 #include "http/access_log.h"
 
+#include "base/json.h"
+
 #include <spdlog/async.h>
 #include <spdlog/async_logger.h>
 #include <spdlog/sinks/stdout_sinks.h>
@@ -43,14 +45,14 @@ void AccessLog::Write(std::string_view remote, std::string_view method, std::str
   line.reserve(128 + target.size());
   line += R"({"ts":")";
   line += ts;
-  line += R"(","remote":")";
-  AppendJsonEscaped(line, remote);
-  line += R"(","method":")";
-  AppendJsonEscaped(line, method);
-  line += R"(","target":")";
-  AppendJsonEscaped(line, target);
+  line += R"(","remote":)";
+  AppendJsonString(line, remote);
+  line += R"(,"method":)";
+  AppendJsonString(line, method);
+  line += R"(,"target":)";
+  AppendJsonString(line, target);
   char tail[96];
-  std::snprintf(tail, sizeof tail, R"(","status":%d,"bytes":%zu,"duration_ms":%.3f})", status,
+  std::snprintf(tail, sizeof tail, R"(,"status":%d,"bytes":%zu,"duration_ms":%.3f})", status,
                 bytes, duration_ms);
   line += tail;
   logger_->info(line);

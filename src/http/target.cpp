@@ -1,5 +1,7 @@
 #include "http/target.h"
 
+#include "base/json.h"
+
 #include <boost/url/parse.hpp>
 #include <boost/url/url_view.hpp>
 
@@ -99,34 +101,12 @@ std::string_view MethodClass(std::string_view method) {
   return "OTHER";
 }
 
-void AppendJsonEscaped(std::string& out, std::string_view text) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  for (char c : text) {
-    unsigned char u = static_cast<unsigned char>(c);
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (u < 0x20) {
-          out += "\\u00";
-          out += kHex[u >> 4];
-          out += kHex[u & 0xf];
-        } else {
-          out += c;
-        }
-    }
-  }
-}
-
 std::string OperationOutcomeJson(std::string_view issue_code, std::string_view diagnostics) {
-  std::string out = R"({"resourceType":"OperationOutcome","issue":[{"severity":"error","code":")";
-  AppendJsonEscaped(out, issue_code);
-  out += R"(","diagnostics":")";
-  AppendJsonEscaped(out, diagnostics);
-  out += R"("}]})";
+  std::string out = R"({"resourceType":"OperationOutcome","issue":[{"severity":"error","code":)";
+  AppendJsonString(out, issue_code);
+  out += R"(,"diagnostics":)";
+  AppendJsonString(out, diagnostics);
+  out += R"(}]})";
   return out;
 }
 

@@ -26,7 +26,5 @@ std::string_view MethodClass(std::string_view method);
 // {"resourceType":"OperationOutcome","issue":[{"severity":"error","code":…,"diagnostics":…}]}
 std::string OperationOutcomeJson(std::string_view issue_code, std::string_view diagnostics);
 
-// Appends `text` to `out` with JSON string escaping (no surrounding quotes).
-void AppendJsonEscaped(std::string& out, std::string_view text);
 
 }  // namespace jiceng::http

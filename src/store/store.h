@@ -37,8 +37,120 @@ struct TokenIndexRow {
   std::string system;  // may be empty
   std::string code;
 };
+// The typed rows below were added by the search module (fhir/search fills them; every backend
+// stores them in the same transaction as the version and replaces them on the next Put).
+// Conventions a backend must keep:
+//  * StringIndexRow.value is already normalised by fhir/search (lower case, no accents,
+//    half-width); the backend compares it bytewise. `exact` is the text as written (:exact).
+//    A token's display text (for :text) is stored as a string row whose param is "<code>:text".
+//  * Date ranges are half-open [start_us, end_us) in UTC microseconds.
+//  * QuantityIndexRow.canonical_code is empty when the unit has no canonical form.
+struct StringIndexRow {
+  std::string param;
+  std::string value;  // normalised
+  std::string exact;  // as written
+};
+struct DateIndexRow {
+  std::string param;
+  int64_t start_us = 0;
+  int64_t end_us = 0;
+};
+struct NumberIndexRow {
+  std::string param;
+  double value = 0;
+};
+struct QuantityIndexRow {
+  std::string param;
+  double value = 0;
+  std::string system;  // may be empty
+  std::string code;    // the coded unit, else the human unit
+  double canonical_value = 0;
+  std::string canonical_code;  // UCUM canonical unit ("g", "m", "mm[Hg]") or empty
+};
+struct ReferenceIndexRow {
+  std::string param;
+  std::string target_type;  // may be empty (unknown type, e.g. a canonical URL)
+  std::string target_id;    // the logical id; empty for a URL that names no Type/id
+  std::string url;          // absolute URL or canonical as written; empty for relative refs
+};
+struct UriIndexRow {
+  std::string param;
+  std::string value;
+};
 struct IndexRows {
   std::vector<TokenIndexRow> tokens;
+  std::vector<StringIndexRow> strings;
+  std::vector<DateIndexRow> dates;
+  std::vector<NumberIndexRow> numbers;
+  std::vector<QuantityIndexRow> quantities;
+  std::vector<ReferenceIndexRow> references;
+  std::vector<UriIndexRow> uris;
+};
+
+// ---- search query (backend-neutral; fhir/search parses FHIR query strings into it) -----------
+//
+// A SearchQuery is the AND of its clauses; a clause is the OR of its values. Values are already
+// normalised and resolved into the shape the index rows have, so a backend only maps them to its
+// tables; it never needs the FHIR definitions.
+enum class SearchKind : uint8_t {
+  kString, kToken, kDate, kNumber, kQuantity, kReference, kUri,
+  kId,           // _id: the resource's logical id (values in SearchValue::code)
+  kLastUpdated,  // _lastUpdated: the resource's last_updated_us (values as dates)
+};
+// eq ne gt lt ge le sa eb ap, with the R4 range semantics (see fhir/search/query.h).
+enum class SearchPrefix : uint8_t { kEq, kNe, kGt, kLt, kGe, kLe, kSa, kEb, kAp };
+enum class StringMatch : uint8_t { kStartsWith, kExact, kContains };
+enum class UriMatch : uint8_t { kEquals, kBelow, kAbove };
+
+struct SearchValue {
+  SearchPrefix prefix = SearchPrefix::kEq;
+  // string: normalised text (`text`) and, for :exact, the text as written (`exact`).
+  std::string text;
+  std::string exact;
+  StringMatch string_match = StringMatch::kStartsWith;
+  // token: system nullopt = any system; "" = no system. code empty = any code (system|).
+  // _id: code. reference: type (may be empty) + code (= id), or url.
+  std::optional<std::string> system;
+  std::string code;
+  std::string type;
+  std::string url;
+  // date/_lastUpdated: the search value's range [lo_us, hi_us). number/quantity: the implicit
+  // precision range [lo, hi) and the value as written (`number`). Quantities with a canonical
+  // unit carry canonical_code and are compared on canonical values.
+  int64_t lo_us = 0, hi_us = 0;
+  double number = 0, lo = 0, hi = 0;
+  std::string canonical_code;
+  // uri
+  UriMatch uri_match = UriMatch::kEquals;
+};
+
+struct SearchClause {
+  std::string param;  // index param code ("name", "code:text" for token :text)
+  SearchKind kind = SearchKind::kToken;
+  bool negate = false;              // token :not — resources with no matching row
+  std::optional<bool> missing;      // :missing=true/false (values empty then)
+  std::vector<SearchValue> any_of;  // OR
+};
+
+struct SortKey {
+  std::string param;
+  SearchKind kind = SearchKind::kId;
+  bool descending = false;
+};
+
+struct SearchQuery {
+  std::string type;
+  std::vector<SearchClause> all_of;  // AND
+  std::vector<SortKey> sort;         // then by id (a stable tiebreak) when empty or tied
+  std::optional<int64_t> at_or_before_us;  // snapshot: ignore resources written after it
+  int64_t offset = 0;
+  int64_t count = 50;         // 0: no entries (e.g. _summary=count)
+  bool with_total = true;     // count all matches (costs a second query)
+};
+
+struct SearchPage {
+  std::vector<ResourceVersion> entries;
+  std::optional<int64_t> total;  // set when with_total
 };
 
 struct HistoryQuery {
@@ -83,6 +195,13 @@ class IReadTransaction {
                                                            int64_t count) {
     (void)type, (void)offset, (void)count;
     return Error(ErrorCode::kNotImplemented, "Listing is not implemented by this backend");
+  }
+
+  // Current, non-deleted resources matching `query` (see SearchQuery). Added with the search
+  // module; backends without it answer NotImplemented.
+  virtual Result<SearchPage> Search(const SearchQuery& query) {
+    (void)query;
+    return Error(ErrorCode::kNotImplemented, "Search is not implemented by this backend");
   }
 };
 

@@ -1,5 +1,7 @@
 #include "store/sqlite/connection.h"
 
+#include <cstring>
+
 #include <string>
 
 namespace jiceng::store::sqlite {
@@ -80,6 +82,20 @@ Result<sqlite3_stmt*> Connection::Prepare(const std::string& sql) {
 }
 
 Status Connection::Exec(const char* sql) {
+  // Single statements (BEGIN, COMMIT, SAVEPOINT … on every request) run from the statement
+  // cache: preparing them anew cost ~10% of a read-by-id request in a callgrind profile.
+  if (std::strchr(sql, ';') == nullptr) {
+    auto prepared = Prepare(sql);
+    if (prepared.ok()) {
+      sqlite3_stmt* stmt = *prepared;
+      int rc;
+      while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+      }
+      sqlite3_reset(stmt);
+      if (rc != SQLITE_DONE) return SqliteError(db_, rc, sql);
+      return Status::Ok();
+    }
+  }
   char* err = nullptr;
   int rc = sqlite3_exec(db_, sql, nullptr, nullptr, &err);
   sqlite3_free(err);  // errmsg on the handle carries the same text

@@ -42,6 +42,7 @@ class Stmt {
                         SQLITE_UTF8);
   }
   void BindInt(int i, int64_t v) { sqlite3_bind_int64(stmt_, i, v); }
+  void BindDouble(int i, double v) { sqlite3_bind_double(stmt_, i, v); }
   void BindNull(int i) { sqlite3_bind_null(stmt_, i); }
 
   // Steps once: a row (true), done (false) or an error.
@@ -77,7 +78,7 @@ class Connection {
 
   // A cached statement for `sql` (prepared on first use, kept for the connection's lifetime).
   Result<sqlite3_stmt*> Prepare(const std::string& sql);
-  // Runs one or more statements without caching (pragmas, BEGIN/COMMIT, migrations).
+  // Runs statements: a single statement from the cache, several (migrations) uncached.
   Status Exec(const char* sql);
   // First column of the first row of `sql` as an integer, nullopt when there is no row.
   Result<std::optional<int64_t>> QueryInt(const char* sql);

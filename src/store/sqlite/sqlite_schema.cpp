@@ -68,8 +68,90 @@ CREATE TABLE idx_token (
 CREATE INDEX idx_token_by_rid ON idx_token(rid);
 )sql";
 
+// Schema v2 — the typed search index tables (fhir/search extracts their rows on every Put).
+// Same shape as idx_token: WITHOUT ROWID with (type, param, <value columns>, rid) as the primary
+// key, so each table is its own index for "param op value" and the matching rids come out of
+// one range scan; plus an index on rid so Put can replace a resource's rows.
+// * idx_string: value is the normalised text (prefix search is a range scan on it), exact the
+//   text as written (for :exact). Token display text (:text) is stored here as "<code>:text".
+// * idx_date: [start_us, end_us) in UTC microseconds; open Period ends are ±2^63.
+// * idx_quantity: canonical_code/canonical_value hold the UCUM canonical form when the unit has
+//   one (kg → g), so that searches compare across commensurable units; a second index serves
+//   those canonical searches. Its primary-key columns are declared first: SQLite 3.40's
+//   integrity_check misreads non-key NOT NULL columns declared before a key column of a
+//   WITHOUT ROWID table and reports them as NULL (a false positive that fails health checks).
+// * idx_reference: target_type/target_id for "Type/id" (relative or absolute), url for absolute
+//   and canonical references.
+// Rows of resources written before v2 are not back-filled here: a reindex rewrites them.
+constexpr const char* kSchemaV2 = R"sql(
+CREATE TABLE idx_string (
+  type TEXT NOT NULL,
+  param TEXT NOT NULL,
+  value TEXT NOT NULL,
+  exact TEXT NOT NULL,
+  rid INTEGER NOT NULL REFERENCES resource(rid),
+  PRIMARY KEY (type, param, value, exact, rid)
+) WITHOUT ROWID;
+CREATE INDEX idx_string_by_rid ON idx_string(rid);
+
+CREATE TABLE idx_date (
+  type TEXT NOT NULL,
+  param TEXT NOT NULL,
+  start_us INTEGER NOT NULL,
+  end_us INTEGER NOT NULL,
+  rid INTEGER NOT NULL REFERENCES resource(rid),
+  PRIMARY KEY (type, param, start_us, end_us, rid)
+) WITHOUT ROWID;
+CREATE INDEX idx_date_by_rid ON idx_date(rid);
+
+CREATE TABLE idx_number (
+  type TEXT NOT NULL,
+  param TEXT NOT NULL,
+  value REAL NOT NULL,
+  rid INTEGER NOT NULL REFERENCES resource(rid),
+  PRIMARY KEY (type, param, value, rid)
+) WITHOUT ROWID;
+CREATE INDEX idx_number_by_rid ON idx_number(rid);
+
+CREATE TABLE idx_quantity (
+  type TEXT NOT NULL,
+  param TEXT NOT NULL,
+  code TEXT NOT NULL,
+  system TEXT NOT NULL,
+  value REAL NOT NULL,
+  rid INTEGER NOT NULL REFERENCES resource(rid),
+  canonical_code TEXT NOT NULL,
+  canonical_value REAL NOT NULL,
+  PRIMARY KEY (type, param, code, system, value, rid)
+) WITHOUT ROWID;
+CREATE INDEX idx_quantity_by_rid ON idx_quantity(rid);
+CREATE INDEX idx_quantity_canonical ON idx_quantity(type, param, canonical_code, canonical_value)
+  WHERE canonical_code <> '';
+
+CREATE TABLE idx_reference (
+  type TEXT NOT NULL,
+  param TEXT NOT NULL,
+  target_id TEXT NOT NULL,
+  target_type TEXT NOT NULL,
+  url TEXT NOT NULL,
+  rid INTEGER NOT NULL REFERENCES resource(rid),
+  PRIMARY KEY (type, param, target_id, target_type, url, rid)
+) WITHOUT ROWID;
+CREATE INDEX idx_reference_by_rid ON idx_reference(rid);
+
+CREATE TABLE idx_uri (
+  type TEXT NOT NULL,
+  param TEXT NOT NULL,
+  value TEXT NOT NULL,
+  rid INTEGER NOT NULL REFERENCES resource(rid),
+  PRIMARY KEY (type, param, value, rid)
+) WITHOUT ROWID;
+CREATE INDEX idx_uri_by_rid ON idx_uri(rid);
+)sql";
+
 constexpr Migration kMigrations[] = {
     {1, "resource, history and token index", kSchemaV1},
+    {2, "typed search index tables", kSchemaV2},
 };
 
 int64_t NowUs() {

@@ -14,6 +14,7 @@
 #include "base/metrics.h"
 #include "store/sqlite/connection.h"
 #include "store/sqlite/sqlite_schema.h"
+#include "store/sqlite/sqlite_search.h"
 
 namespace jiceng::store {
 namespace sqlite {
@@ -27,13 +28,14 @@ struct Timers {
   prometheus::Histogram* history;
   prometheus::Histogram* write_group;
   prometheus::Histogram* commit;
+  prometheus::Histogram* search;
 
   static Timers Make() {
     auto& family = metrics::DbSeconds();
     auto get = [&](const char* op) {
       return &family.Add({{"backend", "sqlite"}, {"op", op}}, metrics::LatencyBuckets());
     };
-    return Timers{get("read"), get("history"), get("write_group"), get("commit")};
+    return Timers{get("read"), get("history"), get("write_group"), get("commit"), get("search")};
   }
 };
 
@@ -238,24 +240,7 @@ Status PutVersion(Connection& c, const ResourceVersion& v, const IndexRows& inde
     s.BindText(7, v.deleted ? std::string_view() : std::string_view(v.json));
     JC_RETURN_IF_ERROR(s.Run());
   }
-  {
-    JC_SQL_STMT(s, c, "DELETE FROM idx_token WHERE rid = ?1");
-    s.BindInt(1, rid);
-    JC_RETURN_IF_ERROR(s.Run());
-  }
-  for (const TokenIndexRow& t : index.tokens) {
-    // OR IGNORE: the same token listed twice in one resource is one index row.
-    JC_SQL_STMT(s, c,
-                "INSERT OR IGNORE INTO idx_token(type, param, code, system, rid) "
-                "VALUES (?1, ?2, ?3, ?4, ?5)");
-    s.BindText(1, v.type);
-    s.BindText(2, t.param);
-    s.BindText(3, t.code);
-    s.BindText(4, t.system);
-    s.BindInt(5, rid);
-    JC_RETURN_IF_ERROR(s.Run());
-  }
-  return Status::Ok();
+  return ReplaceIndexRows(c, v.type, rid, v.version == 1, index);
 }
 
 // ---- read pool -------------------------------------------------------------------------------
@@ -374,6 +359,10 @@ class SqliteReadTransaction final : public IReadTransaction {
     ScopedTimer t(timers_.read);
     return QueryList(*conn_, type, offset, count);
   }
+  Result<SearchPage> Search(const SearchQuery& query) override {
+    ScopedTimer t(timers_.search);
+    return QuerySearch(*conn_, query);
+  }
 
  private:
   std::shared_ptr<ReadPool> pool_;
@@ -409,6 +398,7 @@ class SqliteWriteTransaction final : public IWriteTransaction {
                                                    int64_t count) override {
     return QueryList(conn_, type, offset, count);
   }
+  Result<SearchPage> Search(const SearchQuery& query) override { return QuerySearch(conn_, query); }
   Status Put(const ResourceVersion& version, const IndexRows& index) override {
     return PutVersion(conn_, version, index);
   }

@@ -29,6 +29,17 @@ TEST(Json, PrettyRoundTrips) {
   EXPECT_EQ(*v, *again);
 }
 
+TEST(Json, DecimalsInShortestFormAndStringsEscaped) {
+  auto v = ParseJson(R"({"a":120.5,"b":0.1,"c":7,"d":-3.25e-7,"e":1e21,"s":"王\"x\\\n\u0001","u":18446744073709551615})");
+  ASSERT_TRUE(v.ok());
+  std::string out = ToJson(*v);
+  EXPECT_EQ(out, "{\"a\":120.5,\"b\":0.1,\"c\":7,\"d\":-3.25e-07,\"e\":1e+21,\"s\":\"王\\\"x\\\\\\n\\u0001\",\"u\":18446744073709551615}");
+  auto again = ParseJson(out);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(*again, *v);
+  EXPECT_NE(ToPrettyJson(*v).find("\"a\": 120.5"), std::string::npos);
+}
+
 TEST(Time, FormatsInstantsInUtc) {
   EXPECT_EQ(FormatInstant(0), "1970-01-01T00:00:00.000Z");
   EXPECT_EQ(FormatInstant(1709604000123456), "2024-03-05T02:00:00.123Z");

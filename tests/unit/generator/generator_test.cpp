@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "base/ids.h"
-#include "generator/json_text.h"
+#include "base/json.h"
 #include "generator/output.h"
 #include "registry/resident_id.h"
 

@@ -1,0 +1,362 @@
+#include "fhir/search/extractor.h"
+
+#include <mutex>
+#include <shared_mutex>
+#include <string>
+#include <unordered_map>
+
+#include "base/time.h"
+#include "fhir/fhirpath/definitions_model.h"
+#include "fhir/fhirpath/fhirpath.h"
+#include "fhir/search/normalize.h"
+
+namespace jiceng::search {
+namespace {
+
+using fhirpath::Item;
+
+struct CompiledParam {
+  const fhir::SearchParamDef* def = nullptr;
+  fhirpath::Expression expr;
+  std::string text_param;  // "<code>:text" for tokens
+};
+
+bool Indexable(const fhir::SearchParamDef& p) {
+  if (p.expression.empty()) return false;
+  if (p.type == "composite" || p.type == "special") return false;
+  // Answered from the resource row (id, last_updated_us), never from index tables.
+  return p.code != "_id" && p.code != "_lastUpdated";
+}
+
+// Splits an expression on its top-level '|' and keeps the branches that can apply to `type`: a
+// branch rooted at another resource type ("Practitioner.name" on a Patient) is always empty.
+std::string BranchesFor(std::string_view expr, std::string_view type) {
+  const auto& defs = fhir::Definitions::Get();
+  std::vector<std::string_view> parts;
+  int depth = 0;
+  bool quoted = false;
+  size_t start = 0;
+  for (size_t i = 0; i < expr.size(); ++i) {
+    char c = expr[i];
+    if (c == '\'' && (i == 0 || expr[i - 1] != '\\')) quoted = !quoted;
+    if (quoted) continue;
+    if (c == '(' || c == '[') ++depth;
+    if (c == ')' || c == ']') --depth;
+    if (c == '|' && depth == 0) {
+      parts.push_back(expr.substr(start, i - start));
+      start = i + 1;
+    }
+  }
+  parts.push_back(expr.substr(start));
+  std::string out;
+  for (std::string_view part : parts) {
+    std::string_view p = part;
+    while (!p.empty() && (p.front() == ' ' || p.front() == '(')) p.remove_prefix(1);
+    size_t n = 0;
+    while (n < p.size() && (std::isalnum(static_cast<unsigned char>(p[n])) || p[n] == '_')) ++n;
+    std::string_view root = p.substr(0, n);
+    if (root != type && defs.IsResourceType(root)) continue;
+    if (!out.empty()) out += " | ";
+    while (!part.empty() && part.front() == ' ') part.remove_prefix(1);
+    while (!part.empty() && part.back() == ' ') part.remove_suffix(1);
+    out += part;
+  }
+  return out;
+}
+
+class ParamCache {
+ public:
+  static ParamCache& Get() {
+    static ParamCache cache;
+    return cache;
+  }
+
+  const std::vector<CompiledParam>& ForType(std::string_view type) {
+    {
+      std::shared_lock lock(mu_);
+      auto it = by_type_.find(std::string(type));
+      if (it != by_type_.end()) return it->second;
+    }
+    std::vector<CompiledParam> params;
+    for (const fhir::SearchParamDef* def : fhir::Definitions::Get().SearchParams(type)) {
+      if (!Indexable(*def)) continue;
+      std::string text = BranchesFor(def->expression, type);
+      if (text.empty()) continue;
+      auto expr = fhirpath::Compile(text);
+      if (!expr.ok()) continue;  // an expression the engine cannot parse indexes nothing
+      params.push_back({def, std::move(*expr), def->type == "token" ? def->code + ":text" : ""});
+    }
+    std::unique_lock lock(mu_);
+    auto [it, inserted] = by_type_.emplace(std::string(type), std::move(params));
+    return it->second;
+  }
+
+ private:
+  std::shared_mutex mu_;
+  std::unordered_map<std::string, std::vector<CompiledParam>> by_type_;
+};
+
+const json::object* AsObject(const Item& i) {
+  return i.is_node() && i.json() && i.json()->is_object() ? &i.json()->get_object() : nullptr;
+}
+
+std::optional<std::string_view> AsString(const Item& i) {
+  if (i.is_node()) {
+    if (i.json() && i.json()->is_string()) return std::string_view(i.json()->get_string());
+    return std::nullopt;
+  }
+  if (i.kind() == Item::Kind::kString) return std::string_view(i.string());
+  return std::nullopt;
+}
+
+void AddString(std::vector<store::StringIndexRow>& out, const std::string& param,
+               std::string_view text) {
+  if (text.empty()) return;
+  std::string norm = NormalizeString(text);
+  if (norm.empty()) return;
+  out.push_back({param, std::move(norm), std::string(text)});
+}
+
+void AddStringMember(std::vector<store::StringIndexRow>& out, const std::string& param,
+                     const json::object& o, std::string_view key) {
+  const json::value* v = Find(o, key);
+  if (!v) return;
+  if (v->is_string()) {
+    AddString(out, param, v->get_string());
+  } else if (v->is_array()) {
+    for (const json::value& e : v->get_array()) {
+      if (e.is_string()) AddString(out, param, e.get_string());
+    }
+  }
+}
+
+void ExtractString(const Item& i, const CompiledParam& p, store::IndexRows& rows) {
+  const std::string& code = p.def->code;
+  if (auto s = AsString(i)) return AddString(rows.strings, code, *s);
+  const json::object* o = AsObject(i);
+  if (!o) return;
+  std::string_view t = i.FhirType();
+  if (t == "HumanName") {
+    for (auto k : {"family", "given", "prefix", "suffix", "text"}) AddStringMember(rows.strings, code, *o, k);
+  } else if (t == "Address") {
+    for (auto k : {"line", "city", "district", "state", "postalCode", "country", "text"})
+      AddStringMember(rows.strings, code, *o, k);
+  }
+}
+
+void AddToken(store::IndexRows& rows, const CompiledParam& p, std::string_view system,
+              std::string_view code) {
+  // A token without a code (an Identifier with only a system) cannot be matched by any search
+  // that names a code, and `system|` asks for coded values: index nothing.
+  if (code.empty()) return;
+  rows.tokens.push_back({p.def->code, std::string(system), std::string(code)});
+}
+
+void AddCoding(store::IndexRows& rows, const CompiledParam& p, const json::object& c) {
+  AddToken(rows, p, FindString(c, "system").value_or(""), FindString(c, "code").value_or(""));
+  if (auto d = FindString(c, "display")) AddString(rows.strings, p.text_param, *d);
+}
+
+void ExtractToken(const Item& i, const CompiledParam& p, store::IndexRows& rows) {
+  if (i.is_node() && i.json() && i.json()->is_bool()) {
+    return AddToken(rows, p, "", i.json()->get_bool() ? "true" : "false");
+  }
+  if (!i.is_node() && i.kind() == Item::Kind::kBoolean) {
+    return AddToken(rows, p, "", i.boolean() ? "true" : "false");
+  }
+  if (auto s = AsString(i)) return AddToken(rows, p, "", *s);
+  const json::object* o = AsObject(i);
+  if (!o) return;
+  std::string_view t = i.FhirType();
+  if (t == "Coding") {
+    AddCoding(rows, p, *o);
+  } else if (t == "CodeableConcept") {
+    if (const json::array* codings = FindArray(*o, "coding")) {
+      for (const json::value& c : *codings) {
+        if (c.is_object()) AddCoding(rows, p, c.get_object());
+      }
+    }
+    if (auto text = FindString(*o, "text")) AddString(rows.strings, p.text_param, *text);
+  } else if (t == "Identifier") {
+    AddToken(rows, p, FindString(*o, "system").value_or(""), FindString(*o, "value").value_or(""));
+    if (const json::object* type = FindObject(*o, "type")) {
+      if (auto text = FindString(*type, "text")) AddString(rows.strings, p.text_param, *text);
+    }
+  } else if (t == "ContactPoint") {
+    AddToken(rows, p, "", FindString(*o, "value").value_or(""));
+  } else if (t == "Reference") {
+    // A few token parameters point at a Reference's identifier (e.g. Coverage.identifier).
+    if (const json::object* id = FindObject(*o, "identifier")) {
+      AddToken(rows, p, FindString(*id, "system").value_or(""), FindString(*id, "value").value_or(""));
+    }
+  }
+}
+
+void AddDate(store::IndexRows& rows, const std::string& param, std::string_view start,
+             std::string_view end) {
+  store::DateIndexRow r{param, INT64_MIN, INT64_MAX};
+  if (!start.empty()) {
+    auto s = ParseDateTimeRange(start);
+    if (!s.ok()) return;
+    r.start_us = s->start;
+  }
+  if (!end.empty()) {
+    auto e = ParseDateTimeRange(end);
+    if (!e.ok()) return;
+    r.end_us = e->end;
+  }
+  if (start.empty() && end.empty()) return;
+  rows.dates.push_back(r);
+}
+
+void ExtractDate(const Item& i, const CompiledParam& p, store::IndexRows& rows) {
+  const std::string& code = p.def->code;
+  if (auto s = AsString(i)) return AddDate(rows, code, *s, *s);
+  if (!i.is_node() && (i.kind() == Item::Kind::kDate || i.kind() == Item::Kind::kDateTime)) {
+    std::string text = i.ToText();
+    return AddDate(rows, code, text, text);
+  }
+  const json::object* o = AsObject(i);
+  if (!o) return;
+  std::string_view t = i.FhirType();
+  if (t == "Period") {
+    AddDate(rows, code, FindString(*o, "start").value_or(""), FindString(*o, "end").value_or(""));
+  } else if (t == "Timing") {
+    if (const json::array* events = FindArray(*o, "event")) {
+      for (const json::value& e : *events) {
+        if (e.is_string()) AddDate(rows, code, e.get_string(), e.get_string());
+      }
+    }
+    if (const json::object* rep = FindObject(*o, "repeat")) {
+      if (const json::object* bp = FindObject(*rep, "boundsPeriod")) {
+        AddDate(rows, code, FindString(*bp, "start").value_or(""), FindString(*bp, "end").value_or(""));
+      }
+    }
+  }
+}
+
+std::optional<double> AsNumber(const json::value* v) {
+  if (!v) return std::nullopt;
+  if (v->is_double()) return v->get_double();
+  if (v->is_int64()) return static_cast<double>(v->get_int64());
+  if (v->is_uint64()) return static_cast<double>(v->get_uint64());
+  return std::nullopt;
+}
+
+void ExtractNumber(const Item& i, const CompiledParam& p, store::IndexRows& rows) {
+  std::optional<double> v;
+  if (i.is_node()) {
+    v = AsNumber(i.json());
+  } else if (i.kind() == Item::Kind::kInteger) {
+    v = static_cast<double>(i.integer());
+  } else if (i.kind() == Item::Kind::kDecimal) {
+    v = i.decimal().value;
+  }
+  if (v) rows.numbers.push_back({p.def->code, *v});
+}
+
+void ExtractQuantity(const Item& i, const CompiledParam& p, store::IndexRows& rows) {
+  const json::object* o = AsObject(i);
+  if (!o) return;
+  auto value = AsNumber(Find(*o, "value"));
+  if (!value) return;
+  store::QuantityIndexRow r;
+  r.param = p.def->code;
+  r.value = *value;
+  if (i.FhirType() == "Money") {
+    r.system = "urn:iso:std:iso:4217";
+    r.code = std::string(FindString(*o, "currency").value_or(""));
+  } else {
+    r.system = std::string(FindString(*o, "system").value_or(""));
+    auto code = FindString(*o, "code");
+    r.code = std::string(code ? *code : FindString(*o, "unit").value_or(""));
+    if (code && (r.system.empty() || r.system == "http://unitsofmeasure.org")) {
+      if (auto c = Canonicalize(*value, *code)) {
+        r.canonical_value = c->value;
+        r.canonical_code = std::string(c->code);
+      }
+    }
+  }
+  rows.quantities.push_back(std::move(r));
+}
+
+void ExtractReference(const Item& i, const CompiledParam& p, store::IndexRows& rows) {
+  std::optional<std::string_view> ref = AsString(i);  // canonical/uri targets
+  if (!ref) {
+    const json::object* o = AsObject(i);
+    if (!o) return;
+    ref = FindString(*o, "reference");
+    if (!ref) return;
+  }
+  store::ReferenceIndexRow r;
+  if (!ParseReference(*ref, r)) return;
+  r.param = p.def->code;
+  rows.references.push_back(std::move(r));
+}
+
+void ExtractUri(const Item& i, const CompiledParam& p, store::IndexRows& rows) {
+  if (auto s = AsString(i); s && !s->empty()) rows.uris.push_back({p.def->code, std::string(*s)});
+}
+
+}  // namespace
+
+bool ParseReference(std::string_view text, store::ReferenceIndexRow& out) {
+  if (text.empty() || text.front() == '#') return false;
+  std::string_view r = text;
+  const bool absolute = r.find("://") != std::string_view::npos || r.starts_with("urn:");
+  if (absolute) {
+    // Canonical references may carry "|version": the URL identifies the target.
+    if (size_t bar = r.find('|'); bar != std::string_view::npos) r = r.substr(0, bar);
+    out.url = std::string(r);
+  }
+  if (size_t h = r.find("/_history/"); h != std::string_view::npos) r = r.substr(0, h);
+  size_t slash = r.rfind('/');
+  if (slash != std::string_view::npos && slash > 0 && slash + 1 < r.size()) {
+    size_t prev = r.rfind('/', slash - 1);
+    std::string_view type = r.substr(prev == std::string_view::npos ? 0 : prev + 1,
+                                     slash - (prev == std::string_view::npos ? 0 : prev + 1));
+    if (fhir::Definitions::Get().IsResourceType(type)) {
+      out.target_type = std::string(type);
+      out.target_id = std::string(r.substr(slash + 1));
+    }
+  } else if (!absolute && slash == std::string_view::npos) {
+    out.target_id = std::string(r);  // a bare id: the type comes from the parameter's target
+  }
+  return !out.url.empty() || !out.target_id.empty();
+}
+
+store::IndexRows ExtractIndexRows(const json::value& resource) {
+  store::IndexRows rows;
+  if (!resource.is_object()) return rows;
+  auto type = FindString(resource.get_object(), "resourceType");
+  if (!type || !fhir::Definitions::Get().IsResourceType(*type)) return rows;
+  static const fhirpath::EvalOptions kOptions = [] {
+    fhirpath::EvalOptions o;
+    o.model = &fhirpath::DefinitionsModel();
+    return o;
+  }();
+  for (const CompiledParam& p : ParamCache::Get().ForType(*type)) {
+    auto items = fhirpath::Evaluate(p.expr, resource, kOptions);
+    if (!items.ok()) continue;
+    const std::string& t = p.def->type;
+    for (const Item& i : *items) {
+      if (t == "string") ExtractString(i, p, rows);
+      else if (t == "token") ExtractToken(i, p, rows);
+      else if (t == "date") ExtractDate(i, p, rows);
+      else if (t == "number") ExtractNumber(i, p, rows);
+      else if (t == "quantity") ExtractQuantity(i, p, rows);
+      else if (t == "reference") ExtractReference(i, p, rows);
+      else if (t == "uri") ExtractUri(i, p, rows);
+    }
+  }
+  return rows;
+}
+
+std::vector<const fhir::SearchParamDef*> IndexedParams(std::string_view type) {
+  std::vector<const fhir::SearchParamDef*> out;
+  if (!fhir::Definitions::Get().IsResourceType(type)) return out;
+  for (const CompiledParam& p : ParamCache::Get().ForType(type)) out.push_back(p.def);
+  return out;
+}
+
+}  // namespace jiceng::search

@@ -1,0 +1,60 @@
+// fhir/search/query: FHIR R4 search query strings → the backend-neutral store::SearchQuery.
+//
+// Supported (anything else is "unsupported": 400 with Prefer: handling=strict, else ignored and
+// left out of the self link):
+//   string     default starts-with, :exact, :contains, :missing
+//   token      code, system|code, |code, system|, :not, :text, :missing
+//   date       prefixes eq ne gt lt ge le sa eb ap, partial precision ranges on both sides
+//   number     prefixes, implicit precision ("100" = [99.5, 100.5))
+//   quantity   [prefix]number[|system|code]; canonical UCUM compare for mass, length, mm[Hg]
+//   reference  id, Type/id, absolute URL, :Type, :missing
+//   uri        exact, :below, :above, :missing
+//   _id, _lastUpdated, OR with ',', AND with repeated parameters
+//   _sort (several keys, '-' descending, id tiebreak), _count, _total, _summary=count,
+//   _getpagesoffset/_snapshot (paging links)
+// Date range semantics, for a stored range [s, e) and a search range [lo, hi):
+//   eq: lo <= s && e <= hi      ne: !eq        gt: e > hi     lt: s < lo
+//   ge: gt || eq                le: lt || eq   sa: s >= hi    eb: e <= lo
+//   ap: overlaps [lo - w, hi + w), w = 10% of the distance from now to the search value.
+// Number/quantity compare a stored value v with the search range [lo, hi) and value x:
+//   eq: lo <= v < hi  ne: !eq  gt/sa: v > x  lt/eb: v < x  ge: v >= lo  le: v < hi
+//   ap: within 10% of x.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "base/result.h"
+#include "store/store.h"
+
+namespace jiceng::search {
+
+using Params = std::vector<std::pair<std::string, std::string>>;
+
+struct ParseOptions {
+  bool strict = false;  // Prefer: handling=strict
+  int64_t default_count = 20;
+  int64_t max_count = 1000;
+  int64_t now_us = 0;   // for `ap` on dates; 0: the clock
+};
+
+struct ParsedSearch {
+  store::SearchQuery query;
+  // The parameters that took effect, as given (for the self link), without the paging ones
+  // (_count, _getpagesoffset, _snapshot) that the caller adds itself.
+  Params applied;
+  bool summary_count = false;
+};
+
+// Parses the query of a type-level search. Bad values of supported parameters are kInvalid
+// errors naming the parameter; so are unsupported ones when options.strict.
+Result<ParsedSearch> ParseSearch(std::string_view type, const Params& params,
+                                 const ParseOptions& options);
+
+// Parses only criteria (no _count/_sort/paging), for conditional create/update/delete; always
+// strict: an unsupported criterion must not widen a conditional write's match.
+Result<store::SearchQuery> ParseCriteria(std::string_view type, const Params& params);
+
+}  // namespace jiceng::search

@@ -1,0 +1,686 @@
+// The PostgreSQL backend: read pool, read/write transactions over one PgConnection, and the
+// group-committing writer thread.
+#include "store/postgres/postgres_store.h"
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <exception>
+#include <mutex>
+#include <thread>
+#include <type_traits>
+#include <vector>
+
+#include "base/metrics.h"
+#include "store/postgres/pg_connection.h"
+#include "store/postgres/pg_schema.h"
+
+namespace jiceng::store {
+namespace postgres {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct Timers {
+  prometheus::Histogram* read;
+  prometheus::Histogram* history;
+  prometheus::Histogram* write_group;
+  prometheus::Histogram* commit;
+
+  static Timers Make() {
+    auto& family = metrics::DbSeconds();
+    auto get = [&](const char* op) {
+      return &family.Add({{"backend", "postgres"}, {"op", op}}, metrics::LatencyBuckets());
+    };
+    return Timers{get("read"), get("history"), get("write_group"), get("commit")};
+  }
+};
+
+class ScopedTimer {
+ public:
+  explicit ScopedTimer(prometheus::Histogram* h) : h_(h), start_(Clock::now()) {}
+  ~ScopedTimer() { h_->Observe(std::chrono::duration<double>(Clock::now() - start_).count()); }
+  ScopedTimer(const ScopedTimer&) = delete;
+  ScopedTimer& operator=(const ScopedTimer&) = delete;
+
+ private:
+  prometheus::Histogram* h_;
+  Clock::time_point start_;
+};
+
+constexpr const char* kVersionColumns = "type, id, version, last_updated_us, deleted, json";
+
+ResourceVersion RowToVersion(const PgResult& r, int row) {
+  ResourceVersion v;
+  v.type = r.String(row, 0);
+  v.id = r.String(row, 1);
+  v.version = r.Int(row, 2);
+  v.last_updated_us = r.Int(row, 3);
+  v.deleted = r.Bool(row, 4);
+  v.json = r.String(row, 5);
+  return v;
+}
+
+// ---- the queries, shared by read transactions and the write transaction ------------------------
+
+Result<std::optional<ResourceVersion>> QueryCurrent(PgConnection& c, std::string_view type,
+                                                    std::string_view id) {
+  JC_ASSIGN_OR_RETURN(PgResult r,
+                      c.Query(std::string("SELECT ") + kVersionColumns +
+                                  " FROM resource WHERE type = $1 AND id = $2",
+                              PgParams().Text(type).Bytes(id)));
+  if (r.rows() == 0) return std::optional<ResourceVersion>();
+  return std::optional<ResourceVersion>(RowToVersion(r, 0));
+}
+
+Result<std::optional<ResourceVersion>> QueryVersion(PgConnection& c, std::string_view type,
+                                                    std::string_view id, int64_t version) {
+  JC_ASSIGN_OR_RETURN(
+      PgResult r,
+      c.Query("SELECT h.type, h.id, h.version, h.last_updated_us, h.deleted, h.json "
+              "FROM resource r JOIN resource_history h ON h.rid = r.rid AND h.version = $3 "
+              "WHERE r.type = $1 AND r.id = $2",
+              PgParams().Text(type).Bytes(id).Int(version)));
+  if (r.rows() == 0) return std::optional<ResourceVersion>();
+  return std::optional<ResourceVersion>(RowToVersion(r, 0));
+}
+
+Result<HistoryPage> QueryHistory(PgConnection& c, const HistoryQuery& q) {
+  // The WHERE clause is built from the query's shape (never its values, which are bound), so
+  // each of the few shapes is its own prepared statement with a plan for its index.
+  PgParams params;
+  int n = 0;
+  auto next = [&n] { return "$" + std::to_string(++n); };
+  std::string where;
+  std::string order;
+  if (!q.id.empty()) {
+    const std::string type_param = next();  // separate statements: `+` does not sequence
+    const std::string id_param = next();
+    where = "rid = (SELECT rid FROM resource WHERE type = " + type_param + " AND id = " +
+            id_param + ")";
+    params.Text(q.type).Bytes(q.id);
+    order = " ORDER BY version DESC";
+  } else if (!q.type.empty()) {
+    where = "type = " + next();
+    params.Text(q.type);
+    order = " ORDER BY last_updated_us DESC, hid DESC";
+  } else {
+    where = "true";
+    order = " ORDER BY last_updated_us DESC, hid DESC";
+  }
+  if (q.since_us) {
+    where += " AND last_updated_us >= " + next();
+    params.Int(*q.since_us);
+  }
+  if (q.at_or_before_us) {
+    where += " AND last_updated_us <= " + next();
+    params.Int(*q.at_or_before_us);
+  }
+  HistoryPage page;
+  {
+    JC_ASSIGN_OR_RETURN(PgResult r,
+                        c.Query("SELECT count(*) FROM resource_history WHERE " + where, params));
+    page.total = r.rows() ? r.Int(0, 0) : 0;
+  }
+  const int64_t count = std::max<int64_t>(q.count, 0);
+  const int64_t offset = std::max<int64_t>(q.offset, 0);
+  if (count == 0 || offset >= page.total) return page;
+  const std::string limit = next();
+  const std::string off = next();
+  params.Int(count).Int(offset);
+  JC_ASSIGN_OR_RETURN(PgResult r, c.Query(std::string("SELECT ") + kVersionColumns +
+                                              " FROM resource_history WHERE " + where + order +
+                                              " LIMIT " + limit + " OFFSET " + off,
+                                          params));
+  page.entries.reserve(static_cast<size_t>(r.rows()));
+  for (int i = 0; i < r.rows(); ++i) page.entries.push_back(RowToVersion(r, i));
+  return page;
+}
+
+Result<std::vector<std::string>> QueryByToken(PgConnection& c, std::string_view type,
+                                              std::string_view param,
+                                              std::optional<std::string_view> system,
+                                              std::string_view code, int limit) {
+  std::vector<std::string> ids;
+  if (limit <= 0) return ids;
+  // IN (…) de-duplicates a resource that has the code under several systems.
+  PgParams params;
+  params.Text(type).Text(param).Bytes(code);
+  if (system) params.Bytes(*system);
+  params.Int(limit);
+  JC_ASSIGN_OR_RETURN(
+      PgResult r,
+      c.Query(system ? "SELECT id FROM resource WHERE rid IN (SELECT rid FROM idx_token "
+                       "WHERE type = $1 AND param = $2 AND code = $3 AND system = $4) "
+                       "AND NOT deleted ORDER BY rid LIMIT $5"
+                     : "SELECT id FROM resource WHERE rid IN (SELECT rid FROM idx_token "
+                       "WHERE type = $1 AND param = $2 AND code = $3) "
+                       "AND NOT deleted ORDER BY rid LIMIT $4",
+              params));
+  ids.reserve(static_cast<size_t>(r.rows()));
+  for (int i = 0; i < r.rows(); ++i) ids.push_back(r.String(i, 0));
+  return ids;
+}
+
+Result<int64_t> QueryCount(PgConnection& c, std::string_view type) {
+  auto r = type.empty() ? c.Query("SELECT count(*) FROM resource WHERE NOT deleted")
+                        : c.Query("SELECT count(*) FROM resource WHERE type = $1 AND NOT deleted",
+                                  PgParams().Text(type));
+  if (!r.ok()) return std::move(r).error();
+  return r->rows() ? r->Int(0, 0) : int64_t{0};
+}
+
+Result<std::vector<ResourceVersion>> QueryList(PgConnection& c, std::string_view type,
+                                               int64_t offset, int64_t count) {
+  std::vector<ResourceVersion> out;
+  if (count <= 0) return out;
+  // Walks the (type, id) unique index in id (byte) order.
+  JC_ASSIGN_OR_RETURN(PgResult r,
+                      c.Query(std::string("SELECT ") + kVersionColumns +
+                                  " FROM resource WHERE type = $1 AND NOT deleted "
+                                  "ORDER BY id LIMIT $2 OFFSET $3",
+                              PgParams().Text(type).Int(count).Int(std::max<int64_t>(offset, 0))));
+  out.reserve(static_cast<size_t>(r.rows()));
+  for (int i = 0; i < r.rows(); ++i) out.push_back(RowToVersion(r, i));
+  return out;
+}
+
+// ---- Put ---------------------------------------------------------------------------------------
+
+// Every index table. Put clears a resource's rows from all of them in one statement before
+// writing the new version's. A new index kind adds its table here (and in a migration) and its
+// rows in WriteIndexRows.
+constexpr const char* kIndexTables[] = {"idx_token",  "idx_string",    "idx_date", "idx_number",
+                                        "idx_quantity", "idx_reference", "idx_uri"};
+
+const std::string& DeleteIndexRowsSql() {
+  static const std::string sql = [] {
+    std::string s = "WITH ";
+    int n = 0;
+    for (const char* table : kIndexTables) {
+      if (n) s += ", ";
+      s += "d" + std::to_string(n++) + " AS (DELETE FROM " + table + " WHERE rid = $1)";
+    }
+    return s + " SELECT 1";
+  }();
+  return sql;
+}
+
+// Collects one column of `rows` for an array parameter.
+template <class Row, class F>
+auto Column(const std::vector<Row>& rows, F field) {
+  std::vector<std::decay_t<decltype(field(rows.front()))>> out;
+  out.reserve(rows.size());
+  for (const Row& r : rows) out.push_back(field(r));
+  return out;
+}
+
+// One INSERT … SELECT FROM unnest(arrays) per non-empty kind: a single round trip and a single
+// prepared plan whatever the number of rows. DO NOTHING: the same value listed twice in one
+// resource is one index row.
+Status WriteIndexRows(PgConnection& c, std::string_view type, int64_t rid,
+                      const IndexRows& index) {
+  using SV = std::string_view;
+  auto run = [&](const char* sql, PgParams params) -> Status {
+    JC_ASSIGN_OR_RETURN(PgResult r, c.Query(sql, params.Text(type).Int(rid)));
+    (void)r;
+    return Status::Ok();
+  };
+  if (const auto& rows = index.tokens; !rows.empty()) {
+    JC_RETURN_IF_ERROR(run(
+        "INSERT INTO idx_token(type, param, code, system, rid) SELECT $4, p, c, s, $5 "
+        "FROM unnest($1::text[], $2::bytea[], $3::bytea[]) AS u(p, c, s) ON CONFLICT DO NOTHING",
+        PgParams()
+            .TextArray(Column(rows, [](const TokenIndexRow& r) { return SV(r.param); }))
+            .BytesArray(Column(rows, [](const TokenIndexRow& r) { return SV(r.code); }))
+            .BytesArray(Column(rows, [](const TokenIndexRow& r) { return SV(r.system); }))));
+  }
+  if (const auto& rows = index.strings; !rows.empty()) {
+    JC_RETURN_IF_ERROR(run(
+        "INSERT INTO idx_string(type, param, value, exact, rid) SELECT $4, p, v, e, $5 "
+        "FROM unnest($1::text[], $2::text[], $3::text[]) AS u(p, v, e) ON CONFLICT DO NOTHING",
+        PgParams()
+            .TextArray(Column(rows, [](const StringIndexRow& r) { return SV(r.param); }))
+            .TextArray(Column(rows, [](const StringIndexRow& r) { return SV(r.value); }))
+            .TextArray(Column(rows, [](const StringIndexRow& r) { return SV(r.exact); }))));
+  }
+  if (const auto& rows = index.dates; !rows.empty()) {
+    JC_RETURN_IF_ERROR(run(
+        "INSERT INTO idx_date(type, param, start_us, end_us, rid) SELECT $4, p, s, e, $5 "
+        "FROM unnest($1::text[], $2::int8[], $3::int8[]) AS u(p, s, e) ON CONFLICT DO NOTHING",
+        PgParams()
+            .TextArray(Column(rows, [](const DateIndexRow& r) { return SV(r.param); }))
+            .IntArray(Column(rows, [](const DateIndexRow& r) { return r.start_us; }))
+            .IntArray(Column(rows, [](const DateIndexRow& r) { return r.end_us; }))));
+  }
+  if (const auto& rows = index.numbers; !rows.empty()) {
+    JC_RETURN_IF_ERROR(run(
+        "INSERT INTO idx_number(type, param, value, rid) SELECT $3, p, v, $4 "
+        "FROM unnest($1::text[], $2::float8[]) AS u(p, v) ON CONFLICT DO NOTHING",
+        PgParams()
+            .TextArray(Column(rows, [](const NumberIndexRow& r) { return SV(r.param); }))
+            .FloatArray(Column(rows, [](const NumberIndexRow& r) { return r.value; }))));
+  }
+  if (const auto& rows = index.quantities; !rows.empty()) {
+    JC_RETURN_IF_ERROR(run(
+        "INSERT INTO idx_quantity(type, param, code, system, value, canonical_code, "
+        "canonical_value, rid) SELECT $7, p, c, s, v, cc, cv, $8 FROM unnest($1::text[], "
+        "$2::bytea[], $3::bytea[], $4::float8[], $5::bytea[], $6::float8[]) "
+        "AS u(p, c, s, v, cc, cv) ON CONFLICT DO NOTHING",
+        PgParams()
+            .TextArray(Column(rows, [](const QuantityIndexRow& r) { return SV(r.param); }))
+            .BytesArray(Column(rows, [](const QuantityIndexRow& r) { return SV(r.code); }))
+            .BytesArray(Column(rows, [](const QuantityIndexRow& r) { return SV(r.system); }))
+            .FloatArray(Column(rows, [](const QuantityIndexRow& r) { return r.value; }))
+            .BytesArray(
+                Column(rows, [](const QuantityIndexRow& r) { return SV(r.canonical_code); }))
+            .FloatArray(
+                Column(rows, [](const QuantityIndexRow& r) { return r.canonical_value; }))));
+  }
+  if (const auto& rows = index.references; !rows.empty()) {
+    JC_RETURN_IF_ERROR(run(
+        "INSERT INTO idx_reference(type, param, target_id, target_type, url, rid) "
+        "SELECT $5, p, i, t, u, $6 FROM unnest($1::text[], $2::bytea[], $3::text[], $4::text[]) "
+        "AS x(p, i, t, u) ON CONFLICT DO NOTHING",
+        PgParams()
+            .TextArray(Column(rows, [](const ReferenceIndexRow& r) { return SV(r.param); }))
+            .BytesArray(Column(rows, [](const ReferenceIndexRow& r) { return SV(r.target_id); }))
+            .TextArray(Column(rows, [](const ReferenceIndexRow& r) { return SV(r.target_type); }))
+            .TextArray(Column(rows, [](const ReferenceIndexRow& r) { return SV(r.url); }))));
+  }
+  if (const auto& rows = index.uris; !rows.empty()) {
+    JC_RETURN_IF_ERROR(run(
+        "INSERT INTO idx_uri(type, param, value, rid) SELECT $3, p, v, $4 "
+        "FROM unnest($1::text[], $2::text[]) AS u(p, v) ON CONFLICT DO NOTHING",
+        PgParams()
+            .TextArray(Column(rows, [](const UriIndexRow& r) { return SV(r.param); }))
+            .TextArray(Column(rows, [](const UriIndexRow& r) { return SV(r.value); }))));
+  }
+  return Status::Ok();
+}
+
+Status PutVersion(PgConnection& c, const ResourceVersion& v, const IndexRows& index) {
+  if (v.type.empty() || v.id.empty()) return Invalid("Put: resource type and id are required");
+  if (v.version < 1) return Invalid("Put: version must be >= 1");
+  const std::string_view json = v.deleted ? std::string_view() : std::string_view(v.json);
+  // One round trip for the current row and the history row. The WHERE on the upsert refuses
+  // to move a resource backwards (or sideways): a stale writer gets a conflict instead of
+  // silently overwriting a newer current row; the history insert then inserts nothing.
+  JC_ASSIGN_OR_RETURN(
+      PgResult r,
+      c.Query("WITH cur AS (INSERT INTO resource(type, id, version, last_updated_us, deleted, json) "
+              "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (type, id) DO UPDATE SET "
+              "version = excluded.version, last_updated_us = excluded.last_updated_us, "
+              "deleted = excluded.deleted, json = excluded.json "
+              "WHERE excluded.version > resource.version RETURNING rid), "
+              "hist AS (INSERT INTO resource_history(rid, type, id, version, last_updated_us, "
+              "deleted, json) SELECT rid, $1, $2, $3, $4, $5, $6 FROM cur) "
+              "SELECT rid FROM cur",
+              PgParams()
+                  .Text(v.type)
+                  .Bytes(v.id)
+                  .Int(v.version)
+                  .Int(v.last_updated_us)
+                  .Bool(v.deleted)
+                  .Bytes(json)));
+  if (r.rows() == 0) {
+    return Conflict("Put: " + v.type + "/" + v.id + " already has version " +
+                    std::to_string(v.version) + " or newer");
+  }
+  const int64_t rid = r.Int(0, 0);
+  // A first version has no index rows to replace.
+  if (v.version > 1) {
+    JC_ASSIGN_OR_RETURN(PgResult d, c.Query(DeleteIndexRowsSql(), PgParams().Int(rid)));
+    (void)d;
+  }
+  return WriteIndexRows(c, v.type, rid, index);
+}
+
+// ---- read pool ---------------------------------------------------------------------------------
+
+// Shared by the store and every open read transaction, so a transaction that outlives Close()
+// still returns its connection somewhere valid (and the connection is then closed).
+class ReadPool {
+ public:
+  ReadPool(std::string url, int size, int wait_ms)
+      : url_(std::move(url)), size_(std::max(size, 1)), wait_ms_(wait_ms) {}
+
+  Result<std::unique_ptr<PgConnection>> Acquire() {
+    std::unique_lock lock(mu_);
+    const auto deadline = Clock::now() + std::chrono::milliseconds(wait_ms_);
+    for (;;) {
+      if (closed_) return Error(ErrorCode::kUnavailable, "store is closed");
+      if (!idle_.empty()) {
+        auto conn = std::move(idle_.back());
+        idle_.pop_back();
+        return conn;
+      }
+      if (open_ < size_) {
+        ++open_;
+        lock.unlock();
+        auto conn = PgConnection::Open(url_);
+        if (!conn.ok()) {
+          lock.lock();
+          --open_;
+          cv_.notify_one();
+        }
+        return conn;
+      }
+      if (cv_.wait_until(lock, deadline) == std::cv_status::timeout && idle_.empty() &&
+          open_ >= size_) {
+        return Error(ErrorCode::kUnavailable, "all postgres read connections are busy");
+      }
+    }
+  }
+
+  void Release(std::unique_ptr<PgConnection> conn) {
+    std::lock_guard lock(mu_);
+    // A broken connection (server restart) is dropped; the next Acquire opens a fresh one.
+    if (closed_ || !conn->Healthy() || conn->InTransaction()) {
+      --open_;
+      cv_.notify_one();
+      return;  // conn closes here
+    }
+    idle_.push_back(std::move(conn));
+    cv_.notify_one();
+  }
+
+  void Close() {
+    std::vector<std::unique_ptr<PgConnection>> idle;
+    std::lock_guard lock(mu_);
+    closed_ = true;
+    open_ -= static_cast<int>(idle_.size());
+    idle.swap(idle_);
+    cv_.notify_all();
+  }
+
+ private:
+  const std::string url_;
+  const int size_;
+  const int wait_ms_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::unique_ptr<PgConnection>> idle_;
+  int open_ = 0;
+  bool closed_ = false;
+};
+
+class PgReadTransaction final : public IReadTransaction {
+ public:
+  PgReadTransaction(std::shared_ptr<ReadPool> pool, std::unique_ptr<PgConnection> conn,
+                    const Timers& timers)
+      : pool_(std::move(pool)), conn_(std::move(conn)), timers_(timers) {}
+  ~PgReadTransaction() override {
+    if (conn_->InTransaction()) (void)conn_->Exec("ROLLBACK");
+    pool_->Release(std::move(conn_));
+  }
+
+  Result<std::optional<ResourceVersion>> ReadCurrent(std::string_view type,
+                                                     std::string_view id) override {
+    ScopedTimer t(timers_.read);
+    return QueryCurrent(*conn_, type, id);
+  }
+  Result<std::optional<ResourceVersion>> ReadVersion(std::string_view type, std::string_view id,
+                                                     int64_t version) override {
+    ScopedTimer t(timers_.read);
+    return QueryVersion(*conn_, type, id, version);
+  }
+  Result<HistoryPage> History(const HistoryQuery& query) override {
+    ScopedTimer t(timers_.history);
+    return QueryHistory(*conn_, query);
+  }
+  Result<std::vector<std::string>> FindByToken(std::string_view type, std::string_view param,
+                                               std::optional<std::string_view> system,
+                                               std::string_view code, int limit) override {
+    ScopedTimer t(timers_.read);
+    return QueryByToken(*conn_, type, param, system, code, limit);
+  }
+  Result<int64_t> CountCurrent(std::string_view type) override {
+    ScopedTimer t(timers_.read);
+    return QueryCount(*conn_, type);
+  }
+  Result<std::vector<ResourceVersion>> ListCurrent(std::string_view type, int64_t offset,
+                                                   int64_t count) override {
+    ScopedTimer t(timers_.read);
+    return QueryList(*conn_, type, offset, count);
+  }
+
+ private:
+  std::shared_ptr<ReadPool> pool_;
+  std::unique_ptr<PgConnection> conn_;
+  const Timers timers_;
+};
+
+// The transaction handed to a unit of work: the writer connection inside the group's
+// transaction, so reads see the group's earlier uncommitted writes (serial semantics).
+class PgWriteTransaction final : public IWriteTransaction {
+ public:
+  explicit PgWriteTransaction(PgConnection& conn) : conn_(conn) {}
+
+  Result<std::optional<ResourceVersion>> ReadCurrent(std::string_view type,
+                                                     std::string_view id) override {
+    return QueryCurrent(conn_, type, id);
+  }
+  Result<std::optional<ResourceVersion>> ReadVersion(std::string_view type, std::string_view id,
+                                                     int64_t version) override {
+    return QueryVersion(conn_, type, id, version);
+  }
+  Result<HistoryPage> History(const HistoryQuery& query) override {
+    return QueryHistory(conn_, query);
+  }
+  Result<std::vector<std::string>> FindByToken(std::string_view type, std::string_view param,
+                                               std::optional<std::string_view> system,
+                                               std::string_view code, int limit) override {
+    return QueryByToken(conn_, type, param, system, code, limit);
+  }
+  Result<int64_t> CountCurrent(std::string_view type) override { return QueryCount(conn_, type); }
+  Result<std::vector<ResourceVersion>> ListCurrent(std::string_view type, int64_t offset,
+                                                   int64_t count) override {
+    return QueryList(conn_, type, offset, count);
+  }
+  Status Put(const ResourceVersion& version, const IndexRows& index) override {
+    return PutVersion(conn_, version, index);
+  }
+
+ private:
+  PgConnection& conn_;
+};
+
+// ---- the store and its writer ------------------------------------------------------------------
+
+class PostgresStore final : public IStore {
+ public:
+  PostgresStore(std::unique_ptr<PgConnection> writer, std::shared_ptr<ReadPool> pool,
+                const PostgresOptions& options)
+      : options_(options), timers_(Timers::Make()), writer_conn_(std::move(writer)),
+        pool_(std::move(pool)) {
+    writer_thread_ = std::thread([this] { WriterLoop(); });
+    writer_id_ = writer_thread_.get_id();
+  }
+  ~PostgresStore() override { Close(); }
+
+  Result<std::unique_ptr<IReadTransaction>> BeginRead() override {
+    JC_ASSIGN_OR_RETURN(std::unique_ptr<PgConnection> conn, pool_->Acquire());
+    // REPEATABLE READ: the snapshot is taken at the first query and held until the end, so
+    // every read of this transaction sees the same committed state. READ ONLY never blocks
+    // or is blocked by writers.
+    Status s = conn->Exec("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+    if (!s.ok() && !conn->Healthy() && conn->Reset().ok()) {
+      s = conn->Exec("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+    }
+    if (!s.ok()) {
+      pool_->Release(std::move(conn));
+      return std::move(s).error();
+    }
+    return std::unique_ptr<IReadTransaction>(
+        new PgReadTransaction(pool_, std::move(conn), timers_));
+  }
+
+  Status Write(const WriteWork& work) override {
+    if (std::this_thread::get_id() == writer_id_) {
+      // A unit of work that calls Write would wait for its own group forever.
+      return Internal("IStore::Write called from inside a unit of work");
+    }
+    Pending p{&work};
+    std::unique_lock lock(mu_);
+    if (stopping_) return Error(ErrorCode::kUnavailable, "store is closed");
+    queue_.push_back(&p);
+    writer_cv_.notify_one();
+    p.cv.wait(lock, [&] { return p.done; });
+    return std::move(p.status);
+  }
+
+  void Close() override {
+    {
+      std::lock_guard lock(mu_);
+      if (closed_) return;
+      closed_ = true;
+      stopping_ = true;
+      writer_cv_.notify_one();
+    }
+    // The writer drains what was queued before stopping_ and then exits.
+    if (writer_thread_.joinable()) writer_thread_.join();
+    pool_->Close();
+    writer_conn_.reset();
+  }
+
+  std::string_view Backend() const override { return "postgres"; }
+
+ private:
+  struct Pending {
+    const WriteWork* work;
+    Status status;
+    bool done = false;
+    std::condition_variable cv;
+  };
+
+  void WriterLoop() {
+    std::vector<Pending*> group;
+    size_t last_group = 0;
+    const auto window = std::chrono::microseconds(options_.group_commit_window_us);
+    for (;;) {
+      {
+        std::unique_lock lock(mu_);
+        writer_cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+        if (queue_.empty()) return;  // stopping and drained
+        // The previous group's callers were just woken and are likely about to submit again:
+        // waiting a fraction of a WAL flush lets them share the next COMMIT.
+        if (!stopping_ && queue_.size() < last_group && window.count() > 0) {
+          writer_cv_.wait_for(lock, window,
+                              [&] { return stopping_ || queue_.size() >= last_group; });
+        }
+        const size_t n = std::min(queue_.size(), static_cast<size_t>(options_.max_group));
+        group.assign(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(n));
+        queue_.erase(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(n));
+      }
+      last_group = group.size();
+      RunGroup(group);
+      {
+        std::lock_guard lock(mu_);
+        for (Pending* p : group) {
+          p->done = true;
+          p->cv.notify_one();
+        }
+      }
+      group.clear();
+    }
+  }
+
+  static Status RunWork(const WriteWork& work, IWriteTransaction& txn) {
+    // A throwing unit of work must not take the writer thread (and every later caller) down.
+    try {
+      return work(txn);
+    } catch (const std::exception& e) {
+      return Internal(std::string("unit of work threw: ") + e.what());
+    } catch (...) {
+      return Internal("unit of work threw");
+    }
+  }
+
+  Status Begin(PgConnection& c) {
+    if (!c.Healthy()) JC_RETURN_IF_ERROR(c.Reset());
+    // READ COMMITTED is enough: the advisory lock makes writers of every process take turns,
+    // and each statement after it sees everything committed before the lock was granted.
+    static const std::string kBegin = "BEGIN ISOLATION LEVEL READ COMMITTED; SELECT "
+                                      "pg_advisory_xact_lock(" +
+                                      std::to_string(kLockSpace) + ", " +
+                                      std::to_string(kWriteLock) + ")";
+    Status s = c.Exec(kBegin);
+    if (!s.ok() && c.InTransaction()) (void)c.Exec("ROLLBACK");
+    return s;
+  }
+
+  // Runs every unit of the group in its own savepoint of one transaction and commits once.
+  void RunGroup(const std::vector<Pending*>& group) {
+    ScopedTimer group_timer(timers_.write_group);
+    PgConnection& c = *writer_conn_;
+    PgWriteTransaction txn(c);
+    if (Status s = Begin(c); !s.ok()) {
+      for (Pending* p : group) p->status = s;
+      return;
+    }
+    const bool savepoints = group.size() > 1;
+    for (Pending* p : group) {
+      if (!savepoints) {
+        p->status = RunWork(*p->work, txn);
+        break;
+      }
+      if (Status s = c.Exec("SAVEPOINT w"); !s.ok()) {
+        p->status = std::move(s);
+        continue;
+      }
+      p->status = RunWork(*p->work, txn);
+      // RELEASE fails if a statement of the unit failed and the unit ignored it: the unit then
+      // fails too, rather than commit half of its writes.
+      if (p->status.ok()) {
+        if (Status s = c.Exec("RELEASE SAVEPOINT w"); !s.ok()) p->status = std::move(s);
+      }
+      if (!p->status.ok()) (void)c.Exec("ROLLBACK TO SAVEPOINT w; RELEASE SAVEPOINT w");
+    }
+    if (!savepoints && !group.front()->status.ok()) {
+      (void)c.Exec("ROLLBACK");
+      return;
+    }
+    ScopedTimer t(timers_.commit);
+    Status commit = c.Exec("COMMIT");
+    if (!commit.ok()) {
+      if (c.InTransaction()) (void)c.Exec("ROLLBACK");
+      for (Pending* p : group) {
+        if (p->status.ok()) p->status = commit;
+      }
+    }
+  }
+
+  const PostgresOptions options_;
+  const Timers timers_;
+  std::unique_ptr<PgConnection> writer_conn_;  // used only by the writer thread until Close
+  std::shared_ptr<ReadPool> pool_;
+
+  std::mutex mu_;
+  std::condition_variable writer_cv_;
+  std::deque<Pending*> queue_;
+  bool stopping_ = false;
+  bool closed_ = false;
+  std::thread writer_thread_;
+  std::thread::id writer_id_;
+};
+
+}  // namespace
+}  // namespace postgres
+
+Result<std::unique_ptr<IStore>> OpenPostgresStore(const std::string& url,
+                                                  const PostgresOptions& options) {
+  using postgres::PgConnection;
+  if (options.read_connections < 1 || options.max_group < 1) {
+    return Invalid("postgres options: read_connections and max_group must be >= 1");
+  }
+  JC_ASSIGN_OR_RETURN(std::unique_ptr<PgConnection> writer, PgConnection::Open(url));
+  JC_RETURN_IF_ERROR(postgres::ApplyMigrations(*writer, postgres::Migrations()));
+  auto pool = std::make_shared<postgres::ReadPool>(url, options.read_connections,
+                                                   options.pool_wait_ms);
+  return std::unique_ptr<IStore>(new postgres::PostgresStore(std::move(writer), std::move(pool),
+                                                             options));
+}
+
+}  // namespace jiceng::store

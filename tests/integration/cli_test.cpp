@@ -1,0 +1,203 @@
+// The jiceng command line end to end: generate into a database and serve it, import with a bad
+// line, the export → import round trip, and generator determinism. Runs the real binary.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "base/json.h"
+#include "integration/integration_env.h"
+
+namespace jiceng::testing {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct RunResult {
+  int exit_code = -1;
+  std::string out;  // stdout
+  std::string err;  // stderr
+};
+
+// The jiceng binary: JICENG_BINARY when the build defines it for this test, else the one beside
+// this test in the build tree (<build>/tests/integration/cli_test → <build>/src/cli/jiceng).
+std::string Binary() {
+#ifdef JICENG_BINARY
+  return JICENG_BINARY;
+#else
+  return (fs::read_symlink("/proc/self/exe").parent_path() / "../../src/cli/jiceng")
+      .lexically_normal();
+#endif
+}
+
+// Runs jiceng with `args` (each single-quoted for the shell), capturing both streams.
+RunResult Jiceng(const std::vector<std::string>& args, const fs::path& dir) {
+  std::string cmd = "'" + Binary() + "'";
+  for (const auto& a : args) cmd += " '" + a + "'";
+  const fs::path out = dir / "run.out", err = dir / "run.err";
+  cmd += " >'" + out.string() + "' 2>'" + err.string() + "'";
+  int status = std::system(cmd.c_str());
+  RunResult r;
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  r.out = ReadFile(out);
+  r.err = ReadFile(err);
+  return r;
+}
+
+int64_t CountType(HttpClient& c, const std::string& type) {
+  auto r = c.Send("GET", "/fhir/" + type + "?_summary=count");
+  if (!r.ok() || r->status != 200) return -1;
+  auto v = ParseJson(r->body);
+  if (!v.ok() || !v->is_object() || !v->get_object().contains("total")) return -1;
+  return v->get_object().at("total").to_number<int64_t>();
+}
+
+// "<Type> <count>" lines of the generator's summary.txt.
+std::map<std::string, int64_t> Summary(const fs::path& file) {
+  std::map<std::string, int64_t> m;
+  std::istringstream in(ReadFile(file));
+  std::string type;
+  int64_t n = 0;
+  while (in >> type >> n)
+    if (type != "resources" && type != "duplicates") m[type] = n;
+  return m;
+}
+
+// Counts lines per <Type>.ndjson file of an export directory.
+std::map<std::string, int64_t> ExportCounts(const fs::path& dir) {
+  std::map<std::string, int64_t> m;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    if (e.path().extension() != ".ndjson") continue;
+    std::string text = ReadFile(e.path());
+    m[e.path().stem().string()] = std::count(text.begin(), text.end(), '\n');
+  }
+  return m;
+}
+
+TEST(Cli, GenerateIntoDbThenServeIt) {
+  TempDir dir;
+  const std::string db = (dir.path() / "county.db").string();
+  auto gen =
+      Jiceng({"generate", "--db", db, "--residents", "300", "--seed", "7", "--quiet"}, dir.path());
+  ASSERT_EQ(gen.exit_code, 0) << gen.out << gen.err;
+  EXPECT_NE(gen.out.find("0 rejected"), std::string::npos) << gen.out;
+  EXPECT_TRUE(fs::exists(db + ".duplicates.csv"));
+
+  // The same county as files, for the expected counts.
+  auto files = Jiceng({"generate", "--out", (dir.path() / "files").string(), "--residents", "300",
+                       "--seed", "7", "--quiet"},
+                      dir.path());
+  ASSERT_EQ(files.exit_code, 0) << files.err;
+  auto expected = Summary(dir.path() / "files" / "summary.txt");
+  ASSERT_GT(expected["Patient"], 300);  // residents plus their duplicate registrations
+
+  auto server = StartServer(db);
+  ASSERT_TRUE(server);
+  HttpClient c("127.0.0.1", server->port());
+  auto org = c.Send("GET", "/fhir/Organization/org-330421-wjw");
+  ASSERT_TRUE(org.ok());
+  ASSERT_EQ(org->status, 200) << org->body;
+  auto v = ParseJson(org->body);
+  ASSERT_TRUE(v.ok());
+  EXPECT_EQ(FindString(v->get_object(), "name").value_or(""), "嘉善县卫生健康局");
+  EXPECT_EQ(CountType(c, "Patient"), expected["Patient"]);
+  EXPECT_EQ(CountType(c, "Organization"), expected["Organization"]);
+}
+
+TEST(Cli, ImportRejectsOneBadLineAndCommitsTheRest) {
+  TempDir dir;
+  const fs::path nd = dir.path() / "patients.ndjson";
+  {
+    std::ofstream out(nd);
+    out << R"({"resourceType":"Patient","id":"p1","gender":"female"})"
+        << "\n";
+    out << R"({"resourceType":"Patient","id":"p2","birthDate":"not-a-date"})"
+        << "\n";
+    out << R"({"resourceType":"Patient","id":"p3","gender":"male"})"
+        << "\n";
+    out << "\n";
+    out << R"({"resourceType":"Patient","gender":"other"})"
+        << "\n";
+  }
+  const std::string db = (dir.path() / "i.db").string();
+  const fs::path errors = dir.path() / "errors.txt";
+  auto r = Jiceng({"import", "--db", db, "--errors", errors.string(), "--quiet", nd.string()},
+                  dir.path());
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.out.find("imported 3 resources"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("1 rejected"), std::string::npos) << r.out;
+  std::string err = ReadFile(errors);
+  EXPECT_NE(err.find("patients.ndjson:2"), std::string::npos) << err;
+  EXPECT_NE(err.find("birthDate"), std::string::npos) << err;
+  EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << err;
+
+  auto server = StartServer(db);
+  ASSERT_TRUE(server);
+  HttpClient c("127.0.0.1", server->port());
+  EXPECT_EQ(CountType(c, "Patient"), 3);
+  auto p3 = c.Send("GET", "/fhir/Patient/p3");
+  ASSERT_TRUE(p3.ok());
+  EXPECT_EQ(p3->status, 200);
+  auto p2 = c.Send("GET", "/fhir/Patient/p2");
+  ASSERT_TRUE(p2.ok());
+  EXPECT_EQ(p2->status, 404);
+}
+
+TEST(Cli, ExportImportRoundTripKeepsCountsPerType) {
+  TempDir dir;
+  const std::string db = (dir.path() / "a.db").string();
+  auto gen = Jiceng({"generate", "--db", db, "--residents", "200", "--quiet"}, dir.path());
+  ASSERT_EQ(gen.exit_code, 0) << gen.err;
+  const fs::path ex1 = dir.path() / "ex1", ex2 = dir.path() / "ex2";
+  auto e1 = Jiceng({"export", "--db", db, "--out", ex1.string(), "--quiet"}, dir.path());
+  ASSERT_EQ(e1.exit_code, 0) << e1.err;
+  const std::string db2 = (dir.path() / "b.db").string();
+  auto imp = Jiceng({"import", "--db", db2, "--quiet", ex1.string()}, dir.path());
+  ASSERT_EQ(imp.exit_code, 0) << imp.out << imp.err;
+  auto e2 = Jiceng({"export", "--db", db2, "--out", ex2.string(), "--quiet"}, dir.path());
+  ASSERT_EQ(e2.exit_code, 0) << e2.err;
+  auto c1 = ExportCounts(ex1), c2 = ExportCounts(ex2);
+  EXPECT_GT(c1["Patient"], 200);
+  EXPECT_EQ(c1, c2);
+
+  // --type and --since narrow the export.
+  const fs::path ex3 = dir.path() / "ex3";
+  auto e3 = Jiceng({"export", "--db", db2, "--out", ex3.string(), "--type", "Patient,Organization",
+                    "--since", "2000-01-01", "--quiet"},
+                   dir.path());
+  ASSERT_EQ(e3.exit_code, 0) << e3.err;
+  auto c3 = ExportCounts(ex3);
+  EXPECT_EQ(c3.size(), 2u);
+  EXPECT_EQ(c3["Patient"], c1["Patient"]);
+  const fs::path ex4 = dir.path() / "ex4";
+  auto e4 =
+      Jiceng({"export", "--db", db2, "--out", ex4.string(), "--since", "2999-01-01", "--quiet"},
+             dir.path());
+  ASSERT_EQ(e4.exit_code, 0) << e4.err;
+  EXPECT_TRUE(ExportCounts(ex4).empty());
+}
+
+TEST(Cli, GenerateIsDeterministic) {
+  TempDir dir;
+  for (const char* out : {"g1", "g2"}) {
+    auto r = Jiceng({"generate", "--out", (dir.path() / out).string(), "--residents", "150",
+                     "--seed", "11", "--format", "ndjson", "--quiet"},
+                    dir.path());
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+  }
+  int files = 0;
+  for (const auto& e : fs::directory_iterator(dir.path() / "g1")) {
+    ++files;
+    EXPECT_EQ(ReadFile(e.path()), ReadFile(dir.path() / "g2" / e.path().filename())) << e.path();
+  }
+  EXPECT_GT(files, 5);
+}
+
+}  // namespace
+}  // namespace jiceng::testing

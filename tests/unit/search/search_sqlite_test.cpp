@@ -1,0 +1,249 @@
+// Search semantics end to end: resources indexed by the extractor, queries parsed by
+// fhir/search, answered by the SQLite backend's SQL.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "base/time.h"
+#include "fhir/search/extractor.h"
+#include "fhir/search/query.h"
+#include "store/sqlite/sqlite_store.h"
+
+namespace jiceng::search {
+namespace {
+
+namespace fs = std::filesystem;
+
+class SearchTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string tmpl = (fs::path(::testing::TempDir()) / "jiceng-search-XXXXXX").string();
+    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
+    dir_ = tmpl;
+    auto s = store::OpenSqliteStore(dir_ + "/t.db");
+    ASSERT_TRUE(s.ok()) << s.error().message;
+    store_ = std::move(*s);
+  }
+  void TearDown() override {
+    store_->Close();
+    fs::remove_all(dir_);
+  }
+
+  // Writes `text` (with resourceType and id) as the next version of its resource.
+  void Put(std::string_view text, int64_t updated_us = 0) {
+    auto v = ParseJson(text);
+    ASSERT_TRUE(v.ok()) << text;
+    store::ResourceVersion rv;
+    rv.type = std::string(*FindString(v->get_object(), "resourceType"));
+    rv.id = std::string(*FindString(v->get_object(), "id"));
+    rv.last_updated_us = updated_us ? updated_us : NowMicros();
+    rv.json = std::string(text);
+    store::IndexRows rows = ExtractIndexRows(*v);
+    Status s = store_->Write([&](store::IWriteTransaction& txn) -> Status {
+      JC_ASSIGN_OR_RETURN(auto cur, txn.ReadCurrent(rv.type, rv.id));
+      rv.version = cur ? cur->version + 1 : 1;
+      return txn.Put(rv, rows);
+    });
+    ASSERT_TRUE(s.ok()) << s.error().message;
+  }
+
+  Result<store::SearchPage> Run(std::string_view type, std::string_view query) {
+    Params params;
+    size_t pos = 0;
+    while (pos <= query.size() && !query.empty()) {
+      size_t amp = query.find('&', pos);
+      std::string_view part = query.substr(pos, amp == std::string_view::npos ? query.npos : amp - pos);
+      size_t eq = part.find('=');
+      params.emplace_back(std::string(part.substr(0, eq)),
+                          eq == std::string_view::npos ? "" : std::string(part.substr(eq + 1)));
+      if (amp == std::string_view::npos) break;
+      pos = amp + 1;
+    }
+    ParseOptions o;
+    o.strict = true;
+    o.default_count = 100;
+    JC_ASSIGN_OR_RETURN(ParsedSearch p, ParseSearch(type, params, o));
+    JC_ASSIGN_OR_RETURN(auto txn, store_->BeginRead());
+    return txn->Search(p.query);
+  }
+
+  // Ids in result order; sorted when `keep_order` is false.
+  std::vector<std::string> Ids(std::string_view type, std::string_view query,
+                               bool keep_order = false) {
+    auto page = Run(type, query);
+    EXPECT_TRUE(page.ok()) << query << ": " << page.error().message;
+    std::vector<std::string> ids;
+    if (!page.ok()) return ids;
+    for (const auto& v : page->entries) ids.push_back(v.id);
+    if (!keep_order) std::sort(ids.begin(), ids.end());
+    return ids;
+  }
+
+  void Patients() {
+    Put(R"({"resourceType":"Patient","id":"p1","name":[{"family":"王","given":["小明"]}],"gender":"male","birthDate":"1980-03-05","identifier":[{"system":"urn:id","value":"A1"}],"active":true})");
+    Put(R"({"resourceType":"Patient","id":"p2","name":[{"family":"Müller","given":["Anna"]}],"gender":"female","birthDate":"1990","identifier":[{"system":"urn:other","value":"A1"}]})");
+    Put(R"({"resourceType":"Patient","id":"p3","name":[{"family":"Mueller","given":["Hans"]}],"gender":"male","birthDate":"2001-12-31","generalPractitioner":[{"reference":"Practitioner/d1"}]})");
+    Put(R"({"resourceType":"Patient","id":"p4","name":[{"family":"Ｗａｎｇ"}],"gender":"unknown"})");
+  }
+
+  using V = std::vector<std::string>;
+  std::string dir_;
+  std::unique_ptr<store::IStore> store_;
+};
+
+TEST_F(SearchTest, StringStartsWithExactContains) {
+  Patients();
+  EXPECT_EQ(Ids("Patient", "name=mul"), V({"p2"}));
+  EXPECT_EQ(Ids("Patient", "name=MÜL"), V({"p2"}));
+  EXPECT_EQ(Ids("Patient", "name=mu"), V({"p2", "p3"}));
+  EXPECT_EQ(Ids("Patient", "name=王"), V({"p1"}));
+  EXPECT_EQ(Ids("Patient", "name=wang"), V({"p4"}));  // full-width stored, half-width searched
+  EXPECT_EQ(Ids("Patient", "name=小"), V({"p1"}));
+  EXPECT_EQ(Ids("Patient", "family:exact=Müller"), V({"p2"}));
+  EXPECT_EQ(Ids("Patient", "family:exact=müller"), V());
+  EXPECT_EQ(Ids("Patient", "name:contains=ell"), V({"p3"}));
+  EXPECT_EQ(Ids("Patient", "name:contains=明"), V({"p1"}));
+  EXPECT_EQ(Ids("Patient", "name=anna,hans"), V({"p2", "p3"}));  // OR
+  EXPECT_EQ(Ids("Patient", "name=mu&name=hans"), V({"p3"}));     // AND
+}
+
+TEST_F(SearchTest, TokenForms) {
+  Patients();
+  EXPECT_EQ(Ids("Patient", "gender=male"), V({"p1", "p3"}));
+  EXPECT_EQ(Ids("Patient", "identifier=A1"), V({"p1", "p2"}));
+  EXPECT_EQ(Ids("Patient", "identifier=urn:id|A1"), V({"p1"}));
+  EXPECT_EQ(Ids("Patient", "identifier=urn:other|"), V({"p2"}));
+  EXPECT_EQ(Ids("Patient", "identifier=|A1"), V());
+  EXPECT_EQ(Ids("Patient", "gender:not=male"), V({"p2", "p4"}));
+  EXPECT_EQ(Ids("Patient", "identifier:missing=true"), V({"p3", "p4"}));
+  EXPECT_EQ(Ids("Patient", "active:missing=false"), V({"p1"}));
+  Put(R"({"resourceType":"Observation","id":"o1","status":"final","code":{"coding":[{"system":"http://loinc.org","code":"29463-7","display":"Body weight"}],"text":"体重"}})");
+  EXPECT_EQ(Ids("Observation", "code:text=body"), V({"o1"}));
+  EXPECT_EQ(Ids("Observation", "code:text=体重"), V({"o1"}));
+  EXPECT_EQ(Ids("Observation", "code=http://loinc.org|29463-7"), V({"o1"}));
+  Put(R"({"resourceType":"Observation","id":"o2","status":"final","code":{"coding":[{"code":"x"}]}})");
+  EXPECT_EQ(Ids("Observation", "code=|x"), V({"o2"}));
+}
+
+TEST_F(SearchTest, DatePrefixesAndPrecision) {
+  Patients();
+  // p1 1980-03-05, p2 1990 (the whole year), p3 2001-12-31, p4 none.
+  EXPECT_EQ(Ids("Patient", "birthdate=1980"), V({"p1"}));
+  EXPECT_EQ(Ids("Patient", "birthdate=1980-03-05"), V({"p1"}));
+  EXPECT_EQ(Ids("Patient", "birthdate=1990-06"), V());  // a year is not within a month
+  EXPECT_EQ(Ids("Patient", "birthdate=eq1990"), V({"p2"}));
+  EXPECT_EQ(Ids("Patient", "birthdate=ne1990"), V({"p1", "p3"}));
+  EXPECT_EQ(Ids("Patient", "birthdate=gt1990-06"), V({"p2", "p3"}));  // 1990 extends past June
+  EXPECT_EQ(Ids("Patient", "birthdate=lt1990-06"), V({"p1", "p2"}));
+  EXPECT_EQ(Ids("Patient", "birthdate=ge1990"), V({"p2", "p3"}));
+  EXPECT_EQ(Ids("Patient", "birthdate=le1990"), V({"p1", "p2"}));
+  EXPECT_EQ(Ids("Patient", "birthdate=sa1990"), V({"p3"}));
+  EXPECT_EQ(Ids("Patient", "birthdate=eb1990"), V({"p1"}));
+  EXPECT_EQ(Ids("Patient", "birthdate=ap2001-12-30"), V({"p3"}));
+  EXPECT_EQ(Ids("Patient", "birthdate=ge1980&birthdate=lt2000"), V({"p1", "p2"}));
+  EXPECT_EQ(Ids("Patient", "birthdate:missing=true"), V({"p4"}));
+  // A dateTime with an offset is found by its day in UTC+8 and by its year.
+  Put(R"({"resourceType":"Observation","id":"o1","status":"final","code":{"text":"x"},"effectiveDateTime":"2024-03-05T10:00:00+08:00"})");
+  EXPECT_EQ(Ids("Observation", "date=2024"), V({"o1"}));
+  EXPECT_EQ(Ids("Observation", "date=2024-03-05"), V({"o1"}));
+  EXPECT_EQ(Ids("Observation", "date=2024-03-05T10:00:00+08:00"), V({"o1"}));
+  EXPECT_EQ(Ids("Observation", "date=gt2024-03-05T10:00:00+08:00"), V());
+  // Periods compare as ranges.
+  Put(R"({"resourceType":"Encounter","id":"e1","status":"finished","class":{"code":"AMB"},"period":{"start":"2024-01-10","end":"2024-01-20"}})");
+  Put(R"({"resourceType":"Encounter","id":"e2","status":"in-progress","class":{"code":"AMB"},"period":{"start":"2024-02-01"}})");
+  EXPECT_EQ(Ids("Encounter", "date=2024-01"), V({"e1"}));
+  EXPECT_EQ(Ids("Encounter", "date=gt2030"), V({"e2"}));  // open end
+  EXPECT_EQ(Ids("Encounter", "date=lt2024-01-15"), V({"e1"}));
+  EXPECT_EQ(Ids("Encounter", "date=sa2024-01-31"), V({"e2"}));
+}
+
+TEST_F(SearchTest, NumberAndQuantity) {
+  Put(R"({"resourceType":"RiskAssessment","id":"r1","status":"final","subject":{"reference":"Patient/1"},"prediction":[{"probabilityDecimal":100}]})");
+  Put(R"({"resourceType":"RiskAssessment","id":"r2","status":"final","subject":{"reference":"Patient/1"},"prediction":[{"probabilityDecimal":100.4}]})");
+  Put(R"({"resourceType":"RiskAssessment","id":"r3","status":"final","subject":{"reference":"Patient/1"},"prediction":[{"probabilityDecimal":101}]})");
+  EXPECT_EQ(Ids("RiskAssessment", "probability=100"), V({"r1", "r2"}));  // [99.5, 100.5)
+  EXPECT_EQ(Ids("RiskAssessment", "probability=100.0"), V({"r1"}));
+  EXPECT_EQ(Ids("RiskAssessment", "probability=gt100"), V({"r2", "r3"}));
+  EXPECT_EQ(Ids("RiskAssessment", "probability=lt101"), V({"r1", "r2"}));
+  EXPECT_EQ(Ids("RiskAssessment", "probability=ne100"), V({"r3"}));
+  EXPECT_EQ(Ids("RiskAssessment", "probability=ap100"), V({"r1", "r2", "r3"}));
+
+  Put(R"({"resourceType":"Observation","id":"w1","status":"final","code":{"text":"w"},"valueQuantity":{"value":70,"system":"http://unitsofmeasure.org","code":"kg"}})");
+  Put(R"({"resourceType":"Observation","id":"w2","status":"final","code":{"text":"w"},"valueQuantity":{"value":70000,"system":"http://unitsofmeasure.org","code":"g"}})");
+  Put(R"({"resourceType":"Observation","id":"g1","status":"final","code":{"text":"g"},"valueQuantity":{"value":5.4,"system":"http://unitsofmeasure.org","code":"mmol/L"}})");
+  EXPECT_EQ(Ids("Observation", "value-quantity=70|http://unitsofmeasure.org|kg"), V({"w1", "w2"}));
+  EXPECT_EQ(Ids("Observation", "value-quantity=70000||g"), V({"w1", "w2"}));
+  EXPECT_EQ(Ids("Observation", "value-quantity=gt69.9||kg"), V({"w1", "w2"}));
+  EXPECT_EQ(Ids("Observation", "value-quantity=5.4||mmol/L"), V({"g1"}));
+  EXPECT_EQ(Ids("Observation", "value-quantity=5.4"), V({"g1"}));
+  EXPECT_EQ(Ids("Observation", "value-quantity=lt10"), V({"g1"}));
+  EXPECT_EQ(Ids("Observation", "value-quantity=5.4||mg/dL"), V());  // never converted
+}
+
+TEST_F(SearchTest, ReferencesAndUris) {
+  Patients();
+  Put(R"({"resourceType":"Observation","id":"o1","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/p1"}})");
+  Put(R"({"resourceType":"Observation","id":"o2","status":"final","code":{"text":"x"},"subject":{"reference":"Group/p1"}})");
+  Put(R"({"resourceType":"Observation","id":"o3","status":"final","code":{"text":"x"},"subject":{"reference":"http://other.org/fhir/Patient/p9"}})");
+  EXPECT_EQ(Ids("Observation", "subject=Patient/p1"), V({"o1"}));
+  EXPECT_EQ(Ids("Observation", "subject=p1"), V({"o1", "o2"}));
+  EXPECT_EQ(Ids("Observation", "subject:Patient=p1"), V({"o1"}));
+  EXPECT_EQ(Ids("Observation", "patient=p1"), V({"o1"}));
+  EXPECT_EQ(Ids("Observation", "subject=http://other.org/fhir/Patient/p9"), V({"o3"}));
+  EXPECT_EQ(Ids("Patient", "general-practitioner=Practitioner/d1"), V({"p3"}));
+  Put(R"({"resourceType":"ValueSet","id":"v1","status":"active","url":"http://example.org/fhir/ValueSet/a"})");
+  Put(R"({"resourceType":"ValueSet","id":"v2","status":"active","url":"http://example.org/fhir/ValueSet/a/b"})");
+  EXPECT_EQ(Ids("ValueSet", "url=http://example.org/fhir/ValueSet/a"), V({"v1"}));
+  EXPECT_EQ(Ids("ValueSet", "url:below=http://example.org/fhir"), V({"v1", "v2"}));
+  EXPECT_EQ(Ids("ValueSet", "url:above=http://example.org/fhir/ValueSet/a/b/c"), V({"v1", "v2"}));
+}
+
+TEST_F(SearchTest, IdLastUpdatedSortPagingTotal) {
+  Put(R"({"resourceType":"Patient","id":"b","birthDate":"1990"})", 1'000'000);
+  Put(R"({"resourceType":"Patient","id":"a","birthDate":"1980"})", 2'000'000);
+  Put(R"({"resourceType":"Patient","id":"c","birthDate":"1990"})", 3'000'000);
+  Put(R"({"resourceType":"Patient","id":"d"})", 4'000'000);
+  EXPECT_EQ(Ids("Patient", "_id=a,c"), V({"a", "c"}));
+  EXPECT_EQ(Ids("Patient", "_lastUpdated=ge1970-01-01T00:00:02Z&_lastUpdated=lt1970-01-01T00:00:04Z"), V({"a", "c"}));
+  EXPECT_EQ(Ids("Patient", "_sort=birthdate", true), V({"a", "b", "c", "d"}));  // missing last, id tiebreak
+  EXPECT_EQ(Ids("Patient", "_sort=-birthdate,-_id", true), V({"c", "b", "a", "d"}));
+  EXPECT_EQ(Ids("Patient", "_sort=-_lastUpdated", true), V({"d", "c", "a", "b"}));
+  EXPECT_EQ(Ids("Patient", "_sort=_id&_count=2&_getpagesoffset=2", true), V({"c", "d"}));
+  auto page = Run("Patient", "birthdate=1990&_count=1");
+  ASSERT_TRUE(page.ok());
+  EXPECT_EQ(page->total, 2);
+  EXPECT_EQ(page->entries.size(), 1u);
+  page = Run("Patient", "_total=none");
+  EXPECT_FALSE(page->total);
+  page = Run("Patient", "_summary=count");
+  EXPECT_EQ(page->total, 4);
+  EXPECT_TRUE(page->entries.empty());
+  // A snapshot hides later writes, so page 2 of an earlier search is unchanged.
+  Put(R"({"resourceType":"Patient","id":"aa"})", 5'000'000);
+  EXPECT_EQ(Ids("Patient", "_sort=_id&_count=2&_getpagesoffset=0&_snapshot=4000000", true), V({"a", "b"}));
+}
+
+TEST_F(SearchTest, UpdateReplacesRowsAndDeleteHides) {
+  Put(R"({"resourceType":"Patient","id":"x","name":[{"family":"Old"}]})");
+  EXPECT_EQ(Ids("Patient", "name=old"), V({"x"}));
+  Put(R"({"resourceType":"Patient","id":"x","name":[{"family":"New"}]})");
+  EXPECT_EQ(Ids("Patient", "name=old"), V());
+  EXPECT_EQ(Ids("Patient", "name=new"), V({"x"}));
+  Status s = store_->Write([&](store::IWriteTransaction& txn) -> Status {
+    store::ResourceVersion v;
+    v.type = "Patient";
+    v.id = "x";
+    v.version = 3;
+    v.last_updated_us = NowMicros();
+    v.deleted = true;
+    return txn.Put(v, {});
+  });
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(Ids("Patient", "name=new"), V());
+}
+
+}  // namespace
+}  // namespace jiceng::search
