@@ -58,41 +58,6 @@ Error WithLocation(Error e, std::size_t i) {
   return e;
 }
 
-const char* StatusLine(int status) {
-  switch (status) {
-    case 200: return "200 OK";
-    case 201: return "201 Created";
-    case 204: return "204 No Content";
-    case 304: return "304 Not Modified";
-    case 400: return "400 Bad Request";
-    case 404: return "404 Not Found";
-    case 405: return "405 Method Not Allowed";
-    case 409: return "409 Conflict";
-    case 410: return "410 Gone";
-    case 412: return "412 Precondition Failed";
-    case 415: return "415 Unsupported Media Type";
-    case 422: return "422 Unprocessable Entity";
-    default: return "500 Internal Server Error";
-  }
-}
-
-// Rewrites every "reference" string found in `v` through `map`.
-void RewriteReferences(json::value& v, const std::map<std::string, std::string, std::less<>>& map) {
-  if (v.is_object()) {
-    for (auto& kv : v.get_object()) {
-      if (kv.key() == "reference" && kv.value().is_string()) {
-        auto it = map.find(std::string_view(kv.value().get_string()));
-        if (it != map.end()) kv.value() = it->second;
-      } else if (kv.value().is_object() || kv.value().is_array()) {
-        RewriteReferences(kv.value(), map);
-      }
-    }
-  } else if (v.is_array()) {
-    for (auto& e : v.get_array())
-      if (e.is_object() || e.is_array()) RewriteReferences(e, map);
-  }
-}
-
 // Collects conditional references ("Patient?identifier=…") in `v`.
 void CollectConditionalRefs(const json::value& v, std::set<std::string>& out) {
   if (v.is_object()) {
@@ -112,6 +77,23 @@ void CollectConditionalRefs(const json::value& v, std::set<std::string>& out) {
 }
 
 }  // namespace
+
+// Rewrites every "reference" string found in `v` through `map`.
+void RewriteReferences(json::value& v, const ReferenceMap& map) {
+  if (v.is_object()) {
+    for (auto& kv : v.get_object()) {
+      if (kv.key() == "reference" && kv.value().is_string()) {
+        auto it = map.find(std::string_view(kv.value().get_string()));
+        if (it != map.end()) kv.value() = it->second;
+      } else if (kv.value().is_object() || kv.value().is_array()) {
+        RewriteReferences(kv.value(), map);
+      }
+    }
+  } else if (v.is_array()) {
+    for (auto& e : v.get_array())
+      if (e.is_object() || e.is_array()) RewriteReferences(e, map);
+  }
+}
 
 Result<std::string> DecodeBase64(std::string_view in) {
   auto val = [](char c) -> int {

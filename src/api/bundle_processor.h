@@ -4,6 +4,7 @@
 // Bundle; a batch runs each entry on its own and reports each entry's outcome.
 #pragma once
 
+#include <map>
 #include <string>
 
 #include "api/fhir_api.h"
@@ -27,6 +28,11 @@ class BundleProcessor {
   std::string base_;
   bool return_resources_;
 };
+
+// fullUrl or conditional reference → "Type/id".
+using ReferenceMap = std::map<std::string, std::string, std::less<>>;
+// Rewrites every "reference" string found in `v` through `map`.
+void RewriteReferences(json::value& v, const ReferenceMap& map);
 
 // Decodes standard base64 (used by Binary-wrapped JSON Patch entries).
 Result<std::string> DecodeBase64(std::string_view in);

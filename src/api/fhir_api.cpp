@@ -141,6 +141,20 @@ QueryParams CriteriaOf(const Request& req) {
   return out;
 }
 
+// A Bundle assembled as text (stored resources embedded without re-parsing).
+Response BundleTextResponse(std::string text, bool pretty) {
+  Response r;
+  r.status = 200;
+  r.content_type = kFhirJson;
+  if (pretty) {
+    auto parsed = ParseJson(text);
+    r.body = parsed.ok() ? ToPrettyJson(*parsed) : std::move(text);
+  } else {
+    r.body = std::move(text);
+  }
+  return r;
+}
+
 }  // namespace
 
 const std::vector<FhirApi::Route>& FhirApi::Routes() {
@@ -563,22 +577,6 @@ std::string BuildLink(const std::string& base, const std::string& path, const Qu
   return url;
 }
 
-const char* StatusText(int status) {
-  switch (status) {
-    case 200: return "200 OK";
-    case 201: return "201 Created";
-    case 204: return "204 No Content";
-    case 304: return "304 Not Modified";
-    case 400: return "400 Bad Request";
-    case 404: return "404 Not Found";
-    case 409: return "409 Conflict";
-    case 410: return "410 Gone";
-    case 412: return "412 Precondition Failed";
-    case 422: return "422 Unprocessable Entity";
-    default: return "500 Internal Server Error";
-  }
-}
-
 }  // namespace
 
 Response FhirApi::History(Context& c, const std::string& type, const std::string& id) {
@@ -658,22 +656,13 @@ Response FhirApi::History(Context& c, const std::string& type, const std::string
       std::string url = v.version == 1 && !v.deleted ? v.type : v.type + "/" + v.id;
       int status = v.deleted ? 204 : (v.version == 1 ? 201 : 200);
       out += fmt::format(R"(,"request":{{"method":"{}","url":{}}},"response":{{"status":"{}","etag":"W/\"{}\"","lastModified":"{}"}}}})",
-                         method, json::serialize(json::string(url)), StatusText(status), v.version,
+                         method, json::serialize(json::string(url)), StatusLine(status), v.version,
                          FormatInstant(v.last_updated_us));
     }
     out += "]";
   }
   out += "}";
-  Response r;
-  r.status = 200;
-  r.content_type = kFhirJson;
-  if (c.format.pretty) {
-    auto parsed = ParseJson(out);
-    r.body = parsed.ok() ? ToPrettyJson(*parsed) : out;
-  } else {
-    r.body = std::move(out);
-  }
-  return r;
+  return BundleTextResponse(std::move(out), c.format.pretty);
 }
 
 Response FhirApi::SearchType(Context& c) { return Search(c, c.req.query); }
@@ -757,16 +746,7 @@ Response FhirApi::Search(Context& c, const QueryParams& params) {
     out += "]";
   }
   out += "}";
-  Response r;
-  r.status = 200;
-  r.content_type = kFhirJson;
-  if (c.format.pretty) {
-    auto parsed = ParseJson(out);
-    r.body = parsed.ok() ? ToPrettyJson(*parsed) : out;
-  } else {
-    r.body = std::move(out);
-  }
-  return r;
+  return BundleTextResponse(std::move(out), c.format.pretty);
 }
 
 // --- Bundles --------------------------------------------------------------------------------

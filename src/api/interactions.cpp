@@ -140,7 +140,10 @@ PreparedCreate Interactions::PrepareCreate(json::object& resource, const std::st
   p.version.version = 1;
   p.version.last_updated_us = now_us;
   p.version.json = ToJson(resource);
-  p.index = ExtractIndexRows(resource);
+  // The extractor takes a json::value: move the object in and back rather than copy it.
+  json::value holder(std::move(resource));
+  p.index = search::ExtractIndexRows(holder);
+  resource = std::move(holder.get_object());
   return p;
 }
 

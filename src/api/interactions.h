@@ -28,17 +28,17 @@ struct WriteResult {
 // Parses a query string ("a=1&b=x%7Cy") into decoded pairs ('+' means space).
 Result<QueryParams> ParseQueryString(std::string_view query);
 
-// Ids of current resources of `type` matching conditional criteria. The foundation supports
-// `identifier` (token forms `system|value`, `|value`, `value`) and `_id`, with `,` as OR and
-// repeated parameters as AND; any other parameter is an Invalid error naming it.
+// Ids of current resources of `type` matching conditional criteria: any search the search
+// module supports (fhir/search), with ',' as OR and repeated parameters as AND. Result-shaping
+// parameters are ignored; an unsupported parameter is an Invalid error naming it, so that a
+// conditional write can never match more widely than asked.
 Result<std::vector<std::string>> FindMatches(store::IReadTransaction& txn, std::string_view type,
                                              const QueryParams& criteria);
 
 // Parses an If-Match / ETag value (W/"3", "3" or 3) into a version number.
 Result<int64_t> ParseETagVersion(std::string_view etag);
 
-// Index rows of a resource as the foundation knows them (identifier tokens); the search module
-// replaces this with extraction for every search parameter.
+// Index rows of a resource for every search parameter of its type (fhir/search extractor).
 store::IndexRows ExtractIndexRows(const json::object& resource);
 
 // Writes meta.versionId / meta.lastUpdated and id into `resource`.

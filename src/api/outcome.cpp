@@ -37,4 +37,22 @@ Response ErrorResponse(const Error& error) {
   return JsonResponse(HttpStatus(error.code), MakeOperationOutcome(IssuesOf(error)), false);
 }
 
+const char* StatusLine(int status) {
+  switch (status) {
+    case 200: return "200 OK";
+    case 201: return "201 Created";
+    case 204: return "204 No Content";
+    case 304: return "304 Not Modified";
+    case 400: return "400 Bad Request";
+    case 404: return "404 Not Found";
+    case 405: return "405 Method Not Allowed";
+    case 409: return "409 Conflict";
+    case 410: return "410 Gone";
+    case 412: return "412 Precondition Failed";
+    case 415: return "415 Unsupported Media Type";
+    case 422: return "422 Unprocessable Entity";
+    default: return "500 Internal Server Error";
+  }
+}
+
 }  // namespace jiceng::api

@@ -17,6 +17,9 @@ Response ErrorResponse(const Error& error);
 // A FHIR JSON response body with the given status.
 Response JsonResponse(int status, const json::value& body, bool pretty = false);
 
+// "201 Created", … for Bundle entry responses.
+const char* StatusLine(int status);
+
 inline constexpr const char* kFhirJson = "application/fhir+json; charset=utf-8";
 
 }  // namespace jiceng::api

@@ -72,21 +72,6 @@ std::string ReadWholeFile(const fs::path& p) {
 }
 
 // Rewrites every "reference" string found in `v` through `map` (fullUrl → Type/id).
-void RewriteReferences(json::value& v, const std::map<std::string, std::string, std::less<>>& map) {
-  if (v.is_object()) {
-    for (auto& kv : v.get_object()) {
-      if (kv.key() == "reference" && kv.value().is_string()) {
-        auto it = map.find(std::string_view(kv.value().get_string()));
-        if (it != map.end()) kv.value() = it->second;
-      } else if (kv.value().is_object() || kv.value().is_array()) {
-        RewriteReferences(kv.value(), map);
-      }
-    }
-  } else if (v.is_array()) {
-    for (auto& e : v.get_array())
-      if (e.is_object() || e.is_array()) RewriteReferences(e, map);
-  }
-}
 
 bool HasConditionalReference(const json::value& v) {
   if (v.is_object()) {
@@ -156,7 +141,7 @@ std::optional<ingest::Batch> BundleToBatch(json::object& bundle, const std::stri
   if (!refmap.empty()) {
     for (auto& item : batch.items) {
       json::value wrapped(std::move(item.resource));
-      RewriteReferences(wrapped, refmap);
+      api::RewriteReferences(wrapped, refmap);
       item.resource = std::move(wrapped.get_object());
     }
   }
