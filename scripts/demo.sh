@@ -36,6 +36,8 @@ cat <<MSG
   Try first:
     curl $base/fhir/metadata
     curl '$base/fhir/Patient?_count=5'
+    curl '$base/fhir/Patient?name=%E7%8E%8B&_count=5'           # residents named 王 (search)
+    curl '$base/fhir/Observation?code=http://loinc.org|85354-9&_sort=-date&_count=5'   # BP readings
     curl $base/fhir/Organization/org-330421-rmyy        # 嘉善县人民医院, the county hospital
     curl $base/fhir/Organization/org-330421-wjw         # 嘉善县卫生健康局, the health commission
     curl '$base/fhir/_history?_count=5'
