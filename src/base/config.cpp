@@ -51,7 +51,10 @@ Result<Config> ParseConfig(std::string_view text, const std::string& source_name
   Config c;
   JC_RETURN_IF_ERROR(CheckKeys(root, {"server", "fhir", "log", "limits", "tls"}, ""));
   if (auto* s = root["server"].as_table()) {
-    JC_RETURN_IF_ERROR(CheckKeys(*s, {"listen", "db", "base_url", "threads", "timezone_offset_minutes"}, "server"));
+    JC_RETURN_IF_ERROR(CheckKeys(*s, {"listen", "db", "base_url", "threads", "timezone_offset_minutes", "db_read_connections"}, "server"));
+    JC_RETURN_IF_ERROR(Take(*s, "db_read_connections", c.db_read_connections, "server"));
+    if (c.db_read_connections < 1 || c.db_read_connections > 1024)
+      return Invalid("server.db_read_connections must be in [1, 1024]");
     JC_RETURN_IF_ERROR(Take(*s, "listen", c.listen, "server"));
     JC_RETURN_IF_ERROR(Take(*s, "db", c.db, "server"));
     JC_RETURN_IF_ERROR(Take(*s, "base_url", c.base_url, "server"));

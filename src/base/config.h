@@ -28,7 +28,8 @@ struct Config {
   std::string listen = "127.0.0.1:8080";
   std::string db = "jiceng.db";
   std::string base_url;  // public base, e.g. https://host/fhir; derived from Host when empty
-  int threads = 0;       // 0: one per core, at least 2
+  int threads = 0;       // 0: max(8, 4 x cores) — handlers block on the database
+  int db_read_connections = 8;  // pooled read connections to the database (both backends)
   bool strict_validation = true;  // false: unknown elements accepted with a warning
   int timezone_offset_minutes = 480;  // Asia/Shanghai; used for dates without an offset
   std::string log_level = "info";

@@ -9,7 +9,7 @@ namespace jiceng::cli {
 Result<std::unique_ptr<Platform>> OpenPlatform(const Config& config) {
   auto p = std::make_unique<Platform>();
   const auto& defs = fhir::Definitions::Get();
-  JC_ASSIGN_OR_RETURN(p->store, store::OpenStore(config.db));
+  JC_ASSIGN_OR_RETURN(p->store, store::OpenStore(config.db, store::StoreOptions{config.db_read_connections}));
   auto& o = p->fhir_options;
   o.strict_validation = config.strict_validation;
   o.base_url = config.base_url;

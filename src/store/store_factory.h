@@ -13,7 +13,11 @@ namespace jiceng::store {
 // True when `db` is a PostgreSQL URL (postgresql://… or postgres://…).
 bool IsPostgresUrl(const std::string& db);
 
+struct StoreOptions {
+  int read_connections = 8;  // pooled read connections (both backends)
+};
+
 // A PostgreSQL URL opens the PostgreSQL backend; anything else is the path of an SQLite file.
-Result<std::unique_ptr<IStore>> OpenStore(const std::string& db);
+Result<std::unique_ptr<IStore>> OpenStore(const std::string& db, const StoreOptions& options = {});
 
 }  // namespace jiceng::store

@@ -91,6 +91,8 @@ TEST(Config, UnknownKeyIsAnError) {
   ASSERT_FALSE(c.ok());
   EXPECT_NE(c.error().message.find("server.listn"), std::string::npos);
   EXPECT_FALSE(ParseConfig("[fhir]\nvalidation = \"loose\"\n", "t").ok());
+  EXPECT_FALSE(ParseConfig("[server]\ndb_read_connections = 0\n", "t").ok());
+  EXPECT_EQ(ParseConfig("[server]\ndb_read_connections = 16\n", "t")->db_read_connections, 16);
   EXPECT_FALSE(ParseConfig("[server\n", "t").ok());
 }
 
