@@ -6,6 +6,17 @@
 #include "store/sqlite/connection.h"
 
 namespace jiceng::store::sqlite {
+
+ResourceVersion RowToVersion(const Stmt& s) {
+  ResourceVersion v;
+  v.type = s.ColumnText(0);
+  v.id = s.ColumnText(1);
+  v.version = s.ColumnInt(2);
+  v.last_updated_us = s.ColumnInt(3);
+  v.deleted = s.ColumnInt(4) != 0;
+  v.json = s.ColumnText(5);
+  return v;
+}
 namespace {
 
 // 'JCNG': marks the file as a Jiceng database so we never migrate someone else's SQLite file.

@@ -13,6 +13,11 @@
 namespace jiceng::store::sqlite {
 
 class Connection;
+class Stmt;
+
+// A resource version from a row whose first columns are, in order, "type, id, version,
+// last_updated_us, deleted, json" (both resource tables have them).
+ResourceVersion RowToVersion(const Stmt& s);
 
 // One schema step. Versions are 1, 2, 3 … without gaps; a released migration is never edited,
 // only followed by a new one (databases in the field have already run it).

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "store/sqlite/connection.h"
+#include "store/sqlite/sqlite_schema.h"
 
 namespace jiceng::store::sqlite {
 namespace {
@@ -190,17 +191,6 @@ std::string SortExpr(SqlBuilder& b, const SortKey& k, const std::string& type_pa
   }
   return std::string("(SELECT ") + agg + "(" + col + ") FROM " + TableOf(k.kind) +
          " WHERE rid = r.rid AND type = " + type_param + " AND param = " + b.Bind(k.param) + ")";
-}
-
-ResourceVersion RowToVersion(const Stmt& s) {
-  ResourceVersion v;
-  v.type = s.ColumnText(0);
-  v.id = s.ColumnText(1);
-  v.version = s.ColumnInt(2);
-  v.last_updated_us = s.ColumnInt(3);
-  v.deleted = s.ColumnInt(4) != 0;
-  v.json = s.ColumnText(5);
-  return v;
 }
 
 }  // namespace

@@ -56,17 +56,6 @@ class ScopedTimer {
 
 constexpr const char* kVersionColumns = "type, id, version, last_updated_us, deleted, json";
 
-ResourceVersion RowToVersion(const Stmt& s) {
-  ResourceVersion v;
-  v.type = s.ColumnText(0);
-  v.id = s.ColumnText(1);
-  v.version = s.ColumnInt(2);
-  v.last_updated_us = s.ColumnInt(3);
-  v.deleted = s.ColumnInt(4) != 0;
-  v.json = s.ColumnText(5);
-  return v;
-}
-
 // ---- the queries, shared by read transactions and the write transaction ------------------------
 
 Result<std::optional<ResourceVersion>> QueryCurrent(Connection& c, std::string_view type,
