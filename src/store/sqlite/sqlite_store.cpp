@@ -14,6 +14,7 @@
 #include "base/metrics.h"
 #include "store/sqlite/connection.h"
 #include "store/sqlite/sqlite_schema.h"
+#include "store/sqlite/sqlite_index_write.h"
 #include "store/sqlite/sqlite_search.h"
 
 namespace jiceng::store {

@@ -1,0 +1,20 @@
+// store/sqlite/sqlite_index_write: writes the typed search index rows of a Put. Internal to
+// store/sqlite (the read side, the search compiler, is sqlite_search).
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+
+#include "base/result.h"
+#include "store/store.h"
+
+namespace jiceng::store::sqlite {
+
+class Connection;
+
+// Replaces the index rows of resource `rid` (of `type`) with `index`. `fresh`: the rid was just
+// created (version 1), so there are no old rows to delete (saves seven deletes per ingest).
+Status ReplaceIndexRows(Connection& c, std::string_view type, int64_t rid, bool fresh,
+                        const IndexRows& index);
+
+}  // namespace jiceng::store::sqlite
