@@ -31,6 +31,14 @@ prometheus::Family<prometheus::Histogram>& DbSeconds() {
   return f;
 }
 
+prometheus::Family<prometheus::Counter>& DbEvents() {
+  static auto& f = prometheus::BuildCounter()
+                       .Name("jiceng_db_events_total")
+                       .Help("Database events (units of work, group commits, WAL frames), by backend")
+                       .Register(Registry());
+  return f;
+}
+
 const prometheus::Histogram::BucketBoundaries& LatencyBuckets() {
   static const prometheus::Histogram::BucketBoundaries b{0.0001, 0.00025, 0.0005, 0.001, 0.0025,
                                                          0.005,  0.01,    0.025,  0.05,  0.1,

@@ -18,6 +18,10 @@ prometheus::Family<prometheus::Histogram>& HttpLatencySeconds();
 // Database operations by backend and operation ("read", "write_commit", "history", …).
 prometheus::Family<prometheus::Histogram>& DbSeconds();
 
+// Database events by backend and event: "units" (units of work written), "commits" (their
+// group commits; units/commits is the mean group size), "wal_frames" (SQLite WAL pages written).
+prometheus::Family<prometheus::Counter>& DbEvents();
+
 // Buckets shared by latency histograms: 100 µs … 10 s.
 const prometheus::Histogram::BucketBoundaries& LatencyBuckets();
 

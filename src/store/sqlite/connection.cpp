@@ -1,6 +1,7 @@
 #include "store/sqlite/connection.h"
 
 #include <cstring>
+#include <mutex>
 
 #include <string>
 
@@ -37,8 +38,26 @@ Status Stmt::Run() {
   }
 }
 
+namespace {
+
+// See the pragmas in Connection::Open. SQLite's default is 64 KiB: one unit of work that touches
+// 20 index B-trees already crosses it.
+constexpr int kStatementJournalSpillBytes = 8 << 20;
+
+void ConfigureSqliteOnce() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    // Fails with SQLITE_MISUSE if SQLite was initialised before (another library in the
+    // process): the default then stays, which is correct, only slower.
+    (void)sqlite3_config(SQLITE_CONFIG_STMTJRNL_SPILL, kStatementJournalSpillBytes);
+  });
+}
+
+}  // namespace
+
 Result<std::unique_ptr<Connection>> Connection::Open(const std::string& path,
                                                      const ConnectionOptions& options) {
+  ConfigureSqliteOnce();
   sqlite3* db = nullptr;
   int flags = SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE |
               (options.read_only ? SQLITE_OPEN_READONLY
@@ -56,14 +75,17 @@ Result<std::unique_ptr<Connection>> Connection::Open(const std::string& path,
   sqlite3_db_config(db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, nullptr);
   sqlite3_db_config(db, SQLITE_DBCONFIG_DQS_DML, 0, nullptr);
   sqlite3_db_config(db, SQLITE_DBCONFIG_DQS_DDL, 0, nullptr);
-  // temp_store=FILE: every unit of work runs in a SAVEPOINT, so SQLite keeps a statement journal
-  // per INSERT; held in memory (temp_store=MEMORY) its chunk list is walked from the start and
-  // perf put ~30% of Bundle ingest there. Spilled to a temp file past 64 KiB, ingest of the
-  // Synthea sample went from ~1,900 to ~2,400 resources/s (A/B, same machine, see
-  // docs/benchmarks.md).
+  // Journals of savepoints (every unit of work runs in one) and of statements stay in memory up
+  // to kStatementJournalSpillBytes and spill to a temp file past it (temp_store=FILE): a unit of
+  // a few dozen pages never creates, writes and unlinks a temp file per commit, while a huge
+  // transaction Bundle cannot grow the heap without bound. (Held in memory without a bound, the
+  // journal's chunk list made large Bundle ingest ~20% slower: see docs/benchmarks.md.)
+  // foreign_keys stays OFF: the REFERENCES clauses document the schema, but enforcing them cost
+  // a lookup plus a statement journal per index-row INSERT; the single writer keeps them true
+  // and the store tests check `PRAGMA foreign_key_check` after every kind of write.
   std::string pragmas = "PRAGMA cache_size=-" + std::to_string(options.cache_kib) +
                         "; PRAGMA mmap_size=" + std::to_string(options.mmap_bytes) +
-                        "; PRAGMA temp_store=FILE; PRAGMA foreign_keys=ON;";
+                        "; PRAGMA temp_store=FILE; PRAGMA foreign_keys=OFF;";
   JC_RETURN_IF_ERROR(conn->Exec(pragmas.c_str()));
   return conn;
 }
