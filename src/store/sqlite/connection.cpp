@@ -1,5 +1,7 @@
 #include "store/sqlite/connection.h"
 
+#include "store/sqlite/index_keys.h"
+
 #include <cstring>
 #include <mutex>
 
@@ -75,6 +77,9 @@ Result<std::unique_ptr<Connection>> Connection::Open(const std::string& path,
   sqlite3_db_config(db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, nullptr);
   sqlite3_db_config(db, SQLITE_DBCONFIG_DQS_DML, 0, nullptr);
   sqlite3_db_config(db, SQLITE_DBCONFIG_DQS_DDL, 0, nullptr);
+  if (int frc = RegisterSortKeyFunction(db); frc != SQLITE_OK) {
+    return SqliteError(db, frc, "register jc_sort_key");
+  }
   // Journals of savepoints (every unit of work runs in one) and of statements stay in memory up
   // to kStatementJournalSpillBytes and spill to a temp file past it (temp_store=FILE): a unit of
   // a few dozen pages never creates, writes and unlinks a temp file per commit, while a huge

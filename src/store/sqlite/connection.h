@@ -44,6 +44,10 @@ class Stmt {
   void BindInt(int i, int64_t v) { sqlite3_bind_int64(stmt_, i, v); }
   void BindDouble(int i, double v) { sqlite3_bind_double(stmt_, i, v); }
   void BindNull(int i) { sqlite3_bind_null(stmt_, i); }
+  // Bound SQLITE_STATIC like text.
+  void BindBlob(int i, std::string_view b) {
+    sqlite3_bind_blob64(stmt_, i, b.data() ? b.data() : "", b.size(), SQLITE_STATIC);
+  }
 
   // Steps once: a row (true), done (false) or an error.
   Result<bool> Step();
@@ -51,9 +55,16 @@ class Stmt {
   Status Run();
 
   int64_t ColumnInt(int i) const { return sqlite3_column_int64(stmt_, i); }
+  double ColumnDouble(int i) const { return sqlite3_column_double(stmt_, i); }
   std::string ColumnText(int i) const {
     const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, i));
     return p ? std::string(p, static_cast<size_t>(sqlite3_column_bytes(stmt_, i))) : std::string();
+  }
+  // Valid until the next Step/reset of this statement.
+  std::string_view ColumnBlob(int i) const {
+    const auto* p = static_cast<const char*>(sqlite3_column_blob(stmt_, i));
+    return p ? std::string_view(p, static_cast<size_t>(sqlite3_column_bytes(stmt_, i)))
+             : std::string_view();
   }
 
  private:

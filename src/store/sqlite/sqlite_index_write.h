@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string_view>
 
 #include "base/result.h"
@@ -16,5 +17,11 @@ class Connection;
 // created (version 1), so there are no old rows to delete (saves seven deletes per ingest).
 Status ReplaceIndexRows(Connection& c, std::string_view type, int64_t rid, bool fresh,
                         const IndexRows& index);
+
+// The index keys of `rid` as last written (nullopt: the resource has no index rows), and their
+// replacement (an empty IndexRows removes them). Used by ReplaceIndexRows and the migration
+// that introduced resource_index_keys.
+Result<std::optional<IndexRows>> ReadIndexKeys(Connection& c, int64_t rid);
+Status WriteIndexKeys(Connection& c, int64_t rid, const IndexRows& index);
 
 }  // namespace jiceng::store::sqlite

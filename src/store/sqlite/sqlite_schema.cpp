@@ -2,8 +2,10 @@
 
 #include <chrono>
 #include <string>
+#include <vector>
 
 #include "store/sqlite/connection.h"
+#include "store/sqlite/sqlite_index_write.h"
 
 namespace jiceng::store::sqlite {
 
@@ -160,9 +162,113 @@ CREATE TABLE idx_uri (
 CREATE INDEX idx_uri_by_rid ON idx_uri(rid);
 )sql";
 
+// Schema v3 — resource_index_keys replaces the seven idx_*_by_rid indexes.
+// Each resource's IndexRows, encoded (index_keys.h), in one row keyed by rid. A Put finds the
+// previous version's index rows there and deletes them by primary key, and a search sorts by a
+// parameter through jc_sort_key() over it; so no idx_* table needs a second index on rid, and
+// every index row costs one B-tree insert instead of two (the rid indexes were a third of the
+// writer's work in Bundle ingest). The table itself is appended to in rid order.
+constexpr const char* kSchemaV3 = R"sql(
+CREATE TABLE resource_index_keys (
+  rid INTEGER PRIMARY KEY REFERENCES resource(rid),
+  keys BLOB NOT NULL
+);
+)sql";
+
+// Fills resource_index_keys from the rows already in the idx_* tables (through the rid indexes,
+// still present), then drops those indexes.
+Status BackfillIndexKeys(Connection& c) {
+  std::vector<int64_t> rids;
+  {
+    JC_SQL_STMT(s, c, "SELECT rid FROM resource WHERE deleted = 0 ORDER BY rid");
+    for (;;) {
+      JC_ASSIGN_OR_RETURN(bool row, s.Step());
+      if (!row) break;
+      rids.push_back(s.ColumnInt(0));
+    }
+  }
+  for (int64_t rid : rids) {
+    IndexRows rows;
+    {
+      JC_SQL_STMT(s, c, "SELECT param, system, code FROM idx_token WHERE rid = ?1");
+      s.BindInt(1, rid);
+      while (true) {
+        JC_ASSIGN_OR_RETURN(bool row, s.Step());
+        if (!row) break;
+        rows.tokens.push_back({s.ColumnText(0), s.ColumnText(1), s.ColumnText(2)});
+      }
+    }
+    {
+      JC_SQL_STMT(s, c, "SELECT param, value, exact FROM idx_string WHERE rid = ?1");
+      s.BindInt(1, rid);
+      while (true) {
+        JC_ASSIGN_OR_RETURN(bool row, s.Step());
+        if (!row) break;
+        rows.strings.push_back({s.ColumnText(0), s.ColumnText(1), s.ColumnText(2)});
+      }
+    }
+    {
+      JC_SQL_STMT(s, c, "SELECT param, start_us, end_us FROM idx_date WHERE rid = ?1");
+      s.BindInt(1, rid);
+      while (true) {
+        JC_ASSIGN_OR_RETURN(bool row, s.Step());
+        if (!row) break;
+        rows.dates.push_back({s.ColumnText(0), s.ColumnInt(1), s.ColumnInt(2)});
+      }
+    }
+    {
+      JC_SQL_STMT(s, c, "SELECT param, value FROM idx_number WHERE rid = ?1");
+      s.BindInt(1, rid);
+      while (true) {
+        JC_ASSIGN_OR_RETURN(bool row, s.Step());
+        if (!row) break;
+        rows.numbers.push_back({s.ColumnText(0), s.ColumnDouble(1)});
+      }
+    }
+    {
+      JC_SQL_STMT(s, c,
+                  "SELECT param, value, system, code, canonical_value, canonical_code "
+                  "FROM idx_quantity WHERE rid = ?1");
+      s.BindInt(1, rid);
+      while (true) {
+        JC_ASSIGN_OR_RETURN(bool row, s.Step());
+        if (!row) break;
+        rows.quantities.push_back({s.ColumnText(0), s.ColumnDouble(1), s.ColumnText(2),
+                                   s.ColumnText(3), s.ColumnDouble(4), s.ColumnText(5)});
+      }
+    }
+    {
+      JC_SQL_STMT(s, c,
+                  "SELECT param, target_type, target_id, url FROM idx_reference WHERE rid = ?1");
+      s.BindInt(1, rid);
+      while (true) {
+        JC_ASSIGN_OR_RETURN(bool row, s.Step());
+        if (!row) break;
+        rows.references.push_back(
+            {s.ColumnText(0), s.ColumnText(1), s.ColumnText(2), s.ColumnText(3)});
+      }
+    }
+    {
+      JC_SQL_STMT(s, c, "SELECT param, value FROM idx_uri WHERE rid = ?1");
+      s.BindInt(1, rid);
+      while (true) {
+        JC_ASSIGN_OR_RETURN(bool row, s.Step());
+        if (!row) break;
+        rows.uris.push_back({s.ColumnText(0), s.ColumnText(1)});
+      }
+    }
+    JC_RETURN_IF_ERROR(WriteIndexKeys(c, rid, rows));
+  }
+  return c.Exec(
+      "DROP INDEX idx_token_by_rid; DROP INDEX idx_string_by_rid; DROP INDEX idx_date_by_rid; "
+      "DROP INDEX idx_number_by_rid; DROP INDEX idx_quantity_by_rid; "
+      "DROP INDEX idx_reference_by_rid; DROP INDEX idx_uri_by_rid;");
+}
+
 constexpr Migration kMigrations[] = {
     {1, "resource, history and token index", kSchemaV1},
     {2, "typed search index tables", kSchemaV2},
+    {3, "index keys per resource instead of rid indexes", kSchemaV3, &BackfillIndexKeys},
 };
 
 int64_t NowUs() {
@@ -201,7 +307,9 @@ Status ApplyInTransaction(Connection& conn, std::span<const Migration> migration
       ("PRAGMA application_id = " + std::to_string(kApplicationId)).c_str()));
   for (const Migration& m : migrations) {
     if (m.version <= have) continue;
-    if (Status s = conn.Exec(m.sql); !s.ok()) {
+    Status s = conn.Exec(m.sql);
+    if (s.ok() && m.then) s = m.then(conn);
+    if (!s.ok()) {
       Error e = std::move(s).error();
       e.message = "migration " + std::to_string(m.version) + " (" + m.name + "): " + e.message;
       return e;

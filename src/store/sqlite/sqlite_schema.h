@@ -25,6 +25,8 @@ struct Migration {
   int version;
   const char* name;
   const char* sql;  // one or more statements, run inside the open transaction
+  // Then, in the same transaction, what SQL alone cannot do (e.g. re-encoding rows); optional.
+  Status (*then)(Connection& conn) = nullptr;
 };
 
 // The migrations this binary knows, in order.

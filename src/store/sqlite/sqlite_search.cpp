@@ -169,22 +169,17 @@ std::string ClauseCond(SqlBuilder& b, const SearchClause& c, const std::string& 
   return std::string("r.rid ") + (c.negate ? "NOT IN (" : "IN (") + rows + " AND (" + any + "))";
 }
 
-std::string SortExpr(SqlBuilder& b, const SortKey& k, const std::string& type_param) {
-  const char* agg = k.descending ? "max" : "min";
-  std::string col;
+std::string SortExpr(SqlBuilder& b, const SortKey& k) {
   switch (k.kind) {
     case SearchKind::kId: return "r.id";
     case SearchKind::kLastUpdated: return "r.last_updated_us";
-    case SearchKind::kString: col = "value"; break;
-    case SearchKind::kToken: col = "code"; break;
-    case SearchKind::kDate: col = k.descending ? "end_us" : "start_us"; break;
-    case SearchKind::kNumber:
-    case SearchKind::kQuantity: col = "value"; break;
-    case SearchKind::kReference: col = "target_id"; break;
-    case SearchKind::kUri: col = "value"; break;
+    default: break;
   }
-  return std::string("(SELECT ") + agg + "(" + col + ") FROM " + TableOf(k.kind) +
-         " WHERE rid = r.rid AND type = " + type_param + " AND param = " + b.Bind(k.param) + ")";
+  // The resource's own index keys (resource_index_keys, see index_keys.h) hold every value of
+  // the parameter; jc_sort_key picks the lowest ascending and the highest descending.
+  return "(SELECT jc_sort_key(keys, " + std::to_string(static_cast<int>(k.kind)) + ", " +
+         b.Bind(k.param) + ", " + (k.descending ? "1" : "0") +
+         ") FROM resource_index_keys WHERE rid = r.rid)";
 }
 
 }  // namespace
@@ -206,7 +201,7 @@ Result<SearchPage> QuerySearch(Connection& c, const SearchQuery& q) {
   if (q.count <= 0 || (page.total && q.offset >= *page.total)) return page;
   std::string order;
   for (const SortKey& k : q.sort) {
-    order += SortExpr(b, k, type_param) + (k.descending ? " DESC NULLS LAST, " : " ASC NULLS LAST, ");
+    order += SortExpr(b, k) + (k.descending ? " DESC NULLS LAST, " : " ASC NULLS LAST, ");
   }
   order += "r.id";
   std::string sql = "SELECT r.type, r.id, r.version, r.last_updated_us, r.deleted, r.json "

@@ -7,11 +7,13 @@
 
 #include <atomic>
 #include <filesystem>
+#include <limits>
 #include <thread>
 #include <fstream>
 #include <vector>
 
 #include "store/sqlite/connection.h"
+#include "store/sqlite/index_keys.h"
 #include "store/sqlite/sqlite_schema.h"
 #include "store_conformance.h"
 
@@ -206,6 +208,100 @@ TEST_F(SqliteStoreTest, WritesKeepReferentialIntegrity) {
   auto orphan = (*conn)->QueryInt("SELECT count(*) FROM resource WHERE id = 'orphan'");
   ASSERT_TRUE(orphan.ok());
   EXPECT_EQ(orphan->value_or(-1), 0);
+}
+
+TEST(IndexKeysTest, RoundTripsEveryKindExactly) {
+  IndexRows rows;
+  rows.tokens.push_back({"code", "http://loinc.org", "8480-6"});
+  rows.tokens.push_back({"status", "", "final"});
+  rows.strings.push_back({"name", "zhang san", "张三"});
+  rows.dates.push_back({"date", std::numeric_limits<int64_t>::min(), 1700000000000000});
+  rows.numbers.push_back({"probability", 0.1 + 0.2});
+  rows.quantities.push_back({"value-quantity", 129.73979437732424, "http://unitsofmeasure.org",
+                             "mm[Hg]", 129.73979437732424, "mm[Hg]"});
+  rows.references.push_back({"subject", "Patient", "p1", ""});
+  rows.uris.push_back({"url", "http://example.org/fhir/ValueSet/x"});
+  const std::string blob = sqlite::EncodeIndexKeys(rows);
+  auto back = sqlite::DecodeIndexKeys(blob);
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  EXPECT_EQ(sqlite::EncodeIndexKeys(*back), blob);
+  EXPECT_EQ(back->strings[0].exact, "张三");
+  EXPECT_EQ(back->dates[0].start_us, std::numeric_limits<int64_t>::min());
+  EXPECT_EQ(back->numbers[0].value, 0.1 + 0.2);  // bit for bit: deletes match by primary key
+  EXPECT_EQ(back->quantities[0].value, 129.73979437732424);
+  // Damaged or foreign blobs are errors, never reads past the end.
+  for (size_t cut = 0; cut < blob.size(); ++cut) {
+    EXPECT_FALSE(sqlite::DecodeIndexKeys(std::string_view(blob).substr(0, cut)).ok()) << cut;
+  }
+  EXPECT_FALSE(sqlite::DecodeIndexKeys(blob + "x").ok());
+  EXPECT_FALSE(sqlite::DecodeIndexKeys("\x02").ok());
+}
+
+// A database written by a binary that knew only migrations 1 and 2 (index rows found through
+// per-table rid indexes) is migrated to index keys: afterwards an update still replaces the old
+// rows, a delete removes them, and sorting by a parameter works.
+TEST_F(SqliteStoreTest, MigrationThreeBackfillsIndexKeys) {
+  auto all = sqlite::Migrations();
+  ASSERT_GE(all.size(), 3u);
+  {
+    // What that binary wrote: resources m0..m5 at version 1 (m0 at version 2), each with
+    // RowsFor(version, 2 + i) index rows, straight into the v2 tables.
+    auto old = sqlite::Connection::Open(path_, {});
+    ASSERT_TRUE(old.ok());
+    ASSERT_TRUE((*old)->Exec("PRAGMA journal_mode=WAL").ok());
+    ASSERT_TRUE(sqlite::ApplyMigrations(**old, all.subspan(0, 2)).ok());
+    for (int i = 0; i < 6; ++i) {
+      const int version = i == 0 ? 2 : 1;
+      const std::string rid = std::to_string(i + 1);
+      std::string sql = "INSERT INTO resource(rid, type, id, version, last_updated_us, json) "
+                        "VALUES (" + rid + ", 'Observation', 'm" + std::to_string(i) + "', " +
+                        std::to_string(version) + ", 1, '{}');";
+      const IndexRows rows = RowsFor(version, 2 + i);
+      for (const auto& t : rows.tokens) {
+        sql += "INSERT INTO idx_token(type, param, code, system, rid) VALUES ('Observation', '" +
+               t.param + "', '" + t.code + "', '" + t.system + "', " + rid + ");";
+      }
+      for (const auto& d : rows.dates) {
+        sql += "INSERT INTO idx_date(type, param, start_us, end_us, rid) VALUES ('Observation', '" +
+               d.param + "', " + std::to_string(d.start_us) + ", " + std::to_string(d.end_us) +
+               ", " + rid + ");";
+      }
+      ASSERT_TRUE((*old)->Exec(sql.c_str()).ok()) << sql;
+    }
+  }
+  auto store = OpenSqliteStore(path_);
+  ASSERT_TRUE(store.ok()) << store.error().message;
+  // Sorted by the date parameter: version 1 rows have date 1000, m0 (version 2) 2000, so m0
+  // comes last (without its keys it would come first, by the id tiebreak).
+  auto txn = (*store)->BeginRead();
+  ASSERT_TRUE(txn.ok());
+  SearchQuery q;
+  q.type = "Observation";
+  q.sort.push_back({"date", SearchKind::kDate, false});
+  auto page = (*txn)->Search(q);
+  ASSERT_TRUE(page.ok()) << page.error().message;
+  ASSERT_EQ(page->entries.size(), 6u);
+  EXPECT_EQ(page->entries[0].id, "m1");
+  EXPECT_EQ(page->entries[5].id, "m0");
+  txn->reset();
+  // m1 to version 2: its version 1 rows (codes 1xx) must go, version 2 rows (2xx) come.
+  ASSERT_TRUE(PutNext(**store, "m1", 3).ok());
+  (*store)->Close();
+  auto conn = sqlite::Connection::Open(path_, {});
+  ASSERT_TRUE(conn.ok());
+  auto stale = (*conn)->QueryInt(
+      "SELECT count(*) FROM idx_token t JOIN resource r ON r.rid = t.rid "
+      "WHERE r.id = 'm1' AND t.code NOT LIKE '2__'");
+  ASSERT_TRUE(stale.ok());
+  EXPECT_EQ(stale->value_or(-1), 0) << "version 1 rows of m1 survived the update";
+  auto v2rows = (*conn)->QueryInt(
+      "SELECT count(*) FROM idx_token t JOIN resource r ON r.rid = t.rid WHERE r.id = 'm1'");
+  ASSERT_TRUE(v2rows.ok());
+  EXPECT_EQ(v2rows->value_or(-1), 3);
+  auto rid_indexes = (*conn)->QueryInt(
+      "SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND name LIKE 'idx_%_by_rid'");
+  ASSERT_TRUE(rid_indexes.ok());
+  EXPECT_EQ(rid_indexes->value_or(-1), 0);
 }
 
 // Under a steady stream of commits the background checkpoint never sees the whole WAL copied;

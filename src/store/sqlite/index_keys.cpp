@@ -1,0 +1,258 @@
+#include "store/sqlite/index_keys.h"
+
+#include <sqlite3.h>
+
+#include <cstdint>
+#include <cstring>
+#include <optional>
+
+namespace jiceng::store::sqlite {
+namespace {
+
+constexpr char kFormatVersion = 1;
+
+class Writer {
+ public:
+  void Varint(uint64_t v) {
+    while (v >= 0x80) {
+      out_.push_back(static_cast<char>((v & 0x7F) | 0x80));
+      v >>= 7;
+    }
+    out_.push_back(static_cast<char>(v));
+  }
+  void Text(std::string_view s) {
+    Varint(s.size());
+    out_.append(s);
+  }
+  template <typename T>
+  void Raw(T v) {
+    char b[sizeof(T)];
+    std::memcpy(b, &v, sizeof(T));
+    out_.append(b, sizeof(T));
+  }
+  void Byte(char c) { out_.push_back(c); }
+  std::string Take() { return std::move(out_); }
+
+ private:
+  std::string out_;
+};
+
+// Every read is bounds-checked: a damaged blob is an error, never a read past its end.
+class Reader {
+ public:
+  explicit Reader(std::string_view in) : in_(in) {}
+  bool Varint(uint64_t& v) {
+    v = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+      if (pos_ >= in_.size()) return false;
+      const auto b = static_cast<uint8_t>(in_[pos_++]);
+      v |= static_cast<uint64_t>(b & 0x7F) << shift;
+      if (!(b & 0x80)) return true;
+    }
+    return false;
+  }
+  bool Text(std::string& s) {
+    uint64_t n = 0;
+    if (!Varint(n) || n > in_.size() - pos_) return false;
+    s.assign(in_.substr(pos_, n));
+    pos_ += n;
+    return true;
+  }
+  // Skips a text field, returning a view of it.
+  bool TextView(std::string_view& s) {
+    uint64_t n = 0;
+    if (!Varint(n) || n > in_.size() - pos_) return false;
+    s = in_.substr(pos_, n);
+    pos_ += n;
+    return true;
+  }
+  template <typename T>
+  bool Raw(T& v) {
+    if (in_.size() - pos_ < sizeof(T)) return false;
+    std::memcpy(&v, in_.data() + pos_, sizeof(T));
+    pos_ += sizeof(T);
+    return true;
+  }
+  bool Byte(char& c) {
+    if (pos_ >= in_.size()) return false;
+    c = in_[pos_++];
+    return true;
+  }
+  bool AtEnd() const { return pos_ == in_.size(); }
+
+ private:
+  std::string_view in_;
+  size_t pos_ = 0;
+};
+
+// The field layout of each kind, written once and used by the encoder, the decoder and the sort
+// function alike (so the three cannot drift apart).
+template <typename Visit>
+void ForEachKind(Visit&& visit, IndexRows& r) {
+  visit(SearchKind::kToken, r.tokens, [](auto& f, TokenIndexRow& x) {
+    return f.text(x.param) && f.text(x.system) && f.text(x.code);
+  });
+  visit(SearchKind::kString, r.strings, [](auto& f, StringIndexRow& x) {
+    return f.text(x.param) && f.text(x.value) && f.text(x.exact);
+  });
+  visit(SearchKind::kDate, r.dates, [](auto& f, DateIndexRow& x) {
+    return f.text(x.param) && f.raw(x.start_us) && f.raw(x.end_us);
+  });
+  visit(SearchKind::kNumber, r.numbers, [](auto& f, NumberIndexRow& x) {
+    return f.text(x.param) && f.raw(x.value);
+  });
+  visit(SearchKind::kQuantity, r.quantities, [](auto& f, QuantityIndexRow& x) {
+    return f.text(x.param) && f.raw(x.value) && f.text(x.system) && f.text(x.code) &&
+           f.raw(x.canonical_value) && f.text(x.canonical_code);
+  });
+  visit(SearchKind::kReference, r.references, [](auto& f, ReferenceIndexRow& x) {
+    return f.text(x.param) && f.text(x.target_type) && f.text(x.target_id) && f.text(x.url);
+  });
+  visit(SearchKind::kUri, r.uris,
+        [](auto& f, UriIndexRow& x) { return f.text(x.param) && f.text(x.value); });
+}
+
+struct EncodeFields {
+  Writer& w;
+  bool text(const std::string& s) {
+    w.Text(s);
+    return true;
+  }
+  template <typename T>
+  bool raw(const T& v) {
+    w.Raw(v);
+    return true;
+  }
+};
+
+struct DecodeFields {
+  Reader& r;
+  bool text(std::string& s) { return r.Text(s); }
+  template <typename T>
+  bool raw(T& v) {
+    return r.Raw(v);
+  }
+};
+
+}  // namespace
+
+std::string EncodeIndexKeys(const IndexRows& rows) {
+  Writer w;
+  w.Byte(kFormatVersion);
+  EncodeFields f{w};
+  // ForEachKind takes a mutable IndexRows so the decoder can share it; the encoder only reads.
+  ForEachKind(
+      [&](SearchKind, auto& list, auto fields) {
+        w.Varint(list.size());
+        for (auto& row : list) fields(f, row);
+      },
+      const_cast<IndexRows&>(rows));
+  return w.Take();
+}
+
+Result<IndexRows> DecodeIndexKeys(std::string_view blob) {
+  Reader r(blob);
+  char version = 0;
+  if (!r.Byte(version) || version != kFormatVersion) {
+    return Internal("resource_index_keys: unknown format version");
+  }
+  IndexRows rows;
+  DecodeFields f{r};
+  bool ok = true;
+  ForEachKind(
+      [&](SearchKind, auto& list, auto fields) {
+        uint64_t n = 0;
+        if (!ok || !r.Varint(n) || n > blob.size()) {
+          ok = false;
+          return;
+        }
+        list.resize(n);
+        for (auto& row : list) {
+          if (!fields(f, row)) {
+            ok = false;
+            return;
+          }
+        }
+      },
+      rows);
+  if (!ok || !r.AtEnd()) return Internal("resource_index_keys: damaged row");
+  return rows;
+}
+
+namespace {
+
+// jc_sort_key(keys, kind, param, descending). Decodes only what it needs: the rows of one kind.
+void SortKeyFunction(sqlite3_context* ctx, int, sqlite3_value** argv) {
+  if (sqlite3_value_type(argv[0]) != SQLITE_BLOB) return;  // NULL: no rows, sorts last
+  const auto* data = static_cast<const char*>(sqlite3_value_blob(argv[0]));
+  const std::string_view blob(data ? data : "", static_cast<size_t>(sqlite3_value_bytes(argv[0])));
+  const auto kind = static_cast<SearchKind>(sqlite3_value_int(argv[1]));
+  const auto* p = reinterpret_cast<const char*>(sqlite3_value_text(argv[2]));
+  const std::string_view param(p ? p : "", static_cast<size_t>(sqlite3_value_bytes(argv[2])));
+  const bool descending = sqlite3_value_int(argv[3]) != 0;
+
+  auto decoded = DecodeIndexKeys(blob);
+  if (!decoded.ok()) {
+    sqlite3_result_error(ctx, decoded.error().message.c_str(), -1);
+    return;
+  }
+  const IndexRows& rows = *decoded;
+  std::optional<std::string> best_text;
+  std::optional<double> best_real;
+  std::optional<int64_t> best_int;
+  auto better = [&](const auto& v, const auto& best) {
+    return !best || (descending ? v > *best : v < *best);
+  };
+  auto take_text = [&](const std::string& par, const std::string& v) {
+    if (par == param && better(v, best_text)) best_text = v;
+  };
+  auto take_real = [&](const std::string& par, double v) {
+    if (par == param && better(v, best_real)) best_real = v;
+  };
+  switch (kind) {
+    case SearchKind::kToken:
+      for (const auto& r : rows.tokens) take_text(r.param, r.code);
+      break;
+    case SearchKind::kString:
+      for (const auto& r : rows.strings) take_text(r.param, r.value);
+      break;
+    case SearchKind::kDate:
+      for (const auto& r : rows.dates) {
+        const int64_t v = descending ? r.end_us : r.start_us;
+        if (r.param == param && better(v, best_int)) best_int = v;
+      }
+      break;
+    case SearchKind::kNumber:
+      for (const auto& r : rows.numbers) take_real(r.param, r.value);
+      break;
+    case SearchKind::kQuantity:
+      for (const auto& r : rows.quantities) take_real(r.param, r.value);
+      break;
+    case SearchKind::kReference:
+      for (const auto& r : rows.references) take_text(r.param, r.target_id);
+      break;
+    case SearchKind::kUri:
+      for (const auto& r : rows.uris) take_text(r.param, r.value);
+      break;
+    default:
+      break;
+  }
+  if (best_text) {
+    sqlite3_result_text64(ctx, best_text->data(), best_text->size(), SQLITE_TRANSIENT,
+                          SQLITE_UTF8);
+  } else if (best_real) {
+    sqlite3_result_double(ctx, *best_real);
+  } else if (best_int) {
+    sqlite3_result_int64(ctx, *best_int);
+  }  // else NULL
+}
+
+}  // namespace
+
+int RegisterSortKeyFunction(sqlite3* db) {
+  return sqlite3_create_function_v2(db, "jc_sort_key", 4,
+                                    SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS, nullptr,
+                                    &SortKeyFunction, nullptr, nullptr, nullptr);
+}
+
+}  // namespace jiceng::store::sqlite

@@ -1,0 +1,32 @@
+// store/sqlite/index_keys: the compact binary form of a resource's IndexRows kept in
+// resource_index_keys (one row per resource), and the SQL function that sorts by it.
+//
+// Format (version 1): a version byte, then for each kind in IndexRows order (tokens, strings,
+// dates, numbers, quantities, references, uris) a varint row count followed by the rows, each
+// field in struct order: strings as varint length + bytes, integers and doubles as their 8
+// bytes in the machine's byte order (the file never moves between byte orders: SQLite databases
+// are copied between the x86-64 and arm64 machines we run on, both little-endian).
+// Internal to store/sqlite.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "base/result.h"
+#include "store/store.h"
+
+struct sqlite3;
+
+namespace jiceng::store::sqlite {
+
+std::string EncodeIndexKeys(const IndexRows& rows);
+Result<IndexRows> DecodeIndexKeys(std::string_view blob);
+
+// Registers jc_sort_key(keys BLOB, kind INTEGER, param TEXT, descending INTEGER) on `db`: the
+// value a search sorts a resource by for `param` of SearchKind `kind` — the smallest of its
+// rows ascending, the largest descending (R4: "the lowest value for ascending, the highest for
+// descending"); dates sort by start ascending and by end descending. NULL when the resource
+// has no row for the parameter.
+int RegisterSortKeyFunction(sqlite3* db);
+
+}  // namespace jiceng::store::sqlite
