@@ -222,6 +222,14 @@ bool CheckPrimitive(PrimitiveKind kind, const boost::json::value& v, const char*
   if (!v.is_string()) return fail("expected a JSON string");
   std::string_view s = v.get_string();
   if (s.empty()) return fail("empty string (FHIR forbids empty values)");
+  // R4 datatypes: strings "SHALL NOT contain Unicode character points below 32, except for
+  // u0009 (horizontal tab), u0010 (carriage return) and u0013 (line feed)"; the other string
+  // types are narrower still. (Also keeps NUL out of every backend's text columns.)
+  for (char c : s) {
+    if (static_cast<unsigned char>(c) < 0x20 && c != '\t' && c != '\n' && c != '\r') {
+      return fail("control character not allowed (FHIR strings allow only tab, CR and LF below U+0020)");
+    }
+  }
   switch (kind) {
     case PrimitiveKind::kString:
     case PrimitiveKind::kMarkdown:

@@ -25,6 +25,18 @@ TEST(PrimitivesTest, DatesAndTimes) {
   EXPECT_FALSE(IsValidTime("23:59"));
 }
 
+TEST(PrimitivesTest, ControlCharactersAreRefused) {
+  using boost::json::value;
+  EXPECT_TRUE(CheckPrimitive(PrimitiveKind::kString, value("line one\nline two\tend\r")));
+  EXPECT_FALSE(CheckPrimitive(PrimitiveKind::kString, value(std::string("a\0b", 3))));
+  EXPECT_FALSE(CheckPrimitive(PrimitiveKind::kString, value("bell\a")));
+  EXPECT_FALSE(CheckPrimitive(PrimitiveKind::kMarkdown, value("esc\x1b[0m")));
+  const char* why = nullptr;
+  EXPECT_FALSE(CheckPrimitive(PrimitiveKind::kCode, value("a\x01"), &why));
+  ASSERT_NE(why, nullptr);
+  EXPECT_NE(std::string(why).find("control character"), std::string::npos);
+}
+
 TEST(PrimitivesTest, Strings) {
   EXPECT_TRUE(IsValidId("a-B.9"));
   EXPECT_FALSE(IsValidId(std::string(65, 'a')));
