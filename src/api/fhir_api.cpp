@@ -1,15 +1,21 @@
 #include "api/fhir_api.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
+#include <cctype>
 #include <exception>
+#include <map>
 
 #include "api/bundle_processor.h"
+#include "api/compartments.h"
 #include "api/interactions.h"
 #include "api/json_patch.h"
 #include "api/outcome.h"
 #include "api/response_format.h"
+#include "api/search_include.h"
+#include "api/search_shaping.h"
 #include "base/ids.h"
 #include "base/time.h"
 #include "fhir/search/extractor.h"
@@ -20,6 +26,7 @@ namespace jiceng::api {
 struct FhirApi::Context {
   Request& req;
   std::string type, id, vid;
+  std::string rtype;  // the type (or "*") searched within the compartment type/id
   std::string base;  // base URL without trailing slash, e.g. http://host/fhir
   FormatOptions format;
   std::string prefer_return = "representation";
@@ -43,7 +50,7 @@ std::vector<std::string_view> Segments(std::string_view path) {
 }
 
 bool MatchPattern(std::string_view pattern, const std::vector<std::string_view>& segs,
-                  std::string& type, std::string& id, std::string& vid) {
+                  std::string& type, std::string& id, std::string& vid, std::string& rtype) {
   auto pat = Segments(pattern);
   if (pat.size() != segs.size()) return false;
   for (std::size_t i = 0; i < pat.size(); ++i) {
@@ -55,6 +62,9 @@ bool MatchPattern(std::string_view pattern, const std::vector<std::string_view>&
       id = std::string(segs[i]);
     } else if (pat[i] == "{vid}") {
       vid = std::string(segs[i]);
+    } else if (pat[i] == "{rtype}") {
+      if (segs[i].empty() || segs[i][0] == '_' || segs[i][0] == '$') return false;
+      rtype = std::string(segs[i]);
     } else if (pat[i] != segs[i]) {
       return false;
     }
@@ -99,6 +109,37 @@ Status CheckBodyMediaType(const Request& req, bool patch) {
   if (IsJsonMediaType(mt)) return Status::Ok();
   return Error(ErrorCode::kUnsupportedMedia,
                fmt::format("Unsupported Content-Type '{}': this server reads application/fhir+json", mt));
+}
+
+std::string_view Trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+// Prefer (RFC 7240): preferences separated by ',', each `token [= word]` with optional
+// parameters after ';' (which also separate preferences in the wild: "return=minimal;
+// handling=strict"), whitespace allowed around '=', values possibly quoted.
+std::vector<std::pair<std::string, std::string>> ParsePrefer(std::string_view header) {
+  std::vector<std::pair<std::string, std::string>> out;
+  size_t pos = 0;
+  while (pos <= header.size()) {
+    size_t end = header.find_first_of(",;", pos);
+    std::string_view part = Trim(header.substr(pos, end == std::string_view::npos ? end : end - pos));
+    if (!part.empty()) {
+      size_t eq = part.find('=');
+      std::string_view name = Trim(part.substr(0, eq));
+      std::string_view value = eq == std::string_view::npos ? std::string_view() : Trim(part.substr(eq + 1));
+      if (value.size() >= 2 && value.front() == '"' && value.back() == '"')
+        value = value.substr(1, value.size() - 2);
+      std::string lower(name);
+      for (char& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+      out.emplace_back(std::move(lower), std::string(value));
+    }
+    if (end == std::string_view::npos) break;
+    pos = end + 1;
+  }
+  return out;
 }
 
 std::optional<std::string> QueryValue(const Request& req, std::string_view name) {
@@ -169,8 +210,11 @@ const std::vector<FhirApi::Route>& FhirApi::Routes() {
       {"PUT", "/{type}", "update", "type", &FhirApi::UpdateConditional},
       {"PATCH", "/{type}", "patch", "type", &FhirApi::PatchConditional},
       {"DELETE", "/{type}", "delete", "type", &FhirApi::DeleteConditional},
+      {"GET", "/{type}/{id}/$everything", "everything", "operation", &FhirApi::Everything},
+      {"POST", "/{type}/{id}/{rtype}/_search", "search", "compartment", &FhirApi::SearchCompartmentPost},
       {"GET", "/{type}/{id}/_history/{vid}", "vread", "instance", &FhirApi::VRead},
       {"GET", "/{type}/{id}/_history", "history-instance", "instance", &FhirApi::HistoryInstance},
+      {"GET", "/{type}/{id}/{rtype}", "search", "compartment", &FhirApi::SearchCompartment},
       {"GET", "/{type}/{id}", "read", "instance", &FhirApi::Read},
       {"PUT", "/{type}/{id}", "update", "instance", &FhirApi::UpdateInstance},
       {"PATCH", "/{type}/{id}", "patch", "instance", &FhirApi::Patch},
@@ -198,7 +242,7 @@ Response FhirApi::Dispatch(Request& req) {
     return ErrorResponse(NotFound(fmt::format("No route for '{}'", path)));
   auto segs = Segments(path.substr(5));
 
-  Context c{req, {}, {}, {}, {}, {}, {}, false};
+  Context c{req, {}, {}, {}, {}, {}, {}, {}, false};
   if (!options_.base_url.empty()) {
     c.base = options_.base_url;
   } else {
@@ -207,21 +251,23 @@ Response FhirApi::Dispatch(Request& req) {
   auto fmt_opts = ParseFormatOptions(req);
   if (!fmt_opts.ok()) return ErrorResponse(fmt_opts.error());
   c.format = *fmt_opts;
-  if (auto prefer = req.Header("prefer")) {
-    for (auto part : Segments(std::string(*prefer))) (void)part;
-    std::string_view p = *prefer;
-    auto has = [&](std::string_view s) { return p.find(s) != std::string_view::npos; };
-    if (has("return=minimal")) c.prefer_return = "minimal";
-    else if (has("return=OperationOutcome")) c.prefer_return = "OperationOutcome";
-    if (has("handling=strict")) c.strict_handling = true;
+  for (const auto& [k, v] : req.headers) {
+    if (k != "prefer") continue;
+    for (const auto& [name, value] : ParsePrefer(v)) {
+      if (name == "return" && (value == "minimal" || value == "representation" ||
+                               value == "OperationOutcome"))
+        c.prefer_return = value;
+      else if (name == "handling" && (value == "strict" || value == "lenient"))
+        c.strict_handling = value == "strict";
+    }
   }
 
   std::string method = req.method == "HEAD" ? "GET" : req.method;
   bool path_matched = false;
   std::vector<std::string> allowed;
   for (const auto& route : Routes()) {
-    std::string type, id, vid;
-    if (!MatchPattern(route.pattern, segs, type, id, vid)) continue;
+    std::string type, id, vid, rtype;
+    if (!MatchPattern(route.pattern, segs, type, id, vid, rtype)) continue;
     path_matched = true;
     if (method != route.method) {
       allowed.emplace_back(route.method);
@@ -233,9 +279,12 @@ Response FhirApi::Dispatch(Request& req) {
       if (!id.empty() && !IsValidId(id))
         return ErrorResponse(Invalid(fmt::format("'{}' is not a valid resource id", id)));
     }
+    if (!rtype.empty() && rtype != "*" && !options_.is_resource_type(rtype))
+      return ErrorResponse(NotFound(fmt::format("Unknown resource type '{}'", rtype)));
     c.type = std::move(type);
     c.id = std::move(id);
     c.vid = std::move(vid);
+    c.rtype = std::move(rtype);
     return (this->*route.fn)(c);
   }
   if (path_matched) {
@@ -549,34 +598,6 @@ Result<int64_t> IntParam(const Request& req, std::string_view name, int64_t dflt
   return std::clamp(n, min, max);
 }
 
-std::string EncodeQueryComponent(std::string_view s) {
-  static const char* kHex = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char ch : s) {
-    if (std::isalnum(ch) || ch == '-' || ch == '_' || ch == '.' || ch == '~' || ch == ':' || ch == '|' || ch == ',') {
-      out += static_cast<char>(ch);
-    } else {
-      out += '%';
-      out += kHex[ch >> 4];
-      out += kHex[ch & 15];
-    }
-  }
-  return out;
-}
-
-std::string BuildLink(const std::string& base, const std::string& path, const QueryParams& params) {
-  std::string url = base + path;
-  char sep = '?';
-  for (const auto& [k, v] : params) {
-    url += sep;
-    url += EncodeQueryComponent(k);
-    url += '=';
-    url += EncodeQueryComponent(v);
-    sep = '&';
-  }
-  return url;
-}
-
 }  // namespace
 
 Response FhirApi::History(Context& c, const std::string& type, const std::string& id) {
@@ -639,6 +660,7 @@ Response FhirApi::History(Context& c, const std::string& type, const std::string
   add_link("self", q.offset, true);
   if (q.offset + q.count < page->total) add_link("next", q.offset + q.count, false);
   if (q.offset > 0) add_link("previous", std::max<int64_t>(0, q.offset - q.count), false);
+  add_link("first", 0, false);
   out += "]";
   if (!page->entries.empty()) {
     out += R"(,"entry":[)";
@@ -665,88 +687,477 @@ Response FhirApi::History(Context& c, const std::string& type, const std::string
   return BundleTextResponse(std::move(out), c.format.pretty);
 }
 
-Response FhirApi::SearchType(Context& c) { return Search(c, c.req.query); }
+namespace {
 
-Response FhirApi::SearchTypePost(Context& c) {
-  auto ct = c.req.Header("content-type");
-  if (!ct || !IEquals(MediaType(*ct), "application/x-www-form-urlencoded"))
-    return ErrorResponse(Error(ErrorCode::kUnsupportedMedia,
-                               "POST _search needs Content-Type application/x-www-form-urlencoded"));
-  auto form = ParseQueryString(c.req.body);
-  if (!form.ok()) return ErrorResponse(form.error());
-  QueryParams all = c.req.query;
-  all.insert(all.end(), form->begin(), form->end());
-  return Search(c, all);
+// Types on which $everything is defined (R4: Patient-everything, Encounter-everything).
+bool HasEverything(std::string_view type) { return type == "Patient" || type == "Encounter"; }
+
+// The resource a compartment or operation is about: 404 when unknown, 410 when deleted.
+Result<store::ResourceVersion> ReadFocus(store::IReadTransaction& txn, const std::string& type,
+                                         const std::string& id) {
+  JC_ASSIGN_OR_RETURN(auto cur, txn.ReadCurrent(type, id));
+  if (!cur) return NotFound(fmt::format("{}/{} is not known", type, id));
+  if (cur->deleted) return Error(ErrorCode::kGone, fmt::format("{}/{} is deleted", type, id));
+  return std::move(*cur);
 }
 
+// _type: a comma-separated list of resource types.
+Result<std::vector<std::string>> ParseTypeList(const std::string& value) {
+  std::vector<std::string> out;
+  size_t pos = 0;
+  for (;;) {
+    size_t comma = value.find(',', pos);
+    std::string t = value.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+    if (!fhir::Definitions::Get().IsResourceType(t))
+      return Invalid(fmt::format("_type: '{}' is not a resource type", t), "_type");
+    out.push_back(std::move(t));
+    if (comma == std::string::npos) break;
+    pos = comma + 1;
+  }
+  return out;
+}
+
+bool Contains(const std::vector<std::string>& v, std::string_view s) {
+  return std::find(v.begin(), v.end(), s) != v.end();
+}
+
+Error NotSupportedError(std::string msg, std::string expression) {
+  Error e(ErrorCode::kInvalid, msg);
+  e.issues.push_back(Issue{"error", "not-supported", std::move(msg), std::move(expression)});
+  return e;
+}
+
+// The page size the links carry. _summary=count asks for no entries (count 0 in the query),
+// but its links keep the page size the caller asked for.
+int64_t LinkPageSize(const search::ParsedSearch& parsed, const QueryParams& params,
+                     int64_t default_size, int64_t max_size) {
+  if (!parsed.summary_count) return parsed.query.count;
+  int64_t count = default_size;
+  for (const auto& [k, v] : params) {
+    if (k != "_count") continue;
+    if (v.empty() || v.size() > 18 || !std::all_of(v.begin(), v.end(), [](char ch) { return ch >= '0' && ch <= '9'; }))
+      continue;
+    count = std::min<int64_t>(std::stoll(v), max_size);
+  }
+  return count;
+}
+
+}  // namespace
+
+Response FhirApi::SearchType(Context& c) { return Search(c, c.req.query); }
+
+namespace {
+
+// POST _search: the form body's parameters join the URL's; result-shaping ones (_format,
+// _summary, _elements, _pretty) count wherever they come from.
+Result<QueryParams> SearchPostParams(const Request& req, FormatOptions& format) {
+  auto ct = req.Header("content-type");
+  if (!ct || !IEquals(MediaType(*ct), "application/x-www-form-urlencoded"))
+    return Error(ErrorCode::kUnsupportedMedia,
+                 "POST _search needs Content-Type application/x-www-form-urlencoded");
+  JC_ASSIGN_OR_RETURN(QueryParams form, ParseQueryString(req.body));
+  QueryParams all = req.query;
+  all.insert(all.end(), form.begin(), form.end());
+  Request shaped;
+  shaped.query = all;
+  shaped.headers = req.headers;
+  JC_ASSIGN_OR_RETURN(format, ParseFormatOptions(shaped));
+  return all;
+}
+
+}  // namespace
+
+Response FhirApi::SearchTypePost(Context& c) {
+  auto all = SearchPostParams(c.req, c.format);
+  if (!all.ok()) return ErrorResponse(all.error());
+  return Search(c, *all);
+}
+
+Response FhirApi::SearchCompartment(Context& c) { return Search(c, c.req.query); }
+
+Response FhirApi::SearchCompartmentPost(Context& c) {
+  auto all = SearchPostParams(c.req, c.format);
+  if (!all.ok()) return ErrorResponse(all.error());
+  return Search(c, *all);
+}
+
+// Type-level search (GET /Type?…) and search within a compartment (GET /Patient/1/Observation?…,
+// c.rtype set), with _include/_revinclude.
 Response FhirApi::Search(Context& c, const QueryParams& params) {
+  const bool in_compartment = !c.rtype.empty();
+  if (in_compartment) {
+    if (!IsCompartmentType(c.type))
+      return ErrorResponse(NotFound(fmt::format(
+          "{} is not a compartment: compartment searches are defined for {}", c.type,
+          fmt::join(CompartmentTypes(), ", "))));
+    if (c.rtype == "*") return SearchCompartmentAll(c, params);
+    if (CompartmentParams(c.type, c.rtype).empty())
+      return ErrorResponse(Invalid(
+          fmt::format("{} resources are never in a {} compartment", c.rtype, c.type)));
+  }
+  const std::string type = in_compartment ? c.rtype : c.type;
+  const std::string path =
+      in_compartment ? fmt::format("/{}/{}/{}", c.type, c.id, c.rtype) : "/" + c.type;
+  auto shaping = SplitShaping(params, c.strict_handling);
+  if (!shaping.ok()) return ErrorResponse(shaping.error());
   search::ParseOptions po;
   po.strict = c.strict_handling;
   po.default_count = options_.default_page_size;
   po.max_count = options_.max_page_size;
-  auto parsed = search::ParseSearch(c.type, params, po);
+  auto parsed = search::ParseSearch(type, shaping->criteria, po);
   if (!parsed.ok()) return ErrorResponse(parsed.error());
-  const store::SearchQuery& q = parsed->query;
-  const bool summary_count = parsed->summary_count;
-  const int64_t offset = q.offset;
-  // _summary=count asks for no entries; the links still carry the page size the caller asked.
-  int64_t count = q.count;
-  if (summary_count) {
-    count = options_.default_page_size;
-    for (const auto& [k, v] : params) {
-      if (k == "_count") count = std::min<int64_t>(std::atoll(v.c_str()), options_.max_page_size);
-    }
-  }
+  std::vector<Issue> warnings = std::move(shaping->warnings);
+  QueryParams kept = parsed->applied;
+  NormalizeSort(kept, parsed->query.sort, warnings);
+  kept.insert(kept.end(), shaping->applied.begin(), shaping->applied.end());
+  store::SearchQuery q = parsed->query;
+  const int64_t count = LinkPageSize(*parsed, params, options_.default_page_size, options_.max_page_size);
+
   auto txn = store_.BeginRead();
   if (!txn.ok()) return ErrorResponse(txn.error());
-  auto found = (*txn)->Search(q);
-  if (!found.ok()) return ErrorResponse(found.error());
-  std::vector<store::ResourceVersion> page = std::move(found->entries);
-  // Without a total (_total=none), "is there a next page" is "this page is full".
-  const int64_t total = found->total ? *found->total
-                                     : offset + static_cast<int64_t>(page.size()) +
-                                           (static_cast<int64_t>(page.size()) == count ? 1 : 0);
-  QueryParams kept = parsed->applied;
+  std::optional<int64_t> known_total;
+  bool run = true;
+  if (in_compartment) {
+    auto focus = ReadFocus(**txn, c.type, c.id);
+    if (!focus.ok()) return ErrorResponse(focus.error());
+    auto restricted = RestrictToCompartment(**txn, q, c.type, c.id, false, true);
+    if (!restricted.ok()) return ErrorResponse(restricted.error());
+    q = std::move((*restricted)->query);
+    if ((*restricted)->total) {
+      // Already counted: the store need not count again.
+      known_total = (*restricted)->total;
+      q.with_total = false;
+      run = q.count > 0 && q.offset < *known_total;
+    }
+  }
+  std::vector<store::ResourceVersion> page;
+  if (run) {
+    auto found = (*txn)->Search(q);
+    if (!found.ok()) return ErrorResponse(found.error());
+    page = std::move(found->entries);
+    if (found->total) known_total = found->total;
+  }
+
+  std::vector<store::ResourceVersion> included;
+  if (!parsed->summary_count && !shaping->includes.empty() && !page.empty()) {
+    IncludeOptions io;
+    io.base = c.base;
+    io.at_or_before_us = q.at_or_before_us;
+    io.max_resources = options_.max_include_count;
+    io.max_rounds = options_.max_include_iterations;
+    auto inc = ResolveIncludes(**txn, shaping->includes, page, io);
+    if (!inc.ok()) return ErrorResponse(inc.error());
+    included = std::move(inc->resources);
+    if (inc->truncated)
+      warnings.push_back(Issue{"warning", "incomplete",
+                               fmt::format("_include/_revinclude added at most {} resources to this page",
+                                           options_.max_include_count),
+                               ""});
+    if (inc->rounds_exhausted)
+      warnings.push_back(Issue{"warning", "incomplete",
+                               fmt::format(":iterate stopped after {} rounds", options_.max_include_iterations),
+                               ""});
+  }
+
   // The snapshot keeps every page of this search on the same set while data changes.
   kept.emplace_back("_snapshot", std::to_string(*q.at_or_before_us));
-  std::string path = "/" + c.type;
-  QueryParams link = kept;
-  link.emplace_back("_count", std::to_string(count));
-  std::string out = R"({"resourceType":"Bundle","id":")" + NewUuid() + R"(","meta":{"lastUpdated":")" +
-                    FormatInstant(NowMicros()) + R"("},"type":"searchset")" +
-                    (found->total ? R"(,"total":)" + std::to_string(*found->total) : std::string()) +
-                    R"(,"link":[)";
-  auto add_link = [&](const char* rel, int64_t off, bool first) {
-    QueryParams p = link;
-    if (off > 0) p.emplace_back("_getpagesoffset", std::to_string(off));
-    if (!first) out += ',';
-    out += R"({"relation":")";
-    out += rel;
-    out += R"(","url":)";
-    out += json::serialize(json::string(BuildLink(c.base, path, p)));
-    out += '}';
-  };
-  add_link("self", offset, true);
-  if (!summary_count && offset + count < total) add_link("next", offset + count, false);
-  if (!summary_count && offset > 0) add_link("previous", std::max<int64_t>(0, offset - count), false);
-  out += "]";
-  if (!page.empty()) {
-    out += R"(,"entry":[)";
-    bool first = true;
-    for (const auto& v : page) {
-      if (!first) out += ',';
-      first = false;
-      auto body = FormatResource(v.json, FormatOptions{false, c.format.summary, c.format.elements});
-      out += R"({"fullUrl":)";
-      out += json::serialize(json::string(fmt::format("{}/{}/{}", c.base, v.type, v.id)));
-      out += R"(,"resource":)";
-      out += body.ok() ? *body : v.json;
-      out += R"(,"search":{"mode":"match"}})";
-    }
-    out += "]";
+  PagingLinks links;
+  links.base = c.base;
+  links.path = path;
+  links.params = std::move(kept);
+  links.offset = q.offset;
+  links.count = count;
+  links.total = known_total;
+  links.has_more = static_cast<int64_t>(page.size()) == count && count > 0;
+  if (parsed->summary_count) links.count = 0;  // no entries, so no pages to link
+  auto link_list = MakePagingLinks(links);
+  if (parsed->summary_count) {
+    // The self link still carries the page size the caller asked for.
+    links.count = count;
+    link_list.front().second = MakePagingLinks(links).front().second;
   }
-  out += "}";
-  return BundleTextResponse(std::move(out), c.format.pretty);
+
+  SearchsetWriter w(c.base, c.format);
+  if (parsed->query.with_total) w.SetTotal(known_total);
+  w.SetLinks(std::move(link_list));
+  for (const auto& v : page) w.AddEntry(v, "match");
+  for (const auto& v : included) w.AddEntry(v, "include");
+  w.AddOutcome(warnings);
+  return BundleTextResponse(w.Finish(), c.format.pretty);
+}
+
+// GET /Patient/1/*: every type of the compartment, type by type (in alphabetical order; _sort
+// orders within a type). Criteria must apply to every type searched (narrow with _type).
+Response FhirApi::SearchCompartmentAll(Context& c, const QueryParams& params) {
+  auto shaping = SplitShaping(params, c.strict_handling);
+  if (!shaping.ok()) return ErrorResponse(shaping.error());
+  std::vector<Issue> warnings = std::move(shaping->warnings);
+  QueryParams kept;
+  QueryParams criteria;
+  std::vector<std::string> types = CompartmentResourceTypes(c.type);
+  for (const auto& [k, v] : shaping->criteria) {
+    if (k != "_type") {
+      criteria.emplace_back(k, v);
+      continue;
+    }
+    auto wanted = ParseTypeList(v);
+    if (!wanted.ok()) return ErrorResponse(wanted.error());
+    std::erase_if(types, [&](const std::string& t) { return !Contains(*wanted, t); });
+    kept.emplace_back(k, v);
+  }
+  search::ParseOptions po;
+  po.strict = false;  // unsupported criteria are found below, across all the types
+  po.default_count = options_.default_page_size;
+  po.max_count = options_.max_page_size;
+  // A criterion takes effect only when every type understands it.
+  std::vector<search::ParsedSearch> parsed;
+  for (int pass = 0; pass < 2; ++pass) {
+    parsed.clear();
+    std::map<std::pair<std::string, std::string>, size_t> understood;
+    for (const std::string& t : types) {
+      auto p = search::ParseSearch(t, criteria, po);
+      if (!p.ok()) return ErrorResponse(p.error());
+      for (const auto& a : p->applied) ++understood[a];
+      parsed.push_back(std::move(*p));
+    }
+    QueryParams common;
+    bool dropped = false;
+    for (const auto& kv : criteria) {
+      if (IsPagingParam(kv.first) || (understood.count(kv) && understood[kv] >= types.size())) {
+        common.push_back(kv);
+        continue;
+      }
+      std::string msg = fmt::format(
+          "Search parameter '{}' is not supported by every resource type of the {} compartment; "
+          "search one type ({}/{}/Type?{}=…) or narrow with _type",
+          kv.first, c.type, c.type, c.id, kv.first);
+      if (c.strict_handling) return ErrorResponse(NotSupportedError(msg, kv.first));
+      warnings.push_back(Issue{"warning", "not-supported", msg + " (ignored)", kv.first});
+      dropped = true;
+    }
+    if (!dropped) break;
+    criteria = std::move(common);
+  }
+  if (!parsed.empty()) {
+    QueryParams applied = parsed.front().applied;
+    kept.insert(kept.begin(), applied.begin(), applied.end());
+  }
+  kept.insert(kept.end(), shaping->applied.begin(), shaping->applied.end());
+
+  // Paging values are the same for every type; without any type, parse them on their own.
+  search::ParsedSearch paging;
+  if (parsed.empty()) {
+    QueryParams only;
+    for (const auto& kv : criteria)
+      if (IsPagingParam(kv.first) || kv.first == "_total" || kv.first == "_summary") only.push_back(kv);
+    auto p = search::ParseSearch(c.type, only, po);
+    if (!p.ok()) return ErrorResponse(p.error());
+    paging = std::move(*p);
+  } else {
+    paging = parsed.front();
+  }
+  const int64_t offset = paging.query.offset;
+  const int64_t count = LinkPageSize(paging, params, options_.default_page_size, options_.max_page_size);
+  const int64_t page_count = paging.query.count;
+  const int64_t snapshot = *paging.query.at_or_before_us;
+
+  auto txn = store_.BeginRead();
+  if (!txn.ok()) return ErrorResponse(txn.error());
+  auto focus = ReadFocus(**txn, c.type, c.id);
+  if (!focus.ok()) return ErrorResponse(focus.error());
+  std::vector<store::SearchQuery> queries;
+  std::vector<int64_t> sizes;
+  for (auto& p : parsed) {
+    p.query.at_or_before_us = snapshot;
+    auto r = RestrictToCompartment(**txn, p.query, c.type, c.id, true, true);
+    if (!r.ok()) return ErrorResponse(r.error());
+    if (!*r) continue;
+    sizes.push_back((*r)->total.value_or(0));
+    queries.push_back(std::move((*r)->query));
+  }
+  int64_t total = 0;
+  for (int64_t n : sizes) total += n;
+  std::vector<store::ResourceVersion> page;
+  for (const PartSlice& s : SliceParts(sizes, offset, page_count)) {
+    store::SearchQuery q = queries[s.part];
+    q.offset = s.offset;
+    q.count = s.count;
+    q.with_total = false;
+    auto found = (*txn)->Search(q);
+    if (!found.ok()) return ErrorResponse(found.error());
+    for (auto& v : found->entries) page.push_back(std::move(v));
+  }
+  std::vector<store::ResourceVersion> included;
+  if (!paging.summary_count && !shaping->includes.empty() && !page.empty()) {
+    IncludeOptions io;
+    io.base = c.base;
+    io.at_or_before_us = snapshot;
+    io.max_resources = options_.max_include_count;
+    io.max_rounds = options_.max_include_iterations;
+    auto inc = ResolveIncludes(**txn, shaping->includes, page, io);
+    if (!inc.ok()) return ErrorResponse(inc.error());
+    included = std::move(inc->resources);
+    if (inc->truncated || inc->rounds_exhausted)
+      warnings.push_back(Issue{"warning", "incomplete", "_include/_revinclude results were cut short", ""});
+  }
+  kept.emplace_back("_snapshot", std::to_string(snapshot));
+  PagingLinks links;
+  links.base = c.base;
+  links.path = fmt::format("/{}/{}/*", c.type, c.id);
+  links.params = std::move(kept);
+  links.offset = offset;
+  links.count = paging.summary_count ? 0 : count;
+  links.total = total;
+  auto link_list = MakePagingLinks(links);
+  if (paging.summary_count) {
+    links.count = count;
+    link_list.front().second = MakePagingLinks(links).front().second;
+  }
+  SearchsetWriter w(c.base, c.format);
+  if (paging.query.with_total) w.SetTotal(total);
+  w.SetLinks(std::move(link_list));
+  for (const auto& v : page) w.AddEntry(v, "match");
+  for (const auto& v : included) w.AddEntry(v, "include");
+  w.AddOutcome(warnings);
+  return BundleTextResponse(w.Finish(), c.format.pretty);
+}
+
+// GET /Patient/1/$everything (and Encounter): the resource, then its compartment type by type
+// (alphabetical, by id within a type), with `_since`, `_type`, `_count` and stable paging.
+// Resources the page references that are not compartment members themselves (Practitioner,
+// Organization, Medication, Location, …) follow as search.mode = include.
+Response FhirApi::Everything(Context& c) {
+  if (!HasEverything(c.type) || !IsCompartmentType(c.type))
+    return ErrorResponse(NotFound(fmt::format(
+        "$everything is defined on Patient and Encounter instances, not on {}", c.type)));
+  std::optional<int64_t> since;
+  std::optional<std::vector<std::string>> type_filter;
+  QueryParams kept, paging_params;
+  std::vector<Issue> warnings;
+  for (const auto& [k, v] : c.req.query) {
+    if (k == "_since") {
+      auto t = ParseDateTimeStart(v);
+      if (!t.ok()) return ErrorResponse(Invalid(fmt::format("Bad _since '{}': an instant is expected", v), "_since"));
+      since = *t;
+      kept.emplace_back(k, v);
+    } else if (k == "_type") {
+      auto types = ParseTypeList(v);
+      if (!types.ok()) return ErrorResponse(types.error());
+      type_filter = std::move(*types);
+      kept.emplace_back(k, v);
+    } else if (IsPagingParam(k) || k == "_summary") {
+      paging_params.emplace_back(k, v);
+      if (k == "_summary") kept.emplace_back(k, v);
+    } else if (k == "_format" || k == "_pretty" || k == "_elements") {
+      kept.emplace_back(k, v);
+    } else {
+      std::string msg = fmt::format("Parameter '{}' is not supported by $everything here", k);
+      if (c.strict_handling) return ErrorResponse(NotSupportedError(msg, k));
+      warnings.push_back(Issue{"warning", "not-supported", msg + " (ignored)", k});
+    }
+  }
+  search::ParseOptions po;
+  po.default_count = options_.default_page_size;
+  po.max_count = options_.max_page_size;
+  auto paging = search::ParseSearch(c.type, paging_params, po);
+  if (!paging.ok()) return ErrorResponse(paging.error());
+  const int64_t offset = paging->query.offset;
+  const int64_t count = LinkPageSize(*paging, paging_params, options_.default_page_size, options_.max_page_size);
+  const int64_t page_count = paging->query.count;
+  const int64_t snapshot = *paging->query.at_or_before_us;
+  auto wanted = [&](std::string_view t) { return !type_filter || Contains(*type_filter, t); };
+
+  auto txn = store_.BeginRead();
+  if (!txn.ok()) return ErrorResponse(txn.error());
+  auto focus = ReadFocus(**txn, c.type, c.id);
+  if (!focus.ok()) return ErrorResponse(focus.error());
+  const bool focus_in = wanted(c.type) && focus->last_updated_us <= snapshot &&
+                        (!since || focus->last_updated_us >= *since);
+  std::vector<int64_t> sizes{focus_in ? 1 : 0};
+  std::vector<store::SearchQuery> queries{store::SearchQuery{}};
+  for (const std::string& t : CompartmentResourceTypes(c.type)) {
+    if (!wanted(t)) continue;
+    store::SearchQuery q;
+    q.type = t;
+    q.at_or_before_us = snapshot;
+    if (since) {
+      // _lastUpdated >= since: "ge" over the one-microsecond range starting at since.
+      store::SearchClause sc;
+      sc.param = "_lastUpdated";
+      sc.kind = store::SearchKind::kLastUpdated;
+      store::SearchValue v;
+      v.prefix = store::SearchPrefix::kGe;
+      v.lo_us = *since;
+      v.hi_us = *since + 1;
+      sc.any_of.push_back(v);
+      q.all_of.push_back(std::move(sc));
+    }
+    // The focus itself ("{def}") is the first entry already.
+    auto r = RestrictToCompartment(**txn, q, c.type, c.id, true, false);
+    if (!r.ok()) return ErrorResponse(r.error());
+    if (!*r || (*r)->total.value_or(0) == 0) continue;
+    sizes.push_back(*(*r)->total);
+    queries.push_back(std::move((*r)->query));
+  }
+  int64_t total = 0;
+  for (int64_t n : sizes) total += n;
+  std::vector<store::ResourceVersion> page;
+  for (const PartSlice& s : SliceParts(sizes, offset, page_count)) {
+    if (s.part == 0) {
+      page.push_back(*focus);
+      continue;
+    }
+    store::SearchQuery q = queries[s.part];
+    q.offset = s.offset;
+    q.count = s.count;
+    q.with_total = false;
+    auto found = (*txn)->Search(q);
+    if (!found.ok()) return ErrorResponse(found.error());
+    for (auto& v : found->entries) page.push_back(std::move(v));
+  }
+  std::vector<store::ResourceVersion> included;
+  if (!page.empty()) {
+    IncludeOptions io;
+    io.base = c.base;
+    io.at_or_before_us = snapshot;
+    io.max_resources = options_.max_include_count;
+    io.max_rounds = 0;
+    const std::string compartment = c.type;
+    io.accept = [&](std::string_view t) {
+      return wanted(t) && CompartmentParams(compartment, t).empty();
+    };
+    IncludeSpec all_refs;
+    all_refs.source_type = "*";
+    all_refs.param = "*";
+    auto inc = ResolveIncludes(**txn, {all_refs}, page, io);
+    if (!inc.ok()) return ErrorResponse(inc.error());
+    included = std::move(inc->resources);
+    if (inc->truncated)
+      warnings.push_back(Issue{"warning", "incomplete",
+                               fmt::format("At most {} referenced resources are added to a page",
+                                           options_.max_include_count),
+                               ""});
+  }
+  kept.emplace_back("_snapshot", std::to_string(snapshot));
+  PagingLinks links;
+  links.base = c.base;
+  links.path = fmt::format("/{}/{}/$everything", c.type, c.id);
+  links.params = std::move(kept);
+  links.offset = offset;
+  links.count = paging->summary_count ? 0 : count;
+  links.total = total;
+  auto link_list = MakePagingLinks(links);
+  if (paging->summary_count) {
+    links.count = count;
+    link_list.front().second = MakePagingLinks(links).front().second;
+  }
+  SearchsetWriter w(c.base, c.format);
+  w.SetTotal(total);
+  w.SetLinks(std::move(link_list));
+  for (const auto& v : page) w.AddEntry(v, "match");
+  for (const auto& v : included) w.AddEntry(v, "include");
+  w.AddOutcome(warnings);
+  return BundleTextResponse(w.Finish(), c.format.pretty);
 }
 
 // --- Bundles --------------------------------------------------------------------------------
@@ -781,18 +1192,50 @@ json::array SearchParamsOf(std::string_view type) {
   return out;
 }
 
+// _revinclude values per target type ("Observation:subject" for Patient, …): every indexed
+// reference parameter of every type, under each type it can reference.
+const std::map<std::string, std::vector<std::string>, std::less<>>& RevIncludesByTarget() {
+  static const auto table = [] {
+    std::map<std::string, std::vector<std::string>, std::less<>> out;
+    const auto& defs = fhir::Definitions::Get();
+    for (const std::string& source : defs.ResourceTypes()) {
+      for (const fhir::SearchParamDef* p : search::IndexedParams(source)) {
+        if (p->type != "reference") continue;
+        const std::vector<std::string>& targets = p->target.empty() ? defs.ResourceTypes() : p->target;
+        for (const std::string& t : targets) out[t].push_back(source + ":" + p->code);
+      }
+    }
+    for (auto& [t, v] : out) std::sort(v.begin(), v.end());
+    return out;
+  }();
+  return table;
+}
+
 }  // namespace
 
 json::object FhirApi::CapabilityStatement(const std::string& base_url) const {
+  bool compartment_search = false;
+  std::vector<const Route*> operations;
+  for (const auto& r : Routes()) {
+    if (std::string_view(r.level) == "compartment") compartment_search = true;
+    if (std::string_view(r.level) == "operation") operations.push_back(&r);
+  }
   json::array resources;
   for (const auto& type : options_.resource_types) {
     json::array interactions;
     std::vector<std::string> seen;
     for (const auto& r : Routes()) {
-      if (std::string_view(r.level) == "system") continue;
+      std::string_view level = r.level;
+      if (level != "instance" && level != "type") continue;
       if (std::find(seen.begin(), seen.end(), r.interaction) != seen.end()) continue;
       seen.emplace_back(r.interaction);
       interactions.emplace_back(json::object{{"code", r.interaction}});
+    }
+    json::array includes{"*"};
+    for (const std::string& p : ReferenceParams(type)) includes.emplace_back(json::string(type + ":" + p));
+    json::array revincludes;
+    if (auto it = RevIncludesByTarget().find(type); it != RevIncludesByTarget().end()) {
+      for (const std::string& v : it->second) revincludes.emplace_back(json::string(v));
     }
     json::object res{
         {"type", type},
@@ -804,8 +1247,18 @@ json::object FhirApi::CapabilityStatement(const std::string& base_url) const {
         {"conditionalRead", "not-supported"},
         {"conditionalUpdate", true},
         {"conditionalDelete", "single"},
+        {"searchInclude", std::move(includes)},
+        {"searchRevInclude", std::move(revincludes)},
         {"searchParam", SearchParamsOf(type)},
     };
+    json::array ops;
+    for (const Route* r : operations) {
+      if (std::string_view(r->interaction) == "everything" && !HasEverything(type)) continue;
+      ops.emplace_back(json::object{
+          {"name", r->interaction},
+          {"definition", fmt::format("http://hl7.org/fhir/OperationDefinition/{}-{}", type, r->interaction)}});
+    }
+    if (!ops.empty()) res["operation"] = std::move(ops);
     resources.emplace_back(std::move(res));
   }
   json::array system_interactions;
@@ -814,6 +1267,31 @@ json::object FhirApi::CapabilityStatement(const std::string& base_url) const {
     system_interactions.emplace_back(json::object{{"code", r.interaction}});
     if (std::string_view(r.interaction) == "transaction")
       system_interactions.emplace_back(json::object{{"code", "batch"}});
+  }
+  json::object rest{
+      {"mode", "server"},
+      {"documentation",
+       fmt::format(
+       "Search supports every listed parameter of type string (:exact, :contains), token "
+       "(:not, :text), date, number and quantity (prefixes eq ne gt lt ge le sa eb ap), "
+       "reference (:Type) and uri (:below, :above), all with :missing; _sort, _count, "
+       "_total, _summary=count and stable paging (self, next, previous, first, last links "
+       "bound to a _snapshot). _include and _revinclude take Type:param[:Target], "
+       "Type:* and _include=*, with :iterate (or :recurse) repeated until nothing new is "
+       "found (at most {} rounds and {} included resources a page); included resources have "
+       "search.mode include and do not count in total. Compartment search "
+       "(Patient/[id]/[type] or /*) follows the R4 CompartmentDefinitions listed here. "
+       "Not supported: near and _query (400 with Prefer: handling=strict, otherwise ignored "
+       "with a warning in an OperationOutcome entry). Parameters not listed are ignored and "
+       "left out of the self link, or rejected with Prefer: handling=strict.",
+       options_.max_include_iterations, options_.max_include_count)},
+      {"resource", std::move(resources)},
+      {"interaction", std::move(system_interactions)},
+  };
+  if (compartment_search) {
+    json::array compartments;
+    for (const std::string& t : CompartmentTypes()) compartments.emplace_back(json::string(CompartmentDefinitionUrl(t)));
+    rest["compartment"] = std::move(compartments);
   }
   return json::object{
       {"resourceType", "CapabilityStatement"},
@@ -826,19 +1304,7 @@ json::object FhirApi::CapabilityStatement(const std::string& base_url) const {
       {"fhirVersion", "4.0.1"},
       {"format", json::array{"application/fhir+json", "json"}},
       {"patchFormat", json::array{"application/json-patch+json"}},
-      {"rest",
-       json::array{json::object{
-           {"mode", "server"},
-           {"documentation",
-            "Search supports every listed parameter of type string (:exact, :contains), token "
-            "(:not, :text), date, number and quantity (prefixes eq ne gt lt ge le sa eb ap), "
-            "reference (:Type) and uri (:below, :above), all with :missing; _sort, _count, "
-            "_total, _summary=count and stable paging. Composite and special parameters, "
-            "chains, _include/_revinclude and _has are not supported yet: they are ignored (or "
-            "rejected with Prefer: handling=strict)."},
-           {"resource", std::move(resources)},
-           {"interaction", std::move(system_interactions)},
-       }}},
+      {"rest", json::array{std::move(rest)}},
   };
 }
 

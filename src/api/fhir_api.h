@@ -25,6 +25,8 @@ struct FhirApiOptions {
   std::string base_url;  // e.g. "https://jiceng.example/fhir"; derived from Host when empty
   int64_t default_page_size = 50;
   int64_t max_page_size = 1000;
+  int64_t max_include_count = 1000;  // resources _include/_revinclude add to one page
+  int max_include_iterations = 8;    // rounds of :iterate after the first
   ValidateFn validate;             // required
   IsResourceTypeFn is_resource_type;  // required
   std::vector<std::string> resource_types;  // for the CapabilityStatement
@@ -44,9 +46,13 @@ class FhirApi {
   using RouteFn = Response (FhirApi::*)(Context&);
   struct Route {
     const char* method;
-    const char* pattern;      // segments after /fhir; {type} {id} {vid} are variables
-    const char* interaction;  // FHIR interaction code, for the CapabilityStatement
-    const char* level;        // "instance", "type" or "system"
+    // Segments after /fhir; {type} {id} {vid} are variables, and {rtype} is the resource type
+    // (or "*") searched within the compartment {type}/{id}.
+    const char* pattern;
+    // FHIR interaction code for the CapabilityStatement; for level "operation" the operation's
+    // name, for level "compartment" the search within a compartment.
+    const char* interaction;
+    const char* level;  // "instance", "type", "system", "compartment" or "operation"
     RouteFn fn;
   };
   static const std::vector<Route>& Routes();
@@ -69,10 +75,15 @@ class FhirApi {
   Response HistorySystem(Context& c);
   Response SearchType(Context& c);
   Response SearchTypePost(Context& c);
+  Response SearchCompartment(Context& c);
+  Response SearchCompartmentPost(Context& c);
+  Response Everything(Context& c);
   Response BatchOrTransaction(Context& c);
 
   Response History(Context& c, const std::string& type, const std::string& id);
   Response Search(Context& c, const std::vector<std::pair<std::string, std::string>>& params);
+  Response SearchCompartmentAll(Context& c,
+                                const std::vector<std::pair<std::string, std::string>>& params);
   Response PatchImpl(Context& c, const std::string& id,
                      const std::vector<std::pair<std::string, std::string>>* criteria);
 

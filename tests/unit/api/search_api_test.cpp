@@ -1,0 +1,529 @@
+// Search result shaping through FhirApi in process, over a real SQLite store: _include and
+// _revinclude (with :iterate and the caps), compartment search, $everything, paging links and
+// the CapabilityStatement.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "api/fhir_api.h"
+#include "api/interactions.h"
+#include "base/time.h"
+#include "fhir/definitions.h"
+#include "fhir/validator.h"
+#include "store/sqlite/sqlite_store.h"
+
+namespace jiceng::api {
+namespace {
+
+namespace fs = std::filesystem;
+
+class SearchApiTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string tmpl = (fs::path(::testing::TempDir()) / "jiceng-api-XXXXXX").string();
+    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
+    dir_ = tmpl;
+    auto s = store::OpenSqliteStore(dir_ + "/t.db");
+    ASSERT_TRUE(s.ok()) << s.error().message;
+    store_ = std::move(*s);
+    MakeApi(FhirApiOptions{});
+  }
+  void TearDown() override {
+    api_.reset();
+    store_->Close();
+    fs::remove_all(dir_);
+  }
+
+  void MakeApi(FhirApiOptions o) {
+    o.base_url = "http://test/fhir";
+    o.validate = [](const json::object& r, bool strict) {
+      fhir::ValidationOptions vo;
+      vo.strict = strict;
+      return fhir::Validate(r, vo);
+    };
+    o.is_resource_type = [](std::string_view t) {
+      return fhir::Definitions::Get().IsResourceType(t);
+    };
+    o.resource_types = fhir::Definitions::Get().ResourceTypes();
+    api_ = std::make_unique<FhirApi>(*store_, o);
+  }
+
+  Response Call(const std::string& method, const std::string& target, const std::string& body = {},
+                HeaderList headers = {}) {
+    Request r;
+    r.method = method;
+    r.target = target;
+    size_t q = target.find('?');
+    r.path = target.substr(0, q);
+    if (q != std::string::npos) {
+      auto parsed = ParseQueryString(target.substr(q + 1));
+      EXPECT_TRUE(parsed.ok()) << target;
+      if (parsed.ok()) r.query = *parsed;
+    }
+    r.headers = std::move(headers);
+    if (!body.empty()) {
+      bool has_ct = false;
+      for (const auto& h : r.headers) has_ct |= h.first == "content-type";
+      if (!has_ct) r.headers.emplace_back("content-type", "application/fhir+json");
+    }
+    r.body = body;
+    return api_->Handle(r);
+  }
+
+  json::object Get(const std::string& target, int status = 200, HeaderList headers = {}) {
+    Response r = Call("GET", target, {}, std::move(headers));
+    EXPECT_EQ(r.status, status) << target << "\n" << r.body;
+    auto v = ParseJson(r.body);
+    EXPECT_TRUE(v.ok() && v->is_object()) << r.body;
+    return v.ok() && v->is_object() ? v->get_object() : json::object{};
+  }
+
+  // PUT with a client id (update-create), so tests choose ids.
+  void Put(const std::string& json_text) {
+    auto v = ParseJson(json_text);
+    ASSERT_TRUE(v.ok()) << json_text;
+    const auto& o = v->get_object();
+    std::string target = "/fhir/" + std::string(*FindString(o, "resourceType")) + "/" +
+                         std::string(*FindString(o, "id"));
+    Response r = Call("PUT", target, json_text);
+    ASSERT_TRUE(r.status == 200 || r.status == 201) << target << "\n" << r.body;
+  }
+
+  static std::vector<std::string> Entries(const json::object& bundle, std::string_view mode) {
+    std::vector<std::string> out;
+    const json::array* entries = FindArray(bundle, "entry");
+    if (!entries) return out;
+    for (const auto& e : *entries) {
+      const auto& eo = e.get_object();
+      if (FindString(eo.at("search").get_object(), "mode").value_or("") != mode) continue;
+      const auto& r = eo.at("resource").get_object();
+      out.push_back(std::string(*FindString(r, "resourceType")) + "/" +
+                    std::string(FindString(r, "id").value_or("")));
+    }
+    return out;
+  }
+
+  static std::optional<std::string> Link(const json::object& bundle, std::string_view rel) {
+    for (const auto& l : bundle.at("link").get_array()) {
+      if (FindString(l.get_object(), "relation").value_or("") == rel)
+        return std::string(*FindString(l.get_object(), "url"));
+    }
+    return std::nullopt;
+  }
+
+  // The request target of a link ("http://test/fhir/…" → "/fhir/…").
+  static std::string Target(const std::string& url) { return url.substr(url.find("/fhir")); }
+
+  static std::vector<std::string> OutcomeIssues(const json::object& bundle) {
+    std::vector<std::string> out;
+    const json::array* entries = FindArray(bundle, "entry");
+    if (!entries) return out;
+    for (const auto& e : *entries) {
+      const auto& eo = e.get_object();
+      if (FindString(eo.at("search").get_object(), "mode").value_or("") != "outcome") continue;
+      for (const auto& i : eo.at("resource").at("issue").get_array())
+        out.push_back(std::string(i.at("code").get_string()) + ": " +
+                      std::string(i.at("diagnostics").get_string()));
+    }
+    return out;
+  }
+
+  // A small world: two patients, a practitioner, an organization, observations.
+  void Seed() {
+    Put(R"({"resourceType":"Organization","id":"org1","name":"Township health centre"})");
+    Put(R"({"resourceType":"Practitioner","id":"d1","name":[{"family":"Li"}]})");
+    Put(R"({"resourceType":"Practitioner","id":"d2","name":[{"family":"Zhao"}]})");
+    Put(R"({"resourceType":"Patient","id":"p1","name":[{"family":"Wang"}],
+            "generalPractitioner":[{"reference":"Practitioner/d1"}],
+            "managingOrganization":{"reference":"Organization/org1"}})");
+    Put(R"({"resourceType":"Patient","id":"p2","name":[{"family":"Chen"}]})");
+    Put(R"({"resourceType":"Encounter","id":"e1","status":"finished",
+            "class":{"system":"http://terminology.hl7.org/CodeSystem/v3-ActCode","code":"AMB"},
+            "subject":{"reference":"Patient/p1"},
+            "participant":[{"individual":{"reference":"Practitioner/d2"}}]})");
+    Put(Obs(
+        "o1", "p1", "8867-4",
+        R"(,"performer":[{"reference":"Practitioner/d1"}],"encounter":{"reference":"Encounter/e1"})"));
+    Put(Obs("o2", "p1", "29463-7", R"(,"performer":[{"reference":"Practitioner/d2"}])"));
+    Put(Obs("o3", "p2", "8867-4", R"(,"performer":[{"reference":"Practitioner/d1"}])"));
+    // Patient-reported: p1 is the performer of an observation about p2.
+    Put(Obs("o4", "p2", "29463-7", R"(,"performer":[{"reference":"Patient/p1"}])"));
+  }
+
+  static std::string Obs(const std::string& id, const std::string& patient, const std::string& code,
+                         const std::string& extra = {}) {
+    return R"({"resourceType":"Observation","id":")" + id +
+           R"(","status":"final","code":{"coding":[{"system":"http://loinc.org","code":")" + code +
+           R"("}]},"subject":{"reference":"Patient/)" + patient + R"("})" + extra + "}";
+  }
+
+  std::string dir_;
+  std::unique_ptr<store::IStore> store_;
+  std::unique_ptr<FhirApi> api_;
+};
+
+using V = std::vector<std::string>;
+
+TEST_F(SearchApiTest, IncludeAddsTargetsOnceWithoutCountingThem) {
+  Seed();
+  auto b = Get("/fhir/Observation?code=8867-4&_include=Observation:subject");
+  EXPECT_EQ(b.at("total"), 2);
+  EXPECT_EQ(Entries(b, "match"), (V{"Observation/o1", "Observation/o3"}));
+  EXPECT_EQ(Entries(b, "include"), (V{"Patient/p1", "Patient/p2"}));
+  EXPECT_NE(Link(b, "self")->find("_include=Observation:subject"), std::string::npos);
+
+  // Both observations of p1: the patient once.
+  b =
+      Get("/fhir/Observation?subject=Patient/"
+          "p1&_include=Observation:subject&_include=Observation:performer");
+  EXPECT_EQ(Entries(b, "match"), (V{"Observation/o1", "Observation/o2"}));
+  EXPECT_EQ(Entries(b, "include"), (V{"Patient/p1", "Practitioner/d1", "Practitioner/d2"}));
+
+  // A target type restricts.
+  b = Get("/fhir/Observation?_include=Observation:performer:Patient");
+  EXPECT_EQ(Entries(b, "include"), V{"Patient/p1"});
+}
+
+TEST_F(SearchApiTest, IncludeWildcards) {
+  Seed();
+  auto b = Get("/fhir/Observation?_id=o1&_include=*");
+  EXPECT_EQ(Entries(b, "match"), V{"Observation/o1"});
+  std::vector<std::string> inc = Entries(b, "include");
+  std::set<std::string> got(inc.begin(), inc.end());
+  EXPECT_EQ(got, (std::set<std::string>{"Patient/p1", "Practitioner/d1", "Encounter/e1"}));
+  EXPECT_EQ(inc.size(), got.size());
+
+  b = Get("/fhir/Observation?_id=o1&_include=Observation:*:Practitioner");
+  EXPECT_EQ(Entries(b, "include"), V{"Practitioner/d1"});
+}
+
+TEST_F(SearchApiTest, RevInclude) {
+  Seed();
+  auto b = Get("/fhir/Patient?_id=p1&_revinclude=Observation:subject");
+  EXPECT_EQ(b.at("total"), 1);
+  EXPECT_EQ(Entries(b, "match"), V{"Patient/p1"});
+  EXPECT_EQ(Entries(b, "include"), (V{"Observation/o1", "Observation/o2"}));
+
+  b = Get("/fhir/Patient?_revinclude=Observation:performer");
+  EXPECT_EQ(Entries(b, "include"), V{"Observation/o4"});
+
+  // Several matches: every referencing resource once.
+  b = Get("/fhir/Practitioner?_revinclude=Observation:performer&_revinclude=Encounter:participant");
+  EXPECT_EQ(Entries(b, "match"), (V{"Practitioner/d1", "Practitioner/d2"}));
+  EXPECT_EQ(Entries(b, "include"),
+            (V{"Observation/o1", "Observation/o2", "Observation/o3", "Encounter/e1"}));
+}
+
+TEST_F(SearchApiTest, IterateFollowsIncludedResourcesAndStops) {
+  Seed();
+  // A cycle o10 -> o11 -> o12 -> o10.
+  Put(Obs("o10", "p1", "1", R"(,"hasMember":[{"reference":"Observation/o11"}])"));
+  Put(Obs("o11", "p1", "1", R"(,"hasMember":[{"reference":"Observation/o12"}])"));
+  Put(Obs("o12", "p1", "1", R"(,"hasMember":[{"reference":"Observation/o10"}])"));
+  auto b = Get("/fhir/Observation?_id=o10&_include=Observation:has-member");
+  EXPECT_EQ(Entries(b, "include"), V{"Observation/o11"});
+  b = Get("/fhir/Observation?_id=o10&_include:iterate=Observation:has-member");
+  EXPECT_EQ(Entries(b, "include"), (V{"Observation/o11", "Observation/o12"}));
+  b = Get("/fhir/Observation?_id=o10&_include:recurse=Observation:has-member");
+  EXPECT_EQ(Entries(b, "include"), (V{"Observation/o11", "Observation/o12"}));
+  // A match is never repeated as an include.
+  b = Get("/fhir/Observation?_id=o10,o11&_include=Observation:has-member");
+  EXPECT_EQ(Entries(b, "match"), (V{"Observation/o10", "Observation/o11"}));
+  EXPECT_EQ(Entries(b, "include"), V{"Observation/o12"});
+
+  // An :iterate include applies to what a _revinclude added; a plain one does not.
+  b = Get("/fhir/Patient?_id=p2&_revinclude=Observation:subject&_include=Observation:performer");
+  EXPECT_EQ(Entries(b, "include"), (V{"Observation/o3", "Observation/o4"}));
+  b =
+      Get("/fhir/"
+          "Patient?_id=p2&_revinclude=Observation:subject&_include:iterate=Observation:performer");
+  EXPECT_EQ(Entries(b, "include"),
+            (V{"Observation/o3", "Observation/o4", "Practitioner/d1", "Patient/p1"}));
+}
+
+TEST_F(SearchApiTest, IncludeCaps) {
+  Seed();
+  FhirApiOptions o;
+  o.max_include_count = 2;
+  o.max_include_iterations = 1;
+  MakeApi(o);
+  auto b = Get("/fhir/Practitioner?_revinclude=Observation:performer");
+  EXPECT_EQ(Entries(b, "include").size(), 2u);
+  auto issues = OutcomeIssues(b);
+  ASSERT_EQ(issues.size(), 1u);
+  EXPECT_EQ(issues[0].rfind("incomplete: ", 0), 0u) << issues[0];
+
+  // A chain longer than the rounds allowed.
+  Put(Obs("c1", "p1", "1", R"(,"hasMember":[{"reference":"Observation/c2"}])"));
+  Put(Obs("c2", "p1", "1", R"(,"hasMember":[{"reference":"Observation/c3"}])"));
+  Put(Obs("c3", "p1", "1", R"(,"hasMember":[{"reference":"Observation/c4"}])"));
+  Put(Obs("c4", "p1", "1"));
+  o.max_include_count = 100;
+  MakeApi(o);
+  b = Get("/fhir/Observation?_id=c1&_include:iterate=Observation:has-member");
+  EXPECT_EQ(Entries(b, "include"), (V{"Observation/c2", "Observation/c3"}));
+  issues = OutcomeIssues(b);
+  ASSERT_EQ(issues.size(), 1u);
+  EXPECT_NE(issues[0].find(":iterate stopped"), std::string::npos);
+}
+
+TEST_F(SearchApiTest, IncludeIsOffForSummaryCountAndBadValues) {
+  Seed();
+  auto b = Get("/fhir/Observation?_include=Observation:subject&_summary=count");
+  EXPECT_EQ(b.at("total"), 4);
+  EXPECT_EQ(b.if_contains("entry"), nullptr);
+  // Lenient: a bad _include is ignored with a warning and left out of the self link.
+  b = Get("/fhir/Observation?_id=o1&_include=Observation:nope");
+  EXPECT_EQ(Entries(b, "match"), V{"Observation/o1"});
+  EXPECT_EQ(Link(b, "self")->find("_include"), std::string::npos);
+  ASSERT_EQ(OutcomeIssues(b).size(), 1u);
+  // Strict: 400 naming it.
+  Response r = Call("GET", "/fhir/Observation?_include=Observation:nope", {},
+                    {{"prefer", "handling=strict"}});
+  EXPECT_EQ(r.status, 400);
+  EXPECT_NE(r.body.find("nope"), std::string::npos);
+}
+
+TEST_F(SearchApiTest, NearAndQueryAreNotSupported) {
+  Put(R"({"resourceType":"Location","id":"l1","name":"Clinic"})");
+  auto b = Get("/fhir/Location?near=30.8|120.9|10|km");
+  EXPECT_EQ(Entries(b, "match"), V{"Location/l1"});
+  auto issues = OutcomeIssues(b);
+  ASSERT_EQ(issues.size(), 1u);
+  EXPECT_EQ(issues[0].rfind("not-supported: ", 0), 0u);
+  EXPECT_EQ(Link(b, "self")->find("near"), std::string::npos);
+  for (const char* prefer :
+       {"handling=strict", "handling = strict", "return=minimal; handling=strict",
+        "return=minimal, handling=\"strict\""}) {
+    Response r = Call("GET", "/fhir/Location?_query=closest", {}, {{"prefer", prefer}});
+    EXPECT_EQ(r.status, 400) << prefer;
+    EXPECT_NE(r.body.find("not-supported"), std::string::npos) << r.body;
+    EXPECT_NE(r.body.find("_query"), std::string::npos) << r.body;
+  }
+  // handling=lenient is the default, said out loud.
+  EXPECT_EQ(
+      Call("GET", "/fhir/Location?_query=closest", {}, {{"prefer", "handling=lenient"}}).status,
+      200);
+}
+
+TEST_F(SearchApiTest, CountZeroHasNoNextLink) {
+  Seed();
+  auto b = Get("/fhir/Observation?_count=0");
+  EXPECT_EQ(b.at("total"), 4);
+  EXPECT_EQ(b.at("link").get_array().size(), 1u);
+  EXPECT_EQ(b.if_contains("entry"), nullptr);
+}
+
+TEST_F(SearchApiTest, PagingLinksWalkTheSnapshot) {
+  Seed();
+  auto b = Get("/fhir/Observation?_count=3&_sort=_id");
+  EXPECT_EQ(Entries(b, "match"), (V{"Observation/o1", "Observation/o2", "Observation/o3"}));
+  ASSERT_TRUE(Link(b, "next") && Link(b, "first") && Link(b, "last"));
+  EXPECT_FALSE(Link(b, "previous"));
+  Put(Obs("o0", "p1", "1"));  // sorts first, after the snapshot
+  auto n = Get(Target(*Link(b, "next")));
+  EXPECT_EQ(n.at("total"), 4);
+  EXPECT_EQ(Entries(n, "match"), V{"Observation/o4"});
+  EXPECT_FALSE(Link(n, "next"));
+  auto first = Get(Target(*Link(n, "previous")));
+  EXPECT_EQ(Entries(first, "match"), (V{"Observation/o1", "Observation/o2", "Observation/o3"}));
+  EXPECT_EQ(*Link(n, "last"), *Link(n, "self"));
+}
+
+TEST_F(SearchApiTest, PostSearchTakesIncludesAndShapingFromTheBody) {
+  Seed();
+  Response r = Call("POST", "/fhir/Observation/_search",
+                    "_id=o2&_include=Observation:subject&_elements=status",
+                    {{"content-type", "application/x-www-form-urlencoded"}});
+  ASSERT_EQ(r.status, 200) << r.body;
+  auto b = ParseJson(r.body)->get_object();
+  EXPECT_EQ(Entries(b, "match"), V{"Observation/o2"});
+  EXPECT_EQ(Entries(b, "include"), V{"Patient/p1"});
+  EXPECT_EQ(b.at("entry").at(0).at("resource").get_object().if_contains("code"),
+            nullptr);  // _elements
+}
+
+TEST_F(SearchApiTest, CompartmentSearch) {
+  Seed();
+  // subject OR performer: o4 is about p2 but performed by p1.
+  auto b = Get("/fhir/Patient/p1/Observation");
+  EXPECT_EQ(b.at("total"), 3);
+  EXPECT_EQ(Entries(b, "match"), (V{"Observation/o1", "Observation/o2", "Observation/o4"}));
+  EXPECT_EQ(Link(b, "self")->rfind("http://test/fhir/Patient/p1/Observation?", 0), 0u);
+  // With criteria, sorting and paging across the union.
+  b = Get("/fhir/Patient/p1/Observation?code=29463-7&_sort=-_id&_count=1");
+  EXPECT_EQ(b.at("total"), 2);
+  EXPECT_EQ(Entries(b, "match"), V{"Observation/o4"});
+  auto n = Get(Target(*Link(b, "next")));
+  EXPECT_EQ(Entries(n, "match"), V{"Observation/o2"});
+  // One parameter only (Encounter: subject): no union needed.
+  b = Get("/fhir/Patient/p1/Encounter?_include=Encounter:participant");
+  EXPECT_EQ(Entries(b, "match"), V{"Encounter/e1"});
+  EXPECT_EQ(Entries(b, "include"), V{"Practitioner/d2"});
+  b = Get("/fhir/Patient/p2/Observation?_total=none");
+  EXPECT_EQ(b.if_contains("total"), nullptr);
+  EXPECT_EQ(Entries(b, "match"), (V{"Observation/o3", "Observation/o4"}));
+  // Other compartments share the code: Encounter (with {def}) and Practitioner.
+  b = Get("/fhir/Encounter/e1/Observation");
+  EXPECT_EQ(Entries(b, "match"), V{"Observation/o1"});
+  b = Get("/fhir/Encounter/e1/Encounter");
+  EXPECT_EQ(Entries(b, "match"), V{"Encounter/e1"});
+  b = Get("/fhir/Practitioner/d1/Observation");
+  EXPECT_EQ(Entries(b, "match"), (V{"Observation/o1", "Observation/o3"}));
+  b = Get("/fhir/Practitioner/d2/Encounter");
+  EXPECT_EQ(Entries(b, "match"), V{"Encounter/e1"});
+  // Errors.
+  Get("/fhir/Patient/nobody/Observation", 404);
+  Get("/fhir/Observation/o1/Patient", 404);
+  Get("/fhir/Patient/p1/Organization", 400);
+  Get("/fhir/Patient/p1/Nope", 404);
+  EXPECT_EQ(Call("DELETE", "/fhir/Patient/p1/Observation").status, 405);
+  ASSERT_EQ(Call("DELETE", "/fhir/Patient/p2").status, 204);
+  Get("/fhir/Patient/p2/Observation", 410);
+}
+
+TEST_F(SearchApiTest, CompartmentSearchOfEveryType) {
+  Seed();
+  auto b = Get("/fhir/Patient/p1/*");
+  EXPECT_EQ(b.at("total"), 4);
+  EXPECT_EQ(Entries(b, "match"),
+            (V{"Encounter/e1", "Observation/o1", "Observation/o2", "Observation/o4"}));
+  b = Get("/fhir/Patient/p1/*?_type=Observation&_count=2");
+  EXPECT_EQ(b.at("total"), 3);
+  EXPECT_EQ(Entries(b, "match"), (V{"Observation/o1", "Observation/o2"}));
+  EXPECT_NE(Link(b, "self")->find("_type=Observation"), std::string::npos);
+  auto n = Get(Target(*Link(b, "next")));
+  EXPECT_EQ(Entries(n, "match"), V{"Observation/o4"});
+  // Common parameters apply to every type; type-specific ones do not.
+  b = Get("/fhir/Patient/p1/*?_id=o2,e1");
+  EXPECT_EQ(Entries(b, "match"), (V{"Encounter/e1", "Observation/o2"}));
+  b = Get("/fhir/Patient/p1/*?code=8867-4");
+  EXPECT_EQ(b.at("total"), 4);
+  EXPECT_EQ(Link(b, "self")->find("code"), std::string::npos);
+  EXPECT_EQ(OutcomeIssues(b).size(), 1u);
+  Response r = Call("GET", "/fhir/Patient/p1/*?code=8867-4", {}, {{"prefer", "handling=strict"}});
+  EXPECT_EQ(r.status, 400);
+  EXPECT_NE(r.body.find("code"), std::string::npos);
+  // The Encounter compartment holds the encounter itself.
+  b = Get("/fhir/Encounter/e1/*");
+  EXPECT_EQ(Entries(b, "match"), (V{"Encounter/e1", "Observation/o1"}));
+}
+
+TEST_F(SearchApiTest, EverythingPagesTheCompartmentAndAddsReferencedResources) {
+  Seed();
+  auto b = Get("/fhir/Patient/p1/$everything");
+  EXPECT_EQ(b.at("type"), "searchset");
+  EXPECT_EQ(b.at("total"), 5);
+  EXPECT_EQ(Entries(b, "match"), (V{"Patient/p1", "Encounter/e1", "Observation/o1",
+                                    "Observation/o2", "Observation/o4"}));
+  std::vector<std::string> inc = Entries(b, "include");
+  std::set<std::string> got(inc.begin(), inc.end());
+  // Referenced non-members; never p2 (a Patient, i.e. a compartment member type).
+  EXPECT_EQ(got,
+            (std::set<std::string>{"Practitioner/d1", "Practitioner/d2", "Organization/org1"}));
+  EXPECT_EQ(got.size(), inc.size());
+
+  // _type narrows both the members and the referenced resources.
+  b = Get("/fhir/Patient/p1/$everything?_type=Observation,Practitioner");
+  EXPECT_EQ(Entries(b, "match"), (V{"Observation/o1", "Observation/o2", "Observation/o4"}));
+  inc = Entries(b, "include");
+  EXPECT_EQ(std::set<std::string>(inc.begin(), inc.end()),
+            (std::set<std::string>{"Practitioner/d1", "Practitioner/d2"}));
+
+  // Paging with _count, stable while data changes.
+  b = Get("/fhir/Patient/p1/$everything?_count=2");
+  EXPECT_EQ(Entries(b, "match"), (V{"Patient/p1", "Encounter/e1"}));
+  auto next = Link(b, "next");
+  ASSERT_TRUE(next);
+  EXPECT_NE(next->find("/Patient/p1/$everything?"), std::string::npos);
+  Put(Obs("o0", "p1", "1"));  // would sort first among the observations
+  auto p2 = Get(Target(*next));
+  EXPECT_EQ(p2.at("total"), 5);
+  EXPECT_EQ(Entries(p2, "match"), (V{"Observation/o1", "Observation/o2"}));
+  auto p3 = Get(Target(*Link(p2, "next")));
+  EXPECT_EQ(Entries(p3, "match"), V{"Observation/o4"});
+  EXPECT_FALSE(Link(p3, "next"));
+  // A new request sees the new observation.
+  EXPECT_EQ(Get("/fhir/Patient/p1/$everything").at("total"), 6);
+}
+
+TEST_F(SearchApiTest, EverythingSinceAndErrors) {
+  Seed();
+  // `_since` has millisecond precision: keep the seed and the update apart.
+  std::this_thread::sleep_for(std::chrono::milliseconds(3));
+  const std::string since = FormatInstant(NowMicros());
+  std::this_thread::sleep_for(std::chrono::milliseconds(3));
+  Put(Obs("o2", "p1", "29463-7", R"(,"valueString":"amended")"));  // updated after `since`
+  auto b = Get("/fhir/Patient/p1/$everything?_since=" + since);
+  EXPECT_EQ(b.at("total"), 1);
+  EXPECT_EQ(Entries(b, "match"), V{"Observation/o2"});
+  Get("/fhir/Patient/p1/$everything?_since=yesterday", 400);
+  Get("/fhir/Patient/p1/$everything?_type=Nope", 400);
+  Get("/fhir/Patient/nobody/$everything", 404);
+  Get("/fhir/Observation/o1/$everything", 404);
+  // Unknown parameters: ignored with a warning, or 400 when strict.
+  b = Get("/fhir/Patient/p1/$everything?start=2020");
+  EXPECT_EQ(OutcomeIssues(b).size(), 1u);
+  EXPECT_EQ(
+      Call("GET", "/fhir/Patient/p1/$everything?start=2020", {}, {{"prefer", "handling=strict"}})
+          .status,
+      400);
+  // Encounter/$everything: the encounter, its observation, and referenced non-members.
+  b = Get("/fhir/Encounter/e1/$everything");
+  EXPECT_EQ(Entries(b, "match"), (V{"Encounter/e1", "Observation/o1"}));
+  std::vector<std::string> inc = Entries(b, "include");
+  std::set<std::string> got(inc.begin(), inc.end());
+  EXPECT_TRUE(got.count("Patient/p1"));
+  EXPECT_TRUE(got.count("Practitioner/d2"));
+}
+
+TEST_F(SearchApiTest, CapabilityStatementSaysWhatExists) {
+  auto cs = Get("/fhir/metadata");
+  const auto& rest = cs.at("rest").at(0).get_object();
+  const json::object* patient = nullptr;
+  const json::object* observation = nullptr;
+  for (const auto& r : rest.at("resource").get_array()) {
+    if (r.at("type") == "Patient") patient = &r.get_object();
+    if (r.at("type") == "Observation") observation = &r.get_object();
+  }
+  ASSERT_TRUE(patient && observation);
+  auto has = [](const json::value& arr, std::string_view v) {
+    for (const auto& x : arr.get_array())
+      if (x.is_string() && x.get_string() == v) return true;
+    return false;
+  };
+  EXPECT_TRUE(has(observation->at("searchInclude"), "Observation:subject"));
+  EXPECT_TRUE(has(observation->at("searchInclude"), "*"));
+  EXPECT_FALSE(has(observation->at("searchInclude"), "Observation:code"));
+  EXPECT_TRUE(has(patient->at("searchRevInclude"), "Observation:subject"));
+  EXPECT_TRUE(has(patient->at("searchRevInclude"), "Encounter:patient"));
+  EXPECT_FALSE(has(patient->at("searchRevInclude"), "Observation:code"));
+  ASSERT_TRUE(patient->contains("operation"));
+  EXPECT_EQ(patient->at("operation").at(0).at("name"), "everything");
+  EXPECT_EQ(patient->at("operation").at(0).at("definition"),
+            "http://hl7.org/fhir/OperationDefinition/Patient-everything");
+  EXPECT_FALSE(observation->contains("operation"));
+  for (const auto& i : patient->at("interaction").get_array()) {
+    EXPECT_NE(i.at("code"), "everything");
+    EXPECT_NE(i.at("code"), "search");
+  }
+  EXPECT_TRUE(has(rest.at("compartment"), "http://hl7.org/fhir/CompartmentDefinition/patient"));
+  EXPECT_TRUE(has(rest.at("compartment"), "http://hl7.org/fhir/CompartmentDefinition/encounter"));
+  std::string doc(rest.at("documentation").get_string());
+  EXPECT_NE(doc.find("near"), std::string::npos);
+  EXPECT_NE(doc.find("_query"), std::string::npos);
+  // near is not a listed parameter of Location (it is not supported).
+  for (const auto& r : rest.at("resource").get_array()) {
+    if (r.at("type") != "Location") continue;
+    for (const auto& p : r.at("searchParam").get_array()) EXPECT_NE(p.at("name"), "near");
+  }
+}
+
+}  // namespace
+}  // namespace jiceng::api
