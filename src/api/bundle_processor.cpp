@@ -8,6 +8,7 @@
 #include "api/interactions.h"
 #include "api/json_patch.h"
 #include "api/outcome.h"
+#include "fhir/search/query.h"
 #include "base/ids.h"
 #include "base/time.h"
 
@@ -38,7 +39,10 @@ struct Entry {
   int status = 0;
   store::ResourceVersion version;
   std::optional<Error> error;
-  std::string get_body;  // GET: the resource read
+  std::string get_body;  // GET: the resource read (or the sub-request's body)
+  // A GET that is not a plain read runs as a sub-request after the write (see SubRequest); its
+  // status and body are then the entry's outcome.
+  bool sub_request = false;
 };
 
 std::string Loc(std::size_t i, std::string_view rest = {}) {
@@ -122,8 +126,12 @@ Result<std::string> DecodeBase64(std::string_view in) {
 }
 
 BundleProcessor::BundleProcessor(store::IStore& store, const FhirApiOptions& options,
-                                 std::string base_url, bool return_resources)
-    : store_(store), options_(options), base_(std::move(base_url)), return_resources_(return_resources) {}
+                                 std::string base_url, bool return_resources, SubRequest sub_get)
+    : store_(store),
+      options_(options),
+      base_(std::move(base_url)),
+      return_resources_(return_resources),
+      sub_get_(std::move(sub_get)) {}
 
 namespace {
 
@@ -169,6 +177,18 @@ Status ParseEntryUrl(Entry& e, const std::string& base, const FhirApiOptions& op
 json::object EntryResponse(const Entry& e, const std::string& base, bool with_resource) {
   json::object response;
   json::object out;
+  if (e.sub_request && !e.error) {
+    response["status"] = StatusLine(e.status);
+    if (!e.get_body.empty() && e.verb == Verb::kGet) {
+      auto v = ParseJson(e.get_body);
+      if (v.ok()) {
+        if (e.status >= 400) response["outcome"] = std::move(*v);
+        else out["resource"] = std::move(*v);
+      }
+    }
+    out["response"] = std::move(response);
+    return out;
+  }
   if (e.error) {
     response["status"] = StatusLine(HttpStatus(e.error->code));
     response["outcome"] = MakeOperationOutcome(IssuesOf(*e.error));
@@ -256,6 +276,24 @@ Result<json::object> BundleProcessor::Process(json::value bundle_value) {
   };
   for (auto& e : entries) {
     Status st = ParseEntryUrl(e, base_, options_);
+    if ((e.verb == Verb::kGet || e.verb == Verb::kHead) && (!st.ok() || e.id.empty())) {
+      // Search, compartment search, history, operations: the API answers them itself.
+      if (!sub_get_) {
+        JC_RETURN_IF_ERROR(fail(e, Error(ErrorCode::kNotImplemented,
+                                         "Search entries are not supported here", Loc(e.index, "request.url"))));
+        continue;
+      }
+      e.sub_request = true;
+      // A transaction must not commit and then find a search it cannot run: parse it first.
+      if (st.ok() && transaction) {
+        auto parsed = search::ParseSearch(e.type, e.criteria, search::ParseOptions{});
+        if (!parsed.ok()) {
+          JC_RETURN_IF_ERROR(fail(e, Error(parsed.error().code, parsed.error().message,
+                                           Loc(e.index, "request.url"))));
+        }
+      }
+      continue;
+    }
     if (!st.ok()) { JC_RETURN_IF_ERROR(fail(e, st.error())); continue; }
     if (e.verb == Verb::kPost || e.verb == Verb::kPut) {
       if (!e.has_resource) { JC_RETURN_IF_ERROR(fail(e, Invalid("This entry needs a resource", Loc(e.index, "resource")))); continue; }
@@ -445,6 +483,7 @@ Result<json::object> BundleProcessor::Process(json::value bundle_value) {
       }
       case Verb::kGet:
       case Verb::kHead: {
+        if (e.sub_request) return Status::Ok();  // runs after the write, below
         if (e.id.empty())
           return Error(ErrorCode::kNotImplemented, "Search entries in Bundles are not supported yet");
         if (!e.vid.empty()) {
@@ -525,6 +564,18 @@ Result<json::object> BundleProcessor::Process(json::value bundle_value) {
     return Status::Ok();
   });
   if (!st.ok()) return std::move(st).error();
+
+  // GETs that are searches run now, against the committed state (for a transaction: after its
+  // writes, as the specification orders GETs last).
+  for (auto& e : entries) {
+    if (!e.sub_request || failed[e.index]) continue;
+    std::string_view url = e.url;
+    if (url.starts_with(base_ + "/")) url.remove_prefix(base_.size() + 1);
+    if (url.starts_with("/")) url.remove_prefix(1);
+    Response r = sub_get_(std::string(url));
+    e.status = r.status;
+    e.get_body = std::move(r.body);
+  }
 
   json::array out_entries;
   out_entries.reserve(entries.size());

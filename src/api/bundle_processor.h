@@ -4,6 +4,7 @@
 // Bundle; a batch runs each entry on its own and reports each entry's outcome.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <string>
 
@@ -15,8 +16,12 @@ namespace jiceng::api {
 
 class BundleProcessor {
  public:
+  // Runs a GET entry that is not a plain read (a search, a compartment search, history,
+  // $everything …) as a request of its own: `url` relative to the base ("Patient?name=wang").
+  using SubRequest = std::function<Response(const std::string& url)>;
+
   BundleProcessor(store::IStore& store, const FhirApiOptions& options, std::string base_url,
-                  bool return_resources = false);
+                  bool return_resources = false, SubRequest sub_get = nullptr);
 
   // Returns the batch-response / transaction-response Bundle, or the error that failed the
   // whole transaction (its issues name the failing entry, e.g. "Bundle.entry[3].request.url").
@@ -27,6 +32,7 @@ class BundleProcessor {
   const FhirApiOptions& options_;
   std::string base_;
   bool return_resources_;
+  SubRequest sub_get_;
 };
 
 // fullUrl or conditional reference → "Type/id".

@@ -1167,7 +1167,27 @@ Response FhirApi::BatchOrTransaction(Context& c) {
   if (!mt.ok()) return ErrorResponse(mt.error());
   auto parsed = ParseJson(c.req.body);
   if (!parsed.ok()) return ErrorResponse(parsed.error());
-  BundleProcessor processor(store_, options_, c.base);
+  // Search-like GET entries run through this same router as requests of their own, with the
+  // outer request's headers (so Prefer and, later, the principal apply to them too).
+  auto sub_get = [this, &c](const std::string& url) -> Response {
+    Request sub;
+    sub.method = "GET";
+    sub.target = "/fhir/" + url;
+    const auto q = url.find('?');
+    sub.path = "/fhir/" + url.substr(0, q);
+    if (q != std::string::npos) {
+      auto query = ParseQueryString(std::string_view(url).substr(q + 1));
+      if (!query.ok()) return ErrorResponse(query.error());
+      sub.query = std::move(*query);
+    }
+    for (const auto& [k, v] : c.req.headers) {
+      if (k != "content-type" && k != "content-length") sub.headers.emplace_back(k, v);
+    }
+    sub.remote = c.req.remote;
+    sub.scheme = c.req.scheme;
+    return Dispatch(sub);
+  };
+  BundleProcessor processor(store_, options_, c.base, false, sub_get);
   auto result = processor.Process(std::move(*parsed));
   if (!result.ok()) return ErrorResponse(result.error());
   return JsonResponse(200, *result, c.format.pretty);
