@@ -565,11 +565,11 @@ class SqliteStore final : public IStore {
   // WAL from its first frame only when a write transaction begins on a fully copied WAL. Without
   // a restart the -wal file grows without bound (seen: 374 MB after 4,600 creates), every commit
   // extends the file (block allocation, and an inode write in each fdatasync) and the wal-index
-  // grows. So once the WAL is twice the checkpoint threshold, the writer copies the last frames
+  // grows. So once the WAL passes wal_restart_pages, the writer copies the last frames
   // itself between two groups (the background pass has already copied nearly all of them; this
   // costs two fsyncs), and the next BEGIN restarts the WAL, which is then overwritten in place.
   void CatchUpCheckpointIfWalLong() {
-    if (wal_pages_ < 2 * options_.wal_autocheckpoint_pages || wal_pages_ == caught_up_at_) return;
+    if (wal_pages_ < options_.wal_restart_pages || wal_pages_ == caught_up_at_) return;
     {
       // Hold off new background passes and let a running one finish (it has copied most of the
       // WAL by then; the checkpoint lock allows one checkpointer at a time).

@@ -35,6 +35,10 @@ struct SqliteOptions {
   // WAL size in pages at which the background checkpoint thread copies the WAL into the
   // database file (SQLite's own default is 1000). Larger: fewer checkpoints, a bigger -wal file.
   int wal_autocheckpoint_pages = 4000;
+  // WAL size in pages past which the writer finishes the background checkpoint's copy itself
+  // between two groups, so that SQLite can restart the WAL from its first frame (see
+  // CatchUpCheckpointIfWalLong). Larger: fewer writer pauses during bulk loads, a bigger file.
+  int wal_restart_pages = 16384;
 };
 
 // Opens (creating if missing) the database at `path` and brings its schema up to date in one

@@ -309,6 +309,7 @@ TEST_F(SqliteStoreTest, MigrationThreeBackfillsIndexKeys) {
 TEST_F(SqliteStoreTest, TheWalStaysBoundedUnderContinuousWrites) {
   SqliteOptions options;
   options.wal_autocheckpoint_pages = 50;
+  options.wal_restart_pages = 100;
   auto store = OpenSqliteStore(path_, options);
   ASSERT_TRUE(store.ok());
   std::vector<std::thread> writers;
