@@ -160,9 +160,43 @@ CREATE TABLE idx_uri (
 CREATE INDEX idx_uri_by_rid ON idx_uri(rid);
 )sql";
 
+// Composite search rows and full text (the search compiler's chains/_has need no new tables).
+// * idx_composite: store::CompositeIndexRow, one row per combination of component values within
+//   one element (Observation component-code-value-quantity …), plus token :of-type rows under
+//   "<code>:of-type". The first component is a token (code1, system1); the second sits in the
+//   columns of its kind (token/string: code2 + system2, quantity: number2 + code2 + system2 and
+//   the canonical pair, date: [start2_us, end2_us)); unused columns hold '' or 0. Same shape as
+//   the v2 tables, key columns declared first (see idx_quantity).
+// * fts_resource: FTS5 over the narrative (_text) and the text content (_content) of each
+//   resource, rowid = the resource's rid. Text arrives normalised with every CJK ideograph a
+//   word of its own, so unicode61 finds Chinese by characters (a phrase query in order).
+//   Rows of resources written before this migration are not back-filled: a reindex rewrites them.
+constexpr const char* kSchemaV3Search = R"sql(
+CREATE TABLE idx_composite (
+  type TEXT NOT NULL,
+  param TEXT NOT NULL,
+  code1 TEXT NOT NULL,
+  system1 TEXT NOT NULL,
+  code2 TEXT NOT NULL,
+  system2 TEXT NOT NULL,
+  number2 REAL NOT NULL,
+  start2_us INTEGER NOT NULL,
+  end2_us INTEGER NOT NULL,
+  rid INTEGER NOT NULL REFERENCES resource(rid),
+  canonical_code2 TEXT NOT NULL,
+  canonical_number2 REAL NOT NULL,
+  PRIMARY KEY (type, param, code1, system1, code2, system2, number2, start2_us, end2_us, rid)
+) WITHOUT ROWID;
+CREATE INDEX idx_composite_by_rid ON idx_composite(rid);
+
+CREATE VIRTUAL TABLE fts_resource USING fts5(narrative, content,
+  tokenize = 'unicode61 remove_diacritics 2');
+)sql";
+
 constexpr Migration kMigrations[] = {
     {1, "resource, history and token index", kSchemaV1},
     {2, "typed search index tables", kSchemaV2},
+    {3, "composite search index and full text", kSchemaV3Search},
 };
 
 int64_t NowUs() {

@@ -45,6 +45,8 @@ StoreBackend SqliteBackend() {
 
 INSTANTIATE_TEST_SUITE_P(Sqlite, StoreConformance, ::testing::Values(SqliteBackend()),
                          BackendName);
+INSTANTIATE_TEST_SUITE_P(Sqlite, StoreSearchConformance, ::testing::Values(SqliteBackend()),
+                         BackendName);
 
 class SqliteStoreTest : public ::testing::Test {
  protected:
