@@ -10,6 +10,20 @@
 // --body-template replaces every {{n}} in the body with a process-wide request counter.
 // --bundles posts every *.json file of DIR once (transaction Bundles) and reports resources/s
 // as the sum of `entry` lengths of the Bundles answered 2xx over the wall time.
+//
+//   jiceng-loadgen --url http://127.0.0.1:8080 --queries FILE --warmup 10 --iterations 100
+//
+// --queries runs a fixed list of GETs one after the other on ONE keep-alive connection (the
+// latency of each query alone, not under load). FILE has one query per line,
+// `name<TAB>class<TAB>/origin-form/target?already=percent-encoded` ('#' lines and blank lines
+// are skipped). Each query is sent --warmup times, then --iterations times timed (or fewer when
+// --query-seconds of timed requests have passed). Prints one tab-separated row per query: name,
+// class, status (of every request; "mixed" if they differed), timed requests, p50/p95/p99/max
+// ms, the Bundle's total, its match/include/outcome entry counts,
+// response bytes, and a note (the Bundle type, or the OperationOutcome's first issue:
+// severity, code, diagnostics). A query whose warm-up answers >= 400 is not timed (latencies
+// "-"). Exit status: 0 when every request got an HTTP answer, 1 otherwise; judging the
+// statuses is the caller's job.
 #include <sys/socket.h>
 
 #include <CLI/CLI.hpp>
@@ -94,7 +108,9 @@ class Connection {
  public:
   Connection(const Target& target) : target_(target), socket_(ioc_) {}
 
-  bool Exchange(bhttp::request<bhttp::string_body>& req, int& status) {
+  // Sends req and reads the answer; its body goes to *body when body is not null.
+  bool Exchange(bhttp::request<bhttp::string_body>& req, int& status,
+                std::string* body = nullptr) {
     for (int attempt = 0; attempt < 2; ++attempt) {
       if (!socket_.is_open() && !Connect()) return false;
       beast::error_code ec;
@@ -105,6 +121,7 @@ class Connection {
         bhttp::read(socket_, buffer_, parser, ec);
         if (!ec) {
           status = static_cast<int>(parser.get().result_int());
+          if (body) *body = std::move(parser.get().body());
           if (!parser.get().keep_alive()) Close();
           return true;
         }
@@ -169,6 +186,166 @@ uint64_t CountEntries(const std::string& text) {
   return entry && entry->is_array() ? entry->as_array().size() : 0;
 }
 
+// What one answer of a --queries line says, beyond its status.
+struct Shape {
+  std::string total = "-";  // Bundle.total when present
+  uint64_t match = 0, include = 0, outcome = 0;
+  std::string note;  // Bundle type, or "severity code: diagnostics" of the first issue
+};
+
+std::string OneLine(std::string s) {
+  for (char& c : s)
+    if (c == '\t' || c == '\n' || c == '\r') c = ' ';
+  return s.size() > 200 ? s.substr(0, 200) + "..." : s;
+}
+
+std::string IssueNote(const boost::json::object& outcome) {
+  const auto* issues = outcome.if_contains("issue");
+  if (!issues || !issues->is_array() || issues->as_array().empty()) return "OperationOutcome";
+  const auto& first = issues->as_array().front();
+  if (!first.is_object()) return "OperationOutcome";
+  auto field = [&](const char* k) -> std::string {
+    const auto* v = first.as_object().if_contains(k);
+    return v && v->is_string() ? std::string(v->as_string()) : "";
+  };
+  return OneLine(field("severity") + " " + field("code") + ": " + field("diagnostics"));
+}
+
+Shape DescribeAnswer(const std::string& body) {
+  Shape shape;
+  boost::system::error_code ec;
+  auto value = boost::json::parse(body, ec);
+  if (ec || !value.is_object()) {
+    shape.note = "not JSON";
+    return shape;
+  }
+  const auto& obj = value.as_object();
+  const auto* rtype = obj.if_contains("resourceType");
+  std::string type = rtype && rtype->is_string() ? std::string(rtype->as_string()) : "";
+  if (type == "OperationOutcome") {
+    shape.note = IssueNote(obj);
+    return shape;
+  }
+  if (type != "Bundle") {
+    shape.note = "not a Bundle: " + type;
+    return shape;
+  }
+  const auto* btype = obj.if_contains("type");
+  shape.note = btype && btype->is_string() ? std::string(btype->as_string()) : "Bundle";
+  if (const auto* total = obj.if_contains("total"); total && total->is_number())
+    shape.total = boost::json::serialize(*total);
+  const auto* entries = obj.if_contains("entry");
+  if (!entries || !entries->is_array()) return shape;
+  std::string first_outcome;
+  for (const auto& e : entries->as_array()) {
+    if (!e.is_object()) continue;
+    std::string mode = "match";
+    if (const auto* search = e.as_object().if_contains("search"); search && search->is_object())
+      if (const auto* m = search->as_object().if_contains("mode"); m && m->is_string())
+        mode = std::string(m->as_string());
+    if (mode == "include") {
+      ++shape.include;
+    } else if (mode == "outcome") {
+      if (++shape.outcome == 1)
+        if (const auto* r = e.as_object().if_contains("resource"); r && r->is_object())
+          first_outcome = IssueNote(r->as_object());
+    } else {
+      ++shape.match;
+    }
+  }
+  if (!first_outcome.empty()) shape.note += "; outcome entry: " + first_outcome;
+  return shape;
+}
+
+// --queries: every line of the file, one after the other, on one connection. Returns the exit
+// status.
+int RunQueries(const Target& base, const std::string& file,
+               const std::vector<std::pair<std::string, std::string>>& headers, int warmup,
+               int iterations, double query_seconds) {
+  std::ifstream in(file);
+  if (!in) {
+    std::cerr << "jiceng-loadgen: cannot read " << file << "\n";
+    return 2;
+  }
+  struct Query {
+    std::string name, cls, target;
+  };
+  std::vector<Query> queries;
+  std::string line;
+  for (int line_no = 1; std::getline(in, line); ++line_no) {
+    if (line.empty() || line[0] == '#') continue;
+    size_t t1 = line.find('\t'), t2 = t1 == std::string::npos ? t1 : line.find('\t', t1 + 1);
+    if (t2 == std::string::npos || line.compare(t2 + 1, 1, "/") != 0) {
+      std::cerr << "jiceng-loadgen: " << file << ":" << line_no
+                << ": want name<TAB>class<TAB>/target\n";
+      return 2;
+    }
+    queries.push_back({line.substr(0, t1), line.substr(t1 + 1, t2 - t1 - 1), line.substr(t2 + 1)});
+  }
+  Connection conn(base);
+  auto host_header = base.host + ":" + base.port;
+  bool all_answered = true;
+  std::printf("name\tclass\tstatus\tn\tp50_ms\tp95_ms\tp99_ms\tmax_ms\ttotal\tmatch\tinclude\t"
+              "outcome\tbytes\tnote\n");
+  for (const auto& q : queries) {
+    bhttp::request<bhttp::string_body> req;
+    req.method(bhttp::verb::get);
+    req.target(q.target);
+    req.version(11);
+    req.set(bhttp::field::host, host_header);
+    for (const auto& [k, v] : headers) req.set(k, v);
+    std::vector<double> latencies;
+    std::map<int, uint64_t> statuses;
+    std::string body, first_body;
+    int status = 0, first_status = 0;
+    uint64_t errors = 0;
+    Clock::time_point timed_start;
+    for (int i = 0; i < warmup + iterations; ++i) {
+      bool timed = i >= warmup;
+      if (timed && first_status >= 400) break;  // an error answer is not worth timing
+      auto start = Clock::now();
+      if (i == warmup) timed_start = start;
+      if (timed && query_seconds > 0 && !latencies.empty() &&
+          std::chrono::duration<double>(start - timed_start).count() >= query_seconds)
+        break;
+      if (!conn.Exchange(req, status, &body)) {
+        ++errors;
+        continue;
+      }
+      double ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+      if (first_status == 0) {
+        first_status = status;
+        first_body = body;
+      }
+      ++statuses[status];
+      if (timed) latencies.push_back(ms);
+    }
+    all_answered &= errors == 0;
+    std::string status_text =
+        statuses.empty() ? "no-answer" : statuses.size() == 1 ? std::to_string(first_status) : "mixed";
+    if (statuses.size() > 1)
+      for (auto [s, n] : statuses) status_text += " " + std::to_string(s) + "x" + std::to_string(n);
+    Shape shape = first_body.empty() && statuses.empty() ? Shape{} : DescribeAnswer(first_body);
+    if (errors) shape.note += " (" + std::to_string(errors) + " requests without answer)";
+    std::sort(latencies.begin(), latencies.end());
+    auto ms = [&](double p) {
+      char buf[32];
+      if (latencies.empty()) return std::string("-");
+      std::snprintf(buf, sizeof buf, "%.2f", Percentile(latencies, p));
+      return std::string(buf);
+    };
+    std::printf("%s\t%s\t%s\t%zu\t%s\t%s\t%s\t%s\t%s\t%llu\t%llu\t%llu\t%zu\t%s\n",
+                q.name.c_str(), q.cls.c_str(), status_text.c_str(), latencies.size(), ms(50).c_str(),
+                ms(95).c_str(), ms(99).c_str(), ms(100).c_str(), shape.total.c_str(),
+                static_cast<unsigned long long>(shape.match),
+                static_cast<unsigned long long>(shape.include),
+                static_cast<unsigned long long>(shape.outcome), first_body.size(),
+                shape.note.c_str());
+    std::fflush(stdout);
+  }
+  return all_answered ? 0 : 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -188,6 +365,18 @@ int main(int argc, char** argv) {
   app.add_option("--duration,-d", duration_s, "Seconds (ignored with --bundles)");
   app.add_option("--bundles", bundles_dir, "POST every *.json file in DIR (--repeat times)");
   app.add_option("--repeat", repeat, "With --bundles: post the whole directory this many times");
+  std::string queries_file;
+  int warmup = 10, iterations = 100;
+  double query_seconds = 0;
+  app.add_option("--queries", queries_file,
+                 "GET each line 'name<TAB>class<TAB>/target' of FILE in turn on one connection "
+                 "(--url gives host and port) and print a TSV row of latencies per query");
+  app.add_option("--warmup", warmup, "With --queries: untimed requests per query first")
+      ->check(CLI::Range(0, 1000000));
+  app.add_option("--iterations", iterations, "With --queries: timed requests per query")
+      ->check(CLI::Range(1, 1000000));
+  app.add_option("--query-seconds", query_seconds,
+                 "With --queries: stop timing a query after this many seconds (0: no limit)");
   CLI11_PARSE(app, argc, argv);
 
   auto target = ParseUrl(url);
@@ -208,6 +397,8 @@ int main(int argc, char** argv) {
     has_content_type |= beast::iequals(name, "content-type");
     headers.emplace_back(name, value);
   }
+  if (!queries_file.empty())
+    return RunQueries(*target, queries_file, headers, warmup, iterations, query_seconds);
   if (!has_content_type) headers.emplace_back("Content-Type", "application/fhir+json");
 
   std::string body;

@@ -43,6 +43,8 @@ struct TokenIndexRow {
 //  * StringIndexRow.value is already normalised by fhir/search (lower case, no accents,
 //    half-width); the backend compares it bytewise. `exact` is the text as written (:exact).
 //    A token's display text (for :text) is stored as a string row whose param is "<code>:text".
+//    A Reference's identifier (for :identifier) is stored as a token row whose param is
+//    "<code>:identifier".
 //  * Date ranges are half-open [start_us, end_us) in UTC microseconds.
 //  * QuantityIndexRow.canonical_code is empty when the unit has no canonical form.
 struct StringIndexRow {
@@ -77,6 +79,37 @@ struct UriIndexRow {
   std::string param;
   std::string value;
 };
+// Composite parameters (Observation code-value-quantity, component-code-value-quantity, …): one
+// row per combination of component values found within ONE element of the composite's
+// expression, so a search matches both components in the same element. The first component is
+// a token; the second is stored in the columns of its kind (the others keep their zero values):
+//   token     code2 = code, system2 = system
+//   quantity  number2 = value, code2 = unit code (else unit), system2 = system,
+//             canonical_code2/canonical_number2 as in QuantityIndexRow
+//   date      [start2_us, end2_us) as in DateIndexRow
+//   string    code2 = normalised text, system2 = text as written
+// Token :of-type rows are stored here too, under param "<code>:of-type": first component the
+// Identifier.type coding, second the Identifier's system (system2) and value (code2).
+struct CompositeIndexRow {
+  std::string param;
+  std::string system1;
+  std::string code1;
+  std::string code2;
+  std::string system2;
+  double number2 = 0;
+  std::string canonical_code2;
+  double canonical_number2 = 0;
+  int64_t start2_us = 0;
+  int64_t end2_us = 0;
+};
+// Full text of a resource for _text (its narrative, Resource.text.div without markup) and
+// _content (the text of its string values). fhir/search has already normalised both for
+// matching (NormalizeString, then every CJK ideograph made a word of its own by spaces, so a
+// backend's word tokenizer finds Chinese by characters); a backend indexes them as words.
+struct FullTextIndexRow {
+  std::string narrative;
+  std::string content;
+};
 struct IndexRows {
   std::vector<TokenIndexRow> tokens;
   std::vector<StringIndexRow> strings;
@@ -85,6 +118,8 @@ struct IndexRows {
   std::vector<QuantityIndexRow> quantities;
   std::vector<ReferenceIndexRow> references;
   std::vector<UriIndexRow> uris;
+  std::vector<CompositeIndexRow> composites;
+  std::vector<FullTextIndexRow> full_text;  // at most one
 };
 
 // ---- search query (backend-neutral; fhir/search parses FHIR query strings into it) -----------
@@ -96,6 +131,12 @@ enum class SearchKind : uint8_t {
   kString, kToken, kDate, kNumber, kQuantity, kReference, kUri,
   kId,           // _id: the resource's logical id (values in SearchValue::code)
   kLastUpdated,  // _lastUpdated: the resource's last_updated_us (values as dates)
+  // Added with chains, _has and composites (see SearchClause):
+  kChain,         // subject.name=x: a reference whose target matches SearchClause::links
+  kReverseChain,  // _has:Observation:subject:code=x: referenced by a resource matching links
+  kComposite,     // composite rows (and token :of-type); values in SearchValue::components
+  kText,          // _text (param "_text": the narrative) and _content (the whole resource);
+                  // values in SearchValue::words
 };
 // eq ne gt lt ge le sa eb ap, with the R4 range semantics (see fhir/search/query.h).
 enum class SearchPrefix : uint8_t { kEq, kNe, kGt, kLt, kGe, kLe, kSa, kEb, kAp };
@@ -122,14 +163,41 @@ struct SearchValue {
   std::string canonical_code;
   // uri
   UriMatch uri_match = UriMatch::kEquals;
+  // token :in / :not-in: the codes of the value set (any system; the held value sets carry
+  // codes only). When non-empty the value matches a row whose code is one of them, and `code`
+  // and `system` are unused.
+  std::vector<std::string> codes;
+  // composite: one value per component, in the order of SearchClause::components.
+  std::vector<SearchValue> components;
+  // _text/_content: every word must occur, as the start of a word of the text. Words are
+  // normalised like FullTextIndexRow; one may hold several tokens (a CJK run "高 血 压"), which
+  // must then occur in order, the last as a prefix.
+  std::vector<std::string> words;
+};
+
+struct SearchClause;
+
+// One target of a chain: resources of `type` that match all of `all_of`.
+struct SearchLink {
+  std::string type;
+  std::vector<SearchClause> all_of;  // AND (in practice one clause: the rest of the chain)
 };
 
 struct SearchClause {
   std::string param;  // index param code ("name", "code:text" for token :text)
   SearchKind kind = SearchKind::kToken;
-  bool negate = false;              // token :not — resources with no matching row
+  bool negate = false;              // token :not / :not-in — resources with no matching row
   std::optional<bool> missing;      // :missing=true/false (values empty then)
   std::vector<SearchValue> any_of;  // OR
+  // kComposite: the kind of each component (the first is always kToken).
+  std::vector<SearchKind> components;
+  // kChain: `param` is a reference parameter of the searched type; the clause holds when one of
+  // its references ("Type/id") points at a current resource of links[i].type matching
+  // links[i].all_of, for some i (an ambiguous chain has one link per candidate target type).
+  // kReverseChain (_has): `param` is a reference parameter of links[0].type; the clause holds
+  // when a current resource of that type refers to the searched resource through `param` and
+  // matches links[0].all_of.
+  std::vector<SearchLink> links;
 };
 
 struct SortKey {

@@ -3,9 +3,13 @@
 // listed elements at the same index); `${var}` takes values captured by earlier steps.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <map>
+#include <ostream>
 #include <regex>
+#include <string>
+#include <vector>
 
 #include "base/json.h"
 #include "integration/integration_env.h"
@@ -15,11 +19,43 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::vector<std::string> CaseFiles() {
-  std::vector<std::string> out;
-  for (const auto& e : fs::directory_iterator(JICENG_CASES_DIR))
-    if (e.path().extension() == ".json") out.push_back(e.path().stem().string());
-  std::sort(out.begin(), out.end());
+// Case files that need search, which the PostgreSQL backend does not answer yet (Search is 501
+// there until the shared search compiler has its PostgreSQL dialect): they run on SQLite only.
+// Matched by file name without ".json"; an entry ending in '*' matches every name starting with
+// the rest. EMPTY THIS LIST when search lands on PostgreSQL (PostgresSearch.* says when).
+// Besides the search_* files, the steps that need search elsewhere: bundles (a transaction with
+// conditional references), conditional (If-None-Exist and conditional update/delete), errors
+// (unknown search parameter; "nothing was written" counts by search), history_and_metadata
+// (POST _search, listing without criteria) and patch (conditional patch).
+const std::vector<std::string> kCaseFilesNeedingPgSearch = {
+    "bundles", "conditional", "errors", "history_and_metadata", "patch", "search_*"};
+
+bool NeedsPgSearch(const std::string& file) {
+  for (const std::string& pattern : kCaseFilesNeedingPgSearch) {
+    if (pattern.ends_with('*') ? file.starts_with(pattern.substr(0, pattern.size() - 1))
+                               : file == pattern) {
+      return true;
+    }
+  }
+  return false;
+}
+
+struct Case {
+  Backend backend;
+  std::string file;  // without ".json"
+};
+
+void PrintTo(const Case& c, std::ostream* os) { *os << BackendName(c.backend) << "/" << c.file; }
+
+std::vector<Case> CaseFiles(Backend backend) {
+  std::vector<Case> out;
+  for (const auto& e : fs::directory_iterator(JICENG_CASES_DIR)) {
+    if (e.path().extension() != ".json") continue;
+    std::string file = e.path().stem().string();
+    if (backend == Backend::kPostgres && NeedsPgSearch(file)) continue;
+    out.push_back(Case{backend, std::move(file)});
+  }
+  std::sort(out.begin(), out.end(), [](const Case& a, const Case& b) { return a.file < b.file; });
   return out;
 }
 
@@ -59,14 +95,18 @@ std::string Lower(std::string s) {
   return s;
 }
 
-class ApiCases : public ::testing::TestWithParam<std::string> {};
+// Each case file runs against a fresh server on a fresh database, once per backend.
+class ApiCases : public ::testing::TestWithParam<Case> {};
 
 TEST_P(ApiCases, Run) {
-  auto text = ReadFile(fs::path(JICENG_CASES_DIR) / (GetParam() + ".json"));
+  JC_REQUIRE_BACKEND(GetParam().backend);
+  const std::string file = GetParam().file;
+  auto text = ReadFile(fs::path(JICENG_CASES_DIR) / (file + ".json"));
   auto doc = ParseJson(text);
   ASSERT_TRUE(doc.ok()) << doc.error().message;
-  TempDir dir;
-  auto server = StartServer((dir.path() / "t.db").string());
+  auto db = TestDatabase::Create(GetParam().backend);
+  ASSERT_TRUE(db);
+  auto server = StartServer(db->db());
   ASSERT_TRUE(server);
   HttpClient client("127.0.0.1", server->port());
   std::map<std::string, std::string> vars;
@@ -76,7 +116,7 @@ TEST_P(ApiCases, Run) {
     auto step_text = Substitute(json::serialize(step_v), vars);
     auto step = ParseJson(step_text)->get_object();
     std::string name = std::string(FindString(step, "name").value_or("step " + std::to_string(n)));
-    SCOPED_TRACE(GetParam() + " / " + name);
+    SCOPED_TRACE(std::string(BackendName(GetParam().backend)) + " " + file + " / " + name);
     const auto& req = step.at("request").get_object();
     std::string target;
     if (auto url = FindString(req, "url")) {
@@ -147,8 +187,33 @@ TEST_P(ApiCases, Run) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Cases, ApiCases, ::testing::ValuesIn(CaseFiles()),
-                         [](const auto& info) { return info.param; });
+std::string CaseName(const ::testing::TestParamInfo<Case>& info) { return info.param.file; }
+
+INSTANTIATE_TEST_SUITE_P(Sqlite, ApiCases, ::testing::ValuesIn(CaseFiles(Backend::kSqlite)),
+                         CaseName);
+INSTANTIATE_TEST_SUITE_P(Postgres, ApiCases, ::testing::ValuesIn(CaseFiles(Backend::kPostgres)),
+                         CaseName);
+
+// The exclusion above exists for one reason only: while it lists files, search on PostgreSQL
+// must still be unimplemented; once it answers, this test fails to say the list can go.
+TEST(PostgresSearch, CaseFilesAreExcludedOnlyWhileSearchIsMissing) {
+  JC_REQUIRE_BACKEND(Backend::kPostgres);
+  auto db = TestDatabase::Create(Backend::kPostgres);
+  ASSERT_TRUE(db);
+  auto server = StartServer(db->db());
+  ASSERT_TRUE(server);
+  HttpClient client("127.0.0.1", server->port());
+  auto r = client.Send("GET", "/fhir/Patient?name=zhang");
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  if (kCaseFilesNeedingPgSearch.empty()) {
+    EXPECT_EQ(r->status, 200) << r->body;
+  } else {
+    EXPECT_EQ(r->status, 501)
+        << "search answers on PostgreSQL now: empty kCaseFilesNeedingPgSearch in "
+           "tests/integration/api_cases_test.cpp so that those case files run there too\n"
+        << r->body;
+  }
+}
 
 }  // namespace
 }  // namespace jiceng::testing

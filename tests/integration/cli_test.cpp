@@ -1,5 +1,6 @@
 // The jiceng command line end to end: generate into a database and serve it, import with a bad
-// line, the export → import round trip, and generator determinism. Runs the real binary.
+// line, the export → import round trip, generator determinism, and migrate-db from SQLite into
+// PostgreSQL. Runs the real binary.
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
@@ -13,6 +14,7 @@
 
 #include "base/json.h"
 #include "integration/integration_env.h"
+#include "store/postgres/pg_connection.h"
 
 namespace jiceng::testing {
 namespace {
@@ -197,6 +199,133 @@ TEST(Cli, GenerateIsDeterministic) {
     EXPECT_EQ(ReadFile(e.path()), ReadFile(dir.path() / "g2" / e.path().filename())) << e.path();
   }
   EXPECT_GT(files, 5);
+}
+
+// "table param count" lines of every index table of an SQLite database (sqlite3 CLI), sorted.
+std::string SqliteIndexCounts(const std::string& db, const fs::path& dir,
+                              const std::vector<std::string>& tables) {
+  std::string sql;
+  for (const auto& t : tables) {
+    if (!sql.empty()) sql += " UNION ALL ";
+    sql += t == "fts_resource"
+               ? "SELECT 'fts_resource', '', count(*) FROM fts_resource"
+               : "SELECT '" + t + "', param, count(*) FROM " + t + " GROUP BY param";
+  }
+  sql += " ORDER BY 1, 2";
+  const fs::path out = dir / "counts.txt";
+  const std::string cmd = "sqlite3 -separator ' ' '" + db + "' \"" + sql + "\" > '" +
+                          out.string() + "' 2>&1";
+  EXPECT_EQ(std::system(cmd.c_str()), 0) << ReadFile(out);
+  return ReadFile(out);
+}
+
+// The same lines from a PostgreSQL database.
+std::string PgIndexCounts(const std::string& url, const std::vector<std::string>& tables) {
+  std::string sql;
+  for (const auto& t : tables) {
+    if (!sql.empty()) sql += " UNION ALL ";
+    sql += t == "fts_resource"
+               ? "SELECT 'fts_resource'::text, ''::text, count(*) FROM fts_resource"
+               : "SELECT '" + t + "'::text, param::text, count(*) FROM " + t + " GROUP BY param";
+  }
+  sql = "SELECT t, p, n FROM (" + sql + ") x(t, p, n) ORDER BY t COLLATE \"C\", p COLLATE \"C\"";
+  auto conn = store::postgres::PgConnection::Open(url);
+  EXPECT_TRUE(conn.ok()) << (conn.ok() ? "" : conn.error().message);
+  if (!conn.ok()) return "";
+  auto r = (*conn)->Query(sql);
+  EXPECT_TRUE(r.ok()) << (r.ok() ? "" : r.error().message);
+  if (!r.ok()) return "";
+  std::string out;
+  for (int i = 0; i < r->rows(); ++i) {
+    out += r->String(i, 0) + " " + r->String(i, 1) + " " + std::to_string(r->Int(i, 2)) + "\n";
+  }
+  return out;
+}
+
+// migrate-db moves an SQLite database into an empty PostgreSQL one with every version (updates
+// and deletes included) and the search index rows of every kind (rebuilt from the stored json,
+// so the counts per table and parameter match the source's), refuses a non-empty destination,
+// and the result serves the same resources and history.
+TEST(Cli, MigrateDbMovesEveryVersionAndTheIndexRowsIntoPostgres) {
+  JC_REQUIRE_BACKEND(Backend::kPostgres);
+  TempDir dir;
+  const std::string src = (dir.path() / "pilot.db").string();
+  auto gen = Jiceng({"generate", "--db", src, "--residents", "60", "--seed", "5", "--quiet"},
+                    dir.path());
+  ASSERT_EQ(gen.exit_code, 0) << gen.out << gen.err;
+  // History beyond version 1: an update and a delete.
+  const std::string patient =
+      R"({"resourceType":"Patient","id":"mig-1","identifier":[{"system":"urn:mig","value":"A"}],)"
+      R"("name":[{"family":"张","given":["三"]}],"birthDate":"1960-02-03"})";
+  int64_t src_versions = -1;
+  {
+    auto server = StartServer(src);
+    ASSERT_TRUE(server);
+    HttpClient c("127.0.0.1", server->port());
+    const Headers json = {{"Content-Type", "application/fhir+json"}};
+    auto v1 = c.Send("PUT", "/fhir/Patient/mig-1", patient, json);
+    ASSERT_TRUE(v1.ok());
+    ASSERT_EQ(v1->status, 201) << v1->body;
+    std::string updated = patient;
+    updated.insert(updated.size() - 1, R"(,"gender":"male")");
+    auto v2 = c.Send("PUT", "/fhir/Patient/mig-1", updated, json);
+    ASSERT_TRUE(v2.ok());
+    ASSERT_EQ(v2->status, 200) << v2->body;
+    auto gone = c.Send("PUT", "/fhir/Patient/mig-2", R"({"resourceType":"Patient","id":"mig-2"})", json);
+    ASSERT_TRUE(gone.ok());
+    auto del = c.Send("DELETE", "/fhir/Patient/mig-2");
+    ASSERT_TRUE(del.ok());
+    ASSERT_EQ(del->status, 204);
+    auto h = c.Send("GET", "/fhir/_history?_count=1");
+    ASSERT_TRUE(h.ok());
+    src_versions = ParseJson(h->body)->at("total").to_number<int64_t>();
+  }
+  ASSERT_GT(src_versions, 500);
+
+  auto dst = TestDatabase::Create(Backend::kPostgres);
+  ASSERT_TRUE(dst);
+  auto mig = Jiceng({"migrate-db", "--from", src, "--to", dst->db()}, dir.path());
+  ASSERT_EQ(mig.exit_code, 0) << mig.out << mig.err;
+  EXPECT_NE(mig.out.find("copied " + std::to_string(src_versions) + " versions"),
+            std::string::npos)
+      << mig.out;
+
+  const std::vector<std::string> tables = {"idx_token",     "idx_string",    "idx_date",
+                                           "idx_number",    "idx_quantity",  "idx_reference",
+                                           "idx_uri",       "idx_composite", "fts_resource"};
+  const std::string expected = SqliteIndexCounts(src, dir.path(), tables);
+  EXPECT_NE(expected.find("idx_string name "), std::string::npos) << expected;
+  EXPECT_NE(expected.find("idx_reference subject "), std::string::npos) << expected;
+  EXPECT_EQ(PgIndexCounts(dst->db(), tables), expected);
+
+  {
+    auto server = StartServer(dst->db());
+    ASSERT_TRUE(server);
+    HttpClient c("127.0.0.1", server->port());
+    auto p = c.Send("GET", "/fhir/Patient/mig-1");
+    ASSERT_TRUE(p.ok());
+    EXPECT_EQ(p->status, 200);
+    EXPECT_EQ(p->Header("etag").value_or(""), "W/\"2\"");
+    EXPECT_NE(p->body.find("\"gender\":\"male\""), std::string::npos) << p->body;
+    auto v1 = c.Send("GET", "/fhir/Patient/mig-1/_history/1");
+    ASSERT_TRUE(v1.ok());
+    EXPECT_EQ(v1->status, 200);
+    EXPECT_EQ(v1->body.find("\"gender\""), std::string::npos) << v1->body;
+    auto gone = c.Send("GET", "/fhir/Patient/mig-2");
+    ASSERT_TRUE(gone.ok());
+    EXPECT_EQ(gone->status, 410);
+    auto h = c.Send("GET", "/fhir/_history?_count=1");
+    ASSERT_TRUE(h.ok());
+    EXPECT_EQ(ParseJson(h->body)->at("total").to_number<int64_t>(), src_versions);
+    auto org = c.Send("GET", "/fhir/Organization/org-330421-wjw");
+    ASSERT_TRUE(org.ok());
+    EXPECT_EQ(org->status, 200);
+  }
+
+  // Only into an empty database.
+  auto again = Jiceng({"migrate-db", "--from", src, "--to", dst->db()}, dir.path());
+  EXPECT_NE(again.exit_code, 0);
+  EXPECT_NE(again.err.find("not empty"), std::string::npos) << again.err;
 }
 
 }  // namespace

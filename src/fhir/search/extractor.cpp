@@ -1,5 +1,7 @@
 #include "fhir/search/extractor.h"
 
+#include <algorithm>
+#include <cstdlib>
 #include <mutex>
 #include <shared_mutex>
 #include <string>
@@ -18,14 +20,37 @@ using fhirpath::Item;
 struct CompiledParam {
   const fhir::SearchParamDef* def = nullptr;
   fhirpath::Expression expr;
-  std::string text_param;  // "<code>:text" for tokens
+  std::string text_param;        // "<code>:text" for tokens
+  std::string of_type_param;     // "<code>:of-type" for tokens
+  std::string identifier_param;  // "<code>:identifier" for references
+  // Composites: the components, each compiled relative to one item of `expr`.
+  std::vector<CompiledParam> components;
 };
 
 bool Indexable(const fhir::SearchParamDef& p) {
   if (p.expression.empty()) return false;
-  if (p.type == "composite" || p.type == "special") return false;
+  if (p.type == "special") return false;
   // Answered from the resource row (id, last_updated_us), never from index tables.
   return p.code != "_id" && p.code != "_lastUpdated";
+}
+
+// The composites the index can store (see store::CompositeIndexRow): two components, a token
+// then a token, quantity, date or string. That covers every R4 composite except the
+// MolecularSequence coordinates (three components) and DocumentReference relationship (whose R4
+// definition swaps the component expressions, so its rows would be meaningless).
+std::vector<const fhir::SearchParamDef*> CompositeComponents(const fhir::SearchParamDef& p) {
+  const auto& defs = fhir::Definitions::Get();
+  if (p.components.size() != 2) return {};
+  std::vector<const fhir::SearchParamDef*> out;
+  for (const auto& c : p.components) {
+    const fhir::SearchParamDef* d = defs.SearchParamByUrl(c.definition);
+    if (!d || c.expression.empty()) return {};
+    out.push_back(d);
+  }
+  if (out[0]->type != "token") return {};
+  const std::string& t = out[1]->type;
+  if (t != "token" && t != "quantity" && t != "date" && t != "string") return {};
+  return out;
 }
 
 // Splits an expression on its top-level '|' and keeps the branches that can apply to `type`: a
@@ -64,6 +89,17 @@ std::string BranchesFor(std::string_view expr, std::string_view type) {
   return out;
 }
 
+// A composite component's expression as the engine needs it. R4's Observation code-value-date
+// writes "value.ofType(DateTime)", naming the System type where the element's FHIR type is
+// dateTime (the only such slip in the R4 parameters): the FHIR name is meant.
+std::string ComponentExpression(std::string_view expr) {
+  std::string out(expr);
+  constexpr std::string_view kSlip = "ofType(DateTime)";
+  for (size_t at = out.find(kSlip); at != std::string::npos; at = out.find(kSlip, at + 1))
+    out.replace(at, kSlip.size(), "ofType(dateTime)");
+  return out;
+}
+
 class ParamCache {
  public:
   static ParamCache& Get() {
@@ -84,7 +120,28 @@ class ParamCache {
       if (text.empty()) continue;
       auto expr = fhirpath::Compile(text);
       if (!expr.ok()) continue;  // an expression the engine cannot parse indexes nothing
-      params.push_back({def, std::move(*expr), def->type == "token" ? def->code + ":text" : ""});
+      CompiledParam p;
+      p.def = def;
+      p.expr = std::move(*expr);
+      if (def->type == "token") {
+        p.text_param = def->code + ":text";
+        p.of_type_param = def->code + ":of-type";
+      } else if (def->type == "reference") {
+        p.identifier_param = def->code + ":identifier";
+      } else if (def->type == "composite") {
+        auto component_defs = CompositeComponents(*def);
+        if (component_defs.empty()) continue;
+        for (size_t i = 0; i < component_defs.size(); ++i) {
+          auto cexpr = fhirpath::Compile(ComponentExpression(def->components[i].expression));
+          if (!cexpr.ok()) break;
+          CompiledParam c;
+          c.def = component_defs[i];
+          c.expr = std::move(*cexpr);
+          p.components.push_back(std::move(c));
+        }
+        if (p.components.size() != component_defs.size()) continue;
+      }
+      params.push_back(std::move(p));
     }
     std::unique_lock lock(mu_);
     auto [it, inserted] = by_type_.emplace(std::string(type), std::move(params));
@@ -178,9 +235,27 @@ void ExtractToken(const Item& i, const CompiledParam& p, store::IndexRows& rows)
     }
     if (auto text = FindString(*o, "text")) AddString(rows.strings, p.text_param, *text);
   } else if (t == "Identifier") {
-    AddToken(rows, p, FindString(*o, "system").value_or(""), FindString(*o, "value").value_or(""));
+    const std::string_view system = FindString(*o, "system").value_or("");
+    const std::string_view value = FindString(*o, "value").value_or("");
+    AddToken(rows, p, system, value);
     if (const json::object* type = FindObject(*o, "type")) {
       if (auto text = FindString(*type, "text")) AddString(rows.strings, p.text_param, *text);
+      // :of-type matches the type's codings and the value together.
+      const json::array* codings = FindArray(*type, "coding");
+      if (codings && !value.empty() && !p.of_type_param.empty()) {
+        for (const json::value& c : *codings) {
+          if (!c.is_object()) continue;
+          auto code = FindString(c.get_object(), "code");
+          if (!code || code->empty()) continue;
+          store::CompositeIndexRow r;
+          r.param = p.of_type_param;
+          r.system1 = std::string(FindString(c.get_object(), "system").value_or(""));
+          r.code1 = std::string(*code);
+          r.code2 = std::string(value);
+          r.system2 = std::string(system);
+          rows.composites.push_back(std::move(r));
+        }
+      }
     }
   } else if (t == "ContactPoint") {
     AddToken(rows, p, "", FindString(*o, "value").value_or(""));
@@ -285,6 +360,15 @@ void ExtractReference(const Item& i, const CompiledParam& p, store::IndexRows& r
   if (!ref) {
     const json::object* o = AsObject(i);
     if (!o) return;
+    // The logical reference (Reference.identifier), for :identifier.
+    if (const json::object* id = FindObject(*o, "identifier"); id && !p.identifier_param.empty()) {
+      auto value = FindString(*id, "value");
+      if (value && !value->empty()) {
+        rows.tokens.push_back({p.identifier_param,
+                               std::string(FindString(*id, "system").value_or("")),
+                               std::string(*value)});
+      }
+    }
     ref = FindString(*o, "reference");
     if (!ref) return;
   }
@@ -296,6 +380,193 @@ void ExtractReference(const Item& i, const CompiledParam& p, store::IndexRows& r
 
 void ExtractUri(const Item& i, const CompiledParam& p, store::IndexRows& rows) {
   if (auto s = AsString(i); s && !s->empty()) rows.uris.push_back({p.def->code, std::string(*s)});
+}
+
+// ---- full text (_text, _content) ----
+
+constexpr size_t kMaxFullText = 32 * 1024;  // per column: a huge resource indexes its start
+
+void AppendUtf8(uint32_t cp, std::string& out) {
+  if (cp == 0 || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return;
+  if (cp < 0x80) {
+    out += static_cast<char>(cp);
+  } else if (cp < 0x800) {
+    out += static_cast<char>(0xC0 | (cp >> 6));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  } else if (cp < 0x10000) {
+    out += static_cast<char>(0xE0 | (cp >> 12));
+    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  } else {
+    out += static_cast<char>(0xF0 | (cp >> 18));
+    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
+    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  }
+}
+
+// The text of a narrative's XHTML: tags become word breaks, entities are decoded.
+std::string NarrativeText(std::string_view xhtml) {
+  std::string out;
+  out.reserve(std::min(xhtml.size(), kMaxFullText));
+  for (size_t i = 0; i < xhtml.size() && out.size() < kMaxFullText; ++i) {
+    const char c = xhtml[i];
+    if (c == '<') {
+      const size_t close = xhtml.find('>', i);
+      if (close == std::string_view::npos) break;
+      i = close;
+      out += ' ';
+    } else if (c == '&') {
+      const size_t semi = xhtml.find(';', i);
+      if (semi == std::string_view::npos || semi - i > 10) {
+        out += c;
+        continue;
+      }
+      std::string_view name = xhtml.substr(i + 1, semi - i - 1);
+      i = semi;
+      if (name == "amp") out += '&';
+      else if (name == "lt") out += '<';
+      else if (name == "gt") out += '>';
+      else if (name == "quot") out += '"';
+      else if (name == "apos") out += '\'';
+      else if (name.size() > 1 && name[0] == '#') {
+        const bool hex = name[1] == 'x' || name[1] == 'X';
+        const std::string digits(name.substr(hex ? 2 : 1));
+        char* end = nullptr;
+        const unsigned long cp = std::strtoul(digits.c_str(), &end, hex ? 16 : 10);
+        if (!digits.empty() && end && *end == '\0') {
+          if (cp == 0xA0) out += ' ';  // &#160; is &nbsp;
+          else AppendUtf8(static_cast<uint32_t>(cp), out);
+        }
+      } else {
+        out += ' ';  // &nbsp; and the rest: a space is the safe reading for search
+      }
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+// The text of every string value of a resource, for _content. Values that are identifiers of
+// things rather than content (ids, references, systems, URLs, base64 data, the narrative's
+// markup, which _text indexes) are left out.
+void CollectContent(const json::value& v, std::string& out) {
+  if (out.size() >= kMaxFullText) return;
+  if (v.is_string()) {
+    out += v.get_string();
+    out += ' ';
+  } else if (v.is_array()) {
+    for (const json::value& e : v.get_array()) CollectContent(e, out);
+  } else if (v.is_object()) {
+    for (const auto& [key, value] : v.get_object()) {
+      static constexpr std::string_view kSkip[] = {
+          "resourceType", "id",   "reference", "system",  "url",      "div",
+          "data",         "meta", "fullUrl",   "profile", "contentType"};
+      if (std::find(std::begin(kSkip), std::end(kSkip), std::string_view(key)) !=
+          std::end(kSkip))
+        continue;
+      CollectContent(value, out);
+    }
+  }
+}
+
+void ExtractFullText(const json::object& resource, store::IndexRows& rows) {
+  store::FullTextIndexRow ft;
+  if (const json::object* text = FindObject(resource, "text")) {
+    if (auto div = FindString(*text, "div")) ft.narrative = FullTextForm(NarrativeText(*div));
+  }
+  std::string content;
+  for (const auto& [key, value] : resource) {
+    if (key == "text" || key == "resourceType" || key == "id" || key == "meta") continue;
+    CollectContent(value, content);
+  }
+  if (content.size() > kMaxFullText) content.resize(kMaxFullText);  // NormalizeString copes
+  ft.content = FullTextForm(content);
+  if (!ft.narrative.empty() || !ft.content.empty()) rows.full_text.push_back(std::move(ft));
+}
+
+const fhirpath::EvalOptions& ExtractOptions() {
+  static const fhirpath::EvalOptions kOptions = [] {
+    fhirpath::EvalOptions o;
+    o.model = &fhirpath::DefinitionsModel();
+    return o;
+  }();
+  return kOptions;
+}
+
+// Maps one FHIRPath item of a (non-composite) parameter to its typed rows.
+void ExtractItem(const Item& i, const CompiledParam& p, store::IndexRows& rows) {
+  const std::string& t = p.def->type;
+  if (t == "string") ExtractString(i, p, rows);
+  else if (t == "token") ExtractToken(i, p, rows);
+  else if (t == "date") ExtractDate(i, p, rows);
+  else if (t == "number") ExtractNumber(i, p, rows);
+  else if (t == "quantity") ExtractQuantity(i, p, rows);
+  else if (t == "reference") ExtractReference(i, p, rows);
+  else if (t == "uri") ExtractUri(i, p, rows);
+}
+
+// Rows of one element of a composite: every combination of the first component's tokens with
+// the second component's values, all taken from this element only.
+void ExtractComposite(const Item& element, const CompiledParam& p, const json::value& resource,
+                      store::IndexRows& rows) {
+  // A pathological element (hundreds of codings x values) must not explode the index.
+  constexpr size_t kMaxRowsPerElement = 64;
+  const fhirpath::Collection input{element};
+  store::IndexRows first, second;
+  // The value component first: most elements have one value type, so most composites of an
+  // Observation (code-value-quantity, -concept, -date, -string) stop here.
+  for (size_t k : {1, 0}) {
+    auto items = fhirpath::EvaluateOn(p.components[k].expr, input, &resource, ExtractOptions());
+    if (!items.ok() || items->empty()) return;
+    for (const Item& i : *items) ExtractItem(i, p.components[k], k == 0 ? first : second);
+  }
+  const std::string& kind = p.components[1].def->type;
+  const std::string& code2 = p.components[1].def->code;
+  size_t made = 0;
+  for (const store::TokenIndexRow& t : first.tokens) {
+    auto add = [&](store::CompositeIndexRow r) {
+      if (made++ >= kMaxRowsPerElement) return;
+      r.param = p.def->code;
+      r.system1 = t.system;
+      r.code1 = t.code;
+      rows.composites.push_back(std::move(r));
+    };
+    if (kind == "token") {
+      for (const store::TokenIndexRow& v : second.tokens) {
+        store::CompositeIndexRow r;
+        r.code2 = v.code;
+        r.system2 = v.system;
+        add(std::move(r));
+      }
+    } else if (kind == "quantity") {
+      for (const store::QuantityIndexRow& v : second.quantities) {
+        store::CompositeIndexRow r;
+        r.number2 = v.value;
+        r.code2 = v.code;
+        r.system2 = v.system;
+        r.canonical_code2 = v.canonical_code;
+        r.canonical_number2 = v.canonical_value;
+        add(std::move(r));
+      }
+    } else if (kind == "date") {
+      for (const store::DateIndexRow& v : second.dates) {
+        store::CompositeIndexRow r;
+        r.start2_us = v.start_us;
+        r.end2_us = v.end_us;
+        add(std::move(r));
+      }
+    } else if (kind == "string") {
+      for (const store::StringIndexRow& v : second.strings) {
+        if (v.param != code2) continue;
+        store::CompositeIndexRow r;
+        r.code2 = v.value;
+        r.system2 = v.exact;
+        add(std::move(r));
+      }
+    }
+  }
 }
 
 }  // namespace
@@ -330,25 +601,16 @@ store::IndexRows ExtractIndexRows(const json::value& resource) {
   if (!resource.is_object()) return rows;
   auto type = FindString(resource.get_object(), "resourceType");
   if (!type || !fhir::Definitions::Get().IsResourceType(*type)) return rows;
-  static const fhirpath::EvalOptions kOptions = [] {
-    fhirpath::EvalOptions o;
-    o.model = &fhirpath::DefinitionsModel();
-    return o;
-  }();
   for (const CompiledParam& p : ParamCache::Get().ForType(*type)) {
-    auto items = fhirpath::Evaluate(p.expr, resource, kOptions);
+    auto items = fhirpath::Evaluate(p.expr, resource, ExtractOptions());
     if (!items.ok()) continue;
-    const std::string& t = p.def->type;
-    for (const Item& i : *items) {
-      if (t == "string") ExtractString(i, p, rows);
-      else if (t == "token") ExtractToken(i, p, rows);
-      else if (t == "date") ExtractDate(i, p, rows);
-      else if (t == "number") ExtractNumber(i, p, rows);
-      else if (t == "quantity") ExtractQuantity(i, p, rows);
-      else if (t == "reference") ExtractReference(i, p, rows);
-      else if (t == "uri") ExtractUri(i, p, rows);
+    if (!p.components.empty()) {
+      for (const Item& i : *items) ExtractComposite(i, p, resource, rows);
+      continue;
     }
+    for (const Item& i : *items) ExtractItem(i, p, rows);
   }
+  ExtractFullText(resource.get_object(), rows);
   return rows;
 }
 

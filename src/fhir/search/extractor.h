@@ -7,8 +7,14 @@
 // FHIR type (HumanName → its parts as strings, CodeableConcept → its codings as tokens plus its
 // text, Period → one date range, …); see the .cpp for the table.
 //
-// Not indexed here: composite and special parameters (near, _text/_content), and _id and
-// _lastUpdated, which backends answer from the resource row itself.
+// Composite parameters are indexed as store::CompositeIndexRow (two components: a token, then a
+// token, quantity, date or string — every R4 composite but the MolecularSequence coordinates
+// and DocumentReference relationship), one row per value combination within one element.
+// Token parameters also yield "<code>:of-type" composite rows for Identifiers with a type, and
+// reference parameters "<code>:identifier" token rows for Reference.identifier.
+//
+// Not indexed here: special parameters (near, _text/_content), and _id and _lastUpdated, which
+// backends answer from the resource row itself.
 #pragma once
 
 #include <string_view>

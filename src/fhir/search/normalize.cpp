@@ -62,7 +62,54 @@ std::string_view Ligature(char32_t cp) {
   }
 }
 
+// Scripts written without spaces between words: each character is searched as a word.
+bool IsCjk(char32_t cp) {
+  return (cp >= 0x3040 && cp <= 0x30FF) ||   // Hiragana, Katakana
+         (cp >= 0x3400 && cp <= 0x4DBF) ||   // CJK Extension A
+         (cp >= 0x4E00 && cp <= 0x9FFF) ||   // CJK Unified Ideographs
+         (cp >= 0xF900 && cp <= 0xFAFF) ||   // CJK Compatibility Ideographs
+         (cp >= 0x20000 && cp <= 0x3FFFF);  // CJK Extensions B and later
+}
+
 }  // namespace
+
+std::string FullTextForm(std::string_view text) {
+  const std::string norm = NormalizeString(text);
+  std::string out;
+  out.reserve(norm.size() + norm.size() / 2);
+  for (size_t i = 0; i < norm.size();) {
+    const size_t start = i;
+    const char32_t cp = Decode(norm, i);
+    if (IsCjk(cp)) {
+      if (!out.empty() && out.back() != ' ') out += ' ';
+      out.append(norm, start, i - start);
+      if (i < norm.size() && norm[i] != ' ') out += ' ';
+    } else {
+      out.append(norm, start, i - start);
+    }
+  }
+  return out;
+}
+
+bool HasWordCharacter(std::string_view text) {
+  for (size_t i = 0; i < text.size();) {
+    const char32_t cp = Decode(text, i);
+    if (cp < 0x80) {
+      if ((cp >= '0' && cp <= '9') || (cp >= 'a' && cp <= 'z') || (cp >= 'A' && cp <= 'Z'))
+        return true;
+      continue;
+    }
+    const bool punctuation_or_symbol =
+        (cp >= 0x80 && cp <= 0xBF) ||      // Latin-1 controls, punctuation and signs
+        (cp >= 0x2000 && cp <= 0x2BFF) ||  // general punctuation, arrows, maths, shapes
+        (cp >= 0x3000 && cp <= 0x303F) ||  // CJK symbols and punctuation (、。「」)
+        (cp >= 0xFE30 && cp <= 0xFE6F) ||  // CJK compatibility and small form punctuation
+        (cp >= 0xFF00 && cp <= 0xFF0F) || (cp >= 0xFF1A && cp <= 0xFF20) ||
+        (cp >= 0xFF3B && cp <= 0xFF40) || (cp >= 0xFF5B && cp <= 0xFF65);  // full-width ones
+    if (!punctuation_or_symbol) return true;
+  }
+  return false;
+}
 
 std::string NormalizeString(std::string_view text) {
   std::string out;

@@ -14,6 +14,16 @@ namespace jiceng::search {
 // are, so a search for 王 matches 王小明 by characters.
 std::string NormalizeString(std::string_view text);
 
+// Full-text form (_text/_content), for the stored text and the searched words alike:
+// NormalizeString, then every CJK ideograph and kana set apart by spaces so that a word
+// tokenizer sees each as a word of its own and "高血压" is found as the phrase "高 血 压".
+std::string FullTextForm(std::string_view text);
+
+// Whether `text` holds a character a word tokenizer keeps (a letter or digit, by an
+// approximation: ASCII letters and digits, and non-ASCII characters outside the common
+// punctuation and symbol blocks). A search word without one would match nothing.
+bool HasWordCharacter(std::string_view text);
+
 // A quantity in canonical UCUM units for the few commensurable families the search compares
 // across (mass → g, length → m, pressure mm[Hg]). nullopt when the unit is not in the table:
 // molar ↔ mass conversions in particular are never made here.

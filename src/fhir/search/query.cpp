@@ -59,6 +59,7 @@ std::optional<SearchKind> KindOf(std::string_view type) {
   if (type == "quantity") return SearchKind::kQuantity;
   if (type == "reference") return SearchKind::kReference;
   if (type == "uri") return SearchKind::kUri;
+  if (type == "composite") return SearchKind::kComposite;
   return std::nullopt;
 }
 
@@ -180,44 +181,244 @@ Result<int64_t> NonNegative(std::string_view name, std::string_view v, int64_t m
   return std::min<int64_t>(std::stoll(std::string(v)), max);
 }
 
-// Parses one criterion. Returns nullopt (not an error) when the parameter is not supported;
-// the caller decides between 400 and ignoring it.
-Result<std::optional<store::SearchClause>> ParseCriterion(std::string_view type,
-                                                          const std::string& name,
-                                                          const std::string& value,
-                                                          int64_t now_us) {
-  std::string code = name, modifier;
-  if (size_t colon = name.find(':'); colon != std::string::npos) {
-    code = name.substr(0, colon);
-    modifier = name.substr(colon + 1);
+// A criterion that parsed, or why it is not supported (the caller decides between a 400 and
+// ignoring it; bad values of supported parameters are errors instead).
+struct Parsed {
+  std::optional<store::SearchClause> clause;
+  std::string why;
+};
+
+Parsed Unsupported(std::string why) { return Parsed{std::nullopt, std::move(why)}; }
+
+// Chains and _has nest; past this depth a query is refused rather than compiled.
+constexpr int kMaxChainDepth = 4;
+
+// The parameter `code` of `type` when the index answers it (IndexedParams).
+const fhir::SearchParamDef* FindIndexed(std::string_view type, std::string_view code) {
+  for (const fhir::SearchParamDef* p : IndexedParams(type)) {
+    if (p->code == code) return p;
   }
-  if (code.find('.') != std::string::npos) return std::optional<store::SearchClause>();  // chains
+  return nullptr;
+}
+
+// The types a reference parameter may point at (every resource type when it names none).
+std::vector<std::string> TargetsOf(const fhir::SearchParamDef& def) {
+  const auto& defs = fhir::Definitions::Get();
+  std::vector<std::string> out;
+  for (const std::string& t : def.target) {
+    if (defs.IsResourceType(t)) out.push_back(t);
+  }
+  if (out.empty()) out = defs.ResourceTypes();
+  return out;
+}
+
+// The component definitions of an indexed composite (the extractor only indexes composites
+// whose components resolve).
+std::vector<const fhir::SearchParamDef*> ComponentsOf(const fhir::SearchParamDef& def) {
+  std::vector<const fhir::SearchParamDef*> out;
+  for (const auto& c : def.components) {
+    const fhir::SearchParamDef* d = fhir::Definitions::Get().SearchParamByUrl(c.definition);
+    if (!d) return {};
+    out.push_back(d);
+  }
+  return out;
+}
+
+Result<store::SearchValue> StringValue(std::string_view param, const std::string& part,
+                                       store::StringMatch match) {
+  store::SearchValue v;
+  v.exact = Unescape(part);
+  v.text = NormalizeString(v.exact);
+  v.string_match = match;
+  if (v.text.empty()) return Bad(param, fmt::format("Empty value for parameter {}", param));
+  return v;
+}
+
+// One value of a component of a composite (or of :of-type) by the component's kind.
+Result<store::SearchValue> ComponentValue(std::string_view param, SearchKind kind,
+                                          const std::string& part, int64_t now_us) {
+  switch (kind) {
+    case SearchKind::kToken:
+      return TokenValue(param, part);
+    case SearchKind::kQuantity:
+      return QuantityValue(param, part);
+    case SearchKind::kDate:
+      return DateValue(param, Unescape(part), now_us);
+    case SearchKind::kString:
+      return StringValue(param, part, store::StringMatch::kStartsWith);
+    default:
+      break;
+  }
+  return Bad(param, fmt::format("Parameter {} has a component that cannot be searched", param));
+}
+
+// identifier:of-type=typesystem|typecode|value (all three parts present).
+Result<store::SearchValue> OfTypeValue(std::string_view param, const std::string& part) {
+  auto parts = SplitEscaped(part, '|');
+  if (parts.size() != 3 || parts[0].empty() || parts[1].empty() || parts[2].empty()) {
+    return Bad(param, fmt::format("Parameter {} takes system|code|value (the identifier type's "
+                                  "system and code, and the identifier value)",
+                                  param));
+  }
+  store::SearchValue type, value, v;
+  type.system = parts[0];
+  type.code = parts[1];
+  value.code = parts[2];
+  v.components = {std::move(type), std::move(value)};
+  return v;
+}
+
+// token :in / :not-in: the codes of a ValueSet the server holds (the R4 value sets embedded
+// with the definitions); any other ValueSet is an error naming it.
+Result<store::SearchValue> InValueSetValue(std::string_view param, const std::string& part) {
+  std::string url = Unescape(part);
+  if (size_t bar = url.find('|'); bar != std::string::npos) url.resize(bar);  // |version
+  const std::vector<std::string>* codes = fhir::Definitions::Get().ValueSetCodes(url);
+  if (!codes) {
+    return Bad(param,
+               fmt::format("ValueSet '{}' (parameter {}) is not known to this server", url, param));
+  }
+  store::SearchValue v;
+  v.codes = *codes;
+  // An empty value set matches nothing: a code no value set holds keeps the clause well formed.
+  if (v.codes.empty()) v.codes.emplace_back();
+  return v;
+}
+
+Result<Parsed> ParseCriterion(std::string_view type, std::string_view name,
+                              const std::string& value, int64_t now_us, int depth);
+
+// subject.name=x, subject:Patient.name=x, encounter.subject.identifier=…: the clause holds for
+// references of `subject` whose target matches the rest of the chain. Without a type modifier
+// every target type that has the chained parameter is searched.
+Result<Parsed> ParseChain(std::string_view type, std::string_view name, const std::string& value,
+                          int64_t now_us, int depth) {
+  const size_t dot = name.find('.');
+  std::string_view head = name.substr(0, dot), rest = name.substr(dot + 1);
+  std::string_view code = head, type_modifier;
+  if (size_t colon = head.find(':'); colon != std::string_view::npos) {
+    code = head.substr(0, colon);
+    type_modifier = head.substr(colon + 1);
+  }
+  const fhir::SearchParamDef* def = FindIndexed(type, code);
+  if (!def || def->type != "reference") {
+    return Unsupported(fmt::format("'{}' is not a reference parameter of {}", code, type));
+  }
+  if (rest.empty()) return Unsupported(fmt::format("nothing is chained after '{}'", head));
+  std::vector<std::string> targets = TargetsOf(*def);
+  if (!type_modifier.empty()) {
+    if (std::find(targets.begin(), targets.end(), type_modifier) == targets.end()) {
+      return Unsupported(fmt::format("{}.{} cannot refer to '{}'", type, code, type_modifier));
+    }
+    targets = {std::string(type_modifier)};
+  }
+  store::SearchClause c;
+  c.kind = SearchKind::kChain;
+  c.param = std::string(code);
+  std::string why;
+  for (const std::string& target : targets) {
+    JC_ASSIGN_OR_RETURN(Parsed inner, ParseCriterion(target, rest, value, now_us, depth + 1));
+    if (!inner.clause) {
+      if (why.empty()) why = std::move(inner.why);
+      continue;
+    }
+    store::SearchLink link;
+    link.type = target;
+    link.all_of.push_back(std::move(*inner.clause));
+    c.links.push_back(std::move(link));
+  }
+  if (c.links.empty()) {
+    if (targets.size() > 1)
+      why = fmt::format("no type {}.{} refers to has the parameter '{}'", type, code, rest);
+    return Unsupported(std::move(why));
+  }
+  return Parsed{std::move(c), {}};
+}
+
+// _has:Observation:subject:code=x (nested: _has:A:p:_has:B:q:param=x): resources that a current
+// Observation matching code=x refers to through its `subject`.
+Result<Parsed> ParseHas(std::string_view type, std::string_view name, const std::string& value,
+                        int64_t now_us, int depth) {
+  std::string_view s = name.substr(5);  // after "_has:"
+  const size_t c1 = s.find(':');
+  const size_t c2 = c1 == std::string_view::npos ? c1 : s.find(':', c1 + 1);
+  if (c2 == std::string_view::npos || c2 + 1 >= s.size()) {
+    return Unsupported("_has takes _has:Type:reference:parameter");
+  }
+  std::string_view has_type = s.substr(0, c1), ref = s.substr(c1 + 1, c2 - c1 - 1);
+  std::string_view rest = s.substr(c2 + 1);
+  if (!fhir::Definitions::Get().IsResourceType(has_type)) {
+    return Unsupported(fmt::format("'{}' is not a resource type", has_type));
+  }
+  const fhir::SearchParamDef* def = FindIndexed(has_type, ref);
+  if (!def || def->type != "reference") {
+    return Unsupported(fmt::format("'{}' is not a reference parameter of {}", ref, has_type));
+  }
+  std::vector<std::string> targets = TargetsOf(*def);
+  if (std::find(targets.begin(), targets.end(), type) == targets.end()) {
+    return Unsupported(fmt::format("{}.{} cannot refer to {}", has_type, ref, type));
+  }
+  JC_ASSIGN_OR_RETURN(Parsed inner, ParseCriterion(has_type, rest, value, now_us, depth + 1));
+  if (!inner.clause) return inner;
+  store::SearchClause c;
+  c.kind = SearchKind::kReverseChain;
+  c.param = std::string(ref);
+  store::SearchLink link;
+  link.type = std::string(has_type);
+  link.all_of.push_back(std::move(*inner.clause));
+  c.links.push_back(std::move(link));
+  return Parsed{std::move(c), {}};
+}
+
+// Parses one criterion: a parameter of `type` with its modifier, a chain or a _has.
+Result<Parsed> ParseCriterion(std::string_view type, std::string_view name,
+                              const std::string& value, int64_t now_us, int depth) {
+  if (depth > kMaxChainDepth) {
+    return Bad(name, fmt::format("Chains and _has nest at most {} levels deep", kMaxChainDepth));
+  }
+  if (name.starts_with("_has:")) return ParseHas(type, name, value, now_us, depth);
+  if (name.find('.') != std::string_view::npos) return ParseChain(type, name, value, now_us, depth);
+  std::string code(name), modifier;
+  if (size_t colon = name.find(':'); colon != std::string_view::npos) {
+    code = std::string(name.substr(0, colon));
+    modifier = std::string(name.substr(colon + 1));
+  }
   store::SearchClause c;
   c.param = code;
   if (code == "_id") {
     c.kind = SearchKind::kId;
   } else if (code == "_lastUpdated") {
     c.kind = SearchKind::kLastUpdated;
+  } else if (code == "_text" || code == "_content") {
+    c.kind = SearchKind::kText;
   } else {
-    const fhir::SearchParamDef* def = nullptr;
-    for (const fhir::SearchParamDef* p : IndexedParams(type)) {
-      if (p->code == code) def = p;
-    }
-    if (!def) return std::optional<store::SearchClause>();
+    const fhir::SearchParamDef* def = FindIndexed(type, code);
+    if (!def) return Unsupported(fmt::format("{} has no search parameter '{}'", type, code));
     auto kind = KindOf(def->type);
-    if (!kind) return std::optional<store::SearchClause>();
+    if (!kind) return Unsupported(fmt::format("parameter type '{}'", def->type));
     c.kind = *kind;
+    if (c.kind == SearchKind::kComposite) {
+      for (const fhir::SearchParamDef* d : ComponentsOf(*def)) {
+        if (auto k = KindOf(d->type)) c.components.push_back(*k);
+      }
+      if (c.components.size() != 2 || def->components.size() != 2)
+        return Unsupported("this composite");
+    }
   }
   if (modifier == "missing") {
-    if (c.kind == SearchKind::kId || c.kind == SearchKind::kLastUpdated)
-      return std::optional<store::SearchClause>();
+    if (c.kind == SearchKind::kId || c.kind == SearchKind::kLastUpdated ||
+        c.kind == SearchKind::kText)
+      return Unsupported(fmt::format("{}:missing", code));
     if (value != "true" && value != "false")
       return Bad(name, fmt::format("Parameter {} takes true or false", name));
     c.missing = value == "true";
-    return std::optional<store::SearchClause>(std::move(c));
+    c.components.clear();
+    return Parsed{std::move(c), {}};
   }
+  // What the modifier turns the values into.
+  enum class As { kPlain, kText, kOfType, kInValueSet, kIdentifier };
+  As as = As::kPlain;
   std::string type_modifier;
-  bool text = false;
   store::StringMatch match = store::StringMatch::kStartsWith;
   store::UriMatch uri_match = store::UriMatch::kEquals;
   if (!modifier.empty()) {
@@ -226,31 +427,62 @@ Result<std::optional<store::SearchClause>> ParseCriterion(std::string_view type,
       ok = modifier == "exact" || modifier == "contains";
       match = modifier == "exact" ? store::StringMatch::kExact : store::StringMatch::kContains;
     } else if (c.kind == SearchKind::kToken) {
-      ok = modifier == "not" || modifier == "text";
-      c.negate = modifier == "not";
-      text = modifier == "text";
+      ok = modifier == "not" || modifier == "text" || modifier == "of-type" || modifier == "in" ||
+           modifier == "not-in";
+      c.negate = modifier == "not" || modifier == "not-in";
+      if (modifier == "text") as = As::kText;
+      if (modifier == "of-type") as = As::kOfType;
+      if (modifier == "in" || modifier == "not-in") as = As::kInValueSet;
     } else if (c.kind == SearchKind::kReference) {
-      ok = fhir::Definitions::Get().IsResourceType(modifier);
-      type_modifier = modifier;
+      if (modifier == "identifier") {
+        ok = true;
+        as = As::kIdentifier;
+      } else {
+        ok = fhir::Definitions::Get().IsResourceType(modifier);
+        type_modifier = modifier;
+      }
     } else if (c.kind == SearchKind::kUri) {
       ok = modifier == "below" || modifier == "above";
       uri_match = modifier == "below" ? store::UriMatch::kBelow : store::UriMatch::kAbove;
     }
-    if (!ok) return std::optional<store::SearchClause>();
+    if (!ok) return Unsupported(fmt::format("modifier :{} on '{}'", modifier, code));
   }
-  if (text) {
-    // Token display text lives in the string index under "<code>:text".
-    c.kind = SearchKind::kString;
-    c.param = code + ":text";
+  switch (as) {
+    case As::kText:
+      // Token display text lives in the string index under "<code>:text".
+      c.kind = SearchKind::kString;
+      c.param = code + ":text";
+      break;
+    case As::kOfType:
+      // Stored as composite rows "<code>:of-type": (type coding, identifier system/value).
+      c.kind = SearchKind::kComposite;
+      c.param = code + ":of-type";
+      c.components = {SearchKind::kToken, SearchKind::kToken};
+      break;
+    case As::kIdentifier:
+      // Reference.identifier lives in the token index under "<code>:identifier".
+      c.kind = SearchKind::kToken;
+      c.param = code + ":identifier";
+      break;
+    case As::kPlain:
+    case As::kInValueSet:
+      break;
   }
   for (const std::string& part : SplitKeep(value, ',')) {
     store::SearchValue v;
+    if (as == As::kOfType) {
+      JC_ASSIGN_OR_RETURN(v, OfTypeValue(name, part));
+      c.any_of.push_back(std::move(v));
+      continue;
+    }
+    if (as == As::kInValueSet) {
+      JC_ASSIGN_OR_RETURN(v, InValueSetValue(name, part));
+      c.any_of.push_back(std::move(v));
+      continue;
+    }
     switch (c.kind) {
       case SearchKind::kString: {
-        v.exact = Unescape(part);
-        v.text = NormalizeString(v.exact);
-        v.string_match = match;
-        if (v.text.empty()) return Bad(name, fmt::format("Empty value for parameter {}", name));
+        JC_ASSIGN_OR_RETURN(v, StringValue(name, part, match));
         break;
       }
       case SearchKind::kToken: {
@@ -282,10 +514,54 @@ Result<std::optional<store::SearchClause>> ParseCriterion(std::string_view type,
         v.uri_match = uri_match;
         if (v.text.empty()) return Bad(name, fmt::format("Empty value for parameter {}", name));
         break;
+      case SearchKind::kComposite: {
+        // code$value: each component parsed as its own kind, both matched in one element.
+        auto pieces = SplitKeep(part, '$');
+        if (pieces.size() != c.components.size()) {
+          return Bad(name, fmt::format("Parameter {} takes {} components separated by '$'", name,
+                                       c.components.size()));
+        }
+        for (size_t k = 0; k < pieces.size(); ++k) {
+          JC_ASSIGN_OR_RETURN(store::SearchValue cv,
+                              ComponentValue(name, c.components[k], pieces[k], now_us));
+          v.components.push_back(std::move(cv));
+        }
+        break;
+      }
+      case SearchKind::kText: {
+        // Words separated by spaces, all required, each matching the start of a word.
+        std::string text = Unescape(part);
+        for (char& ch : text) {
+          if (ch == '\t' || ch == '\n' || ch == '\r') ch = ' ';
+        }
+        for (const std::string& word : SplitEscaped(text, ' ')) {
+          std::string form = FullTextForm(word);
+          if (HasWordCharacter(form)) v.words.push_back(std::move(form));
+        }
+        if (v.words.empty())
+          return Bad(name, fmt::format("Parameter {} needs at least one word", name));
+        break;
+      }
+      case SearchKind::kChain:
+      case SearchKind::kReverseChain:
+        break;  // never a plain parameter's kind
     }
     c.any_of.push_back(std::move(v));
   }
-  return std::optional<store::SearchClause>(std::move(c));
+  return Parsed{std::move(c), {}};
+}
+
+// Errors inside chains name the inner parameter; the caller's parameter is the one to name.
+Error ForParameter(Error e, const std::string& name) {
+  if (e.message.find(name) == std::string::npos)
+    e.message = fmt::format("Parameter {}: {}", name, e.message);
+  if (e.issues.empty()) {
+    e.issues.push_back(Issue{"error", IssueTypeFor(e.code), e.message, name});
+  } else {
+    e.issues.front().diagnostics = e.message;
+    e.issues.front().expression = name;
+  }
+  return e;
 }
 
 Result<std::vector<store::SortKey>> ParseSort(std::string_view type, const std::string& value,
@@ -305,11 +581,10 @@ Result<std::vector<store::SortKey>> ParseSort(std::string_view type, const std::
       key.kind = SearchKind::kLastUpdated;
     } else {
       std::optional<SearchKind> kind;
-      for (const fhir::SearchParamDef* p : IndexedParams(type)) {
-        if (p->code == k) kind = KindOf(p->type);
-      }
+      if (const fhir::SearchParamDef* p = FindIndexed(type, k)) kind = KindOf(p->type);
+      if (kind == SearchKind::kComposite) kind.reset();  // composites have no order
       if (!kind) {
-        if (strict) return Bad("_sort", fmt::format("Cannot sort {} by '{}'", type, k));
+        if (strict) return Bad("_sort", fmt::format("_sort: cannot sort {} by '{}'", type, k));
         continue;
       }
       key.kind = *kind;
@@ -317,6 +592,11 @@ Result<std::vector<store::SortKey>> ParseSort(std::string_view type, const std::
     keys.push_back(std::move(key));
   }
   return keys;
+}
+
+Error NotSupported(std::string_view type, const std::string& name, const std::string& why) {
+  return Bad(name, fmt::format("Search parameter '{}' is not supported for {}{}", name, type,
+                               why.empty() ? "" : " (" + why + ")"));
 }
 
 }  // namespace
@@ -350,13 +630,13 @@ Result<ParsedSearch> ParseSearch(std::string_view type, const Params& params,
     } else if (IsControl(name)) {
       out.applied.emplace_back(name, value);
     } else {
-      JC_ASSIGN_OR_RETURN(auto clause, ParseCriterion(type, name, value, now));
-      if (!clause) {
-        if (options.strict)
-          return Bad(name, fmt::format("Search parameter '{}' is not supported for {}", name, type));
+      auto parsed = ParseCriterion(type, name, value, now, 0);
+      if (!parsed.ok()) return ForParameter(std::move(parsed).error(), name);
+      if (!parsed->clause) {
+        if (options.strict) return NotSupported(type, name, parsed->why);
         continue;  // lenient: ignored, and absent from the self link
       }
-      q.all_of.push_back(std::move(*clause));
+      q.all_of.push_back(std::move(*parsed->clause));
       out.applied.emplace_back(name, value);
     }
   }
@@ -368,17 +648,29 @@ Result<ParsedSearch> ParseSearch(std::string_view type, const Params& params,
   return out;
 }
 
+std::vector<const fhir::SearchParamDef*> SearchableParams(std::string_view type) {
+  std::vector<const fhir::SearchParamDef*> out = IndexedParams(type);
+  if (out.empty()) return out;  // not a resource type
+  for (std::string_view code : {"_text", "_content"}) {
+    if (const fhir::SearchParamDef* p = fhir::Definitions::Get().FindSearchParam(type, code))
+      out.push_back(p);
+  }
+  return out;
+}
+
 Result<store::SearchQuery> ParseCriteria(std::string_view type, const Params& params) {
   if (params.empty()) return Invalid("Conditional criteria are empty");
   store::SearchQuery q;
   q.type = std::string(type);
   const int64_t now = NowMicros();
   for (const auto& [name, value] : params) {
-    JC_ASSIGN_OR_RETURN(auto clause, ParseCriterion(type, name, value, now));
-    if (!clause)
-      return Bad(name, fmt::format("Conditional criteria parameter '{}' is not supported for {}",
-                                   name, type));
-    q.all_of.push_back(std::move(*clause));
+    auto parsed = ParseCriterion(type, name, value, now, 0);
+    if (!parsed.ok()) return ForParameter(std::move(parsed).error(), name);
+    if (!parsed->clause) {
+      return Bad(name, fmt::format("Conditional criteria parameter '{}' is not supported for {}{}",
+                                   name, type, parsed->why.empty() ? "" : " (" + parsed->why + ")"));
+    }
+    q.all_of.push_back(std::move(*parsed->clause));
   }
   return q;
 }

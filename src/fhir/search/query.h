@@ -1,17 +1,38 @@
 // fhir/search/query: FHIR R4 search query strings → the backend-neutral store::SearchQuery.
 //
 // Supported (anything else is "unsupported": 400 with Prefer: handling=strict, else ignored and
-// left out of the self link):
+// left out of the self link and of ParsedSearch::applied):
 //   string     default starts-with, :exact, :contains, :missing
-//   token      code, system|code, |code, system|, :not, :text, :missing
+//   token      code, system|code, |code, system|, :not, :text, :missing,
+//              :of-type (typesystem|typecode|value on Identifiers; all three parts required),
+//              :in / :not-in against the ValueSets the server holds (the R4 value sets embedded
+//              with the definitions, matched on code in any system; another ValueSet → 400
+//              naming it)
 //   date       prefixes eq ne gt lt ge le sa eb ap, partial precision ranges on both sides
 //   number     prefixes, implicit precision ("100" = [99.5, 100.5))
 //   quantity   [prefix]number[|system|code]; canonical UCUM compare for mass, length, mm[Hg]
-//   reference  id, Type/id, absolute URL, :Type, :missing
+//   reference  id, Type/id, absolute URL, :Type, :missing, :identifier (system|value of
+//              Reference.identifier)
 //   uri        exact, :below, :above, :missing
+//   composite  code$value with each component parsed as its own type, both matched within the
+//              same element (Observation code-value-quantity, component-code-value-quantity,
+//              combo-code-value-quantity, code-value-concept/-date/-string, useContext
+//              context-type-quantity/-value, Group characteristic-value); :missing. Not the
+//              MolecularSequence coordinates (three components) nor DocumentReference
+//              relationship (its R4 definition swaps the component expressions).
+//   chains     subject.name=x, subject:Patient.name=x, encounter.subject.identifier=x (any
+//              parameter, with its modifiers, at the end; up to 4 levels with _has). Without a
+//              type modifier every target type of the reference that has the chained parameter
+//              is searched. Chains follow "Type/id" references (relative or absolute) to current
+//              resources.
+//   _has       _has:Observation:subject:code=x, nested (_has:A:p:_has:B:q:param=x), chains
+//              inside (_has:Observation:subject:encounter.status=x)
+//   _text      the narrative (words of Resource.text.div), _content the text of every string
+//              value: each space-separated word must occur, as the start of a word; Chinese by
+//              characters, in order ("高血压"). Comma = OR.
 //   _id, _lastUpdated, OR with ',', AND with repeated parameters
-//   _sort (several keys, '-' descending, id tiebreak), _count, _total, _summary=count,
-//   _getpagesoffset/_snapshot (paging links)
+//   _sort (several keys, '-' descending, id tiebreak; not composites), _count, _total,
+//   _summary=count, _getpagesoffset/_snapshot (paging links)
 // Date range semantics, for a stored range [s, e) and a search range [lo, hi):
 //   eq: lo <= s && e <= hi      ne: !eq        gt: e > hi     lt: s < lo
 //   ge: gt || eq                le: lt || eq   sa: s >= hi    eb: e <= lo
@@ -19,6 +40,7 @@
 // Number/quantity compare a stored value v with the search range [lo, hi) and value x:
 //   eq: lo <= v < hi  ne: !eq  gt/sa: v > x  lt/eb: v < x  ge: v >= lo  le: v < hi
 //   ap: within 10% of x.
+// Errors inside a chain or _has name the whole parameter as given ("subject.birthdate").
 #pragma once
 
 #include <string>
@@ -27,6 +49,7 @@
 #include <vector>
 
 #include "base/result.h"
+#include "fhir/definitions.h"
 #include "store/store.h"
 
 namespace jiceng::search {
@@ -52,6 +75,11 @@ struct ParsedSearch {
 // errors naming the parameter; so are unsupported ones when options.strict.
 Result<ParsedSearch> ParseSearch(std::string_view type, const Params& params,
                                  const ParseOptions& options);
+
+// The search parameters ParseSearch answers for `type` besides _id and _lastUpdated: the
+// indexed ones (IndexedParams, composites included) plus _text and _content, for the
+// CapabilityStatement.
+std::vector<const fhir::SearchParamDef*> SearchableParams(std::string_view type);
 
 // Parses only criteria (no _count/_sort/paging), for conditional create/update/delete; always
 // strict: an unsupported criterion must not widen a conditional write's match.

@@ -18,6 +18,7 @@ uint64_t ToBigEndian(uint64_t v) {
 ErrorCode CodeFor(std::string_view sqlstate) {
   if (sqlstate == "23505") return ErrorCode::kConflict;        // unique_violation
   if (sqlstate == "40001" || sqlstate == "40P01") return ErrorCode::kUnavailable;
+  if (sqlstate == "55P03") return ErrorCode::kUnavailable;  // lock_not_available (lock_timeout)
   if (sqlstate.starts_with("08")) return ErrorCode::kUnavailable;  // connection exception
   if (sqlstate.starts_with("53")) return ErrorCode::kUnavailable;  // insufficient resources
   if (sqlstate.starts_with("57")) return ErrorCode::kUnavailable;  // operator intervention
@@ -154,8 +155,9 @@ Result<std::unique_ptr<PgConnection>> PgConnection::Open(const std::string& conn
 
 PgConnection::~PgConnection() { PQfinish(conn_); }
 
-Error PgConnection::LastError(pg_result* r, std::string_view what) const {
+Error PgConnection::LastError(pg_result* r, std::string_view what) {
   const char* state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : nullptr;
+  last_sqlstate_ = state ? state : "";
   std::string msg = Trimmed(r ? PQresultErrorMessage(r) : PQerrorMessage(conn_));
   if (msg.empty()) msg = Trimmed(PQerrorMessage(conn_));
   ErrorCode code = state ? CodeFor(state)
@@ -166,6 +168,7 @@ Error PgConnection::LastError(pg_result* r, std::string_view what) const {
 }
 
 Status PgConnection::Exec(const std::string& sql) {
+  last_sqlstate_.clear();
   // PQexec returns the last statement's result; an earlier failure stops the batch and is the
   // result returned, so one status check covers every statement.
   PGresult* r = PQexec(conn_, sql.c_str());
@@ -186,6 +189,7 @@ Status PgConnection::Exec(const std::string& sql) {
 }
 
 Result<PgResult> PgConnection::Query(const std::string& sql, const PgParams& params) {
+  last_sqlstate_.clear();
   auto it = prepared_.find(sql);
   if (it == prepared_.end()) {
     std::string name = "s" + std::to_string(prepared_.size());

@@ -110,12 +110,16 @@ class PgConnection {
   bool InTransaction() const;
   // Reconnects a broken connection; prepared statements are forgotten.
   Status Reset();
+  // The SQLSTATE of the last failed Exec or Query ("40P01" …); empty when it carried none
+  // (e.g. the connection broke) or the last call succeeded.
+  const std::string& LastSqlState() const { return last_sqlstate_; }
 
  private:
   explicit PgConnection(pg_conn* conn) : conn_(conn) {}
-  Error LastError(pg_result* r, std::string_view what) const;
+  Error LastError(pg_result* r, std::string_view what);
 
   pg_conn* conn_;
+  std::string last_sqlstate_;
   std::unordered_map<std::string, std::string> prepared_;  // SQL text → statement name
 };
 

@@ -135,9 +135,51 @@ CREATE TABLE idx_uri (
 CREATE INDEX idx_uri_by_rid ON idx_uri(rid);
 )sql";
 
+// Schema v3 — composite rows and full text, mirroring SQLite's v3 (see sqlite_schema.cpp and
+// store::CompositeIndexRow / FullTextIndexRow).
+// * idx_composite: the same columns and primary key. The component slots that hold codes,
+//   systems or text (code1, system1, code2, system2, canonical_code2) are bytea like idx_token's
+//   code and system: any byte round-trips, comparison is bytewise, and a prefix is a range scan
+//   on the key ([prefix, prefix || 0xFF)) as on SQLite.
+// * fts_resource: one row per resource that has text, keyed by rid (SQLite: FTS5 rowid). The
+//   text arrives normalised with every CJK ideograph a word of its own; it is stored as tsvector
+//   of the 'simple' configuration (split into words and lower-cased, no stemming, no stop words:
+//   the same words FTS5's unicode61 tokenizer sees), each column with a GIN index, so _text and
+//   _content are `narrative @@ q` / `content @@ q` with q built by to_tsquery('simple', …) ('w:*'
+//   for a prefix, <-> between the words of a phrase). Non-ASCII characters are word characters
+//   for the 'simple' parser in any locale, so Chinese is found by characters.
+// Rows of resources written before v3 are not back-filled: a reindex rewrites them.
+constexpr const char* kSchemaV3 = R"sql(
+CREATE TABLE idx_composite (
+  type text COLLATE "C" NOT NULL,
+  param text COLLATE "C" NOT NULL,
+  code1 bytea NOT NULL,
+  system1 bytea NOT NULL,
+  code2 bytea NOT NULL,
+  system2 bytea NOT NULL,
+  number2 double precision NOT NULL,
+  start2_us bigint NOT NULL,
+  end2_us bigint NOT NULL,
+  rid bigint NOT NULL REFERENCES resource(rid),
+  canonical_code2 bytea NOT NULL,
+  canonical_number2 double precision NOT NULL,
+  PRIMARY KEY (type, param, code1, system1, code2, system2, number2, start2_us, end2_us, rid)
+);
+CREATE INDEX idx_composite_by_rid ON idx_composite(rid);
+
+CREATE TABLE fts_resource (
+  rid bigint PRIMARY KEY REFERENCES resource(rid),
+  narrative tsvector NOT NULL,
+  content tsvector NOT NULL
+);
+CREATE INDEX fts_resource_narrative ON fts_resource USING gin (narrative);
+CREATE INDEX fts_resource_content ON fts_resource USING gin (content);
+)sql";
+
 constexpr Migration kMigrations[] = {
     {1, "resource, history and token index", kSchemaV1},
     {2, "typed search index tables", kSchemaV2},
+    {3, "composite search index and full text", kSchemaV3},
 };
 
 int64_t NowUs() {

@@ -8,6 +8,7 @@
 #include <deque>
 #include <exception>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <type_traits>
 #include <vector>
@@ -187,22 +188,181 @@ Result<std::vector<ResourceVersion>> QueryList(PgConnection& c, std::string_view
 }
 
 // ---- Put ---------------------------------------------------------------------------------------
+//
+// One Put is one statement, hence one round trip, whatever the number of index rows: data-
+// modifying CTEs upsert the current row, append the history row and replace the resource's index
+// rows of every kind. Each kind's rows travel as one array parameter per column (binary, no
+// quoting) and are expanded with unnest, so the statement is prepared once per connection.
+//
+// Replacing index rows inside one statement: the CTEs all see the snapshot taken before the
+// statement and run in an unspecified order, so no row may be both deleted and inserted by it.
+// The DELETE therefore removes only the old rows whose key is not among the new rows, and the
+// INSERT skips (ON CONFLICT) new rows that are already stored: rows that stay the same across
+// versions are not touched at all, which is also the cheapest for an update of a few fields.
+//
+// When the upsert refuses the version (a stale writer: the WHERE keeps a resource from moving
+// backwards or sideways), `cur` is empty: the history insert, the deletes and the inserts all
+// join `cur` and change nothing, and Put reports a conflict. The unique (rid, version) index of
+// resource_history is the last line of defence: two rows can never claim the same version.
 
-// Every index table. Put clears a resource's rows from all of them in one statement before
-// writing the new version's. A new index kind adds its table here (and in a migration) and its
-// rows in WriteIndexRows.
-constexpr const char* kIndexTables[] = {"idx_token",  "idx_string",    "idx_date", "idx_number",
-                                        "idx_quantity", "idx_reference", "idx_uri"};
+enum class ColumnType { kText, kBytes, kInt, kFloat };
 
-const std::string& DeleteIndexRowsSql() {
+struct IndexColumn {
+  const char* name;
+  ColumnType type;
+  bool key = true;  // part of the primary key: two rows with equal keys are the same row
+};
+
+struct IndexTable {
+  const char* name;
+  std::vector<IndexColumn> columns;  // besides type and rid, in array-parameter order
+};
+
+// Every index table (schema in pg_schema.cpp). A new index kind adds its table here, in a
+// migration, and its arrays in PutVersion, in the same order.
+const std::vector<IndexTable>& IndexTables() {
+  using enum ColumnType;
+  static const std::vector<IndexTable> tables = {
+      {"idx_token", {{"param", kText}, {"code", kBytes}, {"system", kBytes}}},
+      {"idx_string", {{"param", kText}, {"value", kText}, {"exact", kText}}},
+      {"idx_date", {{"param", kText}, {"start_us", kInt}, {"end_us", kInt}}},
+      {"idx_number", {{"param", kText}, {"value", kFloat}}},
+      {"idx_quantity",
+       {{"param", kText},
+        {"code", kBytes},
+        {"system", kBytes},
+        {"value", kFloat},
+        {"canonical_code", kBytes, false},
+        {"canonical_value", kFloat, false}}},
+      {"idx_reference",
+       {{"param", kText}, {"target_id", kBytes}, {"target_type", kText}, {"url", kText}}},
+      {"idx_uri", {{"param", kText}, {"value", kText}}},
+      {"idx_composite",
+       {{"param", kText},
+        {"code1", kBytes},
+        {"system1", kBytes},
+        {"code2", kBytes},
+        {"system2", kBytes},
+        {"number2", kFloat},
+        {"start2_us", kInt},
+        {"end2_us", kInt},
+        {"canonical_code2", kBytes, false},
+        {"canonical_number2", kFloat, false}}},
+  };
+  return tables;
+}
+
+// The full text row (fts_resource, at most one per resource) follows the index tables' arrays:
+// narrative and content, each a text array of zero or one element.
+constexpr size_t kFullTextParams = 2;
+
+// tsvector holds at most 1 MB: the text handed to to_tsvector is capped well below what could
+// reach that (a longer narrative is searchable by its first 256 KiB), on a UTF-8 boundary.
+constexpr size_t kMaxFullTextBytes = 256 * 1024;
+
+std::string_view CappedText(std::string_view s) {
+  if (s.size() <= kMaxFullTextBytes) return s;
+  size_t n = kMaxFullTextBytes;
+  while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;
+  return s.substr(0, n);
+}
+
+constexpr int kPutFixedParams = 6;  // type, id, version, last_updated_us, deleted, json
+
+size_t PutParamCount() {
+  size_t n = kPutFixedParams + kFullTextParams;
+  for (const IndexTable& t : IndexTables()) n += t.columns.size();
+  return n;
+}
+
+const char* ArrayCast(ColumnType t) {
+  switch (t) {
+    case ColumnType::kText: return "text[]";
+    case ColumnType::kBytes: return "bytea[]";
+    case ColumnType::kInt: return "int8[]";
+    case ColumnType::kFloat: return "float8[]";
+  }
+  return "text[]";
+}
+
+std::string Join(const std::vector<std::string>& parts, std::string_view sep) {
+  std::string out;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    if (i) out += sep;
+    out += parts[i];
+  }
+  return out;
+}
+
+const std::string& PutSql() {
   static const std::string sql = [] {
-    std::string s = "WITH ";
+    std::string s =
+        "WITH cur AS (INSERT INTO resource(type, id, version, last_updated_us, deleted, json) "
+        "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (type, id) DO UPDATE SET "
+        "version = excluded.version, last_updated_us = excluded.last_updated_us, "
+        "deleted = excluded.deleted, json = excluded.json "
+        "WHERE excluded.version > resource.version RETURNING rid), "
+        "hist AS (INSERT INTO resource_history(rid, type, id, version, last_updated_us, "
+        "deleted, json) SELECT rid, $1, $2, $3, $4, $5, $6 FROM cur)";
+    int param = kPutFixedParams;
     int n = 0;
-    for (const char* table : kIndexTables) {
-      if (n) s += ", ";
-      s += "d" + std::to_string(n++) + " AS (DELETE FROM " + table + " WHERE rid = $1)";
+    for (const IndexTable& t : IndexTables()) {
+      std::vector<std::string> arrays, names, values, key_arrays, key_names, match, non_key;
+      for (const IndexColumn& c : t.columns) {
+        const std::string array = "$" + std::to_string(++param) + "::" + ArrayCast(c.type);
+        arrays.push_back(array);
+        names.push_back(c.name);
+        values.push_back(std::string("u.") + c.name);
+        if (c.key) {
+          key_arrays.push_back(array);
+          key_names.push_back(c.name);
+          // Text keys compare bytewise, as the COLLATE "C" columns (and SQLite) do.
+          match.push_back(std::string("x.") + c.name + " = u." + c.name +
+                          (c.type == ColumnType::kText ? " COLLATE \"C\"" : ""));
+        } else {
+          non_key.push_back(c.name);
+        }
+      }
+      const std::string tag = std::to_string(n++);
+      s += ", d" + tag + " AS (DELETE FROM " + t.name +
+           " x USING cur WHERE x.rid = cur.rid AND NOT EXISTS (SELECT 1 FROM unnest(" +
+           Join(key_arrays, ", ") + ") AS u(" + Join(key_names, ", ") + ") WHERE " +
+           Join(match, " AND ") + "))";
+      std::string conflict = " ON CONFLICT DO NOTHING";
+      std::string distinct;
+      if (!non_key.empty()) {
+        // A kept row whose non-key columns changed (e.g. a new canonical unit) is updated in
+        // place. DO UPDATE may touch a row once per statement: duplicates go first.
+        std::vector<std::string> key_values, set, old_cols, new_cols;
+        for (const std::string& k : key_names) key_values.push_back("u." + k);
+        for (const std::string& c : non_key) {
+          set.push_back(c + " = excluded." + c);
+          old_cols.push_back(std::string(t.name) + "." + c);
+          new_cols.push_back("excluded." + c);
+        }
+        distinct = "DISTINCT ON (" + Join(key_values, ", ") + ") ";
+        conflict = " ON CONFLICT (type, " + Join(key_names, ", ") + ", rid) DO UPDATE SET " +
+                   Join(set, ", ") + " WHERE (" + Join(old_cols, ", ") +
+                   ") IS DISTINCT FROM (" + Join(new_cols, ", ") + ")";
+      }
+      s += ", i" + tag + " AS (INSERT INTO " + t.name + "(type, " + Join(names, ", ") +
+           ", rid) SELECT " + distinct + "$1, " + Join(values, ", ") +
+           ", cur.rid FROM cur, unnest(" + Join(arrays, ", ") + ") AS u(" + Join(names, ", ") +
+           ")" + conflict + ")";
     }
-    return s + " SELECT 1";
+    // Full text: replaced when the new version has text, deleted when it has none (disjoint,
+    // as above), rewritten only when it changed.
+    const std::string narrative = "$" + std::to_string(++param) + "::text[]";
+    const std::string content = "$" + std::to_string(++param) + "::text[]";
+    s += ", fd AS (DELETE FROM fts_resource x USING cur WHERE x.rid = cur.rid AND "
+         "cardinality(" + narrative + ") = 0)";
+    s += ", fi AS (INSERT INTO fts_resource(rid, narrative, content) SELECT cur.rid, "
+         "to_tsvector('simple', u.narrative), to_tsvector('simple', u.content) FROM cur, "
+         "unnest(" + narrative + ", " + content + ") AS u(narrative, content) "
+         "ON CONFLICT (rid) DO UPDATE SET narrative = excluded.narrative, "
+         "content = excluded.content WHERE (fts_resource.narrative, fts_resource.content) "
+         "IS DISTINCT FROM (excluded.narrative, excluded.content))";
+    return s + " SELECT rid FROM cur";
   }();
   return sql;
 }
@@ -216,125 +376,96 @@ auto Column(const std::vector<Row>& rows, F field) {
   return out;
 }
 
-// One INSERT … SELECT FROM unnest(arrays) per non-empty kind: a single round trip and a single
-// prepared plan whatever the number of rows. DO NOTHING: the same value listed twice in one
-// resource is one index row.
-Status WriteIndexRows(PgConnection& c, std::string_view type, int64_t rid,
-                      const IndexRows& index) {
-  using SV = std::string_view;
-  auto run = [&](const char* sql, PgParams params) -> Status {
-    JC_ASSIGN_OR_RETURN(PgResult r, c.Query(sql, params.Text(type).Int(rid)));
-    (void)r;
-    return Status::Ok();
-  };
-  if (const auto& rows = index.tokens; !rows.empty()) {
-    JC_RETURN_IF_ERROR(run(
-        "INSERT INTO idx_token(type, param, code, system, rid) SELECT $4, p, c, s, $5 "
-        "FROM unnest($1::text[], $2::bytea[], $3::bytea[]) AS u(p, c, s) ON CONFLICT DO NOTHING",
-        PgParams()
-            .TextArray(Column(rows, [](const TokenIndexRow& r) { return SV(r.param); }))
-            .BytesArray(Column(rows, [](const TokenIndexRow& r) { return SV(r.code); }))
-            .BytesArray(Column(rows, [](const TokenIndexRow& r) { return SV(r.system); }))));
+// A text column for an array parameter. PostgreSQL text cannot hold NUL (SQLite TEXT can, and
+// a FHIR string that contains one passes validation): such a value is indexed without its NUL
+// bytes, so that the write succeeds on both backends instead of failing here alone.
+class TextColumns {
+ public:
+  template <class Row, class F>
+  std::vector<std::string_view> operator()(const std::vector<Row>& rows, F field) {
+    std::vector<std::string_view> out;
+    out.reserve(rows.size());
+    for (const Row& r : rows) out.push_back(WithoutNul(field(r)));
+    return out;
   }
-  if (const auto& rows = index.strings; !rows.empty()) {
-    JC_RETURN_IF_ERROR(run(
-        "INSERT INTO idx_string(type, param, value, exact, rid) SELECT $4, p, v, e, $5 "
-        "FROM unnest($1::text[], $2::text[], $3::text[]) AS u(p, v, e) ON CONFLICT DO NOTHING",
-        PgParams()
-            .TextArray(Column(rows, [](const StringIndexRow& r) { return SV(r.param); }))
-            .TextArray(Column(rows, [](const StringIndexRow& r) { return SV(r.value); }))
-            .TextArray(Column(rows, [](const StringIndexRow& r) { return SV(r.exact); }))));
+
+  std::string_view WithoutNul(std::string_view s) {
+    if (s.find('\0') == std::string_view::npos) return s;
+    std::string& copy = owned_.emplace_back(s);
+    std::erase(copy, '\0');
+    return copy;
   }
-  if (const auto& rows = index.dates; !rows.empty()) {
-    JC_RETURN_IF_ERROR(run(
-        "INSERT INTO idx_date(type, param, start_us, end_us, rid) SELECT $4, p, s, e, $5 "
-        "FROM unnest($1::text[], $2::int8[], $3::int8[]) AS u(p, s, e) ON CONFLICT DO NOTHING",
-        PgParams()
-            .TextArray(Column(rows, [](const DateIndexRow& r) { return SV(r.param); }))
-            .IntArray(Column(rows, [](const DateIndexRow& r) { return r.start_us; }))
-            .IntArray(Column(rows, [](const DateIndexRow& r) { return r.end_us; }))));
-  }
-  if (const auto& rows = index.numbers; !rows.empty()) {
-    JC_RETURN_IF_ERROR(run(
-        "INSERT INTO idx_number(type, param, value, rid) SELECT $3, p, v, $4 "
-        "FROM unnest($1::text[], $2::float8[]) AS u(p, v) ON CONFLICT DO NOTHING",
-        PgParams()
-            .TextArray(Column(rows, [](const NumberIndexRow& r) { return SV(r.param); }))
-            .FloatArray(Column(rows, [](const NumberIndexRow& r) { return r.value; }))));
-  }
-  if (const auto& rows = index.quantities; !rows.empty()) {
-    JC_RETURN_IF_ERROR(run(
-        "INSERT INTO idx_quantity(type, param, code, system, value, canonical_code, "
-        "canonical_value, rid) SELECT $7, p, c, s, v, cc, cv, $8 FROM unnest($1::text[], "
-        "$2::bytea[], $3::bytea[], $4::float8[], $5::bytea[], $6::float8[]) "
-        "AS u(p, c, s, v, cc, cv) ON CONFLICT DO NOTHING",
-        PgParams()
-            .TextArray(Column(rows, [](const QuantityIndexRow& r) { return SV(r.param); }))
-            .BytesArray(Column(rows, [](const QuantityIndexRow& r) { return SV(r.code); }))
-            .BytesArray(Column(rows, [](const QuantityIndexRow& r) { return SV(r.system); }))
-            .FloatArray(Column(rows, [](const QuantityIndexRow& r) { return r.value; }))
-            .BytesArray(
-                Column(rows, [](const QuantityIndexRow& r) { return SV(r.canonical_code); }))
-            .FloatArray(
-                Column(rows, [](const QuantityIndexRow& r) { return r.canonical_value; }))));
-  }
-  if (const auto& rows = index.references; !rows.empty()) {
-    JC_RETURN_IF_ERROR(run(
-        "INSERT INTO idx_reference(type, param, target_id, target_type, url, rid) "
-        "SELECT $5, p, i, t, u, $6 FROM unnest($1::text[], $2::bytea[], $3::text[], $4::text[]) "
-        "AS x(p, i, t, u) ON CONFLICT DO NOTHING",
-        PgParams()
-            .TextArray(Column(rows, [](const ReferenceIndexRow& r) { return SV(r.param); }))
-            .BytesArray(Column(rows, [](const ReferenceIndexRow& r) { return SV(r.target_id); }))
-            .TextArray(Column(rows, [](const ReferenceIndexRow& r) { return SV(r.target_type); }))
-            .TextArray(Column(rows, [](const ReferenceIndexRow& r) { return SV(r.url); }))));
-  }
-  if (const auto& rows = index.uris; !rows.empty()) {
-    JC_RETURN_IF_ERROR(run(
-        "INSERT INTO idx_uri(type, param, value, rid) SELECT $3, p, v, $4 "
-        "FROM unnest($1::text[], $2::text[]) AS u(p, v) ON CONFLICT DO NOTHING",
-        PgParams()
-            .TextArray(Column(rows, [](const UriIndexRow& r) { return SV(r.param); }))
-            .TextArray(Column(rows, [](const UriIndexRow& r) { return SV(r.value); }))));
-  }
-  return Status::Ok();
-}
+
+ private:
+  std::deque<std::string> owned_;  // stable addresses for the views handed out
+};
 
 Status PutVersion(PgConnection& c, const ResourceVersion& v, const IndexRows& index) {
   if (v.type.empty() || v.id.empty()) return Invalid("Put: resource type and id are required");
   if (v.version < 1) return Invalid("Put: version must be >= 1");
-  const std::string_view json = v.deleted ? std::string_view() : std::string_view(v.json);
-  // One round trip for the current row and the history row. The WHERE on the upsert refuses
-  // to move a resource backwards (or sideways): a stale writer gets a conflict instead of
-  // silently overwriting a newer current row; the history insert then inserts nothing.
-  JC_ASSIGN_OR_RETURN(
-      PgResult r,
-      c.Query("WITH cur AS (INSERT INTO resource(type, id, version, last_updated_us, deleted, json) "
-              "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (type, id) DO UPDATE SET "
-              "version = excluded.version, last_updated_us = excluded.last_updated_us, "
-              "deleted = excluded.deleted, json = excluded.json "
-              "WHERE excluded.version > resource.version RETURNING rid), "
-              "hist AS (INSERT INTO resource_history(rid, type, id, version, last_updated_us, "
-              "deleted, json) SELECT rid, $1, $2, $3, $4, $5, $6 FROM cur) "
-              "SELECT rid FROM cur",
-              PgParams()
-                  .Text(v.type)
-                  .Bytes(v.id)
-                  .Int(v.version)
-                  .Int(v.last_updated_us)
-                  .Bool(v.deleted)
-                  .Bytes(json)));
+  using SV = std::string_view;
+  const SV json = v.deleted ? SV() : SV(v.json);
+  TextColumns text;
+  PgParams p;
+  p.Text(v.type).Bytes(v.id).Int(v.version).Int(v.last_updated_us).Bool(v.deleted).Bytes(json);
+  // The arrays, table by table and column by column in IndexTables() order.
+  const auto& tok = index.tokens;
+  p.TextArray(text(tok, [](const TokenIndexRow& r) { return SV(r.param); }))
+      .BytesArray(Column(tok, [](const TokenIndexRow& r) { return SV(r.code); }))
+      .BytesArray(Column(tok, [](const TokenIndexRow& r) { return SV(r.system); }));
+  const auto& str = index.strings;
+  p.TextArray(text(str, [](const StringIndexRow& r) { return SV(r.param); }))
+      .TextArray(text(str, [](const StringIndexRow& r) { return SV(r.value); }))
+      .TextArray(text(str, [](const StringIndexRow& r) { return SV(r.exact); }));
+  const auto& date = index.dates;
+  p.TextArray(text(date, [](const DateIndexRow& r) { return SV(r.param); }))
+      .IntArray(Column(date, [](const DateIndexRow& r) { return r.start_us; }))
+      .IntArray(Column(date, [](const DateIndexRow& r) { return r.end_us; }));
+  const auto& num = index.numbers;
+  p.TextArray(text(num, [](const NumberIndexRow& r) { return SV(r.param); }))
+      .FloatArray(Column(num, [](const NumberIndexRow& r) { return r.value; }));
+  const auto& qty = index.quantities;
+  p.TextArray(text(qty, [](const QuantityIndexRow& r) { return SV(r.param); }))
+      .BytesArray(Column(qty, [](const QuantityIndexRow& r) { return SV(r.code); }))
+      .BytesArray(Column(qty, [](const QuantityIndexRow& r) { return SV(r.system); }))
+      .FloatArray(Column(qty, [](const QuantityIndexRow& r) { return r.value; }))
+      .BytesArray(Column(qty, [](const QuantityIndexRow& r) { return SV(r.canonical_code); }))
+      .FloatArray(Column(qty, [](const QuantityIndexRow& r) { return r.canonical_value; }));
+  const auto& ref = index.references;
+  p.TextArray(text(ref, [](const ReferenceIndexRow& r) { return SV(r.param); }))
+      .BytesArray(Column(ref, [](const ReferenceIndexRow& r) { return SV(r.target_id); }))
+      .TextArray(text(ref, [](const ReferenceIndexRow& r) { return SV(r.target_type); }))
+      .TextArray(text(ref, [](const ReferenceIndexRow& r) { return SV(r.url); }));
+  const auto& uri = index.uris;
+  p.TextArray(text(uri, [](const UriIndexRow& r) { return SV(r.param); }))
+      .TextArray(text(uri, [](const UriIndexRow& r) { return SV(r.value); }));
+  const auto& comp = index.composites;
+  p.TextArray(text(comp, [](const CompositeIndexRow& r) { return SV(r.param); }))
+      .BytesArray(Column(comp, [](const CompositeIndexRow& r) { return SV(r.code1); }))
+      .BytesArray(Column(comp, [](const CompositeIndexRow& r) { return SV(r.system1); }))
+      .BytesArray(Column(comp, [](const CompositeIndexRow& r) { return SV(r.code2); }))
+      .BytesArray(Column(comp, [](const CompositeIndexRow& r) { return SV(r.system2); }))
+      .FloatArray(Column(comp, [](const CompositeIndexRow& r) { return r.number2; }))
+      .IntArray(Column(comp, [](const CompositeIndexRow& r) { return r.start2_us; }))
+      .IntArray(Column(comp, [](const CompositeIndexRow& r) { return r.end2_us; }))
+      .BytesArray(Column(comp, [](const CompositeIndexRow& r) { return SV(r.canonical_code2); }))
+      .FloatArray(Column(comp, [](const CompositeIndexRow& r) { return r.canonical_number2; }));
+  // At most one full text row per resource (the port's rule; any further one is not stored).
+  std::vector<SV> narrative, content;
+  if (!index.full_text.empty()) {
+    narrative.push_back(text.WithoutNul(CappedText(index.full_text.front().narrative)));
+    content.push_back(text.WithoutNul(CappedText(index.full_text.front().content)));
+  }
+  p.TextArray(narrative).TextArray(content);
+  if (p.size() != PutParamCount()) {
+    return Internal("Put: parameter list out of step with the index tables");
+  }
+  JC_ASSIGN_OR_RETURN(PgResult r, c.Query(PutSql(), p));
   if (r.rows() == 0) {
     return Conflict("Put: " + v.type + "/" + v.id + " already has version " +
-                    std::to_string(v.version) + " or newer");
+                    std::to_string(v.version) + " or newer (written concurrently)");
   }
-  const int64_t rid = r.Int(0, 0);
-  // A first version has no index rows to replace.
-  if (v.version > 1) {
-    JC_ASSIGN_OR_RETURN(PgResult d, c.Query(DeleteIndexRowsSql(), PgParams().Int(rid)));
-    (void)d;
-  }
-  return WriteIndexRows(c, v.type, rid, index);
+  return Status::Ok();
 }
 
 // ---- read pool ---------------------------------------------------------------------------------
@@ -493,7 +624,16 @@ class PostgresStore final : public IStore {
  public:
   PostgresStore(std::unique_ptr<PgConnection> writer, std::shared_ptr<ReadPool> pool,
                 const PostgresOptions& options)
-      : options_(options), timers_(Timers::Make()), writer_conn_(std::move(writer)),
+      : options_(options),
+        timers_(Timers::Make()),
+        // READ COMMITTED is enough: the advisory lock makes writers of every process take
+        // turns, and each statement after it sees everything committed before it was granted.
+        // lock_timeout bounds that wait (and any row-lock wait after it) for the transaction.
+        begin_sql_("BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL lock_timeout = " +
+                   std::to_string(std::max(options.write_lock_timeout_ms, 0)) +
+                   "; SELECT pg_advisory_xact_lock(" + std::to_string(kLockSpace) + ", " +
+                   std::to_string(kWriteLock) + ")"),
+        writer_conn_(std::move(writer)),
         pool_(std::move(pool)) {
     writer_thread_ = std::thread([this] { WriterLoop(); });
     writer_id_ = writer_thread_.get_id();
@@ -598,17 +738,34 @@ class PostgresStore final : public IStore {
     }
   }
 
+  // Opens the group's transaction and takes the write lock that serializes writers of every
+  // process. Nothing of the group has run yet, so this step alone is retried (see
+  // postgres_store.h): a broken connection is reopened, a transient failure tried again after a
+  // short backoff, at most begin_attempts times.
   Status Begin(PgConnection& c) {
-    if (!c.Healthy()) JC_RETURN_IF_ERROR(c.Reset());
-    // READ COMMITTED is enough: the advisory lock makes writers of every process take turns,
-    // and each statement after it sees everything committed before the lock was granted.
-    static const std::string kBegin = "BEGIN ISOLATION LEVEL READ COMMITTED; SELECT "
-                                      "pg_advisory_xact_lock(" +
-                                      std::to_string(kLockSpace) + ", " +
-                                      std::to_string(kWriteLock) + ")";
-    Status s = c.Exec(kBegin);
-    if (!s.ok() && c.InTransaction()) (void)c.Exec("ROLLBACK");
-    return s;
+    for (int attempt = 1;; ++attempt) {
+      Status s = c.Healthy() ? Status::Ok() : c.Reset();
+      if (s.ok()) s = c.Exec(begin_sql_);
+      if (s.ok()) return s;
+      const std::string sqlstate = c.LastSqlState();
+      if (c.InTransaction()) (void)c.Exec("ROLLBACK");
+      Error e = std::move(s).error();
+      if (sqlstate == "55P03") {
+        return Error(ErrorCode::kUnavailable,
+                     "postgres: waited more than " +
+                         std::to_string(options_.write_lock_timeout_ms) +
+                         " ms for the write lock, held by another jiceng process or session "
+                         "(pg_locks: advisory lock " + std::to_string(kLockSpace) + "/" +
+                         std::to_string(kWriteLock) + "); try again later");
+      }
+      if (e.code != ErrorCode::kUnavailable) return e;
+      if (attempt >= options_.begin_attempts) {
+        e.message = "postgres: could not open a write transaction in " +
+                    std::to_string(attempt) + " attempts: " + e.message;
+        return e;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50 << std::min(attempt, 5)));
+    }
   }
 
   // Runs every unit of the group in its own savepoint of one transaction and commits once.
@@ -654,6 +811,7 @@ class PostgresStore final : public IStore {
 
   const PostgresOptions options_;
   const Timers timers_;
+  const std::string begin_sql_;
   std::unique_ptr<PgConnection> writer_conn_;  // used only by the writer thread until Close
   std::shared_ptr<ReadPool> pool_;
 
@@ -672,8 +830,9 @@ class PostgresStore final : public IStore {
 Result<std::unique_ptr<IStore>> OpenPostgresStore(const std::string& url,
                                                   const PostgresOptions& options) {
   using postgres::PgConnection;
-  if (options.read_connections < 1 || options.max_group < 1) {
-    return Invalid("postgres options: read_connections and max_group must be >= 1");
+  if (options.read_connections < 1 || options.max_group < 1 || options.begin_attempts < 1) {
+    return Invalid(
+        "postgres options: read_connections, max_group and begin_attempts must be >= 1");
   }
   JC_ASSIGN_OR_RETURN(std::unique_ptr<PgConnection> writer, PgConnection::Open(url));
   JC_RETURN_IF_ERROR(postgres::ApplyMigrations(*writer, postgres::Migrations()));

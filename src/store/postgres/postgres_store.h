@@ -7,10 +7,23 @@
 // it, and the conformance suite checks exactly that (a unit started while another is still
 // running must see that other's writes). So units of work are serialized, in this process by
 // one writer thread and across processes by a transaction-scoped advisory lock taken at BEGIN.
-// Serial writes cannot deadlock or fail serialization, so nothing is ever retried behind the
-// caller's back (a unit of work may have side effects outside the database). Like the SQLite
-// backend, the writer group-commits: units queued while the previous group committed run each
-// in its own savepoint of one transaction, and one COMMIT (one WAL flush) acknowledges them all.
+// Like the SQLite backend, the writer group-commits: units queued while the previous group
+// committed run each in its own savepoint of one transaction, and one COMMIT (one WAL flush)
+// acknowledges them all.
+//
+// Concurrency between processes: an If-Match style read-check-write has exactly one winner,
+// because the second writer only reads after the first has committed. Versions cannot fork even
+// if something writes without the lock: Put's upsert refuses a version that is not newer than
+// the stored one (kConflict), and resource_history has a unique (rid, version) index.
+//
+// Retries: serial writers of jiceng cannot deadlock or fail serialization with each other, so a
+// failure inside a unit of work comes from outside (a session that ignores the lock, an operator)
+// and is reported, never retried: a unit of work is not re-runnable (it may move its inputs or
+// act outside the database). Deadlocks and serialization failures are kUnavailable (503), a
+// unique violation kConflict (409). What is retried is the step before any unit runs: opening
+// the transaction and taking the lock, up to begin_attempts times, reconnecting a connection
+// the server dropped (restart, failover). A lock wait longer than write_lock_timeout_ms is a 503
+// at once.
 #pragma once
 
 #include <memory>
@@ -30,6 +43,12 @@ struct PostgresOptions {
   int max_group = 256;
   // How long the writer may wait for the previous group's callers to resubmit (0: never).
   int group_commit_window_us = 200;
+  // Longest wait for a lock inside a write transaction: the cross-process write lock (held by
+  // another process for the length of its group) and, rarely, a row lock held by a session
+  // outside jiceng. Beyond it the group fails with kUnavailable (0: wait forever).
+  int write_lock_timeout_ms = 30000;
+  // Attempts at opening a write transaction (reconnecting in between) before the group fails.
+  int begin_attempts = 4;
 };
 
 // Connects to `url` (postgresql://user@host:port/db?… or any libpq connection string) and

@@ -3,7 +3,6 @@
 #include "store/sqlite/index_keys.h"
 
 #include <cstring>
-#include <mutex>
 
 #include <string>
 
@@ -40,26 +39,8 @@ Status Stmt::Run() {
   }
 }
 
-namespace {
-
-// See the pragmas in Connection::Open. SQLite's default is 64 KiB: one unit of work that touches
-// 20 index B-trees already crosses it.
-constexpr int kStatementJournalSpillBytes = 8 << 20;
-
-void ConfigureSqliteOnce() {
-  static std::once_flag once;
-  std::call_once(once, [] {
-    // Fails with SQLITE_MISUSE if SQLite was initialised before (another library in the
-    // process): the default then stays, which is correct, only slower.
-    (void)sqlite3_config(SQLITE_CONFIG_STMTJRNL_SPILL, kStatementJournalSpillBytes);
-  });
-}
-
-}  // namespace
-
 Result<std::unique_ptr<Connection>> Connection::Open(const std::string& path,
                                                      const ConnectionOptions& options) {
-  ConfigureSqliteOnce();
   sqlite3* db = nullptr;
   int flags = SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE |
               (options.read_only ? SQLITE_OPEN_READONLY
@@ -80,11 +61,11 @@ Result<std::unique_ptr<Connection>> Connection::Open(const std::string& path,
   if (int frc = RegisterSortKeyFunction(db); frc != SQLITE_OK) {
     return SqliteError(db, frc, "register jc_sort_key");
   }
-  // Journals of savepoints (every unit of work runs in one) and of statements stay in memory up
-  // to kStatementJournalSpillBytes and spill to a temp file past it (temp_store=FILE): a unit of
-  // a few dozen pages never creates, writes and unlinks a temp file per commit, while a huge
-  // transaction Bundle cannot grow the heap without bound. (Held in memory without a bound, the
-  // journal's chunk list made large Bundle ingest ~20% slower: see docs/benchmarks.md.)
+  // temp_store=FILE: every unit of work runs in a SAVEPOINT, whose journal SQLite keeps in
+  // memory up to 64 KiB and then spills to a temp file. Held in memory without a bound
+  // (temp_store=MEMORY) its chunk list is walked from the start and perf put ~30% of Bundle
+  // ingest there (docs/benchmarks.md). A larger spill threshold (SQLITE_CONFIG_STMTJRNL_SPILL)
+  // made SQLite 3.40 fail large FTS5 transactions with SQLITE_FULL, so the default stays.
   // foreign_keys stays OFF: the REFERENCES clauses document the schema, but enforcing them cost
   // a lookup plus a statement journal per index-row INSERT; the single writer keeps them true
   // and the store tests check `PRAGMA foreign_key_check` after every kind of write.

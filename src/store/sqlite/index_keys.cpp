@@ -110,6 +110,11 @@ void ForEachKind(Visit&& visit, IndexRows& r) {
   });
   visit(SearchKind::kUri, r.uris,
         [](auto& f, UriIndexRow& x) { return f.text(x.param) && f.text(x.value); });
+  visit(SearchKind::kComposite, r.composites, [](auto& f, CompositeIndexRow& x) {
+    return f.text(x.param) && f.text(x.system1) && f.text(x.code1) && f.text(x.code2) &&
+           f.text(x.system2) && f.raw(x.number2) && f.text(x.canonical_code2) &&
+           f.raw(x.canonical_number2) && f.raw(x.start2_us) && f.raw(x.end2_us);
+  });
 }
 
 struct EncodeFields {

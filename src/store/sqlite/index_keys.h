@@ -2,7 +2,8 @@
 // resource_index_keys (one row per resource), and the SQL function that sorts by it.
 //
 // Format (version 1): a version byte, then for each kind in IndexRows order (tokens, strings,
-// dates, numbers, quantities, references, uris) a varint row count followed by the rows, each
+// dates, numbers, quantities, references, uris, composites; not full text, which is replaced by
+// rowid) a varint row count followed by the rows, each
 // field in struct order: strings as varint length + bytes, integers and doubles as their 8
 // bytes in the machine's byte order (the file never moves between byte orders: SQLite databases
 // are copied between the x86-64 and arm64 machines we run on, both little-endian).

@@ -7,6 +7,7 @@
 #include "store/sqlite/sqlite_index_write.h"
 
 #include <string>
+#include <vector>
 
 #include "store/sqlite/connection.h"
 #include "store/sqlite/index_keys.h"
@@ -93,6 +94,25 @@ Status InsertRows(Connection& c, std::string_view type, int64_t rid, const Index
     s.BindInt(4, rid);
     JC_RETURN_IF_ERROR(s.Run());
   }
+  for (const CompositeIndexRow& r : index.composites) {
+    JC_SQL_STMT(s, c,
+                "INSERT OR IGNORE INTO idx_composite(type, param, code1, system1, code2, system2, "
+                "number2, start2_us, end2_us, rid, canonical_code2, canonical_number2) "
+                "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)");
+    s.BindText(1, type);
+    s.BindText(2, r.param);
+    s.BindText(3, r.code1);
+    s.BindText(4, r.system1);
+    s.BindText(5, r.code2);
+    s.BindText(6, r.system2);
+    s.BindDouble(7, r.number2);
+    s.BindInt(8, r.start2_us);
+    s.BindInt(9, r.end2_us);
+    s.BindInt(10, rid);
+    s.BindText(11, r.canonical_code2);
+    s.BindDouble(12, r.canonical_number2);
+    JC_RETURN_IF_ERROR(s.Run());
+  }
   return Status::Ok();
 }
 
@@ -172,12 +192,48 @@ Status DeleteRows(Connection& c, std::string_view type, int64_t rid, const Index
     s.BindInt(4, rid);
     JC_RETURN_IF_ERROR(s.Run());
   }
+  for (const CompositeIndexRow& r : index.composites) {
+    JC_SQL_STMT(s, c,
+                "DELETE FROM idx_composite WHERE type = ?1 AND param = ?2 AND code1 = ?3 AND "
+                "system1 = ?4 AND code2 = ?5 AND system2 = ?6 AND number2 = ?7 AND "
+                "start2_us = ?8 AND end2_us = ?9 AND rid = ?10");
+    s.BindText(1, type);
+    s.BindText(2, r.param);
+    s.BindText(3, r.code1);
+    s.BindText(4, r.system1);
+    s.BindText(5, r.code2);
+    s.BindText(6, r.system2);
+    s.BindDouble(7, r.number2);
+    s.BindInt(8, r.start2_us);
+    s.BindInt(9, r.end2_us);
+    s.BindInt(10, rid);
+    JC_RETURN_IF_ERROR(s.Run());
+  }
   return Status::Ok();
 }
 
+// The _text/_content row: fts_resource is an FTS5 table whose rowid is the resource's rid.
+Status ReplaceFullText(Connection& c, int64_t rid, bool fresh, const IndexRows& index) {
+  if (!fresh) {
+    JC_SQL_STMT(s, c, "DELETE FROM fts_resource WHERE rowid = ?1");
+    s.BindInt(1, rid);
+    JC_RETURN_IF_ERROR(s.Run());
+  }
+  if (!index.full_text.empty()) {
+    const FullTextIndexRow& r = index.full_text.front();  // at most one per resource
+    JC_SQL_STMT(s, c, "INSERT INTO fts_resource(rowid, narrative, content) VALUES (?1, ?2, ?3)");
+    s.BindInt(1, rid);
+    s.BindText(2, r.narrative);
+    s.BindText(3, r.content);
+    JC_RETURN_IF_ERROR(s.Run());
+  }
+  return Status::Ok();
+}
+
+// Whether there are rows for resource_index_keys (full text is replaced by rowid, not keys).
 bool Empty(const IndexRows& r) {
   return r.tokens.empty() && r.strings.empty() && r.dates.empty() && r.numbers.empty() &&
-         r.quantities.empty() && r.references.empty() && r.uris.empty();
+         r.quantities.empty() && r.references.empty() && r.uris.empty() && r.composites.empty();
 }
 
 }  // namespace
@@ -211,6 +267,7 @@ Status ReplaceIndexRows(Connection& c, std::string_view type, int64_t rid, bool 
     if (old) JC_RETURN_IF_ERROR(DeleteRows(c, type, rid, *old));
   }
   JC_RETURN_IF_ERROR(InsertRows(c, type, rid, index));
+  JC_RETURN_IF_ERROR(ReplaceFullText(c, rid, fresh, index));
   if (fresh && Empty(index)) return Status::Ok();
   return WriteIndexKeys(c, rid, index);
 }

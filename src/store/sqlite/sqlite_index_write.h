@@ -14,7 +14,7 @@ namespace jiceng::store::sqlite {
 class Connection;
 
 // Replaces the index rows of resource `rid` (of `type`) with `index`. `fresh`: the rid was just
-// created (version 1), so there are no old rows to delete (saves seven deletes per ingest).
+// created (version 1), so there are no old rows to delete (nothing to look up or delete).
 Status ReplaceIndexRows(Connection& c, std::string_view type, int64_t rid, bool fresh,
                         const IndexRows& index);
 

@@ -162,13 +162,46 @@ CREATE TABLE idx_uri (
 CREATE INDEX idx_uri_by_rid ON idx_uri(rid);
 )sql";
 
-// Schema v3 — resource_index_keys replaces the seven idx_*_by_rid indexes.
+// Composite search rows and full text (the search compiler's chains/_has need no new tables).
+// * idx_composite: store::CompositeIndexRow, one row per combination of component values within
+//   one element (Observation component-code-value-quantity …), plus token :of-type rows under
+//   "<code>:of-type". The first component is a token (code1, system1); the second sits in the
+//   columns of its kind (token/string: code2 + system2, quantity: number2 + code2 + system2 and
+//   the canonical pair, date: [start2_us, end2_us)); unused columns hold '' or 0. Same shape as
+//   the v2 tables, key columns declared first (see idx_quantity).
+// * fts_resource: FTS5 over the narrative (_text) and the text content (_content) of each
+//   resource, rowid = the resource's rid. Text arrives normalised with every CJK ideograph a
+//   word of its own, so unicode61 finds Chinese by characters (a phrase query in order).
+//   Rows of resources written before this migration are not back-filled: a reindex rewrites them.
+constexpr const char* kSchemaV3Search = R"sql(
+CREATE TABLE idx_composite (
+  type TEXT NOT NULL,
+  param TEXT NOT NULL,
+  code1 TEXT NOT NULL,
+  system1 TEXT NOT NULL,
+  code2 TEXT NOT NULL,
+  system2 TEXT NOT NULL,
+  number2 REAL NOT NULL,
+  start2_us INTEGER NOT NULL,
+  end2_us INTEGER NOT NULL,
+  rid INTEGER NOT NULL REFERENCES resource(rid),
+  canonical_code2 TEXT NOT NULL,
+  canonical_number2 REAL NOT NULL,
+  PRIMARY KEY (type, param, code1, system1, code2, system2, number2, start2_us, end2_us, rid)
+) WITHOUT ROWID;
+CREATE INDEX idx_composite_by_rid ON idx_composite(rid);
+
+CREATE VIRTUAL TABLE fts_resource USING fts5(narrative, content,
+  tokenize = 'unicode61 remove_diacritics 2');
+)sql";
+
+// Schema v4 — resource_index_keys replaces the eight idx_*_by_rid indexes.
 // Each resource's IndexRows, encoded (index_keys.h), in one row keyed by rid. A Put finds the
 // previous version's index rows there and deletes them by primary key, and a search sorts by a
 // parameter through jc_sort_key() over it; so no idx_* table needs a second index on rid, and
 // every index row costs one B-tree insert instead of two (the rid indexes were a third of the
 // writer's work in Bundle ingest). The table itself is appended to in rid order.
-constexpr const char* kSchemaV3 = R"sql(
+constexpr const char* kSchemaV4 = R"sql(
 CREATE TABLE resource_index_keys (
   rid INTEGER PRIMARY KEY REFERENCES resource(rid),
   keys BLOB NOT NULL
@@ -257,18 +290,34 @@ Status BackfillIndexKeys(Connection& c) {
         rows.uris.push_back({s.ColumnText(0), s.ColumnText(1)});
       }
     }
+    {
+      JC_SQL_STMT(s, c,
+                  "SELECT param, system1, code1, code2, system2, number2, canonical_code2, "
+                  "canonical_number2, start2_us, end2_us FROM idx_composite WHERE rid = ?1");
+      s.BindInt(1, rid);
+      while (true) {
+        JC_ASSIGN_OR_RETURN(bool row, s.Step());
+        if (!row) break;
+        rows.composites.push_back({s.ColumnText(0), s.ColumnText(1), s.ColumnText(2),
+                                   s.ColumnText(3), s.ColumnText(4), s.ColumnDouble(5),
+                                   s.ColumnText(6), s.ColumnDouble(7), s.ColumnInt(8),
+                                   s.ColumnInt(9)});
+      }
+    }
     JC_RETURN_IF_ERROR(WriteIndexKeys(c, rid, rows));
   }
   return c.Exec(
       "DROP INDEX idx_token_by_rid; DROP INDEX idx_string_by_rid; DROP INDEX idx_date_by_rid; "
       "DROP INDEX idx_number_by_rid; DROP INDEX idx_quantity_by_rid; "
-      "DROP INDEX idx_reference_by_rid; DROP INDEX idx_uri_by_rid;");
+      "DROP INDEX idx_reference_by_rid; DROP INDEX idx_uri_by_rid; "
+      "DROP INDEX idx_composite_by_rid;");
 }
 
 constexpr Migration kMigrations[] = {
     {1, "resource, history and token index", kSchemaV1},
     {2, "typed search index tables", kSchemaV2},
-    {3, "index keys per resource instead of rid indexes", kSchemaV3, &BackfillIndexKeys},
+    {3, "composite search index and full text", kSchemaV3Search},
+    {4, "index keys per resource instead of rid indexes", kSchemaV4, &BackfillIndexKeys},
 };
 
 int64_t NowUs() {

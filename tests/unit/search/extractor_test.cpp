@@ -182,6 +182,119 @@ TEST(Extract, EveryTypeHasIndexedParamsAndNothingCrashesOnMinimalResources) {
   EXPECT_GT(params, 1000u);  // R4 has ~1,400 parameters; composite/special ones are left out
 }
 
+TEST(Normalize, FullTextFormSeparatesCjkCharacters) {
+  EXPECT_EQ(FullTextForm("患者有高血压"), "患 者 有 高 血 压");
+  EXPECT_EQ(FullTextForm("Ｈｙｐｅｒｔｅｎｓｉｏｎ 高血压ABC"), "hypertension 高 血 压 abc");
+  EXPECT_EQ(FullTextForm("  Müller  "), "muller");
+  EXPECT_TRUE(HasWordCharacter("a"));
+  EXPECT_TRUE(HasWordCharacter("高"));
+  EXPECT_TRUE(HasWordCharacter("é"));
+  EXPECT_FALSE(HasWordCharacter("-- 。、→ ！"));
+}
+
+TEST(Extract, CompositeRowsStayWithinOneElement) {
+  auto rows = Extract(R"({"resourceType":"Observation","status":"final",
+    "code":{"coding":[{"system":"http://loinc.org","code":"55284-4"}]},
+    "component":[
+      {"code":{"coding":[{"system":"http://loinc.org","code":"8480-6"},{"system":"urn:local","code":"sys"}]},
+       "valueQuantity":{"value":150,"system":"http://unitsofmeasure.org","code":"mm[Hg]"}},
+      {"code":{"coding":[{"system":"http://loinc.org","code":"8462-4"}]},
+       "valueQuantity":{"value":70,"system":"http://unitsofmeasure.org","code":"mm[Hg]"}}]})");
+  auto comp = Of(rows.composites, "component-code-value-quantity");
+  ASSERT_EQ(comp.size(), 3u);  // two codings × one value, and one × one: never 150 with 8462-4
+  for (const auto& r : comp) {
+    EXPECT_EQ(r.code2, "mm[Hg]");
+    EXPECT_EQ(r.canonical_code2, "mm[Hg]");
+    EXPECT_DOUBLE_EQ(r.number2, r.code1 == "8462-4" ? 70 : 150);
+    EXPECT_DOUBLE_EQ(r.canonical_number2, r.number2);
+  }
+  EXPECT_EQ(Of(rows.composites, "combo-code-value-quantity").size(), 3u);  // the panel has no value
+  EXPECT_TRUE(Of(rows.composites, "code-value-quantity").empty());
+
+  rows = Extract(R"({"resourceType":"Observation","status":"final",
+    "code":{"coding":[{"system":"http://loinc.org","code":"21112-8"}]},"valueDateTime":"2024-03"})");
+  auto date = Of(rows.composites, "code-value-date");
+  ASSERT_EQ(date.size(), 1u);
+  EXPECT_EQ(date[0].code1, "21112-8");
+  EXPECT_EQ(date[0].start2_us, Us("2024-03-01"));
+  EXPECT_EQ(date[0].end2_us, Us("2024-04-01"));
+  rows = Extract(R"({"resourceType":"Observation","status":"final",
+    "code":{"coding":[{"system":"urn:local","code":"note"}]},"valueString":"Ｈｉｇｈ BP"})");
+  auto str = Of(rows.composites, "code-value-string");
+  ASSERT_EQ(str.size(), 1u);
+  EXPECT_EQ(str[0].code2, "high bp");
+  EXPECT_EQ(str[0].system2, "Ｈｉｇｈ BP");
+}
+
+TEST(Extract, IndexedCompositesAreTheStorableOnes) {
+  auto has = [](std::string_view type, std::string_view code) {
+    for (const auto* p : IndexedParams(type)) {
+      if (p->code == code) return true;
+    }
+    return false;
+  };
+  EXPECT_TRUE(has("Observation", "component-code-value-quantity"));
+  EXPECT_TRUE(has("Observation", "code-value-concept"));
+  EXPECT_TRUE(has("Group", "characteristic-value"));
+  EXPECT_TRUE(has("ValueSet", "context-type-value"));
+  EXPECT_FALSE(has("MolecularSequence", "chromosome-variant-coordinate"));  // three components
+  EXPECT_FALSE(has("DocumentReference", "relationship"));
+}
+
+TEST(Query, SearchableParamsAddTextAndContent) {
+  auto codes = [](std::string_view type) {
+    std::vector<std::string> out;
+    for (const auto* p : SearchableParams(type)) out.push_back(p->code);
+    return out;
+  };
+  auto patient = codes("Patient");
+  EXPECT_EQ(std::count(patient.begin(), patient.end(), "_text"), 1);
+  EXPECT_EQ(std::count(patient.begin(), patient.end(), "_content"), 1);
+  EXPECT_EQ(std::count(patient.begin(), patient.end(), "name"), 1);
+  auto obs = codes("Observation");
+  EXPECT_EQ(std::count(obs.begin(), obs.end(), "component-code-value-quantity"), 1);
+  EXPECT_EQ(IndexedParams("Patient").size() + 2, patient.size());
+  EXPECT_TRUE(codes("NotAType").empty());
+}
+
+TEST(Extract, OfTypeRowsAndReferenceIdentifiers) {
+  auto rows = Extract(R"({"resourceType":"Patient",
+    "identifier":[{"type":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/v2-0203","code":"MR"}]},
+                   "system":"urn:hosp","value":"MR-1"},
+                  {"system":"urn:plain","value":"X"}],
+    "generalPractitioner":[{"identifier":{"system":"urn:doctors","value":"D-7"},"display":"Dr Zhang"}]})");
+  auto of_type = Of(rows.composites, "identifier:of-type");
+  ASSERT_EQ(of_type.size(), 1u);
+  EXPECT_EQ(of_type[0].system1, "http://terminology.hl7.org/CodeSystem/v2-0203");
+  EXPECT_EQ(of_type[0].code1, "MR");
+  EXPECT_EQ(of_type[0].code2, "MR-1");
+  EXPECT_EQ(of_type[0].system2, "urn:hosp");
+  auto gp = Of(rows.tokens, "general-practitioner:identifier");
+  ASSERT_EQ(gp.size(), 1u);
+  EXPECT_EQ(gp[0].system, "urn:doctors");
+  EXPECT_EQ(gp[0].code, "D-7");
+  EXPECT_TRUE(Of(rows.references, "general-practitioner").empty());  // no literal reference
+}
+
+TEST(Extract, FullTextOfNarrativeAndContent) {
+  auto rows = Extract(R"({"resourceType":"Condition","id":"c1",
+    "text":{"status":"generated","div":"<div xmlns=\"http://www.w3.org/1999/xhtml\"><p>高血压</p>Stage&#160;2 &lt;severe&gt;</div>"},
+    "meta":{"source":"urn:metasource"},
+    "code":{"coding":[{"system":"http://snomed.info/sct","code":"38341003","display":"Hypertension"}],"text":"原发性高血压"},
+    "subject":{"reference":"Patient/p1"}})");
+  ASSERT_EQ(rows.full_text.size(), 1u);
+  EXPECT_EQ(rows.full_text[0].narrative, "高 血 压 stage 2 <severe>");
+  const std::string& content = rows.full_text[0].content;
+  EXPECT_NE(content.find("hypertension"), std::string::npos);
+  EXPECT_NE(content.find("原 发 性 高 血 压"), std::string::npos);
+  EXPECT_NE(content.find("38341003"), std::string::npos);
+  EXPECT_EQ(content.find("snomed"), std::string::npos);     // systems are not content
+  EXPECT_EQ(content.find("patient"), std::string::npos);    // nor references
+  EXPECT_EQ(content.find("metasource"), std::string::npos);  // nor meta
+  EXPECT_EQ(content.find("c1"), std::string::npos);         // nor the id
+  EXPECT_TRUE(Extract(R"({"resourceType":"Basic","id":"b"})").full_text.empty());
+}
+
 TEST(Extract, UnknownTypeYieldsNothing) {
   auto rows = Extract(R"({"resourceType":"NotAType","name":"x"})");
   EXPECT_TRUE(rows.strings.empty() && rows.tokens.empty());

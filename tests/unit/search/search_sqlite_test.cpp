@@ -2,96 +2,22 @@
 // fhir/search, answered by the SQLite backend's SQL.
 #include <gtest/gtest.h>
 
-#include <algorithm>
-#include <filesystem>
 #include <string>
 #include <vector>
 
-#include "base/time.h"
-#include "fhir/search/extractor.h"
-#include "fhir/search/query.h"
-#include "store/sqlite/sqlite_store.h"
+#include "search_fixture.h"
 
 namespace jiceng::search {
 namespace {
 
-namespace fs = std::filesystem;
-
-class SearchTest : public ::testing::Test {
+class SearchTest : public SearchStoreTest {
  protected:
-  void SetUp() override {
-    std::string tmpl = (fs::path(::testing::TempDir()) / "jiceng-search-XXXXXX").string();
-    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
-    dir_ = tmpl;
-    auto s = store::OpenSqliteStore(dir_ + "/t.db");
-    ASSERT_TRUE(s.ok()) << s.error().message;
-    store_ = std::move(*s);
-  }
-  void TearDown() override {
-    store_->Close();
-    fs::remove_all(dir_);
-  }
-
-  // Writes `text` (with resourceType and id) as the next version of its resource.
-  void Put(std::string_view text, int64_t updated_us = 0) {
-    auto v = ParseJson(text);
-    ASSERT_TRUE(v.ok()) << text;
-    store::ResourceVersion rv;
-    rv.type = std::string(*FindString(v->get_object(), "resourceType"));
-    rv.id = std::string(*FindString(v->get_object(), "id"));
-    rv.last_updated_us = updated_us ? updated_us : NowMicros();
-    rv.json = std::string(text);
-    store::IndexRows rows = ExtractIndexRows(*v);
-    Status s = store_->Write([&](store::IWriteTransaction& txn) -> Status {
-      JC_ASSIGN_OR_RETURN(auto cur, txn.ReadCurrent(rv.type, rv.id));
-      rv.version = cur ? cur->version + 1 : 1;
-      return txn.Put(rv, rows);
-    });
-    ASSERT_TRUE(s.ok()) << s.error().message;
-  }
-
-  Result<store::SearchPage> Run(std::string_view type, std::string_view query) {
-    Params params;
-    size_t pos = 0;
-    while (pos <= query.size() && !query.empty()) {
-      size_t amp = query.find('&', pos);
-      std::string_view part = query.substr(pos, amp == std::string_view::npos ? query.npos : amp - pos);
-      size_t eq = part.find('=');
-      params.emplace_back(std::string(part.substr(0, eq)),
-                          eq == std::string_view::npos ? "" : std::string(part.substr(eq + 1)));
-      if (amp == std::string_view::npos) break;
-      pos = amp + 1;
-    }
-    ParseOptions o;
-    o.strict = true;
-    o.default_count = 100;
-    JC_ASSIGN_OR_RETURN(ParsedSearch p, ParseSearch(type, params, o));
-    JC_ASSIGN_OR_RETURN(auto txn, store_->BeginRead());
-    return txn->Search(p.query);
-  }
-
-  // Ids in result order; sorted when `keep_order` is false.
-  std::vector<std::string> Ids(std::string_view type, std::string_view query,
-                               bool keep_order = false) {
-    auto page = Run(type, query);
-    EXPECT_TRUE(page.ok()) << query << ": " << page.error().message;
-    std::vector<std::string> ids;
-    if (!page.ok()) return ids;
-    for (const auto& v : page->entries) ids.push_back(v.id);
-    if (!keep_order) std::sort(ids.begin(), ids.end());
-    return ids;
-  }
-
   void Patients() {
     Put(R"({"resourceType":"Patient","id":"p1","name":[{"family":"王","given":["小明"]}],"gender":"male","birthDate":"1980-03-05","identifier":[{"system":"urn:id","value":"A1"}],"active":true})");
     Put(R"({"resourceType":"Patient","id":"p2","name":[{"family":"Müller","given":["Anna"]}],"gender":"female","birthDate":"1990","identifier":[{"system":"urn:other","value":"A1"}]})");
     Put(R"({"resourceType":"Patient","id":"p3","name":[{"family":"Mueller","given":["Hans"]}],"gender":"male","birthDate":"2001-12-31","generalPractitioner":[{"reference":"Practitioner/d1"}]})");
     Put(R"({"resourceType":"Patient","id":"p4","name":[{"family":"Ｗａｎｇ"}],"gender":"unknown"})");
   }
-
-  using V = std::vector<std::string>;
-  std::string dir_;
-  std::unique_ptr<store::IStore> store_;
 };
 
 TEST_F(SearchTest, StringStartsWithExactContains) {

@@ -50,6 +50,8 @@ StoreBackend SqliteBackend() {
 
 INSTANTIATE_TEST_SUITE_P(Sqlite, StoreConformance, ::testing::Values(SqliteBackend()),
                          BackendName);
+INSTANTIATE_TEST_SUITE_P(Sqlite, StoreSearchConformance, ::testing::Values(SqliteBackend()),
+                         BackendName);
 
 class SqliteStoreTest : public ::testing::Test {
  protected:
@@ -237,19 +239,19 @@ TEST(IndexKeysTest, RoundTripsEveryKindExactly) {
   EXPECT_FALSE(sqlite::DecodeIndexKeys("\x02").ok());
 }
 
-// A database written by a binary that knew only migrations 1 and 2 (index rows found through
+// A database written by a binary that knew only migrations 1 to 3 (index rows found through
 // per-table rid indexes) is migrated to index keys: afterwards an update still replaces the old
 // rows, a delete removes them, and sorting by a parameter works.
-TEST_F(SqliteStoreTest, MigrationThreeBackfillsIndexKeys) {
+TEST_F(SqliteStoreTest, MigrationFourBackfillsIndexKeys) {
   auto all = sqlite::Migrations();
-  ASSERT_GE(all.size(), 3u);
+  ASSERT_GE(all.size(), 4u);
   {
     // What that binary wrote: resources m0..m5 at version 1 (m0 at version 2), each with
     // RowsFor(version, 2 + i) index rows, straight into the v2 tables.
     auto old = sqlite::Connection::Open(path_, {});
     ASSERT_TRUE(old.ok());
     ASSERT_TRUE((*old)->Exec("PRAGMA journal_mode=WAL").ok());
-    ASSERT_TRUE(sqlite::ApplyMigrations(**old, all.subspan(0, 2)).ok());
+    ASSERT_TRUE(sqlite::ApplyMigrations(**old, all.subspan(0, 3)).ok());
     for (int i = 0; i < 6; ++i) {
       const int version = i == 0 ? 2 : 1;
       const std::string rid = std::to_string(i + 1);
@@ -265,6 +267,13 @@ TEST_F(SqliteStoreTest, MigrationThreeBackfillsIndexKeys) {
         sql += "INSERT INTO idx_date(type, param, start_us, end_us, rid) VALUES ('Observation', '" +
                d.param + "', " + std::to_string(d.start_us) + ", " + std::to_string(d.end_us) +
                ", " + rid + ");";
+      }
+      if (i == 1) {
+        sql += "INSERT INTO idx_composite(type, param, code1, system1, code2, system2, number2, "
+               "start2_us, end2_us, rid, canonical_code2, canonical_number2) VALUES "
+               "('Observation', 'code-value-quantity', '8480-6', 'http://loinc.org', 'mm[Hg]', "
+               "'http://unitsofmeasure.org', 129.73979437732424, 0, 0, 2, 'mm[Hg]', "
+               "129.73979437732424);";
       }
       ASSERT_TRUE((*old)->Exec(sql.c_str()).ok()) << sql;
     }
@@ -298,6 +307,9 @@ TEST_F(SqliteStoreTest, MigrationThreeBackfillsIndexKeys) {
       "SELECT count(*) FROM idx_token t JOIN resource r ON r.rid = t.rid WHERE r.id = 'm1'");
   ASSERT_TRUE(v2rows.ok());
   EXPECT_EQ(v2rows->value_or(-1), 3);
+  auto composites = (*conn)->QueryInt("SELECT count(*) FROM idx_composite");
+  ASSERT_TRUE(composites.ok());
+  EXPECT_EQ(composites->value_or(-1), 0) << "m1's composite row survived its update";
   auto rid_indexes = (*conn)->QueryInt(
       "SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND name LIKE 'idx_%_by_rid'");
   ASSERT_TRUE(rid_indexes.ok());

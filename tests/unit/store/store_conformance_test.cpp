@@ -4,10 +4,12 @@
 #include <atomic>
 #include <chrono>
 #include <latch>
+#include <optional>
 #include <set>
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "store_conformance.h"
@@ -556,6 +558,118 @@ TEST_P(StoreConformance, CallsAfterCloseFailCleanly) {
 }
 
 TEST_P(StoreConformance, BackendHasAName) { EXPECT_FALSE(store_->Backend().empty()); }
+
+// ---- through Search ---------------------------------------------------------------------------
+
+// One row of every index kind, each carrying `tag` in its value, so that the rows of two
+// versions never match each other's searches.
+IndexRows EveryKind(const std::string& tag, double number) {
+  IndexRows rows;
+  rows.tokens = {{"code", "urn:s", "c-" + tag}};
+  rows.strings = {{"name", "n-" + tag, "N-" + tag}};
+  rows.dates = {{"date", static_cast<int64_t>(number) * 1000, static_cast<int64_t>(number) * 1000 + 1000}};
+  rows.numbers = {{"probability", number}};
+  rows.quantities = {{"value-quantity", number, "http://unitsofmeasure.org", "mm[Hg]", number, ""}};
+  rows.references = {{"subject", "Patient", "p-" + tag, ""}};
+  rows.uris = {{"url", "http://example.org/" + tag}};
+  return rows;
+}
+
+// One query per index kind that matches exactly EveryKind(tag, number)'s row of that kind.
+std::vector<std::pair<std::string, SearchQuery>> QueriesFor(const std::string& tag,
+                                                            double number) {
+  auto query = [](SearchKind kind, std::string param, SearchValue v) {
+    SearchQuery q;
+    q.type = "Observation";
+    SearchClause clause;
+    clause.param = std::move(param);
+    clause.kind = kind;
+    clause.any_of.push_back(std::move(v));
+    q.all_of.push_back(std::move(clause));
+    return q;
+  };
+  std::vector<std::pair<std::string, SearchQuery>> out;
+  SearchValue token;
+  token.system = "urn:s";
+  token.code = "c-" + tag;
+  out.emplace_back("token", query(SearchKind::kToken, "code", token));
+  SearchValue str;
+  str.text = "n-" + tag;
+  str.string_match = StringMatch::kStartsWith;
+  out.emplace_back("string", query(SearchKind::kString, "name", str));
+  SearchValue date;
+  date.lo_us = static_cast<int64_t>(number) * 1000;
+  date.hi_us = date.lo_us + 1000;
+  out.emplace_back("date", query(SearchKind::kDate, "date", date));
+  SearchValue num;
+  num.number = number;
+  num.lo = number - 0.5;
+  num.hi = number + 0.5;
+  out.emplace_back("number", query(SearchKind::kNumber, "probability", num));
+  SearchValue qty = num;
+  qty.system = "http://unitsofmeasure.org";
+  qty.code = "mm[Hg]";
+  out.emplace_back("quantity", query(SearchKind::kQuantity, "value-quantity", qty));
+  SearchValue ref;
+  ref.type = "Patient";
+  ref.code = "p-" + tag;
+  out.emplace_back("reference", query(SearchKind::kReference, "subject", ref));
+  SearchValue uri;
+  uri.text = "http://example.org/" + tag;
+  uri.uri_match = UriMatch::kEquals;
+  out.emplace_back("uri", query(SearchKind::kUri, "url", uri));
+  return out;
+}
+
+// The ids each query of QueriesFor(tag, number) finds, "kind:id,id" per kind.
+std::vector<std::string> Found(IStore& store, const std::string& tag, double number) {
+  std::vector<std::string> out;
+  auto txn = store.BeginRead();
+  EXPECT_TRUE(txn.ok());
+  if (!txn.ok()) return out;
+  for (auto& [kind, q] : QueriesFor(tag, number)) {
+    auto page = (*txn)->Search(q);
+    EXPECT_TRUE(page.ok()) << kind << ": " << (page.ok() ? "" : page.error().message);
+    std::string ids = kind + ":";
+    if (page.ok()) {
+      for (const auto& v : page->entries) ids += v.id + ",";
+      EXPECT_EQ(page->total.value_or(-1), static_cast<int64_t>(page->entries.size())) << kind;
+    }
+    out.push_back(ids);
+  }
+  return out;
+}
+
+std::vector<std::string> Expect(const std::string& ids) {
+  std::vector<std::string> out;
+  for (const char* kind : {"token", "string", "date", "number", "quantity", "reference", "uri"}) {
+    out.push_back(std::string(kind) + ":" + ids);
+  }
+  return out;
+}
+
+// Every index kind: an update replaces the previous version's rows (the old values no longer
+// find the resource, the new ones do), a delete makes the resource unfindable, and a resurrect
+// brings back exactly the new version's rows. "o2" keeps the first values throughout.
+TEST_P(StoreSearchConformance, IndexRowsOfEveryKindAreReplacedOnUpdateAndGoneOnDelete) {
+  ASSERT_OK(WriteNext(*store_, "Observation", "o1", 1, EveryKind("old", 11)));
+  ASSERT_OK(WriteNext(*store_, "Observation", "o2", 2, EveryKind("old", 11)));
+  EXPECT_EQ(Found(*store_, "old", 11), Expect("o1,o2,"));
+  EXPECT_EQ(Found(*store_, "new", 22), Expect(""));
+
+  ASSERT_OK(WriteNext(*store_, "Observation", "o1", 3, EveryKind("new", 22)));
+  EXPECT_EQ(Found(*store_, "old", 11), Expect("o2,"));
+  EXPECT_EQ(Found(*store_, "new", 22), Expect("o1,"));
+
+  ASSERT_OK(WriteNext(*store_, "Observation", "o1", 4, {}, /*deleted=*/true));
+  EXPECT_EQ(Found(*store_, "old", 11), Expect("o2,"));
+  EXPECT_EQ(Found(*store_, "new", 22), Expect(""));
+
+  ASSERT_OK(WriteNext(*store_, "Observation", "o1", 5, EveryKind("third", 33)));
+  EXPECT_EQ(Found(*store_, "new", 22), Expect(""));
+  EXPECT_EQ(Found(*store_, "third", 33), Expect("o1,"));
+  EXPECT_EQ(Found(*store_, "old", 11), Expect("o2,"));
+}
 
 }  // namespace
 }  // namespace jiceng::store::testing
