@@ -61,6 +61,9 @@ Result<std::unique_ptr<Connection>> Connection::Open(const std::string& path,
   if (int frc = RegisterSortKeyFunction(db); frc != SQLITE_OK) {
     return SqliteError(db, frc, "register jc_sort_key");
   }
+  if (int frc = RegisterIndexRowsTable(db); frc != SQLITE_OK) {
+    return SqliteError(db, frc, "register jc_rows");
+  }
   // temp_store=FILE: every unit of work runs in a SAVEPOINT, whose journal SQLite keeps in
   // memory up to 64 KiB and then spills to a temp file. Held in memory without a bound
   // (temp_store=MEMORY) its chunk list is walked from the start and perf put ~30% of Bundle

@@ -30,4 +30,11 @@ Result<IndexRows> DecodeIndexKeys(std::string_view blob);
 // has no row for the parameter.
 int RegisterSortKeyFunction(sqlite3* db);
 
+// Registers the table-valued function jc_rows(keys, kind) on `db` (index_rows_vtab.cpp): the rows
+// of SearchKind `kind` in a resource's keys, with the columns of the idx_* tables (param, value,
+// exact, code, system, start_us, end_us, canonical_code, canonical_value, target_id,
+// target_type, url, and the composite slots code1 … canonical_number2). Searches use it to test
+// one candidate resource against a clause with the same SQL condition as the index scan.
+int RegisterIndexRowsTable(sqlite3* db);
+
 }  // namespace jiceng::store::sqlite

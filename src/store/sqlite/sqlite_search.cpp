@@ -224,7 +224,10 @@ std::string ValueCond(SqlBuilder& b, SearchKind kind, const SearchValue& v, cons
   }
 }
 
-std::string ClauseCond(SqlBuilder& b, const SearchClause& c, const Scope& scope);
+std::string ClauseCond(SqlBuilder& b, const SearchClause& c, const Scope& scope,
+                       bool probe = false);
+std::string AllClauses(SqlBuilder& b, const std::vector<SearchClause>& clauses,
+                       const Scope& scope);
 
 std::string dialect::FullTextRids(SqlBuilder& b, const SearchClause& c) {
   std::string expr;
@@ -250,7 +253,7 @@ std::string NestedResources(SqlBuilder& b, const char* column, const SearchLink&
   const std::string& a = inner.alias;
   std::string sql = "SELECT " + a + "." + column + " FROM resource " + a + " WHERE " + a +
                     ".type = " + inner.type_param + " AND " + a + ".deleted = 0";
-  for (const SearchClause& c : link.all_of) sql += " AND " + ClauseCond(b, c, inner);
+  if (!link.all_of.empty()) sql += " AND " + AllClauses(b, link.all_of, inner);
   return sql;
 }
 
@@ -289,7 +292,7 @@ std::string CompositeCond(SqlBuilder& b, const SearchClause& c, const SearchValu
          ValueCond(b, c.components[1], v.components[1], kCompositeSecond) + ")";
 }
 
-std::string ClauseCond(SqlBuilder& b, const SearchClause& c, const Scope& scope) {
+std::string ClauseCond(SqlBuilder& b, const SearchClause& c, const Scope& scope, bool probe) {
   const std::string& r = scope.alias;
   if (c.kind == SearchKind::kId) {
     std::string in;
@@ -319,7 +322,66 @@ std::string ClauseCond(SqlBuilder& b, const SearchClause& c, const Scope& scope)
                                               : ValueCond(b, c.kind, v, kTableColumns));
   }
   if (any.empty()) return dialect::kFalse;
+  if (probe) {
+    // Test this one candidate's own rows (jc_rows over its index keys) with the same condition.
+    return std::string(c.negate ? "NOT " : "") +
+           "EXISTS (SELECT 1 FROM jc_rows((SELECT keys FROM resource_index_keys WHERE rid = " + r +
+           ".rid), " + std::to_string(static_cast<int>(c.kind)) + ") WHERE param = " +
+           b.Bind(c.param) + " AND (" + any + "))";
+  }
   return r + ".rid " + (c.negate ? "NOT IN (" : "IN (") + rows + " AND (" + any + "))";
+}
+
+// How well a clause drives a search (lower is better): an index scan yielding few rids. The
+// best clause is compiled as "rid IN (index scan)" and every other value clause as a probe of
+// each candidate's own rows, so a patient's observations of one code never materialise every
+// observation of that code.
+int DriveRank(const SearchClause& c) {
+  if (c.missing || c.negate) return 100;
+  switch (c.kind) {
+    case SearchKind::kId: return 0;
+    case SearchKind::kReference: return 1;
+    case SearchKind::kToken:
+      for (const SearchValue& v : c.any_of)
+        if (v.code.empty() && v.codes.empty()) return 6;  // system| only
+      return 2;
+    case SearchKind::kComposite: return 3;
+    case SearchKind::kUri: return 3;
+    case SearchKind::kString:
+      for (const SearchValue& v : c.any_of)
+        if (v.string_match == StringMatch::kContains) return 7;
+      return 4;
+    case SearchKind::kChain:
+    case SearchKind::kReverseChain:
+    case SearchKind::kText: return 5;
+    default: return 6;  // date, number, quantity ranges; _lastUpdated
+  }
+}
+
+bool Probeable(const SearchClause& c) {
+  if (c.missing) return false;
+  switch (c.kind) {
+    case SearchKind::kString: case SearchKind::kToken: case SearchKind::kDate:
+    case SearchKind::kNumber: case SearchKind::kQuantity: case SearchKind::kReference:
+    case SearchKind::kUri: case SearchKind::kComposite: return true;
+    default: return false;
+  }
+}
+
+std::string AllClauses(SqlBuilder& b, const std::vector<SearchClause>& clauses,
+                       const Scope& scope) {
+  size_t driver = clauses.size();
+  int best = 1000;
+  for (size_t i = 0; i < clauses.size(); ++i) {
+    const int rank = DriveRank(clauses[i]);
+    if (rank < best) best = rank, driver = i;
+  }
+  std::string sql;
+  for (size_t i = 0; i < clauses.size(); ++i) {
+    const bool probe = i != driver && driver < clauses.size() && Probeable(clauses[i]);
+    sql += (sql.empty() ? "" : " AND ") + ClauseCond(b, clauses[i], scope, probe);
+  }
+  return sql;
 }
 
 std::string SortExpr(SqlBuilder& b, const SortKey& k) {
@@ -349,7 +411,7 @@ Result<SearchPage> QuerySearch(Connection& c, const SearchQuery& q) {
   const Scope top{"r", b.Bind(q.type)};
   std::string where = "r.type = " + top.type_param + " AND r.deleted = 0";
   if (q.at_or_before_us) where += " AND r.last_updated_us <= " + b.Bind(*q.at_or_before_us);
-  for (const SearchClause& clause : q.all_of) where += " AND " + ClauseCond(b, clause, top);
+  if (!q.all_of.empty()) where += " AND " + AllClauses(b, q.all_of, top);
 
   SearchPage page;
   if (q.with_total) {
@@ -363,7 +425,10 @@ Result<SearchPage> QuerySearch(Connection& c, const SearchQuery& q) {
   for (const SortKey& k : q.sort) {
     order += SortExpr(b, k) + (k.descending ? " DESC NULLS LAST, " : " ASC NULLS LAST, ");
   }
-  order += "r.id";
+  // With criteria, "+r.id" keeps the planner from walking the (type, id) index in id order and
+  // testing every resource of the type (it would, to skip the sort): the driving clause's rids
+  // come first and the page is sorted afterwards. Without criteria the id order is the scan.
+  order += q.all_of.empty() ? "r.id" : "+r.id";
   std::string sql = "SELECT r.type, r.id, r.version, r.last_updated_us, r.deleted, r.json "
                     "FROM resource r WHERE " + where + " ORDER BY " + order + " LIMIT " +
                     b.Bind(q.count) + " OFFSET " + b.Bind(q.offset);

@@ -316,6 +316,46 @@ TEST_F(SqliteStoreTest, MigrationFourBackfillsIndexKeys) {
   EXPECT_EQ(rid_indexes->value_or(-1), 0);
 }
 
+// jc_rows presents a resource's own index rows with the idx_* columns: the rows a search probe
+// tests must be exactly the rows the index tables hold for that resource.
+TEST_F(SqliteStoreTest, JcRowsPresentsAResourcesOwnIndexRows) {
+  {
+    auto store = OpenSqliteStore(path_);
+    ASSERT_TRUE(store.ok());
+    for (int i = 0; i < 4; ++i) ASSERT_TRUE(PutNext(**store, "j" + std::to_string(i), 2 + i).ok());
+    ASSERT_TRUE(PutNext(**store, "j0", 2).ok());  // j0 at version 2: rows replaced
+    (*store)->Close();
+  }
+  auto conn = sqlite::Connection::Open(path_, {});
+  ASSERT_TRUE(conn.ok());
+  auto count = [&](const std::string& sql) {
+    auto n = (*conn)->QueryInt(sql.c_str());
+    EXPECT_TRUE(n.ok()) << (n.ok() ? "" : n.error().message);
+    return n.ok() ? n->value_or(-1) : -1;
+  };
+  const std::string keys = "(SELECT keys FROM resource_index_keys WHERE rid = r.rid)";
+  const std::string token = std::to_string(static_cast<int>(SearchKind::kToken));
+  const std::string date = std::to_string(static_cast<int>(SearchKind::kDate));
+  // Every token row of every resource, through the probe and through the table, agree.
+  EXPECT_EQ(count("SELECT count(*) FROM resource r, jc_rows(" + keys + ", " + token + ")"),
+            count("SELECT count(*) FROM idx_token"));
+  EXPECT_EQ(count("SELECT count(*) FROM resource r, jc_rows(" + keys + ", " + token +
+                  ") j JOIN idx_token t ON t.rid = r.rid AND t.param = j.param AND "
+                  "t.code = j.code AND t.system = j.system"),
+            count("SELECT count(*) FROM idx_token"));
+  // Conditions read the same columns: j0's version 2 date row is [2000, 2001).
+  EXPECT_EQ(count("SELECT count(*) FROM resource r WHERE EXISTS (SELECT 1 FROM jc_rows(" + keys +
+                  ", " + date + ") WHERE param = 'date' AND start_us >= 2000 AND end_us <= 2001)"),
+            1);
+  EXPECT_EQ(count("SELECT count(*) FROM resource r WHERE EXISTS (SELECT 1 FROM jc_rows(" + keys +
+                  ", " + token + ") WHERE param = 'code' AND code = '100')"),
+            3);  // j1, j2, j3 at version 1 (j0 moved to codes 2xx)
+  // A resource without keys has no rows; a damaged blob is an error, not a crash.
+  EXPECT_EQ(count("SELECT count(*) FROM jc_rows(NULL, " + token + ")"), 0);
+  auto damaged = (*conn)->QueryInt(("SELECT count(*) FROM jc_rows(x'01ff', " + token + ")").c_str());
+  EXPECT_FALSE(damaged.ok());
+}
+
 // Under a steady stream of commits the background checkpoint never sees the whole WAL copied;
 // the writer's catch-up must still let the WAL restart so the -wal file stays bounded.
 TEST_F(SqliteStoreTest, TheWalStaysBoundedUnderContinuousWrites) {
