@@ -9,6 +9,7 @@
 #include "cli/generate_command.h"
 #include "cli/import_command.h"
 #include "cli/migrate_command.h"
+#include "cli/reindex_command.h"
 #include "cli/platform.h"
 #include "http/server.h"
 
@@ -97,6 +98,7 @@ int main(int argc, char** argv) {
   AddGenerateCommand(app);
   AddExportCommand(app);
   AddMigrateCommand(app);
+  AddReindexCommand(app);
 
   try {
     app.parse(argc, argv);

@@ -279,6 +279,16 @@ class IWriteTransaction : public IReadTransaction {
   // pointer, and `index` replacing the previous version's index rows. The caller has checked
   // that version.version == previous + 1 (it reads the current version in this transaction).
   virtual Status Put(const ResourceVersion& version, const IndexRows& index) = 0;
+
+  // Replaces the index rows of the current version of type/id, which must be `version` and not
+  // deleted (kConflict otherwise: a newer version already has its own rows), without writing a
+  // version. For `jiceng reindex`, after a release indexes more than the rows a database holds.
+  // (Added after the first backends; the default says so rather than guessing.)
+  virtual Status ReplaceIndex(std::string_view type, std::string_view id, int64_t version,
+                              const IndexRows& index) {
+    (void)type, (void)id, (void)version, (void)index;
+    return Error(ErrorCode::kNotImplemented, "Reindexing is not implemented by this backend");
+  }
 };
 
 using WriteWork = std::function<Status(IWriteTransaction&)>;

@@ -242,6 +242,41 @@ std::string PgIndexCounts(const std::string& url, const std::vector<std::string>
   return out;
 }
 
+// reindex re-extracts the index rows of every current resource: rows missing from a database
+// (as in one written before a release that indexes more) come back exactly, and a second run
+// changes nothing.
+TEST(Cli, ReindexRestoresMissingIndexRows) {
+  const fs::path dir = fs::path(::testing::TempDir()) / "jiceng-cli-reindex";
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  const std::string db = (dir / "r.db").string();
+  const fs::path bundle = fs::path(JICENG_SHARED_DIR) / "data/synthea-r4" /
+                          "Sharmaine_Yost_f24e406f-384b-41ad-88a1-2857e7584d08.json";
+  auto imported = Jiceng({"import", "--db", db, "--quiet", bundle.string()}, dir);
+  ASSERT_EQ(imported.exit_code, 0) << imported.err;
+  const std::vector<std::string> tables = {"idx_token",     "idx_string",    "idx_date",
+                                           "idx_number",    "idx_quantity",  "idx_reference",
+                                           "idx_uri",       "idx_composite", "fts_resource"};
+  const std::string before = SqliteIndexCounts(db, dir, tables);
+  ASSERT_NE(before.find("idx_composite"), std::string::npos) << before;
+  ASSERT_NE(before.find("fts_resource"), std::string::npos) << before;
+  const std::string wipe = "sqlite3 '" + db +
+                           "' 'DELETE FROM idx_composite; DELETE FROM fts_resource; "
+                           "DELETE FROM idx_string WHERE param = \"code:text\";'";
+  ASSERT_EQ(std::system(wipe.c_str()), 0);
+  ASSERT_NE(SqliteIndexCounts(db, dir, tables), before);
+  auto r = Jiceng({"reindex", "--db", db, "--quiet"}, dir);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("reindexed 530 resources"), std::string::npos) << r.out;
+  EXPECT_EQ(SqliteIndexCounts(db, dir, tables), before);
+  r = Jiceng({"reindex", "--db", db, "--quiet", "--type", "Observation"}, dir);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(SqliteIndexCounts(db, dir, tables), before);
+  r = Jiceng({"reindex", "--db", db, "--type", "NoSuchType"}, dir);
+  EXPECT_EQ(r.exit_code, 2);
+  fs::remove_all(dir);
+}
+
 // migrate-db moves an SQLite database into an empty PostgreSQL one with every version (updates
 // and deletes included) and the search index rows of every kind (rebuilt from the stored json,
 // so the counts per table and parameter match the source's), refuses a non-empty destination,

@@ -399,6 +399,21 @@ class SqliteWriteTransaction final : public IWriteTransaction {
   Status Put(const ResourceVersion& version, const IndexRows& index) override {
     return PutVersion(conn_, version, index);
   }
+  Status ReplaceIndex(std::string_view type, std::string_view id, int64_t version,
+                      const IndexRows& index) override {
+    JC_SQL_STMT(s, conn_, "SELECT rid, version, deleted FROM resource WHERE type = ?1 AND id = ?2");
+    s.BindText(1, type);
+    s.BindText(2, id);
+    JC_ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) return NotFound(std::string(type) + "/" + std::string(id) + " does not exist");
+    const int64_t rid = s.ColumnInt(0);
+    if (s.ColumnInt(1) != version || s.ColumnInt(2) != 0) {
+      return Conflict(std::string(type) + "/" + std::string(id) + " is no longer at version " +
+                      std::to_string(version));
+    }
+    JC_RETURN_IF_ERROR(s.Run());
+    return ReplaceIndexRows(conn_, type, rid, /*fresh=*/false, index);
+  }
 
  private:
   Connection& conn_;
