@@ -5,11 +5,17 @@
 #include <cstdint>
 #include <cstring>
 #include <optional>
+#include <unordered_map>
+#include <vector>
 
 namespace jiceng::store::sqlite {
 namespace {
 
-constexpr char kFormatVersion = 1;
+// 1: strings inline. 2: every distinct string once in a dictionary up front, rows refer to it
+// by index (parameter names and code systems repeat across a resource's rows: the blob of a
+// typical Observation shrinks by about half). Both decode; 2 is written.
+constexpr char kInlineStrings = 1;
+constexpr char kDictionary = 2;
 
 class Writer {
  public:
@@ -117,10 +123,25 @@ void ForEachKind(Visit&& visit, IndexRows& r) {
   });
 }
 
+// Version 2 encoding: text fields are indexes into the blob's dictionary.
+struct CollectStrings {
+  std::unordered_map<std::string_view, uint64_t>& index;
+  std::vector<std::string_view>& order;
+  bool text(const std::string& s) {
+    if (index.emplace(s, order.size()).second) order.push_back(s);
+    return true;
+  }
+  template <typename T>
+  bool raw(const T&) {
+    return true;
+  }
+};
+
 struct EncodeFields {
   Writer& w;
+  const std::unordered_map<std::string_view, uint64_t>& index;
   bool text(const std::string& s) {
-    w.Text(s);
+    w.Varint(index.at(s));
     return true;
   }
   template <typename T>
@@ -132,7 +153,14 @@ struct EncodeFields {
 
 struct DecodeFields {
   Reader& r;
-  bool text(std::string& s) { return r.Text(s); }
+  const std::vector<std::string>* dictionary;  // null: version 1, strings inline
+  bool text(std::string& s) {
+    if (!dictionary) return r.Text(s);
+    uint64_t i = 0;
+    if (!r.Varint(i) || i >= dictionary->size()) return false;
+    s = (*dictionary)[i];
+    return true;
+  }
   template <typename T>
   bool raw(T& v) {
     return r.Raw(v);
@@ -142,27 +170,47 @@ struct DecodeFields {
 }  // namespace
 
 std::string EncodeIndexKeys(const IndexRows& rows) {
+  // ForEachKind takes a mutable IndexRows so the decoder can share it; these passes only read.
+  auto& all = const_cast<IndexRows&>(rows);
+  std::unordered_map<std::string_view, uint64_t> index;
+  std::vector<std::string_view> order;
+  CollectStrings collect{index, order};
+  ForEachKind(
+      [&](SearchKind, auto& list, auto fields) {
+        for (auto& row : list) fields(collect, row);
+      },
+      all);
   Writer w;
-  w.Byte(kFormatVersion);
-  EncodeFields f{w};
-  // ForEachKind takes a mutable IndexRows so the decoder can share it; the encoder only reads.
+  w.Byte(kDictionary);
+  w.Varint(order.size());
+  for (std::string_view text : order) w.Text(text);
+  EncodeFields f{w, index};
   ForEachKind(
       [&](SearchKind, auto& list, auto fields) {
         w.Varint(list.size());
         for (auto& row : list) fields(f, row);
       },
-      const_cast<IndexRows&>(rows));
+      all);
   return w.Take();
 }
 
 Result<IndexRows> DecodeIndexKeys(std::string_view blob) {
   Reader r(blob);
   char version = 0;
-  if (!r.Byte(version) || version != kFormatVersion) {
+  if (!r.Byte(version) || (version != kInlineStrings && version != kDictionary)) {
     return Internal("resource_index_keys: unknown format version");
   }
+  std::vector<std::string> dictionary;
+  if (version == kDictionary) {
+    uint64_t n = 0;
+    if (!r.Varint(n) || n > blob.size()) return Internal("resource_index_keys: damaged row");
+    dictionary.resize(n);
+    for (auto& text : dictionary) {
+      if (!r.Text(text)) return Internal("resource_index_keys: damaged row");
+    }
+  }
   IndexRows rows;
-  DecodeFields f{r};
+  DecodeFields f{r, version == kDictionary ? &dictionary : nullptr};
   bool ok = true;
   ForEachKind(
       [&](SearchKind, auto& list, auto fields) {

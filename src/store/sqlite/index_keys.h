@@ -1,10 +1,11 @@
 // store/sqlite/index_keys: the compact binary form of a resource's IndexRows kept in
 // resource_index_keys (one row per resource), and the SQL function that sorts by it.
 //
-// Format (version 1): a version byte, then for each kind in IndexRows order (tokens, strings,
-// dates, numbers, quantities, references, uris, composites; not full text, which is replaced by
-// rowid) a varint row count followed by the rows, each
-// field in struct order: strings as varint length + bytes, integers and doubles as their 8
+// Format (version 2): a version byte; a dictionary (varint count, then each distinct string as
+// varint length + bytes); then for each kind in IndexRows order (tokens, strings, dates, numbers,
+// quantities, references, uris, composites; not full text, which is replaced by rowid) a varint
+// row count followed by the rows, each field in struct order: strings as a varint index into
+// the dictionary (version 1 wrote them inline), integers and doubles as their 8
 // bytes in the machine's byte order (the file never moves between byte orders: SQLite databases
 // are copied between the x86-64 and arm64 machines we run on, both little-endian).
 // Internal to store/sqlite.

@@ -236,6 +236,14 @@ TEST(IndexKeysTest, RoundTripsEveryKindExactly) {
     EXPECT_FALSE(sqlite::DecodeIndexKeys(std::string_view(blob).substr(0, cut)).ok()) << cut;
   }
   EXPECT_FALSE(sqlite::DecodeIndexKeys(blob + "x").ok());
+  // Version 1 (strings inline) still decodes: one token row (param "a", system "", code "b"),
+  // then no rows of the seven other kinds.
+  const std::string v1("\x01\x01\x01" "a" "\x00" "\x01" "b" "\x00\x00\x00\x00\x00\x00\x00", 14);
+  auto old = sqlite::DecodeIndexKeys(v1);
+  ASSERT_TRUE(old.ok()) << old.error().message;
+  ASSERT_EQ(old->tokens.size(), 1u);
+  EXPECT_EQ(old->tokens[0].param, "a");
+  EXPECT_EQ(old->tokens[0].code, "b");
   EXPECT_FALSE(sqlite::DecodeIndexKeys("\x02").ok());
 }
 
