@@ -3,7 +3,8 @@
 #   read by id          wrk, keep-alive      vs nginx serving the same bytes as a static file
 #   create              jiceng-loadgen, 4 connections, single Observations
 #   transaction Bundles jiceng-loadgen --bundles, the 30 Synthea Bundles (x REPEAT)
-# (raw SQLite inserting the same rows: bench/store/store_bench)
+# (raw SQLite inserting the same rows: bench/store/store_bench; the same read and Bundle parts
+# on PostgreSQL, beside pgbench -S: bench/pg_bench.sh)
 # Usage: bench/http_bench.sh [BUILD_DIR]   Env: DURATION (s, default 10), REPEAT (default 5)
 set -euo pipefail
 cd "$(dirname "$0")/.."

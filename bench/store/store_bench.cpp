@@ -10,7 +10,11 @@
 //     and, for the fsync floor, single-row transactions;
 // (b) IStore::Write of single resources from 1 and 4 threads (group commit), and of 300-resource
 //     "transaction Bundles";
-// (c) ReadCurrent by id (one read transaction each) from 2 threads.
+// (c) ReadCurrent by id (one read transaction each) from 2 threads, then 1.
+//
+// Each figure is followed by the 1-minute load average: on a machine whose cores are shared,
+// compare only figures measured at a similar load (short runs: --rows 3000 --writes 200
+// --reads 20000).
 //
 // The raw baseline is the one place outside src/store/sqlite that includes sqlite3.h: it measures
 // SQLite itself, below the port.
@@ -44,6 +48,20 @@ namespace fs = std::filesystem;
 
 double Seconds(Clock::time_point since) {
   return std::chrono::duration<double>(Clock::now() - since).count();
+}
+
+// The 1-minute load average, printed beside each figure: the cores are shared, and a rate
+// measured while other work runs is not comparable with one measured on a quiet machine.
+std::string Load() {
+  std::FILE* f = std::fopen("/proc/loadavg", "r");
+  double one = -1;
+  if (f != nullptr) {
+    if (std::fscanf(f, "%lf", &one) != 1) one = -1;
+    std::fclose(f);
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "  (load %.2f)", one);
+  return buf;
 }
 
 // A realistic ~1 KB Observation (blood pressure panel with identifiers and a narrative-free body).
@@ -196,19 +214,26 @@ double StoreReads(IStore& store, int threads, int per_thread, int id_space) {
 
 // (b) and (c) against any backend.
 void RunStore(IStore& store, int rows, int writes, int reads) {
-  std::printf("(b) store Write, 1 resource, 1 thread:   %8.0f resources/s\n",
-              StoreSingles(store, 1, writes / 2, "single1-"));
-  std::printf("    store Write, 1 resource, 4 threads:  %8.0f resources/s\n",
-              StoreSingles(store, 4, writes, "single4-"));
-  std::printf("    store Write, 1 resource, 16 threads: %8.0f resources/s\n",
-              StoreSingles(store, 16, writes / 4, "single16-"));
+  double rate = StoreSingles(store, 1, writes / 2, "single1-");
+  std::printf("(b) store Write, 1 resource, 1 thread:   %8.0f resources/s%s\n", rate,
+              Load().c_str());
+  rate = StoreSingles(store, 4, writes, "single4-");
+  std::printf("    store Write, 1 resource, 4 threads:  %8.0f resources/s%s\n", rate,
+              Load().c_str());
+  rate = StoreSingles(store, 16, writes / 4, "single16-");
+  std::printf("    store Write, 1 resource, 16 threads: %8.0f resources/s%s\n", rate,
+              Load().c_str());
   const int bundles = std::max(1, rows / 300);
-  std::printf("    store Write, 300-resource bundles:   %8.0f resources/s\n",
-              StoreBundles(store, bundles));
-  std::printf("(c) ReadCurrent by id, 2 threads:        %8.0f reads/s\n",
-              StoreReads(store, 2, reads, bundles * 300));
-  std::printf("    ReadCurrent by id, 1 thread:         %8.0f reads/s\n",
-              StoreReads(store, 1, reads, bundles * 300));
+  rate = StoreBundles(store, bundles);
+  std::printf("    store Write, 300-resource bundles:   %8.0f resources/s%s\n", rate,
+              Load().c_str());
+  rate = StoreReads(store, 2, reads, bundles * 300);
+  std::printf("(c) ReadCurrent by id, 2 threads:        %8.0f reads/s%s\n", rate,
+              Load().c_str());
+  rate = StoreReads(store, 1, reads, bundles * 300);
+  std::printf("    ReadCurrent by id, 1 thread:         %8.0f reads/s%s\n", rate,
+              Load().c_str());
+  std::fflush(stdout);
 }
 
 // The PostgreSQL store in a schema of its own (search_path via the URL's libpq options).

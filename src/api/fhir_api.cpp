@@ -224,7 +224,7 @@ const std::vector<FhirApi::Route>& FhirApi::Routes() {
 }
 
 FhirApi::FhirApi(store::IStore& store, FhirApiOptions options)
-    : store_(store), options_(std::move(options)) {}
+    : store_(store), options_(std::move(options)) { search::SetServerBaseUrl(options_.base_url); }
 
 Response FhirApi::Handle(Request& request) {
   try {

@@ -19,27 +19,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// Case files that need search, which the PostgreSQL backend does not answer yet (Search is 501
-// there until the shared search compiler has its PostgreSQL dialect): they run on SQLite only.
-// Matched by file name without ".json"; an entry ending in '*' matches every name starting with
-// the rest. EMPTY THIS LIST when search lands on PostgreSQL (PostgresSearch.* says when).
-// Besides the search_* files, the steps that need search elsewhere: bundles (a transaction with
-// conditional references), conditional (If-None-Exist and conditional update/delete), errors
-// (unknown search parameter; "nothing was written" counts by search), history_and_metadata
-// (POST _search, listing without criteria) and patch (conditional patch).
-const std::vector<std::string> kCaseFilesNeedingPgSearch = {
-    "bundles", "conditional", "errors", "history_and_metadata", "patch", "search_*"};
-
-bool NeedsPgSearch(const std::string& file) {
-  for (const std::string& pattern : kCaseFilesNeedingPgSearch) {
-    if (pattern.ends_with('*') ? file.starts_with(pattern.substr(0, pattern.size() - 1))
-                               : file == pattern) {
-      return true;
-    }
-  }
-  return false;
-}
-
 struct Case {
   Backend backend;
   std::string file;  // without ".json"
@@ -52,7 +31,6 @@ std::vector<Case> CaseFiles(Backend backend) {
   for (const auto& e : fs::directory_iterator(JICENG_CASES_DIR)) {
     if (e.path().extension() != ".json") continue;
     std::string file = e.path().stem().string();
-    if (backend == Backend::kPostgres && NeedsPgSearch(file)) continue;
     out.push_back(Case{backend, std::move(file)});
   }
   std::sort(out.begin(), out.end(), [](const Case& a, const Case& b) { return a.file < b.file; });
@@ -193,27 +171,6 @@ INSTANTIATE_TEST_SUITE_P(Sqlite, ApiCases, ::testing::ValuesIn(CaseFiles(Backend
                          CaseName);
 INSTANTIATE_TEST_SUITE_P(Postgres, ApiCases, ::testing::ValuesIn(CaseFiles(Backend::kPostgres)),
                          CaseName);
-
-// The exclusion above exists for one reason only: while it lists files, search on PostgreSQL
-// must still be unimplemented; once it answers, this test fails to say the list can go.
-TEST(PostgresSearch, CaseFilesAreExcludedOnlyWhileSearchIsMissing) {
-  JC_REQUIRE_BACKEND(Backend::kPostgres);
-  auto db = TestDatabase::Create(Backend::kPostgres);
-  ASSERT_TRUE(db);
-  auto server = StartServer(db->db());
-  ASSERT_TRUE(server);
-  HttpClient client("127.0.0.1", server->port());
-  auto r = client.Send("GET", "/fhir/Patient?name=zhang");
-  ASSERT_TRUE(r.ok()) << r.error().message;
-  if (kCaseFilesNeedingPgSearch.empty()) {
-    EXPECT_EQ(r->status, 200) << r->body;
-  } else {
-    EXPECT_EQ(r->status, 501)
-        << "search answers on PostgreSQL now: empty kCaseFilesNeedingPgSearch in "
-           "tests/integration/api_cases_test.cpp so that those case files run there too\n"
-        << r->body;
-  }
-}
 
 }  // namespace
 }  // namespace jiceng::testing

@@ -814,7 +814,11 @@ SortValue SortValueOf(const Values& values, std::string_view kind, bool descendi
   } else if (kind == "quantity") {
     for (const auto& q : values.quantities) add([&](SortValue& s) { s.number = q.value; });
   } else if (kind == "reference") {
-    for (const auto& r : values.references) add([&](SortValue& s) { s.text = r.id; });
+    // An absolute URL names no resource of this server, so no id either (as it matches no id
+    // search): it sorts as the empty id, like a URL without a Type/id at its end.
+    for (const auto& r : values.references) {
+      add([&](SortValue& s) { s.text = r.url.empty() ? r.id : std::string(); });
+    }
   } else if (kind == "uri") {
     for (const auto& u : values.uris) add([&](SortValue& s) { s.text = u; });
   }
@@ -835,10 +839,11 @@ SortValue SortValueOf(const Values& values, std::string_view kind, bool descendi
 // ---- Decimal --------------------------------------------------------------------------------
 
 std::optional<Decimal> ParseDecimal(std::string_view text) {
-  // [-+]digits[.digits][(e|E)[-+]digits], as FHIR decimals and search numbers are written.
+  // -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?: the R4 decimal, as FHIR decimals and search
+  // numbers are written (no '+', no leading zeros).
   size_t i = 0;
   Decimal d;
-  if (i < text.size() && (text[i] == '-' || text[i] == '+')) d.negative = text[i++] == '-';
+  if (i < text.size() && text[i] == '-') d.negative = text[i++] == '-';
   std::string digits;
   size_t integer_digits = 0, fraction_digits = 0;
   while (i < text.size() && text[i] >= '0' && text[i] <= '9') {
@@ -853,7 +858,7 @@ std::optional<Decimal> ParseDecimal(std::string_view text) {
     }
     if (fraction_digits == 0) return std::nullopt;
   }
-  if (integer_digits == 0) return std::nullopt;
+  if (integer_digits == 0 || (integer_digits > 1 && digits[0] == '0')) return std::nullopt;
   int exponent = -static_cast<int>(fraction_digits);
   if (i < text.size() && (text[i] == 'e' || text[i] == 'E')) {
     ++i;

@@ -203,9 +203,11 @@ void ExtractString(const Item& i, const CompiledParam& p, store::IndexRows& rows
 
 void AddToken(store::IndexRows& rows, const CompiledParam& p, std::string_view system,
               std::string_view code) {
-  // A token without a code (an Identifier with only a system) cannot be matched by any search
-  // that names a code, and `system|` asks for coded values: index nothing.
-  if (code.empty()) return;
+  // R4 search, token: "[parameter]=[system]|: any element where the value of [system] matches
+  // the system property of the Identifier or Coding". A Coding with a system and no code (or an
+  // Identifier with no value) is found by "system|" and is not :missing: it is a row with an
+  // empty code, which no search naming a code matches. Only a token with neither is nothing.
+  if (code.empty() && system.empty()) return;
   rows.tokens.push_back({p.def->code, std::string(system), std::string(code)});
 }
 
@@ -343,20 +345,37 @@ void ExtractQuantity(const Item& i, const CompiledParam& p, store::IndexRows& ro
     r.code = std::string(FindString(*o, "currency").value_or(""));
   } else {
     r.system = std::string(FindString(*o, "system").value_or(""));
-    auto code = FindString(*o, "code");
-    r.code = std::string(code ? *code : FindString(*o, "unit").value_or(""));
-    if (code && (r.system.empty() || r.system == "http://unitsofmeasure.org")) {
-      if (auto c = Canonicalize(*value, *code)) {
+    r.code = std::string(FindString(*o, "code").value_or(""));
+    if (!r.code.empty() && (r.system.empty() || r.system == "http://unitsofmeasure.org")) {
+      if (auto c = Canonicalize(*value, r.code)) {
         r.canonical_value = c->value;
         r.canonical_code = std::string(c->code);
       }
+    }
+    // The human unit, when it says something the code does not (see kHumanUnitSystem).
+    const std::string_view unit = FindString(*o, "unit").value_or("");
+    if (!unit.empty() && unit != r.code) {
+      store::QuantityIndexRow u;
+      u.param = r.param;
+      u.value = r.value;
+      u.code = std::string(unit);
+      u.system = std::string(kHumanUnitSystem);
+      rows.quantities.push_back(std::move(r));
+      rows.quantities.push_back(std::move(u));
+      return;
     }
   }
   rows.quantities.push_back(std::move(r));
 }
 
-void ExtractReference(const Item& i, const CompiledParam& p, store::IndexRows& rows) {
+void ExtractReference(const Item& i, const CompiledParam& p, const ExtractOptions& options,
+                      store::IndexRows& rows) {
   std::optional<std::string_view> ref = AsString(i);  // canonical/uri targets
+  // canonical, uri and url elements identify a target by its URL (a canonical is matched by the
+  // target's url element, wherever the target lives); a Reference.reference is its location.
+  const std::string_view fhir_type = i.is_node() ? i.FhirType() : std::string_view();
+  const bool canonical =
+      ref && (fhir_type == "canonical" || fhir_type == "uri" || fhir_type == "url");
   if (!ref) {
     const json::object* o = AsObject(i);
     if (!o) return;
@@ -374,6 +393,15 @@ void ExtractReference(const Item& i, const CompiledParam& p, store::IndexRows& r
   }
   store::ReferenceIndexRow r;
   if (!ParseReference(*ref, r)) return;
+  if (!r.url.empty()) {
+    // R4 References: an absolute URL names the resource at that URL. Under this server's base it
+    // is a local resource (Type/id kept, so that "Patient/1", chains and _has find it); any other
+    // is another server's resource, or a canonical (an identity, not a location): found by its
+    // URL only, so the Type/id at its end must not make it look local.
+    r.target_type.clear();
+    r.target_id.clear();
+    if (!canonical) LocalReference(r.url, options.base_url, r);
+  }
   r.param = p.def->code;
   rows.references.push_back(std::move(r));
 }
@@ -486,7 +514,7 @@ void ExtractFullText(const json::object& resource, store::IndexRows& rows) {
   if (!ft.narrative.empty() || !ft.content.empty()) rows.full_text.push_back(std::move(ft));
 }
 
-const fhirpath::EvalOptions& ExtractOptions() {
+const fhirpath::EvalOptions& FhirPathOptions() {
   static const fhirpath::EvalOptions kOptions = [] {
     fhirpath::EvalOptions o;
     o.model = &fhirpath::DefinitionsModel();
@@ -496,21 +524,22 @@ const fhirpath::EvalOptions& ExtractOptions() {
 }
 
 // Maps one FHIRPath item of a (non-composite) parameter to its typed rows.
-void ExtractItem(const Item& i, const CompiledParam& p, store::IndexRows& rows) {
+void ExtractItem(const Item& i, const CompiledParam& p, const ExtractOptions& options,
+                 store::IndexRows& rows) {
   const std::string& t = p.def->type;
   if (t == "string") ExtractString(i, p, rows);
   else if (t == "token") ExtractToken(i, p, rows);
   else if (t == "date") ExtractDate(i, p, rows);
   else if (t == "number") ExtractNumber(i, p, rows);
   else if (t == "quantity") ExtractQuantity(i, p, rows);
-  else if (t == "reference") ExtractReference(i, p, rows);
+  else if (t == "reference") ExtractReference(i, p, options, rows);
   else if (t == "uri") ExtractUri(i, p, rows);
 }
 
 // Rows of one element of a composite: every combination of the first component's tokens with
 // the second component's values, all taken from this element only.
 void ExtractComposite(const Item& element, const CompiledParam& p, const json::value& resource,
-                      store::IndexRows& rows) {
+                      const ExtractOptions& options, store::IndexRows& rows) {
   // A pathological element (hundreds of codings x values) must not explode the index.
   constexpr size_t kMaxRowsPerElement = 64;
   const fhirpath::Collection input{element};
@@ -518,9 +547,9 @@ void ExtractComposite(const Item& element, const CompiledParam& p, const json::v
   // The value component first: most elements have one value type, so most composites of an
   // Observation (code-value-quantity, -concept, -date, -string) stop here.
   for (size_t k : {1, 0}) {
-    auto items = fhirpath::EvaluateOn(p.components[k].expr, input, &resource, ExtractOptions());
+    auto items = fhirpath::EvaluateOn(p.components[k].expr, input, &resource, FhirPathOptions());
     if (!items.ok() || items->empty()) return;
-    for (const Item& i : *items) ExtractItem(i, p.components[k], k == 0 ? first : second);
+    for (const Item& i : *items) ExtractItem(i, p.components[k], options, k == 0 ? first : second);
   }
   const std::string& kind = p.components[1].def->type;
   const std::string& code2 = p.components[1].def->code;
@@ -596,19 +625,63 @@ bool ParseReference(std::string_view text, store::ReferenceIndexRow& out) {
   return !out.url.empty() || !out.target_id.empty();
 }
 
+bool LocalReference(std::string_view url, std::string_view base_url,
+                    store::ReferenceIndexRow& out) {
+  while (!base_url.empty() && base_url.back() == '/') base_url.remove_suffix(1);
+  if (base_url.empty() || url.size() <= base_url.size() + 1 || !url.starts_with(base_url) ||
+      url[base_url.size()] != '/')
+    return false;
+  std::string_view path = url.substr(base_url.size() + 1);
+  if (size_t h = path.find("/_history/"); h != std::string_view::npos) path = path.substr(0, h);
+  const size_t slash = path.find('/');
+  if (slash == std::string_view::npos || slash == 0 || slash + 1 == path.size() ||
+      path.find('/', slash + 1) != std::string_view::npos)
+    return false;
+  const std::string_view type = path.substr(0, slash);
+  if (!fhir::Definitions::Get().IsResourceType(type)) return false;
+  out.target_type = std::string(type);
+  out.target_id = std::string(path.substr(slash + 1));
+  return true;
+}
+
+namespace {
+
+std::shared_mutex server_base_mu;
+std::string& ServerBase() {
+  static std::string base;
+  return base;
+}
+
+}  // namespace
+
+void SetServerBaseUrl(std::string_view base_url) {
+  while (!base_url.empty() && base_url.back() == '/') base_url.remove_suffix(1);
+  std::unique_lock lock(server_base_mu);
+  ServerBase() = std::string(base_url);
+}
+
+std::string ServerBaseUrl() {
+  std::shared_lock lock(server_base_mu);
+  return ServerBase();
+}
+
 store::IndexRows ExtractIndexRows(const json::value& resource) {
+  return ExtractIndexRows(resource, ExtractOptions{ServerBaseUrl()});
+}
+
+store::IndexRows ExtractIndexRows(const json::value& resource, const ExtractOptions& options) {
   store::IndexRows rows;
   if (!resource.is_object()) return rows;
   auto type = FindString(resource.get_object(), "resourceType");
   if (!type || !fhir::Definitions::Get().IsResourceType(*type)) return rows;
   for (const CompiledParam& p : ParamCache::Get().ForType(*type)) {
-    auto items = fhirpath::Evaluate(p.expr, resource, ExtractOptions());
+    auto items = fhirpath::Evaluate(p.expr, resource, FhirPathOptions());
     if (!items.ok()) continue;
     if (!p.components.empty()) {
-      for (const Item& i : *items) ExtractComposite(i, p, resource, rows);
+      for (const Item& i : *items) ExtractComposite(i, p, resource, options, rows);
       continue;
     }
-    for (const Item& i : *items) ExtractItem(i, p, rows);
+    for (const Item& i : *items) ExtractItem(i, p, options, rows);
   }
   ExtractFullText(resource.get_object(), rows);
   return rows;

@@ -17,6 +17,7 @@
 // backends answer from the resource row itself.
 #pragma once
 
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -26,9 +27,35 @@
 
 namespace jiceng::search {
 
+struct ExtractOptions {
+  // This server's base URL ("https://jiceng.example/fhir", config server.base_url). R4
+  // References: a reference is relative to the server's base, so "<base>/Patient/1" names the
+  // local Patient/1 and is indexed as such (with its URL); any other absolute URL names another
+  // server's resource and is indexed by its URL only, never by the Type/id at its end. Empty:
+  // every absolute URL is another server's. Canonical (and uri) targets are identities, not
+  // locations: indexed by URL only whatever the base.
+  std::string base_url;
+};
+
+// The options ExtractIndexRows(resource) and ParseSearch/ParseCriteria use when given none: the
+// server's base URL, set once at startup (the API sets it from config server.base_url). Empty
+// until set. Thread-safe.
+void SetServerBaseUrl(std::string_view base_url);
+std::string ServerBaseUrl();
+
 // `resource` must be a JSON object with resourceType. Unknown types yield no rows. Never fails:
 // an expression that errors on odd data indexes nothing for that parameter.
+store::IndexRows ExtractIndexRows(const json::value& resource, const ExtractOptions& options);
+// With ServerBaseUrl() as the base URL.
 store::IndexRows ExtractIndexRows(const json::value& resource);
+
+// The system of the quantity rows that carry a Quantity's human unit: R4 search, quantity,
+// "5.4||mg: ... where the unit - either the code (code) or the stated human unit (unit) are
+// 'mg'". A Quantity whose unit differs from its code gets one more row, with the unit as code
+// and this system, which no valid uri can be (it holds spaces): "5.4||mmHg" finds it, while a
+// search naming a system ("5.4|http://unitsofmeasure.org|mmHg") and the unit conversions never
+// read it, so that system|code searches are not widened.
+inline constexpr std::string_view kHumanUnitSystem = "(human unit)";
 
 // The parameters of `type` that ExtractIndexRows indexes (and therefore search can answer).
 std::vector<const fhir::SearchParamDef*> IndexedParams(std::string_view type);
@@ -37,5 +64,10 @@ std::vector<const fhir::SearchParamDef*> IndexedParams(std::string_view type);
 // "https://x/fhir/Patient/1", canonical "http://x/Questionnaire/q|2". false for "#contained"
 // and empty references.
 bool ParseReference(std::string_view text, store::ReferenceIndexRow& out);
+
+// Whether `url` is a resource of this server: "<base_url>/Type/id" (optionally
+// "/_history/vid"), with a known resource type. If so, sets out.target_type and out.target_id.
+// Always false when base_url is empty.
+bool LocalReference(std::string_view url, std::string_view base_url, store::ReferenceIndexRow& out);
 
 }  // namespace jiceng::search

@@ -1,7 +1,15 @@
 #include "fhir/search/normalize.h"
 
+#include <algorithm>
+#include <cfloat>
+#include <charconv>
 #include <cmath>
+#include <cstdint>
 #include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <utility>
+#include <vector>
 
 namespace jiceng::search {
 namespace {
@@ -149,42 +157,270 @@ std::string NormalizeString(std::string_view text) {
   return out;
 }
 
-std::optional<CanonicalQuantity> Canonicalize(double value, std::string_view code) {
-  struct Unit {
-    std::string_view code;
-    double factor;
-    std::string_view canonical;
-  };
-  // Deliberately small: the commensurable units that clinical data in the county actually uses.
-  static constexpr Unit kUnits[] = {
+std::span<const ConvertibleUnit> ConvertibleUnits() {
+  static constexpr ConvertibleUnit kUnits[] = {
       {"g", 1, "g"},          {"kg", 1000, "g"},     {"mg", 1e-3, "g"},
       {"ug", 1e-6, "g"},      {"[lb_av]", 453.59237, "g"},
       {"m", 1, "m"},          {"cm", 1e-2, "m"},     {"mm", 1e-3, "m"},
       {"km", 1e3, "m"},       {"[in_i]", 0.0254, "m"},
       {"mm[Hg]", 1, "mm[Hg]"}, {"kPa", 7.50061683, "mm[Hg]"},
   };
-  for (const Unit& u : kUnits) {
+  return kUnits;
+}
+
+std::optional<CanonicalQuantity> Canonicalize(double value, std::string_view code) {
+  for (const ConvertibleUnit& u : ConvertibleUnits()) {
     if (u.code == code) return CanonicalQuantity{value * u.factor, u.canonical};
   }
   return std::nullopt;
 }
 
-std::optional<NumberRange> ParseNumberRange(std::string_view text) {
-  if (text.empty() || text.size() > 64) return std::nullopt;
-  std::string s(text);
-  char* end = nullptr;
-  double v = std::strtod(s.c_str(), &end);
-  if (end != s.c_str() + s.size() || !std::isfinite(v)) return std::nullopt;
-  // Precision: digits after the point in the mantissa, shifted by the exponent.
-  size_t e = s.find_first_of("eE");
-  std::string_view mant = std::string_view(s).substr(0, e);
-  int scale = 0;
-  if (size_t dot = mant.find('.'); dot != std::string_view::npos) {
-    scale = static_cast<int>(mant.size() - dot - 1);
+// ---- Decimal ----------------------------------------------------------------------------------
+
+namespace {
+
+void StripLeadingZeros(Decimal& d) {
+  size_t z = 0;
+  while (z < d.digits.size() && d.digits[z] == '0') ++z;
+  d.digits.erase(0, z);
+  if (d.digits.empty()) d.negative = false;
+}
+
+// |a| vs |b|.
+int CompareMagnitude(const Decimal& a, const Decimal& b) {
+  if (a.digits.empty() || b.digits.empty()) {
+    return a.digits.empty() ? (b.digits.empty() ? 0 : -1) : 1;
   }
-  if (e != std::string::npos) scale -= std::atoi(s.c_str() + e + 1);
-  double half = 0.5 * std::pow(10.0, -scale);
-  return NumberRange{v, v - half, v + half};
+  const int64_t ma = static_cast<int64_t>(a.digits.size()) + a.exponent;
+  const int64_t mb = static_cast<int64_t>(b.digits.size()) + b.exponent;
+  if (ma != mb) return ma < mb ? -1 : 1;
+  // Same leading position: compare digit by digit, the shorter padded with zeros.
+  const size_t n = std::max(a.digits.size(), b.digits.size());
+  for (size_t i = 0; i < n; ++i) {
+    const char x = i < a.digits.size() ? a.digits[i] : '0';
+    const char y = i < b.digits.size() ? b.digits[i] : '0';
+    if (x != y) return x < y ? -1 : 1;
+  }
+  return 0;
+}
+
+// Digit strings of a and b at the exponent min(a.exponent, b.exponent).
+std::pair<std::string, std::string> Aligned(const Decimal& a, const Decimal& b, int& exponent) {
+  exponent = std::min(a.exponent, b.exponent);
+  return {a.digits + std::string(static_cast<size_t>(a.exponent - exponent), '0'),
+          b.digits + std::string(static_cast<size_t>(b.exponent - exponent), '0')};
+}
+
+// x + y or x - y (x >= y) of unsigned digit strings.
+std::string AddDigits(const std::string& x, const std::string& y) {
+  std::string out;
+  int carry = 0;
+  for (size_t i = 0; i < std::max(x.size(), y.size()) || carry; ++i) {
+    int s = carry;
+    if (i < x.size()) s += x[x.size() - 1 - i] - '0';
+    if (i < y.size()) s += y[y.size() - 1 - i] - '0';
+    out += static_cast<char>('0' + s % 10);
+    carry = s / 10;
+  }
+  std::reverse(out.begin(), out.end());
+  return out;
+}
+
+std::string SubtractDigits(const std::string& x, const std::string& y) {
+  std::string out;
+  int borrow = 0;
+  for (size_t i = 0; i < x.size(); ++i) {
+    int s = x[x.size() - 1 - i] - '0' - borrow;
+    if (i < y.size()) s -= y[y.size() - 1 - i] - '0';
+    borrow = s < 0;
+    out += static_cast<char>('0' + (s + 10) % 10);
+  }
+  std::reverse(out.begin(), out.end());
+  return out;
+}
+
+// Doubles in order as integers: the key of a double is its bit pattern for +0 and above, minus
+// its magnitude's bit pattern below (−0 and +0 share key 0). Adjacent doubles have adjacent keys.
+constexpr int64_t kMaxKey = 0x7FEFFFFFFFFFFFFF;  // DBL_MAX; ±(kMaxKey + 1) are the infinities
+
+int64_t OrderKey(double d) {
+  int64_t bits = 0;
+  std::memcpy(&bits, &d, sizeof bits);
+  return bits >= 0 ? bits : -(bits & INT64_MAX);
+}
+
+double FromOrderKey(int64_t k) {
+  const int64_t bits = k >= 0 ? k : ((-k) | INT64_MIN);
+  double d = 0;
+  std::memcpy(&d, &bits, sizeof d);
+  return d;
+}
+
+// k moved by `step` keys towards `limit`, stopping there (no signed overflow on the way).
+int64_t Toward(int64_t k, uint64_t step, int64_t limit) {
+  const uint64_t room = k <= limit ? static_cast<uint64_t>(limit) - static_cast<uint64_t>(k)
+                                   : static_cast<uint64_t>(k) - static_cast<uint64_t>(limit);
+  if (step >= room) return limit;
+  return k <= limit ? static_cast<int64_t>(static_cast<uint64_t>(k) + step)
+                    : static_cast<int64_t>(static_cast<uint64_t>(k) - step);
+}
+
+}  // namespace
+
+std::optional<Decimal> ParseDecimal(std::string_view text) {
+  size_t i = 0;
+  Decimal d;
+  if (i < text.size() && text[i] == '-') {
+    d.negative = true;
+    ++i;
+  }
+  const size_t int_start = i;
+  while (i < text.size() && text[i] >= '0' && text[i] <= '9') ++i;
+  const size_t int_digits = i - int_start;
+  // 0|[1-9][0-9]*: at least one digit, no leading zero before another digit.
+  if (int_digits == 0 || (int_digits > 1 && text[int_start] == '0')) return std::nullopt;
+  d.digits = std::string(text.substr(int_start, int_digits));
+  if (i < text.size() && text[i] == '.') {
+    const size_t frac_start = ++i;
+    while (i < text.size() && text[i] >= '0' && text[i] <= '9') ++i;
+    if (i == frac_start) return std::nullopt;  // "5." has no fraction digits
+    d.digits += text.substr(frac_start, i - frac_start);
+    d.exponent = -static_cast<int>(i - frac_start);
+  }
+  if (i < text.size() && (text[i] == 'e' || text[i] == 'E')) {
+    ++i;
+    bool negative = false;
+    if (i < text.size() && (text[i] == '+' || text[i] == '-')) negative = text[i++] == '-';
+    const size_t exp_start = i;
+    int e = 0;
+    while (i < text.size() && text[i] >= '0' && text[i] <= '9') {
+      e = e * 10 + (text[i++] - '0');
+      if (e > 100000) return std::nullopt;
+    }
+    if (i == exp_start) return std::nullopt;
+    d.exponent += negative ? -e : e;
+  }
+  if (i != text.size()) return std::nullopt;
+  StripLeadingZeros(d);
+  return d;
+}
+
+Decimal DecimalOf(double v) {
+  char buf[64];
+  const auto r = std::to_chars(buf, buf + sizeof buf, v);  // shortest round-trip form
+  auto d = ParseDecimal(std::string_view(buf, static_cast<size_t>(r.ptr - buf)));
+  return d ? *d : Decimal{};  // only a non-finite v has no decimal
+}
+
+int CompareDecimal(const Decimal& a, const Decimal& b) {
+  const bool an = a.negative && !a.digits.empty(), bn = b.negative && !b.digits.empty();
+  if (an != bn) return an ? -1 : 1;
+  const int m = CompareMagnitude(a, b);
+  return an ? -m : m;
+}
+
+Decimal AddDecimal(const Decimal& a, const Decimal& b) {
+  if (a.digits.empty()) {
+    return b.digits.empty() ? Decimal{false, "", std::min(a.exponent, b.exponent)} : b;
+  }
+  if (b.digits.empty()) return a;
+  Decimal out;
+  auto [x, y] = Aligned(a, b, out.exponent);
+  if (a.negative == b.negative) {
+    out.digits = AddDigits(x, y);
+    out.negative = a.negative;
+  } else if (CompareMagnitude(a, b) >= 0) {
+    out.digits = SubtractDigits(x, y);
+    out.negative = a.negative;
+  } else {
+    out.digits = SubtractDigits(y, x);
+    out.negative = b.negative;
+  }
+  StripLeadingZeros(out);
+  return out;
+}
+
+Decimal MultiplyDecimal(const Decimal& a, const Decimal& b) {
+  Decimal out;
+  out.exponent = a.exponent + b.exponent;
+  if (a.digits.empty() || b.digits.empty()) return out;
+  std::vector<int> acc(a.digits.size() + b.digits.size(), 0);
+  for (size_t i = a.digits.size(); i-- > 0;) {
+    for (size_t j = b.digits.size(); j-- > 0;) {
+      acc[i + j + 1] += (a.digits[i] - '0') * (b.digits[j] - '0');
+    }
+  }
+  for (size_t k = acc.size(); k-- > 1;) {
+    acc[k - 1] += acc[k] / 10;
+    acc[k] %= 10;
+  }
+  for (int v : acc) out.digits += static_cast<char>('0' + v);
+  out.negative = a.negative != b.negative;
+  StripLeadingZeros(out);
+  return out;
+}
+
+Decimal HalfUnit(const Decimal& d) { return Decimal{false, "5", d.exponent - 1}; }
+
+int Magnitude(const Decimal& d) {
+  return d.digits.empty() ? 0 : static_cast<int>(d.digits.size()) + d.exponent;
+}
+
+double ApproximateDouble(const Decimal& d) {
+  if (d.digits.empty()) return 0;
+  // "<digits>e<exponent>": no decimal point, so the C locale's is never in question.
+  const std::string text = (d.negative ? "-" : "") + d.digits + "e" + std::to_string(d.exponent);
+  const double v = std::strtod(text.c_str(), nullptr);  // 0 on underflow, ±HUGE_VAL on overflow
+  if (std::isinf(v)) return v > 0 ? DBL_MAX : -DBL_MAX;
+  return v;
+}
+
+// The boundary is found over the doubles in order: DecimalOf is strictly increasing (each
+// double's shortest text lies within the interval of reals that round to it, and those
+// intervals are disjoint and ordered), so "DecimalOf(v)·factor >= bound" is false below one
+// double and true from it on. Start at the estimate bound/factor, widen by doubling steps until
+// the boundary is bracketed (in practice one or two steps: the estimate is within a few ulps),
+// then bisect. Every test is exact decimal arithmetic on the double's shortest text: no binary
+// rounding decides a comparison.
+double SmallestDoubleAtLeast(const Decimal& bound, const Decimal& factor, bool strictly) {
+  auto holds = [&](int64_t k) {
+    if (k > kMaxKey) return true;    // +inf: above every bound
+    if (k < -kMaxKey) return false;  // -inf
+    const int c = CompareDecimal(MultiplyDecimal(DecimalOf(FromOrderKey(k)), factor), bound);
+    return strictly ? c > 0 : c >= 0;
+  };
+  const double f = ApproximateDouble(factor);
+  const double estimate = f > 0 ? ApproximateDouble(bound) / f : 0;
+  const int64_t start = std::isfinite(estimate) ? OrderKey(estimate) : 0;
+  int64_t lo, hi;  // holds(lo) is false, holds(hi) is true
+  if (holds(start)) {
+    hi = start;
+    for (uint64_t step = 1;; step *= 2) {
+      const int64_t k = Toward(hi, step, -kMaxKey - 1);
+      if (!holds(k)) {
+        lo = k;
+        break;
+      }
+      hi = k;
+    }
+  } else {
+    lo = start;
+    for (uint64_t step = 1;; step *= 2) {
+      const int64_t k = Toward(lo, step, kMaxKey + 1);
+      if (holds(k)) {
+        hi = k;
+        break;
+      }
+      lo = k;
+    }
+  }
+  while (static_cast<uint64_t>(hi) - static_cast<uint64_t>(lo) > 1) {
+    const uint64_t gap = static_cast<uint64_t>(hi) - static_cast<uint64_t>(lo);
+    const int64_t mid = lo + static_cast<int64_t>(gap / 2);
+    (holds(mid) ? hi : lo) = mid;
+  }
+  if (hi > kMaxKey) return std::numeric_limits<double>::infinity();
+  return FromOrderKey(hi);
 }
 
 }  // namespace jiceng::search

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -24,20 +25,64 @@ std::string FullTextForm(std::string_view text);
 // punctuation and symbol blocks). A search word without one would match nothing.
 bool HasWordCharacter(std::string_view text);
 
-// A quantity in canonical UCUM units for the few commensurable families the search compares
-// across (mass → g, length → m, pressure mm[Hg]). nullopt when the unit is not in the table:
-// molar ↔ mass conversions in particular are never made here.
+// The UCUM units the search compares across (mass → g, length → m, pressure → mm[Hg]): each
+// with its factor to the canonical unit of its family. Deliberately small: the commensurable
+// units that clinical data in the county actually uses. Molar ↔ mass conversions are never made
+// here (glucose mmol/L ↔ mg/dL needs a molar mass).
+struct ConvertibleUnit {
+  std::string_view code;
+  double factor;  // the decimal its literal is (453.59237) is the exact factor
+  std::string_view canonical;
+};
+std::span<const ConvertibleUnit> ConvertibleUnits();
+
+// A quantity in canonical UCUM units; nullopt when the unit is not in ConvertibleUnits().
 struct CanonicalQuantity {
   double value = 0;
   std::string_view code;
 };
 std::optional<CanonicalQuantity> Canonicalize(double value, std::string_view ucum_code);
 
-// The implicit range of a decimal as written: "100" → [99.5, 100.5), "1.50" → [1.495, 1.505).
-// Exponent forms ("1e2") take the precision of the mantissa. nullopt when not a number.
-struct NumberRange {
-  double value = 0, lo = 0, hi = 0;
+// ---- decimal numbers, exactly ----------------------------------------------------------------
+//
+// Search numbers are decimal text, stored numbers are doubles. A stored double stands for the
+// decimal the server writes back for it (the shortest text that reads back as that double,
+// std::to_chars: DecimalOf), which is what a client sees and searches with. Number and quantity
+// searches therefore compare decimals: the search range is computed from the text in exact
+// decimal arithmetic and turned into bounds on the stored doubles by SmallestDoubleAtLeast.
+
+// (-1)^negative × digits × 10^exponent, exactly. `digits` has no leading zeros ("" is zero) and
+// keeps the trailing zeros of the text, which carry its precision: "1.50" is {"150", -2}.
+struct Decimal {
+  bool negative = false;
+  std::string digits;
+  int exponent = 0;
 };
-std::optional<NumberRange> ParseNumberRange(std::string_view text);
+
+// R4 decimal syntax (also the number of a number or quantity search):
+// -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?. nullopt for anything else: "5.", ".5", "+5",
+// "05", " 5", "0x10", "inf", an exponent beyond ±100000.
+std::optional<Decimal> ParseDecimal(std::string_view text);
+// The decimal a stored double stands for: its shortest round-trip text. d must be finite.
+Decimal DecimalOf(double d);
+int CompareDecimal(const Decimal& a, const Decimal& b);  // <0, 0, >0
+Decimal AddDecimal(const Decimal& a, const Decimal& b);
+Decimal MultiplyDecimal(const Decimal& a, const Decimal& b);
+// Half a unit of the last written digit: the implicit precision of a search number (R4 search,
+// "Prefixes / number": 100 means [99.5, 100.5), 1.50 means [1.495, 1.505)).
+Decimal HalfUnit(const Decimal& d);
+// The double nearest to d (an estimate; ±DBL_MAX past the range of doubles).
+double ApproximateDouble(const Decimal& d);
+// The position of the leading digit, |d| < 10^Magnitude(d): 2 for 12.3, -2 for 0.0012; 0 for
+// zero.
+int Magnitude(const Decimal& d);
+
+// The smallest double v with DecimalOf(v) × factor >= bound (> bound when `strictly`), +inf
+// when there is none. `factor` > 0. As DecimalOf is strictly increasing, for every stored v:
+//   v >= SmallestDoubleAtLeast(b, f, false)  ⇔  DecimalOf(v)·f >= b
+//   v <  SmallestDoubleAtLeast(b, f, false)  ⇔  DecimalOf(v)·f <  b
+//   v >= SmallestDoubleAtLeast(b, f, true)   ⇔  DecimalOf(v)·f >  b
+// so a SQL comparison of the stored double with it decides exactly what the decimals would.
+double SmallestDoubleAtLeast(const Decimal& bound, const Decimal& factor, bool strictly);
 
 }  // namespace jiceng::search

@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
+#include <optional>
 
 #include "base/time.h"
 #include "fhir/definitions.h"
@@ -80,6 +82,13 @@ SearchPrefix TakePrefix(std::string& v) {
   return SearchPrefix::kEq;
 }
 
+// What parsing needs besides the query: the clock for `ap` on dates, and this server's base URL
+// (absolute references under it name local resources).
+struct Context {
+  int64_t now_us = 0;
+  std::string base_url;
+};
+
 Result<store::SearchValue> DateValue(std::string_view param, std::string raw, int64_t now_us) {
   store::SearchValue v;
   v.prefix = TakePrefix(raw);
@@ -97,40 +106,159 @@ Result<store::SearchValue> DateValue(std::string_view param, std::string raw, in
   return v;
 }
 
-Result<store::SearchValue> NumberValue(std::string_view param, std::string raw) {
+// The number of a number or quantity search value, after its prefix. R4 search, number: the
+// value is a decimal, so the R4 decimal syntax -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+// and nothing looser ("5.", " 5", "+5", "0x10", "inf" are 400s, not searches for something else).
+Result<Decimal> SearchNumber(std::string_view param, std::string_view text) {
+  std::optional<Decimal> d;
+  if (text.size() <= 64) d = ParseDecimal(text);
+  if (!d) {
+    return Bad(param, fmt::format("Bad number '{}' for parameter {}: a search number is a FHIR "
+                                  "decimal, [-]digits[.digits][e[+|-]digits], without leading "
+                                  "zeros, '+' or spaces",
+                                  text, param));
+  }
+  // Far inside the doubles' range, so that no bound below (scaled by a unit factor) overflows.
+  if (Magnitude(*d) > 291) {
+    return Bad(param, fmt::format("Number '{}' for parameter {} is out of range (less than 1e291 "
+                                  "in magnitude)",
+                                  text, param));
+  }
+  return *d;
+}
+
+const Decimal& One() {
+  static const Decimal kOne{false, "1", 0};
+  return kOne;
+}
+
+// The comparison of a stored number with the search number x as bounds on the stored doubles.
+// Units: the stored value is in a unit with factor `stored` to its canonical unit, x in one with
+// factor `searched` (both One() when no unit is converted), and the comparison is of
+// DecimalOf(v)·stored with x·searched, so that 70 kg finds 70000 g.
+//
+// R4 search, "Prefixes" for numbers: x has the implicit precision of its written digits, so
+// eq/ne compare with the range [x - h, x + h) (h half a unit of the last digit: 100 is
+// [99.5, 100.5), 0.4 is [0.35, 0.45)); gt/lt/ge/le/sa/eb with x itself ("ge100: greater or
+// equal to exactly 100"); ap within 10% of x.
+// The range is computed in exact decimal arithmetic from the text and turned into doubles with
+// SmallestDoubleAtLeast, which picks for each bound the double where the comparison of the
+// stored doubles' decimal values changes. So the bounds are neither widened nor narrowed by
+// binary rounding: 0.4 finds a stored 0.35 ([0.35, …) includes it), and a value written with
+// 17 digits (113.95967623544097) is found by its own text, whose range is only 1e-14 wide.
+// What the store compares (store::SearchValue): eq/ne lo <= v < hi; gt/sa v > number (the
+// largest double at most x); lt/eb v < number and ge v >= number (the smallest double at least
+// x); le v <= number (the largest at most x). ap is handed over as the range [0.9x, 1.1x] with
+// prefix eq, so that its bounds are exact too.
+store::SearchValue NumberComparison(SearchPrefix prefix, const Decimal& x, const Decimal& searched,
+                                    const Decimal& stored) {
+  auto at_least = [&](const Decimal& b) { return SmallestDoubleAtLeast(b, stored, false); };
+  auto above = [&](const Decimal& b) { return SmallestDoubleAtLeast(b, stored, true); };
+  auto at_most = [&](const Decimal& b) {  // the largest double whose value is at most b
+    return std::nextafter(above(b), -std::numeric_limits<double>::infinity());
+  };
+  const Decimal xs = MultiplyDecimal(x, searched);
   store::SearchValue v;
-  v.prefix = TakePrefix(raw);
-  auto n = ParseNumberRange(raw);
-  if (!n) return Bad(param, fmt::format("Bad number '{}' for parameter {}", raw, param));
-  v.number = n->value;
-  v.lo = n->lo;
-  v.hi = n->hi;
+  v.prefix = prefix;
+  v.number = ApproximateDouble(x);
+  if (prefix == SearchPrefix::kAp) {
+    // "Approximately": within 10% of x (the server's choice; R4 leaves the margin open).
+    Decimal a = MultiplyDecimal(xs, Decimal{false, "9", -1});
+    Decimal b = MultiplyDecimal(xs, Decimal{false, "11", -1});
+    if (CompareDecimal(a, b) > 0) std::swap(a, b);
+    v.prefix = SearchPrefix::kEq;
+    v.lo = at_least(a);
+    v.hi = above(b);
+    return v;
+  }
+  switch (prefix) {
+    case SearchPrefix::kEq:
+    case SearchPrefix::kNe: {
+      Decimal h = MultiplyDecimal(HalfUnit(x), searched);
+      v.hi = at_least(AddDecimal(xs, h));
+      h.negative = true;
+      v.lo = at_least(AddDecimal(xs, h));
+      break;
+    }
+    case SearchPrefix::kGt:
+    case SearchPrefix::kSa:
+    case SearchPrefix::kLe:
+      v.number = at_most(xs);
+      break;
+    case SearchPrefix::kLt:
+    case SearchPrefix::kEb:
+    case SearchPrefix::kGe:
+      v.number = at_least(xs);
+      break;
+    default:
+      break;
+  }
   return v;
 }
 
-Result<store::SearchValue> QuantityValue(std::string_view param, const std::string& raw) {
+Result<store::SearchValue> NumberValue(std::string_view param, std::string raw) {
+  const SearchPrefix prefix = TakePrefix(raw);
+  JC_ASSIGN_OR_RETURN(Decimal x, SearchNumber(param, raw));
+  return NumberComparison(prefix, x, One(), One());
+}
+
+constexpr std::string_view kUcum = "http://unitsofmeasure.org";
+
+// A quantity search value, [prefix]number[|system|code], as the alternatives (OR) the store
+// compares. R4 search ("quantity"):
+//   number              the number alone, any unit
+//   number|system|code  system and code must match
+//   number||code        "either the code (code) or the stated human unit (unit)" matches
+//                       (the extractor indexes the unit as one more row, kHumanUnitSystem)
+//   number|system|      any code of that system
+// and the server compares commensurable UCUM units (ConvertibleUnits: 70 kg finds 70000 g):
+// when the searched unit is one of them (system empty or UCUM), one alternative per unit of its
+// family and stored system ('' or UCUM), each with the search range converted into that unit
+// exactly (NumberComparison) and compared with the stored value as it is. Rows of other units,
+// other systems and human units are never converted.
+Result<std::vector<store::SearchValue>> QuantityValues(std::string_view param,
+                                                       const std::string& raw) {
   auto parts = SplitEscaped(raw, '|');
   if (parts.size() != 1 && parts.size() != 3)
     return Bad(param, fmt::format("Bad quantity '{}' for parameter {} (number|system|code)", raw, param));
-  JC_ASSIGN_OR_RETURN(store::SearchValue v, NumberValue(param, parts[0]));
-  if (parts.size() == 3) {
-    const std::string& system = parts[1];
-    const std::string& code = parts[2];
-    std::optional<CanonicalQuantity> c;
-    if (!code.empty() && (system.empty() || system == "http://unitsofmeasure.org"))
-      c = Canonicalize(1.0, code);
-    if (c) {
-      // Compare on canonical values so 70 kg finds 70000 g.
-      v.canonical_code = std::string(c->code);
-      v.number *= c->value;
-      v.lo *= c->value;
-      v.hi *= c->value;
-    } else {
-      if (!system.empty()) v.system = system;
-      v.code = code;
+  std::string number = parts[0];
+  const SearchPrefix prefix = TakePrefix(number);
+  JC_ASSIGN_OR_RETURN(Decimal x, SearchNumber(param, number));
+  std::vector<store::SearchValue> out;
+  auto add = [&](std::optional<std::string> system, std::string code, const Decimal& searched,
+                 const Decimal& stored) {
+    store::SearchValue v = NumberComparison(prefix, x, searched, stored);
+    v.system = std::move(system);
+    v.code = std::move(code);
+    out.push_back(std::move(v));
+  };
+  const std::string system = parts.size() == 3 ? parts[1] : "";
+  const std::string code = parts.size() == 3 ? parts[2] : "";
+  if (code.empty()) {
+    // "5.4" and "5.4||" name no unit; "5.4|system|" any code of the system.
+    add(system.empty() ? std::nullopt : std::optional<std::string>(system), "", One(), One());
+    return out;
+  }
+  // The unit as given: without a system the code in any system, or the human unit.
+  add(system.empty() ? std::nullopt : std::optional<std::string>(system), code, One(), One());
+  if (!system.empty() && system != kUcum) return out;
+  std::optional<ConvertibleUnit> searched;
+  for (const ConvertibleUnit& u : ConvertibleUnits()) {
+    if (u.code == code) searched = u;
+  }
+  if (!searched) return out;
+  const Decimal searched_factor = DecimalOf(searched->factor);
+  for (const ConvertibleUnit& u : ConvertibleUnits()) {
+    if (u.canonical != searched->canonical) continue;
+    const Decimal stored_factor = DecimalOf(u.factor);
+    for (std::string_view stored_system : {std::string_view(), kUcum}) {
+      // The alternative above already covers the searched unit in the searched system (in
+      // every system when none was given).
+      if (u.code == code && (system.empty() || stored_system == system)) continue;
+      add(std::string(stored_system), std::string(u.code), searched_factor, stored_factor);
     }
   }
-  return v;
+  return out;
 }
 
 Result<store::SearchValue> TokenValue(std::string_view param, const std::string& raw) {
@@ -151,21 +279,36 @@ Result<store::SearchValue> TokenValue(std::string_view param, const std::string&
   return v;
 }
 
-Result<store::SearchValue> ReferenceValue(std::string_view param, const std::string& raw,
-                                          const std::string& type_modifier) {
-  store::SearchValue v;
+// A reference search value. R4 search ("reference"): "[parameter]=[id]", "[Type]/[id]" name a
+// resource on this server; "[parameter]=[url]" an absolute URL matches references to that URL.
+// R4 References: a relative reference is relative to this server's base, so an absolute URL
+// under the base ("<base>/Patient/1") names the same resource as "Patient/1" and is searched both
+// ways; any other absolute URL (another server's resource, a canonical) only by the URL itself,
+// never by the Type/id at its end (the extractor indexes such references by URL only).
+Result<std::vector<store::SearchValue>> ReferenceValues(std::string_view param,
+                                                        const std::string& raw,
+                                                        const std::string& type_modifier,
+                                                        const Context& ctx) {
   store::ReferenceIndexRow r;
   if (raw.empty() || !ParseReference(raw, r))
     return Bad(param, fmt::format("Bad reference '{}' for parameter {}", raw, param));
+  std::vector<store::SearchValue> out;
   if (!r.url.empty()) {
+    store::SearchValue v;
     v.url = r.url;
-  } else {
-    v.type = r.target_type.empty() ? type_modifier : r.target_type;
-    v.code = r.target_id;
-    if (!type_modifier.empty() && v.type != type_modifier)
-      return Bad(param, fmt::format("Reference '{}' does not match the modifier :{}", raw, type_modifier));
+    out.push_back(std::move(v));
+    store::ReferenceIndexRow local;
+    if (!LocalReference(r.url, ctx.base_url, local)) return out;
+    r = std::move(local);
   }
-  return v;
+  store::SearchValue v;
+  v.type = r.target_type.empty() ? type_modifier : r.target_type;
+  v.code = r.target_id;
+  if (!type_modifier.empty() && v.type != type_modifier)
+    return Bad(param,
+               fmt::format("Reference '{}' does not match the modifier :{}", raw, type_modifier));
+  out.push_back(std::move(v));
+  return out;
 }
 
 bool IsControl(std::string_view name) {
@@ -234,18 +377,24 @@ Result<store::SearchValue> StringValue(std::string_view param, const std::string
   return v;
 }
 
-// One value of a component of a composite (or of :of-type) by the component's kind.
-Result<store::SearchValue> ComponentValue(std::string_view param, SearchKind kind,
-                                          const std::string& part, int64_t now_us) {
+// The alternatives of one component value of a composite by the component's kind (a quantity
+// may be several, see QuantityValues).
+Result<std::vector<store::SearchValue>> ComponentValues(std::string_view param, SearchKind kind,
+                                                        const std::string& part,
+                                                        const Context& ctx) {
+  auto one = [](Result<store::SearchValue> v) -> Result<std::vector<store::SearchValue>> {
+    if (!v.ok()) return std::move(v).error();
+    return std::vector<store::SearchValue>{std::move(*v)};
+  };
   switch (kind) {
     case SearchKind::kToken:
-      return TokenValue(param, part);
+      return one(TokenValue(param, part));
     case SearchKind::kQuantity:
-      return QuantityValue(param, part);
+      return QuantityValues(param, part);
     case SearchKind::kDate:
-      return DateValue(param, Unescape(part), now_us);
+      return one(DateValue(param, Unescape(part), ctx.now_us));
     case SearchKind::kString:
-      return StringValue(param, part, store::StringMatch::kStartsWith);
+      return one(StringValue(param, part, store::StringMatch::kStartsWith));
     default:
       break;
   }
@@ -286,13 +435,13 @@ Result<store::SearchValue> InValueSetValue(std::string_view param, const std::st
 }
 
 Result<Parsed> ParseCriterion(std::string_view type, std::string_view name,
-                              const std::string& value, int64_t now_us, int depth);
+                              const std::string& value, const Context& ctx, int depth);
 
 // subject.name=x, subject:Patient.name=x, encounter.subject.identifier=…: the clause holds for
 // references of `subject` whose target matches the rest of the chain. Without a type modifier
 // every target type that has the chained parameter is searched.
 Result<Parsed> ParseChain(std::string_view type, std::string_view name, const std::string& value,
-                          int64_t now_us, int depth) {
+                          const Context& ctx, int depth) {
   const size_t dot = name.find('.');
   std::string_view head = name.substr(0, dot), rest = name.substr(dot + 1);
   std::string_view code = head, type_modifier;
@@ -317,7 +466,7 @@ Result<Parsed> ParseChain(std::string_view type, std::string_view name, const st
   c.param = std::string(code);
   std::string why;
   for (const std::string& target : targets) {
-    JC_ASSIGN_OR_RETURN(Parsed inner, ParseCriterion(target, rest, value, now_us, depth + 1));
+    JC_ASSIGN_OR_RETURN(Parsed inner, ParseCriterion(target, rest, value, ctx, depth + 1));
     if (!inner.clause) {
       if (why.empty()) why = std::move(inner.why);
       continue;
@@ -338,7 +487,7 @@ Result<Parsed> ParseChain(std::string_view type, std::string_view name, const st
 // _has:Observation:subject:code=x (nested: _has:A:p:_has:B:q:param=x): resources that a current
 // Observation matching code=x refers to through its `subject`.
 Result<Parsed> ParseHas(std::string_view type, std::string_view name, const std::string& value,
-                        int64_t now_us, int depth) {
+                        const Context& ctx, int depth) {
   std::string_view s = name.substr(5);  // after "_has:"
   const size_t c1 = s.find(':');
   const size_t c2 = c1 == std::string_view::npos ? c1 : s.find(':', c1 + 1);
@@ -358,7 +507,7 @@ Result<Parsed> ParseHas(std::string_view type, std::string_view name, const std:
   if (std::find(targets.begin(), targets.end(), type) == targets.end()) {
     return Unsupported(fmt::format("{}.{} cannot refer to {}", has_type, ref, type));
   }
-  JC_ASSIGN_OR_RETURN(Parsed inner, ParseCriterion(has_type, rest, value, now_us, depth + 1));
+  JC_ASSIGN_OR_RETURN(Parsed inner, ParseCriterion(has_type, rest, value, ctx, depth + 1));
   if (!inner.clause) return inner;
   store::SearchClause c;
   c.kind = SearchKind::kReverseChain;
@@ -372,12 +521,12 @@ Result<Parsed> ParseHas(std::string_view type, std::string_view name, const std:
 
 // Parses one criterion: a parameter of `type` with its modifier, a chain or a _has.
 Result<Parsed> ParseCriterion(std::string_view type, std::string_view name,
-                              const std::string& value, int64_t now_us, int depth) {
+                              const std::string& value, const Context& ctx, int depth) {
   if (depth > kMaxChainDepth) {
     return Bad(name, fmt::format("Chains and _has nest at most {} levels deep", kMaxChainDepth));
   }
-  if (name.starts_with("_has:")) return ParseHas(type, name, value, now_us, depth);
-  if (name.find('.') != std::string_view::npos) return ParseChain(type, name, value, now_us, depth);
+  if (name.starts_with("_has:")) return ParseHas(type, name, value, ctx, depth);
+  if (name.find('.') != std::string_view::npos) return ParseChain(type, name, value, ctx, depth);
   std::string code(name), modifier;
   if (size_t colon = name.find(':'); colon != std::string_view::npos) {
     code = std::string(name.substr(0, colon));
@@ -494,7 +643,7 @@ Result<Parsed> ParseCriterion(std::string_view type, std::string_view name,
         break;
       case SearchKind::kDate:
       case SearchKind::kLastUpdated: {
-        JC_ASSIGN_OR_RETURN(v, DateValue(name, Unescape(part), now_us));
+        JC_ASSIGN_OR_RETURN(v, DateValue(name, Unescape(part), ctx.now_us));
         break;
       }
       case SearchKind::kNumber: {
@@ -502,12 +651,15 @@ Result<Parsed> ParseCriterion(std::string_view type, std::string_view name,
         break;
       }
       case SearchKind::kQuantity: {
-        JC_ASSIGN_OR_RETURN(v, QuantityValue(name, part));
-        break;
+        JC_ASSIGN_OR_RETURN(auto alternatives, QuantityValues(name, part));
+        for (store::SearchValue& a : alternatives) c.any_of.push_back(std::move(a));
+        continue;
       }
       case SearchKind::kReference: {
-        JC_ASSIGN_OR_RETURN(v, ReferenceValue(name, Unescape(part), type_modifier));
-        break;
+        JC_ASSIGN_OR_RETURN(auto alternatives,
+                            ReferenceValues(name, Unescape(part), type_modifier, ctx));
+        for (store::SearchValue& a : alternatives) c.any_of.push_back(std::move(a));
+        continue;
       }
       case SearchKind::kUri:
         v.text = Unescape(part);
@@ -521,12 +673,22 @@ Result<Parsed> ParseCriterion(std::string_view type, std::string_view name,
           return Bad(name, fmt::format("Parameter {} takes {} components separated by '$'", name,
                                        c.components.size()));
         }
+        // Every combination of the components' alternatives (in practice: the quantity's).
+        std::vector<store::SearchValue> combinations(1);
         for (size_t k = 0; k < pieces.size(); ++k) {
-          JC_ASSIGN_OR_RETURN(store::SearchValue cv,
-                              ComponentValue(name, c.components[k], pieces[k], now_us));
-          v.components.push_back(std::move(cv));
+          JC_ASSIGN_OR_RETURN(auto alternatives,
+                              ComponentValues(name, c.components[k], pieces[k], ctx));
+          std::vector<store::SearchValue> next;
+          for (const store::SearchValue& partial : combinations) {
+            for (const store::SearchValue& a : alternatives) {
+              next.push_back(partial);
+              next.back().components.push_back(a);
+            }
+          }
+          combinations = std::move(next);
         }
-        break;
+        for (store::SearchValue& m : combinations) c.any_of.push_back(std::move(m));
+        continue;
       }
       case SearchKind::kText: {
         // Words separated by spaces, all required, each matching the start of a word.
@@ -608,6 +770,7 @@ Result<ParsedSearch> ParseSearch(std::string_view type, const Params& params,
   q.type = std::string(type);
   q.count = options.default_count;
   const int64_t now = options.now_us ? options.now_us : NowMicros();
+  const Context ctx{now, options.base_url ? *options.base_url : ServerBaseUrl()};
   for (const auto& [name, value] : params) {
     if (name == "_count") {
       JC_ASSIGN_OR_RETURN(q.count, NonNegative(name, value, options.max_count));
@@ -630,7 +793,7 @@ Result<ParsedSearch> ParseSearch(std::string_view type, const Params& params,
     } else if (IsControl(name)) {
       out.applied.emplace_back(name, value);
     } else {
-      auto parsed = ParseCriterion(type, name, value, now, 0);
+      auto parsed = ParseCriterion(type, name, value, ctx, 0);
       if (!parsed.ok()) return ForParameter(std::move(parsed).error(), name);
       if (!parsed->clause) {
         if (options.strict) return NotSupported(type, name, parsed->why);
@@ -662,9 +825,9 @@ Result<store::SearchQuery> ParseCriteria(std::string_view type, const Params& pa
   if (params.empty()) return Invalid("Conditional criteria are empty");
   store::SearchQuery q;
   q.type = std::string(type);
-  const int64_t now = NowMicros();
+  const Context ctx{NowMicros(), ServerBaseUrl()};
   for (const auto& [name, value] : params) {
-    auto parsed = ParseCriterion(type, name, value, now, 0);
+    auto parsed = ParseCriterion(type, name, value, ctx, 0);
     if (!parsed.ok()) return ForParameter(std::move(parsed).error(), name);
     if (!parsed->clause) {
       return Bad(name, fmt::format("Conditional criteria parameter '{}' is not supported for {}{}",

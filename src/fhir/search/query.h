@@ -9,10 +9,14 @@
 //              with the definitions, matched on code in any system; another ValueSet → 400
 //              naming it)
 //   date       prefixes eq ne gt lt ge le sa eb ap, partial precision ranges on both sides
-//   number     prefixes, implicit precision ("100" = [99.5, 100.5))
-//   quantity   [prefix]number[|system|code]; canonical UCUM compare for mass, length, mm[Hg]
+//   number     prefixes, implicit precision ("100" = [99.5, 100.5)); the R4 decimal syntax
+//              only ("5.", " 5", "0x10" are 400s)
+//   quantity   [prefix]number[|system|code]; number||code matches the code or the human unit
+//              (Quantity.unit); UCUM mass, length and mm[Hg]/kPa compare across units
 //   reference  id, Type/id, absolute URL, :Type, :missing, :identifier (system|value of
-//              Reference.identifier)
+//              Reference.identifier). Type/id and id name resources of this server: relative
+//              references, or absolute ones under the base URL (ParseOptions::base_url); any
+//              other absolute URL, and a canonical, is found by its URL only.
 //   uri        exact, :below, :above, :missing
 //   composite  code$value with each component parsed as its own type, both matched within the
 //              same element (Observation code-value-quantity, component-code-value-quantity,
@@ -23,8 +27,8 @@
 //   chains     subject.name=x, subject:Patient.name=x, encounter.subject.identifier=x (any
 //              parameter, with its modifiers, at the end; up to 4 levels with _has). Without a
 //              type modifier every target type of the reference that has the chained parameter
-//              is searched. Chains follow "Type/id" references (relative or absolute) to current
-//              resources.
+//              is searched. Chains follow references to current resources of this server
+//              ("Type/id", or "<base>/Type/id").
 //   _has       _has:Observation:subject:code=x, nested (_has:A:p:_has:B:q:param=x), chains
 //              inside (_has:Observation:subject:encounter.status=x)
 //   _text      the narrative (words of Resource.text.div), _content the text of every string
@@ -37,12 +41,19 @@
 //   eq: lo <= s && e <= hi      ne: !eq        gt: e > hi     lt: s < lo
 //   ge: gt || eq                le: lt || eq   sa: s >= hi    eb: e <= lo
 //   ap: overlaps [lo - w, hi + w), w = 10% of the distance from now to the search value.
-// Number/quantity compare a stored value v with the search range [lo, hi) and value x:
-//   eq: lo <= v < hi  ne: !eq  gt/sa: v > x  lt/eb: v < x  ge: v >= lo  le: v < hi
-//   ap: within 10% of x.
+// Number/quantity compare the decimal a stored double stands for (search::DecimalOf) with the
+// search number x as written and its range [x - h, x + h), h half a unit of its last digit, in
+// exact decimal arithmetic:
+//   eq: x-h <= v < x+h  ne: !eq  gt/sa: v > x  lt/eb: v < x  ge: v >= x  le: v <= x
+//   ap: 0.9x <= v <= 1.1x
+// handed to the store as bounds on the stored doubles that decide exactly that
+// (search::SmallestDoubleAtLeast): eq/ne lo <= v < hi; gt/sa v > number; lt/eb v < number;
+// ge v >= number; le v <= number; ap as eq over [lo, hi). A quantity value may be several
+// alternatives (one per unit it is compared in).
 // Errors inside a chain or _has name the whole parameter as given ("subject.birthdate").
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -61,6 +72,9 @@ struct ParseOptions {
   int64_t default_count = 20;
   int64_t max_count = 1000;
   int64_t now_us = 0;   // for `ap` on dates; 0: the clock
+  // This server's base URL, for reference values: an absolute URL under it names a local
+  // resource (see ExtractOptions::base_url). nullopt: ServerBaseUrl().
+  std::optional<std::string> base_url;
 };
 
 struct ParsedSearch {

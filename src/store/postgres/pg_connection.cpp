@@ -4,6 +4,7 @@
 
 #include <bit>
 #include <cstring>
+#include <optional>
 
 namespace jiceng::store::postgres {
 namespace {
@@ -167,7 +168,34 @@ Error PgConnection::LastError(pg_result* r, std::string_view what) {
                          (state ? " (SQLSTATE " + std::string(state) + ")" : ""));
 }
 
+template <class R, class F>
+R PgConnection::WithLazyBegin(F run) {
+  std::string prefix = std::move(lazy_begin_);
+  lazy_begin_.clear();
+  R r = run(prefix);
+  // Nothing of the transaction has been seen by the caller yet: on a connection that turned out
+  // to be broken (or left in doubt by the previous transaction's ROLLBACK), a fresh connection
+  // and a fresh transaction are as good.
+  if (!r.ok() && !prefix.empty() && !Healthy() && Reset().ok()) r = run(prefix);
+  return r;
+}
+
 Status PgConnection::Exec(const std::string& sql) {
+  if (lazy_begin_.empty() && unread_.empty() && !end_pending_) {
+    return ExecNow(sql, sql == "COMMIT");
+  }
+  return WithLazyBegin<Status>([&](const std::string& prefix) -> Status {
+    JC_RETURN_IF_ERROR(DrainUnread());
+    // Exec is the simple query protocol: the pending ROLLBACK and the BEGIN ride in the same
+    // command string.
+    std::string text = end_pending_ ? "ROLLBACK; " : "";
+    end_pending_ = false;
+    if (!prefix.empty()) text += prefix + "; ";
+    return ExecNow(text + sql, sql == "COMMIT");
+  });
+}
+
+Status PgConnection::ExecNow(const std::string& sql, bool commit) {
   last_sqlstate_.clear();
   // PQexec returns the last statement's result; an earlier failure stops the batch and is the
   // result returned, so one status check covers every statement.
@@ -180,7 +208,7 @@ Status PgConnection::Exec(const std::string& sql) {
   }
   // COMMIT of a transaction that an error aborted "succeeds" with the tag ROLLBACK: that is a
   // lost write, never a success.
-  const bool rolled_back = sql == "COMMIT" && std::string_view(PQcmdStatus(r)) == "ROLLBACK";
+  const bool rolled_back = commit && std::string_view(PQcmdStatus(r)) == "ROLLBACK";
   PQclear(r);
   if (rolled_back) {
     return Error(ErrorCode::kInternal, "postgres: COMMIT rolled back an aborted transaction");
@@ -189,10 +217,38 @@ Status PgConnection::Exec(const std::string& sql) {
 }
 
 Result<PgResult> PgConnection::Query(const std::string& sql, const PgParams& params) {
+  if (lazy_begin_.empty() && unread_.empty() && !end_pending_) return QueryNow(sql, params);
+  return WithLazyBegin<Result<PgResult>>(
+      [&](const std::string& prefix) { return QueryPipelined(prefix, sql, params); });
+}
+
+namespace {
+
+// Binary parameters of one statement, as libpq wants them.
+struct WireParams {
+  explicit WireParams(const PgParams& params) {
+    const size_t n = params.size();
+    values.resize(n);
+    lengths.resize(n);
+    formats.assign(n, 1);
+    for (size_t i = 0; i < n; ++i) {
+      values[i] = params.values()[i].data();
+      lengths[i] = static_cast<int>(params.values()[i].size());
+    }
+  }
+  int count() const { return static_cast<int>(values.size()); }
+  std::vector<const char*> values;
+  std::vector<int> lengths;
+  std::vector<int> formats;
+};
+
+}  // namespace
+
+Result<PgResult> PgConnection::QueryNow(const std::string& sql, const PgParams& params) {
   last_sqlstate_.clear();
   auto it = prepared_.find(sql);
   if (it == prepared_.end()) {
-    std::string name = "s" + std::to_string(prepared_.size());
+    std::string name = "s" + std::to_string(next_name_++);
     const auto& types = params.types();
     PGresult* r = PQprepare(conn_, name.c_str(), sql.c_str(), static_cast<int>(types.size()),
                             reinterpret_cast<const Oid*>(types.data()));
@@ -204,16 +260,9 @@ Result<PgResult> PgConnection::Query(const std::string& sql, const PgParams& par
     PQclear(r);
     it = prepared_.emplace(sql, std::move(name)).first;
   }
-  const int n = static_cast<int>(params.size());
-  std::vector<const char*> values(static_cast<size_t>(n));
-  std::vector<int> lengths(static_cast<size_t>(n));
-  std::vector<int> formats(static_cast<size_t>(n), 1);
-  for (int i = 0; i < n; ++i) {
-    values[static_cast<size_t>(i)] = params.values()[static_cast<size_t>(i)].data();
-    lengths[static_cast<size_t>(i)] = static_cast<int>(params.values()[static_cast<size_t>(i)].size());
-  }
-  PGresult* r = PQexecPrepared(conn_, it->second.c_str(), n, values.data(), lengths.data(),
-                               formats.data(), /*resultFormat=*/1);
+  const WireParams wire(params);
+  PGresult* r = PQexecPrepared(conn_, it->second.c_str(), wire.count(), wire.values.data(),
+                               wire.lengths.data(), wire.formats.data(), /*resultFormat=*/1);
   const ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
   if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
     Error e = LastError(r, "query");
@@ -223,15 +272,187 @@ Result<PgResult> PgConnection::Query(const std::string& sql, const PgParams& par
   return PgResult(r);
 }
 
-bool PgConnection::Healthy() const { return PQstatus(conn_) == CONNECTION_OK; }
+// One pipeline: the previous transaction's ROLLBACK (if pending), the prefix (if any) and the
+// statement, each as [Parse] Bind/Execute, then one Sync; a statement not yet prepared on this
+// connection is prepared in the same round trip. The server stops at the first failure and skips
+// the rest up to the Sync (PGRES_PIPELINE_ABORTED), so the first failed step is the call's error.
+Result<PgResult> PgConnection::QueryPipelined(const std::string& prefix, const std::string& sql,
+                                              const PgParams& params) {
+  last_sqlstate_.clear();
+  if (broken_) return Lost("query");
+  enum class Role { kEnd, kBegin, kStatement };
+  struct Step {
+    const std::string* sql;
+    const PgParams* params;
+    std::string name;
+    bool prepare;
+    Role role;
+  };
+  static const PgParams kNoParams;
+  static const std::string kRollback = "ROLLBACK";
+  std::vector<Step> steps;
+  auto add = [&](const std::string& text, const PgParams& p, Role role) {
+    auto it = prepared_.find(text);
+    if (it != prepared_.end()) {
+      steps.push_back({&text, &p, it->second, false, role});
+      return;
+    }
+    std::string name = "s" + std::to_string(next_name_++);
+    steps.push_back({&text, &p, name, true, role});
+    steps.push_back({&text, &p, std::move(name), false, role});
+  };
+  if (end_pending_) add(kRollback, kNoParams, Role::kEnd);
+  end_pending_ = false;
+  if (!prefix.empty()) add(prefix, kNoParams, Role::kBegin);
+  add(sql, params, Role::kStatement);
+
+  if (PQpipelineStatus(conn_) == PQ_PIPELINE_OFF && PQenterPipelineMode(conn_) != 1) {
+    return Lost("enter pipeline mode");
+  }
+  for (const Step& step : steps) {
+    int sent;
+    if (step.prepare) {
+      const auto& types = step.params->types();
+      sent = PQsendPrepare(conn_, step.name.c_str(), step.sql->c_str(),
+                           static_cast<int>(types.size()),
+                           reinterpret_cast<const Oid*>(types.data()));
+    } else {
+      const WireParams wire(*step.params);
+      sent = PQsendQueryPrepared(conn_, step.name.c_str(), wire.count(), wire.values.data(),
+                                 wire.lengths.data(), wire.formats.data(), /*resultFormat=*/1);
+    }
+    if (sent != 1) return Lost("send");
+  }
+  if (PQpipelineSync(conn_) != 1) return Lost("send");  // also flushes
+
+  // Answers come in the order sent: first those of the ROLLBACKs sent without waiting.
+  JC_RETURN_IF_ERROR(ReadUnread());
+  std::vector<PgResult> results;
+  JC_RETURN_IF_ERROR(ReadPipeline(steps.size(), results));
+  if (PQexitPipelineMode(conn_) != 1) return Lost("exit pipeline mode");
+
+  std::optional<Error> failure;
+  for (size_t i = 0; i < steps.size(); ++i) {
+    pg_result* r = results[i].r_.get();
+    const ExecStatusType st = PQresultStatus(r);
+    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+      if (steps[i].prepare) prepared_.emplace(*steps[i].sql, steps[i].name);
+      continue;
+    }
+    if (!failure && st != PGRES_PIPELINE_ABORTED) {
+      // The previous transaction may still be open: this connection cannot be trusted.
+      if (steps[i].role == Role::kEnd) broken_ = true;
+      failure = LastError(r, steps[i].role == Role::kEnd     ? "rollback"
+                             : steps[i].role == Role::kBegin ? "begin"
+                             : steps[i].prepare              ? "prepare"
+                                                             : "query");
+    }
+  }
+  if (failure) return std::move(*failure);
+  return std::move(results.back());
+}
+
+Status PgConnection::ReadPipeline(size_t commands, std::vector<PgResult>& out) {
+  out.clear();
+  out.reserve(commands);
+  for (size_t i = 0; i < commands; ++i) {
+    PGresult* r = PQgetResult(conn_);
+    if (r == nullptr) return Lost("read");
+    out.emplace_back(r);
+    // Each of our commands has exactly one result, then the null that ends it.
+    if (PGresult* extra = PQgetResult(conn_)) {
+      PQclear(extra);
+      return Lost("read");
+    }
+  }
+  PGresult* sync = PQgetResult(conn_);
+  const bool synced = sync != nullptr && PQresultStatus(sync) == PGRES_PIPELINE_SYNC;
+  PQclear(sync);
+  if (!synced) return Lost("read");
+  return Status::Ok();
+}
+
+Status PgConnection::ReadUnread() {
+  std::vector<PgResult> results;
+  while (!unread_.empty()) {
+    const size_t commands = unread_.front();
+    unread_.erase(unread_.begin());
+    JC_RETURN_IF_ERROR(ReadPipeline(commands, results));
+    for (const PgResult& r : results) {
+      if (PQresultStatus(r.r_.get()) != PGRES_COMMAND_OK) {
+        // The previous transaction may still be open: this connection cannot be trusted.
+        broken_ = true;
+        return LastError(r.r_.get(), "rollback");
+      }
+    }
+  }
+  return Status::Ok();
+}
+
+Status PgConnection::DrainUnread() {
+  if (unread_.empty()) return Status::Ok();
+  JC_RETURN_IF_ERROR(ReadUnread());
+  if (PQexitPipelineMode(conn_) != 1) return Lost("exit pipeline mode");
+  return Status::Ok();
+}
+
+Error PgConnection::Lost(std::string_view what) {
+  broken_ = true;
+  const bool down = PQstatus(conn_) != CONNECTION_OK;
+  std::string msg = Trimmed(PQerrorMessage(conn_));
+  return Error(down ? ErrorCode::kUnavailable : ErrorCode::kInternal,
+               "postgres: " + std::string(what) + ": " +
+                   (msg.empty() ? std::string("pipeline out of step") : msg));
+}
+
+void PgConnection::BeginLazily(std::string begin_sql) { lazy_begin_ = std::move(begin_sql); }
+
+void PgConnection::EndLazily() {
+  if (!lazy_begin_.empty()) {
+    lazy_begin_.clear();  // never sent: there is nothing to end
+    return;
+  }
+  if (end_pending_ || !unread_.empty() || !Healthy()) return;
+  const PGTransactionStatusType s = PQtransactionStatus(conn_);
+  end_pending_ = s == PQTRANS_INTRANS || s == PQTRANS_INERROR;
+}
+
+void PgConnection::SendPendingEnd() {
+  if (!end_pending_) return;
+  end_pending_ = false;
+  if (!Healthy()) return;
+  auto it = prepared_.find("ROLLBACK");
+  bool sent = PQenterPipelineMode(conn_) == 1;
+  if (sent && it != prepared_.end()) {
+    sent = PQsendQueryPrepared(conn_, it->second.c_str(), 0, nullptr, nullptr, nullptr, 1) == 1;
+  } else if (sent) {
+    sent = PQsendQueryParams(conn_, "ROLLBACK", 0, nullptr, nullptr, nullptr, nullptr, 1) == 1;
+  }
+  // PQpipelineSync flushes: the server rolls back now.
+  sent = sent && PQpipelineSync(conn_) == 1;
+  if (!sent) {
+    broken_ = true;
+    return;
+  }
+  unread_.push_back(1);
+}
+
+bool PgConnection::Healthy() const { return !broken_ && PQstatus(conn_) == CONNECTION_OK; }
 
 bool PgConnection::InTransaction() const {
+  // An end pending or sent without waiting is a ROLLBACK: the transaction is over for callers.
+  if (end_pending_ || !unread_.empty()) return false;
   const PGTransactionStatusType s = PQtransactionStatus(conn_);
   return s == PQTRANS_INTRANS || s == PQTRANS_INERROR || s == PQTRANS_ACTIVE;
 }
 
 Status PgConnection::Reset() {
   prepared_.clear();
+  unread_.clear();
+  lazy_begin_.clear();
+  end_pending_ = false;
+  broken_ = false;
+  next_name_ = 0;
   PQreset(conn_);
   if (PQstatus(conn_) != CONNECTION_OK) {
     return Error(ErrorCode::kUnavailable,

@@ -83,6 +83,7 @@ class PgResult {
   std::string_view CommandStatus() const;
 
  private:
+  friend class PgConnection;
   struct Deleter {
     void operator()(pg_result* r) const;
   };
@@ -104,9 +105,39 @@ class PgConnection {
   // names). The parameter types are fixed by the first call.
   Result<PgResult> Query(const std::string& sql, const PgParams& params = {});
 
-  // The connection is usable (not broken by a server restart or a network failure).
+  // ---- transactions in one round trip (libpq pipeline mode) ----------------------------------
+  //
+  // A read transaction costs one round trip in the common case: its BEGIN travels with its first
+  // statement, and its ROLLBACK with the connection's next statement (or is sent on its own,
+  // without waiting for the answer, when the connection stays idle: SendPendingEnd).
+  // (Pipelines stay in libpq's blocking mode: the answers still unread when one is sent are a
+  // few bytes, far from filling a socket buffer, so sender and server cannot block each other.)
+  //
+  // BeginLazily queues `begin_sql` (one statement without parameters, e.g. "BEGIN ISOLATION
+  // LEVEL REPEATABLE READ READ ONLY") without sending anything. The next Query or Exec sends it
+  // in the same round trip as its own statement and fails if it failed. A connection found
+  // broken at that point (a server restart since its last use) is reset and both are sent once
+  // more: nothing of the transaction had run yet, so the retry is invisible.
+  void BeginLazily(std::string begin_sql);
+  // Ends the current transaction with ROLLBACK, lazily: nothing is sent now. The ROLLBACK goes
+  // out in front of the connection's next statement, in that statement's round trip, or with
+  // SendPendingEnd. Until then the transaction (its snapshot, its locks) stays open on the
+  // server, so whoever keeps an idle connection calls SendPendingEnd soon (the read pool does
+  // after a few milliseconds). A transaction begun lazily that never ran a statement ends
+  // without any I/O, and so does a call outside a transaction.
+  void EndLazily();
+  bool EndPending() const { return end_pending_; }
+  // Sends the pending ROLLBACK now without waiting: the server ends the transaction at once,
+  // and the answer is read before the connection's next statement (in its round trip). If it
+  // turns out to have failed on a live connection, that next statement fails and the connection
+  // reports itself unhealthy (a pool then discards it).
+  void SendPendingEnd();
+
+  // The connection is usable (not broken by a server restart or a network failure, nor left in
+  // an unknown state by a pipeline that went wrong).
   bool Healthy() const;
-  // Inside a transaction block (healthy or aborted by an error).
+  // Inside a transaction block (healthy or aborted by an error). False once EndLazily was called
+  // (the end is on its way), and while a BeginLazily has sent nothing yet.
   bool InTransaction() const;
   // Reconnects a broken connection; prepared statements are forgotten.
   Status Reset();
@@ -117,10 +148,34 @@ class PgConnection {
  private:
   explicit PgConnection(pg_conn* conn) : conn_(conn) {}
   Error LastError(pg_result* r, std::string_view what);
+  // Runs `run(prefix)` with the statement queued by BeginLazily as `prefix` (empty if none),
+  // resetting a broken connection and running it once more when there was one.
+  template <class R, class F>
+  R WithLazyBegin(F run);
+  Status ExecNow(const std::string& sql, bool commit);
+  Result<PgResult> QueryNow(const std::string& sql, const PgParams& params);
+  // Sends the pending end (if any), `prefix` (if any) and the statement in one pipeline, and
+  // reads every answer due before them (the ROLLBACKs sent without waiting), then theirs.
+  Result<PgResult> QueryPipelined(const std::string& prefix, const std::string& sql,
+                                  const PgParams& params);
+  // Reads the answers of the oldest unread pipeline: `commands` results, each followed by the
+  // null that ends it, then its Sync. `out` gets the results in order.
+  Status ReadPipeline(size_t commands, std::vector<PgResult>& out);
+  // Reads the answers of every pipeline sent without waiting; DrainUnread also leaves pipeline
+  // mode, for the synchronous calls.
+  Status ReadUnread();
+  Status DrainUnread();
+  // Marks the connection unusable (its protocol state is unknown) and says why.
+  Error Lost(std::string_view what);
 
   pg_conn* conn_;
   std::string last_sqlstate_;
   std::unordered_map<std::string, std::string> prepared_;  // SQL text → statement name
+  std::string lazy_begin_;       // BeginLazily's statement, not sent yet
+  bool end_pending_ = false;     // EndLazily's ROLLBACK, not sent yet
+  std::vector<size_t> unread_;   // per pipeline sent without waiting: its number of commands
+  bool broken_ = false;          // the protocol state is unknown: unusable until Reset
+  uint64_t next_name_ = 0;       // prepared statement names s0, s1, … on this connection
 };
 
 // Quotes an SQL identifier ("name" with inner quotes doubled), for DDL built at run time.

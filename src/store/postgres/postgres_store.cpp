@@ -16,6 +16,7 @@
 #include "base/metrics.h"
 #include "store/postgres/pg_connection.h"
 #include "store/postgres/pg_schema.h"
+#include "store/postgres/pg_search.h"
 
 namespace jiceng::store {
 namespace postgres {
@@ -28,13 +29,14 @@ struct Timers {
   prometheus::Histogram* history;
   prometheus::Histogram* write_group;
   prometheus::Histogram* commit;
+  prometheus::Histogram* search;
 
   static Timers Make() {
     auto& family = metrics::DbSeconds();
     auto get = [&](const char* op) {
       return &family.Add({{"backend", "postgres"}, {"op", op}}, metrics::LatencyBuckets());
     };
-    return Timers{get("read"), get("history"), get("write_group"), get("commit")};
+    return Timers{get("read"), get("history"), get("write_group"), get("commit"), get("search")};
   }
 };
 
@@ -389,6 +391,9 @@ class TextColumns {
     return out;
   }
 
+  // Keeps `s` alive as long as the columns handed out.
+  std::string_view Own(std::string s) { return owned_.emplace_back(std::move(s)); }
+
   std::string_view WithoutNul(std::string_view s) {
     if (s.find('\0') == std::string_view::npos) return s;
     std::string& copy = owned_.emplace_back(s);
@@ -453,8 +458,10 @@ Status PutVersion(PgConnection& c, const ResourceVersion& v, const IndexRows& in
   // At most one full text row per resource (the port's rule; any further one is not stored).
   std::vector<SV> narrative, content;
   if (!index.full_text.empty()) {
-    narrative.push_back(text.WithoutNul(CappedText(index.full_text.front().narrative)));
-    content.push_back(text.WithoutNul(CappedText(index.full_text.front().content)));
+    // As words only (pg_search.h, FullTextDocument), which search looks for.
+    const FullTextIndexRow& ft = index.full_text.front();
+    narrative.push_back(text.Own(FullTextDocument(CappedText(ft.narrative))));
+    content.push_back(text.Own(FullTextDocument(CappedText(ft.content))));
   }
   p.TextArray(narrative).TextArray(content);
   if (p.size() != PutParamCount()) {
@@ -474,8 +481,19 @@ Status PutVersion(PgConnection& c, const ResourceVersion& v, const IndexRows& in
 // still returns its connection somewhere valid (and the connection is then closed).
 class ReadPool {
  public:
+  // How long an idle connection may keep the transaction it last served open: a read
+  // transaction's ROLLBACK normally rides with the connection's next statement (no round trip,
+  // no extra wakeup of the server), and a connection idle for longer than this gets its
+  // ROLLBACK sent on its own, so that no snapshot or lock outlives a read by more than this.
+  static constexpr auto kEndDelay = std::chrono::milliseconds(5);
+
   ReadPool(std::string url, int size, int wait_ms)
-      : url_(std::move(url)), size_(std::max(size, 1)), wait_ms_(wait_ms) {}
+      : url_(std::move(url)), size_(std::max(size, 1)), wait_ms_(wait_ms) {
+    ender_ = std::thread([this] { EnderLoop(); });
+  }
+  ~ReadPool() { Close(); }
+  ReadPool(const ReadPool&) = delete;
+  ReadPool& operator=(const ReadPool&) = delete;
 
   Result<std::unique_ptr<PgConnection>> Acquire() {
     std::unique_lock lock(mu_);
@@ -483,7 +501,7 @@ class ReadPool {
     for (;;) {
       if (closed_) return Error(ErrorCode::kUnavailable, "store is closed");
       if (!idle_.empty()) {
-        auto conn = std::move(idle_.back());
+        auto conn = std::move(idle_.back().conn);
         idle_.pop_back();
         return conn;
       }
@@ -513,28 +531,86 @@ class ReadPool {
       cv_.notify_one();
       return;  // conn closes here
     }
-    idle_.push_back(std::move(conn));
+    const bool end_pending = conn->EndPending();
+    idle_.push_back(Idle{std::move(conn), Clock::now()});
     cv_.notify_one();
+    // The ender only needs waking when it waits for nothing; otherwise it already waits for an
+    // earlier deadline than this one.
+    if (end_pending && ender_waits_for_work_) ender_cv_.notify_one();
   }
 
   void Close() {
-    std::vector<std::unique_ptr<PgConnection>> idle;
-    std::lock_guard lock(mu_);
-    closed_ = true;
-    open_ -= static_cast<int>(idle_.size());
-    idle.swap(idle_);
-    cv_.notify_all();
+    std::vector<Idle> idle;
+    {
+      std::lock_guard lock(mu_);
+      closed_ = true;
+      open_ -= static_cast<int>(idle_.size());
+      idle.swap(idle_);
+      cv_.notify_all();
+      ender_cv_.notify_all();
+    }
+    std::lock_guard join(join_mu_);
+    if (ender_.joinable()) ender_.join();
   }
 
  private:
+  struct Idle {
+    std::unique_ptr<PgConnection> conn;
+    Clock::time_point since;
+  };
+
+  // Sends the pending ROLLBACK of every connection idle for longer than kEndDelay.
+  void EnderLoop() {
+    std::unique_lock lock(mu_);
+    while (!closed_) {
+      auto oldest = idle_.end();
+      for (auto it = idle_.begin(); it != idle_.end(); ++it) {
+        if (it->conn->EndPending() && (oldest == idle_.end() || it->since < oldest->since)) {
+          oldest = it;
+        }
+      }
+      if (oldest == idle_.end()) {
+        ender_waits_for_work_ = true;
+        ender_cv_.wait(lock);
+        ender_waits_for_work_ = false;
+        continue;
+      }
+      if (const auto due = oldest->since + kEndDelay; Clock::now() < due) {
+        ender_cv_.wait_until(lock, due);
+        continue;
+      }
+      // Out of the pool while the ROLLBACK is sent (no waiting for its answer).
+      std::unique_ptr<PgConnection> conn = std::move(oldest->conn);
+      idle_.erase(oldest);
+      lock.unlock();
+      conn->SendPendingEnd();
+      lock.lock();
+      if (closed_ || !conn->Healthy()) {
+        --open_;
+        cv_.notify_one();
+        lock.unlock();
+        conn.reset();
+        lock.lock();
+        continue;
+      }
+      // It was idle the longest: last in line for Acquire, which takes the newest.
+      idle_.insert(idle_.begin(), Idle{std::move(conn), Clock::now()});
+      cv_.notify_one();
+    }
+  }
+
   const std::string url_;
   const int size_;
   const int wait_ms_;
   std::mutex mu_;
   std::condition_variable cv_;
-  std::vector<std::unique_ptr<PgConnection>> idle_;
+  std::vector<Idle> idle_;  // the newest last
   int open_ = 0;
   bool closed_ = false;
+  std::condition_variable ender_cv_;
+  bool ender_waits_for_work_ = false;
+  std::mutex join_mu_;
+  std::thread ender_;
 };
 
 class PgReadTransaction final : public IReadTransaction {
@@ -543,7 +619,9 @@ class PgReadTransaction final : public IReadTransaction {
                     const Timers& timers)
       : pool_(std::move(pool)), conn_(std::move(conn)), timers_(timers) {}
   ~PgReadTransaction() override {
-    if (conn_->InTransaction()) (void)conn_->Exec("ROLLBACK");
+    // The ROLLBACK goes out with the connection's next statement, or within ReadPool::kEndDelay
+    // on its own: ending a read costs no round trip.
+    conn_->EndLazily();
     pool_->Release(std::move(conn_));
   }
 
@@ -575,6 +653,10 @@ class PgReadTransaction final : public IReadTransaction {
                                                    int64_t count) override {
     ScopedTimer t(timers_.read);
     return QueryList(*conn_, type, offset, count);
+  }
+  Result<SearchPage> Search(const SearchQuery& query) override {
+    ScopedTimer t(timers_.search);
+    return QuerySearch(*conn_, query);
   }
 
  private:
@@ -610,6 +692,7 @@ class PgWriteTransaction final : public IWriteTransaction {
                                                    int64_t count) override {
     return QueryList(conn_, type, offset, count);
   }
+  Result<SearchPage> Search(const SearchQuery& query) override { return QuerySearch(conn_, query); }
   Status Put(const ResourceVersion& version, const IndexRows& index) override {
     return PutVersion(conn_, version, index);
   }
@@ -644,15 +727,9 @@ class PostgresStore final : public IStore {
     JC_ASSIGN_OR_RETURN(std::unique_ptr<PgConnection> conn, pool_->Acquire());
     // REPEATABLE READ: the snapshot is taken at the first query and held until the end, so
     // every read of this transaction sees the same committed state. READ ONLY never blocks
-    // or is blocked by writers.
-    Status s = conn->Exec("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
-    if (!s.ok() && !conn->Healthy() && conn->Reset().ok()) {
-      s = conn->Exec("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
-    }
-    if (!s.ok()) {
-      pool_->Release(std::move(conn));
-      return std::move(s).error();
-    }
+    // or is blocked by writers. The BEGIN goes out with the first query, in its round trip
+    // (a pooled connection the server dropped meanwhile is reopened then, see BeginLazily).
+    conn->BeginLazily("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
     return std::unique_ptr<IReadTransaction>(
         new PgReadTransaction(pool_, std::move(conn), timers_));
   }

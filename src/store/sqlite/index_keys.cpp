@@ -264,7 +264,9 @@ void SortKeyFunction(sqlite3_context* ctx, int, sqlite3_value** argv) {
   };
   switch (kind) {
     case SearchKind::kToken:
-      for (const auto& r : rows.tokens) take_text(r.param, r.code);
+      for (const auto& r : rows.tokens) {
+        if (!r.code.empty()) take_text(r.param, r.code);  // "system|" rows have no code to sort by
+      }
       break;
     case SearchKind::kString:
       for (const auto& r : rows.strings) take_text(r.param, r.value);

@@ -33,9 +33,12 @@ TEST(Index, IdentifierTokens) {
   std::vector<store::TokenIndexRow> ids;
   for (const auto& t : rows.tokens)
     if (t.param == "identifier") ids.push_back(t);
-  ASSERT_EQ(ids.size(), 2u);
+  ASSERT_EQ(ids.size(), 3u);
   EXPECT_EQ(ids[0].system, "s");
   EXPECT_EQ(ids[1].code, "2");
+  // A system without a value is found by "identifier=x|" (R4 token "[system]|").
+  EXPECT_EQ(ids[2].system, "x");
+  EXPECT_EQ(ids[2].code, "");
 }
 
 TEST(Meta, StampKeepsOtherMeta) {

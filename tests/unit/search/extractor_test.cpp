@@ -3,6 +3,9 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cfloat>
+#include <cmath>
+#include <limits>
 
 #include "base/time.h"
 #include "fhir/search/normalize.h"
@@ -44,18 +47,87 @@ TEST(Normalize, CaseAccentsWidthAndChinese) {
   EXPECT_EQ(NormalizeString("e\xCC\x81"), "e");  // decomposed é
 }
 
-TEST(Normalize, NumberRanges) {
-  auto r = ParseNumberRange("100");
-  ASSERT_TRUE(r);
-  EXPECT_DOUBLE_EQ(r->lo, 99.5);
-  EXPECT_DOUBLE_EQ(r->hi, 100.5);
-  r = ParseNumberRange("1.50");
-  EXPECT_NEAR(r->lo, 1.495, 1e-12);
-  EXPECT_NEAR(r->hi, 1.505, 1e-12);
-  r = ParseNumberRange("1e2");
-  EXPECT_DOUBLE_EQ(r->lo, 50);
-  EXPECT_FALSE(ParseNumberRange("abc"));
-  EXPECT_FALSE(ParseNumberRange(""));
+Decimal D(std::string_view text) {
+  auto d = ParseDecimal(text);
+  EXPECT_TRUE(d) << text;
+  return d ? *d : Decimal{};
+}
+
+std::string Text(const Decimal& d) {
+  return (d.negative ? "-" : "") + (d.digits.empty() ? "0" : d.digits) + "e" +
+         std::to_string(d.exponent);
+}
+
+// R4 datatypes, decimal: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?, also the syntax of a
+// number in a number or quantity search.
+TEST(Normalize, DecimalSyntaxIsR4s) {
+  for (std::string_view ok : {"0", "-0", "100", "0.35", "1.50", "1e2", "1E-3", "-2.5e+3", "1e05"}) {
+    EXPECT_TRUE(ParseDecimal(ok)) << ok;
+  }
+  for (std::string_view bad : {"", "-", "5.", ".5", "+5", "05", "-05", "00", " 5", "5 ", "0x10",
+                               "inf", "nan", "1e", "1e+", "--1", "1.2.3", "1,5", "1e100001"}) {
+    EXPECT_FALSE(ParseDecimal(bad)) << bad;
+  }
+  // The written precision is kept: trailing zeros are digits, leading zeros are not.
+  EXPECT_EQ(Text(D("1.50")), "150e-2");
+  EXPECT_EQ(Text(D("0.0035")), "35e-4");
+  EXPECT_EQ(Text(D("1e2")), "1e2");
+  EXPECT_EQ(Text(D("0.00")), "0e-2");
+  EXPECT_EQ(Text(D("-0")), "0e0");
+  EXPECT_EQ(Text(HalfUnit(D("100"))), "5e-1");
+  EXPECT_EQ(Text(HalfUnit(D("1.50"))), "5e-3");
+  EXPECT_EQ(Text(HalfUnit(D("1e2"))), "5e1");
+}
+
+TEST(Normalize, DecimalArithmeticIsExact) {
+  EXPECT_EQ(CompareDecimal(AddDecimal(D("0.4"), D("-0.05")), D("0.35")), 0);
+  EXPECT_EQ(CompareDecimal(AddDecimal(D("0.1"), D("0.2")), D("0.3")), 0);
+  EXPECT_EQ(CompareDecimal(AddDecimal(D("-2.5"), D("0.05")), D("-2.45")), 0);
+  EXPECT_EQ(CompareDecimal(AddDecimal(D("1"), D("-1")), D("0")), 0);
+  EXPECT_EQ(CompareDecimal(MultiplyDecimal(D("154.3"), D("453.59237")), D("69989.302691")), 0);
+  EXPECT_EQ(CompareDecimal(MultiplyDecimal(D("-1.5"), D("2e-3")), D("-0.003")), 0);
+  EXPECT_LT(CompareDecimal(D("-1"), D("0")), 0);
+  EXPECT_LT(CompareDecimal(D("0.35"), D("0.350000000000000001")), 0);
+  EXPECT_EQ(CompareDecimal(D("1.50"), D("1.5")), 0);
+  EXPECT_GT(CompareDecimal(D("1e3"), D("999.999")), 0);
+  EXPECT_EQ(Magnitude(D("12.3")), 2);
+  EXPECT_EQ(Magnitude(D("0.0012")), -2);
+  // A double stands for its shortest round-trip text.
+  EXPECT_EQ(CompareDecimal(DecimalOf(0.35), D("0.35")), 0);
+  EXPECT_EQ(CompareDecimal(DecimalOf(0.1 + 0.2), D("0.30000000000000004")), 0);
+  EXPECT_EQ(CompareDecimal(DecimalOf(-0.0), D("0")), 0);
+  EXPECT_EQ(CompareDecimal(DecimalOf(1e-320), D("1e-320")), 0);
+}
+
+TEST(Normalize, SmallestDoubleAtLeastDecidesAsTheDecimalsDo) {
+  const Decimal one = D("1");
+  // In binary, 0.4 - 0.05 is 0.35000000000000003 and would miss a stored 0.35.
+  EXPECT_GT(0.4 - 0.05, 0.35);
+  EXPECT_EQ(SmallestDoubleAtLeast(AddDecimal(D("0.4"), D("-0.05")), one, false), 0.35);
+  EXPECT_EQ(SmallestDoubleAtLeast(D("0.35"), one, true), std::nextafter(0.35, 1.0));
+  // 17 significant digits: the search range [x - 5e-15, x + 5e-15) holds exactly one double,
+  // the one the text reads as, though x ± h both round to it in binary.
+  const Decimal x = D("113.95967623544097");
+  const double v = 113.95967623544097;
+  EXPECT_EQ(v - 5e-15, v);
+  const Decimal h = HalfUnit(x);
+  Decimal minus_h = h;
+  minus_h.negative = true;
+  const double lo = SmallestDoubleAtLeast(AddDecimal(x, minus_h), one, false);
+  const double hi = SmallestDoubleAtLeast(AddDecimal(x, h), one, false);
+  EXPECT_EQ(lo, v);
+  EXPECT_EQ(hi, std::nextafter(v, 200.0));
+  // With a unit factor: DecimalOf(v)·1000 >= 70000 from v = 70 on; 1.7 m is 170 cm exactly.
+  EXPECT_EQ(SmallestDoubleAtLeast(D("70000"), D("1000"), false), 70.0);
+  EXPECT_EQ(SmallestDoubleAtLeast(D("1.7"), D("0.01"), false), 170.0);
+  EXPECT_EQ(SmallestDoubleAtLeast(D("1.7"), D("0.01"), true), std::nextafter(170.0, 200.0));
+  // Negative bounds, zero, the far ends.
+  EXPECT_EQ(SmallestDoubleAtLeast(D("-2.55"), one, false), -2.55);
+  const double zero = SmallestDoubleAtLeast(D("0"), one, false);
+  EXPECT_EQ(zero, 0.0);
+  EXPECT_EQ(SmallestDoubleAtLeast(D("0"), one, true), std::numeric_limits<double>::denorm_min());
+  EXPECT_EQ(SmallestDoubleAtLeast(D("1e400"), one, false), std::numeric_limits<double>::infinity());
+  EXPECT_EQ(SmallestDoubleAtLeast(D("-1e400"), one, false), -DBL_MAX);
 }
 
 TEST(Normalize, CanonicalUnits) {
@@ -324,6 +396,138 @@ TEST(Query, ParsesAndRejects) {
   auto esc = ParseSearch("Patient", {{"name", "a\\,b"}}, o);
   ASSERT_EQ(esc->query.all_of[0].any_of.size(), 1u);
   EXPECT_EQ(esc->query.all_of[0].any_of[0].text, "a,b");
+}
+
+// R4 search, quantity: "5.4||mg ... either the code (code) or the stated human unit (unit)".
+TEST(Extract, QuantityHumanUnitIsOneMoreRow) {
+  auto rows = Extract(R"({"resourceType":"Observation","status":"final","code":{"text":"bp"},
+    "valueQuantity":{"value":135.5,"unit":"mmHg","system":"http://unitsofmeasure.org","code":"mm[Hg]"}})");
+  auto vq = Of(rows.quantities, "value-quantity");
+  ASSERT_EQ(vq.size(), 2u);
+  EXPECT_EQ(vq[0].code, "mm[Hg]");
+  EXPECT_EQ(vq[0].system, "http://unitsofmeasure.org");
+  EXPECT_EQ(vq[0].canonical_code, "mm[Hg]");
+  EXPECT_EQ(vq[1].code, "mmHg");
+  EXPECT_EQ(vq[1].system, kHumanUnitSystem);
+  EXPECT_DOUBLE_EQ(vq[1].value, 135.5);
+  EXPECT_EQ(vq[1].canonical_code, "");  // never converted
+  // The same unit twice is one row; a unit without a code is the human unit only.
+  rows = Extract(R"({"resourceType":"Observation","status":"final","code":{"text":"w"},
+    "valueQuantity":{"value":70,"unit":"kg","system":"http://unitsofmeasure.org","code":"kg"}})");
+  EXPECT_EQ(Of(rows.quantities, "value-quantity").size(), 1u);
+  rows = Extract(R"({"resourceType":"Observation","status":"final","code":{"text":"g"},
+    "valueQuantity":{"value":5.35,"unit":"mmol/L"}})");
+  vq = Of(rows.quantities, "value-quantity");
+  ASSERT_EQ(vq.size(), 2u);
+  EXPECT_EQ(vq[0].code, "");
+  EXPECT_EQ(vq[0].system, "");
+  EXPECT_EQ(vq[1].code, "mmol/L");
+  EXPECT_EQ(vq[1].system, kHumanUnitSystem);
+  // Composites take both rows of a component's value.
+  rows = Extract(R"({"resourceType":"Observation","status":"final","code":{"text":"bp"},
+    "component":[{"code":{"coding":[{"system":"http://loinc.org","code":"8480-6"}]},
+      "valueQuantity":{"value":135.5,"unit":"mmHg","system":"http://unitsofmeasure.org","code":"mm[Hg]"}}]})");
+  auto comp = Of(rows.composites, "component-code-value-quantity");
+  ASSERT_EQ(comp.size(), 2u);
+  EXPECT_EQ(comp[1].code2, "mmHg");
+  EXPECT_EQ(comp[1].system2, kHumanUnitSystem);
+}
+
+// R4 search, token: "[parameter]=[system]|: any element where the value of [system] matches the
+// system property of the Identifier or Coding".
+TEST(Extract, CodingWithSystemAndNoCodeIsIndexed) {
+  auto rows = Extract(R"({"resourceType":"Observation","status":"final",
+    "code":{"coding":[{"system":"http://loinc.org","display":"no code here"},{"display":"nothing"}]},
+    "identifier":[{"system":"urn:lab"}]})");
+  auto code = Of(rows.tokens, "code");
+  ASSERT_EQ(code.size(), 1u);  // the coding with neither system nor code names nothing
+  EXPECT_EQ(code[0].system, "http://loinc.org");
+  EXPECT_EQ(code[0].code, "");
+  EXPECT_EQ(Values(Of(rows.strings, "code:text")), (std::vector<std::string>{"no code here", "nothing"}));
+  auto id = Of(rows.tokens, "identifier");
+  ASSERT_EQ(id.size(), 1u);
+  EXPECT_EQ(id[0].system, "urn:lab");
+  EXPECT_EQ(id[0].code, "");
+}
+
+// R4 References: a relative reference is relative to this server's base; an absolute URL names
+// the resource at that URL, which is local only under the base.
+TEST(Extract, AbsoluteReferencesAreLocalOnlyUnderTheBase) {
+  const std::string text = R"({"resourceType":"Observation","status":"final","code":{"text":"x"},
+    "subject":{"reference":"http://other.example/fhir/Patient/p1"},
+    "performer":[{"reference":"https://jiceng.example/fhir/Practitioner/d1/_history/2"},
+                 {"reference":"https://jiceng.example/fhir/x/Practitioner/d2"},
+                 {"reference":"Practitioner/d3"}, {"reference":"urn:uuid:1234"}]})";
+  auto v = ParseJson(text);
+  ASSERT_TRUE(v.ok());
+  // No base: every absolute URL is another server's, found by its URL only.
+  auto rows = ExtractIndexRows(*v, ExtractOptions{});
+  auto subject = Of(rows.references, "subject");
+  ASSERT_EQ(subject.size(), 1u);
+  EXPECT_EQ(subject[0].url, "http://other.example/fhir/Patient/p1");
+  EXPECT_EQ(subject[0].target_type, "");
+  EXPECT_EQ(subject[0].target_id, "");
+  for (const auto& r : Of(rows.references, "patient")) EXPECT_EQ(r.target_id, "");
+  auto performer = Of(rows.references, "performer");
+  ASSERT_EQ(performer.size(), 4u);
+  for (const auto& r : performer) {
+    EXPECT_EQ(r.target_id.empty(), !r.url.empty()) << r.url << " " << r.target_id;
+  }
+  // Under the base: the local resource, with its URL; a path that is not Type/id is not one.
+  rows = ExtractIndexRows(*v, ExtractOptions{"https://jiceng.example/fhir/"});
+  performer = Of(rows.references, "performer");
+  ASSERT_EQ(performer.size(), 4u);
+  EXPECT_EQ(performer[0].url, "https://jiceng.example/fhir/Practitioner/d1/_history/2");
+  EXPECT_EQ(performer[0].target_type, "Practitioner");
+  EXPECT_EQ(performer[0].target_id, "d1");
+  EXPECT_EQ(performer[1].target_id, "");
+  EXPECT_EQ(performer[2].target_id, "d3");
+  EXPECT_EQ(Of(rows.references, "subject")[0].target_id, "");  // still another server's
+
+  // Canonicals are identities, not locations: by URL only, whatever the base.
+  auto pr = ParseJson(R"({"resourceType":"Procedure","status":"completed","subject":{"reference":"Patient/p1"},
+    "instantiatesCanonical":["https://jiceng.example/fhir/PlanDefinition/htn|1.0"]})");
+  ASSERT_TRUE(pr.ok());
+  for (const std::string base : {"", "https://jiceng.example/fhir"}) {
+    auto canonical = Of(ExtractIndexRows(*pr, ExtractOptions{base}).references, "instantiates-canonical");
+    ASSERT_EQ(canonical.size(), 1u);
+    EXPECT_EQ(canonical[0].url, "https://jiceng.example/fhir/PlanDefinition/htn");
+    EXPECT_EQ(canonical[0].target_id, "");
+  }
+
+  store::ReferenceIndexRow r;
+  EXPECT_TRUE(LocalReference("https://jiceng.example/fhir/Patient/p1", "https://jiceng.example/fhir", r));
+  EXPECT_EQ(r.target_type, "Patient");
+  EXPECT_EQ(r.target_id, "p1");
+  EXPECT_FALSE(LocalReference("https://jiceng.example/fhirx/Patient/p1", "https://jiceng.example/fhir", r));
+  EXPECT_FALSE(LocalReference("https://jiceng.example/fhir/Nope/p1", "https://jiceng.example/fhir", r));
+  EXPECT_FALSE(LocalReference("https://jiceng.example/fhir/Patient/", "https://jiceng.example/fhir", r));
+  EXPECT_FALSE(LocalReference("https://jiceng.example/fhir/Patient/p1", "", r));
+}
+
+// R4 search, number: "the number is a decimal"; anything else is a 400 naming the parameter.
+TEST(Query, NumberSyntaxIsStrict) {
+  ParseOptions o;
+  o.strict = true;
+  for (const char* bad : {"0x10", "5.", " 5", "5 ", "+5", "05", ".5", "inf", "nan", "1e", "ge",
+                          "ge 5", "1,5x"}) {
+    auto p = ParseSearch("RiskAssessment", {{"probability", bad}}, o);
+    ASSERT_FALSE(p.ok()) << bad;
+    EXPECT_EQ(p.error().code, ErrorCode::kInvalid) << bad;
+    EXPECT_NE(p.error().message.find("probability"), std::string::npos) << p.error().message;
+    auto q = ParseSearch("Observation", {{"value-quantity", std::string(bad) + "|http://unitsofmeasure.org|kg"}}, o);
+    ASSERT_FALSE(q.ok()) << bad;
+    EXPECT_EQ(q.error().code, ErrorCode::kInvalid) << bad;
+    EXPECT_NE(q.error().message.find("value-quantity"), std::string::npos) << q.error().message;
+  }
+  auto huge = ParseSearch("RiskAssessment", {{"probability", "1e300"}}, o);
+  ASSERT_FALSE(huge.ok());
+  EXPECT_NE(huge.error().message.find("out of range"), std::string::npos) << huge.error().message;
+  for (const char* ok : {"1e5", "ge1E-3", "-0", "ap100", "0.35", "1e290"}) {
+    EXPECT_TRUE(ParseSearch("RiskAssessment", {{"probability", ok}}, o).ok()) << ok;
+  }
+  auto composite = ParseSearch("Observation", {{"component-code-value-quantity", "http://loinc.org|8480-6$5."}}, o);
+  EXPECT_FALSE(composite.ok());
 }
 
 }  // namespace

@@ -1,6 +1,6 @@
 // Chains, _has, composites, token :of-type/:in/:not-in, reference :identifier and _text/_content,
-// end to end: resources indexed by the extractor, queries parsed by fhir/search, answered by the
-// SQLite backend's SQL.
+// end to end: resources indexed by the extractor, queries parsed by fhir/search, answered by each
+// backend's SQL (search_fixture.h: SQLite and PostgreSQL).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -86,7 +86,7 @@ class SearchChainTest : public SearchStoreTest {
   }
 };
 
-TEST_F(SearchChainTest, ChainedParameters) {
+TEST_P(SearchChainTest, ChainedParameters) {
   County();
   EXPECT_EQ(Ids("Observation", "subject.name=王"), V({"o1", "o5", "o8", "o9"}));
   EXPECT_EQ(Ids("Observation", "subject.family=王&subject.given=芳"), V({"o5", "o8", "o9"}));
@@ -98,7 +98,7 @@ TEST_F(SearchChainTest, ChainedParameters) {
   EXPECT_EQ(Ids("Observation", "subject.name=nobody"), V());
 }
 
-TEST_F(SearchChainTest, AmbiguousChainSearchesEveryTargetTypeWithTheParameter) {
+TEST_P(SearchChainTest, AmbiguousChainSearchesEveryTargetTypeWithTheParameter) {
   County();
   // subject may be a Patient, Group, Device or Location: "name" exists on Patient and Location
   // (not on Group or Device), so the Location loc1 ("Wang village clinic") matches as well as
@@ -116,7 +116,7 @@ TEST_F(SearchChainTest, AmbiguousChainSearchesEveryTargetTypeWithTheParameter) {
   EXPECT_EQ(types, V({"Location", "Patient"}));
 }
 
-TEST_F(SearchChainTest, MultiLevelChains) {
+TEST_P(SearchChainTest, MultiLevelChains) {
   County();
   EXPECT_EQ(Ids("Observation", "encounter.subject.identifier=urn:hosp|MR-1"), V({"o1"}));
   EXPECT_EQ(Ids("Observation", "encounter.subject:Patient.gender=female"), V({"o2"}));
@@ -127,7 +127,7 @@ TEST_F(SearchChainTest, MultiLevelChains) {
   EXPECT_EQ(Ids("Observation", "encounter.subject.organization.partof._id=org1"), V({"o2"}));
 }
 
-TEST_F(SearchChainTest, ChainsFollowOnlyCurrentTargetsAndUpdates) {
+TEST_P(SearchChainTest, ChainsFollowOnlyCurrentTargetsAndUpdates) {
   County();
   Put(R"({"resourceType":"Patient","id":"pd","name":[{"family":"赵"}]})");
   Put(Weight("o7", "Patient/pd", 55, "kg"));
@@ -139,7 +139,7 @@ TEST_F(SearchChainTest, ChainsFollowOnlyCurrentTargetsAndUpdates) {
   EXPECT_EQ(Ids("Observation", "subject.name=钱"), V());
 }
 
-TEST_F(SearchChainTest, ChainErrorsAndUnsupportedChains) {
+TEST_P(SearchChainTest, ChainErrorsAndUnsupportedChains) {
   County();
   ExpectInvalid("Observation", "subject.birthdate=notadate", "subject.birthdate");
   ExpectInvalid("Observation", "subject.nonsense=1", "subject.nonsense");
@@ -164,7 +164,7 @@ TEST_F(SearchChainTest, ChainErrorsAndUnsupportedChains) {
   EXPECT_FALSE(ParseCriteria("Observation", {{"subject.nonsense", "1"}}).ok());
 }
 
-TEST_F(SearchChainTest, ReverseChains) {
+TEST_P(SearchChainTest, ReverseChains) {
   County();
   EXPECT_EQ(Ids("Patient", "_has:Observation:subject:code=55284-4"), V({"pa", "pb"}));
   EXPECT_EQ(Ids("Patient", "_has:Observation:patient:code=http://loinc.org|29463-7"), V({"pc"}));
@@ -193,7 +193,7 @@ TEST_F(SearchChainTest, ReverseChains) {
   ExpectInvalid("Patient", "_has:Observation:subject:date=never", "_has:Observation:subject:date");
 }
 
-TEST_F(SearchChainTest, ReferenceIdentifier) {
+TEST_P(SearchChainTest, ReferenceIdentifier) {
   County();
   EXPECT_EQ(Ids("Observation", "subject:identifier=urn:hosp|MR-9"), V({"o6"}));
   EXPECT_EQ(Ids("Observation", "subject:identifier=MR-9"), V({"o6"}));
@@ -201,7 +201,7 @@ TEST_F(SearchChainTest, ReferenceIdentifier) {
   ExpectInvalid("Observation", "subject:identifier:missing=true", "subject:identifier:missing");
 }
 
-TEST_F(SearchChainTest, TokenOfType) {
+TEST_P(SearchChainTest, TokenOfType) {
   County();
   const std::string v2 = "http://terminology.hl7.org/CodeSystem/v2-0203";
   EXPECT_EQ(Ids("Patient", "identifier:of-type=" + v2 + "|MR|MR-1"), V({"pa"}));
@@ -214,7 +214,7 @@ TEST_F(SearchChainTest, TokenOfType) {
   ExpectInvalid("Patient", "identifier:of-type=" + v2 + "||MR-1", "identifier:of-type");
 }
 
-TEST_F(SearchChainTest, TokenInAndNotInValueSets) {
+TEST_P(SearchChainTest, TokenInAndNotInValueSets) {
   County();
   // event-status holds in-progress but not finished.
   EXPECT_EQ(Ids("Encounter", "status:in=http://hl7.org/fhir/ValueSet/event-status"), V({"e2"}));
@@ -228,7 +228,7 @@ TEST_F(SearchChainTest, TokenInAndNotInValueSets) {
   EXPECT_NE(p.error().message.find("http://example.org/ValueSet/unknown"), std::string::npos);
 }
 
-TEST_F(SearchChainTest, CompositesMatchBothComponentsInTheSameElement) {
+TEST_P(SearchChainTest, CompositesMatchBothComponentsInTheSameElement) {
   County();
   // o1: systolic 150 / diastolic 70; o2: 120 / 95.
   EXPECT_EQ(Ids("Observation", "component-code-value-quantity=http://loinc.org|8480-6$gt140"),
@@ -273,7 +273,7 @@ TEST_F(SearchChainTest, CompositesMatchBothComponentsInTheSameElement) {
   EXPECT_EQ(Ids("Observation", "component-code-value-quantity=8480-6$130"), V({"o1"}));
 }
 
-TEST_F(SearchChainTest, FullTextAndContent) {
+TEST_P(SearchChainTest, FullTextAndContent) {
   County();
   EXPECT_EQ(Ids("Patient", "_text=高血压"), V({"pa"}));
   EXPECT_EQ(Ids("Patient", "_text=血压"), V({"pa"}));     // by characters
@@ -300,6 +300,8 @@ TEST_F(SearchChainTest, FullTextAndContent) {
   Delete("Patient", "pc");
   EXPECT_EQ(Ids("Patient", "_content=王"), V({"pa"}));
 }
+
+JC_SEARCH_ON_EVERY_BACKEND(SearchChainTest);
 
 }  // namespace
 }  // namespace jiceng::search

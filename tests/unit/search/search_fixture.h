@@ -1,12 +1,24 @@
-// A SQLite store in a temporary directory that resources are written to with the index rows the
-// extractor gives them, and searched through the query parser: the search tests' fixture.
+// A store that resources are written to with the index rows the extractor gives them, and
+// searched through the query parser: the search tests' fixture. Parameterised by backend, so
+// every search test runs on both: SQLite in a temporary directory, and PostgreSQL in a fresh
+// schema of the database JICENG_TEST_PG_URL names (scripts/with-postgres.sh provides one).
+// Without that URL the PostgreSQL tests are skipped on a developer machine and FAIL when CI is
+// set: CI never silently skips PostgreSQL.
+//
+//   class MySearchTest : public SearchStoreTest {};
+//   TEST_P(MySearchTest, …) { … }
+//   JC_SEARCH_ON_EVERY_BACKEND(MySearchTest);
 #pragma once
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cstdlib>
 #include <filesystem>
 #include <memory>
+#include <random>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -15,24 +27,129 @@
 #include "base/time.h"
 #include "fhir/search/extractor.h"
 #include "fhir/search/query.h"
+#include "store/postgres/pg_connection.h"
+#include "store/postgres/postgres_store.h"
 #include "store/sqlite/sqlite_store.h"
 
 namespace jiceng::search {
 
-class SearchStoreTest : public ::testing::Test {
+enum class Backend { kSqlite, kPostgres };
+
+inline std::string BackendName(const ::testing::TestParamInfo<Backend>& info) {
+  return info.param == Backend::kSqlite ? "Sqlite" : "Postgres";
+}
+inline void PrintTo(Backend b, std::ostream* os) {
+  *os << (b == Backend::kSqlite ? "Sqlite" : "Postgres");
+}
+
+#define JC_SEARCH_ON_EVERY_BACKEND(suite)                                                     \
+  INSTANTIATE_TEST_SUITE_P(, suite,                                                           \
+                           ::testing::Values(::jiceng::search::Backend::kSqlite,              \
+                                             ::jiceng::search::Backend::kPostgres),           \
+                           ::jiceng::search::BackendName)
+
+// One empty database of a backend, dropped on destruction (close its stores first).
+class TestDatabase {
+ public:
+  // JICENG_TEST_PG_URL, or "" when unset.
+  static std::string PgBaseUrl() {
+    const char* url = std::getenv("JICENG_TEST_PG_URL");
+    return url ? url : "";
+  }
+  static constexpr const char* kNoPgUrl =
+      "JICENG_TEST_PG_URL is not set: run the tests under scripts/with-postgres.sh "
+      "(e.g. scripts/with-postgres.sh ctest --test-dir build)";
+
+  // ADD_FAILUREs and returns nullptr when the database cannot be created.
+  static std::unique_ptr<TestDatabase> Create(Backend backend) {
+    namespace fs = std::filesystem;
+    std::unique_ptr<TestDatabase> db(new TestDatabase);
+    if (backend == Backend::kSqlite) {
+      std::string tmpl = (fs::path(::testing::TempDir()) / "jiceng-search-XXXXXX").string();
+      if (mkdtemp(tmpl.data()) == nullptr) {
+        ADD_FAILURE() << "mkdtemp failed";
+        return nullptr;
+      }
+      db->dir_ = tmpl;
+      db->db_ = tmpl + "/t.db";
+      return db;
+    }
+    const std::string base = PgBaseUrl();
+    if (base.empty()) {
+      ADD_FAILURE() << kNoPgUrl;
+      return nullptr;
+    }
+    static std::atomic<int> counter{0};
+    std::random_device rd;
+    const std::string schema = "jiceng_s_" + std::to_string(getpid()) + "_" +
+                               std::to_string(counter++) + "_" + std::to_string(rd() % 100000);
+    if (Status s = AdminExec("CREATE SCHEMA " + store::postgres::QuoteIdentifier(schema));
+        !s.ok()) {
+      ADD_FAILURE() << "cannot create schema " << schema << ": " << s.error().message;
+      return nullptr;
+    }
+    db->schema_ = schema;
+    db->db_ = base + (base.find('?') == std::string::npos ? "?" : "&") +
+              "options=-csearch_path%3D" + schema;
+    return db;
+  }
+
+  ~TestDatabase() {
+    if (!dir_.empty()) std::filesystem::remove_all(dir_);
+    if (!schema_.empty()) {
+      Status s = AdminExec("DROP SCHEMA IF EXISTS " + store::postgres::QuoteIdentifier(schema_) +
+                           " CASCADE");
+      EXPECT_TRUE(s.ok()) << s.error().message;
+    }
+  }
+
+  Result<std::unique_ptr<store::IStore>> Open() const {
+    if (schema_.empty()) return store::OpenSqliteStore(db_);
+    store::PostgresOptions options;
+    options.read_connections = 4;
+    return store::OpenPostgresStore(db_, options);
+  }
+
+ private:
+  TestDatabase() = default;
+  static Status AdminExec(const std::string& sql) {
+    JC_ASSIGN_OR_RETURN(std::unique_ptr<store::postgres::PgConnection> admin,
+                        store::postgres::PgConnection::Open(PgBaseUrl()));
+    return admin->Exec(sql);
+  }
+
+  std::string dir_;     // SQLite
+  std::string schema_;  // PostgreSQL
+  std::string db_;      // a file path or a postgresql:// URL
+};
+
+// The first lines of a SetUp that needs `backend`: without a PostgreSQL server, a skip on a
+// developer machine and a failure when CI is set.
+#define JC_SEARCH_REQUIRE_BACKEND(backend)                                                   \
+  do {                                                                                       \
+    if ((backend) == ::jiceng::search::Backend::kPostgres &&                                 \
+        ::jiceng::search::TestDatabase::PgBaseUrl().empty()) {                               \
+      if (std::getenv("CI") != nullptr) {                                                    \
+        FAIL() << ::jiceng::search::TestDatabase::kNoPgUrl << " (CI is set: a failure)";     \
+      }                                                                                      \
+      GTEST_SKIP() << ::jiceng::search::TestDatabase::kNoPgUrl;                              \
+    }                                                                                        \
+  } while (0)
+
+class SearchStoreTest : public ::testing::TestWithParam<Backend> {
  protected:
   void SetUp() override {
-    namespace fs = std::filesystem;
-    std::string tmpl = (fs::path(::testing::TempDir()) / "jiceng-search-XXXXXX").string();
-    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
-    dir_ = tmpl;
-    auto s = store::OpenSqliteStore(dir_ + "/t.db");
+    JC_SEARCH_REQUIRE_BACKEND(GetParam());
+    db_ = TestDatabase::Create(GetParam());
+    ASSERT_TRUE(db_);
+    auto s = db_->Open();
     ASSERT_TRUE(s.ok()) << s.error().message;
     store_ = std::move(*s);
   }
   void TearDown() override {
-    store_->Close();
-    std::filesystem::remove_all(dir_);
+    if (store_) store_->Close();
+    store_.reset();
+    db_.reset();
   }
 
   // Writes `text` (with resourceType and id) as the next version of its resource.
@@ -111,7 +228,7 @@ class SearchStoreTest : public ::testing::Test {
   }
 
   using V = std::vector<std::string>;
-  std::string dir_;
+  std::unique_ptr<TestDatabase> db_;
   std::unique_ptr<store::IStore> store_;
 };
 

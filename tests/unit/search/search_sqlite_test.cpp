@@ -1,5 +1,5 @@
 // Search semantics end to end: resources indexed by the extractor, queries parsed by
-// fhir/search, answered by the SQLite backend's SQL.
+// fhir/search, answered by each backend's SQL (search_fixture.h: SQLite and PostgreSQL).
 #include <gtest/gtest.h>
 
 #include <string>
@@ -20,7 +20,7 @@ class SearchTest : public SearchStoreTest {
   }
 };
 
-TEST_F(SearchTest, StringStartsWithExactContains) {
+TEST_P(SearchTest, StringStartsWithExactContains) {
   Patients();
   EXPECT_EQ(Ids("Patient", "name=mul"), V({"p2"}));
   EXPECT_EQ(Ids("Patient", "name=MÜL"), V({"p2"}));
@@ -36,7 +36,7 @@ TEST_F(SearchTest, StringStartsWithExactContains) {
   EXPECT_EQ(Ids("Patient", "name=mu&name=hans"), V({"p3"}));     // AND
 }
 
-TEST_F(SearchTest, TokenForms) {
+TEST_P(SearchTest, TokenForms) {
   Patients();
   EXPECT_EQ(Ids("Patient", "gender=male"), V({"p1", "p3"}));
   EXPECT_EQ(Ids("Patient", "identifier=A1"), V({"p1", "p2"}));
@@ -54,7 +54,7 @@ TEST_F(SearchTest, TokenForms) {
   EXPECT_EQ(Ids("Observation", "code=|x"), V({"o2"}));
 }
 
-TEST_F(SearchTest, DatePrefixesAndPrecision) {
+TEST_P(SearchTest, DatePrefixesAndPrecision) {
   Patients();
   // p1 1980-03-05, p2 1990 (the whole year), p3 2001-12-31, p4 none.
   EXPECT_EQ(Ids("Patient", "birthdate=1980"), V({"p1"}));
@@ -86,7 +86,7 @@ TEST_F(SearchTest, DatePrefixesAndPrecision) {
   EXPECT_EQ(Ids("Encounter", "date=sa2024-01-31"), V({"e2"}));
 }
 
-TEST_F(SearchTest, NumberAndQuantity) {
+TEST_P(SearchTest, NumberAndQuantity) {
   Put(R"({"resourceType":"RiskAssessment","id":"r1","status":"final","subject":{"reference":"Patient/1"},"prediction":[{"probabilityDecimal":100}]})");
   Put(R"({"resourceType":"RiskAssessment","id":"r2","status":"final","subject":{"reference":"Patient/1"},"prediction":[{"probabilityDecimal":100.4}]})");
   Put(R"({"resourceType":"RiskAssessment","id":"r3","status":"final","subject":{"reference":"Patient/1"},"prediction":[{"probabilityDecimal":101}]})");
@@ -109,7 +109,42 @@ TEST_F(SearchTest, NumberAndQuantity) {
   EXPECT_EQ(Ids("Observation", "value-quantity=5.4||mg/dL"), V());  // never converted
 }
 
-TEST_F(SearchTest, ReferencesAndUris) {
+// R4: "ge100: greater or equal to exactly 100", "le5.4|…|mg: less than or equal to 5.4 mg
+// exactly": ge and le compare with the value itself, not with its implicit precision range.
+TEST_P(SearchTest, NumberAndQuantityGeAndLeAreExact) {
+  auto risk = [](const char* id, const char* p) {
+    return std::string(R"({"resourceType":"RiskAssessment","id":")") + id +
+           R"(","status":"final","subject":{"reference":"Patient/1"},"prediction":[{"probabilityDecimal":)" +
+           p + "}]}";
+  };
+  Put(risk("r1", "100"));
+  Put(risk("r2", "100.4"));
+  Put(risk("r3", "99.7"));
+  EXPECT_EQ(Ids("RiskAssessment", "probability=100"), V({"r1", "r2", "r3"}));  // [99.5, 100.5)
+  EXPECT_EQ(Ids("RiskAssessment", "probability=ge100"), V({"r1", "r2"}));
+  EXPECT_EQ(Ids("RiskAssessment", "probability=le100"), V({"r1", "r3"}));
+  EXPECT_EQ(Ids("RiskAssessment", "probability=ge100.4"), V({"r2"}));
+  EXPECT_EQ(Ids("RiskAssessment", "probability=le99.7"), V({"r3"}));
+
+  auto weight = [](const char* id, const char* kg, const char* code) {
+    return std::string(R"({"resourceType":"Observation","id":")") + id +
+           R"(","status":"final","code":{"text":"w"},"valueQuantity":{"value":)" + kg +
+           R"(,"system":"http://unitsofmeasure.org","code":")" + code + "\"}}";
+  };
+  Put(weight("w1", "70", "kg"));
+  Put(weight("w2", "69.8", "kg"));
+  Put(weight("w3", "70300", "g"));
+  Put(weight("u1", "70", "[in_i]"));  // a unit the server does not convert
+  Put(weight("u2", "69.8", "[in_i]"));
+  EXPECT_EQ(Ids("Observation", "value-quantity=70||kg"), V({"w1", "w2", "w3"}));
+  EXPECT_EQ(Ids("Observation", "value-quantity=ge70||kg"), V({"w1", "w3"}));
+  EXPECT_EQ(Ids("Observation", "value-quantity=le70|http://unitsofmeasure.org|kg"), V({"w1", "w2"}));
+  EXPECT_EQ(Ids("Observation", "value-quantity=le70000||g"), V({"w1", "w2"}));
+  EXPECT_EQ(Ids("Observation", "value-quantity=ge70||[in_i]"), V({"u1"}));
+  EXPECT_EQ(Ids("Observation", "value-quantity=le70||[in_i]"), V({"u1", "u2"}));
+}
+
+TEST_P(SearchTest, ReferencesAndUris) {
   Patients();
   Put(R"({"resourceType":"Observation","id":"o1","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/p1"}})");
   Put(R"({"resourceType":"Observation","id":"o2","status":"final","code":{"text":"x"},"subject":{"reference":"Group/p1"}})");
@@ -127,7 +162,7 @@ TEST_F(SearchTest, ReferencesAndUris) {
   EXPECT_EQ(Ids("ValueSet", "url:above=http://example.org/fhir/ValueSet/a/b/c"), V({"v1", "v2"}));
 }
 
-TEST_F(SearchTest, IdLastUpdatedSortPagingTotal) {
+TEST_P(SearchTest, IdLastUpdatedSortPagingTotal) {
   Put(R"({"resourceType":"Patient","id":"b","birthDate":"1990"})", 1'000'000);
   Put(R"({"resourceType":"Patient","id":"a","birthDate":"1980"})", 2'000'000);
   Put(R"({"resourceType":"Patient","id":"c","birthDate":"1990"})", 3'000'000);
@@ -152,7 +187,7 @@ TEST_F(SearchTest, IdLastUpdatedSortPagingTotal) {
   EXPECT_EQ(Ids("Patient", "_sort=_id&_count=2&_getpagesoffset=0&_snapshot=4000000", true), V({"a", "b"}));
 }
 
-TEST_F(SearchTest, UpdateReplacesRowsAndDeleteHides) {
+TEST_P(SearchTest, UpdateReplacesRowsAndDeleteHides) {
   Put(R"({"resourceType":"Patient","id":"x","name":[{"family":"Old"}]})");
   EXPECT_EQ(Ids("Patient", "name=old"), V({"x"}));
   Put(R"({"resourceType":"Patient","id":"x","name":[{"family":"New"}]})");
@@ -170,6 +205,8 @@ TEST_F(SearchTest, UpdateReplacesRowsAndDeleteHides) {
   ASSERT_TRUE(s.ok());
   EXPECT_EQ(Ids("Patient", "name=new"), V());
 }
+
+JC_SEARCH_ON_EVERY_BACKEND(SearchTest);
 
 }  // namespace
 }  // namespace jiceng::search

@@ -1,6 +1,6 @@
 // Chains, _has, composites, :of-type, :in/:not-in and _content over real data: the Synthea sample
-// (30 transaction Bundles) loaded into a SQLite store, every expected id set computed here by
-// walking the JSON, independently of the index and the SQL.
+// (30 transaction Bundles) loaded into a store of each backend, every expected id set computed
+// here by walking the JSON, independently of the index and the SQL.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -21,53 +21,61 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// The sample is loaded once for the whole suite (writing it takes a few seconds); each test
-// opens the same database file.
+// The sample is read once for the whole suite and written once per backend (writing it takes a
+// few seconds); each test opens the same database.
 class SyntheaSearchTest : public SearchStoreTest {
  protected:
   using Resources = std::map<std::string, json::object>;  // "Type/id" → resource
+  using Writes = std::vector<std::pair<store::ResourceVersion, store::IndexRows>>;
 
   static void SetUpTestSuite() {
     all_ = new Resources;
-    std::string tmpl = (fs::path(::testing::TempDir()) / "jiceng-synthea-XXXXXX").string();
-    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
-    shared_dir_ = new std::string(tmpl);
-    auto store = store::OpenSqliteStore(*shared_dir_ + "/t.db");
-    ASSERT_TRUE(store.ok()) << store.error().message;
+    writes_ = new Writes;
+    databases_ = new std::map<Backend, std::unique_ptr<TestDatabase>>;
     std::vector<fs::path> files;
     for (const auto& e : fs::directory_iterator(fs::path(JICENG_SHARED_DIR) / "data/synthea-r4")) {
       if (e.path().extension() == ".json") files.push_back(e.path());
     }
     std::sort(files.begin(), files.end());
     ASSERT_EQ(files.size(), 30u);
-    std::vector<std::pair<store::ResourceVersion, store::IndexRows>> writes;
-    for (const fs::path& f : files) LoadBundle(f, writes);
-    Status s = (*store)->Write([&](store::IWriteTransaction& txn) -> Status {
-      for (const auto& [v, rows] : writes) JC_RETURN_IF_ERROR(txn.Put(v, rows));
-      return Status::Ok();
-    });
-    EXPECT_TRUE(s.ok()) << s.error().message;
-    (*store)->Close();
+    for (const fs::path& f : files) LoadBundle(f, *writes_);
   }
   static void TearDownTestSuite() {
-    if (shared_dir_) fs::remove_all(*shared_dir_);
-    delete shared_dir_;
+    delete databases_;  // drops them
+    delete writes_;
     delete all_;
+    databases_ = nullptr;
   }
   void SetUp() override {
-    ASSERT_TRUE(shared_dir_);
+    JC_SEARCH_REQUIRE_BACKEND(GetParam());
+    ASSERT_TRUE(databases_);
     ASSERT_GT(all_->size(), 9000u);
-    auto store = store::OpenSqliteStore(*shared_dir_ + "/t.db");
+    std::unique_ptr<TestDatabase>& db = (*databases_)[GetParam()];
+    if (!db) {
+      db = TestDatabase::Create(GetParam());
+      ASSERT_TRUE(db);
+      auto store = db->Open();
+      ASSERT_TRUE(store.ok()) << store.error().message;
+      Status s = (*store)->Write([&](store::IWriteTransaction& txn) -> Status {
+        for (const auto& [v, rows] : *writes_) JC_RETURN_IF_ERROR(txn.Put(v, rows));
+        return Status::Ok();
+      });
+      (*store)->Close();
+      ASSERT_TRUE(s.ok()) << s.error().message;
+    }
+    auto store = db->Open();
     ASSERT_TRUE(store.ok()) << store.error().message;
     store_ = std::move(*store);
   }
-  void TearDown() override { store_->Close(); }
+  void TearDown() override {
+    if (store_) store_->Close();
+    store_.reset();
+  }
 
   // Resolves the Bundle's urn:uuid references to "Type/id" (what the server's transaction
   // processing does) and adds its resources to `writes`. Organizations and Practitioners recur
   // across Bundles (conditional creates): the first copy is kept.
-  static void LoadBundle(const fs::path& file,
-                         std::vector<std::pair<store::ResourceVersion, store::IndexRows>>& writes) {
+  static void LoadBundle(const fs::path& file, Writes& writes) {
     std::ifstream in(file);
     std::stringstream ss;
     ss << in.rdbuf();
@@ -151,14 +159,16 @@ class SyntheaSearchTest : public SearchStoreTest {
 
   static std::vector<std::string> Sorted(std::set<std::string> s) { return {s.begin(), s.end()}; }
 
-  static std::string* shared_dir_;
   static Resources* all_;
+  static Writes* writes_;
+  static std::map<Backend, std::unique_ptr<TestDatabase>>* databases_;
 };
 
-std::string* SyntheaSearchTest::shared_dir_ = nullptr;
 SyntheaSearchTest::Resources* SyntheaSearchTest::all_ = nullptr;
+SyntheaSearchTest::Writes* SyntheaSearchTest::writes_ = nullptr;
+std::map<Backend, std::unique_ptr<TestDatabase>>* SyntheaSearchTest::databases_ = nullptr;
 
-TEST_F(SyntheaSearchTest, ChainsOverTheSample) {
+TEST_P(SyntheaSearchTest, ChainsOverTheSample) {
   // Every patient's BP panels found through subject.family, compared with the walk of the data.
   int checked = 0;
   for (const auto& [pid, patient] : OfType("Patient")) {
@@ -203,7 +213,7 @@ TEST_F(SyntheaSearchTest, ChainsOverTheSample) {
   EXPECT_EQ(Ids("Observation", "encounter.subject.birthdate=" + birth), Sorted(expected));
 }
 
-TEST_F(SyntheaSearchTest, ReverseChainsAndCompositesOverTheSample) {
+TEST_P(SyntheaSearchTest, ReverseChainsAndCompositesOverTheSample) {
   // Patients with a systolic pressure above 140 in some BP panel.
   std::set<std::string> hypertensive, high_obs, low_diastolic;
   for (const auto& [oid, o] : OfType("Observation")) {
@@ -239,7 +249,7 @@ TEST_F(SyntheaSearchTest, ReverseChainsAndCompositesOverTheSample) {
             Sorted(orgs));
 }
 
-TEST_F(SyntheaSearchTest, OfTypeInAndContentOverTheSample) {
+TEST_P(SyntheaSearchTest, OfTypeInAndContentOverTheSample) {
   const std::string v2 = "http://terminology.hl7.org/CodeSystem/v2-0203";
   int checked = 0;
   for (const auto& [pid, p] : OfType("Patient")) {
@@ -277,6 +287,8 @@ TEST_F(SyntheaSearchTest, OfTypeInAndContentOverTheSample) {
   ASSERT_FALSE(mentions.empty());
   EXPECT_EQ(Ids("Condition", "_content=hypertens"), Sorted(mentions));
 }
+
+JC_SEARCH_ON_EVERY_BACKEND(SyntheaSearchTest);
 
 }  // namespace
 }  // namespace jiceng::search

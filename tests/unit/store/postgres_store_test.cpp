@@ -106,11 +106,8 @@ StoreBackend PostgresBackend() {
 
 INSTANTIATE_TEST_SUITE_P(Postgres, StoreConformance, ::testing::Values(PostgresBackend()),
                          BackendName);
-// Search on PostgreSQL answers NotImplemented until the shared search compiler gets its
-// PostgreSQL dialect; then replace this line with
-//   INSTANTIATE_TEST_SUITE_P(Postgres, StoreSearchConformance,
-//                            ::testing::Values(PostgresBackend()), BackendName);
-GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(StoreSearchConformance);
+INSTANTIATE_TEST_SUITE_P(Postgres, StoreSearchConformance, ::testing::Values(PostgresBackend()),
+                         BackendName);
 
 class PostgresStoreTest : public ::testing::Test {
  protected:
@@ -163,7 +160,7 @@ TEST_F(PostgresStoreTest, AForeignDatabaseIsRefused) {
 }
 
 // Every index kind lands in its table (array parameters round-trip) and the next Put replaces
-// them: what search will read once this backend answers Search.
+// them: the rows search reads (StoreSearchConformance checks what it finds).
 TEST_F(PostgresStoreTest, PutWritesEveryIndexKindAndReplacesIt) {
   auto opened = OpenPostgresStore(db_.url);
   ASSERT_TRUE(opened.ok()) << opened.error().message;
@@ -524,6 +521,299 @@ TEST_F(PostgresStoreTest, ConnectionsDroppedByTheServerAreReopenedBeforeTheNextW
   auto cur = (*txn)->ReadCurrent("Patient", "after");
   ASSERT_TRUE(cur.ok()) << cur.error().message;
   EXPECT_TRUE(cur->has_value());
+}
+
+// ---- read transactions in one round trip (BEGIN pipelined with the first statement, ROLLBACK
+// with the connection's next statement or sent on its own after a few idle milliseconds) -------
+
+Status PutPatient(IStore& store, const std::string& id, int64_t version,
+                  const std::string& code = "A") {
+  return store.Write([&](IWriteTransaction& txn) {
+    IndexRows idx;
+    idx.tokens = {{"code", "urn:s", code}};
+    return txn.Put(ResourceVersion{"Patient", id, version, 100 * version, false,
+                                   "{\"v\":" + std::to_string(version) + "}"},
+                   idx);
+  });
+}
+
+// Every statement of one read transaction, of every kind, sees the snapshot its first statement
+// took, while the store's writer and a session outside jiceng commit in between; the pooled
+// connection (one, so every transaction reuses it, the previous one's ROLLBACK still pending)
+// then starts the next transaction on a fresh snapshot.
+TEST_F(PostgresStoreTest, AReadTransactionKeepsOneSnapshotAcrossStatementsWhileWritersCommit) {
+  PostgresOptions options;
+  options.read_connections = 1;
+  auto opened = OpenPostgresStore(db_.url, options);
+  ASSERT_TRUE(opened.ok()) << opened.error().message;
+  IStore& store = **opened;
+  ASSERT_TRUE(PutPatient(store, "p", 1, "R0").ok());
+  ASSERT_TRUE(PutPatient(store, "q", 1).ok());
+  auto outsider = PgConnection::Open(db_.url);
+  ASSERT_TRUE(outsider.ok());
+  auto ids = [](const Result<std::vector<std::string>>& r) {
+    EXPECT_TRUE(r.ok()) << r.error().message;
+    return r.ok() ? *r : std::vector<std::string>{"<error>"};
+  };
+
+  for (int round = 0; round < 3; ++round) {
+    const int64_t v = round + 1;  // p's version when the transaction starts
+    const std::string code = "R" + std::to_string(round);       // p's token at the start
+    const std::string next_code = "R" + std::to_string(round + 1);
+    const std::string q_json = "{\"q\":" + std::to_string(round) + "}";
+    auto txn = store.BeginRead();
+    ASSERT_TRUE(txn.ok()) << txn.error().message;
+    IReadTransaction& r = **txn;
+    // A commit between BeginRead and the first statement is seen: the snapshot is the first
+    // statement's, as with a BEGIN sent on its own.
+    ASSERT_TRUE(PutPatient(store, "late" + std::to_string(round), 1).ok());
+    auto first = r.ReadCurrent("Patient", "p");
+    ASSERT_TRUE(first.ok()) << first.error().message;
+    ASSERT_TRUE(first->has_value());
+    EXPECT_EQ((*first)->version, v);
+    EXPECT_TRUE(r.ReadCurrent("Patient", "late" + std::to_string(round))->has_value());
+
+    // The store's writer commits p's next version (with a new token) and a new resource; a
+    // session outside jiceng rewrites q's current row.
+    ASSERT_TRUE(PutPatient(store, "p", v + 1, next_code).ok());
+    ASSERT_TRUE(PutPatient(store, "new" + std::to_string(round), 1).ok());
+    ASSERT_TRUE((*outsider)
+                    ->Query("UPDATE resource SET json = $1 WHERE id = 'q'",
+                            postgres::PgParams().Bytes(q_json))
+                    .ok());
+
+    auto again = r.ReadCurrent("Patient", "p");
+    ASSERT_TRUE(again.ok()) << again.error().message;
+    EXPECT_EQ((*again)->version, v);
+    EXPECT_EQ((*again)->json, "{\"v\":" + std::to_string(v) + "}");
+    EXPECT_FALSE(r.ReadVersion("Patient", "p", v + 1)->has_value());
+    EXPECT_FALSE(r.ReadCurrent("Patient", "new" + std::to_string(round))->has_value());
+    auto q = r.ReadCurrent("Patient", "q");
+    ASSERT_TRUE(q.ok()) << q.error().message;
+    EXPECT_NE((*q)->json, q_json);
+    auto count = r.CountCurrent("Patient");
+    ASSERT_TRUE(count.ok()) << count.error().message;
+    EXPECT_EQ(*count, 3 + 2 * round);  // p, q, late0…late<round>, new0…new<round - 1>
+    auto history = r.History(HistoryQuery{"Patient", "p", std::nullopt, std::nullopt, 0, 50});
+    ASSERT_TRUE(history.ok()) << history.error().message;
+    EXPECT_EQ(history->total, v);
+    EXPECT_EQ(ids(r.FindByToken("Patient", "code", "urn:s", code, 10)),
+              std::vector<std::string>{"p"});
+    EXPECT_EQ(ids(r.FindByToken("Patient", "code", "urn:s", next_code, 10)),
+              std::vector<std::string>{});
+    auto list = r.ListCurrent("Patient", 0, 100);
+    ASSERT_TRUE(list.ok()) << list.error().message;
+    EXPECT_EQ(static_cast<int64_t>(list->size()), *count);
+    txn->reset();
+
+    // The next transaction (same connection) sees all of it.
+    auto fresh = store.BeginRead();
+    ASSERT_TRUE(fresh.ok());
+    EXPECT_EQ((*(*fresh)->ReadCurrent("Patient", "p"))->version, v + 1);
+    EXPECT_EQ((*(*fresh)->ReadCurrent("Patient", "q"))->json, q_json);
+    EXPECT_TRUE((*fresh)->ReadCurrent("Patient", "new" + std::to_string(round))->has_value());
+    EXPECT_EQ(ids((*fresh)->FindByToken("Patient", "code", "urn:s", next_code, 10)),
+              std::vector<std::string>{"p"});
+  }
+}
+
+// An ended read transaction whose connection stays idle in the pool does not hold its snapshot
+// and locks until the connection's next use: the pool sends its ROLLBACK within milliseconds, so
+// DDL (a migration, an operator's ALTER TABLE) is not blocked by idle readers.
+TEST_F(PostgresStoreTest, AnEndedReadTransactionSoonHoldsNoLockWhileItsConnectionIsIdle) {
+  PostgresOptions options;
+  options.read_connections = 1;
+  auto opened = OpenPostgresStore(db_.url + "&application_name=" + db_.schema, options);
+  ASSERT_TRUE(opened.ok()) << opened.error().message;
+  IStore& store = **opened;
+  ASSERT_TRUE(PutPatient(store, "p", 1).ok());
+  auto admin = PgConnection::Open(db_.url);
+  ASSERT_TRUE(admin.ok());
+  for (int round = 0; round < 3; ++round) {
+    {
+      auto txn = store.BeginRead();
+      ASSERT_TRUE(txn.ok());
+      ASSERT_TRUE((*txn)->ReadCurrent("Patient", "p")->has_value());
+    }
+    // Waits at most 5 s for the lock: a reader still in its transaction would hold it forever.
+    const auto start = std::chrono::steady_clock::now();
+    Status locked = (*admin)->Exec(
+        "BEGIN; SET LOCAL lock_timeout = '5s'; LOCK TABLE resource IN ACCESS EXCLUSIVE MODE; "
+        "ROLLBACK");
+    EXPECT_TRUE(locked.ok()) << locked.error().message;
+    EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(2));
+    auto states = (*admin)->Query(
+        "SELECT count(*) FILTER (WHERE state <> 'idle'), count(*) FROM pg_stat_activity "
+        "WHERE application_name = $1",
+        postgres::PgParams().Text(db_.schema));
+    ASSERT_TRUE(states.ok()) << states.error().message;
+    EXPECT_EQ(states->Int(0, 0), 0);  // the writer and the reader, both idle
+    EXPECT_EQ(states->Int(0, 1), 2);
+    // And the connection, its ROLLBACK's answer still unread, serves the next transaction.
+    auto txn = store.BeginRead();
+    ASSERT_TRUE(txn.ok());
+    auto cur = (*txn)->ReadCurrent("Patient", "p");
+    ASSERT_TRUE(cur.ok()) << cur.error().message;
+    EXPECT_TRUE(cur->has_value());
+  }
+}
+
+// A statement that fails inside a pipelined read (the first, sent with the BEGIN, or a later
+// one) is that call's error with its SQLSTATE's code; the transaction's other calls fail rather
+// than answer from an aborted transaction, and the pool's one connection then serves the next
+// transactions normally.
+TEST_F(PostgresStoreTest, AFailingStatementInAPipelinedReadLeavesThePoolHealthy) {
+  PostgresOptions options;
+  options.read_connections = 1;
+  options.pool_wait_ms = 2000;  // a connection that never came back would fail the test fast
+  auto opened = OpenPostgresStore(db_.url, options);
+  ASSERT_TRUE(opened.ok()) << opened.error().message;
+  IStore& store = **opened;
+  ASSERT_TRUE(PutPatient(store, "p", 1).ok());
+  const std::string bad_type = "Pat\xff";  // not UTF-8: the server refuses the text parameter
+  auto healthy = [&] {
+    auto txn = store.BeginRead();
+    ASSERT_TRUE(txn.ok()) << txn.error().message;
+    auto cur = (*txn)->ReadCurrent("Patient", "p");
+    ASSERT_TRUE(cur.ok()) << cur.error().message;
+    ASSERT_TRUE(cur->has_value());
+    EXPECT_EQ((*cur)->version, 1);
+    auto count = (*txn)->CountCurrent("Patient");
+    ASSERT_TRUE(count.ok()) << count.error().message;
+    EXPECT_EQ(*count, 1);
+  };
+  for (int round = 0; round < 3; ++round) {
+    {  // The first statement fails: the one pipelined with the BEGIN.
+      auto txn = store.BeginRead();
+      ASSERT_TRUE(txn.ok());
+      auto r = (*txn)->ReadCurrent(bad_type, "p");
+      ASSERT_FALSE(r.ok());
+      EXPECT_EQ(r.error().code, ErrorCode::kInvalid) << r.error().message;
+      EXPECT_NE(r.error().message.find("22021"), std::string::npos) << r.error().message;
+      auto after = (*txn)->ReadCurrent("Patient", "p");
+      EXPECT_FALSE(after.ok());  // the transaction is aborted, never a silent answer
+    }
+    healthy();
+    {  // A later statement fails.
+      auto txn = store.BeginRead();
+      ASSERT_TRUE(txn.ok());
+      ASSERT_TRUE((*txn)->ReadCurrent("Patient", "p").ok());
+      auto r = (*txn)->FindByToken(bad_type, "code", std::nullopt, "A", 10);
+      ASSERT_FALSE(r.ok());
+      EXPECT_EQ(r.error().code, ErrorCode::kInvalid) << r.error().message;
+    }
+    healthy();
+    {  // A transaction that runs nothing, and one whose only statement fails.
+      ASSERT_TRUE(store.BeginRead().ok());
+      auto txn = store.BeginRead();
+      ASSERT_TRUE(txn.ok());
+      EXPECT_FALSE((*txn)->CountCurrent(bad_type).ok());
+    }
+    healthy();
+  }
+}
+
+// The same at the connection level, where the statement's prepare (sent in the same pipeline)
+// or the BEGIN itself fails: the right error and SQLSTATE, nothing cached for the failed
+// statement, and the connection usable afterwards.
+TEST_F(PostgresStoreTest, APipelinedPrepareOrBeginFailureLeavesTheConnectionUsable) {
+  auto opened = PgConnection::Open(db_.url);
+  ASSERT_TRUE(opened.ok()) << opened.error().message;
+  PgConnection& c = **opened;
+  const std::string begin = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
+  auto isolation = [&] {
+    auto r = c.Query("SELECT current_setting('transaction_isolation')");
+    EXPECT_TRUE(r.ok()) << r.error().message;
+    return r.ok() ? r->String(0, 0) : std::string("<error>");
+  };
+  for (int round = 0; round < 2; ++round) {
+    c.BeginLazily(begin);
+    auto bad = c.Query("SELEC 1");
+    ASSERT_FALSE(bad.ok());
+    EXPECT_EQ(c.LastSqlState(), "42601");
+    EXPECT_NE(bad.error().message.find("prepare"), std::string::npos) << bad.error().message;
+    EXPECT_TRUE(c.Healthy());
+    EXPECT_TRUE(c.InTransaction());  // the BEGIN ran; the error aborted its transaction
+    c.EndLazily();
+    EXPECT_TRUE(c.EndPending());
+    EXPECT_FALSE(c.InTransaction());
+
+    // The pending ROLLBACK, the BEGIN and the statement go out together.
+    c.BeginLazily(begin);
+    auto one = c.Query("SELECT $1::int8 + 1", postgres::PgParams().Int(41));
+    ASSERT_TRUE(one.ok()) << one.error().message;
+    EXPECT_EQ(one->Int(0, 0), 42);
+    EXPECT_FALSE(c.EndPending());
+    EXPECT_EQ(isolation(), "repeatable read");
+    auto again = c.Query("SELEC 1");  // still not prepared: fails the same way
+    ASSERT_FALSE(again.ok());
+    EXPECT_EQ(c.LastSqlState(), "42601");
+    c.EndLazily();
+    c.SendPendingEnd();  // sent now, its answer read with the next statement
+    EXPECT_FALSE(c.EndPending());
+    EXPECT_FALSE(c.InTransaction());
+
+    c.BeginLazily("BEGIN ISOLATION LEVEL NONSENSE");
+    auto refused = c.Query("SELECT 1");
+    ASSERT_FALSE(refused.ok());
+    EXPECT_NE(refused.error().message.find("begin"), std::string::npos)
+        << refused.error().message;
+    EXPECT_TRUE(c.Healthy());
+    EXPECT_FALSE(c.InTransaction());
+    c.EndLazily();  // nothing to end
+    EXPECT_FALSE(c.EndPending());
+
+    // Synchronous calls after pipelined ones: Exec sends a pending ROLLBACK in front of its own
+    // statements, or first reads the answer of one sent on its own.
+    c.BeginLazily(begin);
+    ASSERT_TRUE(c.Query("SELECT 1").ok());
+    c.EndLazily();
+    ASSERT_TRUE(c.Exec("SELECT 1").ok());
+    EXPECT_FALSE(c.InTransaction());
+    EXPECT_EQ(isolation(), "read committed");  // no transaction left over
+    c.BeginLazily(begin);
+    ASSERT_TRUE(c.Query("SELECT 1").ok());
+    c.EndLazily();
+    c.SendPendingEnd();
+    ASSERT_TRUE(c.Exec("SELECT 1").ok());
+    EXPECT_FALSE(c.InTransaction());
+    EXPECT_EQ(isolation(), "read committed");
+  }
+}
+
+// The server drops a pooled read connection whose previous transaction's ROLLBACK is pending or
+// sent with its answer unread: the next read transaction reopens it and answers, since nothing
+// of it had run.
+TEST_F(PostgresStoreTest, APooledConnectionDroppedWithAnUnreadRollbackIsReopened) {
+  const std::string app = db_.schema;
+  PostgresOptions options;
+  options.read_connections = 1;
+  auto opened = OpenPostgresStore(db_.url + "&application_name=" + app, options);
+  ASSERT_TRUE(opened.ok()) << opened.error().message;
+  IStore& store = **opened;
+  ASSERT_TRUE(PutPatient(store, "p", 1).ok());
+  auto admin = PgConnection::Open(BaseUrl());
+  ASSERT_TRUE(admin.ok());
+  for (int round = 0; round < 4; ++round) {
+    {
+      auto txn = store.BeginRead();
+      ASSERT_TRUE(txn.ok());
+      ASSERT_TRUE((*txn)->ReadCurrent("Patient", "p").ok());
+    }
+    // Odd rounds: long enough for the pool to send the ROLLBACK on its own.
+    if (round % 2 == 1) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    auto killed = (*admin)->Query(
+        "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid, 5000)) FROM pg_stat_activity "
+        "WHERE application_name = $1 AND pid <> pg_backend_pid()",
+        postgres::PgParams().Text(app));
+    ASSERT_TRUE(killed.ok()) << killed.error().message;
+    ASSERT_GE(killed->Int(0, 0), 1);
+    auto txn = store.BeginRead();
+    ASSERT_TRUE(txn.ok()) << txn.error().message;
+    auto cur = (*txn)->ReadCurrent("Patient", "p");
+    ASSERT_TRUE(cur.ok()) << cur.error().message;
+    EXPECT_TRUE(cur->has_value());
+  }
 }
 
 TEST_F(PostgresStoreTest, AnUnreachableServerIsAnErrorValue) {

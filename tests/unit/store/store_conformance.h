@@ -61,8 +61,9 @@ class StoreConformance : public ::testing::TestWithParam<StoreBackend> {
 };
 
 // The part of the suite that reads through IReadTransaction::Search (store_conformance_test.cpp,
-// TEST_P(StoreSearchConformance, …)). A backend instantiates it like StoreConformance once its
-// Search is implemented; until then its test binary says so with
+// TEST_P(StoreSearchConformance, …)): the search semantics every SQL dialect of the shared
+// compiler (store/sql/search_sql.h) must give. Both backends instantiate it like StoreConformance;
+// a backend without Search would say so with
 // GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(StoreSearchConformance).
 class StoreSearchConformance : public StoreConformance {};
 

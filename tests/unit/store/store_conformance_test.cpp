@@ -9,6 +9,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -669,6 +670,488 @@ TEST_P(StoreSearchConformance, IndexRowsOfEveryKindAreReplacedOnUpdateAndGoneOnD
   EXPECT_EQ(Found(*store_, "new", 22), Expect(""));
   EXPECT_EQ(Found(*store_, "third", 33), Expect("o1,"));
   EXPECT_EQ(Found(*store_, "old", 11), Expect("o2,"));
+}
+
+// ---- search semantics every SQL dialect must spell the same way --------------------------------
+//
+// The queries below are store::SearchQuery values built by hand (no FHIR parsing): what each
+// backend's dialect of the search compiler (store/sql/search_sql.h) must answer identically.
+
+// A query on `type` with one clause per call of Where(), answered as "id,id,…" (in order) plus
+// the total.
+class Q {
+ public:
+  explicit Q(std::string type = "Observation") { q_.type = std::move(type); }
+  Q& Where(SearchKind kind, std::string param, std::vector<SearchValue> any_of) {
+    SearchClause c;
+    c.kind = kind;
+    c.param = std::move(param);
+    c.any_of = std::move(any_of);
+    q_.all_of.push_back(std::move(c));
+    return *this;
+  }
+  Q& Clause(SearchClause c) {
+    q_.all_of.push_back(std::move(c));
+    return *this;
+  }
+  Q& Sort(SearchKind kind, std::string param, bool descending = false) {
+    q_.sort.push_back(SortKey{std::move(param), kind, descending});
+    return *this;
+  }
+  Q& Page(int64_t offset, int64_t count) {
+    q_.offset = offset;
+    q_.count = count;
+    return *this;
+  }
+  Q& NoTotal() {
+    q_.with_total = false;
+    return *this;
+  }
+  Q& AtOrBefore(int64_t us) {
+    q_.at_or_before_us = us;
+    return *this;
+  }
+  const SearchQuery& query() const { return q_; }
+
+ private:
+  SearchQuery q_;
+};
+
+// "id,id,…" in result order, then " total N" (or " no total").
+std::string Answer(IStore& store, const Q& q) {
+  auto txn = store.BeginRead();
+  if (!txn.ok()) return "begin: " + txn.error().message;
+  auto page = (*txn)->Search(q.query());
+  if (!page.ok()) return "error: " + page.error().message;
+  std::string out;
+  for (const ResourceVersion& v : page->entries) out += (out.empty() ? "" : ",") + v.id;
+  return out + (page->total ? " total " + std::to_string(*page->total) : " no total");
+}
+
+SearchValue Text(std::string text, StringMatch match = StringMatch::kStartsWith,
+                 std::string exact = "") {
+  SearchValue v;
+  v.text = std::move(text);
+  v.exact = std::move(exact);
+  v.string_match = match;
+  return v;
+}
+SearchValue Token(std::optional<std::string> system, std::string code) {
+  SearchValue v;
+  v.system = std::move(system);
+  v.code = std::move(code);
+  return v;
+}
+SearchValue Number(SearchPrefix prefix, double x, double h) {
+  SearchValue v;
+  v.prefix = prefix;
+  v.number = x;
+  v.lo = x - h;
+  v.hi = x + h;
+  return v;
+}
+SearchValue Dates(SearchPrefix prefix, int64_t lo, int64_t hi) {
+  SearchValue v;
+  v.prefix = prefix;
+  v.lo_us = lo;
+  v.hi_us = hi;
+  return v;
+}
+SearchValue Uri(std::string text, UriMatch match) {
+  SearchValue v;
+  v.text = std::move(text);
+  v.uri_match = match;
+  return v;
+}
+SearchValue Words(std::vector<std::string> words) {
+  SearchValue v;
+  v.words = std::move(words);
+  return v;
+}
+
+IndexRows Names(std::vector<std::string> values) {
+  IndexRows rows;
+  for (std::string& v : values) rows.strings.push_back({"name", v, v});
+  return rows;
+}
+
+// Prefixes are ranges on the key: whatever the last character of the prefix (multi-byte, the
+// last code point before the surrogates, the very last one), exactly the values starting with it
+// match. The empty prefix matches every value of the parameter.
+TEST_P(StoreSearchConformance, StringPrefixIsExactWhateverItsLastCharacter) {
+  const std::vector<std::pair<std::string, std::string>> stored = {
+      {"a1", "王小明"}, {"a2", "王"}, {"a3", "\xE7\x8E\x8C"}, {"a4", "\xE7\x8E\x8A"},  // 王 = U+738B
+      {"b1", "a\xF4\x8F\xBF\xBF" "b"}, {"b2", "b"}, {"b3", "a\xF4\x8F\xBF\xBF"},  // U+10FFFF
+      {"c1", "\xF4\x8F\xBF\xBF"}, {"c2", "\xF4\x8F\xBF\xBF" "x"}, {"c3", "zzz"},
+      {"d1", "\xED\x9F\xBF"}, {"d2", "\xEE\x80\x80"},  // U+D7FF, U+E000
+      {"e1", "o'neil \\ 100%_"}, {"e2", "o'neilx"}};
+  for (const auto& [id, value] : stored) ASSERT_OK(WriteNext(*store_, "Patient", id, 1, Names({value})));
+  ASSERT_OK(WriteNext(*store_, "Patient", "none", 1));
+  auto prefix = [&](const std::string& p) {
+    return Answer(*store_, Q("Patient").Where(SearchKind::kString, "name", {Text(p)}));
+  };
+  EXPECT_EQ(prefix("王"), "a1,a2 total 2");
+  EXPECT_EQ(prefix("王小"), "a1 total 1");
+  EXPECT_EQ(prefix("a\xF4\x8F\xBF\xBF"), "b1,b3 total 2");
+  EXPECT_EQ(prefix("\xF4\x8F\xBF\xBF"), "c1,c2 total 2");
+  EXPECT_EQ(prefix("\xED\x9F\xBF"), "d1 total 1");
+  EXPECT_EQ(prefix("o'neil \\ 100%"), "e1 total 1");
+  EXPECT_EQ(prefix("o'neil"), "e1,e2 total 2");
+  EXPECT_EQ(prefix("nobody"), " total 0");
+  EXPECT_EQ(prefix(""), "a1,a2,a3,a4,b1,b2,b3,c1,c2,c3,d1,d2,e1,e2 total 14");
+}
+
+// :contains finds a substring anywhere, and LIKE's wildcards are plain characters; :exact
+// compares the text as written.
+TEST_P(StoreSearchConformance, StringContainsAndExact) {
+  ASSERT_OK(WriteNext(*store_, "Patient", "p1", 1, Names({"50%_off"})));
+  ASSERT_OK(WriteNext(*store_, "Patient", "p2", 1, Names({"a_b", "高血压"})));
+  IndexRows mixed;
+  mixed.strings = {{"name", "muller", "Müller"}};
+  ASSERT_OK(WriteNext(*store_, "Patient", "p3", 1, mixed));
+  auto contains = [&](const std::string& p) {
+    return Answer(*store_, Q("Patient").Where(SearchKind::kString, "name",
+                                           {Text(p, StringMatch::kContains)}));
+  };
+  EXPECT_EQ(contains("%_"), "p1 total 1");
+  EXPECT_EQ(contains("_"), "p1,p2 total 2");
+  EXPECT_EQ(contains("%"), "p1 total 1");
+  EXPECT_EQ(contains("血"), "p2 total 1");
+  EXPECT_EQ(contains("ll"), "p3 total 1");
+  EXPECT_EQ(contains("x"), " total 0");
+  auto exact = [&](const std::string& norm, const std::string& as_written) {
+    return Answer(*store_, Q("Patient").Where(SearchKind::kString, "name",
+                                           {Text(norm, StringMatch::kExact, as_written)}));
+  };
+  EXPECT_EQ(exact("muller", "Müller"), "p3 total 1");
+  EXPECT_EQ(exact("muller", "müller"), " total 0");
+}
+
+// Tokens: code and system compare bytewise, any byte included; system "" is "no system", a
+// missing system any; :in is any of a set of codes; :not and :missing.
+TEST_P(StoreSearchConformance, TokensMissingAndNot) {
+  IndexRows a;
+  a.tokens = {{"code", "urn:s", std::string("x\0y", 3)}, {"code", "", "plain"}};
+  ASSERT_OK(WriteNext(*store_, "Observation", "o1", 1, a));
+  IndexRows b;
+  b.tokens = {{"code", "urn:t", "plain"}};
+  ASSERT_OK(WriteNext(*store_, "Observation", "o2", 1, b));
+  ASSERT_OK(WriteNext(*store_, "Observation", "o3", 1));
+  auto token = [&](std::optional<std::string> system, std::string code) {
+    return Answer(*store_, Q().Where(SearchKind::kToken, "code", {Token(system, code)}));
+  };
+  EXPECT_EQ(token(std::nullopt, std::string("x\0y", 3)), "o1 total 1");
+  EXPECT_EQ(token(std::nullopt, "x"), " total 0");
+  EXPECT_EQ(token(std::nullopt, "plain"), "o1,o2 total 2");
+  EXPECT_EQ(token("", "plain"), "o1 total 1");
+  EXPECT_EQ(token("urn:t", "plain"), "o2 total 1");
+  EXPECT_EQ(token("urn:t", ""), "o2 total 1");  // system|
+  SearchValue in;
+  in.codes = {"plain", "other"};
+  EXPECT_EQ(Answer(*store_, Q().Where(SearchKind::kToken, "code", {in})), "o1,o2 total 2");
+  SearchClause not_clause;
+  not_clause.kind = SearchKind::kToken;
+  not_clause.param = "code";
+  not_clause.negate = true;
+  not_clause.any_of = {Token("urn:t", "plain")};
+  EXPECT_EQ(Answer(*store_, Q().Clause(not_clause)), "o1,o3 total 2");
+  SearchClause missing;
+  missing.kind = SearchKind::kToken;
+  missing.param = "code";
+  missing.missing = true;
+  EXPECT_EQ(Answer(*store_, Q().Clause(missing)), "o3 total 1");
+  missing.missing = false;
+  EXPECT_EQ(Answer(*store_, Q().Clause(missing)), "o1,o2 total 2");
+}
+
+// Numbers: eq/ne use the precision range, every other prefix the value itself (R4: "ge100:
+// greater or equal to exactly 100"); quantities the same, on canonical values when the search
+// has a canonical unit and otherwise with the unit's code and system.
+TEST_P(StoreSearchConformance, NumbersAndQuantities) {
+  for (const auto& [id, value] : std::vector<std::pair<std::string, double>>{
+           {"n1", 99.7}, {"n2", 100}, {"n3", 100.4}, {"n4", 101}, {"n5", -2.5}}) {
+    IndexRows rows;
+    rows.numbers = {{"probability", value}};
+    rows.quantities = {{"value-quantity", value, "http://unitsofmeasure.org", "kg", value * 1000, "g"}};
+    ASSERT_OK(WriteNext(*store_, "Observation", id, 1, rows));
+  }
+  IndexRows other_unit;
+  other_unit.quantities = {{"value-quantity", 100, "urn:units", "box", 0, ""}};
+  ASSERT_OK(WriteNext(*store_, "Observation", "q1", 1, other_unit));
+  auto number = [&](SearchPrefix p, double x, double h) {
+    return Answer(*store_, Q().Where(SearchKind::kNumber, "probability", {Number(p, x, h)}));
+  };
+  using P = SearchPrefix;
+  EXPECT_EQ(number(P::kEq, 100, 0.5), "n1,n2,n3 total 3");
+  EXPECT_EQ(number(P::kNe, 100, 0.5), "n4,n5 total 2");
+  EXPECT_EQ(number(P::kGe, 100, 0.5), "n2,n3,n4 total 3");
+  EXPECT_EQ(number(P::kLe, 100, 0.5), "n1,n2,n5 total 3");
+  EXPECT_EQ(number(P::kGt, 100, 0.5), "n3,n4 total 2");
+  EXPECT_EQ(number(P::kLt, 100, 0.5), "n1,n5 total 2");
+  EXPECT_EQ(number(P::kSa, 100, 0.5), "n3,n4 total 2");
+  EXPECT_EQ(number(P::kEb, 100, 0.5), "n1,n5 total 2");
+  EXPECT_EQ(number(P::kAp, 100, 0.5), "n1,n2,n3,n4 total 4");  // within 10%
+  EXPECT_EQ(number(P::kAp, -2.5, 0.05), "n5 total 1");         // negative: [-2.75, -2.25]
+
+  SearchValue canonical = Number(P::kGe, 100000, 500);  // ge100 kg, in g
+  canonical.canonical_code = "g";
+  EXPECT_EQ(Answer(*store_, Q().Where(SearchKind::kQuantity, "value-quantity", {canonical})),
+            "n2,n3,n4 total 3");
+  SearchValue coded = Number(P::kLe, 100, 0.5);
+  coded.system = "urn:units";
+  coded.code = "box";
+  EXPECT_EQ(Answer(*store_, Q().Where(SearchKind::kQuantity, "value-quantity", {coded})),
+            "q1 total 1");
+  SearchValue any_unit = Number(P::kEq, 100, 0.5);
+  EXPECT_EQ(Answer(*store_, Q().Where(SearchKind::kQuantity, "value-quantity", {any_unit})),
+            "n1,n2,n3,q1 total 4");
+}
+
+// Dates: the R4 range semantics of a stored [s, e) against a search [lo, hi), and
+// _lastUpdated against the version's instant.
+TEST_P(StoreSearchConformance, DatesAndLastUpdated) {
+  const std::vector<std::tuple<std::string, int64_t, int64_t>> stored = {
+      {"d1", 0, 100}, {"d2", 100, 200}, {"d3", 50, 150}, {"d4", 250, 300}};
+  int64_t updated = 1000;
+  for (const auto& [id, s, e] : stored) {
+    IndexRows rows;
+    rows.dates = {{"date", s, e}};
+    ASSERT_OK(WriteNext(*store_, "Observation", id, updated, rows));
+    updated += 1000;
+  }
+  auto date = [&](SearchPrefix p) {
+    return Answer(*store_, Q().Where(SearchKind::kDate, "date", {Dates(p, 100, 200)}));
+  };
+  using P = SearchPrefix;
+  EXPECT_EQ(date(P::kEq), "d2 total 1");
+  EXPECT_EQ(date(P::kNe), "d1,d3,d4 total 3");
+  EXPECT_EQ(date(P::kGt), "d4 total 1");
+  EXPECT_EQ(date(P::kLt), "d1,d3 total 2");
+  EXPECT_EQ(date(P::kGe), "d2,d4 total 2");
+  EXPECT_EQ(date(P::kLe), "d1,d2,d3 total 3");
+  EXPECT_EQ(date(P::kSa), "d4 total 1");
+  EXPECT_EQ(date(P::kEb), "d1 total 1");
+  EXPECT_EQ(date(P::kAp), "d2,d3 total 2");
+  EXPECT_EQ(Answer(*store_, Q().Where(SearchKind::kLastUpdated, "_lastUpdated",
+                                   {Dates(P::kGe, 2000, 2001)})),
+            "d2,d3,d4 total 3");
+  EXPECT_EQ(Answer(*store_, Q().Where(SearchKind::kLastUpdated, "_lastUpdated",
+                                   {Dates(P::kLt, 2000, 2001), Dates(P::kEq, 4000, 4001)})),
+            "d1,d4 total 2");
+  EXPECT_EQ(Answer(*store_, Q().AtOrBefore(2000)), "d1,d2 total 2");
+}
+
+// References by type and id or by URL; URIs equal, below (a prefix of the stored one) and above
+// (the stored one a prefix of the searched one).
+TEST_P(StoreSearchConformance, ReferencesAndUris) {
+  IndexRows a;
+  a.references = {{"subject", "Patient", "p1", ""}};
+  a.uris = {{"url", "http://example.org/fhir/ValueSet/a"}};
+  ASSERT_OK(WriteNext(*store_, "Observation", "o1", 1, a));
+  IndexRows b;
+  b.references = {{"subject", "Group", "p1", ""}};
+  b.uris = {{"url", "http://example.org/fhir/ValueSet/a/b"}};
+  ASSERT_OK(WriteNext(*store_, "Observation", "o2", 1, b));
+  IndexRows c;
+  c.references = {{"subject", "", "", "http://other.org/fhir/Patient/9"}};
+  c.uris = {{"url", "urn:oid:1.2.3"}};
+  ASSERT_OK(WriteNext(*store_, "Observation", "o3", 1, c));
+  SearchValue typed;
+  typed.type = "Patient";
+  typed.code = "p1";
+  SearchValue untyped;
+  untyped.code = "p1";
+  SearchValue url;
+  url.url = "http://other.org/fhir/Patient/9";
+  EXPECT_EQ(Answer(*store_, Q().Where(SearchKind::kReference, "subject", {typed})), "o1 total 1");
+  EXPECT_EQ(Answer(*store_, Q().Where(SearchKind::kReference, "subject", {untyped})),
+            "o1,o2 total 2");
+  EXPECT_EQ(Answer(*store_, Q().Where(SearchKind::kReference, "subject", {url})), "o3 total 1");
+  auto uri = [&](const std::string& text, UriMatch m) {
+    return Answer(*store_, Q().Where(SearchKind::kUri, "url", {Uri(text, m)}));
+  };
+  EXPECT_EQ(uri("http://example.org/fhir/ValueSet/a", UriMatch::kEquals), "o1 total 1");
+  EXPECT_EQ(uri("http://example.org/fhir", UriMatch::kBelow), "o1,o2 total 2");
+  EXPECT_EQ(uri("http://example.org/fhir/ValueSet/a/b/c", UriMatch::kAbove), "o1,o2 total 2");
+  EXPECT_EQ(uri("urn:oid:1.2.3.4", UriMatch::kAbove), "o3 total 1");
+  EXPECT_EQ(uri("urn:oid:1.2", UriMatch::kAbove), " total 0");
+}
+
+// Sorting: the lowest value ascending and the highest descending (dates: start ascending, end
+// descending), resources without a value last both ways, then by id; strings and ids bytewise.
+TEST_P(StoreSearchConformance, SortByEveryKindWithMissingLastAndIdTiebreak) {
+  struct Row {
+    std::string id;
+    std::vector<std::string> names;
+    std::optional<std::pair<int64_t, int64_t>> date;
+    std::optional<double> number;
+  };
+  const std::vector<Row> rows = {
+      {"r1", {"b", "y"}, std::pair<int64_t, int64_t>{10, 500}, 3},
+      {"r2", {"c"}, std::pair<int64_t, int64_t>{20, 30}, -1},
+      {"r3", {"王"}, std::pair<int64_t, int64_t>{5, 40}, 3},
+      {"r4", {}, std::nullopt, std::nullopt},
+      {"r0", {"z", "a"}, std::pair<int64_t, int64_t>{20, 30}, 10}};
+  for (const Row& r : rows) {
+    IndexRows idx = Names(r.names);
+    if (r.date) idx.dates = {{"date", r.date->first, r.date->second}};
+    if (r.number) idx.numbers = {{"probability", *r.number}};
+    idx.tokens = {{"code", "urn:s", r.names.empty() ? std::string() : r.names.front()}};
+    if (r.names.empty()) idx.tokens.clear();
+    ASSERT_OK(WriteNext(*store_, "Observation", r.id, 1, idx));
+  }
+  auto sorted = [&](SearchKind kind, const std::string& param, bool descending) {
+    return Answer(*store_, Q().Sort(kind, param, descending));
+  };
+  EXPECT_EQ(sorted(SearchKind::kString, "name", false), "r0,r1,r2,r3,r4 total 5");
+  EXPECT_EQ(sorted(SearchKind::kString, "name", true), "r3,r0,r1,r2,r4 total 5");
+  EXPECT_EQ(sorted(SearchKind::kDate, "date", false), "r3,r1,r0,r2,r4 total 5");
+  EXPECT_EQ(sorted(SearchKind::kDate, "date", true), "r1,r3,r0,r2,r4 total 5");
+  EXPECT_EQ(sorted(SearchKind::kNumber, "probability", false), "r2,r1,r3,r0,r4 total 5");
+  EXPECT_EQ(sorted(SearchKind::kNumber, "probability", true), "r0,r1,r3,r2,r4 total 5");
+  EXPECT_EQ(sorted(SearchKind::kToken, "code", false), "r1,r2,r0,r3,r4 total 5");
+  EXPECT_EQ(sorted(SearchKind::kId, "_id", true), "r4,r3,r2,r1,r0 total 5");
+  // Several keys: number descending, ties by date ascending.
+  EXPECT_EQ(Answer(*store_, Q().Sort(SearchKind::kNumber, "probability", true)
+                             .Sort(SearchKind::kDate, "date")),
+            "r0,r3,r1,r2,r4 total 5");
+  // Pages of the sorted list; past the end nothing; count 0 only the total; no total.
+  EXPECT_EQ(Answer(*store_, Q().Sort(SearchKind::kString, "name").Page(1, 2)), "r1,r2 total 5");
+  EXPECT_EQ(Answer(*store_, Q().Sort(SearchKind::kString, "name").Page(4, 2)), "r4 total 5");
+  EXPECT_EQ(Answer(*store_, Q().Page(9, 2)), " total 5");
+  EXPECT_EQ(Answer(*store_, Q().Page(0, 0)), " total 5");
+  EXPECT_EQ(Answer(*store_, Q().Page(3, 10).NoTotal()), "r3,r4 no total");
+}
+
+// _text (the narrative) and _content (narrative and content): every word of a value, each the
+// start of a word, a word of several tokens a phrase in order; values are alternatives. Text
+// that another tokenizer would keep whole (e-mail addresses, hyphens, dates, decimals) is found
+// by its words.
+TEST_P(StoreSearchConformance, FullTextWordsPrefixesAndPhrases) {
+  auto text = [&](const std::string& id, const std::string& narrative, const std::string& content) {
+    IndexRows rows;
+    rows.full_text = {{narrative, content}};
+    return WriteNext(*store_, "Patient", id, 1, rows);
+  };
+  ASSERT_OK(text("p1", "患 者 有 高 血 压 病 史 hypertension since 2010",
+                 "王 小 明 zhang.li@jiashan.example anna-lena 2024-03-05 36.5"));
+  ASSERT_OK(text("p2", "diabetes", "高 血 压 o'neil"));
+  ASSERT_OK(WriteNext(*store_, "Patient", "p3", 1));
+  auto search = [&](const std::string& param, std::vector<SearchValue> values) {
+    return Answer(*store_, Q("Patient").Where(SearchKind::kText, param, std::move(values)));
+  };
+  EXPECT_EQ(search("_text", {Words({"高 血 压"})}), "p1 total 1");
+  EXPECT_EQ(search("_content", {Words({"高 血 压"})}), "p1,p2 total 2");
+  EXPECT_EQ(search("_text", {Words({"血 压"})}), "p1 total 1");
+  EXPECT_EQ(search("_text", {Words({"压 血"})}), " total 0");  // in order
+  EXPECT_EQ(search("_text", {Words({"hyperten"})}), "p1 total 1");  // a prefix
+  EXPECT_EQ(search("_text", {Words({"ypertension"})}), " total 0");  // of a word
+  EXPECT_EQ(search("_text", {Words({"高 血 压", "2010"})}), "p1 total 1");
+  EXPECT_EQ(search("_text", {Words({"高 血 压", "1999"})}), " total 0");
+  EXPECT_EQ(search("_text", {Words({"nothing"}), Words({"diabetes"})}), "p2 total 1");
+  EXPECT_EQ(search("_text", {Words({"王"})}), " total 0");
+  // _content: one word in the narrative and the next in the content.
+  EXPECT_EQ(search("_content", {Words({"hypertension", "小 明"})}), "p1 total 1");
+  for (const char* word : {"jiashan", "zhang", "example", "lena", "anna lena", "03", "05", "5",
+                           "36.5", "2024-03", "o'neil", "neil"}) {
+    EXPECT_EQ(search("_content", {Words({word})}), word == std::string("o'neil") ||
+                                                           word == std::string("neil")
+                                                       ? "p2 total 1"
+                                                       : "p1 total 1")
+        << word;
+  }
+  EXPECT_EQ(search("_content", {Words({"lena anna"})}), " total 0");
+  EXPECT_EQ(search("_content", {Words({"\"quoted\""})}), " total 0");
+}
+
+// Composites match both components within one row; the second component is of any kind.
+TEST_P(StoreSearchConformance, CompositesMatchWithinOneRow) {
+  auto row = [](std::string code1, std::string code2, std::string system2, double number) {
+    CompositeIndexRow r;
+    r.param = "combo";
+    r.system1 = "http://loinc.org";
+    r.code1 = std::move(code1);
+    r.code2 = std::move(code2);
+    r.system2 = std::move(system2);
+    r.number2 = number;
+    return r;
+  };
+  IndexRows a;
+  a.composites = {row("8480-6", "mm[Hg]", "http://unitsofmeasure.org", 150),
+                  row("8462-4", "mm[Hg]", "http://unitsofmeasure.org", 70)};
+  ASSERT_OK(WriteNext(*store_, "Observation", "o1", 1, a));
+  IndexRows b;
+  b.composites = {row("note", "hypertension stage 2", "Hypertension stage 2", 0)};
+  ASSERT_OK(WriteNext(*store_, "Observation", "o2", 1, b));
+  auto composite = [&](SearchKind second, SearchValue first, SearchValue value) {
+    SearchClause c;
+    c.kind = SearchKind::kComposite;
+    c.param = "combo";
+    c.components = {SearchKind::kToken, second};
+    SearchValue v;
+    v.components = {std::move(first), std::move(value)};
+    c.any_of = {std::move(v)};
+    return Answer(*store_, Q().Clause(std::move(c)));
+  };
+  SearchValue high = Number(SearchPrefix::kGt, 140, 0.5);
+  EXPECT_EQ(composite(SearchKind::kQuantity, Token(std::nullopt, "8480-6"), high), "o1 total 1");
+  EXPECT_EQ(composite(SearchKind::kQuantity, Token(std::nullopt, "8462-4"), high), " total 0");
+  EXPECT_EQ(composite(SearchKind::kString, Token(std::nullopt, "note"), Text("hyper")),
+            "o2 total 1");
+  EXPECT_EQ(composite(SearchKind::kString, Token(std::nullopt, "note"), Text("stage")),
+            " total 0");
+  EXPECT_EQ(composite(SearchKind::kString, Token(std::nullopt, "note"),
+                      Text("stage", StringMatch::kContains)),
+            "o2 total 1");
+}
+
+// Chains follow references to current resources of the link's type that match; _has goes the
+// other way.
+TEST_P(StoreSearchConformance, ChainsAndReverseChains) {
+  ASSERT_OK(WriteNext(*store_, "Patient", "pa", 1, Names({"wang"})));
+  ASSERT_OK(WriteNext(*store_, "Patient", "pb", 1, Names({"li"})));
+  ASSERT_OK(WriteNext(*store_, "Group", "pa", 1, Names({"wang"})));
+  auto obs = [&](const std::string& id, const std::string& type, const std::string& target,
+                 const std::string& code) {
+    IndexRows rows;
+    rows.references = {{"subject", type, target, ""}};
+    rows.tokens = {{"code", "urn:s", code}};
+    return WriteNext(*store_, "Observation", id, 1, rows);
+  };
+  ASSERT_OK(obs("o1", "Patient", "pa", "bp"));
+  ASSERT_OK(obs("o2", "Patient", "pb", "bp"));
+  ASSERT_OK(obs("o3", "Group", "pa", "weight"));
+  auto link = [](const std::string& type, SearchClause inner) {
+    return SearchLink{type, {std::move(inner)}};
+  };
+  SearchClause name;
+  name.kind = SearchKind::kString;
+  name.param = "name";
+  name.any_of = {Text("wang")};
+  SearchClause chain;
+  chain.kind = SearchKind::kChain;
+  chain.param = "subject";
+  chain.links = {link("Patient", name)};
+  EXPECT_EQ(Answer(*store_, Q().Clause(chain)), "o1 total 1");
+  chain.links.push_back(link("Group", name));
+  EXPECT_EQ(Answer(*store_, Q().Clause(chain)), "o1,o3 total 2");
+  SearchClause code;
+  code.kind = SearchKind::kToken;
+  code.param = "code";
+  code.any_of = {Token(std::nullopt, "bp")};
+  SearchClause has;
+  has.kind = SearchKind::kReverseChain;
+  has.param = "subject";
+  has.links = {link("Observation", code)};
+  EXPECT_EQ(Answer(*store_, Q("Patient").Clause(has)), "pa,pb total 2");
+  EXPECT_EQ(Answer(*store_, Q("Group").Clause(has)), " total 0");
+  // A deleted target is no longer followed.
+  ASSERT_OK(WriteNext(*store_, "Patient", "pa", 2, {}, /*deleted=*/true));
+  chain.links.pop_back();
+  EXPECT_EQ(Answer(*store_, Q().Clause(chain)), " total 0");
+  SearchValue id;
+  id.code = "pb";
+  EXPECT_EQ(Answer(*store_, Q("Patient").Where(SearchKind::kId, "_id", {id})), "pb total 1");
 }
 
 }  // namespace

@@ -1,0 +1,262 @@
+#include "store/postgres/pg_search.h"
+
+#include <algorithm>
+#include <variant>
+
+#include "store/postgres/pg_connection.h"
+#include "store/sql/search_sql.h"
+
+namespace jiceng::store::postgres {
+namespace {
+
+using sql::SqlBuilder;
+using sql::SqlType;
+
+// PostgreSQL text cannot hold NUL: Put indexes text without its NUL bytes (postgres_store.cpp),
+// and searches compare with the same form.
+std::string WithoutNul(std::string s) {
+  std::erase(s, '\0');
+  return s;
+}
+
+// Code points of valid UTF-8; nullopt for anything else.
+std::optional<std::vector<char32_t>> CodePoints(std::string_view s) {
+  std::vector<char32_t> out;
+  for (size_t i = 0; i < s.size();) {
+    const auto b = static_cast<unsigned char>(s[i]);
+    const size_t len =
+        b < 0x80 ? 1 : (b >> 5) == 0x6 ? 2 : (b >> 4) == 0xE ? 3 : (b >> 3) == 0x1E ? 4 : 0;
+    if (len == 0 || i + len > s.size()) return std::nullopt;
+    char32_t cp = len == 1 ? b : len == 2 ? (b & 0x1F) : len == 3 ? (b & 0x0F) : (b & 0x07);
+    for (size_t k = 1; k < len; ++k) {
+      const auto c = static_cast<unsigned char>(s[i + k]);
+      if ((c & 0xC0) != 0x80) return std::nullopt;
+      cp = (cp << 6) | (c & 0x3F);
+    }
+    constexpr char32_t kLeast[] = {0, 0, 0x80, 0x800, 0x10000};
+    if (cp < kLeast[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return std::nullopt;
+    out.push_back(cp);
+    i += len;
+  }
+  return out;
+}
+
+void AppendUtf8(char32_t cp, std::string& out) {
+  if (cp < 0x80) {
+    out += static_cast<char>(cp);
+  } else if (cp < 0x800) {
+    out += static_cast<char>(0xC0 | (cp >> 6));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  } else if (cp < 0x10000) {
+    out += static_cast<char>(0xE0 | (cp >> 12));
+    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  } else {
+    out += static_cast<char>(0xF0 | (cp >> 18));
+    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
+    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  }
+}
+
+// Every PostgreSQL-specific spelling of the search SQL (see sql::Dialect).
+class Dialect final : public sql::Dialect {
+ public:
+  // The cast names the parameter's type in the text itself (the same shape always binds the
+  // same types), so the statement reads alone in pg_stat_statements or EXPLAIN.
+  std::string Placeholder(size_t n, SqlType type) const override {
+    const char* cast = "text";
+    switch (type) {
+      case SqlType::kInt: cast = "int8"; break;
+      case SqlType::kReal: cast = "float8"; break;
+      case SqlType::kText: cast = "text"; break;
+      case SqlType::kBytes: cast = "bytea"; break;
+    }
+    return "$" + std::to_string(n) + "::" + cast;
+  }
+
+  std::string_view True() const override { return "TRUE"; }
+  std::string_view False() const override { return "FALSE"; }
+
+  // As resource_live_by_type is declared (WHERE NOT deleted).
+  std::string Live(const std::string& alias) const override { return "NOT " + alias + ".deleted"; }
+
+  // A range on the key in both cases, with both bounds parameters, so that it stays an index
+  // range in a generic plan too (starts_with() and ^@ become one only for a constant prefix).
+  // bytea may hold 0xFF, which UTF-8 never does: [prefix, prefix || 0xFF) as on SQLite. text may
+  // not: the bound is the next text in code point order (PrefixUpperBound).
+  std::string StartsWith(SqlBuilder& b, const std::string& col, SqlType type,
+                         const std::string& prefix) const override {
+    if (type == SqlType::kBytes) {
+      const std::string lo = b.Bind(prefix, type);
+      const std::string hi = b.Bind(prefix + "\xFF", type);
+      return "(" + col + " >= " + lo + " AND " + col + " < " + hi + ")";
+    }
+    const std::string text = WithoutNul(prefix);
+    const std::string lo = b.Bind(text, type);
+    const std::optional<std::string> upper = PrefixUpperBound(text);
+    if (!upper) return col + " >= " + lo;
+    return "(" + col + " >= " + lo + " AND " + col + " < " + b.Bind(*upper, type) + ")";
+  }
+
+  // position() exists for text and bytea alike.
+  std::string Contains(SqlBuilder& b, const std::string& col, SqlType type,
+                       const std::string& needle) const override {
+    return "position(" + b.Bind(needle, type) + " IN " + col + ") > 0";
+  }
+
+  // fts_resource (rid, narrative tsvector, content tsvector), each column with a GIN index. Every
+  // word of a value is its own tsquery (WordQuery): _text looks for it in the narrative, _content
+  // in either column — a word may be in one and the next in the other, as FTS5 finds them.
+  std::string FullText(SqlBuilder& b, const SearchClause& c,
+                       const std::string& alias) const override {
+    const bool narrative_only = c.param == "_text";
+    std::string any;
+    for (const SearchValue& v : c.any_of) {
+      std::string all;
+      bool possible = !v.words.empty();
+      for (const std::string& w : v.words) {
+        const std::string query = WordQuery(w);
+        if (query.empty()) {
+          possible = false;  // a word without word characters occurs nowhere
+          break;
+        }
+        const std::string q = "to_tsquery('simple', " + b.Bind(query, SqlType::kText) + ")";
+        all += (all.empty() ? "" : " AND ") +
+               (narrative_only ? "narrative @@ " + q
+                               : "(narrative @@ " + q + " OR content @@ " + q + ")");
+      }
+      if (possible) any += (any.empty() ? "(" : " OR (") + all + ")";
+    }
+    if (any.empty()) return std::string(False());
+    return alias + ".rid IN (SELECT rid FROM fts_resource WHERE " + any + ")";
+  }
+
+  // Every idx_* table has an index on rid here: the value is read from the resource's own rows of
+  // the parameter.
+  std::string SortValue(SqlBuilder& b, const SortKey& k, const std::string& alias) const override {
+    const char* table = nullptr;
+    const char* column = "value";
+    switch (k.kind) {
+      case SearchKind::kString: table = "idx_string"; break;
+      case SearchKind::kToken: table = "idx_token", column = "code"; break;
+      case SearchKind::kDate:
+        table = "idx_date", column = k.descending ? "end_us" : "start_us";
+        break;
+      case SearchKind::kNumber: table = "idx_number"; break;
+      case SearchKind::kQuantity: table = "idx_quantity"; break;
+      case SearchKind::kReference: table = "idx_reference", column = "target_id"; break;
+      case SearchKind::kUri: table = "idx_uri"; break;
+      default: return "NULL";
+    }
+    // The lowest or highest by ORDER BY … LIMIT 1 rather than min()/max(): PostgreSQL has no
+    // min(bytea) (ids, codes), and both read the same few rows through the rid index.
+    return std::string("(SELECT ") + column + " FROM " + table + " WHERE rid = " + alias +
+           ".rid AND param = " + b.Bind(k.param, SqlType::kText) +
+           // "system|" token rows have no code to sort by (fhir/search AddToken).
+           (k.kind == SearchKind::kToken ? " AND code <> ''" : "") + " ORDER BY " + column +
+           (k.descending ? " DESC" : " ASC") + " LIMIT 1)";
+  }
+
+  std::string OrderTerm(const std::string& expr, bool descending) const override {
+    return expr + (descending ? " DESC NULLS LAST" : " ASC NULLS LAST");
+  }
+};
+
+PgParams ToPgParams(const std::vector<sql::Param>& params) {
+  PgParams out;
+  for (const sql::Param& p : params) {
+    if (const auto* i = std::get_if<int64_t>(&p.value)) {
+      out.Int(*i);
+    } else if (const auto* d = std::get_if<double>(&p.value)) {
+      out.Float(*d);
+    } else if (p.type == SqlType::kBytes) {
+      out.Bytes(std::get<std::string>(p.value));
+    } else {
+      out.Text(WithoutNul(std::get<std::string>(p.value)));
+    }
+  }
+  return out;
+}
+
+// Columns type, id, version, last_updated_us, deleted, json.
+ResourceVersion VersionAt(const PgResult& r, int row) {
+  ResourceVersion v;
+  v.type = r.String(row, 0);
+  v.id = r.String(row, 1);
+  v.version = r.Int(row, 2);
+  v.last_updated_us = r.Int(row, 3);
+  v.deleted = r.Bool(row, 4);
+  v.json = r.String(row, 5);
+  return v;
+}
+
+// tsquery syntax: a quoted lexeme with ' and \ escaped.
+void AppendQuoted(std::string_view word, std::string& out) {
+  out += '\'';
+  for (char ch : word) {
+    if (ch == '\'' || ch == '\\') out += ch == '\'' ? '\'' : '\\';
+    out += ch;
+  }
+  out += '\'';
+}
+
+}  // namespace
+
+const sql::Dialect& PostgresDialect() {
+  static const Dialect dialect;
+  return dialect;
+}
+
+std::optional<std::string> PrefixUpperBound(std::string_view prefix) {
+  std::optional<std::vector<char32_t>> cps = CodePoints(prefix);
+  if (!cps) return std::nullopt;
+  while (!cps->empty()) {
+    char32_t next = cps->back() + 1;
+    cps->pop_back();
+    if (next == 0xD800) next = 0xE000;
+    if (next > 0x10FFFF) continue;  // carry into the previous code point
+    cps->push_back(next);
+    std::string out;
+    for (char32_t cp : *cps) AppendUtf8(cp, out);
+    return out;
+  }
+  return std::nullopt;
+}
+
+std::string WordQuery(std::string_view word) {
+  std::string out;
+  for (std::string_view token : sql::FullTextWords(word)) {
+    if (!out.empty()) out += " <-> ";
+    AppendQuoted(token, out);
+  }
+  if (!out.empty()) out += ":*";
+  return out;
+}
+
+std::string FullTextDocument(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (std::string_view word : sql::FullTextWords(text)) {
+    if (!out.empty()) out += ' ';
+    out += word;
+  }
+  return out;
+}
+
+Result<SearchPage> QuerySearch(PgConnection& c, const SearchQuery& q) {
+  const sql::CompiledSearch compiled = sql::CompileSearch(q, PostgresDialect());
+  SearchPage page;
+  if (compiled.count) {
+    JC_ASSIGN_OR_RETURN(PgResult r,
+                        c.Query(compiled.count->sql, ToPgParams(compiled.count->params)));
+    page.total = r.rows() ? r.Int(0, 0) : 0;
+  }
+  if (!compiled.page || (page.total && q.offset >= *page.total)) return page;
+  JC_ASSIGN_OR_RETURN(PgResult r, c.Query(compiled.page->sql, ToPgParams(compiled.page->params)));
+  page.entries.reserve(static_cast<size_t>(r.rows()));
+  for (int i = 0; i < r.rows(); ++i) page.entries.push_back(VersionAt(r, i));
+  return page;
+}
+
+}  // namespace jiceng::store::postgres

@@ -1,0 +1,369 @@
+#include "store/sql/search_sql.h"
+
+#include <algorithm>
+#include <utility>
+
+namespace jiceng::store::sql {
+
+std::string SqlBuilder::Add(Param p) {
+  params_.push_back(std::move(p));
+  return dialect_.Placeholder(params_.size(), params_.back().type);
+}
+
+namespace {
+
+// The resource row a clause applies to: its alias in the SQL ("r" at the top, "t1"/"h1" in
+// chains) and the placeholder bound to its type.
+struct Scope {
+  std::string alias;
+  std::string type_param;
+};
+
+const char* TableOf(SearchKind k) {
+  switch (k) {
+    case SearchKind::kString: return "idx_string";
+    case SearchKind::kToken: return "idx_token";
+    case SearchKind::kDate: return "idx_date";
+    case SearchKind::kNumber: return "idx_number";
+    case SearchKind::kQuantity: return "idx_quantity";
+    case SearchKind::kReference: return "idx_reference";
+    case SearchKind::kUri: return "idx_uri";
+    case SearchKind::kComposite: return "idx_composite";
+    default: return nullptr;
+  }
+}
+
+// The columns a value condition reads: those of the typed idx_* tables, or the slots of
+// idx_composite (see store::CompositeIndexRow). Codes and systems are bytes in every table;
+// string text is text in idx_string and bytes in idx_composite's slots.
+struct Columns {
+  const char* text = "value";   // string: normalised text
+  const char* exact = "exact";  // string: as written
+  SqlType text_type = SqlType::kText;
+  const char* code = "code";
+  const char* system = "system";
+  const char* number = "value";
+  const char* canonical_code = "canonical_code";
+  const char* canonical_number = "canonical_value";
+  const char* start = "start_us";
+  const char* end = "end_us";
+};
+constexpr Columns kTableColumns{};
+constexpr Columns kCompositeFirst{.code = "code1", .system = "system1"};
+constexpr Columns kCompositeSecond{.text = "code2",
+                                   .exact = "system2",
+                                   .text_type = SqlType::kBytes,
+                                   .code = "code2",
+                                   .system = "system2",
+                                   .number = "number2",
+                                   .canonical_code = "canonical_code2",
+                                   .canonical_number = "canonical_number2",
+                                   .start = "start2_us",
+                                   .end = "end2_us"};
+
+std::string False(SqlBuilder& b) { return std::string(b.dialect().False()); }
+
+// Range semantics of a stored [s, e) against a search [lo, hi) (see fhir/search/query.h).
+std::string DateCond(SqlBuilder& b, const SearchValue& v, const std::string& s,
+                     const std::string& e) {
+  const std::string lo = b.Bind(v.lo_us), hi = b.Bind(v.hi_us);
+  const std::string eq = "(" + s + " >= " + lo + " AND " + e + " <= " + hi + ")";
+  switch (v.prefix) {
+    case SearchPrefix::kEq: return eq;
+    case SearchPrefix::kNe: return "NOT " + eq;
+    case SearchPrefix::kGt: return e + " > " + hi;
+    case SearchPrefix::kLt: return s + " < " + lo;
+    case SearchPrefix::kGe: return "(" + e + " > " + hi + " OR " + eq + ")";
+    case SearchPrefix::kLe: return "(" + s + " < " + lo + " OR " + eq + ")";
+    case SearchPrefix::kSa: return s + " >= " + hi;
+    case SearchPrefix::kEb: return e + " <= " + lo;
+    case SearchPrefix::kAp: return "(" + s + " < " + hi + " AND " + e + " > " + lo + ")";
+  }
+  return eq;
+}
+
+// A stored number v against the search value x and its implicit precision range [lo, hi).
+// Only eq and ne use the range; R4: "ge100: greater or equal to exactly 100", "le5.4|…|mg: less
+// than or equal to 5.4 mg exactly", and likewise gt/lt/sa/eb compare with x itself.
+std::string NumberCond(SqlBuilder& b, const SearchValue& v, const std::string& col) {
+  switch (v.prefix) {
+    case SearchPrefix::kEq:
+    case SearchPrefix::kNe: {
+      const std::string lo = b.Bind(v.lo), hi = b.Bind(v.hi);
+      std::string eq = "(" + col + " >= " + lo + " AND " + col + " < " + hi + ")";
+      return v.prefix == SearchPrefix::kNe ? "NOT " + eq : eq;
+    }
+    case SearchPrefix::kGt:
+    case SearchPrefix::kSa: return col + " > " + b.Bind(v.number);
+    case SearchPrefix::kLt:
+    case SearchPrefix::kEb: return col + " < " + b.Bind(v.number);
+    case SearchPrefix::kGe: return col + " >= " + b.Bind(v.number);
+    case SearchPrefix::kLe: return col + " <= " + b.Bind(v.number);
+    case SearchPrefix::kAp: {
+      double a = v.number * 0.9, z = v.number * 1.1;
+      if (a > z) std::swap(a, z);
+      const std::string lo = b.Bind(a), hi = b.Bind(z);
+      return "(" + col + " >= " + lo + " AND " + col + " <= " + hi + ")";
+    }
+  }
+  return False(b);
+}
+
+std::string TokenCond(SqlBuilder& b, const SearchValue& v, const Columns& cols) {
+  const std::string code = cols.code, system = cols.system;
+  if (!v.codes.empty()) {  // :in / :not-in: any system
+    std::string in;
+    for (const std::string& c : v.codes) {
+      in += (in.empty() ? "" : ", ") + b.Bind(c, SqlType::kBytes);
+    }
+    return code + " IN (" + in + ")";
+  }
+  std::string cond;
+  if (!v.code.empty()) cond = code + " = " + b.Bind(v.code, SqlType::kBytes);
+  if (v.system) {
+    if (!cond.empty()) cond += " AND ";
+    cond += system + " = " + b.Bind(*v.system, SqlType::kBytes);
+  }
+  return cond.empty() ? std::string(b.dialect().True()) : "(" + cond + ")";
+}
+
+// One OR-alternative of a clause, over the columns `cols` of the clause's index table.
+std::string ValueCond(SqlBuilder& b, SearchKind kind, const SearchValue& v, const Columns& cols) {
+  const Dialect& d = b.dialect();
+  switch (kind) {
+    case SearchKind::kString:
+      switch (v.string_match) {
+        case StringMatch::kStartsWith: return d.StartsWith(b, cols.text, cols.text_type, v.text);
+        case StringMatch::kExact: {
+          const std::string text = b.Bind(v.text, cols.text_type);
+          const std::string exact = b.Bind(v.exact, cols.text_type);
+          return "(" + std::string(cols.text) + " = " + text + " AND " + cols.exact + " = " +
+                 exact + ")";
+        }
+        case StringMatch::kContains: return d.Contains(b, cols.text, cols.text_type, v.text);
+      }
+      return False(b);
+    case SearchKind::kToken: return TokenCond(b, v, cols);
+    case SearchKind::kDate: return DateCond(b, v, cols.start, cols.end);
+    case SearchKind::kNumber: return NumberCond(b, v, cols.number);
+    case SearchKind::kQuantity: {
+      if (!v.canonical_code.empty()) {
+        const std::string unit = b.Bind(v.canonical_code, SqlType::kBytes);
+        return "(" + std::string(cols.canonical_code) + " = " + unit + " AND " +
+               NumberCond(b, v, cols.canonical_number) + ")";
+      }
+      std::string cond = "(" + NumberCond(b, v, cols.number);
+      if (!v.code.empty()) {
+        cond += " AND " + std::string(cols.code) + " = " + b.Bind(v.code, SqlType::kBytes);
+      }
+      if (v.system) {
+        cond += " AND " + std::string(cols.system) + " = " + b.Bind(*v.system, SqlType::kBytes);
+      }
+      return cond + ")";
+    }
+    case SearchKind::kReference: {
+      if (!v.url.empty()) return "url = " + b.Bind(v.url, SqlType::kText);
+      std::string cond = "(target_id = " + b.Bind(v.code, SqlType::kBytes);
+      if (!v.type.empty()) cond += " AND target_type = " + b.Bind(v.type, SqlType::kText);
+      return cond + ")";
+    }
+    case SearchKind::kUri:
+      switch (v.uri_match) {
+        case UriMatch::kEquals: return "value = " + b.Bind(v.text, SqlType::kText);
+        case UriMatch::kBelow: return d.StartsWith(b, "value", SqlType::kText, v.text);
+        case UriMatch::kAbove: {
+          // The stored URI is a prefix of the searched one.
+          const std::string p = b.Bind(v.text, SqlType::kText);
+          return "(value <> '' AND substr(" + p + ", 1, length(value)) = value)";
+        }
+      }
+      return False(b);
+    default: return False(b);
+  }
+}
+
+std::string ClauseCond(SqlBuilder& b, const SearchClause& c, const Scope& scope);
+
+// SELECT `column` of the current resources of link.type that match link.all_of, under a fresh
+// alias (the scope of the link's clauses).
+std::string NestedResources(SqlBuilder& b, const char* column, const SearchLink& link,
+                            const char* alias_prefix) {
+  const Scope inner{b.NewAlias(alias_prefix), b.Bind(link.type, SqlType::kText)};
+  const std::string& a = inner.alias;
+  std::string sql = "SELECT " + a + "." + column + " FROM resource " + a + " WHERE " + a +
+                    ".type = " + inner.type_param + " AND " + b.dialect().Live(a);
+  for (const SearchClause& c : link.all_of) sql += " AND " + ClauseCond(b, c, inner);
+  return sql;
+}
+
+// subject.name=x: the references of `param` whose target is a current resource of a link's type
+// matching the link's clauses. One subquery per candidate type (UNION ALL), each an index range
+// on (type, param, target_id) for the ids the nested scan yields.
+std::string ChainCond(SqlBuilder& b, const SearchClause& c, const Scope& scope) {
+  if (c.links.empty()) return False(b);
+  const std::string param = b.Bind(c.param, SqlType::kText);
+  std::string rows;
+  for (const SearchLink& link : c.links) {
+    std::string nested = NestedResources(b, "id", link, "t");
+    if (!rows.empty()) rows += " UNION ALL ";
+    rows += "SELECT rid FROM idx_reference WHERE type = " + scope.type_param +
+            " AND param = " + param + " AND target_type = " + b.Bind(link.type, SqlType::kText) +
+            " AND target_id IN (" + nested + ")";
+  }
+  return scope.alias + ".rid IN (" + rows + ")";
+}
+
+// _has:Observation:subject:code=x: the ids that current resources of links[0].type matching its
+// clauses refer to through `param`, with this scope's type.
+std::string ReverseChainCond(SqlBuilder& b, const SearchClause& c, const Scope& scope) {
+  if (c.links.size() != 1) return False(b);
+  const SearchLink& link = c.links[0];
+  const std::string type = b.Bind(link.type, SqlType::kText);
+  const std::string param = b.Bind(c.param, SqlType::kText);
+  const std::string nested = NestedResources(b, "rid", link, "h");
+  return scope.alias + ".id IN (SELECT target_id FROM idx_reference WHERE type = " + type +
+         " AND param = " + param + " AND target_type = " + scope.type_param + " AND rid IN (" +
+         nested + "))";
+}
+
+// Both components within one composite row.
+std::string CompositeCond(SqlBuilder& b, const SearchClause& c, const SearchValue& v) {
+  if (c.components.size() != 2 || v.components.size() != 2) return False(b);
+  const std::string first = TokenCond(b, v.components[0], kCompositeFirst);
+  return "(" + first + " AND " + ValueCond(b, c.components[1], v.components[1], kCompositeSecond) +
+         ")";
+}
+
+std::string ClauseCond(SqlBuilder& b, const SearchClause& c, const Scope& scope) {
+  const std::string& r = scope.alias;
+  if (c.kind == SearchKind::kId) {
+    std::string in;
+    for (const SearchValue& v : c.any_of) {
+      in += (in.empty() ? "" : ", ") + b.Bind(v.code, SqlType::kBytes);
+    }
+    return in.empty() ? False(b) : r + ".id IN (" + in + ")";
+  }
+  if (c.kind == SearchKind::kLastUpdated) {
+    std::string any;
+    for (const SearchValue& v : c.any_of) {
+      any += (any.empty() ? "" : " OR ") +
+             DateCond(b, v, r + ".last_updated_us", "(" + r + ".last_updated_us + 1)");
+    }
+    return any.empty() ? False(b) : "(" + any + ")";
+  }
+  if (c.kind == SearchKind::kChain) return ChainCond(b, c, scope);
+  if (c.kind == SearchKind::kReverseChain) return ReverseChainCond(b, c, scope);
+  if (c.kind == SearchKind::kText) return b.dialect().FullText(b, c, r);
+  const char* table = TableOf(c.kind);
+  if (!table) return False(b);
+  std::string rows = std::string("SELECT rid FROM ") + table + " WHERE type = " +
+                     scope.type_param + " AND param = " + b.Bind(c.param, SqlType::kText);
+  if (c.missing) return r + ".rid " + (*c.missing ? "NOT IN (" : "IN (") + rows + ")";
+  std::string any;
+  for (const SearchValue& v : c.any_of) {
+    any += (any.empty() ? "" : " OR ") + (c.kind == SearchKind::kComposite
+                                              ? CompositeCond(b, c, v)
+                                              : ValueCond(b, c.kind, v, kTableColumns));
+  }
+  if (any.empty()) return False(b);
+  return r + ".rid " + (c.negate ? "NOT IN (" : "IN (") + rows + " AND (" + any + "))";
+}
+
+std::string SortExpr(SqlBuilder& b, const SortKey& k, const std::string& alias) {
+  switch (k.kind) {
+    case SearchKind::kId: return alias + ".id";
+    case SearchKind::kLastUpdated: return alias + ".last_updated_us";
+    case SearchKind::kString:
+    case SearchKind::kToken:
+    case SearchKind::kDate:
+    case SearchKind::kNumber:
+    case SearchKind::kQuantity:
+    case SearchKind::kReference:
+    case SearchKind::kUri: return b.dialect().SortValue(b, k, alias);
+    default: return "NULL";  // not sortable (the parser never asks)
+  }
+}
+
+}  // namespace
+
+CompiledSearch CompileSearch(const SearchQuery& q, const Dialect& dialect) {
+  SqlBuilder b(dialect);
+  const Scope top{"r", b.Bind(q.type, SqlType::kText)};
+  std::string where = "r.type = " + top.type_param + " AND " + dialect.Live("r");
+  if (q.at_or_before_us) where += " AND r.last_updated_us <= " + b.Bind(*q.at_or_before_us);
+  for (const SearchClause& clause : q.all_of) where += " AND " + ClauseCond(b, clause, top);
+
+  CompiledSearch out;
+  if (q.with_total) {
+    out.count = Statement{"SELECT count(*) FROM resource r WHERE " + where, b.params()};
+  }
+  if (q.count <= 0) return out;
+  std::string order;
+  for (const SortKey& k : q.sort) {
+    order += dialect.OrderTerm(SortExpr(b, k, "r"), k.descending) + ", ";
+  }
+  order += "r.id";
+  const std::string limit = b.Bind(q.count);
+  const std::string offset = b.Bind(std::max<int64_t>(q.offset, 0));
+  std::string sql = "SELECT r.type, r.id, r.version, r.last_updated_us, r.deleted, r.json "
+                    "FROM resource r WHERE " + where + " ORDER BY " + order + " LIMIT " + limit +
+                    " OFFSET " + offset;
+  out.page = Statement{std::move(sql), b.params()};
+  return out;
+}
+
+namespace {
+
+// The length of the UTF-8 sequence starting at s[i] and its code point; 0 for a byte that
+// starts no valid sequence.
+size_t DecodeUtf8(std::string_view s, size_t i, char32_t& cp) {
+  const auto b = static_cast<unsigned char>(s[i]);
+  const size_t len =
+      b < 0x80 ? 1 : (b >> 5) == 0x6 ? 2 : (b >> 4) == 0xE ? 3 : (b >> 3) == 0x1E ? 4 : 0;
+  if (len == 0 || i + len > s.size()) return 0;
+  cp = len == 1 ? b : len == 2 ? (b & 0x1F) : len == 3 ? (b & 0x0F) : (b & 0x07);
+  for (size_t k = 1; k < len; ++k) {
+    const auto c = static_cast<unsigned char>(s[i + k]);
+    if ((c & 0xC0) != 0x80) return 0;
+    cp = (cp << 6) | (c & 0x3F);
+  }
+  constexpr char32_t kLeast[] = {0, 0, 0x80, 0x800, 0x10000};
+  return cp < kLeast[len] ? 0 : len;  // an overlong form is no character
+}
+
+bool IsWordCharacter(char32_t cp) {
+  if (cp < 0x80) {
+    return (cp >= '0' && cp <= '9') || (cp >= 'a' && cp <= 'z') || (cp >= 'A' && cp <= 'Z');
+  }
+  const bool punctuation_or_symbol =
+      (cp >= 0x80 && cp <= 0xBF) ||      // Latin-1 controls, punctuation and signs
+      (cp >= 0x2000 && cp <= 0x2BFF) ||  // general punctuation, arrows, maths, shapes
+      (cp >= 0x3000 && cp <= 0x303F) ||  // CJK symbols and punctuation (、。「」)
+      (cp >= 0xFE30 && cp <= 0xFE6F) ||  // CJK compatibility and small form punctuation
+      (cp >= 0xFF00 && cp <= 0xFF0F) || (cp >= 0xFF1A && cp <= 0xFF20) ||
+      (cp >= 0xFF3B && cp <= 0xFF40) || (cp >= 0xFF5B && cp <= 0xFF65) ||  // full-width ones
+      (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF;  // not characters
+  return !punctuation_or_symbol;
+}
+
+}  // namespace
+
+std::vector<std::string_view> FullTextWords(std::string_view text) {
+  std::vector<std::string_view> out;
+  size_t start = std::string_view::npos;
+  for (size_t i = 0; i < text.size();) {
+    char32_t cp = 0;
+    const size_t len = DecodeUtf8(text, i, cp);
+    const bool word = len > 0 && IsWordCharacter(cp);
+    if (word && start == std::string_view::npos) start = i;
+    if (!word && start != std::string_view::npos) {
+      out.push_back(text.substr(start, i - start));
+      start = std::string_view::npos;
+    }
+    i += len > 0 ? len : 1;  // a byte that starts no character is a separator
+  }
+  if (start != std::string_view::npos) out.push_back(text.substr(start));
+  return out;
+}
+
+}  // namespace jiceng::store::sql

@@ -1,0 +1,124 @@
+// store/sql/search_sql: the compilation of a store::SearchQuery into SQL over the idx_* tables,
+// shared by the SQL backends (store/sqlite, store/postgres): the same tables (see
+// sqlite_schema.cpp and pg_schema.cpp), the same statements, one Dialect per backend for what
+// each spells differently.
+//
+// One statement per search: every clause is a "rid IN (rows of an index table)" condition on the
+// resource row; chains nest such conditions on the referenced resources
+// (rid IN (references whose target_id IN (ids of matching targets))), _has on the referring
+// ones (id IN (target_ids of references from matching referrers)): no intermediate id lists
+// in C++. Composite clauses match both components in one idx_composite row; _text/_content go
+// through the backend's full-text table. The SQL is built from the query's shape only: every
+// value is a bound parameter, so statements can be cached per shape and values can never inject
+// SQL.
+//
+// Backend-neutral: no sqlite3.h, no libpq. A backend runs the statements CompileSearch returns.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "store/store.h"
+
+namespace jiceng::store::sql {
+
+// The type of a bound value, after the column it is compared with. Ids, codes and systems are
+// kBytes: PostgreSQL stores them as bytea (any byte, NUL included), SQLite as TEXT (it binds
+// them as text). kText is text compared by prefix or range (string values, URIs, types).
+enum class SqlType : uint8_t { kInt, kReal, kText, kBytes };
+
+// One bound value.
+struct Param {
+  std::variant<int64_t, double, std::string> value;
+  SqlType type = SqlType::kText;
+};
+
+// One statement and its values, in placeholder order (the first is placeholder 1).
+struct Statement {
+  std::string sql;
+  std::vector<Param> params;
+};
+
+class Dialect;
+
+// Collects the bound values of a statement while its text is built; hands out placeholders.
+class SqlBuilder {
+ public:
+  explicit SqlBuilder(const Dialect& dialect) : dialect_(dialect) {}
+
+  // Binds a value and returns its placeholder.
+  std::string Bind(int64_t v) { return Add(Param{v, SqlType::kInt}); }
+  std::string Bind(double v) { return Add(Param{v, SqlType::kReal}); }
+  std::string Bind(std::string v, SqlType type) { return Add(Param{std::move(v), type}); }
+  // A fresh table alias for a nested resource scan ("t1", "h2", …).
+  std::string NewAlias(const char* prefix) { return prefix + std::to_string(++aliases_); }
+
+  const Dialect& dialect() const { return dialect_; }
+  const std::vector<Param>& params() const { return params_; }
+
+ private:
+  std::string Add(Param p);
+
+  const Dialect& dialect_;
+  std::vector<Param> params_;
+  int aliases_ = 0;
+};
+
+// Everything the SQL of a search spells differently per backend. The rest of the compiler is
+// SQL both understand (IN subqueries, UNION ALL, substr, length, min/max, LIMIT/OFFSET).
+class Dialect {
+ public:
+  virtual ~Dialect() = default;
+
+  // The n-th (1-based) placeholder, for a value of `type`.
+  virtual std::string Placeholder(size_t n, SqlType type) const = 0;
+  // Boolean literals.
+  virtual std::string_view True() const = 0;
+  virtual std::string_view False() const = 0;
+  // "the resource row `alias` is not a tombstone", spelled as the partial index on resource
+  // (type) is declared so that the planner uses it.
+  virtual std::string Live(const std::string& alias) const = 0;
+  // "column `col` (holding values of `type`: kText or kBytes) starts with `prefix`", as a range
+  // on the column so that the (type, param, value…) key serves it.
+  virtual std::string StartsWith(SqlBuilder& b, const std::string& col, SqlType type,
+                                 const std::string& prefix) const = 0;
+  // "column `col` contains `needle`".
+  virtual std::string Contains(SqlBuilder& b, const std::string& col, SqlType type,
+                               const std::string& needle) const = 0;
+  // _text (c.param "_text": the narrative) and _content (narrative and content): the condition
+  // on the resource row `alias` that it matches one of c.any_of, each value's words all
+  // occurring as the start of a word (store::SearchValue::words).
+  virtual std::string FullText(SqlBuilder& b, const SearchClause& c,
+                               const std::string& alias) const = 0;
+  // The value the resource row `alias` sorts by for an index parameter (k.kind one of string,
+  // token, date, number, quantity, reference, uri): the lowest of its values ascending, the
+  // highest descending (dates: start ascending, end descending; tokens: the rows with a code);
+  // NULL when it has none.
+  virtual std::string SortValue(SqlBuilder& b, const SortKey& k,
+                                const std::string& alias) const = 0;
+  // One ORDER BY term; resources without a value sort last in both directions.
+  virtual std::string OrderTerm(const std::string& expr, bool descending) const = 0;
+};
+
+// The statements of one search: `count` when q.with_total, `page` when q.count > 0. A backend
+// runs count first and may skip page when the offset is past the total.
+struct CompiledSearch {
+  std::optional<Statement> count;
+  std::optional<Statement> page;
+};
+
+CompiledSearch CompileSearch(const SearchQuery& q, const Dialect& dialect);
+
+// The words of full text (store::FullTextIndexRow, store::SearchValue::words), as runs of word
+// characters: ASCII letters and digits, and every non-ASCII character other than punctuation,
+// symbols and spaces (the reading fhir/search's HasWordCharacter has of a word character, close
+// to SQLite FTS5's unicode61). For a backend whose own tokenizer reads text otherwise
+// (PostgreSQL's parser keeps "a-b", e-mail addresses, URLs and "36.5" whole): it indexes and
+// queries these words instead, so that both backends find the same words.
+std::vector<std::string_view> FullTextWords(std::string_view text);
+
+}  // namespace jiceng::store::sql

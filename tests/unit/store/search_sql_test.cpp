@@ -1,0 +1,259 @@
+// The shared search compiler (store/sql/search_sql.h) and the pieces of its dialects that need no
+// database: placeholders and parameters in step, each dialect's spellings only in its own SQL,
+// the PostgreSQL prefix bound and full-text words. What the statements find is the conformance
+// suite's business (StoreSearchConformance, on every backend).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <regex>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "store/postgres/pg_search.h"
+#include "store/sql/search_sql.h"
+#include "store/sqlite/sqlite_search.h"
+
+namespace jiceng::store {
+namespace {
+
+using sql::CompileSearch;
+using sql::Param;
+using sql::SqlType;
+
+// A query that uses every part of the compiler: each index kind, a chain, _has, a composite,
+// full text, :missing, :not, _id, _lastUpdated, a snapshot, sorts of several kinds, paging.
+SearchQuery Everything() {
+  SearchQuery q;
+  q.type = "Observation";
+  q.at_or_before_us = 123;
+  q.offset = 20;
+  q.count = 10;
+  auto clause = [](SearchKind kind, std::string param, std::vector<SearchValue> values) {
+    SearchClause c;
+    c.kind = kind;
+    c.param = std::move(param);
+    c.any_of = std::move(values);
+    return c;
+  };
+  SearchValue prefix;
+  prefix.text = "王";
+  SearchValue contains = prefix;
+  contains.string_match = StringMatch::kContains;
+  SearchValue exact = prefix;
+  exact.string_match = StringMatch::kExact;
+  exact.exact = "王";
+  q.all_of.push_back(clause(SearchKind::kString, "name", {prefix, contains, exact}));
+  SearchValue token;
+  token.system = "urn:s";
+  token.code = "c";
+  SearchValue in;
+  in.codes = {"a", "b"};
+  SearchValue any_code;  // neither system nor code: any row of the parameter
+  q.all_of.push_back(clause(SearchKind::kToken, "code", {token, in, any_code}));
+  SearchValue date;
+  date.prefix = SearchPrefix::kGe;
+  date.lo_us = 1;
+  date.hi_us = 2;
+  q.all_of.push_back(clause(SearchKind::kDate, "date", {date}));
+  SearchValue number;
+  number.prefix = SearchPrefix::kAp;
+  number.number = 5;
+  q.all_of.push_back(clause(SearchKind::kNumber, "probability", {number}));
+  SearchValue quantity = number;
+  quantity.canonical_code = "g";
+  q.all_of.push_back(clause(SearchKind::kQuantity, "value-quantity", {quantity}));
+  SearchValue reference;
+  reference.type = "Patient";
+  reference.code = "p1";
+  q.all_of.push_back(clause(SearchKind::kReference, "subject", {reference}));
+  SearchValue below;
+  below.text = "http://x";
+  below.uri_match = UriMatch::kBelow;
+  SearchValue above = below;
+  above.uri_match = UriMatch::kAbove;
+  q.all_of.push_back(clause(SearchKind::kUri, "url", {below, above}));
+  SearchValue id;
+  id.code = "o1";
+  q.all_of.push_back(clause(SearchKind::kId, "_id", {id}));
+  q.all_of.push_back(clause(SearchKind::kLastUpdated, "_lastUpdated", {date}));
+  SearchValue words;
+  words.words = {"高 血 压", "2010"};
+  q.all_of.push_back(clause(SearchKind::kText, "_content", {words}));
+  SearchClause missing = clause(SearchKind::kToken, "status", {});
+  missing.missing = true;
+  q.all_of.push_back(missing);
+  SearchClause negated = clause(SearchKind::kToken, "category", {token});
+  negated.negate = true;
+  q.all_of.push_back(negated);
+  SearchClause composite = clause(SearchKind::kComposite, "combo", {});
+  composite.components = {SearchKind::kToken, SearchKind::kString};
+  SearchValue both;
+  both.components = {token, prefix};
+  composite.any_of = {both};
+  q.all_of.push_back(composite);
+  SearchClause chain = clause(SearchKind::kChain, "subject", {});
+  chain.links = {SearchLink{"Patient", {clause(SearchKind::kString, "name", {prefix})}},
+                 SearchLink{"Group", {clause(SearchKind::kString, "name", {prefix})}}};
+  q.all_of.push_back(chain);
+  SearchClause has = clause(SearchKind::kReverseChain, "subject", {});
+  has.links = {SearchLink{"Observation", {clause(SearchKind::kToken, "code", {token})}}};
+  q.all_of.push_back(has);
+  q.sort = {{"name", SearchKind::kString, true},
+            {"date", SearchKind::kDate, false},
+            {"code", SearchKind::kToken, false},
+            {"_lastUpdated", SearchKind::kLastUpdated, true}};
+  return q;
+}
+
+// The placeholder numbers a statement uses, in order of first appearance.
+std::vector<int> Placeholders(const std::string& sql, const std::string& pattern) {
+  std::vector<int> out;
+  std::set<int> seen;
+  const std::regex re(pattern);
+  for (auto it = std::sregex_iterator(sql.begin(), sql.end(), re); it != std::sregex_iterator();
+       ++it) {
+    const int n = std::stoi((*it)[1]);
+    if (seen.insert(n).second) out.push_back(n);
+  }
+  return out;
+}
+
+// Every parameter is used, placeholders run 1..n, and the count statement's parameters are the
+// first ones of the page statement's (the WHERE clause they share comes first).
+void ExpectInStep(const sql::Statement& s, const std::string& pattern) {
+  std::vector<int> used = Placeholders(s.sql, pattern);
+  std::sort(used.begin(), used.end());
+  ASSERT_EQ(used.size(), s.params.size()) << s.sql;
+  for (size_t i = 0; i < used.size(); ++i) EXPECT_EQ(used[i], static_cast<int>(i) + 1) << s.sql;
+}
+
+TEST(SearchSql, PlaceholdersAndParametersAreInStepOnBothDialects) {
+  const SearchQuery q = Everything();
+  const auto sqlite = CompileSearch(q, sqlite::SqliteDialect());
+  const auto pg = CompileSearch(q, postgres::PostgresDialect());
+  ASSERT_TRUE(sqlite.count && sqlite.page && pg.count && pg.page);
+  ExpectInStep(*sqlite.count, R"(\?(\d+))");
+  ExpectInStep(*sqlite.page, R"(\?(\d+))");
+  ExpectInStep(*pg.count, R"(\$(\d+)::)");
+  ExpectInStep(*pg.page, R"(\$(\d+)::)");
+  for (const auto* c : {&sqlite, &pg}) {
+    ASSERT_LE(c->count->params.size(), c->page->params.size());
+    for (size_t i = 0; i < c->count->params.size(); ++i) {
+      EXPECT_EQ(c->count->params[i].value, c->page->params[i].value) << i;
+      EXPECT_EQ(c->count->params[i].type, c->page->params[i].type) << i;
+    }
+  }
+  // LIMIT and OFFSET are the last two.
+  EXPECT_EQ(pg.page->params.back().value, (Param{int64_t{20}, SqlType::kInt}.value));
+  EXPECT_EQ(pg.page->params[pg.page->params.size() - 2].value,
+            (Param{int64_t{10}, SqlType::kInt}.value));
+}
+
+// Each dialect's spellings appear in its SQL only.
+TEST(SearchSql, EachDialectSpellsOnlyItsOwnSql) {
+  const SearchQuery q = Everything();
+  const std::string sqlite = CompileSearch(q, sqlite::SqliteDialect()).page->sql;
+  const std::string pg = CompileSearch(q, postgres::PostgresDialect()).page->sql;
+  for (const char* own : {"MATCH", "instr(", "jc_sort_key(", "resource_index_keys", "deleted = 0",
+                          "rowid"}) {
+    EXPECT_NE(sqlite.find(own), std::string::npos) << own;
+    EXPECT_EQ(pg.find(own), std::string::npos) << own;
+  }
+  for (const char* own : {"to_tsquery('simple'", "@@", "position(", "NOT r.deleted", "::bytea",
+                          "::text", "::int8", "::float8", "TRUE", "LIMIT 1)"}) {
+    EXPECT_NE(pg.find(own), std::string::npos) << own;
+    EXPECT_EQ(sqlite.find(own), std::string::npos) << own;
+  }
+  EXPECT_EQ(pg.find('?'), std::string::npos);
+  EXPECT_EQ(sqlite.find('$'), std::string::npos);
+}
+
+// PostgreSQL binds ids, codes and systems as bytea and text as text: the types follow the
+// columns, which differ by table for a string (idx_string: text, idx_composite: bytea).
+TEST(SearchSql, ParameterTypesFollowTheColumns) {
+  SearchQuery q;
+  q.type = "Patient";
+  q.count = 0;
+  SearchClause name;
+  name.kind = SearchKind::kString;
+  name.param = "name";
+  SearchValue v;
+  v.text = "li";
+  name.any_of = {v};
+  q.all_of.push_back(name);
+  SearchClause id;
+  id.kind = SearchKind::kId;
+  id.param = "_id";
+  SearchValue i;
+  i.code = "x";
+  id.any_of = {i};
+  q.all_of.push_back(id);
+  const auto c = CompileSearch(q, postgres::PostgresDialect());
+  ASSERT_TRUE(c.count);
+  EXPECT_FALSE(c.page);  // count 0: the total only
+  std::vector<SqlType> types;
+  for (const Param& p : c.count->params) types.push_back(p.type);
+  // type, param, prefix low, prefix high, id
+  EXPECT_EQ(types, (std::vector<SqlType>{SqlType::kText, SqlType::kText, SqlType::kText,
+                                         SqlType::kText, SqlType::kBytes}));
+  EXPECT_NE(c.count->sql.find("r.id IN ($5::bytea)"), std::string::npos) << c.count->sql;
+}
+
+TEST(SearchSql, NoTotalMeansNoCountStatement) {
+  SearchQuery q;
+  q.type = "Patient";
+  q.with_total = false;
+  q.offset = -5;  // read as 0, like SQLite does
+  const auto c = CompileSearch(q, postgres::PostgresDialect());
+  EXPECT_FALSE(c.count);
+  ASSERT_TRUE(c.page);
+  EXPECT_EQ(c.page->params.back().value, (Param{int64_t{0}, SqlType::kInt}.value));
+  EXPECT_NE(c.page->sql.find("LIMIT $2::int8 OFFSET $3::int8"), std::string::npos) << c.page->sql;
+}
+
+TEST(SearchSql, FullTextWordsAreRunsOfWordCharacters) {
+  using V = std::vector<std::string_view>;
+  EXPECT_EQ(sql::FullTextWords("zhang.li@jiashan.example anna-lena"),
+            (V{"zhang", "li", "jiashan", "example", "anna", "lena"}));
+  EXPECT_EQ(sql::FullTextWords("2024-03-05 36.5 o'neil"),
+            (V{"2024", "03", "05", "36", "5", "o", "neil"}));
+  EXPECT_EQ(sql::FullTextWords("高 血 压。病，史 ok"),
+            (V{"高", "血", "压", "病", "史", "ok"}));
+  EXPECT_EQ(sql::FullTextWords("  \t--  "), V{});
+  EXPECT_EQ(sql::FullTextWords(""), V{});
+  EXPECT_EQ(sql::FullTextWords(std::string("a\0b", 3)), (V{"a", "b"}));
+  // Bytes that start no character separate words, and never end up inside one.
+  EXPECT_EQ(sql::FullTextWords("ab\xFF" "cd\xC1\x81" "e\xED\xA0\x80" "f"),
+            (V{"ab", "cd", "e", "f"}));
+  EXPECT_EQ(sql::FullTextWords("naïve 한국어"), (V{"naïve", "한국어"}));
+}
+
+TEST(PgSearch, PrefixUpperBoundIsTheNextTextInCodePointOrder) {
+  using postgres::PrefixUpperBound;
+  EXPECT_EQ(PrefixUpperBound("abc"), "abd");
+  EXPECT_EQ(PrefixUpperBound("王"), "\xE7\x8E\x8C");            // U+738B → U+738C
+  EXPECT_EQ(PrefixUpperBound("a\x7F"), "a\xC2\x80");            // U+007F → U+0080
+  EXPECT_EQ(PrefixUpperBound("\xDF\xBF"), "\xE0\xA0\x80");      // U+07FF → U+0800
+  EXPECT_EQ(PrefixUpperBound("\xEF\xBF\xBF"), "\xF0\x90\x80\x80");  // U+FFFF → U+10000
+  EXPECT_EQ(PrefixUpperBound("\xED\x9F\xBF"), "\xEE\x80\x80");  // U+D7FF → U+E000 (no surrogates)
+  EXPECT_EQ(PrefixUpperBound("a\xF4\x8F\xBF\xBF"), "b");         // U+10FFFF carries
+  EXPECT_EQ(PrefixUpperBound("\xF4\x8F\xBF\xBF\xF4\x8F\xBF\xBF"), std::nullopt);
+  EXPECT_EQ(PrefixUpperBound(""), std::nullopt);
+  EXPECT_EQ(PrefixUpperBound("a\xFF"), std::nullopt);  // not UTF-8: PostgreSQL refuses it anyway
+}
+
+TEST(PgSearch, WordQueriesAndDocumentsUseTheSameWords) {
+  using postgres::FullTextDocument;
+  using postgres::WordQuery;
+  EXPECT_EQ(WordQuery("hyperten"), "'hyperten':*");
+  EXPECT_EQ(WordQuery("高 血 压"), "'高' <-> '血' <-> '压':*");
+  EXPECT_EQ(WordQuery("o'neil"), "'o' <-> 'neil':*");
+  EXPECT_EQ(WordQuery("2024-03"), "'2024' <-> '03':*");
+  EXPECT_EQ(WordQuery("。--"), "");
+  EXPECT_EQ(FullTextDocument("Zhang.li@x  高 血 压。 36.5"), "Zhang li x 高 血 压 36 5");
+  EXPECT_EQ(FullTextDocument("。"), "");
+}
+
+}  // namespace
+}  // namespace jiceng::store
