@@ -634,8 +634,29 @@ class SqliteStore final : public IStore {
         return;
       }
       bool aborted = false;
+      bool restart = false;
       for (; next < group.size(); ++next) {
         Pending& p = *group[next];
+        // The first unit of a transaction needs no savepoint: if it fails, rolling back the
+        // whole transaction undoes exactly it. A savepoint journals the original of every page
+        // the unit touches (past 64 KiB into a temp file that is created, written and unlinked
+        // per commit), so a lone create or a Bundle alone in its group skips all of that.
+        if (next == first) {
+          p.status = RunWork(*p.work, txn);
+          if (!p.status.ok()) {
+            if (c.InTransaction()) (void)c.Exec("ROLLBACK");
+            ++next;
+            restart = true;  // the rest of the group in a fresh transaction
+            break;
+          }
+          if (!c.InTransaction()) {  // SQLite ended it under a successful unit (I/O error)
+            p.status = Internal("sqlite: transaction aborted");
+            ++next;
+            restart = true;
+            break;
+          }
+          continue;
+        }
         if (Status s = c.Exec("SAVEPOINT w"); !s.ok()) {
           p.status = std::move(s);
           continue;
@@ -660,7 +681,7 @@ class SqliteStore final : public IStore {
           (void)c.Exec("RELEASE w");
         }
       }
-      if (aborted) continue;
+      if (aborted || restart) continue;
       Status commit = Commit(c);
       timers_.commits->Increment();
       timers_.units->Increment(static_cast<double>(next - first));
