@@ -161,6 +161,15 @@ class Dialect final : public sql::Dialect {
   std::string OrderTerm(const std::string& expr, bool descending) const override {
     return expr + (descending ? " DESC NULLS LAST" : " ASC NULLS LAST");
   }
+
+  // The idx_* tables have an index on rid here (pg_schema.cpp).
+  std::string ProbeExists(const char* table, SearchKind, const std::string& alias,
+                          const std::string& cond) const override {
+    return std::string("EXISTS (SELECT 1 FROM ") + table + " WHERE rid = " + alias +
+           ".rid AND " + cond + ")";
+  }
+
+  std::string IdTiebreak(const std::string& alias, bool) const override { return alias + ".id"; }
 };
 
 PgParams ToPgParams(const std::vector<sql::Param>& params) {

@@ -182,7 +182,10 @@ std::string ValueCond(SqlBuilder& b, SearchKind kind, const SearchValue& v, cons
   }
 }
 
-std::string ClauseCond(SqlBuilder& b, const SearchClause& c, const Scope& scope);
+std::string ClauseCond(SqlBuilder& b, const SearchClause& c, const Scope& scope,
+                       bool probe = false);
+std::string AllClauses(SqlBuilder& b, const std::vector<SearchClause>& clauses,
+                       const Scope& scope);
 
 // SELECT `column` of the current resources of link.type that match link.all_of, under a fresh
 // alias (the scope of the link's clauses).
@@ -192,7 +195,7 @@ std::string NestedResources(SqlBuilder& b, const char* column, const SearchLink&
   const std::string& a = inner.alias;
   std::string sql = "SELECT " + a + "." + column + " FROM resource " + a + " WHERE " + a +
                     ".type = " + inner.type_param + " AND " + b.dialect().Live(a);
-  for (const SearchClause& c : link.all_of) sql += " AND " + ClauseCond(b, c, inner);
+  if (!link.all_of.empty()) sql += " AND " + AllClauses(b, link.all_of, inner);
   return sql;
 }
 
@@ -234,7 +237,7 @@ std::string CompositeCond(SqlBuilder& b, const SearchClause& c, const SearchValu
          ")";
 }
 
-std::string ClauseCond(SqlBuilder& b, const SearchClause& c, const Scope& scope) {
+std::string ClauseCond(SqlBuilder& b, const SearchClause& c, const Scope& scope, bool probe) {
   const std::string& r = scope.alias;
   if (c.kind == SearchKind::kId) {
     std::string in;
@@ -256,8 +259,9 @@ std::string ClauseCond(SqlBuilder& b, const SearchClause& c, const Scope& scope)
   if (c.kind == SearchKind::kText) return b.dialect().FullText(b, c, r);
   const char* table = TableOf(c.kind);
   if (!table) return False(b);
-  std::string rows = std::string("SELECT rid FROM ") + table + " WHERE type = " +
-                     scope.type_param + " AND param = " + b.Bind(c.param, SqlType::kText);
+  const std::string param = b.Bind(c.param, SqlType::kText);
+  const std::string rows = std::string("SELECT rid FROM ") + table + " WHERE type = " +
+                           scope.type_param + " AND param = " + param;
   if (c.missing) return r + ".rid " + (*c.missing ? "NOT IN (" : "IN (") + rows + ")";
   std::string any;
   for (const SearchValue& v : c.any_of) {
@@ -266,7 +270,68 @@ std::string ClauseCond(SqlBuilder& b, const SearchClause& c, const Scope& scope)
                                               : ValueCond(b, c.kind, v, kTableColumns));
   }
   if (any.empty()) return False(b);
+  if (probe) {
+    return std::string(c.negate ? "NOT " : "") +
+           b.dialect().ProbeExists(table, c.kind, r, "param = " + param + " AND (" + any + ")");
+  }
   return r + ".rid " + (c.negate ? "NOT IN (" : "IN (") + rows + " AND (" + any + "))";
+}
+
+// How well a clause drives a search (lower is better): an index scan yielding few rids. The best
+// clause is compiled as "rid IN (index scan)" and every other value clause as a probe of each
+// candidate's own rows (Dialect::ProbeExists), so a patient's observations of one code never
+// materialise every observation of that code first.
+int DriveRank(const SearchClause& c) {
+  if (c.missing || c.negate) return 100;
+  switch (c.kind) {
+    case SearchKind::kId: return 0;
+    case SearchKind::kReference: return 1;
+    case SearchKind::kToken:
+      for (const SearchValue& v : c.any_of)
+        if (v.code.empty() && v.codes.empty()) return 6;  // system| only
+      return 2;
+    case SearchKind::kComposite:
+    case SearchKind::kUri: return 3;
+    case SearchKind::kString:
+      for (const SearchValue& v : c.any_of)
+        if (v.string_match == StringMatch::kContains) return 7;
+      return 4;
+    case SearchKind::kChain:
+    case SearchKind::kReverseChain:
+    case SearchKind::kText: return 5;
+    default: return 6;  // date, number, quantity ranges; _lastUpdated
+  }
+}
+
+bool Probeable(const SearchClause& c) {
+  if (c.missing) return false;
+  switch (c.kind) {
+    case SearchKind::kString:
+    case SearchKind::kToken:
+    case SearchKind::kDate:
+    case SearchKind::kNumber:
+    case SearchKind::kQuantity:
+    case SearchKind::kReference:
+    case SearchKind::kUri:
+    case SearchKind::kComposite: return true;
+    default: return false;
+  }
+}
+
+std::string AllClauses(SqlBuilder& b, const std::vector<SearchClause>& clauses,
+                       const Scope& scope) {
+  size_t driver = clauses.size();
+  int best = 1000;
+  for (size_t i = 0; i < clauses.size(); ++i) {
+    const int rank = DriveRank(clauses[i]);
+    if (rank < best) best = rank, driver = i;
+  }
+  std::string sql;
+  for (size_t i = 0; i < clauses.size(); ++i) {
+    const bool probe = i != driver && driver < clauses.size() && Probeable(clauses[i]);
+    sql += (sql.empty() ? "" : " AND ") + ClauseCond(b, clauses[i], scope, probe);
+  }
+  return sql;
 }
 
 std::string SortExpr(SqlBuilder& b, const SortKey& k, const std::string& alias) {
@@ -291,7 +356,7 @@ CompiledSearch CompileSearch(const SearchQuery& q, const Dialect& dialect) {
   const Scope top{"r", b.Bind(q.type, SqlType::kText)};
   std::string where = "r.type = " + top.type_param + " AND " + dialect.Live("r");
   if (q.at_or_before_us) where += " AND r.last_updated_us <= " + b.Bind(*q.at_or_before_us);
-  for (const SearchClause& clause : q.all_of) where += " AND " + ClauseCond(b, clause, top);
+  if (!q.all_of.empty()) where += " AND " + AllClauses(b, q.all_of, top);
 
   CompiledSearch out;
   if (q.with_total) {
@@ -302,7 +367,7 @@ CompiledSearch CompileSearch(const SearchQuery& q, const Dialect& dialect) {
   for (const SortKey& k : q.sort) {
     order += dialect.OrderTerm(SortExpr(b, k, "r"), k.descending) + ", ";
   }
-  order += "r.id";
+  order += dialect.IdTiebreak("r", !q.all_of.empty());
   const std::string limit = b.Bind(q.count);
   const std::string offset = b.Bind(std::max<int64_t>(q.offset, 0));
   std::string sql = "SELECT r.type, r.id, r.version, r.last_updated_us, r.deleted, r.json "

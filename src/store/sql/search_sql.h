@@ -102,6 +102,15 @@ class Dialect {
                                 const std::string& alias) const = 0;
   // One ORDER BY term; resources without a value sort last in both directions.
   virtual std::string OrderTerm(const std::string& expr, bool descending) const = 0;
+  // "the resource row `alias` has a row of `kind` in index table `table` satisfying `cond`"
+  // (cond reads the idx_* columns: param, value, code, …), testing that one resource's own
+  // rows. The compiler drives a search from its most selective clause (an index scan) and
+  // probes each candidate with the other clauses through this.
+  virtual std::string ProbeExists(const char* table, SearchKind kind, const std::string& alias,
+                                  const std::string& cond) const = 0;
+  // The last ORDER BY term, the id tiebreak. `with_criteria`: the search has clauses, so the
+  // planner must drive from them rather than walk the whole type in id order to skip a sort.
+  virtual std::string IdTiebreak(const std::string& alias, bool with_criteria) const = 0;
 };
 
 // The statements of one search: `count` when q.with_total, `page` when q.count > 0. A backend

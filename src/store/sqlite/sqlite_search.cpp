@@ -75,6 +75,19 @@ class Dialect final : public sql::Dialect {
   std::string OrderTerm(const std::string& expr, bool descending) const override {
     return expr + (descending ? " DESC NULLS LAST" : " ASC NULLS LAST");
   }
+
+  // jc_rows (index_rows_vtab.cpp) presents the resource's own index rows, decoded from its
+  // keys, with the idx_* columns: the probe is the index scan's own condition.
+  std::string ProbeExists(const char*, SearchKind kind, const std::string& alias,
+                          const std::string& cond) const override {
+    return "EXISTS (SELECT 1 FROM jc_rows((SELECT keys FROM resource_index_keys WHERE rid = " +
+           alias + ".rid), " + std::to_string(static_cast<int>(kind)) + ") WHERE " + cond + ")";
+  }
+
+  // "+id" is not indexable, so with criteria SQLite filters first and sorts the page after.
+  std::string IdTiebreak(const std::string& alias, bool with_criteria) const override {
+    return (with_criteria ? "+" : "") + alias + ".id";
+  }
 };
 
 void BindAll(Stmt& s, const std::vector<sql::Param>& params) {
