@@ -8,6 +8,7 @@
 #include <unordered_map>
 
 #include "base/time.h"
+#include "base/utf8.h"
 #include "fhir/fhirpath/definitions_model.h"
 #include "fhir/fhirpath/fhirpath.h"
 #include "fhir/search/normalize.h"
@@ -414,23 +415,10 @@ void ExtractUri(const Item& i, const CompiledParam& p, store::IndexRows& rows) {
 
 constexpr size_t kMaxFullText = 32 * 1024;  // per column: a huge resource indexes its start
 
-void AppendUtf8(uint32_t cp, std::string& out) {
+// Code points the full text keeps: not NUL, not a surrogate, within Unicode.
+void AppendTextUtf8(uint32_t cp, std::string& out) {
   if (cp == 0 || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return;
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xC0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    out += static_cast<char>(0xE0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else {
-    out += static_cast<char>(0xF0 | (cp >> 18));
-    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  }
+  AppendUtf8(static_cast<char32_t>(cp), out);
 }
 
 // The text of a narrative's XHTML: tags become word breaks, entities are decoded.
@@ -464,7 +452,7 @@ std::string NarrativeText(std::string_view xhtml) {
         const unsigned long cp = std::strtoul(digits.c_str(), &end, hex ? 16 : 10);
         if (!digits.empty() && end && *end == '\0') {
           if (cp == 0xA0) out += ' ';  // &#160; is &nbsp;
-          else AppendUtf8(static_cast<uint32_t>(cp), out);
+          else AppendTextUtf8(static_cast<uint32_t>(cp), out);
         }
       } else {
         out += ' ';  // &nbsp; and the rest: a space is the safe reading for search

@@ -11,6 +11,8 @@
 #include <utility>
 #include <vector>
 
+#include "base/utf8.h"
+
 namespace jiceng::search {
 namespace {
 
@@ -36,23 +38,6 @@ char32_t Decode(std::string_view s, size_t& i) {
   return cp;
 }
 
-void Encode(char32_t cp, std::string& out) {
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xC0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    out += static_cast<char>(0xE0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else {
-    out += static_cast<char>(0xF0 | (cp >> 18));
-    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  }
-}
 
 // Base letters (lower case) of U+00C0..U+00FF and U+0100..U+017F (generated from Unicode NFD);
 // '#' keeps the character (× ÷); '*' marks ligatures.
@@ -151,7 +136,7 @@ std::string NormalizeString(std::string_view text) {
     } else if (base != '\0') {
       out += base;
     } else {
-      Encode(cp, out);
+      AppendUtf8(cp, out);
     }
   }
   return out;
