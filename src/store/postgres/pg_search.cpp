@@ -172,18 +172,6 @@ PgParams ToPgParams(const std::vector<sql::Param>& params) {
   return out;
 }
 
-// Columns type, id, version, last_updated_us, deleted, json.
-ResourceVersion VersionAt(const PgResult& r, int row) {
-  ResourceVersion v;
-  v.type = r.String(row, 0);
-  v.id = r.String(row, 1);
-  v.version = r.Int(row, 2);
-  v.last_updated_us = r.Int(row, 3);
-  v.deleted = r.Bool(row, 4);
-  v.json = r.String(row, 5);
-  return v;
-}
-
 // tsquery syntax: a quoted lexeme with ' and \ escaped.
 void AppendQuoted(std::string_view word, std::string& out) {
   out += '\'';
@@ -248,8 +236,19 @@ Result<SearchPage> QuerySearch(PgConnection& c, const SearchQuery& q) {
   if (!compiled.page || (page.total && q.offset >= *page.total)) return page;
   JC_ASSIGN_OR_RETURN(PgResult r, c.Query(compiled.page->sql, ToPgParams(compiled.page->params)));
   page.entries.reserve(static_cast<size_t>(r.rows()));
-  for (int i = 0; i < r.rows(); ++i) page.entries.push_back(VersionAt(r, i));
+  for (int i = 0; i < r.rows(); ++i) page.entries.push_back(RowToVersion(r, i));
   return page;
+}
+
+ResourceVersion RowToVersion(const PgResult& r, int row) {
+  ResourceVersion v;
+  v.type = r.String(row, 0);
+  v.id = r.String(row, 1);
+  v.version = r.Int(row, 2);
+  v.last_updated_us = r.Int(row, 3);
+  v.deleted = r.Bool(row, 4);
+  v.json = r.String(row, 5);
+  return v;
 }
 
 }  // namespace jiceng::store::postgres

@@ -18,6 +18,11 @@ class Dialect;
 namespace jiceng::store::postgres {
 
 class PgConnection;
+class PgResult;
+
+// A resource version from a row whose first columns are, in order, "type, id, version,
+// last_updated_us, deleted, json" (the store's queries and the search's pages alike).
+ResourceVersion RowToVersion(const PgResult& r, int row);
 
 // How PostgreSQL spells the search SQL: $N placeholders cast to their type (bytea for ids, codes
 // and systems, text COLLATE "C" columns compared by range), TRUE/FALSE, position(), the

@@ -54,17 +54,6 @@ class ScopedTimer {
 
 constexpr const char* kVersionColumns = "type, id, version, last_updated_us, deleted, json";
 
-ResourceVersion RowToVersion(const PgResult& r, int row) {
-  ResourceVersion v;
-  v.type = r.String(row, 0);
-  v.id = r.String(row, 1);
-  v.version = r.Int(row, 2);
-  v.last_updated_us = r.Int(row, 3);
-  v.deleted = r.Bool(row, 4);
-  v.json = r.String(row, 5);
-  return v;
-}
-
 // ---- the queries, shared by read transactions and the write transaction ------------------------
 
 Result<std::optional<ResourceVersion>> QueryCurrent(PgConnection& c, std::string_view type,
