@@ -869,21 +869,10 @@ Response FhirApi::Search(Context& c, const QueryParams& params) {
   links.count = count;
   links.total = known_total;
   links.has_more = static_cast<int64_t>(page.size()) == count && count > 0;
-  if (parsed->summary_count) links.count = 0;  // no entries, so no pages to link
-  auto link_list = MakePagingLinks(links);
-  if (parsed->summary_count) {
-    // The self link still carries the page size the caller asked for.
-    links.count = count;
-    link_list.front().second = MakePagingLinks(links).front().second;
-  }
-
-  SearchsetWriter w(c.base, c.format);
-  if (parsed->query.with_total) w.SetTotal(known_total);
-  w.SetLinks(std::move(link_list));
-  for (const auto& v : page) w.AddEntry(v, "match");
-  for (const auto& v : included) w.AddEntry(v, "include");
-  w.AddOutcome(warnings);
-  return BundleTextResponse(w.Finish(), c.format.pretty);
+  return BundleTextResponse(WriteSearchsetPage(std::move(links), parsed->summary_count,
+                                               parsed->query.with_total, c.format, page,
+                                               included, warnings),
+                            c.format.pretty);
 }
 
 // GET /Patient/1/*: every type of the compartment, type by type (in alphabetical order; _sort
@@ -1006,20 +995,12 @@ Response FhirApi::SearchCompartmentAll(Context& c, const QueryParams& params) {
   links.path = fmt::format("/{}/{}/*", c.type, c.id);
   links.params = std::move(kept);
   links.offset = offset;
-  links.count = paging.summary_count ? 0 : count;
+  links.count = count;
   links.total = total;
-  auto link_list = MakePagingLinks(links);
-  if (paging.summary_count) {
-    links.count = count;
-    link_list.front().second = MakePagingLinks(links).front().second;
-  }
-  SearchsetWriter w(c.base, c.format);
-  if (paging.query.with_total) w.SetTotal(total);
-  w.SetLinks(std::move(link_list));
-  for (const auto& v : page) w.AddEntry(v, "match");
-  for (const auto& v : included) w.AddEntry(v, "include");
-  w.AddOutcome(warnings);
-  return BundleTextResponse(w.Finish(), c.format.pretty);
+  return BundleTextResponse(WriteSearchsetPage(std::move(links), paging.summary_count,
+                                               paging.query.with_total, c.format, page, included,
+                                               warnings),
+                            c.format.pretty);
 }
 
 // GET /Patient/1/$everything (and Encounter): the resource, then its compartment type by type
@@ -1144,20 +1125,12 @@ Response FhirApi::Everything(Context& c) {
   links.path = fmt::format("/{}/{}/$everything", c.type, c.id);
   links.params = std::move(kept);
   links.offset = offset;
-  links.count = paging->summary_count ? 0 : count;
+  links.count = count;
   links.total = total;
-  auto link_list = MakePagingLinks(links);
-  if (paging->summary_count) {
-    links.count = count;
-    link_list.front().second = MakePagingLinks(links).front().second;
-  }
-  SearchsetWriter w(c.base, c.format);
-  w.SetTotal(total);
-  w.SetLinks(std::move(link_list));
-  for (const auto& v : page) w.AddEntry(v, "match");
-  for (const auto& v : included) w.AddEntry(v, "include");
-  w.AddOutcome(warnings);
-  return BundleTextResponse(w.Finish(), c.format.pretty);
+  return BundleTextResponse(WriteSearchsetPage(std::move(links), paging->summary_count,
+                                               /*show_total=*/true, c.format, page, included,
+                                               warnings),
+                            c.format.pretty);
 }
 
 // --- Bundles --------------------------------------------------------------------------------

@@ -208,4 +208,26 @@ std::vector<PartSlice> SliceParts(const std::vector<int64_t>& sizes, int64_t off
   return out;
 }
 
+std::string WriteSearchsetPage(PagingLinks links, bool summary_count, bool show_total,
+                               const FormatOptions& format,
+                               const std::vector<store::ResourceVersion>& matches,
+                               const std::vector<store::ResourceVersion>& included,
+                               const std::vector<Issue>& warnings) {
+  const int64_t asked = links.count;
+  if (summary_count) links.count = 0;  // no entries, so no pages to link
+  auto link_list = MakePagingLinks(links);
+  if (summary_count) {
+    // The self link still carries the page size the caller asked for.
+    links.count = asked;
+    link_list.front().second = MakePagingLinks(links).front().second;
+  }
+  SearchsetWriter w(links.base, format);
+  if (show_total) w.SetTotal(links.total);
+  w.SetLinks(std::move(link_list));
+  for (const auto& v : matches) w.AddEntry(v, "match");
+  for (const auto& v : included) w.AddEntry(v, "include");
+  w.AddOutcome(warnings);
+  return w.Finish();
+}
+
 }  // namespace jiceng::api

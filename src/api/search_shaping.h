@@ -80,6 +80,16 @@ class SearchsetWriter {
   std::string entries_;
 };
 
+// The searchset Bundle of one page: paging links from `links` (links.count is the page size the
+// caller asked for; with `summary_count` there are no entries, so only a self link that still
+// carries it), the total when `show_total`, the matches, the included resources and the
+// warnings as an OperationOutcome entry.
+std::string WriteSearchsetPage(PagingLinks links, bool summary_count, bool show_total,
+                               const FormatOptions& format,
+                               const std::vector<store::ResourceVersion>& matches,
+                               const std::vector<store::ResourceVersion>& included,
+                               const std::vector<Issue>& warnings);
+
 // Paging across parts of known sizes taken in order (types of a compartment): the slices of
 // the parts that the page [offset, offset + count) covers.
 struct PartSlice {
