@@ -1,6 +1,7 @@
 #include "store/sqlite/connection.h"
 
 #include "store/sqlite/index_keys.h"
+#include "store/sqlite/wal_coalescing_vfs.h"
 
 #include <cstring>
 
@@ -45,7 +46,8 @@ Result<std::unique_ptr<Connection>> Connection::Open(const std::string& path,
   int flags = SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE |
               (options.read_only ? SQLITE_OPEN_READONLY
                                  : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
-  int rc = sqlite3_open_v2(path.c_str(), &db, flags, nullptr);
+  // The WAL-coalescing VFS (wal_coalescing_vfs.h) when it registered, SQLite's default if not.
+  int rc = sqlite3_open_v2(path.c_str(), &db, flags, WalCoalescingVfsName());
   if (rc != SQLITE_OK) {
     Error e = SqliteError(db, rc, "open " + path);
     sqlite3_close_v2(db);  // a handle is returned even on failure

@@ -7,9 +7,9 @@
 
 #include <atomic>
 #include <filesystem>
+#include <fstream>
 #include <limits>
 #include <thread>
-#include <fstream>
 #include <vector>
 
 #include "store/sqlite/connection.h"
@@ -48,8 +48,7 @@ StoreBackend SqliteBackend() {
                       }};
 }
 
-INSTANTIATE_TEST_SUITE_P(Sqlite, StoreConformance, ::testing::Values(SqliteBackend()),
-                         BackendName);
+INSTANTIATE_TEST_SUITE_P(Sqlite, StoreConformance, ::testing::Values(SqliteBackend()), BackendName);
 INSTANTIATE_TEST_SUITE_P(Sqlite, StoreSearchConformance, ::testing::Values(SqliteBackend()),
                          BackendName);
 
@@ -104,8 +103,8 @@ TEST_F(SqliteStoreTest, AFailingMigrationLeavesTheSchemaAsItWas) {
   // open applies everything again.
   auto store = OpenSqliteStore(path_);
   ASSERT_TRUE(store.ok()) << store.error().message;
-  auto fixed = sqlite::OpenSqliteStoreWithMigrations(
-      path_, {}, WithExtra("CREATE TABLE ok_part(x INTEGER)"));
+  auto fixed = sqlite::OpenSqliteStoreWithMigrations(path_, {},
+                                                     WithExtra("CREATE TABLE ok_part(x INTEGER)"));
   (*store)->Close();
   EXPECT_TRUE(fixed.ok()) << fixed.error().message;
 }
@@ -196,7 +195,8 @@ TEST_F(SqliteStoreTest, WritesKeepReferentialIntegrity) {
   ASSERT_TRUE(conn.ok());
   auto fk = (*conn)->QueryText("PRAGMA foreign_key_check");
   ASSERT_TRUE(fk.ok());
-  EXPECT_FALSE(fk->has_value()) << "a row references a missing parent in table " << fk->value_or("");
+  EXPECT_FALSE(fk->has_value()) << "a row references a missing parent in table "
+                                << fk->value_or("");
   auto ok = (*conn)->QueryText("PRAGMA integrity_check");
   ASSERT_TRUE(ok.ok());
   EXPECT_EQ(ok->value_or(""), "ok");
@@ -238,7 +238,14 @@ TEST(IndexKeysTest, RoundTripsEveryKindExactly) {
   EXPECT_FALSE(sqlite::DecodeIndexKeys(blob + "x").ok());
   // Version 1 (strings inline) still decodes: one token row (param "a", system "", code "b"),
   // then no rows of the seven other kinds.
-  const std::string v1("\x01\x01\x01" "a" "\x00" "\x01" "b" "\x00\x00\x00\x00\x00\x00\x00", 14);
+  const std::string v1(
+      "\x01\x01\x01"
+      "a"
+      "\x00"
+      "\x01"
+      "b"
+      "\x00\x00\x00\x00\x00\x00\x00",
+      14);
   auto old = sqlite::DecodeIndexKeys(v1);
   ASSERT_TRUE(old.ok()) << old.error().message;
   ASSERT_EQ(old->tokens.size(), 1u);
@@ -263,9 +270,11 @@ TEST_F(SqliteStoreTest, MigrationFourBackfillsIndexKeys) {
     for (int i = 0; i < 6; ++i) {
       const int version = i == 0 ? 2 : 1;
       const std::string rid = std::to_string(i + 1);
-      std::string sql = "INSERT INTO resource(rid, type, id, version, last_updated_us, json) "
-                        "VALUES (" + rid + ", 'Observation', 'm" + std::to_string(i) + "', " +
-                        std::to_string(version) + ", 1, '{}');";
+      std::string sql =
+          "INSERT INTO resource(rid, type, id, version, last_updated_us, json) "
+          "VALUES (" +
+          rid + ", 'Observation', 'm" + std::to_string(i) + "', " + std::to_string(version) +
+          ", 1, '{}');";
       const IndexRows rows = RowsFor(version, 2 + i);
       for (const auto& t : rows.tokens) {
         sql += "INSERT INTO idx_token(type, param, code, system, rid) VALUES ('Observation', '" +
@@ -277,11 +286,12 @@ TEST_F(SqliteStoreTest, MigrationFourBackfillsIndexKeys) {
                ", " + rid + ");";
       }
       if (i == 1) {
-        sql += "INSERT INTO idx_composite(type, param, code1, system1, code2, system2, number2, "
-               "start2_us, end2_us, rid, canonical_code2, canonical_number2) VALUES "
-               "('Observation', 'code-value-quantity', '8480-6', 'http://loinc.org', 'mm[Hg]', "
-               "'http://unitsofmeasure.org', 129.73979437732424, 0, 0, 2, 'mm[Hg]', "
-               "129.73979437732424);";
+        sql +=
+            "INSERT INTO idx_composite(type, param, code1, system1, code2, system2, number2, "
+            "start2_us, end2_us, rid, canonical_code2, canonical_number2) VALUES "
+            "('Observation', 'code-value-quantity', '8480-6', 'http://loinc.org', 'mm[Hg]', "
+            "'http://unitsofmeasure.org', 129.73979437732424, 0, 0, 2, 'mm[Hg]', "
+            "129.73979437732424);";
       }
       ASSERT_TRUE((*old)->Exec(sql.c_str()).ok()) << sql;
     }
@@ -360,7 +370,8 @@ TEST_F(SqliteStoreTest, JcRowsPresentsAResourcesOwnIndexRows) {
             3);  // j1, j2, j3 at version 1 (j0 moved to codes 2xx)
   // A resource without keys has no rows; a damaged blob is an error, not a crash.
   EXPECT_EQ(count("SELECT count(*) FROM jc_rows(NULL, " + token + ")"), 0);
-  auto damaged = (*conn)->QueryInt(("SELECT count(*) FROM jc_rows(x'01ff', " + token + ")").c_str());
+  auto damaged =
+      (*conn)->QueryInt(("SELECT count(*) FROM jc_rows(x'01ff', " + token + ")").c_str());
   EXPECT_FALSE(damaged.ok());
 }
 
@@ -390,6 +401,82 @@ TEST_F(SqliteStoreTest, TheWalStaysBoundedUnderContinuousWrites) {
   // With them the file holds about two checkpoint thresholds plus one group's frames.
   EXPECT_LT(wal_bytes, uintmax_t{2} << 20) << "WAL grew to " << wal_bytes;
   (*store)->Close();
+}
+
+// The WAL-coalescing VFS (store/sqlite/wal_coalescing_vfs.h) holds -wal writes back: every
+// committed frame must still reach readers on other connections, a checkpoint and a reopened
+// file, including transactions larger than its buffer and the unix VFS's largest single write,
+// and a rolled-back transaction whose frames were already written. synchronous=NORMAL: no fsync
+// at COMMIT, so only the barrier before publishing frames writes them out.
+TEST_F(SqliteStoreTest, WalCoalescingKeepsEveryCommittedFrameVisibleAndDurable) {
+  auto Open = [&] {
+    sqlite::ConnectionOptions options;
+    options.cache_kib = 64;  // small: large transactions spill frames before COMMIT
+    auto conn = sqlite::Connection::Open(path_, options);
+    EXPECT_TRUE(conn.ok()) << (conn.ok() ? "" : conn.error().message);
+    return std::move(conn).value();
+  };
+  auto writer = Open();
+  char* vfs_name = nullptr;
+  ASSERT_EQ(sqlite3_file_control(writer->handle(), "main", SQLITE_FCNTL_VFSNAME, &vfs_name),
+            SQLITE_OK);
+  ASSERT_NE(vfs_name, nullptr);
+  EXPECT_NE(std::string(vfs_name).find("jiceng-wal-coalescing"), std::string::npos) << vfs_name;
+  sqlite3_free(vfs_name);
+  ASSERT_TRUE(writer
+                  ->Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+                         "PRAGMA wal_autocheckpoint=0;"
+                         "CREATE TABLE t (k INTEGER PRIMARY KEY, v BLOB NOT NULL)")
+                  .ok());
+  auto reader = Open();
+  auto Count = [&](sqlite::Connection& conn) {
+    sqlite3_stmt* stmt = nullptr;
+    EXPECT_EQ(sqlite3_prepare_v2(conn.handle(), "SELECT count(*), sum(length(v)) FROM t", -1, &stmt,
+                                 nullptr),
+              SQLITE_OK);
+    EXPECT_EQ(sqlite3_step(stmt), SQLITE_ROW);
+    std::pair<int64_t, int64_t> out{sqlite3_column_int64(stmt, 0), sqlite3_column_int64(stmt, 1)};
+    sqlite3_finalize(stmt);
+    return out;
+  };
+  // Small commits, then one of ~3 MiB (past the 1 MiB buffer and the 128 KiB write limit).
+  int64_t rows = 0;
+  for (int i = 0; i < 50; ++i, ++rows) {
+    ASSERT_TRUE(
+        writer
+            ->Exec(
+                ("INSERT INTO t VALUES (" + std::to_string(rows) + ", randomblob(3000))").c_str())
+            .ok());
+    ASSERT_EQ(Count(*reader).first, rows + 1) << "a reader must see each commit at once";
+  }
+  ASSERT_TRUE(writer
+                  ->Exec("BEGIN; INSERT INTO t WITH RECURSIVE s(x) AS (SELECT 0 UNION ALL "
+                         "SELECT x + 1 FROM s WHERE x < 999) SELECT x + 1000, randomblob(3000) "
+                         "FROM s; COMMIT")
+                  .ok());
+  rows += 1000;
+  EXPECT_EQ(Count(*reader), std::make_pair(rows, rows * 3000));
+  // Frames of a transaction that spilled and then rolled back are overwritten by the next one.
+  ASSERT_TRUE(writer
+                  ->Exec("BEGIN; INSERT INTO t WITH RECURSIVE s(x) AS (SELECT 0 UNION ALL "
+                         "SELECT x + 1 FROM s WHERE x < 499) SELECT x + 5000, randomblob(3000) "
+                         "FROM s; ROLLBACK")
+                  .ok());
+  ASSERT_TRUE(writer->Exec("INSERT INTO t VALUES (9999, randomblob(3000))").ok());
+  rows += 1;
+  EXPECT_EQ(Count(*reader), std::make_pair(rows, rows * 3000));
+  // A checkpoint copies from the file what was buffered; the file then passes integrity_check.
+  ASSERT_TRUE(reader->Exec("PRAGMA wal_checkpoint(PASSIVE)").ok());
+  reader.reset();
+  writer.reset();
+  auto reopened = Open();
+  EXPECT_EQ(Count(*reopened), std::make_pair(rows, rows * 3000));
+  sqlite3_stmt* stmt = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(reopened->handle(), "PRAGMA integrity_check", -1, &stmt, nullptr),
+            SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(stmt), SQLITE_ROW);
+  EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0)), "ok");
+  sqlite3_finalize(stmt);
 }
 
 TEST_F(SqliteStoreTest, WriteFromInsideAWorkIsAnErrorNotADeadlock) {
