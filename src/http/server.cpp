@@ -8,8 +8,8 @@
 #include "http/server.h"
 
 #include <prometheus/text_serializer.h>
-#include <sys/socket.h>
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <atomic>
@@ -36,6 +36,7 @@
 #include <vector>
 
 #include "base/metrics.h"
+#include "base/thread_name.h"
 #include "http/access_log.h"
 #include "http/target.h"
 
@@ -265,8 +266,7 @@ class Connection final : public ConnectionBase,
       if (!ec && !parser.is_done()) {
         auto expect = parser.get().find(bhttp::field::expect);
         if (expect != parser.get().end() && beast::iequals(expect->value(), "100-continue")) {
-          bhttp::response<bhttp::empty_body> cont{bhttp::status::continue_,
-                                                  parser.get().version()};
+          bhttp::response<bhttp::empty_body> cont{bhttp::status::continue_, parser.get().version()};
           std::tie(ec, n) = co_await bhttp::async_write(stream_, cont, kTuple);
           if (ec) co_return;
         }
@@ -286,13 +286,13 @@ class Connection final : public ConnectionBase,
     const HttpLimits& limits = server_.config().limits;
     api::Response res;
     if (ec == bhttp::error::header_limit) {
-      res = ErrorResponse(431, "too-costly",
-                          "request header exceeds " + std::to_string(limits.max_header_bytes) +
-                              " bytes");
+      res = ErrorResponse(
+          431, "too-costly",
+          "request header exceeds " + std::to_string(limits.max_header_bytes) + " bytes");
     } else if (ec == bhttp::error::body_limit) {
-      res = ErrorResponse(413, "too-costly",
-                          "request body exceeds " + std::to_string(limits.max_body_bytes) +
-                              " bytes");
+      res =
+          ErrorResponse(413, "too-costly",
+                        "request body exceeds " + std::to_string(limits.max_body_bytes) + " bytes");
     } else if (ec.category() == bhttp::make_error_code(bhttp::error::bad_target).category() &&
                ec != bhttp::error::end_of_stream && ec != bhttp::error::partial_message) {
       res = ErrorResponse(400, "structure", "malformed HTTP request: " + ec.message());
@@ -439,7 +439,8 @@ Result<uint16_t> ServerImpl::Start() {
   beast::error_code ec;
   tcp::endpoint endpoint;
   tcp::resolver resolver(ioc_);
-  auto results = resolver.resolve(host, port, tcp::resolver::passive | tcp::resolver::numeric_service, ec);
+  auto results =
+      resolver.resolve(host, port, tcp::resolver::passive | tcp::resolver::numeric_service, ec);
   if (ec || results.empty())
     return Invalid("cannot resolve listen address '" + listen + "': " + ec.message());
   endpoint = results.begin()->endpoint();
@@ -530,7 +531,11 @@ std::vector<std::shared_ptr<ConnectionBase>> ServerImpl::LiveConnections() {
 void ServerImpl::Run() {
   std::vector<std::thread> pool;
   pool.reserve(threads_ - 1);
-  for (int i = 1; i < threads_; ++i) pool.emplace_back([this] { ioc_.run(); });
+  for (int i = 1; i < threads_; ++i)
+    pool.emplace_back([this] {
+      NameThisThread("jc-http");
+      ioc_.run();
+    });
   ioc_.run();
   for (auto& t : pool) t.join();
 }

@@ -7,6 +7,7 @@
 
 #include "api/interactions.h"
 #include "base/ids.h"
+#include "base/thread_name.h"
 #include "base/time.h"
 
 namespace jiceng::ingest {
@@ -60,8 +61,15 @@ BulkLoader::BulkLoader(store::IStore& store, const api::FhirApiOptions& options,
                     : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
   if (lo_.max_in_flight <= 0) lo_.max_in_flight = threads + 2;
   if (lo_.unit_size <= 0) lo_.unit_size = 250;
-  for (int i = 0; i < threads; ++i) workers_.emplace_back([this] { PrepareLoop(); });
-  committer_ = std::thread([this] { CommitLoop(); });
+  for (int i = 0; i < threads; ++i)
+    workers_.emplace_back([this] {
+      NameThisThread("jc-load-prepare");
+      PrepareLoop();
+    });
+  committer_ = std::thread([this] {
+    NameThisThread("jc-load-commit");
+    CommitLoop();
+  });
 }
 
 BulkLoader::~BulkLoader() { (void)Finish(); }

@@ -12,9 +12,10 @@
 #include <vector>
 
 #include "base/metrics.h"
+#include "base/thread_name.h"
 #include "store/sqlite/connection.h"
-#include "store/sqlite/sqlite_schema.h"
 #include "store/sqlite/sqlite_index_write.h"
+#include "store/sqlite/sqlite_schema.h"
 #include "store/sqlite/sqlite_search.h"
 
 namespace jiceng::store {
@@ -42,8 +43,8 @@ struct Timers {
     auto count = [](const char* event) {
       return &metrics::DbEvents().Add({{"backend", "sqlite"}, {"event", event}});
     };
-    return Timers{get("read"),    get("history"),    get("write_group"),      get("commit"),
-                  get("search"),  count("units"),    count("commits"),        count("wal_frames")};
+    return Timers{get("read"),   get("history"), get("write_group"), get("commit"),
+                  get("search"), count("units"), count("commits"),   count("wal_frames")};
   }
 };
 
@@ -51,9 +52,7 @@ struct Timers {
 class ScopedTimer {
  public:
   explicit ScopedTimer(prometheus::Histogram* h) : h_(h), start_(Clock::now()) {}
-  ~ScopedTimer() {
-    h_->Observe(std::chrono::duration<double>(Clock::now() - start_).count());
-  }
+  ~ScopedTimer() { h_->Observe(std::chrono::duration<double>(Clock::now() - start_).count()); }
   ScopedTimer(const ScopedTimer&) = delete;
   ScopedTimer& operator=(const ScopedTimer&) = delete;
 
@@ -178,8 +177,8 @@ Result<int64_t> QueryCount(Connection& c, std::string_view type) {
   return row ? s.ColumnInt(0) : int64_t{0};
 }
 
-Result<std::vector<ResourceVersion>> QueryList(Connection& c, std::string_view type,
-                                               int64_t offset, int64_t count) {
+Result<std::vector<ResourceVersion>> QueryList(Connection& c, std::string_view type, int64_t offset,
+                                               int64_t count) {
   std::vector<ResourceVersion> out;
   if (count <= 0) return out;
   // Walks the (type, id) unique index in id order.
@@ -434,8 +433,14 @@ class SqliteStore final : public IStore {
     // thread of their own instead of inside a COMMIT on the writer thread, so a group never
     // waits behind one. SQLite allows a PASSIVE checkpoint concurrently with a writer.
     sqlite3_wal_hook(writer_conn_->handle(), &SqliteStore::OnWalCommit, this);
-    checkpoint_thread_ = std::thread([this] { CheckpointLoop(); });
-    writer_thread_ = std::thread([this] { WriterLoop(); });
+    checkpoint_thread_ = std::thread([this] {
+      NameThisThread("jc-checkpoint");
+      CheckpointLoop();
+    });
+    writer_thread_ = std::thread([this] {
+      NameThisThread("jc-sqlite-write");
+      WriterLoop();
+    });
     writer_id_ = writer_thread_.get_id();
   }
   ~SqliteStore() override { Close(); }
@@ -509,8 +514,14 @@ class SqliteStore final : public IStore {
     // The WAL grew by the frames of this commit, or restarted at frame 0 and holds only them.
     store->timers_.wal_frames->Increment(pages > store->wal_pages_ ? pages - store->wal_pages_
                                                                    : pages);
+    if (pages < store->wal_pages_) store->checkpoint_asked_at_ = 0;  // the WAL restarted
     store->wal_pages_ = pages;
-    if (pages >= store->options_.wal_autocheckpoint_pages) {
+    // A background pass per wal_autocheckpoint_pages of growth, not per commit past the mark:
+    // a pass costs two fsyncs and copies each page once however often it changed, so passes
+    // after every small commit (as SQLite's own autocheckpoint does) rewrite the same hot index
+    // pages again and again and take the second core from the request threads.
+    if (pages - store->checkpoint_asked_at_ >= store->options_.wal_autocheckpoint_pages) {
+      store->checkpoint_asked_at_ = pages;
       std::lock_guard lock(store->checkpoint_mu_);
       store->checkpoint_wanted_ = true;
       store->checkpoint_cv_.notify_all();
@@ -521,9 +532,8 @@ class SqliteStore final : public IStore {
   void CheckpointLoop() {
     std::unique_lock lock(checkpoint_mu_);
     for (;;) {
-      checkpoint_cv_.wait(lock, [&] {
-        return checkpoint_stop_ || (checkpoint_wanted_ && !catch_up_requested_);
-      });
+      checkpoint_cv_.wait(
+          lock, [&] { return checkpoint_stop_ || (checkpoint_wanted_ && !catch_up_requested_); });
       if (checkpoint_stop_) return;
       checkpoint_wanted_ = false;
       checkpoint_running_ = true;
@@ -708,10 +718,11 @@ class SqliteStore final : public IStore {
 
   const SqliteOptions options_;
   const Timers timers_;
-  std::unique_ptr<Connection> writer_conn_;  // used only by the writer thread until Close
+  std::unique_ptr<Connection> writer_conn_;      // used only by the writer thread until Close
   std::unique_ptr<Connection> checkpoint_conn_;  // used only by the checkpoint thread
-  int wal_pages_ = 0;     // frames in the WAL after the last commit (writer thread only)
-  int caught_up_at_ = -1;  // wal_pages_ when the writer last copied the whole WAL
+  int wal_pages_ = 0;            // frames in the WAL after the last commit (writer thread only)
+  int caught_up_at_ = -1;        // wal_pages_ when the writer last copied the whole WAL
+  int checkpoint_asked_at_ = 0;  // wal_pages_ when a background pass was last asked for
   std::shared_ptr<ReadPool> pool_;
 
   std::mutex mu_;
@@ -757,8 +768,7 @@ Result<std::unique_ptr<IStore>> OpenSqliteStoreWithMigrations(
   JC_RETURN_IF_ERROR(writer->Exec("PRAGMA synchronous=FULL"));
   JC_RETURN_IF_ERROR(ApplyMigrations(*writer, migrations));
 
-  JC_ASSIGN_OR_RETURN(std::unique_ptr<Connection> checkpointer,
-                      Connection::Open(path, write_opts));
+  JC_ASSIGN_OR_RETURN(std::unique_ptr<Connection> checkpointer, Connection::Open(path, write_opts));
   // FULL: the checkpoint fsyncs the WAL before and the database after copying.
   JC_RETURN_IF_ERROR(checkpointer->Exec("PRAGMA synchronous=FULL; PRAGMA wal_autocheckpoint=0"));
   ConnectionOptions read_opts = write_opts;

@@ -32,7 +32,7 @@ struct SqliteOptions {
   // How long the writer may wait for the previous group's callers to resubmit before it starts
   // a smaller group (0: never wait). Well under one fsync; never applies to a lone caller.
   int group_commit_window_us = 200;
-  // WAL size in pages at which the background checkpoint thread copies the WAL into the
+  // WAL growth in pages after which the background checkpoint thread copies the WAL into the
   // database file (SQLite's own default is 1000). Larger: fewer checkpoints, a bigger -wal file.
   int wal_autocheckpoint_pages = 4000;
   // WAL size in pages past which the writer finishes the background checkpoint's copy itself
