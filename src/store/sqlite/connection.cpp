@@ -1,11 +1,10 @@
 #include "store/sqlite/connection.h"
 
+#include <cstring>
+#include <string>
+
 #include "store/sqlite/index_keys.h"
 #include "store/sqlite/wal_coalescing_vfs.h"
-
-#include <cstring>
-
-#include <string>
 
 namespace jiceng::store::sqlite {
 
@@ -43,9 +42,9 @@ Status Stmt::Run() {
 Result<std::unique_ptr<Connection>> Connection::Open(const std::string& path,
                                                      const ConnectionOptions& options) {
   sqlite3* db = nullptr;
-  int flags = SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE |
-              (options.read_only ? SQLITE_OPEN_READONLY
-                                 : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+  int flags =
+      SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE |
+      (options.read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
   // The WAL-coalescing VFS (wal_coalescing_vfs.h) when it registered, SQLite's default if not.
   int rc = sqlite3_open_v2(path.c_str(), &db, flags, WalCoalescingVfsName());
   if (rc != SQLITE_OK) {
@@ -66,11 +65,13 @@ Result<std::unique_ptr<Connection>> Connection::Open(const std::string& path,
   if (int frc = RegisterIndexRowsTable(db); frc != SQLITE_OK) {
     return SqliteError(db, frc, "register jc_rows");
   }
-  // temp_store=FILE: every unit of work runs in a SAVEPOINT, whose journal SQLite keeps in
-  // memory up to 64 KiB and then spills to a temp file. Held in memory without a bound
-  // (temp_store=MEMORY) its chunk list is walked from the start and perf put ~30% of Bundle
-  // ingest there (docs/benchmarks.md). A larger spill threshold (SQLITE_CONFIG_STMTJRNL_SPILL)
-  // made SQLite 3.40 fail large FTS5 transactions with SQLITE_FULL, so the default stays.
+  // temp_store=FILE: every unit of work but a group's first runs in a SAVEPOINT, whose journal
+  // SQLite keeps in memory up to 64 KiB and then hands to the VFS as a temp file, which the
+  // WAL-coalescing VFS keeps in one flat buffer (wal_coalescing_vfs.h). SQLite's own unbounded
+  // memory journal (temp_store=MEMORY) walks a chunk list from its start, and perf put ~30% of
+  // Bundle ingest there (docs/benchmarks.md); a larger spill threshold
+  // (SQLITE_CONFIG_STMTJRNL_SPILL) made SQLite 3.40 fail large FTS5 transactions with
+  // SQLITE_FULL.
   // foreign_keys stays OFF: the REFERENCES clauses document the schema, but enforcing them cost
   // a lookup plus a statement journal per index-row INSERT; the single writer keeps them true
   // and the store tests check `PRAGMA foreign_key_check` after every kind of write.

@@ -15,6 +15,7 @@
 #include "store/sqlite/connection.h"
 #include "store/sqlite/index_keys.h"
 #include "store/sqlite/sqlite_schema.h"
+#include "store/sqlite/wal_coalescing_vfs.h"
 #include "store_conformance.h"
 
 namespace jiceng::store::testing {
@@ -477,6 +478,39 @@ TEST_F(SqliteStoreTest, WalCoalescingKeepsEveryCommittedFrameVisibleAndDurable) 
   ASSERT_EQ(sqlite3_step(stmt), SQLITE_ROW);
   EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0)), "ok");
   sqlite3_finalize(stmt);
+}
+
+// Statement journals live in memory in that VFS, and move to a temp file past a limit: ROLLBACK
+// TO must restore every page from either.
+TEST_F(SqliteStoreTest, SavepointRollbackRestoresPagesFromTheMemoryJournalAndAfterItsSpill) {
+  for (const size_t limit : {size_t{64} << 20, size_t{256} << 10}) {
+    SCOPED_TRACE("memory journal limit " + std::to_string(limit));
+    sqlite::SetMemoryJournalLimitForTesting(limit);
+    fs::remove(path_);
+    fs::remove(path_ + "-wal");
+    fs::remove(path_ + "-shm");
+    sqlite::ConnectionOptions options;
+    options.cache_kib = 256;
+    auto conn = sqlite::Connection::Open(path_, options);
+    ASSERT_TRUE(conn.ok());
+    auto& c = **conn;
+    ASSERT_TRUE(c.Exec("PRAGMA journal_mode=WAL; CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT);"
+                       "INSERT INTO t WITH RECURSIVE s(x) AS (SELECT 0 UNION ALL SELECT x + 1 "
+                       "FROM s WHERE x < 1999) SELECT x, printf('%0500d', x) FROM s")
+                    .ok());
+    // The savepoint rewrites every row (~1 MB of pages journaled), then is rolled back.
+    ASSERT_TRUE(c.Exec("BEGIN; SAVEPOINT unit; UPDATE t SET v = upper(hex(randomblob(250)));"
+                       "ROLLBACK TO unit; RELEASE unit; COMMIT")
+                    .ok());
+    sqlite3_stmt* stmt = nullptr;
+    ASSERT_EQ(sqlite3_prepare_v2(c.handle(), "SELECT count(*) FROM t WHERE v = printf('%0500d', k)",
+                                 -1, &stmt, nullptr),
+              SQLITE_OK);
+    ASSERT_EQ(sqlite3_step(stmt), SQLITE_ROW);
+    EXPECT_EQ(sqlite3_column_int(stmt, 0), 2000);
+    sqlite3_finalize(stmt);
+  }
+  sqlite::SetMemoryJournalLimitForTesting(size_t{64} << 20);
 }
 
 TEST_F(SqliteStoreTest, WriteFromInsideAWorkIsAnErrorNotADeadlock) {
