@@ -2,9 +2,15 @@
 // group-committing writer thread.
 #include "store/sqlite/sqlite_store.h"
 
+#include <fcntl.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <condition_variable>
+#include <cstring>
 #include <deque>
 #include <exception>
 #include <mutex>
@@ -34,6 +40,7 @@ struct Timers {
   prometheus::Counter* units;
   prometheus::Counter* commits;
   prometheus::Counter* wal_frames;
+  prometheus::Histogram* wal_sync;
 
   static Timers Make() {
     auto& family = metrics::DbSeconds();
@@ -43,8 +50,9 @@ struct Timers {
     auto count = [](const char* event) {
       return &metrics::DbEvents().Add({{"backend", "sqlite"}, {"event", event}});
     };
-    return Timers{get("read"),   get("history"), get("write_group"), get("commit"),
-                  get("search"), count("units"), count("commits"),   count("wal_frames")};
+    return Timers{get("read"),      get("history"),      get("write_group"),
+                  get("commit"),    get("search"),       count("units"),
+                  count("commits"), count("wal_frames"), get("wal_sync")};
   }
 };
 
@@ -423,12 +431,19 @@ class SqliteWriteTransaction final : public IWriteTransaction {
 class SqliteStore final : public IStore {
  public:
   SqliteStore(std::unique_ptr<Connection> writer, std::unique_ptr<Connection> checkpointer,
-              std::shared_ptr<ReadPool> pool, const SqliteOptions& options)
+              std::shared_ptr<ReadPool> pool, const SqliteOptions& options, int wal_fd)
       : options_(options),
         timers_(Timers::Make()),
         writer_conn_(std::move(writer)),
         checkpoint_conn_(std::move(checkpointer)),
-        pool_(std::move(pool)) {
+        pool_(std::move(pool)),
+        wal_fd_(wal_fd) {
+    if (wal_fd_ >= 0) {
+      sync_thread_ = std::thread([this] {
+        NameThisThread("jc-wal-sync");
+        SyncLoop();
+      });
+    }
     // Checkpoints (copying WAL pages into the database file, with its own fsyncs) run on a
     // thread of their own instead of inside a COMMIT on the writer thread, so a group never
     // waits behind one. SQLite allows a PASSIVE checkpoint concurrently with a writer.
@@ -465,6 +480,10 @@ class SqliteStore final : public IStore {
     Pending p{&work};
     std::unique_lock lock(mu_);
     if (stopping_) return Error(ErrorCode::kUnavailable, "store is closed");
+    if (sync_failed_) {
+      return Error(ErrorCode::kUnavailable,
+                   "store refuses writes since an fsync of its WAL failed; restart the server");
+    }
     queue_.push_back(&p);
     writer_cv_.notify_one();
     p.cv.wait(lock, [&] { return p.done; });
@@ -487,6 +506,17 @@ class SqliteStore final : public IStore {
       checkpoint_cv_.notify_all();
     }
     if (checkpoint_thread_.joinable()) checkpoint_thread_.join();
+    {
+      std::lock_guard lock(sync_mu_);
+      sync_stop_ = true;
+      sync_cv_.notify_all();
+    }
+    // The sync thread acknowledges what the writer committed last, then exits.
+    if (sync_thread_.joinable()) sync_thread_.join();
+    if (wal_fd_ >= 0) {
+      ::close(wal_fd_);
+      wal_fd_ = -1;
+    }
     checkpoint_conn_.reset();
     pool_->Close();
     if (writer_conn_) {
@@ -574,14 +604,62 @@ class SqliteStore final : public IStore {
       last_group = group.size();
       CatchUpCheckpointIfWalLong();
       RunGroup(group);
-      {
-        std::lock_guard lock(mu_);
-        for (Pending* p : group) {
-          p->done = true;
-          p->cv.notify_one();
-        }
+      if (wal_fd_ >= 0) {
+        std::lock_guard lock(sync_mu_);
+        sync_queue_.insert(sync_queue_.end(), group.begin(), group.end());
+        sync_cv_.notify_one();
+      } else {
+        Acknowledge(group);
       }
       group.clear();
+    }
+  }
+
+  void Acknowledge(const std::vector<Pending*>& group) {
+    std::lock_guard lock(mu_);
+    for (Pending* p : group) {
+      p->done = true;
+      p->cv.notify_one();
+    }
+  }
+
+  // sync_off_writer: fsyncs the -wal file for every group the writer has committed since the
+  // last pass (one fsync covers them all: their frames were written before it began), then
+  // acknowledges them. A failed fsync leaves the durability of those frames unknown (the kernel
+  // may have dropped the dirty pages), so their callers get an error and the store refuses
+  // further writes until restarted, when SQLite recovers the WAL from what is on disk.
+  void SyncLoop() {
+    std::vector<Pending*> batch;
+    for (;;) {
+      {
+        std::unique_lock lock(sync_mu_);
+        sync_cv_.wait(lock, [&] { return sync_stop_ || !sync_queue_.empty(); });
+        if (sync_queue_.empty()) return;  // stopping and drained
+        batch.swap(sync_queue_);
+      }
+      int rc = 0;
+      {
+        ScopedTimer t(timers_.wal_sync);
+        do {
+          rc = ::fdatasync(wal_fd_);
+        } while (rc != 0 && errno == EINTR);
+      }
+      if (rc != 0) {
+        const std::string why = std::strerror(errno);
+        spdlog::critical("sqlite: fsync of the WAL failed ({}); refusing further writes", why);
+        {
+          std::lock_guard lock(mu_);
+          sync_failed_ = true;
+        }
+        for (Pending* p : batch) {
+          if (p->status.ok()) {
+            p->status = Error(ErrorCode::kUnavailable, "sqlite: fsync of the WAL failed (" + why +
+                                                           "); the write may not be durable");
+          }
+        }
+      }
+      Acknowledge(batch);
+      batch.clear();
     }
   }
 
@@ -740,6 +818,16 @@ class SqliteStore final : public IStore {
   bool catch_up_requested_ = false;  // the writer waits to run its own pass
   bool checkpoint_stop_ = false;
   std::thread checkpoint_thread_;
+
+  // sync_off_writer (see SqliteOptions): a descriptor of our own on the -wal file (fsync acts on
+  // the file, whichever descriptor wrote), or -1 when the writer syncs inside COMMIT.
+  int wal_fd_ = -1;
+  std::mutex sync_mu_;
+  std::condition_variable sync_cv_;
+  std::vector<Pending*> sync_queue_;  // committed, not yet synced
+  bool sync_stop_ = false;
+  bool sync_failed_ = false;  // under mu_
+  std::thread sync_thread_;
 };
 
 }  // namespace
@@ -775,8 +863,23 @@ Result<std::unique_ptr<IStore>> OpenSqliteStoreWithMigrations(
   read_opts.read_only = true;
   read_opts.cache_kib = std::max<int64_t>(options.cache_kib / 4, 2048);
   auto pool = std::make_shared<ReadPool>(path, read_opts, options.read_connections);
-  return std::unique_ptr<IStore>(
-      new SqliteStore(std::move(writer), std::move(checkpointer), std::move(pool), options));
+  int wal_fd = -1;
+  if (options.sync_off_writer) {
+    // The -wal file exists from the migrations' commit on and lives as long as a connection is
+    // open (SQLite restarts it in place, never replaces it).
+    wal_fd = ::open((path + "-wal").c_str(), O_RDONLY | O_CLOEXEC);
+    if (wal_fd >= 0) {
+      if (Status s = writer->Exec("PRAGMA synchronous=NORMAL"); !s.ok()) {
+        ::close(wal_fd);
+        return std::move(s).error();
+      }
+    } else {
+      spdlog::warn("sqlite: cannot open {}-wal ({}); fsyncing inside COMMIT instead", path,
+                   std::strerror(errno));
+    }
+  }
+  return std::unique_ptr<IStore>(new SqliteStore(std::move(writer), std::move(checkpointer),
+                                                 std::move(pool), options, wal_fd));
 }
 
 }  // namespace sqlite
