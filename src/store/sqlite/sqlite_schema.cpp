@@ -30,12 +30,16 @@ constexpr int64_t kApplicationId = 0x4A434E47;
 //   `rid` (INTEGER PRIMARY KEY = the rowid) is a surrogate key: every per-resource table (history
 //   and all search index tables) keys on this 8-byte integer instead of repeating type + id
 //   strings, which keeps the index b-trees small and makes "replace this resource's index rows"
-//   one integer range delete. The current json is stored twice (here and in resource_history):
-//   read by id is then one lookup on the (type, id) unique index plus its rowid row, with no
-//   second probe into history; the price is writing ~1 KB twice per version, which is cheap
-//   next to the fsync of the commit.
+//   one integer range delete. Read by id is one lookup on the (type, id) unique index plus its
+//   rowid row, with no probe into history.
 // * resource_history: every version, tombstones included (deleted = 1, json = ''). type and id
-//   are repeated (immutable per rid) so that type- and system-level history never join.
+//   are repeated (immutable per rid) so that type- and system-level history never join. The row
+//   of a live current version holds json = '' too and shares the resource row's json (a live
+//   resource's json is never empty); the next version's write moves that json into it. Until
+//   2026-11 the current json was stored in both rows: ~1-3 KB written twice per version, and
+//   over a quarter of the file (the Synthea sample: 52.9 MB then, 38.6 MB now). Rows written
+//   before then keep their copy, which reads the same.
+//   Readers (sqlite_store.cpp kHistoryColumns) pick the resource row's json for such rows.
 //   Indexes: (rid, version) for instance history and vread; (last_updated_us) for system history;
 //   (type, last_updated_us) for type history. Ties on last_updated_us order by hid (insertion).
 // * idx_token: the token search index, one row per (resource, param, system, code) of the

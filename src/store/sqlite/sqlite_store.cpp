@@ -69,7 +69,11 @@ class ScopedTimer {
   Clock::time_point start_;
 };
 
-constexpr const char* kVersionColumns = "type, id, version, last_updated_us, deleted, json";
+// A history row of a live current version stores json = '' (see sqlite_schema.cpp): its json
+// is the resource row's.
+constexpr const char* kHistoryColumns =
+    "type, id, version, last_updated_us, deleted, CASE WHEN json = '' AND deleted = 0 THEN "
+    "(SELECT r.json FROM resource r WHERE r.rid = resource_history.rid) ELSE json END";
 
 // ---- the queries, shared by read transactions and the write transaction ------------------------
 
@@ -88,7 +92,8 @@ Result<std::optional<ResourceVersion>> QueryCurrent(Connection& c, std::string_v
 Result<std::optional<ResourceVersion>> QueryVersion(Connection& c, std::string_view type,
                                                     std::string_view id, int64_t version) {
   JC_SQL_STMT(s, c,
-              "SELECT h.type, h.id, h.version, h.last_updated_us, h.deleted, h.json "
+              "SELECT h.type, h.id, h.version, h.last_updated_us, h.deleted, "
+              "CASE WHEN h.json = '' AND h.deleted = 0 THEN r.json ELSE h.json END "
               "FROM resource r JOIN resource_history h ON h.rid = r.rid AND h.version = ?3 "
               "WHERE r.type = ?1 AND r.id = ?2");
   s.BindText(1, type);
@@ -132,7 +137,7 @@ Result<HistoryPage> QueryHistory(Connection& c, const HistoryQuery& q) {
   const int64_t offset = std::max<int64_t>(q.offset, 0);
   if (count == 0 || offset >= page.total) return page;
   JC_SQL_STMT(s, c,
-              std::string("SELECT ") + kVersionColumns + " FROM resource_history WHERE " + where +
+              std::string("SELECT ") + kHistoryColumns + " FROM resource_history WHERE " + where +
                   order + " LIMIT ?5 OFFSET ?6");
   if (!q.type.empty()) s.BindText(1, q.type);
   if (!q.id.empty()) s.BindText(2, q.id);
@@ -208,6 +213,18 @@ Status PutVersion(Connection& c, const ResourceVersion& v, const IndexRows& inde
   if (v.type.empty() || v.id.empty()) return Invalid("Put: resource type and id are required");
   if (v.version < 1) return Invalid("Put: version must be >= 1");
   int64_t rid = 0;
+  if (v.version > 1) {
+    // The version being replaced keeps its json in its history row from now on (a live current
+    // version's history row holds '' and shares the resource row's json). A tombstone has none.
+    JC_SQL_STMT(s, c,
+                "UPDATE resource_history SET json = r.json FROM resource r "
+                "WHERE r.type = ?1 AND r.id = ?2 AND r.deleted = 0 AND "
+                "resource_history.rid = r.rid AND resource_history.version = r.version AND "
+                "resource_history.json = ''");
+    s.BindText(1, v.type);
+    s.BindText(2, v.id);
+    JC_RETURN_IF_ERROR(s.Run());
+  }
   {
     // The WHERE on the upsert refuses to move a resource backwards (or sideways): a stale
     // writer gets a conflict instead of silently overwriting a newer current row.
@@ -241,7 +258,7 @@ Status PutVersion(Connection& c, const ResourceVersion& v, const IndexRows& inde
     s.BindInt(4, v.version);
     s.BindInt(5, v.last_updated_us);
     s.BindInt(6, v.deleted ? 1 : 0);
-    s.BindText(7, v.deleted ? std::string_view() : std::string_view(v.json));
+    s.BindText(7, std::string_view());  // '': a tombstone, or live and current (shares json)
     JC_RETURN_IF_ERROR(s.Run());
   }
   return ReplaceIndexRows(c, v.type, rid, v.version == 1, index);
