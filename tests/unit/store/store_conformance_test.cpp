@@ -106,6 +106,14 @@ TEST_P(StoreConformance, EveryVersionIsReadableAndTheNewestIsCurrent) {
   auto cur = (*txn)->ReadCurrent("Patient", "p1");
   ASSERT_OK(cur);
   EXPECT_EQ((*cur)->version, 3);
+  // History carries each version's own json too, the current one included.
+  HistoryQuery hq;
+  hq.type = "Patient";
+  hq.id = "p1";
+  auto h = (*txn)->History(hq);
+  ASSERT_OK(h);
+  ASSERT_EQ(h->entries.size(), 3u);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(h->entries[i].json, PatientJson("p1", 3 - i));
 }
 
 TEST_P(StoreConformance, DeleteIsATombstoneVersion) {
@@ -130,6 +138,7 @@ TEST_P(StoreConformance, DeleteIsATombstoneVersion) {
   ASSERT_OK(v1);
   ASSERT_TRUE(v1->has_value());
   EXPECT_FALSE((*v1)->deleted);
+  EXPECT_EQ((*v1)->json, PatientJson("p1", 1));
   HistoryQuery hq;
   hq.type = "Patient";
   hq.id = "p1";
@@ -138,6 +147,8 @@ TEST_P(StoreConformance, DeleteIsATombstoneVersion) {
   EXPECT_EQ(h->total, 2);
   ASSERT_EQ(h->entries.size(), 2u);
   EXPECT_TRUE(h->entries[0].deleted);
+  EXPECT_TRUE(h->entries[0].json.empty());
+  EXPECT_EQ(h->entries[1].json, PatientJson("p1", 1));
 }
 
 TEST_P(StoreConformance, ResurrectAfterDeleteContinuesVersions) {
