@@ -19,16 +19,23 @@ Result<json::value> ParseJson(std::string_view text) {
     std::size_t off = ec == json::error::incomplete ? text.size() : n;
     std::size_t line = 1, col = 1;
     for (std::size_t i = 0; i < off && i < text.size(); ++i) {
-      if (text[i] == '\n') { ++line; col = 1; } else { ++col; }
+      if (text[i] == '\n') {
+        ++line;
+        col = 1;
+      } else {
+        ++col;
+      }
     }
-    return Invalid(fmt::format("Malformed JSON at line {}, column {}: {}", line, col, ec.message()));
+    return Invalid(
+        fmt::format("Malformed JSON at line {}, column {}: {}", line, col, ec.message()));
   }
   if (n != text.size()) {
     // Trailing bytes after a complete value; whitespace is fine.
     for (std::size_t i = n; i < text.size(); ++i) {
       char c = text[i];
       if (c != ' ' && c != '\n' && c != '\r' && c != '\t')
-        return Invalid(fmt::format("Malformed JSON: unexpected data after the value at offset {}", i));
+        return Invalid(
+            fmt::format("Malformed JSON: unexpected data after the value at offset {}", i));
     }
   }
   return p.release();
@@ -41,8 +48,12 @@ namespace {
 void AppendScalar(std::string& out, const json::value& v) {
   char buf[32];
   switch (v.kind()) {
-    case json::kind::null: out += "null"; return;
-    case json::kind::bool_: out += v.get_bool() ? "true" : "false"; return;
+    case json::kind::null:
+      out += "null";
+      return;
+    case json::kind::bool_:
+      out += v.get_bool() ? "true" : "false";
+      return;
     case json::kind::int64: {
       auto r = std::to_chars(buf, buf + sizeof buf, v.get_int64());
       out.append(buf, r.ptr);
@@ -55,13 +66,20 @@ void AppendScalar(std::string& out, const json::value& v) {
     }
     case json::kind::double_: {
       double d = v.get_double();
-      if (!std::isfinite(d)) { out += "null"; return; }  // JSON has no NaN/Infinity
+      // JSON has no NaN/Infinity.
+      if (!std::isfinite(d)) {
+        out += "null";
+        return;
+      }
       auto r = std::to_chars(buf, buf + sizeof buf, d);
       out.append(buf, r.ptr);
       return;
     }
-    case json::kind::string: AppendJsonString(out, v.get_string()); return;
-    default: return;
+    case json::kind::string:
+      AppendJsonString(out, v.get_string());
+      return;
+    default:
+      return;
   }
 }
 
@@ -96,7 +114,8 @@ void AppendJson(std::string& out, const json::value& v) {
       out += ']';
       return;
     }
-    default: AppendScalar(out, v);
+    default:
+      AppendScalar(out, v);
   }
 }
 
@@ -110,13 +129,27 @@ void AppendJsonString(std::string& out, std::string_view s) {
     out.append(s.data() + run, i - run);
     run = i + 1;
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\b':
+        out += "\\b";
+        break;
+      case '\f':
+        out += "\\f";
+        break;
       default:
         out += "\\u00";
         out += kHex[c >> 4];
@@ -140,7 +173,10 @@ void Pretty(std::string& out, const json::value& v, int indent) {
   switch (v.kind()) {
     case json::kind::object: {
       const auto& o = v.get_object();
-      if (o.empty()) { out += "{}"; return; }
+      if (o.empty()) {
+        out += "{}";
+        return;
+      }
       out += "{\n";
       bool first = true;
       for (const auto& kv : o) {
@@ -158,7 +194,10 @@ void Pretty(std::string& out, const json::value& v, int indent) {
     }
     case json::kind::array: {
       const auto& a = v.get_array();
-      if (a.empty()) { out += "[]"; return; }
+      if (a.empty()) {
+        out += "[]";
+        return;
+      }
       out += "[\n";
       bool first = true;
       for (const auto& e : a) {

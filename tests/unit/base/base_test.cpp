@@ -30,10 +30,13 @@ TEST(Json, PrettyRoundTrips) {
 }
 
 TEST(Json, DecimalsInShortestFormAndStringsEscaped) {
-  auto v = ParseJson(R"({"a":120.5,"b":0.1,"c":7,"d":-3.25e-7,"e":1e21,"s":"王\"x\\\n\u0001","u":18446744073709551615})");
+  auto v = ParseJson(
+      R"({"a":120.5,"b":0.1,"c":7,"d":-3.25e-7,"e":1e21,"s":"王\"x\\\n\u0001","u":18446744073709551615})");
   ASSERT_TRUE(v.ok());
   std::string out = ToJson(*v);
-  EXPECT_EQ(out, "{\"a\":120.5,\"b\":0.1,\"c\":7,\"d\":-3.25e-07,\"e\":1e+21,\"s\":\"王\\\"x\\\\\\n\\u0001\",\"u\":18446744073709551615}");
+  EXPECT_EQ(out,
+            "{\"a\":120.5,\"b\":0.1,\"c\":7,\"d\":-3.25e-07,\"e\":1e+21,\"s\":"
+            "\"王\\\"x\\\\\\n\\u0001\",\"u\":18446744073709551615}");
   auto again = ParseJson(out);
   ASSERT_TRUE(again.ok());
   EXPECT_EQ(*again, *v);
@@ -79,7 +82,8 @@ TEST(Ids, UuidShapeAndValidity) {
 }
 
 TEST(Config, DefaultsAndOverrides) {
-  auto c = ParseConfig("[server]\nlisten = \"0.0.0.0:9000\"\n[fhir]\nvalidation = \"lenient\"\n", "t");
+  auto c =
+      ParseConfig("[server]\nlisten = \"0.0.0.0:9000\"\n[fhir]\nvalidation = \"lenient\"\n", "t");
   ASSERT_TRUE(c.ok()) << c.error().message;
   EXPECT_EQ(c->listen, "0.0.0.0:9000");
   EXPECT_FALSE(c->strict_validation);
