@@ -2,19 +2,143 @@
 
 #include <fmt/format.h>
 
+#include <boost/json/basic_parser_impl.hpp>
 #include <charconv>
 #include <cmath>
+#include <system_error>
+#include <utility>
 
 namespace jiceng {
 
-Result<json::value> ParseJson(std::string_view text) {
-  json::parse_options opts;
+// ---- JsonParser ----
+
+namespace {
+
+json::parse_options ParseOptions() {
+  json::parse_options opts;  // strict JSON
   opts.max_depth = 128;
-  json::stream_parser p({}, opts);
+  return opts;
+}
+
+// The double nearest to `text`, a JSON number Boost.JSON has read as `approx`. std::from_chars
+// rounds correctly; outside the range of double it reports an error instead of a value, and then
+// the nearest double is an infinity or a zero (Boost's approximation is good enough to tell
+// which, and the sign is the text's).
+double NearestDouble(std::string_view text, double approx) {
+  double d = 0;
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), d);
+  if (ec == std::errc() && ptr == text.data() + text.size()) return d;
+  if (ec == std::errc::result_out_of_range) {
+    double magnitude = std::fabs(approx) >= 1 ? HUGE_VAL : 0.0;
+    return !text.empty() && text.front() == '-' ? -magnitude : magnitude;
+  }
+  return approx;  // not expected: the parser has checked the syntax
+}
+
+}  // namespace
+
+JsonParser::Handler::Handler(json::storage_ptr sp) { stack_.reset(std::move(sp)); }
+
+bool JsonParser::Handler::on_document_begin(boost::system::error_code&) { return true; }
+bool JsonParser::Handler::on_document_end(boost::system::error_code&) { return true; }
+bool JsonParser::Handler::on_object_begin(boost::system::error_code&) { return true; }
+bool JsonParser::Handler::on_object_end(std::size_t n, boost::system::error_code&) {
+  stack_.push_object(n);
+  return true;
+}
+bool JsonParser::Handler::on_array_begin(boost::system::error_code&) { return true; }
+bool JsonParser::Handler::on_array_end(std::size_t n, boost::system::error_code&) {
+  stack_.push_array(n);
+  return true;
+}
+bool JsonParser::Handler::on_key_part(json::string_view s, std::size_t,
+                                      boost::system::error_code&) {
+  stack_.push_chars(s);
+  return true;
+}
+bool JsonParser::Handler::on_key(json::string_view s, std::size_t, boost::system::error_code&) {
+  stack_.push_key(s);
+  return true;
+}
+bool JsonParser::Handler::on_string_part(json::string_view s, std::size_t,
+                                         boost::system::error_code&) {
+  stack_.push_chars(s);
+  return true;
+}
+bool JsonParser::Handler::on_string(json::string_view s, std::size_t, boost::system::error_code&) {
+  stack_.push_string(s);
+  return true;
+}
+bool JsonParser::Handler::on_number_part(json::string_view s, boost::system::error_code&) {
+  number_prefix_.append(s.data(), s.size());
+  return true;
+}
+bool JsonParser::Handler::on_int64(std::int64_t i, json::string_view, boost::system::error_code&) {
+  number_prefix_.clear();
+  stack_.push_int64(i);
+  return true;
+}
+bool JsonParser::Handler::on_uint64(std::uint64_t u, json::string_view,
+                                    boost::system::error_code&) {
+  number_prefix_.clear();
+  stack_.push_uint64(u);
+  return true;
+}
+bool JsonParser::Handler::on_double(double d, json::string_view s, boost::system::error_code&) {
+  // `s` is the number's text in the last buffer; any earlier parts came through on_number_part.
+  if (number_prefix_.empty()) {
+    stack_.push_double(NearestDouble(std::string_view(s.data(), s.size()), d));
+  } else {
+    number_prefix_.append(s.data(), s.size());
+    stack_.push_double(NearestDouble(number_prefix_, d));
+    number_prefix_.clear();
+  }
+  return true;
+}
+bool JsonParser::Handler::on_bool(bool b, boost::system::error_code&) {
+  stack_.push_bool(b);
+  return true;
+}
+bool JsonParser::Handler::on_null(boost::system::error_code&) {
+  stack_.push_null();
+  return true;
+}
+bool JsonParser::Handler::on_comment_part(json::string_view, boost::system::error_code&) {
+  return true;
+}
+bool JsonParser::Handler::on_comment(json::string_view, boost::system::error_code&) { return true; }
+
+JsonParser::JsonParser(json::storage_ptr sp) : parser_(ParseOptions(), std::move(sp)) {}
+JsonParser::~JsonParser() = default;
+
+std::size_t JsonParser::WriteSome(std::string_view data, boost::system::error_code& ec) {
+  return parser_.write_some(true, data.data(), data.size(), ec);
+}
+
+void JsonParser::Finish(boost::system::error_code& ec) {
+  parser_.write_some(false, nullptr, 0, ec);
+}
+
+bool JsonParser::Done() const noexcept { return parser_.done(); }
+
+json::value JsonParser::Release() {
+  if (!parser_.done()) {
+    // As stream_parser::release: finishing an unfinished document throws its error.
+    boost::system::error_code ec;
+    Finish(ec);
+    if (ec) throw boost::system::system_error(ec);
+  }
+  return parser_.handler().Release();
+}
+
+// ---- ParseJson ----
+
+Result<json::value> ParseJson(std::string_view text) {
+  JsonParser p;
   boost::system::error_code ec;
-  std::size_t n = p.write_some(text.data(), text.size(), ec);
-  if (!ec && n == text.size()) p.finish(ec);
-  if (!ec && !p.done()) ec = json::error::incomplete;
+  std::size_t n = p.WriteSome(text, ec);
+  if (!ec && n == text.size()) p.Finish(ec);
+  if (!ec && !p.Done()) ec = json::error::incomplete;
   if (ec) {
     std::size_t off = ec == json::error::incomplete ? text.size() : n;
     std::size_t line = 1, col = 1;
@@ -38,7 +162,7 @@ Result<json::value> ParseJson(std::string_view text) {
             fmt::format("Malformed JSON: unexpected data after the value at offset {}", i));
     }
   }
-  return p.release();
+  return p.Release();
 }
 
 namespace {
