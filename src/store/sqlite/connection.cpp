@@ -39,8 +39,24 @@ Status Stmt::Run() {
   }
 }
 
+namespace {
+
+// Process-wide settings that SQLite accepts only before its first use. MEMSTATUS off: SQLite
+// otherwise takes a global mutex around every malloc and free to keep memory statistics that
+// nothing here reads (perf put ~2.5 % of an import's writer thread in that lock and unlock).
+void ConfigureSqliteOnce() {
+  static const bool configured = [] {
+    (void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);  // SQLITE_MISUSE if already initialised
+    return true;
+  }();
+  (void)configured;
+}
+
+}  // namespace
+
 Result<std::unique_ptr<Connection>> Connection::Open(const std::string& path,
                                                      const ConnectionOptions& options) {
+  ConfigureSqliteOnce();
   sqlite3* db = nullptr;
   int flags =
       SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE |
