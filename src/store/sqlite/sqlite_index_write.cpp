@@ -51,8 +51,8 @@ Status InsertRows(Connection& c, std::string_view type, int64_t rid, const Index
     JC_RETURN_IF_ERROR(s.Run());
   }
   for (const NumberIndexRow& r : index.numbers) {
-    JC_SQL_STMT(s, c,
-                "INSERT OR IGNORE INTO idx_number(type, param, value, rid) VALUES (?1, ?2, ?3, ?4)");
+    JC_SQL_STMT(
+        s, c, "INSERT OR IGNORE INTO idx_number(type, param, value, rid) VALUES (?1, ?2, ?3, ?4)");
     s.BindText(1, type);
     s.BindText(2, r.param);
     s.BindDouble(3, r.value);
@@ -74,9 +74,10 @@ Status InsertRows(Connection& c, std::string_view type, int64_t rid, const Index
     JC_RETURN_IF_ERROR(s.Run());
   }
   for (const ReferenceIndexRow& r : index.references) {
-    JC_SQL_STMT(s, c,
-                "INSERT OR IGNORE INTO idx_reference(type, param, target_id, target_type, url, rid) "
-                "VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
+    JC_SQL_STMT(
+        s, c,
+        "INSERT OR IGNORE INTO idx_reference(type, param, target_id, target_type, url, rid) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
     s.BindText(1, type);
     s.BindText(2, r.param);
     s.BindText(3, r.target_id);
@@ -152,8 +153,8 @@ Status DeleteRows(Connection& c, std::string_view type, int64_t rid, const Index
     JC_RETURN_IF_ERROR(s.Run());
   }
   for (const NumberIndexRow& r : index.numbers) {
-    JC_SQL_STMT(s, c,
-                "DELETE FROM idx_number WHERE type = ?1 AND param = ?2 AND value = ?3 AND rid = ?4");
+    JC_SQL_STMT(
+        s, c, "DELETE FROM idx_number WHERE type = ?1 AND param = ?2 AND value = ?3 AND rid = ?4");
     s.BindText(1, type);
     s.BindText(2, r.param);
     s.BindDouble(3, r.value);
@@ -185,7 +186,8 @@ Status DeleteRows(Connection& c, std::string_view type, int64_t rid, const Index
     JC_RETURN_IF_ERROR(s.Run());
   }
   for (const UriIndexRow& r : index.uris) {
-    JC_SQL_STMT(s, c, "DELETE FROM idx_uri WHERE type = ?1 AND param = ?2 AND value = ?3 AND rid = ?4");
+    JC_SQL_STMT(s, c,
+                "DELETE FROM idx_uri WHERE type = ?1 AND param = ?2 AND value = ?3 AND rid = ?4");
     s.BindText(1, type);
     s.BindText(2, r.param);
     s.BindText(3, r.value);
@@ -213,18 +215,17 @@ Status DeleteRows(Connection& c, std::string_view type, int64_t rid, const Index
 }
 
 // The _text/_content row: fts_resource is an FTS5 table whose rowid is the resource's rid.
-Status ReplaceFullText(Connection& c, int64_t rid, bool fresh, const IndexRows& index) {
+Status ReplaceFullText(Connection& c, int64_t rid, bool fresh, const FullTextIndexRow* row) {
   if (!fresh) {
     JC_SQL_STMT(s, c, "DELETE FROM fts_resource WHERE rowid = ?1");
     s.BindInt(1, rid);
     JC_RETURN_IF_ERROR(s.Run());
   }
-  if (!index.full_text.empty()) {
-    const FullTextIndexRow& r = index.full_text.front();  // at most one per resource
+  if (row != nullptr) {
     JC_SQL_STMT(s, c, "INSERT INTO fts_resource(rowid, narrative, content) VALUES (?1, ?2, ?3)");
     s.BindInt(1, rid);
-    s.BindText(2, r.narrative);
-    s.BindText(3, r.content);
+    s.BindText(2, row->narrative);
+    s.BindText(3, row->content);
     JC_RETURN_IF_ERROR(s.Run());
   }
   return Status::Ok();
@@ -261,15 +262,30 @@ Status WriteIndexKeys(Connection& c, int64_t rid, const IndexRows& index) {
 }
 
 Status ReplaceIndexRows(Connection& c, std::string_view type, int64_t rid, bool fresh,
-                        const IndexRows& index) {
+                        const IndexRows& index, FullTextQueue* deferred_full_text) {
   if (!fresh) {
     JC_ASSIGN_OR_RETURN(std::optional<IndexRows> old, ReadIndexKeys(c, rid));
     if (old) JC_RETURN_IF_ERROR(DeleteRows(c, type, rid, *old));
   }
   JC_RETURN_IF_ERROR(InsertRows(c, type, rid, index));
-  JC_RETURN_IF_ERROR(ReplaceFullText(c, rid, fresh, index));
+  // At most one full-text row per resource.
+  const FullTextIndexRow* text = index.full_text.empty() ? nullptr : &index.full_text.front();
+  if (deferred_full_text == nullptr) {
+    JC_RETURN_IF_ERROR(ReplaceFullText(c, rid, fresh, text));
+  } else if (text != nullptr || !fresh) {
+    deferred_full_text->push_back(
+        {rid, fresh, text ? std::optional<FullTextIndexRow>(*text) : std::nullopt});
+  }
   if (fresh && Empty(index)) return Status::Ok();
   return WriteIndexKeys(c, rid, index);
+}
+
+Status FlushFullText(Connection& c, FullTextQueue& queue) {
+  for (const FullTextWrite& w : queue) {
+    JC_RETURN_IF_ERROR(ReplaceFullText(c, w.rid, w.fresh, w.row ? &*w.row : nullptr));
+  }
+  queue.clear();
+  return Status::Ok();
 }
 
 }  // namespace jiceng::store::sqlite

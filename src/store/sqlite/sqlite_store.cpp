@@ -209,7 +209,8 @@ Result<std::vector<ResourceVersion>> QueryList(Connection& c, std::string_view t
   return out;
 }
 
-Status PutVersion(Connection& c, const ResourceVersion& v, const IndexRows& index) {
+Status PutVersion(Connection& c, const ResourceVersion& v, const IndexRows& index,
+                  FullTextQueue* deferred_full_text) {
   if (v.type.empty() || v.id.empty()) return Invalid("Put: resource type and id are required");
   if (v.version < 1) return Invalid("Put: version must be >= 1");
   int64_t rid = 0;
@@ -261,7 +262,7 @@ Status PutVersion(Connection& c, const ResourceVersion& v, const IndexRows& inde
     s.BindText(7, std::string_view());  // '': a tombstone, or live and current (shares json)
     JC_RETURN_IF_ERROR(s.Run());
   }
-  return ReplaceIndexRows(c, v.type, rid, v.version == 1, index);
+  return ReplaceIndexRows(c, v.type, rid, v.version == 1, index, deferred_full_text);
 }
 
 // ---- read pool -------------------------------------------------------------------------------
@@ -396,7 +397,10 @@ class SqliteReadTransaction final : public IReadTransaction {
 // timed per call: the whole group is.
 class SqliteWriteTransaction final : public IWriteTransaction {
  public:
-  explicit SqliteWriteTransaction(Connection& conn) : conn_(conn) {}
+  // Full-text rows go to `full_text`, which the group runner writes before COMMIT (and trims
+  // when a unit rolls back); a search in this transaction writes them first, so it sees them.
+  SqliteWriteTransaction(Connection& conn, FullTextQueue& full_text)
+      : conn_(conn), full_text_(full_text) {}
 
   Result<std::optional<ResourceVersion>> ReadCurrent(std::string_view type,
                                                      std::string_view id) override {
@@ -419,9 +423,30 @@ class SqliteWriteTransaction final : public IWriteTransaction {
                                                    int64_t count) override {
     return QueryList(conn_, type, offset, count);
   }
-  Result<SearchPage> Search(const SearchQuery& query) override { return QuerySearch(conn_, query); }
+  Result<SearchPage> Search(const SearchQuery& query) override {
+    if (!full_text_.empty()) {
+      // Earlier units' rows now get written inside this unit's savepoint: keep a copy, to queue
+      // them again if this unit rolls back.
+      restore_.insert(restore_.end(), full_text_.begin(),
+                      full_text_.begin() + static_cast<std::ptrdiff_t>(unit_mark_));
+      JC_RETURN_IF_ERROR(FlushFullText(conn_, full_text_));
+      unit_mark_ = 0;
+    }
+    return QuerySearch(conn_, query);
+  }
+
+  // Unit boundaries inside the group's transaction, for the full-text queue.
+  void BeginUnit() {
+    unit_mark_ = full_text_.size();
+    restore_.clear();
+  }
+  void UnitRolledBack() {
+    full_text_.resize(unit_mark_);
+    full_text_.insert(full_text_.begin(), restore_.begin(), restore_.end());
+    restore_.clear();
+  }
   Status Put(const ResourceVersion& version, const IndexRows& index) override {
-    return PutVersion(conn_, version, index);
+    return PutVersion(conn_, version, index, &full_text_);
   }
   Status ReplaceIndex(std::string_view type, std::string_view id, int64_t version,
                       const IndexRows& index) override {
@@ -436,11 +461,14 @@ class SqliteWriteTransaction final : public IWriteTransaction {
                       std::to_string(version));
     }
     JC_RETURN_IF_ERROR(s.Run());
-    return ReplaceIndexRows(conn_, type, rid, /*fresh=*/false, index);
+    return ReplaceIndexRows(conn_, type, rid, /*fresh=*/false, index, &full_text_);
   }
 
  private:
   Connection& conn_;
+  FullTextQueue& full_text_;
+  size_t unit_mark_ = 0;   // full_text_ rows before it belong to earlier units
+  FullTextQueue restore_;  // earlier units' rows written inside the current unit
 };
 
 // ---- the store and its writer ------------------------------------------------------------------
@@ -727,13 +755,15 @@ class SqliteStore final : public IStore {
   void RunGroup(const std::vector<Pending*>& group) {
     ScopedTimer group_timer(timers_.write_group);
     Connection& c = *writer_conn_;
-    SqliteWriteTransaction txn(c);
+    FullTextQueue full_text;  // this transaction's full-text rows, written just before COMMIT
+    SqliteWriteTransaction txn(c, full_text);
     size_t next = 0;
     // Normally one pass; another pass only if SQLite aborted the whole transaction under a
     // unit (I/O error, disk full): the units before it lost their writes and are failed, the
     // rest get a fresh transaction.
     while (next < group.size()) {
       const size_t first = next;
+      full_text.clear();
       if (Status s = c.Exec("BEGIN IMMEDIATE"); !s.ok()) {
         for (size_t i = next; i < group.size(); ++i) group[i]->status = s;
         return;
@@ -747,6 +777,7 @@ class SqliteStore final : public IStore {
         // the unit touches (past 64 KiB into a temp file that is created, written and unlinked
         // per commit), so a lone create or a Bundle alone in its group skips all of that.
         if (next == first) {
+          txn.BeginUnit();
           p.status = RunWork(*p.work, txn);
           if (!p.status.ok()) {
             if (c.InTransaction()) (void)c.Exec("ROLLBACK");
@@ -766,6 +797,7 @@ class SqliteStore final : public IStore {
           p.status = std::move(s);
           continue;
         }
+        txn.BeginUnit();
         p.status = RunWork(*p.work, txn);
         if (!c.InTransaction()) {
           // The unit's failure rolled back the whole transaction.
@@ -784,10 +816,12 @@ class SqliteStore final : public IStore {
         if (!p.status.ok()) {
           (void)c.Exec("ROLLBACK TO w");
           (void)c.Exec("RELEASE w");
+          txn.UnitRolledBack();
         }
       }
       if (aborted || restart) continue;
-      Status commit = Commit(c);
+      Status commit = FlushFullText(c, full_text);
+      if (commit.ok()) commit = Commit(c);
       timers_.commits->Increment();
       timers_.units->Increment(static_cast<double>(next - first));
       if (!commit.ok()) {

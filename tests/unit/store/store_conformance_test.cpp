@@ -3,6 +3,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <future>
 #include <latch>
 #include <optional>
 #include <set>
@@ -784,6 +785,59 @@ IndexRows Names(std::vector<std::string> values) {
   IndexRows rows;
   for (std::string& v : values) rows.strings.push_back({"name", v, v});
   return rows;
+}
+
+// Full text inside one group commit (the SQLite writer holds a group's full-text rows back
+// until COMMIT): units queued behind a blocked writer share a group; a unit's search sees the
+// text of the units before it; a unit that searched and then failed takes only its own text
+// with it, not that of the units its search wrote out.
+TEST_P(StoreSearchConformance, FullTextOfUnitsInOneGroupSurvivesAFailedUnitThatSearched) {
+  auto text_rows = [](const std::string& word) {
+    IndexRows rows;
+    rows.full_text = {{word, word}};
+    return rows;
+  };
+  auto content = [](const std::string& word) {
+    return Q("Patient").Where(SearchKind::kText, "_content", {Words({word})});
+  };
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  std::thread blocker([&] {
+    EXPECT_TRUE(store_
+                    ->Write([&](IWriteTransaction&) -> Status {
+                      released.wait();
+                      return Status::Ok();
+                    })
+                    .ok());
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the writer is now blocked
+  std::thread a([&] {
+    EXPECT_TRUE(WriteNext(*store_, "Patient", "a", 1, text_rows("alpha")).ok());
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  std::string seen_in_b;
+  std::thread b([&] {
+    Status st = store_->Write([&](IWriteTransaction& txn) -> Status {
+      JC_ASSIGN_OR_RETURN(int64_t v, PutNext(txn, "Patient", "b", 1, text_rows("beta")));
+      (void)v;
+      JC_ASSIGN_OR_RETURN(SearchPage page, txn.Search(content("alpha").query()));
+      for (const ResourceVersion& r : page.entries) seen_in_b += r.id;
+      return Invalid("rolled back on purpose");
+    });
+    EXPECT_FALSE(st.ok());
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  std::thread c([&] {
+    EXPECT_TRUE(WriteNext(*store_, "Patient", "c", 1, text_rows("gamma")).ok());
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  release.set_value();
+  for (std::thread* t : {&blocker, &a, &b, &c}) t->join();
+  EXPECT_EQ(seen_in_b, "a");
+  EXPECT_EQ(Answer(*store_, content("alpha")), "a total 1");
+  EXPECT_EQ(Answer(*store_, content("beta")), " total 0");
+  EXPECT_EQ(Answer(*store_, content("gamma")), "c total 1");
+  EXPECT_FALSE(Current(*store_, "Patient", "b").has_value());
 }
 
 // Prefixes are ranges on the key: whatever the last character of the prefix (multi-byte, the
