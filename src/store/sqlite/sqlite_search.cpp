@@ -1,6 +1,12 @@
 #include "store/sqlite/sqlite_search.h"
 
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
 #include <string>
+#include <type_traits>
 #include <variant>
 #include <vector>
 
@@ -93,9 +99,12 @@ class Dialect final : public sql::Dialect {
 void BindAll(Stmt& s, const std::vector<sql::Param>& params) {
   for (size_t i = 0; i < params.size(); ++i) {
     const int n = static_cast<int>(i) + 1;
-    if (const auto* iv = std::get_if<int64_t>(&params[i].value)) s.BindInt(n, *iv);
-    else if (const auto* dv = std::get_if<double>(&params[i].value)) s.BindDouble(n, *dv);
-    else s.BindText(n, std::get<std::string>(params[i].value));
+    if (const auto* iv = std::get_if<int64_t>(&params[i].value))
+      s.BindInt(n, *iv);
+    else if (const auto* dv = std::get_if<double>(&params[i].value))
+      s.BindDouble(n, *dv);
+    else
+      s.BindText(n, std::get<std::string>(params[i].value));
   }
 }
 
@@ -106,23 +115,90 @@ const sql::Dialect& SqliteDialect() {
   return dialect;
 }
 
+namespace {
+
+// The slow-search log: a search whose SQL takes longer than JICENG_SLOW_SEARCH_MS milliseconds
+// (environment, read once; unset or 0: off) is logged with its SQL, its bound values and
+// SQLite's query plan, like PostgreSQL's log_min_duration_statement (docs/operations.md).
+int64_t SlowSearchMs() {
+  static const int64_t ms = [] {
+    const char* v = std::getenv("JICENG_SLOW_SEARCH_MS");
+    return v ? std::max<int64_t>(0, std::strtoll(v, nullptr, 10)) : 0;
+  }();
+  return ms;
+}
+
+void LogSlowSearch(Connection& c, const sql::Statement& st, double ms) {
+  std::string plan;
+  sqlite3_stmt* raw = nullptr;
+  const std::string explain = "EXPLAIN QUERY PLAN " + st.sql;
+  if (sqlite3_prepare_v2(c.handle(), explain.c_str(), -1, &raw, nullptr) == SQLITE_OK) {
+    {
+      Stmt s(c.handle(), raw);  // resets on leaving the block
+      BindAll(s, st.params);
+      while (sqlite3_step(raw) == SQLITE_ROW) {
+        const auto* detail = sqlite3_column_text(raw, 3);
+        plan += "\n  " + std::to_string(sqlite3_column_int(raw, 0)) + "<" +
+                std::to_string(sqlite3_column_int(raw, 1)) + " " +
+                (detail ? reinterpret_cast<const char*>(detail) : "");
+      }
+    }
+    sqlite3_finalize(raw);
+  }
+  std::string values;
+  for (const sql::Param& p : st.params) {
+    values += values.empty() ? "" : ", ";
+    std::visit(
+        [&](const auto& v) {
+          if constexpr (std::is_same_v<std::decay_t<decltype(v)>, std::string>) {
+            values += "'" + v + "'";
+          } else {
+            values += std::to_string(v);
+          }
+        },
+        p.value);
+  }
+  spdlog::warn("slow search: {:.1f} ms\n{}\nvalues: {}\nplan:{}", ms, st.sql, values, plan);
+}
+
+// Runs `st` through `use` (which steps it), logging it if slow.
+template <typename Use>
+Status Timed(Connection& c, const sql::Statement& st, Use&& use) {
+  const auto start = std::chrono::steady_clock::now();
+  Status status = use();
+  if (SlowSearchMs() > 0) {
+    const double ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+    if (ms >= static_cast<double>(SlowSearchMs())) LogSlowSearch(c, st, ms);
+  }
+  return status;
+}
+
+}  // namespace
+
 Result<SearchPage> QuerySearch(Connection& c, const SearchQuery& q) {
   const sql::CompiledSearch compiled = sql::CompileSearch(q, SqliteDialect());
   SearchPage page;
   if (compiled.count) {
     JC_SQL_STMT(s, c, compiled.count->sql);
     BindAll(s, compiled.count->params);
-    JC_ASSIGN_OR_RETURN(bool row, s.Step());
-    page.total = row ? s.ColumnInt(0) : 0;
+    JC_RETURN_IF_ERROR(Timed(c, *compiled.count, [&]() -> Status {
+      JC_ASSIGN_OR_RETURN(bool row, s.Step());
+      page.total = row ? s.ColumnInt(0) : 0;
+      return Status::Ok();
+    }));
   }
   if (!compiled.page || (page.total && q.offset >= *page.total)) return page;
   JC_SQL_STMT(s, c, compiled.page->sql);
   BindAll(s, compiled.page->params);
-  for (;;) {
-    JC_ASSIGN_OR_RETURN(bool row, s.Step());
-    if (!row) break;
-    page.entries.push_back(RowToVersion(s));
-  }
+  JC_RETURN_IF_ERROR(Timed(c, *compiled.page, [&]() -> Status {
+    for (;;) {
+      JC_ASSIGN_OR_RETURN(bool row, s.Step());
+      if (!row) break;
+      page.entries.push_back(RowToVersion(s));
+    }
+    return Status::Ok();
+  }));
   return page;
 }
 
