@@ -278,6 +278,10 @@ class IWriteTransaction : public IReadTransaction {
   // Appends `version` as the newest version of its resource: a history row, the current-row
   // pointer, and `index` replacing the previous version's index rows. The caller has checked
   // that version.version == previous + 1 (it reads the current version in this transaction).
+  // A backend may write a unit's Puts together, when the unit ends or before a read of the unit
+  // that could see them (PostgreSQL does): reads of the unit always see its earlier Puts, and a
+  // version that turns out not to be newer than the stored one (a writer outside this store's
+  // serialisation) then fails the whole unit with kConflict rather than this call.
   virtual Status Put(const ResourceVersion& version, const IndexRows& index) = 0;
 
   // Replaces the index rows of the current version of type/id, which must be `version` and not

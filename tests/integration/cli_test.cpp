@@ -1,15 +1,19 @@
 // The jiceng command line end to end: generate into a database and serve it, import with a bad
-// line, the export → import round trip, generator determinism, and migrate-db from SQLite into
-// PostgreSQL. Runs the real binary.
+// line, the export → import round trip, generator determinism, migrate-db from SQLite into
+// PostgreSQL, and the same Bundles leaving the same index rows on both backends. Runs the real
+// binary.
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
+#include <regex>
 #include <sstream>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "base/json.h"
@@ -213,8 +217,8 @@ std::string SqliteIndexCounts(const std::string& db, const fs::path& dir,
   }
   sql += " ORDER BY 1, 2";
   const fs::path out = dir / "counts.txt";
-  const std::string cmd = "sqlite3 -separator ' ' '" + db + "' \"" + sql + "\" > '" +
-                          out.string() + "' 2>&1";
+  const std::string cmd =
+      "sqlite3 -separator ' ' '" + db + "' \"" + sql + "\" > '" + out.string() + "' 2>&1";
   EXPECT_EQ(std::system(cmd.c_str()), 0) << ReadFile(out);
   return ReadFile(out);
 }
@@ -254,9 +258,9 @@ TEST(Cli, ReindexRestoresMissingIndexRows) {
                           "Sharmaine_Yost_f24e406f-384b-41ad-88a1-2857e7584d08.json";
   auto imported = Jiceng({"import", "--db", db, "--quiet", bundle.string()}, dir);
   ASSERT_EQ(imported.exit_code, 0) << imported.err;
-  const std::vector<std::string> tables = {"idx_token",     "idx_string",    "idx_date",
-                                           "idx_number",    "idx_quantity",  "idx_reference",
-                                           "idx_uri",       "idx_composite", "fts_resource"};
+  const std::vector<std::string> tables = {"idx_token",  "idx_string",    "idx_date",
+                                           "idx_number", "idx_quantity",  "idx_reference",
+                                           "idx_uri",    "idx_composite", "fts_resource"};
   const std::string before = SqliteIndexCounts(db, dir, tables);
   ASSERT_NE(before.find("idx_composite"), std::string::npos) << before;
   ASSERT_NE(before.find("fts_resource"), std::string::npos) << before;
@@ -285,8 +289,8 @@ TEST(Cli, MigrateDbMovesEveryVersionAndTheIndexRowsIntoPostgres) {
   JC_REQUIRE_BACKEND(Backend::kPostgres);
   TempDir dir;
   const std::string src = (dir.path() / "pilot.db").string();
-  auto gen = Jiceng({"generate", "--db", src, "--residents", "60", "--seed", "5", "--quiet"},
-                    dir.path());
+  auto gen =
+      Jiceng({"generate", "--db", src, "--residents", "60", "--seed", "5", "--quiet"}, dir.path());
   ASSERT_EQ(gen.exit_code, 0) << gen.out << gen.err;
   // History beyond version 1: an update and a delete.
   const std::string patient =
@@ -306,7 +310,8 @@ TEST(Cli, MigrateDbMovesEveryVersionAndTheIndexRowsIntoPostgres) {
     auto v2 = c.Send("PUT", "/fhir/Patient/mig-1", updated, json);
     ASSERT_TRUE(v2.ok());
     ASSERT_EQ(v2->status, 200) << v2->body;
-    auto gone = c.Send("PUT", "/fhir/Patient/mig-2", R"({"resourceType":"Patient","id":"mig-2"})", json);
+    auto gone =
+        c.Send("PUT", "/fhir/Patient/mig-2", R"({"resourceType":"Patient","id":"mig-2"})", json);
     ASSERT_TRUE(gone.ok());
     auto del = c.Send("DELETE", "/fhir/Patient/mig-2");
     ASSERT_TRUE(del.ok());
@@ -321,13 +326,12 @@ TEST(Cli, MigrateDbMovesEveryVersionAndTheIndexRowsIntoPostgres) {
   ASSERT_TRUE(dst);
   auto mig = Jiceng({"migrate-db", "--from", src, "--to", dst->db()}, dir.path());
   ASSERT_EQ(mig.exit_code, 0) << mig.out << mig.err;
-  EXPECT_NE(mig.out.find("copied " + std::to_string(src_versions) + " versions"),
-            std::string::npos)
+  EXPECT_NE(mig.out.find("copied " + std::to_string(src_versions) + " versions"), std::string::npos)
       << mig.out;
 
-  const std::vector<std::string> tables = {"idx_token",     "idx_string",    "idx_date",
-                                           "idx_number",    "idx_quantity",  "idx_reference",
-                                           "idx_uri",       "idx_composite", "fts_resource"};
+  const std::vector<std::string> tables = {"idx_token",  "idx_string",    "idx_date",
+                                           "idx_number", "idx_quantity",  "idx_reference",
+                                           "idx_uri",    "idx_composite", "fts_resource"};
   const std::string expected = SqliteIndexCounts(src, dir.path(), tables);
   EXPECT_NE(expected.find("idx_string name "), std::string::npos) << expected;
   EXPECT_NE(expected.find("idx_reference subject "), std::string::npos) << expected;
@@ -361,6 +365,276 @@ TEST(Cli, MigrateDbMovesEveryVersionAndTheIndexRowsIntoPostgres) {
   auto again = Jiceng({"migrate-db", "--from", src, "--to", dst->db()}, dir.path());
   EXPECT_NE(again.exit_code, 0);
   EXPECT_NE(again.err.find("not empty"), std::string::npos) << again.err;
+}
+
+// Every resource, history row and index row of a database as lines ("idx_token
+// Patient/p1 identifier|A|urn:t", "resource Patient/p1 2 0"), with each row's resource as
+// type/id instead of its rid and numbers with six decimals: comparable across backends. `sql`
+// runs the query: the sqlite3 CLI or PostgreSQL. `text(column)` turns a column holding ids,
+// codes or systems into text (PostgreSQL stores them as bytea), `number(column)` a float into
+// text; `deleted` is the flag as 0/1 and `fts_rid` the rid of an fts_resource row.
+std::string IndexRowsDump(const std::function<std::string(const std::string&)>& sql,
+                          const std::function<std::string(const std::string&)>& text,
+                          const std::function<std::string(const std::string&)>& number,
+                          const std::string& deleted, const std::string& fts_rid) {
+  struct Table {
+    const char* name;
+    std::vector<std::pair<const char*, char>> columns;  // t: text, b: bytes, n: number, i: int
+  };
+  const std::vector<Table> tables = {
+      {"idx_token", {{"param", 't'}, {"code", 'b'}, {"system", 'b'}}},
+      {"idx_string", {{"param", 't'}, {"value", 't'}, {"exact", 't'}}},
+      {"idx_date", {{"param", 't'}, {"start_us", 'i'}, {"end_us", 'i'}}},
+      {"idx_number", {{"param", 't'}, {"value", 'n'}}},
+      {"idx_quantity",
+       {{"param", 't'},
+        {"code", 'b'},
+        {"system", 'b'},
+        {"value", 'n'},
+        {"canonical_code", 'b'},
+        {"canonical_value", 'n'}}},
+      {"idx_reference", {{"param", 't'}, {"target_id", 'b'}, {"target_type", 't'}, {"url", 't'}}},
+      {"idx_uri", {{"param", 't'}, {"value", 't'}}},
+      {"idx_composite",
+       {{"param", 't'},
+        {"code1", 'b'},
+        {"system1", 'b'},
+        {"code2", 'b'},
+        {"system2", 'b'},
+        {"number2", 'n'},
+        {"start2_us", 'i'},
+        {"end2_us", 'i'},
+        {"canonical_code2", 'b'},
+        {"canonical_number2", 'n'}}},
+  };
+  std::string q;
+  for (const Table& t : tables) {
+    std::string row;
+    for (const auto& [name, kind] : t.columns) {
+      const std::string c = std::string("x.") + name;
+      const std::string v = kind == 'b' ? text(c) : kind == 'n' ? number(c) : c;
+      row += std::string(row.empty() ? "" : " || '|' || ") + v;
+    }
+    q += std::string(q.empty() ? "" : " UNION ALL ") + "SELECT '" + t.name +
+         " ' || r.type || '/' || " + text("r.id") + " || ' ' || " + row + " FROM " + t.name +
+         " x JOIN resource r ON r.rid = x.rid";
+  }
+  q += " UNION ALL SELECT 'fts ' || r.type || '/' || " + text("r.id") +
+       " FROM fts_resource x JOIN resource r ON r.rid = " + fts_rid;
+  q += " UNION ALL SELECT 'resource ' || type || '/' || " + text("id") +
+       " || ' ' || version || ' ' || " + deleted + " FROM resource";
+  q += " UNION ALL SELECT 'history ' || type || '/' || " + text("id") +
+       " || ' ' || version || ' ' || " + deleted + " FROM resource_history";
+  return sql(q);
+}
+
+std::string SqliteRowsDump(const std::string& db, const fs::path& dir) {
+  return IndexRowsDump(
+      [&](const std::string& q) {
+        const fs::path file = dir / "dump.sql", out = dir / "dump.txt";
+        std::ofstream(file) << q << ";\n";
+        const std::string cmd =
+            "sqlite3 '" + db + "' < '" + file.string() + "' > '" + out.string() + "' 2>&1";
+        EXPECT_EQ(std::system(cmd.c_str()), 0) << ReadFile(out);
+        return ReadFile(out);
+      },
+      [](const std::string& c) { return c; },
+      [](const std::string& c) { return "printf('%.6f', " + c + ")"; }, "deleted", "x.rowid");
+}
+
+std::string PgRowsDump(const std::string& url) {
+  return IndexRowsDump(
+      [&](const std::string& q) {
+        auto conn = store::postgres::PgConnection::Open(url);
+        EXPECT_TRUE(conn.ok()) << (conn.ok() ? "" : conn.error().message);
+        if (!conn.ok()) return std::string();
+        auto r = (*conn)->Query(q);
+        EXPECT_TRUE(r.ok()) << (r.ok() ? "" : r.error().message);
+        std::string out;
+        for (int i = 0; r.ok() && i < r->rows(); ++i) out += r->String(i, 0) + "\n";
+        return out;
+      },
+      [](const std::string& c) { return "convert_from(" + c + ", 'UTF8')"; },
+      [](const std::string& c) { return "round(" + c + "::numeric, 6)::text"; }, "deleted::int",
+      "x.rid");
+}
+
+// Sends `requests` (method, path, body) to a server on `db` and returns every response status
+// (for Bundles, every entry's) and the ids the server assigned, in order.
+struct Replay {
+  std::vector<std::string> statuses;
+  std::vector<std::string> assigned;
+};
+
+Replay RunRequests(const std::string& db,
+                   const std::vector<std::tuple<std::string, std::string, std::string>>& requests,
+                   const std::vector<Headers>& headers) {
+  Replay out;
+  auto server = StartServer(db);
+  EXPECT_TRUE(server);
+  if (!server) return out;
+  HttpClient c("127.0.0.1", server->port());
+  const std::regex uuid("[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}");
+  auto assigned = [&](const std::string& location) {
+    std::smatch m;
+    if (std::regex_search(location, m, uuid) &&
+        std::find(out.assigned.begin(), out.assigned.end(), m.str()) == out.assigned.end()) {
+      out.assigned.push_back(m.str());
+    }
+  };
+  for (size_t i = 0; i < requests.size(); ++i) {
+    const auto& [method, path, body] = requests[i];
+    auto r = c.Send(method, path, body, headers[i]);
+    EXPECT_TRUE(r.ok());
+    if (!r.ok()) continue;
+    out.statuses.push_back(method + " " + path + " " + std::to_string(r->status));
+    assigned(r->Header("location").value_or(""));
+    auto v = ParseJson(r->body);
+    if (!v.ok() || !v->is_object() || !v->get_object().contains("entry")) continue;
+    for (const auto& e : v->get_object().at("entry").as_array()) {
+      const auto& resp = e.as_object().at("response").as_object();
+      out.statuses.push_back("  " + std::string(resp.at("status").as_string()));
+      if (resp.contains("location")) assigned(std::string(resp.at("location").as_string()));
+    }
+  }
+  return out;
+}
+
+// Replaces the ids a server assigned by their order of assignment, the same on both servers,
+// and sorts the lines.
+std::string WithStableIds(std::string s, const std::vector<std::string>& assigned) {
+  for (size_t i = 0; i < assigned.size(); ++i) {
+    const std::string label = "assigned-" + std::to_string(i);
+    for (size_t at = s.find(assigned[i]); at != std::string::npos;
+         at = s.find(assigned[i], at + label.size())) {
+      s.replace(at, assigned[i].size(), label);
+    }
+  }
+  std::vector<std::string> lines;
+  std::istringstream in(s);
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  std::sort(lines.begin(), lines.end());
+  std::string sorted;
+  for (const auto& l : lines) sorted += l + "\n";
+  return sorted;
+}
+
+// The same transaction and batch Bundles and REST writes — creates (new ids and ids assigned by
+// the server), updates that keep, drop and add index rows, If-Match, deletes and a revival,
+// conditional creates that match and that do not, a conditional update, duplicate codings, full
+// text that appears and goes — leave exactly the same resources, history and index rows on
+// PostgreSQL as on SQLite (PostgreSQL writes a unit's Puts together, new resources without
+// looking for old rows: store/postgres/pg_put.h).
+TEST(CrossBackend, BundlesOfEveryKindLeaveTheSameIndexRows) {
+  JC_REQUIRE_BACKEND(Backend::kPostgres);
+  const std::string patient_p1 =
+      R"({"resourceType":"Patient","id":"p1","identifier":[{"system":"urn:t","value":"p1"}],)"
+      R"("text":{"status":"generated","div":"<div xmlns=\"http://www.w3.org/1999/xhtml\">Zhang San, )"
+      R"(高血压</div>"},"name":[{"family":"Zhang","given":["San"]}],"gender":"male",)"
+      R"("birthDate":"1960-02-03","telecom":[{"system":"phone","value":"555-0101"}],)"
+      R"("address":[{"city":"Hangzhou","postalCode":"310000"}]})";
+  const std::string observation_o1 =
+      R"({"resourceType":"Observation","id":"o1","status":"final","code":{"coding":[{"system":)"
+      R"("http://loinc.org","code":"29463-7","display":"Body weight"},{"system":)"
+      R"("http://loinc.org","code":"29463-7","display":"Body weight"}],"text":"Weight"},)"
+      R"("subject":{"reference":"Patient/p1"},"effectiveDateTime":"2020-01-02T10:00:00Z",)"
+      R"("valueQuantity":{"value":70.5,"unit":"kg","system":"http://unitsofmeasure.org","code":"kg"},)"
+      R"("component":[{"code":{"coding":[{"system":"http://loinc.org","code":"8480-6"}]},)"
+      R"("valueQuantity":{"value":120,"unit":"mmHg","system":"http://unitsofmeasure.org",)"
+      R"("code":"mm[Hg]"}}]})";
+  const std::string b1 =
+      R"({"resourceType":"Bundle","type":"transaction","entry":[)"
+      R"({"resource":)" +
+      patient_p1 +
+      R"(,"request":{"method":"PUT","url":"Patient/p1"}},)"
+      R"({"resource":{"resourceType":"Patient","id":"p2","identifier":[{"system":"urn:t","value":"p2"}],)"
+      R"("name":[{"family":"Wang"}]},"request":{"method":"PUT","url":"Patient/p2"}},)"
+      R"({"resource":)" +
+      observation_o1 +
+      R"(,"request":{"method":"PUT","url":"Observation/o1"}},)"
+      R"({"resource":{"resourceType":"Observation","id":"o2","status":"final","code":{"coding":[)"
+      R"({"system":"http://snomed.info/sct","code":"38341003"},{"system":"http://snomed.info/sct",)"
+      R"("code":"38341003"}]},"subject":{"reference":"Patient/p2"},"encounter":{"reference":)"
+      R"("urn:uuid:7b0c5a3e-1f2d-4c3b-9a8e-6d5f4e3c2b1a"},"valueString":"high"},)"
+      R"("request":{"method":"PUT","url":"Observation/o2"}},)"
+      R"({"fullUrl":"urn:uuid:7b0c5a3e-1f2d-4c3b-9a8e-6d5f4e3c2b1a","resource":{"resourceType":)"
+      R"("Encounter","status":"finished","class":{"system":"http://terminology.hl7.org/CodeSystem/)"
+      R"(v3-ActCode","code":"AMB"},"subject":{"reference":"Patient/p1"},"period":{"start":)"
+      R"("2020-01-02T09:00:00Z","end":"2020-01-02T11:00:00Z"}},"request":{"method":"POST",)"
+      R"("url":"Encounter"}}]})";
+  std::string p1_v2 = patient_p1;
+  p1_v2.replace(p1_v2.find("\"Zhang\""), 7, "\"Li\"");
+  p1_v2.replace(p1_v2.find("\"text\""), p1_v2.find("\"name\"") - p1_v2.find("\"text\""), "");
+  std::string o1_v2 = observation_o1;
+  o1_v2.replace(o1_v2.find("70.5"), 4, "71");
+  const std::string b2 =
+      R"({"resourceType":"Bundle","type":"transaction","entry":[)"
+      R"({"resource":)" +
+      p1_v2 +
+      R"(,"request":{"method":"PUT","url":"Patient/p1"}},)"
+      R"({"request":{"method":"DELETE","url":"Patient/p2"}},)"
+      R"({"resource":)" +
+      o1_v2 +
+      R"(,"request":{"method":"PUT","url":"Observation/o1","ifMatch":"W/\"1\""}},)"
+      R"({"resource":{"resourceType":"Patient","identifier":[{"system":"urn:t","value":"p1"}]},)"
+      R"("request":{"method":"POST","url":"Patient","ifNoneExist":"identifier=urn:t|p1"}},)"
+      R"({"resource":{"resourceType":"Observation","status":"final","identifier":[{"system":"urn:t",)"
+      R"("value":"o3"}],"code":{"text":"note"},"valueQuantity":{"value":3,"unit":"g","system":)"
+      R"("http://unitsofmeasure.org","code":"g"}},"request":{"method":"POST","url":"Observation",)"
+      R"("ifNoneExist":"identifier=urn:t|o3"}},)"
+      R"({"resource":{"resourceType":"Patient","id":"p3","name":[{"family":"Zhao"}]},)"
+      R"("request":{"method":"PUT","url":"Patient/p3"}},)"
+      R"({"resource":{"resourceType":"Observation","id":"o2","status":"amended","code":{"text":"x"},)"
+      R"("subject":{"reference":"Patient/p1"}},"request":{"method":"PUT","url":"Observation/o2"}}]})";
+  const std::string b3 =
+      R"({"resourceType":"Bundle","type":"batch","entry":[)"
+      R"({"resource":{"resourceType":"Patient","id":"p2","name":[{"family":"Wang","given":["Er"]}]},)"
+      R"("request":{"method":"PUT","url":"Patient/p2"}},)"
+      R"({"resource":{"resourceType":"Patient","id":"p4","birthDate":"1999"},)"
+      R"("request":{"method":"PUT","url":"Patient/p4"}},)"
+      R"({"request":{"method":"DELETE","url":"Observation/o2"}},)"
+      R"({"resource":)" +
+      observation_o1 +
+      R"(,"request":{"method":"PUT","url":"Observation/o1","ifMatch":"W/\"1\""}},)"
+      R"({"resource":{"resourceType":"Patient","identifier":[{"system":"urn:t","value":"p5"}]},)"
+      R"("request":{"method":"POST","url":"Patient"}}]})";
+  const Headers json = {{"Content-Type", "application/fhir+json"}};
+  const std::vector<std::tuple<std::string, std::string, std::string>> requests = {
+      {"POST", "/fhir", b1},
+      {"POST", "/fhir", b2},
+      {"POST", "/fhir", b3},
+      {"PUT", "/fhir/Patient/p3", R"({"resourceType":"Patient","id":"p3","gender":"female"})"},
+      {"DELETE", "/fhir/Patient/p4", ""},
+      {"POST", "/fhir/Patient",
+       R"({"resourceType":"Patient","identifier":[{"system":"urn:t","value":"p6"}]})"},
+      {"PUT", "/fhir/Patient?identifier=urn:t|p6",
+       R"({"resourceType":"Patient","identifier":[{"system":"urn:t","value":"p6"}],"active":true})"},
+  };
+  std::vector<Headers> headers(requests.size(), json);
+  headers[5].push_back({"If-None-Exist", "identifier=urn:t|p6"});
+
+  auto sqlite = TestDatabase::Create(Backend::kSqlite);
+  auto pg = TestDatabase::Create(Backend::kPostgres);
+  ASSERT_TRUE(sqlite && pg);
+  const Replay on_sqlite = RunRequests(sqlite->db(), requests, headers);
+  const Replay on_pg = RunRequests(pg->db(), requests, headers);
+  EXPECT_EQ(on_pg.statuses, on_sqlite.statuses);
+  ASSERT_EQ(on_pg.assigned.size(), on_sqlite.assigned.size());
+  EXPECT_EQ(on_sqlite.assigned.size(), 4u);  // Encounter, Observation o3, Patient p5 and p6
+
+  const std::string expected =
+      WithStableIds(SqliteRowsDump(sqlite->db(), sqlite->dir()), on_sqlite.assigned);
+  const std::string actual = WithStableIds(PgRowsDump(pg->db()), on_pg.assigned);
+  EXPECT_EQ(actual, expected);
+  // What the comparison must cover.
+  for (const char* kind : {"idx_token Patient/p1 identifier|p1|urn:t", "idx_string Patient/p1 ",
+                           "idx_date Observation/o1 ", "idx_quantity Observation/o1 ",
+                           "idx_reference Encounter/assigned-0 ", "idx_composite Observation/o1 ",
+                           "fts Patient/p1", "resource Patient/p2 3 0", "history Patient/p4 2 1",
+                           "resource Observation/o1 2 0", "resource Patient/assigned-3 2 0"}) {
+    EXPECT_NE(expected.find(kind), std::string::npos) << kind << "\n" << expected;
+  }
+  EXPECT_TRUE(pg->CheckIntegrity().ok());
 }
 
 }  // namespace

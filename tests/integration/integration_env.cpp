@@ -103,12 +103,17 @@ Status TestDatabase::CheckIntegrity() const {
                "(SELECT count(*) FROM (SELECT rid FROM resource_history GROUP BY rid "
                "  HAVING count(*) <> max(version) OR count(DISTINCT version) <> count(*) "
                "  OR min(version) <> 1) g), "
-               "(SELECT count(*) FROM idx_token t JOIN resource r USING (rid) WHERE r.deleted)"));
+               "(SELECT count(*) FROM (SELECT rid FROM idx_token UNION ALL "
+               "  SELECT rid FROM idx_string UNION ALL SELECT rid FROM idx_date UNION ALL "
+               "  SELECT rid FROM idx_number UNION ALL SELECT rid FROM idx_quantity UNION ALL "
+               "  SELECT rid FROM idx_reference UNION ALL SELECT rid FROM idx_uri UNION ALL "
+               "  SELECT rid FROM idx_composite UNION ALL SELECT rid FROM fts_resource) x "
+               "  LEFT JOIN resource r USING (rid) WHERE r.rid IS NULL OR r.deleted)"));
   if (r.Int(0, 0) != 0 || r.Int(0, 1) != 0 || r.Int(0, 2) != 0) {
     return Internal("postgres invariants: " + std::to_string(r.Int(0, 0)) +
                     " resources not at their newest version, " + std::to_string(r.Int(0, 1)) +
                     " with gaps or duplicate versions, " + std::to_string(r.Int(0, 2)) +
-                    " index rows of deleted resources");
+                    " index rows of deleted or missing resources");
   }
   return Status::Ok();
 }

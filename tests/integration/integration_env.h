@@ -74,7 +74,7 @@ class TestDatabase {
   // The backend's own consistency check after a crash. SQLite: PRAGMA integrity_check.
   // PostgreSQL (which recovers by itself): the store's invariants — every resource's current
   // version is its newest history row, history versions run 1..n without gaps or duplicates,
-  // and no index row belongs to a deleted resource.
+  // and no index row (of any index table) belongs to a deleted or missing resource.
   Status CheckIntegrity() const;
 
  private:

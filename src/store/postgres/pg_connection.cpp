@@ -17,7 +17,7 @@ uint64_t ToBigEndian(uint64_t v) {
 
 // Errors a caller may retry or report as "try again later" (503) rather than as a bug (500).
 ErrorCode CodeFor(std::string_view sqlstate) {
-  if (sqlstate == "23505") return ErrorCode::kConflict;        // unique_violation
+  if (sqlstate == "23505") return ErrorCode::kConflict;  // unique_violation
   if (sqlstate == "40001" || sqlstate == "40P01") return ErrorCode::kUnavailable;
   if (sqlstate == "55P03") return ErrorCode::kUnavailable;  // lock_not_available (lock_timeout)
   if (sqlstate.starts_with("08")) return ErrorCode::kUnavailable;  // connection exception
@@ -104,6 +104,15 @@ PgParams& PgParams::FloatArray(const std::vector<double>& v) {
   return Add(PgType::kFloat8Array, std::move(out));
 }
 
+PgParams& PgParams::BoolArray(const std::vector<bool>& v) {
+  std::string out = ArrayHeader(PgType::kBool, v.size());
+  for (bool x : v) {
+    PutInt32(out, 1);
+    out += x ? '\1' : '\0';
+  }
+  return Add(PgType::kBoolArray, std::move(out));
+}
+
 void PgResult::Deleter::operator()(pg_result* r) const { PQclear(r); }
 
 int PgResult::rows() const { return r_ ? PQntuples(r_.get()) : 0; }
@@ -117,8 +126,7 @@ std::string_view PgResult::Bytes(int row, int col) const {
 
 int64_t PgResult::Int(int row, int col) const {
   if (IsNull(row, col)) return 0;
-  const unsigned char* p =
-      reinterpret_cast<const unsigned char*>(PQgetvalue(r_.get(), row, col));
+  const unsigned char* p = reinterpret_cast<const unsigned char*>(PQgetvalue(r_.get(), row, col));
   const int len = PQgetlength(r_.get(), row, col);
   uint64_t v = 0;
   for (int i = 0; i < len; ++i) v = (v << 8) | p[i];
@@ -146,7 +154,8 @@ Result<std::unique_ptr<PgConnection>> PgConnection::Open(const std::string& conn
   }
   // Server notices ("relation … already exists, skipping") would go to stderr; they are never
   // errors, and errors come back as results.
-  PQsetNoticeProcessor(c, [](void*, const char*) {}, nullptr);
+  PQsetNoticeProcessor(
+      c, [](void*, const char*) {}, nullptr);
   auto conn = std::unique_ptr<PgConnection>(new PgConnection(c));
   // Timestamps are integers here; UTC only matters for operators reading now() in psql, and
   // the bytea output format for them.
@@ -161,9 +170,9 @@ Error PgConnection::LastError(pg_result* r, std::string_view what) {
   last_sqlstate_ = state ? state : "";
   std::string msg = Trimmed(r ? PQresultErrorMessage(r) : PQerrorMessage(conn_));
   if (msg.empty()) msg = Trimmed(PQerrorMessage(conn_));
-  ErrorCode code = state ? CodeFor(state)
-                         : (PQstatus(conn_) != CONNECTION_OK ? ErrorCode::kUnavailable
-                                                             : ErrorCode::kInternal);
+  ErrorCode code =
+      state ? CodeFor(state)
+            : (PQstatus(conn_) != CONNECTION_OK ? ErrorCode::kUnavailable : ErrorCode::kInternal);
   return Error(code, "postgres: " + std::string(what) + ": " + msg +
                          (state ? " (SQLSTATE " + std::string(state) + ")" : ""));
 }
@@ -218,8 +227,17 @@ Status PgConnection::ExecNow(const std::string& sql, bool commit) {
 
 Result<PgResult> PgConnection::Query(const std::string& sql, const PgParams& params) {
   if (lazy_begin_.empty() && unread_.empty() && !end_pending_) return QueryNow(sql, params);
-  return WithLazyBegin<Result<PgResult>>(
-      [&](const std::string& prefix) { return QueryPipelined(prefix, sql, params); });
+  const std::vector<PgStatement> one = {{&sql, &params}};
+  return WithLazyBegin<Result<PgResult>>([&](const std::string& prefix) -> Result<PgResult> {
+    JC_ASSIGN_OR_RETURN(std::vector<PgResult> results, QueryPipelined(prefix, one));
+    return std::move(results.back());
+  });
+}
+
+Result<std::vector<PgResult>> PgConnection::QueryBatch(const std::vector<PgStatement>& statements) {
+  if (statements.empty()) return std::vector<PgResult>();
+  return WithLazyBegin<Result<std::vector<PgResult>>>(
+      [&](const std::string& prefix) { return QueryPipelined(prefix, statements); });
 }
 
 namespace {
@@ -273,11 +291,11 @@ Result<PgResult> PgConnection::QueryNow(const std::string& sql, const PgParams& 
 }
 
 // One pipeline: the previous transaction's ROLLBACK (if pending), the prefix (if any) and the
-// statement, each as [Parse] Bind/Execute, then one Sync; a statement not yet prepared on this
+// statements, each as [Parse] Bind/Execute, then one Sync; a statement not yet prepared on this
 // connection is prepared in the same round trip. The server stops at the first failure and skips
 // the rest up to the Sync (PGRES_PIPELINE_ABORTED), so the first failed step is the call's error.
-Result<PgResult> PgConnection::QueryPipelined(const std::string& prefix, const std::string& sql,
-                                              const PgParams& params) {
+Result<std::vector<PgResult>> PgConnection::QueryPipelined(
+    const std::string& prefix, const std::vector<PgStatement>& statements) {
   last_sqlstate_.clear();
   if (broken_) return Lost("query");
   enum class Role { kEnd, kBegin, kStatement };
@@ -291,20 +309,27 @@ Result<PgResult> PgConnection::QueryPipelined(const std::string& prefix, const s
   static const PgParams kNoParams;
   static const std::string kRollback = "ROLLBACK";
   std::vector<Step> steps;
+  // Statements not prepared yet on this connection, by SQL text: a text that occurs twice in
+  // one pipeline is prepared once.
+  std::unordered_map<std::string_view, std::string> preparing;
   auto add = [&](const std::string& text, const PgParams& p, Role role) {
-    auto it = prepared_.find(text);
-    if (it != prepared_.end()) {
+    if (auto it = prepared_.find(text); it != prepared_.end()) {
+      steps.push_back({&text, &p, it->second, false, role});
+      return;
+    }
+    if (auto it = preparing.find(text); it != preparing.end()) {
       steps.push_back({&text, &p, it->second, false, role});
       return;
     }
     std::string name = "s" + std::to_string(next_name_++);
+    preparing.emplace(text, name);
     steps.push_back({&text, &p, name, true, role});
     steps.push_back({&text, &p, std::move(name), false, role});
   };
   if (end_pending_) add(kRollback, kNoParams, Role::kEnd);
   end_pending_ = false;
   if (!prefix.empty()) add(prefix, kNoParams, Role::kBegin);
-  add(sql, params, Role::kStatement);
+  for (const PgStatement& st : statements) add(*st.sql, *st.params, Role::kStatement);
 
   if (PQpipelineStatus(conn_) == PQ_PIPELINE_OFF && PQenterPipelineMode(conn_) != 1) {
     return Lost("enter pipeline mode");
@@ -313,9 +338,9 @@ Result<PgResult> PgConnection::QueryPipelined(const std::string& prefix, const s
     int sent;
     if (step.prepare) {
       const auto& types = step.params->types();
-      sent = PQsendPrepare(conn_, step.name.c_str(), step.sql->c_str(),
-                           static_cast<int>(types.size()),
-                           reinterpret_cast<const Oid*>(types.data()));
+      sent =
+          PQsendPrepare(conn_, step.name.c_str(), step.sql->c_str(), static_cast<int>(types.size()),
+                        reinterpret_cast<const Oid*>(types.data()));
     } else {
       const WireParams wire(*step.params);
       sent = PQsendQueryPrepared(conn_, step.name.c_str(), wire.count(), wire.values.data(),
@@ -349,7 +374,14 @@ Result<PgResult> PgConnection::QueryPipelined(const std::string& prefix, const s
     }
   }
   if (failure) return std::move(*failure);
-  return std::move(results.back());
+  // The statements' own results: the last Execute of each (after its Parse, if any).
+  std::vector<PgResult> out;
+  out.reserve(statements.size());
+  for (size_t i = 0; i < steps.size(); ++i) {
+    if (steps[i].role == Role::kStatement && !steps[i].prepare)
+      out.push_back(std::move(results[i]));
+  }
+  return out;
 }
 
 Status PgConnection::ReadPipeline(size_t commands, std::vector<PgResult>& out) {

@@ -28,6 +28,7 @@ enum class PgType : unsigned {
   kInt8 = 20,
   kText = 25,
   kFloat8 = 701,
+  kBoolArray = 1000,
   kByteaArray = 1001,
   kTextArray = 1009,
   kInt8Array = 1016,
@@ -48,6 +49,7 @@ class PgParams {
   PgParams& BytesArray(const std::vector<std::string_view>& v);
   PgParams& IntArray(const std::vector<int64_t>& v);
   PgParams& FloatArray(const std::vector<double>& v);
+  PgParams& BoolArray(const std::vector<bool>& v);
 
   size_t size() const { return values_.size(); }
   const std::vector<unsigned>& types() const { return types_; }
@@ -90,6 +92,13 @@ class PgResult {
   std::unique_ptr<pg_result, Deleter> r_;
 };
 
+// One statement of a batch (PgConnection::QueryBatch): its SQL and its parameters, both
+// borrowed for the length of the call.
+struct PgStatement {
+  const std::string* sql;
+  const PgParams* params;
+};
+
 class PgConnection {
  public:
   // `conninfo` is a libpq connection string or URI (postgresql://user@host:port/db?…).
@@ -104,6 +113,12 @@ class PgConnection {
   // first time it is seen, by name afterwards (keyed by the SQL text, so call sites never manage
   // names). The parameter types are fixed by the first call.
   Result<PgResult> Query(const std::string& sql, const PgParams& params = {});
+  // Runs `statements` in order in one round trip (one pipeline, prepared like Query's), and
+  // returns their results in order. The server stops at the first failure and skips the rest,
+  // which is then the call's error (inside a transaction block, the transaction is aborted as
+  // by any failed statement). Their answers must stay small (no large result sets but the
+  // last's): they are read only once every statement has been sent.
+  Result<std::vector<PgResult>> QueryBatch(const std::vector<PgStatement>& statements);
 
   // ---- transactions in one round trip (libpq pipeline mode) ----------------------------------
   //
@@ -154,10 +169,11 @@ class PgConnection {
   R WithLazyBegin(F run);
   Status ExecNow(const std::string& sql, bool commit);
   Result<PgResult> QueryNow(const std::string& sql, const PgParams& params);
-  // Sends the pending end (if any), `prefix` (if any) and the statement in one pipeline, and
-  // reads every answer due before them (the ROLLBACKs sent without waiting), then theirs.
-  Result<PgResult> QueryPipelined(const std::string& prefix, const std::string& sql,
-                                  const PgParams& params);
+  // Sends the pending end (if any), `prefix` (if any) and the statements in one pipeline, and
+  // reads every answer due before them (the ROLLBACKs sent without waiting), then theirs: the
+  // statements' results, in order.
+  Result<std::vector<PgResult>> QueryPipelined(const std::string& prefix,
+                                               const std::vector<PgStatement>& statements);
   // Reads the answers of the oldest unread pipeline: `commands` results, each followed by the
   // null that ends it, then its Sync. `out` gets the results in order.
   Status ReadPipeline(size_t commands, std::vector<PgResult>& out);
@@ -171,11 +187,11 @@ class PgConnection {
   pg_conn* conn_;
   std::string last_sqlstate_;
   std::unordered_map<std::string, std::string> prepared_;  // SQL text → statement name
-  std::string lazy_begin_;       // BeginLazily's statement, not sent yet
-  bool end_pending_ = false;     // EndLazily's ROLLBACK, not sent yet
-  std::vector<size_t> unread_;   // per pipeline sent without waiting: its number of commands
-  bool broken_ = false;          // the protocol state is unknown: unusable until Reset
-  uint64_t next_name_ = 0;       // prepared statement names s0, s1, … on this connection
+  std::string lazy_begin_;                                 // BeginLazily's statement, not sent yet
+  bool end_pending_ = false;                               // EndLazily's ROLLBACK, not sent yet
+  std::vector<size_t> unread_;  // per pipeline sent without waiting: its number of commands
+  bool broken_ = false;         // the protocol state is unknown: unusable until Reset
+  uint64_t next_name_ = 0;      // prepared statement names s0, s1, … on this connection
 };
 
 // Quotes an SQL identifier ("name" with inner quotes doubled), for DDL built at run time.

@@ -10,11 +10,11 @@
 #include <mutex>
 #include <string>
 #include <thread>
-#include <type_traits>
 #include <vector>
 
 #include "base/metrics.h"
 #include "store/postgres/pg_connection.h"
+#include "store/postgres/pg_put.h"
 #include "store/postgres/pg_schema.h"
 #include "store/postgres/pg_search.h"
 
@@ -58,10 +58,9 @@ constexpr const char* kVersionColumns = "type, id, version, last_updated_us, del
 
 Result<std::optional<ResourceVersion>> QueryCurrent(PgConnection& c, std::string_view type,
                                                     std::string_view id) {
-  JC_ASSIGN_OR_RETURN(PgResult r,
-                      c.Query(std::string("SELECT ") + kVersionColumns +
-                                  " FROM resource WHERE type = $1 AND id = $2",
-                              PgParams().Text(type).Bytes(id)));
+  JC_ASSIGN_OR_RETURN(PgResult r, c.Query(std::string("SELECT ") + kVersionColumns +
+                                              " FROM resource WHERE type = $1 AND id = $2",
+                                          PgParams().Text(type).Bytes(id)));
   if (r.rows() == 0) return std::optional<ResourceVersion>();
   return std::optional<ResourceVersion>(RowToVersion(r, 0));
 }
@@ -89,8 +88,8 @@ Result<HistoryPage> QueryHistory(PgConnection& c, const HistoryQuery& q) {
   if (!q.id.empty()) {
     const std::string type_param = next();  // separate statements: `+` does not sequence
     const std::string id_param = next();
-    where = "rid = (SELECT rid FROM resource WHERE type = " + type_param + " AND id = " +
-            id_param + ")";
+    where = "rid = (SELECT rid FROM resource WHERE type = " + type_param + " AND id = " + id_param +
+            ")";
     params.Text(q.type).Bytes(q.id);
     order = " ORDER BY version DESC";
   } else if (!q.type.empty()) {
@@ -176,292 +175,6 @@ Result<std::vector<ResourceVersion>> QueryList(PgConnection& c, std::string_view
   out.reserve(static_cast<size_t>(r.rows()));
   for (int i = 0; i < r.rows(); ++i) out.push_back(RowToVersion(r, i));
   return out;
-}
-
-// ---- Put ---------------------------------------------------------------------------------------
-//
-// One Put is one statement, hence one round trip, whatever the number of index rows: data-
-// modifying CTEs upsert the current row, append the history row and replace the resource's index
-// rows of every kind. Each kind's rows travel as one array parameter per column (binary, no
-// quoting) and are expanded with unnest, so the statement is prepared once per connection.
-//
-// Replacing index rows inside one statement: the CTEs all see the snapshot taken before the
-// statement and run in an unspecified order, so no row may be both deleted and inserted by it.
-// The DELETE therefore removes only the old rows whose key is not among the new rows, and the
-// INSERT skips (ON CONFLICT) new rows that are already stored: rows that stay the same across
-// versions are not touched at all, which is also the cheapest for an update of a few fields.
-//
-// When the upsert refuses the version (a stale writer: the WHERE keeps a resource from moving
-// backwards or sideways), `cur` is empty: the history insert, the deletes and the inserts all
-// join `cur` and change nothing, and Put reports a conflict. The unique (rid, version) index of
-// resource_history is the last line of defence: two rows can never claim the same version.
-
-enum class ColumnType { kText, kBytes, kInt, kFloat };
-
-struct IndexColumn {
-  const char* name;
-  ColumnType type;
-  bool key = true;  // part of the primary key: two rows with equal keys are the same row
-};
-
-struct IndexTable {
-  const char* name;
-  std::vector<IndexColumn> columns;  // besides type and rid, in array-parameter order
-};
-
-// Every index table (schema in pg_schema.cpp). A new index kind adds its table here, in a
-// migration, and its arrays in PutVersion, in the same order.
-const std::vector<IndexTable>& IndexTables() {
-  using enum ColumnType;
-  static const std::vector<IndexTable> tables = {
-      {"idx_token", {{"param", kText}, {"code", kBytes}, {"system", kBytes}}},
-      {"idx_string", {{"param", kText}, {"value", kText}, {"exact", kText}}},
-      {"idx_date", {{"param", kText}, {"start_us", kInt}, {"end_us", kInt}}},
-      {"idx_number", {{"param", kText}, {"value", kFloat}}},
-      {"idx_quantity",
-       {{"param", kText},
-        {"code", kBytes},
-        {"system", kBytes},
-        {"value", kFloat},
-        {"canonical_code", kBytes, false},
-        {"canonical_value", kFloat, false}}},
-      {"idx_reference",
-       {{"param", kText}, {"target_id", kBytes}, {"target_type", kText}, {"url", kText}}},
-      {"idx_uri", {{"param", kText}, {"value", kText}}},
-      {"idx_composite",
-       {{"param", kText},
-        {"code1", kBytes},
-        {"system1", kBytes},
-        {"code2", kBytes},
-        {"system2", kBytes},
-        {"number2", kFloat},
-        {"start2_us", kInt},
-        {"end2_us", kInt},
-        {"canonical_code2", kBytes, false},
-        {"canonical_number2", kFloat, false}}},
-  };
-  return tables;
-}
-
-// The full text row (fts_resource, at most one per resource) follows the index tables' arrays:
-// narrative and content, each a text array of zero or one element.
-constexpr size_t kFullTextParams = 2;
-
-// tsvector holds at most 1 MB: the text handed to to_tsvector is capped well below what could
-// reach that (a longer narrative is searchable by its first 256 KiB), on a UTF-8 boundary.
-constexpr size_t kMaxFullTextBytes = 256 * 1024;
-
-std::string_view CappedText(std::string_view s) {
-  if (s.size() <= kMaxFullTextBytes) return s;
-  size_t n = kMaxFullTextBytes;
-  while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;
-  return s.substr(0, n);
-}
-
-constexpr int kPutFixedParams = 6;  // type, id, version, last_updated_us, deleted, json
-
-size_t PutParamCount() {
-  size_t n = kPutFixedParams + kFullTextParams;
-  for (const IndexTable& t : IndexTables()) n += t.columns.size();
-  return n;
-}
-
-const char* ArrayCast(ColumnType t) {
-  switch (t) {
-    case ColumnType::kText: return "text[]";
-    case ColumnType::kBytes: return "bytea[]";
-    case ColumnType::kInt: return "int8[]";
-    case ColumnType::kFloat: return "float8[]";
-  }
-  return "text[]";
-}
-
-std::string Join(const std::vector<std::string>& parts, std::string_view sep) {
-  std::string out;
-  for (size_t i = 0; i < parts.size(); ++i) {
-    if (i) out += sep;
-    out += parts[i];
-  }
-  return out;
-}
-
-const std::string& PutSql() {
-  static const std::string sql = [] {
-    std::string s =
-        "WITH cur AS (INSERT INTO resource(type, id, version, last_updated_us, deleted, json) "
-        "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (type, id) DO UPDATE SET "
-        "version = excluded.version, last_updated_us = excluded.last_updated_us, "
-        "deleted = excluded.deleted, json = excluded.json "
-        "WHERE excluded.version > resource.version RETURNING rid), "
-        "hist AS (INSERT INTO resource_history(rid, type, id, version, last_updated_us, "
-        "deleted, json) SELECT rid, $1, $2, $3, $4, $5, $6 FROM cur)";
-    int param = kPutFixedParams;
-    int n = 0;
-    for (const IndexTable& t : IndexTables()) {
-      std::vector<std::string> arrays, names, values, key_arrays, key_names, match, non_key;
-      for (const IndexColumn& c : t.columns) {
-        const std::string array = "$" + std::to_string(++param) + "::" + ArrayCast(c.type);
-        arrays.push_back(array);
-        names.push_back(c.name);
-        values.push_back(std::string("u.") + c.name);
-        if (c.key) {
-          key_arrays.push_back(array);
-          key_names.push_back(c.name);
-          // Text keys compare bytewise, as the COLLATE "C" columns (and SQLite) do.
-          match.push_back(std::string("x.") + c.name + " = u." + c.name +
-                          (c.type == ColumnType::kText ? " COLLATE \"C\"" : ""));
-        } else {
-          non_key.push_back(c.name);
-        }
-      }
-      const std::string tag = std::to_string(n++);
-      s += ", d" + tag + " AS (DELETE FROM " + t.name +
-           " x USING cur WHERE x.rid = cur.rid AND NOT EXISTS (SELECT 1 FROM unnest(" +
-           Join(key_arrays, ", ") + ") AS u(" + Join(key_names, ", ") + ") WHERE " +
-           Join(match, " AND ") + "))";
-      std::string conflict = " ON CONFLICT DO NOTHING";
-      std::string distinct;
-      if (!non_key.empty()) {
-        // A kept row whose non-key columns changed (e.g. a new canonical unit) is updated in
-        // place. DO UPDATE may touch a row once per statement: duplicates go first.
-        std::vector<std::string> key_values, set, old_cols, new_cols;
-        for (const std::string& k : key_names) key_values.push_back("u." + k);
-        for (const std::string& c : non_key) {
-          set.push_back(c + " = excluded." + c);
-          old_cols.push_back(std::string(t.name) + "." + c);
-          new_cols.push_back("excluded." + c);
-        }
-        distinct = "DISTINCT ON (" + Join(key_values, ", ") + ") ";
-        conflict = " ON CONFLICT (type, " + Join(key_names, ", ") + ", rid) DO UPDATE SET " +
-                   Join(set, ", ") + " WHERE (" + Join(old_cols, ", ") +
-                   ") IS DISTINCT FROM (" + Join(new_cols, ", ") + ")";
-      }
-      s += ", i" + tag + " AS (INSERT INTO " + t.name + "(type, " + Join(names, ", ") +
-           ", rid) SELECT " + distinct + "$1, " + Join(values, ", ") +
-           ", cur.rid FROM cur, unnest(" + Join(arrays, ", ") + ") AS u(" + Join(names, ", ") +
-           ")" + conflict + ")";
-    }
-    // Full text: replaced when the new version has text, deleted when it has none (disjoint,
-    // as above), rewritten only when it changed.
-    const std::string narrative = "$" + std::to_string(++param) + "::text[]";
-    const std::string content = "$" + std::to_string(++param) + "::text[]";
-    s += ", fd AS (DELETE FROM fts_resource x USING cur WHERE x.rid = cur.rid AND "
-         "cardinality(" + narrative + ") = 0)";
-    s += ", fi AS (INSERT INTO fts_resource(rid, narrative, content) SELECT cur.rid, "
-         "to_tsvector('simple', u.narrative), to_tsvector('simple', u.content) FROM cur, "
-         "unnest(" + narrative + ", " + content + ") AS u(narrative, content) "
-         "ON CONFLICT (rid) DO UPDATE SET narrative = excluded.narrative, "
-         "content = excluded.content WHERE (fts_resource.narrative, fts_resource.content) "
-         "IS DISTINCT FROM (excluded.narrative, excluded.content))";
-    return s + " SELECT rid FROM cur";
-  }();
-  return sql;
-}
-
-// Collects one column of `rows` for an array parameter.
-template <class Row, class F>
-auto Column(const std::vector<Row>& rows, F field) {
-  std::vector<std::decay_t<decltype(field(rows.front()))>> out;
-  out.reserve(rows.size());
-  for (const Row& r : rows) out.push_back(field(r));
-  return out;
-}
-
-// A text column for an array parameter. PostgreSQL text cannot hold NUL (SQLite TEXT can, and
-// a FHIR string that contains one passes validation): such a value is indexed without its NUL
-// bytes, so that the write succeeds on both backends instead of failing here alone.
-class TextColumns {
- public:
-  template <class Row, class F>
-  std::vector<std::string_view> operator()(const std::vector<Row>& rows, F field) {
-    std::vector<std::string_view> out;
-    out.reserve(rows.size());
-    for (const Row& r : rows) out.push_back(WithoutNul(field(r)));
-    return out;
-  }
-
-  // Keeps `s` alive as long as the columns handed out.
-  std::string_view Own(std::string s) { return owned_.emplace_back(std::move(s)); }
-
-  std::string_view WithoutNul(std::string_view s) {
-    if (s.find('\0') == std::string_view::npos) return s;
-    std::string& copy = owned_.emplace_back(s);
-    std::erase(copy, '\0');
-    return copy;
-  }
-
- private:
-  std::deque<std::string> owned_;  // stable addresses for the views handed out
-};
-
-Status PutVersion(PgConnection& c, const ResourceVersion& v, const IndexRows& index) {
-  if (v.type.empty() || v.id.empty()) return Invalid("Put: resource type and id are required");
-  if (v.version < 1) return Invalid("Put: version must be >= 1");
-  using SV = std::string_view;
-  const SV json = v.deleted ? SV() : SV(v.json);
-  TextColumns text;
-  PgParams p;
-  p.Text(v.type).Bytes(v.id).Int(v.version).Int(v.last_updated_us).Bool(v.deleted).Bytes(json);
-  // The arrays, table by table and column by column in IndexTables() order.
-  const auto& tok = index.tokens;
-  p.TextArray(text(tok, [](const TokenIndexRow& r) { return SV(r.param); }))
-      .BytesArray(Column(tok, [](const TokenIndexRow& r) { return SV(r.code); }))
-      .BytesArray(Column(tok, [](const TokenIndexRow& r) { return SV(r.system); }));
-  const auto& str = index.strings;
-  p.TextArray(text(str, [](const StringIndexRow& r) { return SV(r.param); }))
-      .TextArray(text(str, [](const StringIndexRow& r) { return SV(r.value); }))
-      .TextArray(text(str, [](const StringIndexRow& r) { return SV(r.exact); }));
-  const auto& date = index.dates;
-  p.TextArray(text(date, [](const DateIndexRow& r) { return SV(r.param); }))
-      .IntArray(Column(date, [](const DateIndexRow& r) { return r.start_us; }))
-      .IntArray(Column(date, [](const DateIndexRow& r) { return r.end_us; }));
-  const auto& num = index.numbers;
-  p.TextArray(text(num, [](const NumberIndexRow& r) { return SV(r.param); }))
-      .FloatArray(Column(num, [](const NumberIndexRow& r) { return r.value; }));
-  const auto& qty = index.quantities;
-  p.TextArray(text(qty, [](const QuantityIndexRow& r) { return SV(r.param); }))
-      .BytesArray(Column(qty, [](const QuantityIndexRow& r) { return SV(r.code); }))
-      .BytesArray(Column(qty, [](const QuantityIndexRow& r) { return SV(r.system); }))
-      .FloatArray(Column(qty, [](const QuantityIndexRow& r) { return r.value; }))
-      .BytesArray(Column(qty, [](const QuantityIndexRow& r) { return SV(r.canonical_code); }))
-      .FloatArray(Column(qty, [](const QuantityIndexRow& r) { return r.canonical_value; }));
-  const auto& ref = index.references;
-  p.TextArray(text(ref, [](const ReferenceIndexRow& r) { return SV(r.param); }))
-      .BytesArray(Column(ref, [](const ReferenceIndexRow& r) { return SV(r.target_id); }))
-      .TextArray(text(ref, [](const ReferenceIndexRow& r) { return SV(r.target_type); }))
-      .TextArray(text(ref, [](const ReferenceIndexRow& r) { return SV(r.url); }));
-  const auto& uri = index.uris;
-  p.TextArray(text(uri, [](const UriIndexRow& r) { return SV(r.param); }))
-      .TextArray(text(uri, [](const UriIndexRow& r) { return SV(r.value); }));
-  const auto& comp = index.composites;
-  p.TextArray(text(comp, [](const CompositeIndexRow& r) { return SV(r.param); }))
-      .BytesArray(Column(comp, [](const CompositeIndexRow& r) { return SV(r.code1); }))
-      .BytesArray(Column(comp, [](const CompositeIndexRow& r) { return SV(r.system1); }))
-      .BytesArray(Column(comp, [](const CompositeIndexRow& r) { return SV(r.code2); }))
-      .BytesArray(Column(comp, [](const CompositeIndexRow& r) { return SV(r.system2); }))
-      .FloatArray(Column(comp, [](const CompositeIndexRow& r) { return r.number2; }))
-      .IntArray(Column(comp, [](const CompositeIndexRow& r) { return r.start2_us; }))
-      .IntArray(Column(comp, [](const CompositeIndexRow& r) { return r.end2_us; }))
-      .BytesArray(Column(comp, [](const CompositeIndexRow& r) { return SV(r.canonical_code2); }))
-      .FloatArray(Column(comp, [](const CompositeIndexRow& r) { return r.canonical_number2; }));
-  // At most one full text row per resource (the port's rule; any further one is not stored).
-  std::vector<SV> narrative, content;
-  if (!index.full_text.empty()) {
-    // As words only (pg_search.h, FullTextDocument), which search looks for.
-    const FullTextIndexRow& ft = index.full_text.front();
-    narrative.push_back(text.Own(FullTextDocument(CappedText(ft.narrative))));
-    content.push_back(text.Own(FullTextDocument(CappedText(ft.content))));
-  }
-  p.TextArray(narrative).TextArray(content);
-  if (p.size() != PutParamCount()) {
-    return Internal("Put: parameter list out of step with the index tables");
-  }
-  JC_ASSIGN_OR_RETURN(PgResult r, c.Query(PutSql(), p));
-  if (r.rows() == 0) {
-    return Conflict("Put: " + v.type + "/" + v.id + " already has version " +
-                    std::to_string(v.version) + " or newer (written concurrently)");
-  }
-  return Status::Ok();
 }
 
 // ---- read pool ---------------------------------------------------------------------------------
@@ -656,38 +369,80 @@ class PgReadTransaction final : public IReadTransaction {
 
 // The transaction handed to a unit of work: the writer connection inside the group's
 // transaction, so reads see the group's earlier uncommitted writes (serial semantics).
+//
+// Puts are queued and written together (pg_put.h): when the unit ends (Finish), before a read
+// that could see them, and when the queue is full. Reading one resource flushes only when that
+// resource is queued, so a unit that reads each resource before writing it (updates, deletes,
+// If-Match) still writes all of them in one flush. A failed flush fails the unit: every later
+// read and Finish return its error.
 class PgWriteTransaction final : public IWriteTransaction {
  public:
   explicit PgWriteTransaction(PgConnection& conn) : conn_(conn) {}
 
   Result<std::optional<ResourceVersion>> ReadCurrent(std::string_view type,
                                                      std::string_view id) override {
+    JC_RETURN_IF_ERROR(FlushIfQueued(type, id));
     return QueryCurrent(conn_, type, id);
   }
   Result<std::optional<ResourceVersion>> ReadVersion(std::string_view type, std::string_view id,
                                                      int64_t version) override {
+    JC_RETURN_IF_ERROR(FlushIfQueued(type, id));
     return QueryVersion(conn_, type, id, version);
   }
   Result<HistoryPage> History(const HistoryQuery& query) override {
+    JC_RETURN_IF_ERROR(Flush());
     return QueryHistory(conn_, query);
   }
   Result<std::vector<std::string>> FindByToken(std::string_view type, std::string_view param,
                                                std::optional<std::string_view> system,
                                                std::string_view code, int limit) override {
+    JC_RETURN_IF_ERROR(Flush());
     return QueryByToken(conn_, type, param, system, code, limit);
   }
-  Result<int64_t> CountCurrent(std::string_view type) override { return QueryCount(conn_, type); }
+  Result<int64_t> CountCurrent(std::string_view type) override {
+    JC_RETURN_IF_ERROR(Flush());
+    return QueryCount(conn_, type);
+  }
   Result<std::vector<ResourceVersion>> ListCurrent(std::string_view type, int64_t offset,
                                                    int64_t count) override {
+    JC_RETURN_IF_ERROR(Flush());
     return QueryList(conn_, type, offset, count);
   }
-  Result<SearchPage> Search(const SearchQuery& query) override { return QuerySearch(conn_, query); }
+  Result<SearchPage> Search(const SearchQuery& query) override {
+    JC_RETURN_IF_ERROR(Flush());
+    return QuerySearch(conn_, query);
+  }
   Status Put(const ResourceVersion& version, const IndexRows& index) override {
-    return PutVersion(conn_, version, index);
+    // One statement writes each resource row once: an earlier version still queued goes first.
+    JC_RETURN_IF_ERROR(FlushIfQueued(version.type, version.id));
+    JC_RETURN_IF_ERROR(queue_.Add(version, index));
+    return queue_.Full() ? Flush() : Status::Ok();
+  }
+
+  // The unit of work returned successfully: writes what it queued. Its final result.
+  Status Finish() { return Flush(); }
+  // The unit of work failed (its savepoint or transaction is rolled back): forgets the queue.
+  void Discard() {
+    queue_.Clear();
+    failure_.reset();
   }
 
  private:
+  Status Flush() {
+    if (failure_) return *failure_;
+    if (queue_.empty()) return Status::Ok();
+    Status s = queue_.Flush(conn_);
+    if (!s.ok()) failure_ = s.error();
+    return s;
+  }
+  Status FlushIfQueued(std::string_view type, std::string_view id) {
+    if (failure_) return *failure_;
+    return queue_.Contains(type, id) ? Flush() : Status::Ok();
+  }
+
   PgConnection& conn_;
+  postgres::PendingPuts queue_;
+  std::optional<Error> failure_;
 };
 
 // ---- the store and its writer ------------------------------------------------------------------
@@ -804,6 +559,14 @@ class PostgresStore final : public IStore {
     }
   }
 
+  // Runs one unit of work and writes the Puts it queued: its result.
+  static Status RunUnit(const WriteWork& work, PgWriteTransaction& txn) {
+    Status s = RunWork(work, txn);
+    if (s.ok()) s = txn.Finish();
+    txn.Discard();
+    return s;
+  }
+
   // Opens the group's transaction and takes the write lock that serializes writers of every
   // process. Nothing of the group has run yet, so this step alone is retried (see
   // postgres_store.h): a broken connection is reopened, a transient failure tried again after a
@@ -821,13 +584,14 @@ class PostgresStore final : public IStore {
                      "postgres: waited more than " +
                          std::to_string(options_.write_lock_timeout_ms) +
                          " ms for the write lock, held by another jiceng process or session "
-                         "(pg_locks: advisory lock " + std::to_string(kLockSpace) + "/" +
-                         std::to_string(kWriteLock) + "); try again later");
+                         "(pg_locks: advisory lock " +
+                         std::to_string(kLockSpace) + "/" + std::to_string(kWriteLock) +
+                         "); try again later");
       }
       if (e.code != ErrorCode::kUnavailable) return e;
       if (attempt >= options_.begin_attempts) {
-        e.message = "postgres: could not open a write transaction in " +
-                    std::to_string(attempt) + " attempts: " + e.message;
+        e.message = "postgres: could not open a write transaction in " + std::to_string(attempt) +
+                    " attempts: " + e.message;
         return e;
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(50 << std::min(attempt, 5)));
@@ -846,14 +610,14 @@ class PostgresStore final : public IStore {
     const bool savepoints = group.size() > 1;
     for (Pending* p : group) {
       if (!savepoints) {
-        p->status = RunWork(*p->work, txn);
+        p->status = RunUnit(*p->work, txn);
         break;
       }
       if (Status s = c.Exec("SAVEPOINT w"); !s.ok()) {
         p->status = std::move(s);
         continue;
       }
-      p->status = RunWork(*p->work, txn);
+      p->status = RunUnit(*p->work, txn);
       // RELEASE fails if a statement of the unit failed and the unit ignored it: the unit then
       // fails too, rather than commit half of its writes.
       if (p->status.ok()) {
@@ -897,15 +661,14 @@ Result<std::unique_ptr<IStore>> OpenPostgresStore(const std::string& url,
                                                   const PostgresOptions& options) {
   using postgres::PgConnection;
   if (options.read_connections < 1 || options.max_group < 1 || options.begin_attempts < 1) {
-    return Invalid(
-        "postgres options: read_connections, max_group and begin_attempts must be >= 1");
+    return Invalid("postgres options: read_connections, max_group and begin_attempts must be >= 1");
   }
   JC_ASSIGN_OR_RETURN(std::unique_ptr<PgConnection> writer, PgConnection::Open(url));
   JC_RETURN_IF_ERROR(postgres::ApplyMigrations(*writer, postgres::Migrations()));
-  auto pool = std::make_shared<postgres::ReadPool>(url, options.read_connections,
-                                                   options.pool_wait_ms);
-  return std::unique_ptr<IStore>(new postgres::PostgresStore(std::move(writer), std::move(pool),
-                                                             options));
+  auto pool =
+      std::make_shared<postgres::ReadPool>(url, options.read_connections, options.pool_wait_ms);
+  return std::unique_ptr<IStore>(
+      new postgres::PostgresStore(std::move(writer), std::move(pool), options));
 }
 
 }  // namespace jiceng::store

@@ -11,6 +11,10 @@
 // committed run each in its own savepoint of one transaction, and one COMMIT (one WAL flush)
 // acknowledges them all.
 //
+// A unit's Puts are queued and written together (pg_put.h): when the unit ends, before any of
+// its reads that could see them, or when the queue is full; a Bundle of 300 resources costs a
+// few set-at-a-time statements, not 300 round trips.
+//
 // Concurrency between processes: an If-Match style read-check-write has exactly one winner,
 // because the second writer only reads after the first has committed. Versions cannot fork even
 // if something writes without the lock: Put's upsert refuses a version that is not newer than

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <latch>
@@ -69,8 +70,8 @@ struct FreshDatabase {
 FreshDatabase CreateDatabase() {
   FreshDatabase db{NewSchemaName(), ""};
   const std::string base = BaseUrl();
-  db.url = base + (base.find('?') == std::string::npos ? "?" : "&") +
-           "options=-csearch_path%3D" + db.schema;
+  db.url = base + (base.find('?') == std::string::npos ? "?" : "&") + "options=-csearch_path%3D" +
+           db.schema;
   Status s = AdminExec("CREATE SCHEMA " + postgres::QuoteIdentifier(db.schema));
   EXPECT_TRUE(s.ok()) << s.error().message;
   return db;
@@ -170,8 +171,8 @@ TEST_F(PostgresStoreTest, PutWritesEveryIndexKindAndReplacesIt) {
   rows.strings = {{"name", "zhang", "Zhang"}, {"name", "san", "San"}};
   rows.dates = {{"birthdate", -1'000'000, 86'400'000'000}};
   rows.numbers = {{"probability", 0.25}};
-  rows.quantities = {{"value-quantity", 132.5, "http://unitsofmeasure.org", "mm[Hg]", 132.5,
-                      "mm[Hg]"}};
+  rows.quantities = {
+      {"value-quantity", 132.5, "http://unitsofmeasure.org", "mm[Hg]", 132.5, "mm[Hg]"}};
   rows.references = {{"general-practitioner", "Practitioner", std::string("d\0c", 3), ""}};
   rows.uris = {{"url", "http://example.org/fhir"}};
   CompositeIndexRow comp;
@@ -285,40 +286,285 @@ TEST_F(PostgresStoreTest, PutKeepsUnchangedIndexRowsAndReplacesTheRest) {
 }
 
 // A stale Put (its version is not newer) is a conflict and changes neither the resource, its
-// history nor its index rows, even when the unit of work ignores the error and commits.
-TEST_F(PostgresStoreTest, AStalePutChangesNothingEvenIfItsUnitCommits) {
+// history nor its index rows. Puts are written when their unit ends (pg_put.h), so the conflict
+// fails the unit even when the unit ignores what Put returned, and nothing of the unit stays:
+// neither the Puts before it nor those after it in the same flush.
+TEST_F(PostgresStoreTest, AStalePutChangesNothingAndFailsItsUnit) {
   auto opened = OpenPostgresStore(db_.url);
   ASSERT_TRUE(opened.ok()) << opened.error().message;
   IStore& store = **opened;
   IndexRows original;
   original.strings = {{"name", "zhang", "Zhang"}};
-  ASSERT_TRUE(store
-                  .Write([&](IWriteTransaction& txn) {
-                    return txn.Put(ResourceVersion{"Patient", "p", 1, 10, false, "{\"v\":1}"},
-                                   original);
-                  })
-                  .ok());
+  ASSERT_TRUE(
+      store
+          .Write([&](IWriteTransaction& txn) {
+            return txn.Put(ResourceVersion{"Patient", "p", 1, 10, false, "{\"v\":1}"}, original);
+          })
+          .ok());
   Status put_status;
-  ASSERT_TRUE(store
-                  .Write([&](IWriteTransaction& txn) {
-                    IndexRows other;
-                    other.strings = {{"name", "li", "Li"}};
-                    put_status =
-                        txn.Put(ResourceVersion{"Patient", "p", 1, 20, false, "{\"v\":2}"}, other);
-                    return Status::Ok();  // ignores the failed Put
-                  })
-                  .ok());
-  ASSERT_FALSE(put_status.ok());
-  EXPECT_EQ(put_status.error().code, ErrorCode::kConflict);
+  Status unit = store.Write([&](IWriteTransaction& txn) {
+    IndexRows other;
+    other.strings = {{"name", "li", "Li"}};
+    EXPECT_TRUE(txn.Put(ResourceVersion{"Patient", "before", 1, 20, false, "{}"}, other).ok());
+    put_status = txn.Put(ResourceVersion{"Patient", "p", 1, 20, false, "{\"v\":2}"}, other);
+    (void)txn.Put(ResourceVersion{"Patient", "after", 1, 20, false, "{}"}, other);
+    return Status::Ok();  // ignores the failed Put
+  });
+  const Status& reported = put_status.ok() ? unit : put_status;
+  ASSERT_FALSE(reported.ok());
+  EXPECT_EQ(reported.error().code, ErrorCode::kConflict);
+  EXPECT_NE(reported.error().message.find("Patient/p "), std::string::npos)
+      << reported.error().message;
+  ASSERT_FALSE(unit.ok());
   auto conn = PgConnection::Open(db_.url);
   ASSERT_TRUE(conn.ok());
   auto r = (*conn)->Query(
-      "SELECT (SELECT count(*) FROM resource_history), (SELECT last_updated_us FROM resource), "
+      "SELECT (SELECT count(*) FROM resource_history), (SELECT count(*) FROM resource), "
+      "(SELECT last_updated_us FROM resource WHERE id = 'p'), "
       "(SELECT string_agg(value, ',') FROM idx_string)");
   ASSERT_TRUE(r.ok()) << r.error().message;
   EXPECT_EQ(r->Int(0, 0), 1);
-  EXPECT_EQ(r->Int(0, 1), 10);
-  EXPECT_EQ(r->String(0, 2), "zhang");
+  EXPECT_EQ(r->Int(0, 1), 1);
+  EXPECT_EQ(r->Int(0, 2), 10);
+  EXPECT_EQ(r->String(0, 3), "zhang");
+}
+
+// Every row of the index tables as text, with its resource's type/id instead of its rid, sorted:
+// comparable across databases.
+std::vector<std::string> IndexRowDump(PgConnection& c) {
+  std::string sql;
+  for (const char* t : {"idx_token", "idx_string", "idx_date", "idx_number", "idx_quantity",
+                        "idx_reference", "idx_uri", "idx_composite"}) {
+    sql += std::string(sql.empty() ? "" : " UNION ALL ") + "SELECT '" + t +
+           " ' || r.type || '/' || encode(r.id, 'escape') || ' ' || (to_jsonb(x) - 'rid')::text "
+           "FROM " +
+           t + " x JOIN resource r USING (rid)";
+  }
+  sql +=
+      " UNION ALL SELECT 'fts ' || r.type || '/' || encode(r.id, 'escape') || ' ' || "
+      "x.narrative::text || ' | ' || x.content::text FROM fts_resource x JOIN resource r "
+      "USING (rid)";
+  sql +=
+      " UNION ALL SELECT 'resource ' || type || '/' || encode(id, 'escape') || ' ' || "
+      "version || ' ' || deleted || ' ' || encode(json, 'escape') FROM resource";
+  sql +=
+      " UNION ALL SELECT 'history ' || type || '/' || encode(id, 'escape') || ' ' || "
+      "version || ' ' || last_updated_us || ' ' || deleted FROM resource_history";
+  auto r = c.Query("SELECT line FROM (" + sql + ") x(line) ORDER BY line COLLATE \"C\"");
+  EXPECT_TRUE(r.ok()) << r.error().message;
+  std::vector<std::string> out;
+  for (int i = 0; r.ok() && i < r->rows(); ++i) out.push_back(r->String(i, 0));
+  return out;
+}
+
+// Index rows whose resource does not exist (the index tables declare no foreign key: migration
+// 4), and resources that have index rows although deleted.
+int64_t OrphanIndexRows(PgConnection& c) {
+  std::string sql = "SELECT 0";
+  for (const char* t : {"idx_token", "idx_string", "idx_date", "idx_number", "idx_quantity",
+                        "idx_reference", "idx_uri", "idx_composite", "fts_resource"}) {
+    sql += std::string(" + (SELECT count(*) FROM ") + t +
+           " x LEFT JOIN resource r USING (rid) WHERE r.rid IS NULL OR r.deleted)";
+  }
+  auto r = c.Query(sql);
+  EXPECT_TRUE(r.ok()) << r.error().message;
+  return r.ok() ? r->Int(0, 0) : -1;
+}
+
+// The Puts of one unit are written together (pg_put.h): new resources without looking for old
+// rows, re-versioned ones by replacing theirs, in a few statements for the whole unit. The rows
+// must be exactly those of the same Puts written one unit each: creates, updates that keep,
+// drop, add and change rows (a quantity's canonical form), a tombstone, a revival, a resource
+// without rows, duplicates within a version (-0 and 0 are one number, as for float8), NUL in
+// text, full text that appears and goes, a read of a queued resource in the middle of the unit
+// (which writes the queue first) and a second version of a resource queued in the same unit.
+TEST_F(PostgresStoreTest, OneUnitWritesTheSameRowsAsOneUnitPerPut) {
+  auto token = [](const std::string& code) { return TokenIndexRow{"code", "urn:s", code}; };
+  auto quantity = [](double value, double canonical) {
+    return QuantityIndexRow{"value-quantity", value, "http://unitsofmeasure.org", "kg",
+                            canonical,        "g"};
+  };
+  struct Step {
+    ResourceVersion v;
+    IndexRows rows;
+    bool read_first = false;  // ReadCurrent of the resource before its Put
+  };
+  std::vector<Step> before;  // written one unit each in both databases
+  std::vector<Step> steps;   // one unit in the first database, one unit each in the second
+  {
+    IndexRows a;
+    a.tokens = {token("A"), token("B")};
+    a.quantities = {quantity(1, 1000)};
+    a.full_text = {{"old narrative", "old content"}};
+    before.push_back({{"Observation", "x1", 1, 1, false, "{\"x1\":1}"}, a});
+    IndexRows b;
+    b.strings = {{"name", "wang", "Wang"}};
+    before.push_back({{"Patient", "x2", 1, 2, false, "{\"x2\":1}"}, b});
+    before.push_back({{"Patient", "x3", 1, 3, false, "{\"x3\":1}"}, b});
+    before.push_back({{"Patient", "x3", 2, 4, true, ""}, {}});
+  }
+  {
+    IndexRows n1;  // duplicates: one row each
+    n1.tokens = {token("A"), token("A"), {"code", "urn:s", std::string("n\0ul", 4)}};
+    n1.numbers = {{"probability", 0.0}, {"probability", -0.0}, {"probability", 0.5}};
+    n1.strings = {{"name", std::string("a\0b", 3), "AB"}, {"name", "ab", "AB"}};
+    CompositeIndexRow comp;
+    comp.param = "code-value-quantity";
+    comp.system1 = "http://loinc.org";
+    comp.code1 = "8480-6";
+    comp.code2 = "mm[Hg]";
+    comp.number2 = 120;
+    n1.composites = {comp, comp};
+    n1.dates = {{"date", 1, 2}};
+    n1.references = {{"subject", "Patient", "x2", ""}};
+    n1.uris = {{"url", "http://example.org"}};
+    n1.full_text = {{"narrative of n1", "content of n1"}};
+    steps.push_back({{"Observation", "n1", 1, 10, false, "{\"n1\":1}"}, n1});
+    IndexRows x1;  // keeps B, drops A, adds C; the quantity's canonical value changes
+    x1.tokens = {token("B"), token("C"), token("C")};
+    x1.quantities = {quantity(1, 1000.5)};
+    steps.push_back({{"Observation", "x1", 2, 11, false, "{\"x1\":2}"}, x1, true});
+    steps.push_back({{"Patient", "x2", 2, 12, true, ""}, {}, true});  // tombstone
+    IndexRows x3;                                                     // revived
+    x3.strings = {{"name", "li", "Li"}};
+    x3.full_text = {{"", "li"}};
+    steps.push_back({{"Patient", "x3", 3, 13, false, "{\"x3\":3}"}, x3, true});
+    steps.push_back({{"Patient", "n2", 1, 14, false, "{\"n2\":1}"}, {}});  // no rows
+    IndexRows n1b = n1;  // read first: the queue is written in the middle of the unit
+    n1b.tokens = {token("Z")};
+    n1b.full_text.clear();
+    steps.push_back({{"Observation", "n1", 2, 15, false, "{\"n1\":2}"}, n1b, true});
+    IndexRows n3;
+    n3.tokens = {token("A")};
+    steps.push_back({{"Observation", "n3", 1, 16, false, "{\"n3\":1}"}, n3});
+    n3.tokens = {token("D")};  // queued twice in the unit, without a read in between
+    steps.push_back({{"Observation", "n3", 2, 17, false, "{\"n3\":2}"}, n3});
+  }
+  auto write_each = [](IStore& store, const std::vector<Step>& list) {
+    for (const Step& s : list) {
+      Status st = store.Write([&](IWriteTransaction& txn) { return txn.Put(s.v, s.rows); });
+      EXPECT_TRUE(st.ok()) << s.v.id << ": " << st.error().message;
+    }
+  };
+  FreshDatabase other = CreateDatabase();
+  std::vector<std::string> batched, one_by_one;
+  {
+    auto opened = OpenPostgresStore(db_.url);
+    ASSERT_TRUE(opened.ok()) << opened.error().message;
+    write_each(**opened, before);
+    Status st = (*opened)->Write([&](IWriteTransaction& txn) -> Status {
+      for (const Step& s : steps) {
+        if (s.read_first) {
+          JC_ASSIGN_OR_RETURN(std::optional<ResourceVersion> cur,
+                              txn.ReadCurrent(s.v.type, s.v.id));
+          if (!cur || cur->version != s.v.version - 1) {
+            return Internal("read " + s.v.id + ": not the previous version");
+          }
+        }
+        JC_RETURN_IF_ERROR(txn.Put(s.v, s.rows));
+      }
+      // The unit sees all of its writes, through every kind of read.
+      JC_ASSIGN_OR_RETURN(int64_t live, txn.CountCurrent("Observation"));
+      if (live != 3) return Internal("CountCurrent: " + std::to_string(live));
+      JC_ASSIGN_OR_RETURN(auto found, txn.FindByToken("Observation", "code", "urn:s", "D", 10));
+      if (found != std::vector<std::string>{"n3"}) return Internal("FindByToken");
+      return Status::Ok();
+    });
+    ASSERT_TRUE(st.ok()) << st.error().message;
+    auto conn = PgConnection::Open(db_.url);
+    ASSERT_TRUE(conn.ok());
+    batched = IndexRowDump(**conn);
+    EXPECT_EQ(OrphanIndexRows(**conn), 0);
+  }
+  {
+    auto opened = OpenPostgresStore(other.url);
+    ASSERT_TRUE(opened.ok()) << opened.error().message;
+    write_each(**opened, before);
+    write_each(**opened, steps);
+    auto conn = PgConnection::Open(other.url);
+    ASSERT_TRUE(conn.ok());
+    one_by_one = IndexRowDump(**conn);
+  }
+  DropDatabase(other.schema);
+  EXPECT_EQ(batched, one_by_one);
+  // Spot checks of what both must hold.
+  auto has = [&](const std::string& prefix) {
+    return std::any_of(batched.begin(), batched.end(),
+                       [&](const std::string& l) { return l.starts_with(prefix); });
+  };
+  auto count = [&](const std::string& prefix) {
+    return std::count_if(batched.begin(), batched.end(),
+                         [&](const std::string& l) { return l.starts_with(prefix); });
+  };
+  EXPECT_EQ(count("idx_token Observation/x1 "), 2);   // B, C
+  EXPECT_EQ(count("idx_token Observation/n1 "), 1);   // Z
+  EXPECT_EQ(count("idx_number Observation/n1 "), 2);  // 0 once, 0.5
+  EXPECT_EQ(count("idx_string Observation/n1 "), 1);  // "a\0b" is "ab"
+  EXPECT_EQ(count("idx_composite Observation/n1 "), 1);
+  EXPECT_EQ(count("idx_token Observation/n3 "), 1);
+  EXPECT_FALSE(has("idx_string Patient/x2 "));
+  EXPECT_TRUE(has("idx_string Patient/x3 "));
+  EXPECT_TRUE(has("fts Patient/x3 "));
+  EXPECT_FALSE(has("fts Observation/x1 "));
+  EXPECT_FALSE(has("fts Observation/n1 "));
+  EXPECT_EQ(count("history "), 12);
+}
+
+// The index tables declare no foreign key (migration 4; Put takes every rid from the resource
+// row it has just written): every kind of write, failed units included, must still leave no
+// index row without its live resource.
+TEST_F(PostgresStoreTest, WritesLeaveNoIndexRowWithoutItsResource) {
+  auto opened = OpenPostgresStore(db_.url);
+  ASSERT_TRUE(opened.ok()) << opened.error().message;
+  IStore& store = **opened;
+  auto rows = [](int n) {
+    IndexRows r;
+    for (int i = 0; i < n; ++i) {
+      r.tokens.push_back({"code", "urn:s", std::to_string(i)});
+      r.strings.push_back({"name", "n" + std::to_string(i), "N"});
+    }
+    r.full_text = {{"text", "content"}};
+    return r;
+  };
+  for (int version = 1; version <= 4; ++version) {
+    ASSERT_TRUE(store
+                    .Write([&](IWriteTransaction& txn) -> Status {
+                      for (int i = 0; i < 20; ++i) {
+                        const bool tombstone = version == 3 && i % 2 == 0;
+                        ResourceVersion v{"Observation", "o" + std::to_string(i), version, version,
+                                          tombstone,     tombstone ? "" : "{}"};
+                        JC_RETURN_IF_ERROR(txn.Put(v, tombstone ? IndexRows{} : rows(i % 5)));
+                      }
+                      return Status::Ok();
+                    })
+                    .ok());
+  }
+  Status failed = store.Write([&](IWriteTransaction& txn) -> Status {
+    JC_RETURN_IF_ERROR(
+        txn.Put(ResourceVersion{"Observation", "orphan", 1, 1, false, "{}"}, rows(3)));
+    JC_RETURN_IF_ERROR(txn.Put(ResourceVersion{"Observation", "o1", 5, 5, false, "{}"}, rows(4)));
+    JC_ASSIGN_OR_RETURN(int64_t n, txn.CountCurrent(""));  // the queue is written here
+    if (n != 21) return Internal("count " + std::to_string(n));
+    return Invalid("rolled back on purpose");
+  });
+  ASSERT_FALSE(failed.ok());
+  EXPECT_EQ(failed.error().message, "rolled back on purpose");
+  auto conn = PgConnection::Open(db_.url);
+  ASSERT_TRUE(conn.ok());
+  EXPECT_EQ(OrphanIndexRows(**conn), 0);
+  auto r = (*conn)->Query(
+      "SELECT (SELECT count(*) FROM resource WHERE id = 'orphan'), "
+      "(SELECT count(*) FROM idx_token), (SELECT count(*) FROM fts_resource), "
+      "(SELECT count(*) FROM pg_constraint WHERE contype = 'f' AND "
+      " conrelid::regclass::text <> 'resource_history' AND connamespace = "
+      " (SELECT oid FROM pg_namespace WHERE nspname = current_schema()))");
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->Int(0, 0), 0);
+  int64_t tokens = 0;
+  for (int i = 0; i < 20; ++i) tokens += i % 5;
+  EXPECT_EQ(r->Int(0, 1), tokens);  // version 4 of all 20 (3 was a tombstone for half)
+  EXPECT_EQ(r->Int(0, 2), 20);
+  EXPECT_EQ(r->Int(0, 3), 0);
 }
 
 // PostgreSQL text cannot hold NUL; FHIR strings that contain one still store (as on SQLite),
@@ -558,7 +804,7 @@ TEST_F(PostgresStoreTest, AReadTransactionKeepsOneSnapshotAcrossStatementsWhileW
 
   for (int round = 0; round < 3; ++round) {
     const int64_t v = round + 1;  // p's version when the transaction starts
-    const std::string code = "R" + std::to_string(round);       // p's token at the start
+    const std::string code = "R" + std::to_string(round);  // p's token at the start
     const std::string next_code = "R" + std::to_string(round + 1);
     const std::string q_json = "{\"q\":" + std::to_string(round) + "}";
     auto txn = store.BeginRead();
@@ -756,8 +1002,7 @@ TEST_F(PostgresStoreTest, APipelinedPrepareOrBeginFailureLeavesTheConnectionUsab
     c.BeginLazily("BEGIN ISOLATION LEVEL NONSENSE");
     auto refused = c.Query("SELECT 1");
     ASSERT_FALSE(refused.ok());
-    EXPECT_NE(refused.error().message.find("begin"), std::string::npos)
-        << refused.error().message;
+    EXPECT_NE(refused.error().message.find("begin"), std::string::npos) << refused.error().message;
     EXPECT_TRUE(c.Healthy());
     EXPECT_FALSE(c.InTransaction());
     c.EndLazily();  // nothing to end

@@ -1,0 +1,63 @@
+// store/postgres/pg_put: writing resource versions and their index rows, many at a time.
+// Internal to store/postgres.
+//
+// A unit of work's Puts are queued and written together (PendingPuts::Flush) when the unit
+// ends, before any read of the unit that could see them, and when the queue grows large. A
+// flush costs two round trips whatever the number of resources:
+//
+//  1. one statement upserts every resource row and appends every history row, and returns the
+//     rids (data-modifying CTEs over unnest() of one array parameter per column);
+//  2. one pipeline of set-at-a-time statements, one per index table that has work to do:
+//     rows of new resources (version 1) are plain INSERTs (nothing to replace, nothing to
+//     conflict with: duplicates are removed here first); for a resource that had a version
+//     before, the old rows that the new version no longer has are deleted, and the new rows
+//     inserted unless already stored (rows that stay the same across versions are not touched
+//     at all, the cheapest for an update of a few fields).
+// Tables without rows in the batch get no statement: most resources have rows of three or four
+// kinds out of nine, and each statement costs an executor start-up per table.
+//
+// A stale Put (its version is not newer than the stored one: a writer outside jiceng's write
+// lock) writes nothing, neither its history row nor its index rows, and the flush reports it
+// as kConflict: the unit of work then fails as a whole.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "base/result.h"
+#include "store/store.h"
+
+namespace jiceng::store::postgres {
+
+class PgConnection;
+
+class PendingPuts {
+ public:
+  // Checks `v` and queues it with a copy of `index`. The caller flushes first when Contains()
+  // says the resource is queued already (a statement writes each resource row once).
+  Status Add(const ResourceVersion& v, const IndexRows& index);
+  // A version of type/id is queued.
+  bool Contains(std::string_view type, std::string_view id) const;
+  bool empty() const { return puts_.empty(); }
+  // The queue is large enough to be written now (bounds memory and the size of one statement).
+  bool Full() const;
+  // Writes every queued version in the current transaction of `c` and empties the queue
+  // (also when it fails).
+  Status Flush(PgConnection& c);
+  // Forgets the queue (the unit of work failed: its transaction or savepoint is rolled back).
+  void Clear();
+
+ private:
+  struct Put {
+    ResourceVersion version;
+    IndexRows index;
+  };
+  std::vector<Put> puts_;
+  std::unordered_map<std::string, size_t> keys_;  // Key(type, id) → index in puts_
+  size_t bytes_ = 0;
+};
+
+}  // namespace jiceng::store::postgres
