@@ -6,7 +6,9 @@
 # Each jiceng part runs `jiceng serve --db postgresql://…` on a fresh database of a throwaway
 # cluster (scripts/with-postgres.sh; the script starts one itself when JICENG_TEST_PG_URL is not
 # set). The load average is printed next to every figure: other work on the machine's cores
-# shows there, and rates measured under load are not comparable.
+# shows there, and rates measured under load are not comparable; the CPU time that jiceng and
+# the PostgreSQL cluster spent per operation (µs/op) is printed too, and is the figure to compare
+# when the machine is shared.
 # Usage: bench/pg_bench.sh [BUILD_DIR]   Env: DURATION (s, default 5), REPEAT (default 1),
 #        JICENG (the jiceng binary, default BUILD_DIR/src/cli/jiceng), PGBENCH_CLIENTS (8),
 #        PARTS (default "pgbench read bundles": which parts to run)
@@ -49,6 +51,25 @@ fresh_db() {  # fresh_db NAME -> prints its URL
   echo "$server_root/$1"
 }
 load() { echo "load average $(cut -d' ' -f1-3 /proc/loadavg)"; }
+# CPU seconds × 100 (clock ticks) of a process, and of the whole cluster: the postmaster, its
+# live children and the children it has reaped (backends of closed connections).
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+postmaster=$(pgrep -o -f -- "-c port=$pg_port( |$)" || true)
+cluster_ticks() {
+  [ -n "$postmaster" ] || { echo 0; return; }
+  local t
+  t=$(awk '{print $14 + $15 + $16 + $17}' "/proc/$postmaster/stat")
+  for c in $(pgrep -P "$postmaster"); do t=$((t + $(ticks "$c"))); done
+  echo "$t"
+}
+cpu_start() { cpu_j0=$(ticks "$server_pid"); cpu_p0=$(cluster_ticks); }
+cpu_report() {  # cpu_report OPERATIONS
+  local hz j p
+  hz=$(getconf CLK_TCK)
+  j=$(( ($(ticks "$server_pid") - cpu_j0) * 1000000 / hz / $1 ))
+  p=$(( ($(cluster_ticks) - cpu_p0) * 1000000 / hz / $1 ))
+  echo "    CPU per operation: jiceng ${j} µs, PostgreSQL ${p} µs ($1 operations)"
+}
 
 start_server() {  # start_server URL -> sets port, server_pid
   "$bin" serve --db "$1" --listen 127.0.0.1:0 --no-access-log >"$work/server.out" 2>&1 &
@@ -90,7 +111,10 @@ curl -sf -X PUT -H 'Content-Type: application/fhir+json' --data-binary @"$work/p
   "http://127.0.0.1:$port/fhir/Patient/bench-1" -o /dev/null
 curl -sf "http://127.0.0.1:$port/fhir/Patient/bench-1" -o "$work/read.json"
 echo "--- jiceng GET /fhir/Patient/bench-1 ($(wc -c <"$work/read.json") bytes), wrk -t2 -c64 -d${duration}s [$(load)]"
-wrk -t2 -c64 -d"${duration}s" "http://127.0.0.1:$port/fhir/Patient/bench-1" | grep -E "Requests/sec|Latency|requests in"
+cpu_start
+wrk -t2 -c64 -d"${duration}s" "http://127.0.0.1:$port/fhir/Patient/bench-1" >"$work/wrk.out"
+grep -E "Requests/sec|Latency|requests in" "$work/wrk.out"
+cpu_report "$(sed -n 's/^ *\([0-9]*\) requests in.*/\1/p' "$work/wrk.out")"
 echo "    after: $(load)"
 stop_server
 fi
@@ -99,8 +123,10 @@ fi
 if [[ $parts == *" bundles "* ]]; then
 start_server "$(fresh_db jiceng_bench_bundles)"
 echo "--- transaction Bundles: the 30 Synthea Bundles x $repeat, 2 connections [$(load)]"
+cpu_start
 "$loadgen" --url "http://127.0.0.1:$port/fhir" --bundles "$synthea" --repeat "$repeat" --connections 2 \
-  --header "Content-Type: application/fhir+json"
+  --header "Content-Type: application/fhir+json" | tee "$work/loadgen.out"
+cpu_report "$(sed -n 's/.*resources (2xx): \([0-9]*\).*/\1/p' "$work/loadgen.out")"
 echo "    after: $(load)"
 stop_server
 fi

@@ -410,8 +410,8 @@ void AddRows(const IndexTable& t, const std::vector<Cell>& cells, SV type, int64
   }
 }
 
-// The key of a resource in PendingPuts::keys_ (ids may hold any byte; types hold no digits
-// before the colon, so the length prefix makes the key unambiguous).
+// The key of a resource in PendingPuts::keys_: "<length of type>:<type><id>". Ids may hold any
+// byte; the length prefix says where the type ends, so two resources never share a key.
 std::string Key(SV type, SV id) {
   std::string k = std::to_string(type.size());
   k += ':';
