@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <limits>
 #include <thread>
@@ -171,6 +172,22 @@ Status PutNext(IStore& s, const std::string& id, int n) {
     v.json = v.deleted ? "" : R"({"resourceType":"Observation","id":")" + id + R"("})";
     return txn.Put(v, v.deleted ? IndexRows{} : RowsFor(static_cast<int>(v.version), n));
   });
+}
+
+// Runs `attempt(w, i)` for i in [0, each) on each of `threads` threads at once; how many
+// returned false.
+int CountFailures(int threads, int each, const std::function<bool(int, int)>& attempt) {
+  std::vector<std::thread> workers;
+  std::atomic<int> failures{0};
+  for (int w = 0; w < threads; ++w) {
+    workers.emplace_back([&, w] {
+      for (int i = 0; i < each; ++i) {
+        if (!attempt(w, i)) ++failures;
+      }
+    });
+  }
+  for (auto& t : workers) t.join();
+  return failures.load();
 }
 
 // Foreign keys are declared but not enforced on the hot path (see connection.cpp): every kind
@@ -385,19 +402,14 @@ TEST_F(SqliteStoreTest, TheWalStaysBoundedUnderContinuousWrites) {
   options.wal_restart_pages = 100;
   auto store = OpenSqliteStore(path_, options);
   ASSERT_TRUE(store.ok());
-  std::vector<std::thread> writers;
-  std::atomic<int> failures{0};
-  for (int w = 0; w < 4; ++w) {
-    writers.emplace_back([&, w] {
-      for (int i = 0; i < 400; ++i) {
-        if (!PutNext(**store, "w" + std::to_string(w) + "-" + std::to_string(i % 50), 6).ok()) {
-          ++failures;
-        }
-      }
-    });
-  }
-  for (auto& t : writers) t.join();
-  EXPECT_EQ(failures.load(), 0);
+  EXPECT_EQ(CountFailures(4, 400,
+                          [&](int w, int i) {
+                            return PutNext(**store,
+                                           "w" + std::to_string(w) + "-" + std::to_string(i % 50),
+                                           6)
+                                .ok();
+                          }),
+            0);
   const auto wal_bytes = fs::file_size(path_ + "-wal");
   // Without restarts this workload writes well over 1,600 commits' worth of frames (> 6 MB).
   // With them the file holds about two checkpoint thresholds plus one group's frames.
@@ -535,21 +547,17 @@ TEST_F(SqliteStoreTest, WritesAreAcknowledgedAfterTheWalSyncInBothSyncModes) {
       options.sync_off_writer = off_writer;
       auto store = OpenSqliteStore(path_, options);
       ASSERT_TRUE(store.ok());
-      std::vector<std::thread> writers;
-      std::atomic<int> failures{0};
-      for (int w = 0; w < 4; ++w) {
-        writers.emplace_back([&, w] {
-          for (int i = 0; i < 50; ++i) {
-            const std::string id = "s" + std::to_string(w) + "-" + std::to_string(i);
-            if (!PutNext(**store, id, 2).ok()) ++failures;
-            auto read = (*store)->BeginRead();
-            auto current = read.ok() ? (*read)->ReadCurrent("Observation", id) : read.error();
-            if (!current.ok() || !current->has_value()) ++failures;
-          }
-        });
-      }
-      for (auto& t : writers) t.join();
-      EXPECT_EQ(failures.load(), 0);
+      EXPECT_EQ(CountFailures(4, 50,
+                              [&](int w, int i) {
+                                const std::string id =
+                                    "s" + std::to_string(w) + "-" + std::to_string(i);
+                                if (!PutNext(**store, id, 2).ok()) return false;
+                                auto read = (*store)->BeginRead();
+                                if (!read.ok()) return false;
+                                auto current = (*read)->ReadCurrent("Observation", id);
+                                return current.ok() && current->has_value();
+                              }),
+                0);
       (*store)->Close();
     }
     const auto synced = syncs() - syncs_before;
