@@ -8,6 +8,7 @@
 #include <optional>
 
 #include "base/time.h"
+#include "base/utf8.h"
 #include "fhir/definitions.h"
 #include "fhir/search/extractor.h"
 #include "fhir/search/normalize.h"
@@ -52,6 +53,17 @@ std::vector<std::string> SplitKeep(std::string_view s, char sep) {
 std::string Unescape(std::string_view s) { return SplitEscaped(s, '\0').front(); }
 
 Error Bad(std::string_view param, std::string msg) { return Invalid(std::move(msg), std::string(param)); }
+
+// Search parameters are text: a name or value that is not UTF-8 after percent-decoding (%FF)
+// is refused here, the same on every backend (PostgreSQL would refuse it as a text parameter,
+// SQLite would compare the bytes).
+Status ValidUtf8(std::string_view name, std::string_view value) {
+  if (!IsValidUtf8(name)) return Bad("", "A search parameter name is not valid UTF-8");
+  if (!IsValidUtf8(value)) {
+    return Bad(name, fmt::format("The value of search parameter {} is not valid UTF-8", name));
+  }
+  return Status::Ok();
+}
 
 std::optional<SearchKind> KindOf(std::string_view type) {
   if (type == "string") return SearchKind::kString;
@@ -772,6 +784,7 @@ Result<ParsedSearch> ParseSearch(std::string_view type, const Params& params,
   const int64_t now = options.now_us ? options.now_us : NowMicros();
   const Context ctx{now, options.base_url ? *options.base_url : ServerBaseUrl()};
   for (const auto& [name, value] : params) {
+    JC_RETURN_IF_ERROR(ValidUtf8(name, value));
     if (name == "_count") {
       JC_ASSIGN_OR_RETURN(q.count, NonNegative(name, value, options.max_count));
     } else if (name == "_getpagesoffset") {
@@ -827,6 +840,7 @@ Result<store::SearchQuery> ParseCriteria(std::string_view type, const Params& pa
   q.type = std::string(type);
   const Context ctx{NowMicros(), ServerBaseUrl()};
   for (const auto& [name, value] : params) {
+    JC_RETURN_IF_ERROR(ValidUtf8(name, value));
     auto parsed = ParseCriterion(type, name, value, ctx, 0);
     if (!parsed.ok()) return ForParameter(std::move(parsed).error(), name);
     if (!parsed->clause) {

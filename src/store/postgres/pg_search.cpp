@@ -20,29 +20,6 @@ std::string WithoutNul(std::string s) {
   return s;
 }
 
-// Code points of valid UTF-8; nullopt for anything else.
-std::optional<std::vector<char32_t>> CodePoints(std::string_view s) {
-  std::vector<char32_t> out;
-  for (size_t i = 0; i < s.size();) {
-    const auto b = static_cast<unsigned char>(s[i]);
-    const size_t len =
-        b < 0x80 ? 1 : (b >> 5) == 0x6 ? 2 : (b >> 4) == 0xE ? 3 : (b >> 3) == 0x1E ? 4 : 0;
-    if (len == 0 || i + len > s.size()) return std::nullopt;
-    char32_t cp = len == 1 ? b : len == 2 ? (b & 0x1F) : len == 3 ? (b & 0x0F) : (b & 0x07);
-    for (size_t k = 1; k < len; ++k) {
-      const auto c = static_cast<unsigned char>(s[i + k]);
-      if ((c & 0xC0) != 0x80) return std::nullopt;
-      cp = (cp << 6) | (c & 0x3F);
-    }
-    constexpr char32_t kLeast[] = {0, 0, 0x80, 0x800, 0x10000};
-    if (cp < kLeast[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return std::nullopt;
-    out.push_back(cp);
-    i += len;
-  }
-  return out;
-}
-
-
 // Every PostgreSQL-specific spelling of the search SQL (see sql::Dialect).
 class Dialect final : public sql::Dialect {
  public:
@@ -190,7 +167,7 @@ const sql::Dialect& PostgresDialect() {
 }
 
 std::optional<std::string> PrefixUpperBound(std::string_view prefix) {
-  std::optional<std::vector<char32_t>> cps = CodePoints(prefix);
+  std::optional<std::vector<char32_t>> cps = DecodeUtf8(prefix);
   if (!cps) return std::nullopt;
   while (!cps->empty()) {
     char32_t next = cps->back() + 1;

@@ -372,6 +372,24 @@ TEST(Extract, UnknownTypeYieldsNothing) {
   EXPECT_TRUE(rows.strings.empty() && rows.tokens.empty());
 }
 
+// Values that are not UTF-8 (a percent-encoded 0xFF) are refused by the parser, so both backends
+// answer 400 naming the parameter; lenient handling does not let them through either.
+TEST(Query, RefusesParametersThatAreNotUtf8) {
+  ParseOptions o;
+  for (const bool strict : {true, false}) {
+    o.strict = strict;
+    for (const std::string bad : {"Wang\xFF", "\xC0\x80", "\xED\xA0\x80", "\xF4\x90\x80\x80", "\xE7\x8E"}) {
+      auto r = ParseSearch("Patient", {{"name", bad}}, o);
+      ASSERT_FALSE(r.ok());
+      EXPECT_EQ(r.error().code, ErrorCode::kInvalid);
+      EXPECT_NE(r.error().message.find("not valid UTF-8"), std::string::npos);
+      EXPECT_FALSE(ParseSearch("Patient", {{"nonsense\xFF", "1"}}, o).ok());
+    }
+  }
+  EXPECT_TRUE(ParseSearch("Patient", {{"name", "王\xF4\x8F\xBF\xBF"}}, o).ok());  // U+10FFFF
+  EXPECT_FALSE(ParseCriteria("Patient", {{"identifier", "a|\xFF"}}).ok());
+}
+
 TEST(Query, ParsesAndRejects) {
   ParseOptions o;
   o.strict = true;
