@@ -205,15 +205,19 @@ std::string FullTextDocument(std::string_view text) {
 Result<SearchPage> QuerySearch(PgConnection& c, const SearchQuery& q) {
   const sql::CompiledSearch compiled = sql::CompileSearch(q, PostgresDialect());
   SearchPage page;
-  if (compiled.count) {
+  // The page first: when it ends the matches it proves the total (sql::TotalFromPage).
+  if (compiled.page) {
+    JC_ASSIGN_OR_RETURN(PgResult r,
+                        c.Query(compiled.page->sql, ToPgParams(compiled.page->params)));
+    page.entries.reserve(static_cast<size_t>(r.rows()));
+    for (int i = 0; i < r.rows(); ++i) page.entries.push_back(RowToVersion(r, i));
+    if (compiled.count) page.total = sql::TotalFromPage(q, page.entries.size());
+  }
+  if (compiled.count && !page.total) {
     JC_ASSIGN_OR_RETURN(PgResult r,
                         c.Query(compiled.count->sql, ToPgParams(compiled.count->params)));
     page.total = r.rows() ? r.Int(0, 0) : 0;
   }
-  if (!compiled.page || (page.total && q.offset >= *page.total)) return page;
-  JC_ASSIGN_OR_RETURN(PgResult r, c.Query(compiled.page->sql, ToPgParams(compiled.page->params)));
-  page.entries.reserve(static_cast<size_t>(r.rows()));
-  for (int i = 0; i < r.rows(); ++i) page.entries.push_back(RowToVersion(r, i));
   return page;
 }
 

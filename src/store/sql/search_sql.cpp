@@ -431,4 +431,10 @@ std::vector<std::string_view> FullTextWords(std::string_view text) {
   return out;
 }
 
+std::optional<int64_t> TotalFromPage(const SearchQuery& q, size_t entries) {
+  const auto n = static_cast<int64_t>(entries);
+  if (q.count <= 0 || n >= q.count || (n == 0 && q.offset > 0)) return std::nullopt;
+  return q.offset + n;
+}
+
 }  // namespace jiceng::store::sql

@@ -122,6 +122,12 @@ struct CompiledSearch {
 
 CompiledSearch CompileSearch(const SearchQuery& q, const Dialect& dialect);
 
+// The total a page already proves, so that the count statement need not run: a page with fewer
+// entries than asked for ends the matches, which then number offset + entries (unless it is
+// empty past offset 0, which says nothing of how many there are before it). Backends run the
+// page first and the count only when this is nullopt.
+std::optional<int64_t> TotalFromPage(const SearchQuery& q, size_t entries);
+
 // The words of full text (store::FullTextIndexRow, store::SearchValue::words), as runs of word
 // characters: ASCII letters and digits, and every non-ASCII character other than punctuation,
 // symbols and spaces (the reading fhir/search's HasWordCharacter has of a word character, close

@@ -179,7 +179,22 @@ Status Timed(Connection& c, const sql::Statement& st, Use&& use) {
 Result<SearchPage> QuerySearch(Connection& c, const SearchQuery& q) {
   const sql::CompiledSearch compiled = sql::CompileSearch(q, SqliteDialect());
   SearchPage page;
-  if (compiled.count) {
+  // The page first: when it ends the matches it proves the total (sql::TotalFromPage), and the
+  // count statement, often the dearer of the two, is skipped.
+  if (compiled.page) {
+    JC_SQL_STMT(s, c, compiled.page->sql);
+    BindAll(s, compiled.page->params);
+    JC_RETURN_IF_ERROR(Timed(c, *compiled.page, [&]() -> Status {
+      for (;;) {
+        JC_ASSIGN_OR_RETURN(bool row, s.Step());
+        if (!row) break;
+        page.entries.push_back(RowToVersion(s));
+      }
+      return Status::Ok();
+    }));
+    if (compiled.count) page.total = sql::TotalFromPage(q, page.entries.size());
+  }
+  if (compiled.count && !page.total) {
     JC_SQL_STMT(s, c, compiled.count->sql);
     BindAll(s, compiled.count->params);
     JC_RETURN_IF_ERROR(Timed(c, *compiled.count, [&]() -> Status {
@@ -188,17 +203,6 @@ Result<SearchPage> QuerySearch(Connection& c, const SearchQuery& q) {
       return Status::Ok();
     }));
   }
-  if (!compiled.page || (page.total && q.offset >= *page.total)) return page;
-  JC_SQL_STMT(s, c, compiled.page->sql);
-  BindAll(s, compiled.page->params);
-  JC_RETURN_IF_ERROR(Timed(c, *compiled.page, [&]() -> Status {
-    for (;;) {
-      JC_ASSIGN_OR_RETURN(bool row, s.Step());
-      if (!row) break;
-      page.entries.push_back(RowToVersion(s));
-    }
-    return Status::Ok();
-  }));
   return page;
 }
 

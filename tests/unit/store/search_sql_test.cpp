@@ -257,3 +257,24 @@ TEST(PgSearch, WordQueriesAndDocumentsUseTheSameWords) {
 
 }  // namespace
 }  // namespace jiceng::store
+
+namespace jiceng::store::testing {
+namespace {
+
+// A page that ends the matches proves the total; a full page, an empty page past offset 0 and
+// count 0 (_summary=count) do not.
+TEST(TotalFromPage, OnlyAPageThatEndsTheMatchesProvesTheTotal) {
+  SearchQuery q;
+  q.count = 10;
+  EXPECT_EQ(sql::TotalFromPage(q, 3), std::optional<int64_t>(3));
+  EXPECT_EQ(sql::TotalFromPage(q, 0), std::optional<int64_t>(0));
+  EXPECT_EQ(sql::TotalFromPage(q, 10), std::nullopt);
+  q.offset = 20;
+  EXPECT_EQ(sql::TotalFromPage(q, 4), std::optional<int64_t>(24));
+  EXPECT_EQ(sql::TotalFromPage(q, 0), std::nullopt);
+  q.count = 0;
+  EXPECT_EQ(sql::TotalFromPage(q, 0), std::nullopt);
+}
+
+}  // namespace
+}  // namespace jiceng::store::testing
