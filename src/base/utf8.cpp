@@ -20,10 +20,7 @@ void AppendUtf8(char32_t cp, std::string& out) {
   }
 }
 
-namespace {
-
-// Decodes one code point at s[i]; its length in bytes (0: not valid UTF-8 there).
-size_t DecodeOne(std::string_view s, size_t i, char32_t& cp) {
+size_t DecodeUtf8At(std::string_view s, size_t i, char32_t& cp) {
   const auto b = static_cast<unsigned char>(s[i]);
   const size_t len =
       b < 0x80 ? 1 : (b >> 5) == 0x6 ? 2 : (b >> 4) == 0xE ? 3 : (b >> 3) == 0x1E ? 4 : 0;
@@ -39,13 +36,11 @@ size_t DecodeOne(std::string_view s, size_t i, char32_t& cp) {
   return len;
 }
 
-}  // namespace
-
 std::optional<std::vector<char32_t>> DecodeUtf8(std::string_view s) {
   std::vector<char32_t> out;
   for (size_t i = 0; i < s.size();) {
     char32_t cp = 0;
-    const size_t len = DecodeOne(s, i, cp);
+    const size_t len = DecodeUtf8At(s, i, cp);
     if (len == 0) return std::nullopt;
     out.push_back(cp);
     i += len;
@@ -56,7 +51,7 @@ std::optional<std::vector<char32_t>> DecodeUtf8(std::string_view s) {
 bool IsValidUtf8(std::string_view s) {
   for (size_t i = 0; i < s.size();) {
     char32_t cp = 0;
-    const size_t len = DecodeOne(s, i, cp);
+    const size_t len = DecodeUtf8At(s, i, cp);
     if (len == 0) return false;
     i += len;
   }

@@ -16,6 +16,10 @@ void AppendUtf8(char32_t cp, std::string& out);
 // U+10FFFF); nullopt for anything else.
 std::optional<std::vector<char32_t>> DecodeUtf8(std::string_view s);
 
+// The length of the valid UTF-8 sequence starting at s[i] (i < s.size()) and its code point in
+// `cp`; 0 when no valid sequence starts there.
+size_t DecodeUtf8At(std::string_view s, size_t i, char32_t& cp);
+
 // Whether `s` is valid UTF-8 in that sense.
 bool IsValidUtf8(std::string_view s);
 

@@ -1,5 +1,7 @@
 #include "store/sql/search_sql.h"
 
+#include "base/utf8.h"
+
 #include <algorithm>
 #include <utility>
 
@@ -379,23 +381,6 @@ CompiledSearch CompileSearch(const SearchQuery& q, const Dialect& dialect) {
 
 namespace {
 
-// The length of the UTF-8 sequence starting at s[i] and its code point; 0 for a byte that
-// starts no valid sequence.
-size_t DecodeUtf8(std::string_view s, size_t i, char32_t& cp) {
-  const auto b = static_cast<unsigned char>(s[i]);
-  const size_t len =
-      b < 0x80 ? 1 : (b >> 5) == 0x6 ? 2 : (b >> 4) == 0xE ? 3 : (b >> 3) == 0x1E ? 4 : 0;
-  if (len == 0 || i + len > s.size()) return 0;
-  cp = len == 1 ? b : len == 2 ? (b & 0x1F) : len == 3 ? (b & 0x0F) : (b & 0x07);
-  for (size_t k = 1; k < len; ++k) {
-    const auto c = static_cast<unsigned char>(s[i + k]);
-    if ((c & 0xC0) != 0x80) return 0;
-    cp = (cp << 6) | (c & 0x3F);
-  }
-  constexpr char32_t kLeast[] = {0, 0, 0x80, 0x800, 0x10000};
-  return cp < kLeast[len] ? 0 : len;  // an overlong form is no character
-}
-
 bool IsWordCharacter(char32_t cp) {
   if (cp < 0x80) {
     return (cp >= '0' && cp <= '9') || (cp >= 'a' && cp <= 'z') || (cp >= 'A' && cp <= 'Z');
@@ -418,7 +403,7 @@ std::vector<std::string_view> FullTextWords(std::string_view text) {
   size_t start = std::string_view::npos;
   for (size_t i = 0; i < text.size();) {
     char32_t cp = 0;
-    const size_t len = DecodeUtf8(text, i, cp);
+    const size_t len = DecodeUtf8At(text, i, cp);
     const bool word = len > 0 && IsWordCharacter(cp);
     if (word && start == std::string_view::npos) start = i;
     if (!word && start != std::string_view::npos) {
