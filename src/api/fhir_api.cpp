@@ -804,6 +804,7 @@ Response FhirApi::Search(Context& c, const QueryParams& params) {
   po.strict = c.strict_handling;
   po.default_count = options_.default_page_size;
   po.max_count = options_.max_page_size;
+  po.total_limit = options_.search_total_limit;
   auto parsed = search::ParseSearch(type, shaping->criteria, po);
   if (!parsed.ok()) return ErrorResponse(parsed.error());
   std::vector<Issue> warnings = std::move(shaping->warnings);

@@ -25,6 +25,11 @@ struct FhirApiOptions {
   std::string base_url;  // e.g. "https://jiceng.example/fhir"; derived from Host when empty
   int64_t default_page_size = 50;
   int64_t max_page_size = 1000;
+  // A type search counts at most this many matches for Bundle.total unless the client asks
+  // _total=accurate (search::ParseOptions::total_limit; 0: always count all). Counting is a
+  // second scan of every match: on a broad search over millions of rows it costs seconds, and
+  // the page itself does not need it. (Medplum and HAPI likewise leave totals out by default.)
+  int64_t search_total_limit = 1000;
   int64_t max_include_count = 1000;  // resources _include/_revinclude add to one page
   int max_include_iterations = 8;    // rounds of :iterate after the first
   ValidateFn validate;             // required

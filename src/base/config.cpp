@@ -66,7 +66,9 @@ Result<Config> ParseConfig(std::string_view text, const std::string& source_name
     }
   }
   if (auto* f = root["fhir"].as_table()) {
-    JC_RETURN_IF_ERROR(CheckKeys(*f, {"validation"}, "fhir"));
+    JC_RETURN_IF_ERROR(CheckKeys(*f, {"validation", "search_total_limit"}, "fhir"));
+    JC_RETURN_IF_ERROR(Take(*f, "search_total_limit", c.search_total_limit, "fhir"));
+    if (c.search_total_limit < 0) return Invalid("fhir.search_total_limit must be >= 0");
     std::string mode = "strict";
     JC_RETURN_IF_ERROR(Take(*f, "validation", mode, "fhir"));
     if (mode != "strict" && mode != "lenient") return Invalid("fhir.validation must be \"strict\" or \"lenient\"");

@@ -31,6 +31,8 @@ struct Config {
   int threads = 0;       // 0: max(8, 4 x cores) — handlers block on the database
   int db_read_connections = 8;  // pooled read connections to the database (both backends)
   bool strict_validation = true;  // false: unknown elements accepted with a warning
+  // [fhir] search_total_limit: see api::FhirApiOptions::search_total_limit (0: count all).
+  int64_t search_total_limit = 1000;
   int timezone_offset_minutes = 480;  // Asia/Shanghai; used for dates without an offset
   std::string log_level = "info";
   bool access_log = true;

@@ -13,6 +13,7 @@ Result<std::unique_ptr<Platform>> OpenPlatform(const Config& config) {
   auto& o = p->fhir_options;
   o.strict_validation = config.strict_validation;
   o.base_url = config.base_url;
+  o.search_total_limit = config.search_total_limit;
   o.validate = [](const json::object& r, bool strict) {
     fhir::ValidationOptions vo;
     vo.strict = strict;

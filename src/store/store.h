@@ -213,12 +213,16 @@ struct SearchQuery {
   std::optional<int64_t> at_or_before_us;  // snapshot: ignore resources written after it
   int64_t offset = 0;
   int64_t count = 50;         // 0: no entries (e.g. _summary=count)
-  bool with_total = true;     // count all matches (costs a second query)
+  bool with_total = true;     // count the matches (costs a second query)
+  // with_total: count at most this many matches (0: all of them). When more match, the total is
+  // left unknown (SearchPage::total nullopt), so that a broad search does not pay for counting
+  // a million rows to show one page (_total=accurate asks for the exact count).
+  int64_t total_limit = 0;
 };
 
 struct SearchPage {
   std::vector<ResourceVersion> entries;
-  std::optional<int64_t> total;  // set when with_total
+  std::optional<int64_t> total;  // set when with_total (and within total_limit)
 };
 
 struct HistoryQuery {

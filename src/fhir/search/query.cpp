@@ -781,6 +781,7 @@ Result<ParsedSearch> ParseSearch(std::string_view type, const Params& params,
   store::SearchQuery& q = out.query;
   q.type = std::string(type);
   q.count = options.default_count;
+  q.total_limit = options.total_limit;
   const int64_t now = options.now_us ? options.now_us : NowMicros();
   const Context ctx{now, options.base_url ? *options.base_url : ServerBaseUrl()};
   for (const auto& [name, value] : params) {
@@ -799,6 +800,7 @@ Result<ParsedSearch> ParseSearch(std::string_view type, const Params& params,
       if (value != "none" && value != "estimate" && value != "accurate")
         return Bad(name, "_total must be none, estimate or accurate");
       q.with_total = value != "none";
+      q.total_limit = value == "accurate" ? 0 : options.total_limit;
       out.applied.emplace_back(name, value);
     } else if (name == "_summary") {
       out.summary_count = value == "count";
@@ -819,6 +821,7 @@ Result<ParsedSearch> ParseSearch(std::string_view type, const Params& params,
   if (out.summary_count) {
     q.count = 0;
     q.with_total = true;
+    q.total_limit = 0;  // the count is the answer
   }
   if (!q.at_or_before_us) q.at_or_before_us = now;
   return out;

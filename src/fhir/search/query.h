@@ -71,6 +71,9 @@ struct ParseOptions {
   bool strict = false;  // Prefer: handling=strict
   int64_t default_count = 20;
   int64_t max_count = 1000;
+  // Without _total=accurate, count at most this many matches (store::SearchQuery::total_limit;
+  // 0: count all). _total=estimate is answered the same way: exactly or not at all.
+  int64_t total_limit = 0;
   int64_t now_us = 0;   // for `ap` on dates; 0: the clock
   // This server's base URL, for reference values: an absolute URL under it names a local
   // resource (see ExtractOptions::base_url). nullopt: ServerBaseUrl().

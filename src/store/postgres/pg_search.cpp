@@ -216,7 +216,7 @@ Result<SearchPage> QuerySearch(PgConnection& c, const SearchQuery& q) {
   if (compiled.count && !page.total) {
     JC_ASSIGN_OR_RETURN(PgResult r,
                         c.Query(compiled.count->sql, ToPgParams(compiled.count->params)));
-    page.total = r.rows() ? r.Int(0, 0) : 0;
+    page.total = sql::TotalFromCount(q, r.rows() ? r.Int(0, 0) : 0);
   }
   return page;
 }

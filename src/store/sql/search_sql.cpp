@@ -75,8 +75,10 @@ std::string DateCond(SqlBuilder& b, const SearchValue& v, const std::string& s,
     case SearchPrefix::kNe: return "NOT " + eq;
     case SearchPrefix::kGt: return e + " > " + hi;
     case SearchPrefix::kLt: return s + " < " + lo;
-    case SearchPrefix::kGe: return "(" + e + " > " + hi + " OR " + eq + ")";
-    case SearchPrefix::kLe: return "(" + s + " < " + lo + " OR " + eq + ")";
+    // ge and le add a bound implied by the rest (e >= s), on one column, so that an index on
+    // it serves the clause: ge X implies e >= lo, le X implies s <= hi.
+    case SearchPrefix::kGe: return "(" + e + " >= " + lo + " AND (" + e + " > " + hi + " OR " + eq + "))";
+    case SearchPrefix::kLe: return "(" + s + " <= " + hi + " AND (" + s + " < " + lo + " OR " + eq + "))";
     case SearchPrefix::kSa: return s + " >= " + hi;
     case SearchPrefix::kEb: return e + " <= " + lo;
     case SearchPrefix::kAp: return "(" + s + " < " + hi + " AND " + e + " > " + lo + ")";
@@ -186,8 +188,26 @@ std::string ValueCond(SqlBuilder& b, SearchKind kind, const SearchValue& v, cons
 
 std::string ClauseCond(SqlBuilder& b, const SearchClause& c, const Scope& scope,
                        bool probe = false);
+struct Plan {
+  size_t driver = 0;
+  std::vector<bool> probe;  // per clause
+  bool selective = true;
+  std::optional<int64_t> fewest;  // the driver's estimated rows, when counted
+  std::vector<std::optional<int64_t>> rows;  // per clause: estimated rows, when counted
+};
+
+// How a conjunction is compiled: planned (PlanClauses, estimating when there is an estimator),
+// or for a walk in sort order, which tests each resource it meets: a clause whose rows were
+// counted under kEstimateCap as an index scan collected once ("rid IN (…)", a cheap test per
+// resource), every other one as a probe.
+struct ClauseMode {
+  RowEstimator* estimator = nullptr;
+  const Plan* walk = nullptr;  // the plan the estimates came from
+  Plan* plan_out = nullptr;    // receives the plan
+};
+
 std::string AllClauses(SqlBuilder& b, const std::vector<SearchClause>& clauses,
-                       const Scope& scope);
+                       const Scope& scope, const std::string& type, const ClauseMode& mode);
 
 // SELECT `column` of the current resources of link.type that match link.all_of, under a fresh
 // alias (the scope of the link's clauses).
@@ -197,7 +217,9 @@ std::string NestedResources(SqlBuilder& b, const char* column, const SearchLink&
   const std::string& a = inner.alias;
   std::string sql = "SELECT " + a + "." + column + " FROM resource " + a + " WHERE " + a +
                     ".type = " + inner.type_param + " AND " + b.dialect().Live(a);
-  if (!link.all_of.empty()) sql += " AND " + AllClauses(b, link.all_of, inner);
+  if (!link.all_of.empty()) {
+    sql += " AND " + AllClauses(b, link.all_of, inner, link.type, ClauseMode{});
+  }
   return sql;
 }
 
@@ -239,6 +261,17 @@ std::string CompositeCond(SqlBuilder& b, const SearchClause& c, const SearchValu
          ")";
 }
 
+// The OR of a clause's values over its index table's columns; empty when it has none.
+std::string AnyValue(SqlBuilder& b, const SearchClause& c) {
+  std::string any;
+  for (const SearchValue& v : c.any_of) {
+    any += (any.empty() ? "" : " OR ") + (c.kind == SearchKind::kComposite
+                                              ? CompositeCond(b, c, v)
+                                              : ValueCond(b, c.kind, v, kTableColumns));
+  }
+  return any;
+}
+
 std::string ClauseCond(SqlBuilder& b, const SearchClause& c, const Scope& scope, bool probe) {
   const std::string& r = scope.alias;
   if (c.kind == SearchKind::kId) {
@@ -265,12 +298,7 @@ std::string ClauseCond(SqlBuilder& b, const SearchClause& c, const Scope& scope,
   const std::string rows = std::string("SELECT rid FROM ") + table + " WHERE type = " +
                            scope.type_param + " AND param = " + param;
   if (c.missing) return r + ".rid " + (*c.missing ? "NOT IN (" : "IN (") + rows + ")";
-  std::string any;
-  for (const SearchValue& v : c.any_of) {
-    any += (any.empty() ? "" : " OR ") + (c.kind == SearchKind::kComposite
-                                              ? CompositeCond(b, c, v)
-                                              : ValueCond(b, c.kind, v, kTableColumns));
-  }
+  const std::string any = AnyValue(b, c);
   if (any.empty()) return False(b);
   if (probe) {
     return std::string(c.negate ? "NOT " : "") +
@@ -320,18 +348,125 @@ bool Probeable(const SearchClause& c) {
   }
 }
 
-std::string AllClauses(SqlBuilder& b, const std::vector<SearchClause>& clauses,
-                       const Scope& scope) {
-  size_t driver = clauses.size();
-  int best = 1000;
-  for (size_t i = 0; i < clauses.size(); ++i) {
-    const int rank = DriveRank(clauses[i]);
-    if (rank < best) best = rank, driver = i;
+// Whether the index rows a clause matches can be counted by a range scan of its table's key
+// (so that counting up to kEstimateCap of them is cheap): not for values no key prefix bounds
+// (string :contains, uri :above, token system| only, date/number :ne, quantities without a
+// unit), nor for negations and :missing.
+bool Estimable(const SearchClause& c) {
+  if (c.missing || c.negate || c.any_of.empty()) return false;
+  for (const SearchValue& v : c.any_of) {
+    switch (c.kind) {
+      case SearchKind::kToken:
+        if (v.code.empty() && v.codes.empty()) return false;
+        break;
+      case SearchKind::kString:
+        if (v.string_match == StringMatch::kContains) return false;
+        break;
+      case SearchKind::kUri:
+        if (v.uri_match == UriMatch::kAbove) return false;
+        break;
+      case SearchKind::kDate:
+      case SearchKind::kNumber:
+        if (v.prefix == SearchPrefix::kNe) return false;
+        break;
+      case SearchKind::kQuantity:
+        if (v.prefix == SearchPrefix::kNe || (v.canonical_code.empty() && v.code.empty()))
+          return false;
+        break;
+      case SearchKind::kReference:
+      case SearchKind::kComposite: break;
+      default: return false;
+    }
   }
+  return true;
+}
+
+// How many index rows (at most kEstimateCap) match clause c on resources of `type`, counted by
+// the backend; nullopt when that is not known cheaply.
+std::optional<int64_t> EstimateRows(const SearchClause& c, const std::string& type,
+                                    const Dialect& dialect, RowEstimator& estimator) {
+  if (c.kind == SearchKind::kId && !c.any_of.empty()) {
+    return static_cast<int64_t>(c.any_of.size());
+  }
+  if (!Estimable(c)) return std::nullopt;
+  SqlBuilder e(dialect);
+  const std::string type_param = e.Bind(type, SqlType::kText);
+  const std::string param = e.Bind(c.param, SqlType::kText);
+  const std::string any = AnyValue(e, c);
+  if (any.empty()) return std::nullopt;
+  return estimator.CountRows(
+      Statement{std::string("SELECT count(*) FROM (SELECT 1 FROM ") + TableOf(c.kind) +
+                    " WHERE type = " + type_param + " AND param = " + param + " AND (" + any +
+                    ") LIMIT " + std::to_string(kEstimateCap) + ") AS e",
+                e.params()});
+}
+
+// The plan of a conjunction: the clause that drives it and how each other clause is tested.
+// Without an estimator: the best DriveRank drives and every other clause probes each candidate.
+// With one, each estimable clause's index rows are counted (up to kEstimateCap, in DriveRank
+// order; a clause with under kTinyEstimate rows ends the counting): the fewest drive, and
+// another clause is a second index scan intersected with the first ("rid IN (…)") when its rows
+// cost less to collect than probing every candidate would (a probe decodes the candidate's
+// index keys, about a hundred times the cost of collecting one index row), else a probe.
+// `selective`: some clause has under kSelectiveRows rows, so that the matches are few enough to
+// collect and sort rather than walk in page order (see CompileSearch).
+constexpr int64_t kTinyEstimate = 100;
+constexpr int64_t kSelectiveRows = 10000;
+constexpr int64_t kProbeCostInRows = 100;
+
+Plan PlanClauses(const std::vector<SearchClause>& clauses, const std::string& type,
+                 const Dialect& dialect, RowEstimator* estimator) {
+  Plan plan;
+  plan.probe.assign(clauses.size(), false);
+  std::vector<size_t> by_rank(clauses.size());
+  for (size_t i = 0; i < clauses.size(); ++i) by_rank[i] = i;
+  std::stable_sort(by_rank.begin(), by_rank.end(), [&](size_t x, size_t y) {
+    return DriveRank(clauses[x]) < DriveRank(clauses[y]);
+  });
+  if (by_rank.empty()) return plan;
+  plan.driver = by_rank[0];
+  std::vector<std::optional<int64_t>> rows(clauses.size());
+  if (estimator) {
+    int64_t fewest = kEstimateCap;
+    for (size_t i : by_rank) {
+      if (DriveRank(clauses[i]) >= 100) break;  // negations and :missing never drive
+      rows[i] = EstimateRows(clauses[i], type, dialect, *estimator);
+      if (rows[i] && *rows[i] < fewest) {
+        fewest = *rows[i], plan.driver = i;
+        if (fewest < kTinyEstimate) break;
+      }
+    }
+    plan.selective = fewest < kSelectiveRows;
+    if (rows[plan.driver]) plan.fewest = rows[plan.driver];
+  }
+  plan.rows = rows;
+  const int64_t driver_rows = rows[plan.driver].value_or(kEstimateCap);
+  for (size_t i = 0; i < clauses.size(); ++i) {
+    if (i == plan.driver || !Probeable(clauses[i])) continue;
+    const bool collect = rows[i] && *rows[i] < kEstimateCap &&
+                         *rows[i] <= driver_rows * kProbeCostInRows;
+    plan.probe[i] = !collect;
+  }
+  return plan;
+}
+
+std::string AllClauses(SqlBuilder& b, const std::vector<SearchClause>& clauses,
+                       const Scope& scope, const std::string& type, const ClauseMode& mode) {
+  Plan plan;
+  if (mode.walk) {
+    plan.probe.resize(clauses.size());
+    for (size_t i = 0; i < clauses.size(); ++i) {
+      const std::optional<int64_t> rows =
+          i < mode.walk->rows.size() ? mode.walk->rows[i] : std::nullopt;
+      plan.probe[i] = Probeable(clauses[i]) && !(rows && *rows < kEstimateCap);
+    }
+  } else {
+    plan = PlanClauses(clauses, type, b.dialect(), mode.estimator);
+  }
+  if (mode.plan_out) *mode.plan_out = plan;
   std::string sql;
   for (size_t i = 0; i < clauses.size(); ++i) {
-    const bool probe = i != driver && driver < clauses.size() && Probeable(clauses[i]);
-    sql += (sql.empty() ? "" : " AND ") + ClauseCond(b, clauses[i], scope, probe);
+    sql += (sql.empty() ? "" : " AND ") + ClauseCond(b, clauses[i], scope, plan.probe[i]);
   }
   return sql;
 }
@@ -353,28 +488,109 @@ std::string SortExpr(SqlBuilder& b, const SortKey& k, const std::string& alias) 
 
 }  // namespace
 
-CompiledSearch CompileSearch(const SearchQuery& q, const Dialect& dialect) {
+namespace {
+
+constexpr const char* kPageColumns =
+    "r.type, r.id, r.version, r.last_updated_us, r.deleted, r.json";
+
+// Whether to answer a page sorted by one date parameter by walking that parameter's index in
+// sort order (CompiledSearch::walk) rather than collecting every match and sorting: when the
+// expected walk, (offset + count) x rows of the parameter / matches, tests fewer resources than
+// collecting would (the matches, each tested by every other clause and given its sort value).
+// The matches are taken as the driving clause's estimated rows; a walk over an unselective
+// search stops at the end of its page.
+bool WorthWalking(const SearchQuery& q, const Plan& plan, const Dialect& dialect,
+                  RowEstimator* estimator) {
+  if (!estimator || q.sort.size() != 1 || q.sort[0].kind != SearchKind::kDate) return false;
+  if (q.all_of.empty()) return true;
+  const int64_t matches = std::max<int64_t>(plan.fewest.value_or(kEstimateCap), 1);
+  SqlBuilder e(dialect);
+  const std::string type = e.Bind(q.type, SqlType::kText);
+  const std::string param = e.Bind(q.sort[0].param, SqlType::kText);
+  std::optional<int64_t> rows = estimator->CountRows(
+      Statement{"SELECT count(*) FROM (SELECT 1 FROM idx_date WHERE type = " + type +
+                    " AND param = " + param + " LIMIT " + std::to_string(kEstimateCap) +
+                    ") AS e",
+                e.params()});
+  if (!rows) return false;
+  if (*rows >= kEstimateCap) *rows = 10 * kEstimateCap;  // more: assume many more
+  const double walk = static_cast<double>(std::max<int64_t>(q.offset, 0) + q.count) *
+                      static_cast<double>(*rows) / static_cast<double>(matches);
+  const double collect = static_cast<double>(matches) * static_cast<double>(q.all_of.size());
+  return walk < collect;
+}
+
+// The walk: the date rows of the sort parameter in sort order (descending: by end, the highest
+// end of a resource first; ascending: by start), each joined to its resource and tested by every
+// clause. A resource with several values appears once per value: the first is at its sort value,
+// and the backend skips the rest.
+Statement WalkStatement(const SearchQuery& q, const Dialect& dialect, const Plan& plan) {
+  SqlBuilder w(dialect);
+  const Scope top{"r", w.Bind(q.type, SqlType::kText)};
+  const SortKey& k = q.sort[0];
+  std::string sql = std::string("SELECT ") + kPageColumns +
+                    ", r.rid FROM idx_date s JOIN resource r ON r.rid = s.rid WHERE s.type = " +
+                    top.type_param + " AND s.param = " + w.Bind(k.param, SqlType::kText) +
+                    " AND r.type = " + top.type_param + " AND " + dialect.Live("r");
+  if (q.at_or_before_us) sql += " AND r.last_updated_us <= " + w.Bind(*q.at_or_before_us);
+  if (!q.all_of.empty()) {
+    sql += " AND " + AllClauses(w, q.all_of, top, q.type, ClauseMode{.walk = &plan});
+  }
+  sql += k.descending ? " ORDER BY s.end_us DESC, r.id" : " ORDER BY s.start_us, r.id";
+  return Statement{std::move(sql), w.params()};
+}
+
+}  // namespace
+
+CompiledSearch CompileSearch(const SearchQuery& q, const Dialect& dialect,
+                             RowEstimator* estimator) {
   SqlBuilder b(dialect);
   const Scope top{"r", b.Bind(q.type, SqlType::kText)};
   std::string where = "r.type = " + top.type_param + " AND " + dialect.Live("r");
   if (q.at_or_before_us) where += " AND r.last_updated_us <= " + b.Bind(*q.at_or_before_us);
-  if (!q.all_of.empty()) where += " AND " + AllClauses(b, q.all_of, top);
+  Plan plan;
+  if (!q.all_of.empty()) {
+    where += " AND " + AllClauses(b, q.all_of, top, q.type,
+                                  ClauseMode{.estimator = estimator, .plan_out = &plan});
+  }
 
   CompiledSearch out;
-  if (q.with_total) {
+  if (q.with_total && q.total_limit > 0) {
+    // One more than the limit, to tell "exactly the limit" from "more" (TotalFromCount). The
+    // limit is the server's setting, not a request's value: a literal keeps the statement one
+    // shape.
+    out.count = Statement{"SELECT count(*) FROM (SELECT 1 FROM resource r WHERE " + where +
+                              " LIMIT " + std::to_string(q.total_limit + 1) + ") AS m",
+                          b.params()};
+  } else if (q.with_total) {
     out.count = Statement{"SELECT count(*) FROM resource r WHERE " + where, b.params()};
   }
   if (q.count <= 0) return out;
+  if (WorthWalking(q, plan, dialect, estimator)) {
+    out.walk = WalkStatement(q, dialect, plan);
+    // Then the matches without a value of the parameter (they sort last), by id.
+    const std::string no_value = dialect.ProbeExists(
+        "idx_date", SearchKind::kDate, "r", "param = " + b.Bind(q.sort[0].param, SqlType::kText));
+    const std::string limit = b.Bind(q.count);
+    const std::string offset = b.Bind(std::max<int64_t>(q.offset, 0));
+    out.rest = Statement{std::string("SELECT ") + kPageColumns + " FROM resource r WHERE " +
+                             where + " AND NOT " + no_value + " ORDER BY " +
+                             dialect.IdTiebreak("r", !q.all_of.empty() && plan.selective) +
+                             " LIMIT " + limit + " OFFSET " + offset,
+                         b.params()};
+    return out;
+  }
   std::string order;
   for (const SortKey& k : q.sort) {
     order += dialect.OrderTerm(SortExpr(b, k, "r"), k.descending) + ", ";
   }
-  order += dialect.IdTiebreak("r", !q.all_of.empty());
+  // Few matches: collect them and sort. Many: walk the resources in id order and test each,
+  // which stops at the end of the page.
+  order += dialect.IdTiebreak("r", !q.all_of.empty() && plan.selective);
   const std::string limit = b.Bind(q.count);
   const std::string offset = b.Bind(std::max<int64_t>(q.offset, 0));
-  std::string sql = "SELECT r.type, r.id, r.version, r.last_updated_us, r.deleted, r.json "
-                    "FROM resource r WHERE " + where + " ORDER BY " + order + " LIMIT " + limit +
-                    " OFFSET " + offset;
+  std::string sql = std::string("SELECT ") + kPageColumns + " FROM resource r WHERE " + where +
+                    " ORDER BY " + order + " LIMIT " + limit + " OFFSET " + offset;
   out.page = Statement{std::move(sql), b.params()};
   return out;
 }
@@ -414,6 +630,11 @@ std::vector<std::string_view> FullTextWords(std::string_view text) {
   }
   if (start != std::string_view::npos) out.push_back(text.substr(start));
   return out;
+}
+
+std::optional<int64_t> TotalFromCount(const SearchQuery& q, int64_t counted) {
+  if (q.total_limit > 0 && counted > q.total_limit) return std::nullopt;
+  return counted;
 }
 
 std::optional<int64_t> TotalFromPage(const SearchQuery& q, size_t entries) {

@@ -113,20 +113,47 @@ class Dialect {
   virtual std::string IdTiebreak(const std::string& alias, bool with_criteria) const = 0;
 };
 
-// The statements of one search: `count` when q.with_total, `page` when q.count > 0. A backend
+// The statements of one search: `count` when q.with_total (counting at most one past
+// q.total_limit when that is set), `page` when q.count > 0. A backend
 // runs count first and may skip page when the offset is past the total.
+// Or, for a page sorted by one date parameter over many matches, `walk` and `rest` instead of
+// `page`: walk yields the matches with a value in sort order, with the resource's rid as a
+// seventh column, a resource again for each further value (the backend keeps the first of each
+// rid, skips offset distinct ones, and stops when the page is full); when the walk ends first,
+// rest yields the matches without a value, its last two parameters being the LIMIT and OFFSET
+// the backend sets (the page's remaining room, and the offset less the walk's distinct matches).
 struct CompiledSearch {
   std::optional<Statement> count;
   std::optional<Statement> page;
+  std::optional<Statement> walk;
+  std::optional<Statement> rest;
 };
 
-CompiledSearch CompileSearch(const SearchQuery& q, const Dialect& dialect);
+// Counts the rows of a statement "SELECT count(*) FROM (… LIMIT kEstimateCap) AS e" for the
+// planner: how many index rows a clause matches, up to the cap. A backend that implements it
+// (SQLite, whose planner has no per-value statistics) lets CompileSearch drive a search from its
+// most selective clause, and walk the resources in page order when no clause is selective;
+// nullopt when the count failed (the clause is then taken as unselective).
+class RowEstimator {
+ public:
+  virtual ~RowEstimator() = default;
+  virtual std::optional<int64_t> CountRows(const Statement& st) = 0;
+};
+inline constexpr int64_t kEstimateCap = 100000;
+
+// `estimator` may be null: the driving clause is then chosen by kind alone.
+CompiledSearch CompileSearch(const SearchQuery& q, const Dialect& dialect,
+                             RowEstimator* estimator = nullptr);
 
 // The total a page already proves, so that the count statement need not run: a page with fewer
 // entries than asked for ends the matches, which then number offset + entries (unless it is
 // empty past offset 0, which says nothing of how many there are before it). Backends run the
 // page first and the count only when this is nullopt.
 std::optional<int64_t> TotalFromPage(const SearchQuery& q, size_t entries);
+
+// The total a run of the count statement gives: nullopt when it counted past q.total_limit (the
+// count statement stops one past it), so that the total is unknown.
+std::optional<int64_t> TotalFromCount(const SearchQuery& q, int64_t counted);
 
 // The words of full text (store::FullTextIndexRow, store::SearchValue::words), as runs of word
 // characters: ASCII letters and digits, and every non-ASCII character other than punctuation,

@@ -317,11 +317,21 @@ Status BackfillIndexKeys(Connection& c) {
       "DROP INDEX idx_composite_by_rid;");
 }
 
+// Schema v5 — date rows by their end as well. idx_date's key leads with start_us, which bounds
+// lt/le/eq/sa searches; ge/gt/eb/ap bound the end (a stored [s, e) matching ge X has e >= X), so
+// without this index "date=ge<recent>" could only be answered by reading every date row of the
+// parameter. The search planner (store/sql/search_sql.cpp) adds the bound on end_us to such
+// clauses so that this index serves them.
+constexpr const char* kSchemaV5 = R"sql(
+CREATE INDEX idx_date_by_end ON idx_date(type, param, end_us);
+)sql";
+
 constexpr Migration kMigrations[] = {
     {1, "resource, history and token index", kSchemaV1},
     {2, "typed search index tables", kSchemaV2},
     {3, "composite search index and full text", kSchemaV3Search},
     {4, "index keys per resource instead of rid indexes", kSchemaV4, &BackfillIndexKeys},
+    {5, "date index by end", kSchemaV5},
 };
 
 int64_t NowUs() {

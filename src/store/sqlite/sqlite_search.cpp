@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <string>
 #include <type_traits>
+#include <unordered_set>
 #include <variant>
 #include <vector>
 
@@ -174,10 +175,75 @@ Status Timed(Connection& c, const sql::Statement& st, Use&& use) {
   return status;
 }
 
+// Counts index rows for the planner (sql::RowEstimator) on the search's own connection, so in
+// the same snapshot.
+class Estimator final : public sql::RowEstimator {
+ public:
+  explicit Estimator(Connection& c) : c_(c) {}
+  std::optional<int64_t> CountRows(const sql::Statement& st) override {
+    auto raw = c_.Prepare(st.sql);  // cached per shape by the connection
+    if (!raw.ok()) return std::nullopt;
+    Stmt s(c_.handle(), *raw);
+    BindAll(s, st.params);
+    std::optional<int64_t> rows;
+    const Status status = Timed(c_, st, [&]() -> Status {
+      JC_ASSIGN_OR_RETURN(bool row, s.Step());
+      if (row) rows = s.ColumnInt(0);
+      return Status::Ok();
+    });
+    return status.ok() ? rows : std::nullopt;
+  }
+
+ private:
+  Connection& c_;
+};
+
 }  // namespace
 
+// The page of a walk (sql::CompiledSearch::walk, then rest).
+Status RunWalk(Connection& c, const SearchQuery& q, const sql::CompiledSearch& compiled,
+               SearchPage& page) {
+  const auto offset = static_cast<size_t>(std::max<int64_t>(q.offset, 0));
+  const auto count = static_cast<size_t>(q.count);
+  size_t distinct = 0;
+  bool ended = true;  // the walk ran out before the page was full
+  {
+    JC_SQL_STMT(s, c, compiled.walk->sql);
+    BindAll(s, compiled.walk->params);
+    std::unordered_set<int64_t> seen;
+    JC_RETURN_IF_ERROR(Timed(c, *compiled.walk, [&]() -> Status {
+      for (;;) {
+        JC_ASSIGN_OR_RETURN(bool row, s.Step());
+        if (!row) return Status::Ok();
+        if (!seen.insert(s.ColumnInt(6)).second) continue;
+        if (++distinct <= offset) continue;
+        page.entries.push_back(RowToVersion(s));
+        if (page.entries.size() == count) {
+          ended = false;
+          return Status::Ok();
+        }
+      }
+    }));
+  }
+  if (!ended) return Status::Ok();
+  std::vector<sql::Param> params = compiled.rest->params;
+  params[params.size() - 2].value = static_cast<int64_t>(count - page.entries.size());
+  params[params.size() - 1].value = static_cast<int64_t>(offset > distinct ? offset - distinct : 0);
+  const sql::Statement rest{compiled.rest->sql, std::move(params)};
+  JC_SQL_STMT(s, c, rest.sql);
+  BindAll(s, rest.params);
+  return Timed(c, rest, [&]() -> Status {
+    for (;;) {
+      JC_ASSIGN_OR_RETURN(bool row, s.Step());
+      if (!row) return Status::Ok();
+      page.entries.push_back(RowToVersion(s));
+    }
+  });
+}
+
 Result<SearchPage> QuerySearch(Connection& c, const SearchQuery& q) {
-  const sql::CompiledSearch compiled = sql::CompileSearch(q, SqliteDialect());
+  Estimator estimator(c);
+  const sql::CompiledSearch compiled = sql::CompileSearch(q, SqliteDialect(), &estimator);
   SearchPage page;
   // The page first: when it ends the matches it proves the total (sql::TotalFromPage), and the
   // count statement, often the dearer of the two, is skipped.
@@ -194,12 +260,16 @@ Result<SearchPage> QuerySearch(Connection& c, const SearchQuery& q) {
     }));
     if (compiled.count) page.total = sql::TotalFromPage(q, page.entries.size());
   }
+  if (compiled.walk) {
+    JC_RETURN_IF_ERROR(RunWalk(c, q, compiled, page));
+    if (compiled.count) page.total = sql::TotalFromPage(q, page.entries.size());
+  }
   if (compiled.count && !page.total) {
     JC_SQL_STMT(s, c, compiled.count->sql);
     BindAll(s, compiled.count->params);
     JC_RETURN_IF_ERROR(Timed(c, *compiled.count, [&]() -> Status {
       JC_ASSIGN_OR_RETURN(bool row, s.Step());
-      page.total = row ? s.ColumnInt(0) : 0;
+      page.total = sql::TotalFromCount(q, row ? s.ColumnInt(0) : 0);
       return Status::Ok();
     }));
   }

@@ -273,6 +273,28 @@ TEST_F(SearchApiTest, IncludeCaps) {
   EXPECT_NE(issues[0].find(":iterate stopped"), std::string::npos);
 }
 
+// Past search_total_limit matches the total is left out (and so is the last link) unless the
+// client asks _total=accurate; _summary=count always counts.
+TEST_F(SearchApiTest, TotalIsCountedUpToTheLimitUnlessAccurateIsAsked) {
+  Seed();  // four Observations
+  FhirApiOptions o;
+  o.search_total_limit = 3;
+  MakeApi(o);
+  auto b = Get("/fhir/Observation?_count=2");
+  EXPECT_EQ(b.if_contains("total"), nullptr);
+  EXPECT_EQ(Link(b, "last"), std::nullopt);
+  EXPECT_NE(Link(b, "next"), std::nullopt);
+  b = Get("/fhir/Observation?_count=2&_total=estimate");
+  EXPECT_EQ(b.if_contains("total"), nullptr);
+  b = Get("/fhir/Observation?_count=2&_total=accurate");
+  EXPECT_EQ(b.at("total"), 4);
+  EXPECT_NE(Link(b, "last"), std::nullopt);
+  b = Get("/fhir/Observation?_summary=count");
+  EXPECT_EQ(b.at("total"), 4);
+  b = Get("/fhir/Observation?_count=2&subject=Patient/p1");  // within the limit
+  EXPECT_EQ(b.at("total"), 2);
+}
+
 TEST_F(SearchApiTest, IncludeIsOffForSummaryCountAndBadValues) {
   Seed();
   auto b = Get("/fhir/Observation?_include=Observation:subject&_summary=count");

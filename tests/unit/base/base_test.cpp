@@ -482,6 +482,9 @@ TEST(Config, DefaultsAndOverrides) {
   EXPECT_EQ(c->listen, "0.0.0.0:9000");
   EXPECT_FALSE(c->strict_validation);
   EXPECT_EQ(c->db, "jiceng.db");
+  EXPECT_EQ(c->search_total_limit, 1000);
+  EXPECT_EQ(ParseConfig("[fhir]\nsearch_total_limit = 0\n", "t")->search_total_limit, 0);
+  EXPECT_FALSE(ParseConfig("[fhir]\nsearch_total_limit = -1\n", "t").ok());
 }
 
 TEST(Config, UnknownKeyIsAnError) {

@@ -1,4 +1,5 @@
 // Behaviour every IStore backend must show. Backend-neutral: only store.h is used here.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -719,6 +720,10 @@ class Q {
     q_.with_total = false;
     return *this;
   }
+  Q& TotalLimit(int64_t n) {
+    q_.total_limit = n;
+    return *this;
+  }
   Q& AtOrBefore(int64_t us) {
     q_.at_or_before_us = us;
     return *this;
@@ -1086,6 +1091,62 @@ TEST_P(StoreSearchConformance, SortByEveryKindWithMissingLastAndIdTiebreak) {
   EXPECT_EQ(Answer(*store_, Q().Page(9, 2)), " total 5");
   EXPECT_EQ(Answer(*store_, Q().Page(0, 0)), " total 5");
   EXPECT_EQ(Answer(*store_, Q().Page(3, 10).NoTotal()), "r3,r4 no total");
+  // A total counted up to a limit: known when the matches are within it, unknown past it
+  // (whether or not the page is full), and proven by a page that ends the matches.
+  EXPECT_EQ(Answer(*store_, Q().Page(0, 2).TotalLimit(5)), "r0,r1 total 5");
+  EXPECT_EQ(Answer(*store_, Q().Page(0, 2).TotalLimit(4)), "r0,r1 no total");
+  EXPECT_EQ(Answer(*store_, Q().Page(0, 0).TotalLimit(4)), " no total");
+  EXPECT_EQ(Answer(*store_, Q().Page(4, 2).TotalLimit(1)), "r4 total 5");
+}
+
+// A page sorted by one date over many resources (SQLite walks the date index in sort order,
+// skipping a resource's further values, then lists the resources without a date): the same
+// order and pages as sorting every match, across the end of the dated ones.
+TEST_P(StoreSearchConformance, SortByOneDateOverManyResourcesPagesAcrossMissingValues) {
+  // d00…d39: date [i, i+1) and, for even i, a second value [100 - i, 101 - i); code "even" or
+  // "odd". n0…n4: no date.
+  std::vector<std::string> ids;
+  for (int i = 0; i < 40; ++i) {
+    IndexRows idx;
+    idx.dates = {{"date", i, i + 1}};
+    if (i % 2 == 0) idx.dates.push_back({"date", 100 - i, 101 - i});
+    idx.tokens = {{"code", "urn:s", i % 2 == 0 ? "even" : "odd"}};
+    ASSERT_OK(WriteNext(*store_, "Observation", fmt::format("d{:02}", i), 1, idx));
+  }
+  for (int i = 0; i < 5; ++i) {
+    IndexRows idx;
+    idx.tokens = {{"code", "urn:s", i % 2 == 0 ? "even" : "odd"}};
+    ASSERT_OK(WriteNext(*store_, "Observation", fmt::format("n{}", i), 1, idx));
+  }
+  // Descending: by the highest end, 101 - i for even i (101 … 63), i + 1 for odd i (40 … 2): the
+  // evens first (d00, d02, …, d38), then the odds (d39, d37, …, d01), then the undated.
+  std::vector<std::string> desc, asc;
+  for (int i = 0; i < 40; i += 2) desc.push_back(fmt::format("d{:02}", i));
+  for (int i = 39; i > 0; i -= 2) desc.push_back(fmt::format("d{:02}", i));
+  for (int i = 0; i < 5; ++i) desc.push_back(fmt::format("n{}", i));
+  // Ascending: by the lowest start: d00 … d39, then the undated.
+  for (int i = 0; i < 40; ++i) asc.push_back(fmt::format("d{:02}", i));
+  for (int i = 0; i < 5; ++i) asc.push_back(fmt::format("n{}", i));
+  auto page = [&](const std::vector<std::string>& all, size_t offset, size_t count) {
+    std::string out;
+    for (size_t i = offset; i < all.size() && i < offset + count; ++i)
+      out += (out.empty() ? "" : ",") + all[i];
+    return out + " total " + std::to_string(all.size());
+  };
+  for (const auto& [offset, count] : std::vector<std::pair<int, int>>{
+           {0, 3}, {18, 4}, {38, 4}, {40, 3}, {41, 10}, {44, 5}, {45, 5}}) {
+    EXPECT_EQ(Answer(*store_, Q().Sort(SearchKind::kDate, "date", true).Page(offset, count)),
+              offset >= 45 ? " total 45" : page(desc, offset, count))
+        << offset;
+    EXPECT_EQ(Answer(*store_, Q().Sort(SearchKind::kDate, "date").Page(offset, count)),
+              offset >= 45 ? " total 45" : page(asc, offset, count))
+        << offset;
+  }
+  // With a clause: the odd ones only, descending, the undated odd ones (n1, n3) last.
+  EXPECT_EQ(Answer(*store_, Q().Where(SearchKind::kToken, "code", {Token("urn:s", "odd")})
+                                .Sort(SearchKind::kDate, "date", true)
+                                .Page(18, 5)),
+            "d03,d01,n1,n3 total 22");
 }
 
 // _text (the narrative) and _content (narrative and content): every word of a value, each the
