@@ -263,6 +263,23 @@ std::string CompositeCond(SqlBuilder& b, const SearchClause& c, const SearchValu
 
 // The OR of a clause's values over its index table's columns; empty when it has none.
 std::string AnyValue(SqlBuilder& b, const SearchClause& c) {
+  // References to several ids of one type (an _include/_revinclude page, patient=a,b,…): one
+  // "target_id IN (…)", which the key serves with one seek per id, where an OR of pairs may be
+  // read as a scan of the whole parameter.
+  if (c.kind == SearchKind::kReference && c.any_of.size() > 1 &&
+      std::all_of(c.any_of.begin(), c.any_of.end(), [&](const SearchValue& v) {
+        return v.url.empty() && v.type == c.any_of[0].type;
+      })) {
+    std::string ids;
+    for (const SearchValue& v : c.any_of) {
+      ids += (ids.empty() ? "" : ", ") + b.Bind(v.code, SqlType::kBytes);
+    }
+    std::string cond = "(target_id IN (" + ids + ")";
+    if (!c.any_of[0].type.empty()) {
+      cond += " AND target_type = " + b.Bind(c.any_of[0].type, SqlType::kText);
+    }
+    return cond + ")";
+  }
   std::string any;
   for (const SearchValue& v : c.any_of) {
     any += (any.empty() ? "" : " OR ") + (c.kind == SearchKind::kComposite
@@ -464,8 +481,14 @@ std::string AllClauses(SqlBuilder& b, const std::vector<SearchClause>& clauses,
     plan = PlanClauses(clauses, type, b.dialect(), mode.estimator);
   }
   if (mode.plan_out) *mode.plan_out = plan;
-  std::string sql;
+  // The driver first: of two index scans SQLite iterates the first and looks up the other.
+  std::vector<size_t> order;
+  if (!mode.walk && plan.driver < clauses.size()) order.push_back(plan.driver);
   for (size_t i = 0; i < clauses.size(); ++i) {
+    if (order.empty() || i != order[0]) order.push_back(i);
+  }
+  std::string sql;
+  for (size_t i : order) {
     sql += (sql.empty() ? "" : " AND ") + ClauseCond(b, clauses[i], scope, plan.probe[i]);
   }
   return sql;
@@ -587,6 +610,13 @@ CompiledSearch CompileSearch(const SearchQuery& q, const Dialect& dialect,
   // Few matches: collect them and sort. Many: walk the resources in id order and test each,
   // which stops at the end of the page.
   order += dialect.IdTiebreak("r", !q.all_of.empty() && plan.selective);
+  if (estimator && !q.all_of.empty() && plan.selective) {
+    // Few matches, all found and sorted anyway: once, for both the page and the total.
+    out.all = Statement{"SELECT r.rid FROM resource r WHERE " + where + " ORDER BY " + order,
+                        b.params()};
+    out.count.reset();
+    return out;
+  }
   const std::string limit = b.Bind(q.count);
   const std::string offset = b.Bind(std::max<int64_t>(q.offset, 0));
   std::string sql = std::string("SELECT ") + kPageColumns + " FROM resource r WHERE " + where +

@@ -122,9 +122,12 @@ class Dialect {
 // rid, skips offset distinct ones, and stops when the page is full); when the walk ends first,
 // rest yields the matches without a value, its last two parameters being the LIMIT and OFFSET
 // the backend sets (the page's remaining room, and the offset less the walk's distinct matches).
+// Or, when an estimator found the matches few, `all` alone: the rids of every match in order,
+// from which the backend takes the total and the page (reading those rows by rid).
 struct CompiledSearch {
   std::optional<Statement> count;
   std::optional<Statement> page;
+  std::optional<Statement> all;
   std::optional<Statement> walk;
   std::optional<Statement> rest;
 };

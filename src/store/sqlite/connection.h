@@ -53,6 +53,8 @@ class Stmt {
   Result<bool> Step();
   // Steps to the end, expecting no rows of interest.
   Status Run();
+  // Makes the statement ready to step again (bindings are kept).
+  void Reset() { sqlite3_reset(stmt_); }
 
   int64_t ColumnInt(int i) const { return sqlite3_column_int64(stmt_, i); }
   double ColumnDouble(int i) const { return sqlite3_column_double(stmt_, i); }

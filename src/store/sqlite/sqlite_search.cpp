@@ -200,6 +200,36 @@ class Estimator final : public sql::RowEstimator {
 
 }  // namespace
 
+// The page and total from every match (sql::CompiledSearch::all).
+Status RunAll(Connection& c, const SearchQuery& q, const sql::CompiledSearch& compiled,
+              SearchPage& page) {
+  std::vector<int64_t> rids;
+  {
+    JC_SQL_STMT(s, c, compiled.all->sql);
+    BindAll(s, compiled.all->params);
+    JC_RETURN_IF_ERROR(Timed(c, *compiled.all, [&]() -> Status {
+      for (;;) {
+        JC_ASSIGN_OR_RETURN(bool row, s.Step());
+        if (!row) return Status::Ok();
+        rids.push_back(s.ColumnInt(0));
+      }
+    }));
+  }
+  if (q.with_total) page.total = sql::TotalFromCount(q, static_cast<int64_t>(rids.size()));
+  const auto offset = static_cast<size_t>(std::max<int64_t>(q.offset, 0));
+  JC_SQL_STMT(s, c,
+              "SELECT type, id, version, last_updated_us, deleted, json FROM resource "
+              "WHERE rid = ?1");
+  for (size_t i = offset; i < rids.size() && i - offset < static_cast<size_t>(q.count); ++i) {
+    s.BindInt(1, rids[i]);
+    JC_ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) return Internal("search: a matched resource row vanished");
+    page.entries.push_back(RowToVersion(s));
+    s.Reset();
+  }
+  return Status::Ok();
+}
+
 // The page of a walk (sql::CompiledSearch::walk, then rest).
 Status RunWalk(Connection& c, const SearchQuery& q, const sql::CompiledSearch& compiled,
                SearchPage& page) {
@@ -259,6 +289,10 @@ Result<SearchPage> QuerySearch(Connection& c, const SearchQuery& q) {
       return Status::Ok();
     }));
     if (compiled.count) page.total = sql::TotalFromPage(q, page.entries.size());
+  }
+  if (compiled.all) {
+    JC_RETURN_IF_ERROR(RunAll(c, q, compiled, page));
+    return page;
   }
   if (compiled.walk) {
     JC_RETURN_IF_ERROR(RunWalk(c, q, compiled, page));

@@ -194,10 +194,10 @@ TEST(SearchSql, ParameterTypesFollowTheColumns) {
   EXPECT_FALSE(c.page);  // count 0: the total only
   std::vector<SqlType> types;
   for (const Param& p : c.count->params) types.push_back(p.type);
-  // type, param, prefix low, prefix high, id
-  EXPECT_EQ(types, (std::vector<SqlType>{SqlType::kText, SqlType::kText, SqlType::kText,
-                                         SqlType::kText, SqlType::kBytes}));
-  EXPECT_NE(c.count->sql.find("r.id IN ($5::bytea)"), std::string::npos) << c.count->sql;
+  // type, id (the driving clause comes first), param, prefix low, prefix high
+  EXPECT_EQ(types, (std::vector<SqlType>{SqlType::kText, SqlType::kBytes, SqlType::kText,
+                                         SqlType::kText, SqlType::kText}));
+  EXPECT_NE(c.count->sql.find("r.id IN ($2::bytea)"), std::string::npos) << c.count->sql;
 }
 
 TEST(SearchSql, NoTotalMeansNoCountStatement) {
