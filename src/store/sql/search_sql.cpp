@@ -401,7 +401,8 @@ bool Estimable(const SearchClause& c) {
 // How many index rows (at most kEstimateCap) match clause c on resources of `type`, counted by
 // the backend; nullopt when that is not known cheaply.
 std::optional<int64_t> EstimateRows(const SearchClause& c, const std::string& type,
-                                    const Dialect& dialect, RowEstimator& estimator) {
+                                    const Dialect& dialect, RowEstimator& estimator,
+                                    int64_t limit) {
   if (c.kind == SearchKind::kId && !c.any_of.empty()) {
     return static_cast<int64_t>(c.any_of.size());
   }
@@ -414,7 +415,7 @@ std::optional<int64_t> EstimateRows(const SearchClause& c, const std::string& ty
   return estimator.CountRows(
       Statement{std::string("SELECT count(*) FROM (SELECT 1 FROM ") + TableOf(c.kind) +
                     " WHERE type = " + type_param + " AND param = " + param + " AND (" + any +
-                    ") LIMIT " + std::to_string(kEstimateCap) + ") AS e",
+                    ") LIMIT " + std::to_string(limit) + ") AS e",
                 e.params()});
 }
 
@@ -424,12 +425,13 @@ std::optional<int64_t> EstimateRows(const SearchClause& c, const std::string& ty
 // order; a clause with under kTinyEstimate rows ends the counting): the fewest drive, and
 // another clause is a second index scan intersected with the first ("rid IN (…)") when its rows
 // cost less to collect than probing every candidate would (a probe decodes the candidate's
-// index keys, about a hundred times the cost of collecting one index row), else a probe.
+// index keys, measured at some twenty times the cost of collecting one index row), else a
+// probe; no clause is counted past what could still make it drive or be collected.
 // `selective`: some clause has under kSelectiveRows rows, so that the matches are few enough to
 // collect and sort rather than walk in page order (see CompileSearch).
-constexpr int64_t kTinyEstimate = 100;
+constexpr int64_t kTinyEstimate = 1000;
 constexpr int64_t kSelectiveRows = 10000;
-constexpr int64_t kProbeCostInRows = 100;
+constexpr int64_t kProbeCostInRows = 20;
 
 Plan PlanClauses(const std::vector<SearchClause>& clauses, const std::string& type,
                  const Dialect& dialect, RowEstimator* estimator) {
@@ -447,7 +449,11 @@ Plan PlanClauses(const std::vector<SearchClause>& clauses, const std::string& ty
     int64_t fewest = kEstimateCap;
     for (size_t i : by_rank) {
       if (DriveRank(clauses[i]) >= 100) break;  // negations and :missing never drive
-      rows[i] = EstimateRows(clauses[i], type, dialect, *estimator);
+      // Counting past what could drive or be collected (kProbeCostInRows x the fewest so far)
+      // would tell nothing: such a clause is a probe either way.
+      const int64_t limit = std::min(kEstimateCap, fewest * kProbeCostInRows + 1);
+      rows[i] = EstimateRows(clauses[i], type, dialect, *estimator, limit);
+      if (rows[i] && *rows[i] >= limit) rows[i].reset();  // unknown: at least the limit
       if (rows[i] && *rows[i] < fewest) {
         fewest = *rows[i], plan.driver = i;
         if (fewest < kTinyEstimate) break;
@@ -527,20 +533,27 @@ bool WorthWalking(const SearchQuery& q, const Plan& plan, const Dialect& dialect
   if (!estimator || q.sort.size() != 1 || q.sort[0].kind != SearchKind::kDate) return false;
   if (q.all_of.empty()) return true;
   const int64_t matches = std::max<int64_t>(plan.fewest.value_or(kEstimateCap), 1);
+  if (matches <= kTinyEstimate) return false;  // cheap to collect whatever the walk would be
+  // walk < collect  <=>  rows of the parameter < matches^2 x clauses / (offset + count): count
+  // them up to that bound only.
+  const double page = static_cast<double>(std::max<int64_t>(q.offset, 0) + q.count);
+  const double bound = static_cast<double>(matches) * static_cast<double>(matches) *
+                       static_cast<double>(q.all_of.size()) / page;
+  if (bound < 1) return false;
+  const int64_t limit =
+      bound >= static_cast<double>(kEstimateCap) ? kEstimateCap : static_cast<int64_t>(bound);
   SqlBuilder e(dialect);
   const std::string type = e.Bind(q.type, SqlType::kText);
   const std::string param = e.Bind(q.sort[0].param, SqlType::kText);
   std::optional<int64_t> rows = estimator->CountRows(
       Statement{"SELECT count(*) FROM (SELECT 1 FROM idx_date WHERE type = " + type +
-                    " AND param = " + param + " LIMIT " + std::to_string(kEstimateCap) +
-                    ") AS e",
+                    " AND param = " + param + " LIMIT " + std::to_string(limit) + ") AS e",
                 e.params()});
   if (!rows) return false;
-  if (*rows >= kEstimateCap) *rows = 10 * kEstimateCap;  // more: assume many more
-  const double walk = static_cast<double>(std::max<int64_t>(q.offset, 0) + q.count) *
-                      static_cast<double>(*rows) / static_cast<double>(matches);
-  const double collect = static_cast<double>(matches) * static_cast<double>(q.all_of.size());
-  return walk < collect;
+  if (*rows < limit) return true;
+  // As many as the limit: more when the limit was the bound, else unknown past the cap.
+  if (limit < kEstimateCap) return false;
+  return static_cast<double>(10 * kEstimateCap) < bound;  // past the cap: assume ten times it
 }
 
 // The walk: the date rows of the sort parameter in sort order (descending: by end, the highest

@@ -913,6 +913,7 @@ Result<std::unique_ptr<IStore>> OpenSqliteStoreWithMigrations(
   ConnectionOptions read_opts = write_opts;
   read_opts.read_only = true;
   read_opts.cache_kib = std::max<int64_t>(options.cache_kib / 4, 2048);
+  read_opts.mmap_bytes = options.read_mmap_bytes;
   auto pool = std::make_shared<ReadPool>(path, read_opts, options.read_connections);
   int wal_fd = -1;
   if (options.sync_off_writer) {

@@ -25,8 +25,14 @@ struct SqliteOptions {
   // Page cache per connection, KiB. The writer gets this; each reader a quarter of it, since the
   // OS page cache and mmap serve the readers' hot pages anyway.
   int64_t cache_kib = 65536;
-  // Memory-mapped I/O window per connection: reads of mapped pages skip a copy.
+  // Memory-mapped I/O window of the writer: reads of mapped pages skip a copy.
   int64_t mmap_bytes = int64_t{256} << 20;
+  // The same for each reader: as much as SQLite allows (Debian's build caps it at 2 GiB), so that
+  // the probes a search makes of each candidate's index keys read mapped pages instead of a
+  // pread() each (a population search over 200,000 resources: 71 ms of CPU down to 32 ms). The
+  // mapped pages are the OS page cache, shared by every connection; they show in the process's
+  // resident size but are not its own memory.
+  int64_t read_mmap_bytes = int64_t{0x7fff0000};
   // Most units of work committed by one COMMIT.
   int max_group = 256;
   // How long the writer may wait for the previous group's callers to resubmit before it starts
