@@ -305,9 +305,8 @@ Response FhirApi::Metadata(Context& c) {
 // --- reads ---------------------------------------------------------------------------------
 
 Response FhirApi::Read(Context& c) {
-  auto txn = store_.BeginRead();
-  if (!txn.ok()) return ErrorResponse(txn.error());
-  auto v = Interactions::Read(**txn, c.type, c.id);
+  // One statement, no read transaction (IStore::ReadCurrent).
+  auto v = Interactions::Read(store_, c.type, c.id);
   if (!v.ok()) return ErrorResponse(v.error());
   if (auto inm = c.req.Header("if-none-match")) {
     auto ver = ParseETagVersion(*inm);

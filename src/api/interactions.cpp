@@ -256,12 +256,26 @@ Result<WriteResult> Interactions::ConditionalDelete(store::IWriteTransaction& tx
   return Delete(txn, type, matches[0], std::nullopt);
 }
 
-Result<store::ResourceVersion> Interactions::Read(store::IReadTransaction& txn,
-                                                  std::string_view type, std::string_view id) {
-  JC_ASSIGN_OR_RETURN(auto cur, txn.ReadCurrent(type, id));
+namespace {
+
+Result<store::ResourceVersion> Live(Result<std::optional<store::ResourceVersion>> read,
+                                    std::string_view type, std::string_view id) {
+  JC_ASSIGN_OR_RETURN(auto cur, std::move(read));
   if (!cur) return NotFound(fmt::format("{}/{} is not known", type, id));
   if (cur->deleted) return Error(ErrorCode::kGone, fmt::format("{}/{} was deleted", type, id));
   return std::move(*cur);
+}
+
+}  // namespace
+
+Result<store::ResourceVersion> Interactions::Read(store::IReadTransaction& txn,
+                                                  std::string_view type, std::string_view id) {
+  return Live(txn.ReadCurrent(type, id), type, id);
+}
+
+Result<store::ResourceVersion> Interactions::Read(store::IStore& store, std::string_view type,
+                                                  std::string_view id) {
+  return Live(store.ReadCurrent(type, id), type, id);
 }
 
 }  // namespace jiceng::api

@@ -91,6 +91,9 @@ class Interactions {
   // The current, non-deleted version or NotFound / Gone.
   static Result<store::ResourceVersion> Read(store::IReadTransaction& txn, std::string_view type,
                                              std::string_view id);
+  // The same outside a transaction (IStore::ReadCurrent): for a request that reads nothing else.
+  static Result<store::ResourceVersion> Read(store::IStore& store, std::string_view type,
+                                             std::string_view id);
 };
 
 }  // namespace jiceng::api

@@ -307,6 +307,16 @@ class IStore {
 
   virtual Result<std::unique_ptr<IReadTransaction>> BeginRead() = 0;
 
+  // The current version of one resource, as IReadTransaction::ReadCurrent, for a caller that
+  // reads nothing else: one statement sees one committed state, so a backend may run it without
+  // opening a transaction of its own (PostgreSQL: one statement in one round trip, no BEGIN or
+  // ROLLBACK). The default opens a read transaction for it.
+  virtual Result<std::optional<ResourceVersion>> ReadCurrent(std::string_view type,
+                                                             std::string_view id) {
+    JC_ASSIGN_OR_RETURN(std::unique_ptr<IReadTransaction> txn, BeginRead());
+    return txn->ReadCurrent(type, id);
+  }
+
   // Runs `work` in a write transaction and returns once it is durably committed. If `work`
   // returns an error, its changes are rolled back and the error is returned.
   virtual Status Write(const WriteWork& work) = 0;

@@ -478,6 +478,22 @@ class PostgresStore final : public IStore {
         new PgReadTransaction(pool_, std::move(conn), timers_));
   }
 
+  // One statement with its own Sync: PostgreSQL runs it in an implicit transaction of its own
+  // (READ COMMITTED: one snapshot for the statement), so it needs no BEGIN and no ROLLBACK, and
+  // leaves nothing pending on the connection. One round trip; a pending ROLLBACK of the
+  // connection's previous read transaction rides in front of it.
+  Result<std::optional<ResourceVersion>> ReadCurrent(std::string_view type,
+                                                     std::string_view id) override {
+    ScopedTimer t(timers_.read);
+    JC_ASSIGN_OR_RETURN(std::unique_ptr<PgConnection> conn, pool_->Acquire());
+    auto r = QueryCurrent(*conn, type, id);
+    // A pooled connection the server dropped meanwhile (restart, failover): a read can simply
+    // run once more on a fresh connection.
+    if (!r.ok() && !conn->Healthy() && conn->Reset().ok()) r = QueryCurrent(*conn, type, id);
+    pool_->Release(std::move(conn));
+    return r;
+  }
+
   Status Write(const WriteWork& work) override {
     if (std::this_thread::get_id() == writer_id_) {
       // A unit of work that calls Write would wait for its own group forever.

@@ -1061,6 +1061,64 @@ TEST_F(PostgresStoreTest, APooledConnectionDroppedWithAnUnreadRollbackIsReopened
   }
 }
 
+// IStore::ReadCurrent runs one statement outside any read transaction: it sees what was
+// committed before it, every time (no snapshot left over from an earlier read on its pooled
+// connection), shares the pool with read transactions (their pending ROLLBACK goes out in front
+// of it), and reopens a connection the server dropped.
+TEST_F(PostgresStoreTest, AReadOutsideATransactionSeesWhatWasCommittedBeforeIt) {
+  const std::string app = db_.schema + "_once";
+  PostgresOptions options;
+  options.read_connections = 1;  // every read below shares one connection
+  auto opened = OpenPostgresStore(db_.url + "&application_name=" + app, options);
+  ASSERT_TRUE(opened.ok()) << opened.error().message;
+  IStore& store = **opened;
+  auto read = [&](const std::string& id) -> int64_t {  // the version, 0 if none, -1 on error
+    auto r = store.ReadCurrent("Patient", id);
+    EXPECT_TRUE(r.ok()) << r.error().message;
+    return !r.ok() ? -1 : *r ? (*r)->version : 0;
+  };
+  EXPECT_EQ(read("p"), 0);
+  for (int64_t v = 1; v <= 3; ++v) {
+    ASSERT_TRUE(PutPatient(store, "p", v).ok());
+    EXPECT_EQ(read("p"), v);
+    auto cur = store.ReadCurrent("Patient", "p");
+    ASSERT_TRUE(cur.ok() && cur->has_value());
+    EXPECT_EQ((*cur)->json, "{\"v\":" + std::to_string(v) + "}");
+  }
+  {  // A read transaction holds its snapshot; a read outside it sees the newer commit.
+    auto txn = store.BeginRead();
+    ASSERT_TRUE(txn.ok());
+    ASSERT_EQ((*(*txn)->ReadCurrent("Patient", "p"))->version, 3);
+    ASSERT_TRUE(PutPatient(store, "p", 4).ok());
+    EXPECT_EQ((*(*txn)->ReadCurrent("Patient", "p"))->version, 3);
+  }
+  // The transaction's connection comes back with its ROLLBACK pending: it rides in front of the
+  // read, which sees version 4, and leaves nothing open.
+  EXPECT_EQ(read("p"), 4);
+  auto admin = PgConnection::Open(BaseUrl());
+  ASSERT_TRUE(admin.ok());
+  auto open_txns = [&] {
+    auto r = (*admin)->Query(
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND state <> 'idle'",
+        postgres::PgParams().Text(app));
+    EXPECT_TRUE(r.ok()) << r.error().message;
+    return r.ok() ? r->Int(0, 0) : -1;
+  };
+  EXPECT_EQ(open_txns(), 0);
+  // An error is the caller's alone: the next read on the same connection answers.
+  auto bad = store.ReadCurrent("Patient\xff", "p");  // not UTF-8: refused by the server
+  EXPECT_FALSE(bad.ok());
+  EXPECT_EQ(read("p"), 4);
+  // A connection the server dropped is reopened by the read itself.
+  auto killed = (*admin)->Query(
+      "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid, 5000)) FROM pg_stat_activity "
+      "WHERE application_name = $1 AND pid <> pg_backend_pid()",
+      postgres::PgParams().Text(app));
+  ASSERT_TRUE(killed.ok()) << killed.error().message;
+  EXPECT_EQ(read("p"), 4);
+  EXPECT_EQ(open_txns(), 0);
+}
+
 TEST_F(PostgresStoreTest, AnUnreachableServerIsAnErrorValue) {
   auto store = OpenPostgresStore("postgresql://nobody@127.0.0.1:1/none?connect_timeout=2");
   ASSERT_FALSE(store.ok());
