@@ -16,6 +16,9 @@
 #                load figures are reported from that run).
 #   REPEAT=N     timed requests per query (default 100); WARMUP=N untimed first (default 10);
 #   QUERY_SECONDS=S  stop timing a query after S s (default 60; the table's n says how many).
+#   DB_URL=postgresql://…  load and query this PostgreSQL database instead of a SQLite file (an
+#                empty database the script may fill; with REUSE_DB=1 one it loaded before), e.g.
+#                scripts/with-postgres.sh sh -c 'createdb -h … jc_search && DB_URL=… bench/…'
 # Disk: ~1.3 KB of NDJSON and ~6 KB of database per resource (2,000,000: ~2.6 GB + ~12 GB).
 # Exit status: 0 when every query answered as it should (a chain or _has query may answer
 # "not supported"), 1 otherwise; a p95 over its target is reported ("SLOW"), not a failure.
@@ -34,6 +37,11 @@ loadgen=$build/bench/loadgen/jiceng-loadgen
 synthea=$root/../shared/data/synthea-r4
 data=$work/data-$target
 db=$work/search-$target.db
+marker=$db.loaded
+if [ -n "${DB_URL:-}" ]; then
+  db=$DB_URL
+  marker=$work/search-$target.postgres.loaded
+fi
 results=$work/results-$target.txt
 for f in "$bin" "$loadgen"; do
   [ -x "$f" ] || { echo "missing $f: build the jiceng and jiceng-loadgen targets" >&2; exit 2; }
@@ -72,17 +80,18 @@ if [ "$cached" = yes ]; then
   echo "generate: cached in $data"
 else
   python3 "$here/replicate_synthea.py" --input "$synthea" --out "$data" --target-resources "$target" --quiet
-  rm -f "$db.loaded"
+  rm -f "$marker"
   echo "generate: $(secs "$t0" "$(now)") s into $data"
 fi
 read -r copies resources < <(python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); print(s["copies"], s["resources"])' "$data/summary.json")
 echo "data: $resources resources ($copies copies of the 30 Synthea patients, shared Organizations/Practitioners once), $(du -sm "$data/ndjson" | cut -f1) MB of NDJSON"
 
 # --- 2. import ---------------------------------------------------------------------------
-if [ "${REUSE_DB:-0}" = 1 ] && [ -f "$db.loaded" ] && [ -f "$db" ]; then
-  echo "import: reusing $db, loaded before: $(cat "$db.loaded")"
+if [ "${REUSE_DB:-0}" = 1 ] && [ -f "$marker" ] && { [ -n "${DB_URL:-}" ] || [ -f "$db" ]; }; then
+  echo "import: reusing $db, loaded before: $(cat "$marker")"
 else
-  rm -f "$db" "$db-wal" "$db-shm" "$db.loaded"
+  rm -f "$marker"
+  [ -n "${DB_URL:-}" ] || rm -f "$db" "$db-wal" "$db-shm"
   t0=$(now)
   set +e
   "$bin" import --db "$db" --errors "$work/import-errors-$target.txt" "$data/ndjson" \
@@ -105,10 +114,14 @@ else
   index_us=$(echo "$stages" | sed -n 's/.*search index extraction \([0-9.]*\) s.*/\1/p')
   index_note=""
   [ -n "$index_us" ] && index_note=$(awk -v s="$index_us" -v n="$loaded" 'BEGIN { printf "; index extraction %.0f us CPU per resource (%.0f resources/s per core)", s * 1e6 / n, n / s }')
-  echo "$loaded resources in $(secs "$t0" "$t1") s, $rate resources/s (wall, jiceng import, durable)$index_note" >"$db.loaded"
-  echo "import: $(cat "$db.loaded")"
+  echo "$loaded resources in $(secs "$t0" "$t1") s, $rate resources/s (wall, jiceng import, durable)$index_note" >"$marker"
+  echo "import: $(cat "$marker")"
 fi
-db_bytes=$(( $(stat -c %s "$db") + $(stat -c %s "$db-wal" 2>/dev/null || echo 0) ))
+if [ -n "${DB_URL:-}" ]; then
+  db_bytes=$(psql "$DB_URL" -Atc "SELECT pg_database_size(current_database())")
+else
+  db_bytes=$(( $(stat -c %s "$db") + $(stat -c %s "$db-wal" 2>/dev/null || echo 0) ))
+fi
 awk -v b="$db_bytes" -v n="$resources" 'BEGIN { printf "database: %.1f MB, %.0f bytes per resource\n", b / 1e6, b / n }'
 
 # --- 3. serve and query ------------------------------------------------------------------
