@@ -214,12 +214,20 @@ END
 $$;
 )sql";
 
+// Schema v6 — date rows by their end as well (as SQLite's migration 5): the key leads with
+// start_us, which bounds lt/le/eq/sa searches; ge/gt/eb/ap bound the end, and the search
+// compiler adds that bound to ge clauses so that this index serves "date=ge<recent>".
+constexpr const char* kSchemaV6 = R"sql(
+CREATE INDEX idx_date_by_end ON idx_date(type, param, end_us);
+)sql";
+
 constexpr Migration kMigrations[] = {
     {1, "resource, history and token index", kSchemaV1},
     {2, "typed search index tables", kSchemaV2},
     {3, "composite search index and full text", kSchemaV3},
     {4, "index tables without foreign keys", kSchemaV4},
     {5, "json compressed with lz4 where available", kSchemaV5},
+    {6, "date index by end", kSchemaV6},
 };
 
 int64_t NowUs() {
