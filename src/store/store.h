@@ -120,6 +120,11 @@ struct IndexRows {
   std::vector<UriIndexRow> uris;
   std::vector<CompositeIndexRow> composites;
   std::vector<FullTextIndexRow> full_text;  // at most one
+  // Optional: the backend's own encoding of the rows above, computed by IStore::PrecomputeIndex
+  // on a thread other than the store's writer (SQLite: the resource_index_keys blob). Empty:
+  // the backend encodes when it writes. Whoever changes the rows after precomputing must
+  // clear it.
+  std::string precomputed;
 };
 
 // ---- search query (backend-neutral; fhir/search parses FHIR query strings into it) -----------
@@ -326,6 +331,11 @@ class IStore {
 
   // A short name for logs and metrics ("sqlite", "postgres").
   virtual std::string_view Backend() const = 0;
+
+  // Does on the calling thread the part of writing `rows` that does not need the database
+  // (fills IndexRows::precomputed), so that the writer does less. Bulk loaders call it on
+  // their worker threads. Optional: the default does nothing.
+  virtual void PrecomputeIndex(IndexRows& /*rows*/) const {}
 };
 
 }  // namespace jiceng::store

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "store/sqlite/index_keys.h"
+#include "store/sqlite/sqlite_index_write.h"
 #include "store/sqlite/wal_coalescing_vfs.h"
 
 namespace jiceng::store::sqlite {
@@ -80,6 +81,9 @@ Result<std::unique_ptr<Connection>> Connection::Open(const std::string& path,
   }
   if (int frc = RegisterIndexRowsTable(db); frc != SQLITE_OK) {
     return SqliteError(db, frc, "register jc_rows");
+  }
+  if (int frc = RegisterPendingRowsTable(db); frc != SQLITE_OK) {
+    return SqliteError(db, frc, "register jc_pending");
   }
   // temp_store=FILE: every unit of work but a group's first runs in a SAVEPOINT, whose journal
   // SQLite keeps in memory up to 64 KiB and then hands to the VFS as a temp file, which the

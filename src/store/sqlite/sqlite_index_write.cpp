@@ -6,7 +6,10 @@
 // insert instead of two.
 #include "store/sqlite/sqlite_index_write.h"
 
+#include <algorithm>
+#include <new>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "store/sqlite/connection.h"
@@ -15,109 +18,367 @@
 namespace jiceng::store::sqlite {
 namespace {
 
-Status InsertRows(Connection& c, std::string_view type, int64_t rid, const IndexRows& index) {
-  // OR IGNORE throughout: the same value reached by two paths of one resource is one row.
-  for (const TokenIndexRow& t : index.tokens) {
-    JC_SQL_STMT(s, c,
-                "INSERT OR IGNORE INTO idx_token(type, param, code, system, rid) "
-                "VALUES (?1, ?2, ?3, ?4, ?5)");
-    s.BindText(1, type);
-    s.BindText(2, t.param);
-    s.BindText(3, t.code);
-    s.BindText(4, t.system);
-    s.BindInt(5, rid);
-    JC_RETURN_IF_ERROR(s.Run());
+// Column order of jc_pending (keep in sync with kPendingDeclaration): the idx_* columns.
+enum PendingColumn : int {
+  kType,
+  kRid,
+  kParam,
+  kValue,
+  kExact,
+  kCode,
+  kSystem,
+  kStartUs,
+  kEndUs,
+  kCanonicalCode,
+  kCanonicalValue,
+  kTargetId,
+  kTargetType,
+  kUrl,
+  kCode1,
+  kSystem1,
+  kCode2,
+  kSystem2,
+  kNumber2,
+  kStart2Us,
+  kEnd2Us,
+  kCanonicalCode2,
+  kCanonicalNumber2,
+  kRowsArg,
+  kKindArg
+};
+
+constexpr const char* kPendingDeclaration =
+    "CREATE TABLE x(type, rid, param, value, exact, code, system, start_us, end_us, "
+    "canonical_code, canonical_value, target_id, target_type, url, code1, system1, code2, "
+    "system2, number2, start2_us, end2_us, canonical_code2, canonical_number2, rows HIDDEN, "
+    "kind HIDDEN)";
+
+constexpr const char* kPendingPointerType = "jc_pending_rows";
+
+struct PendingCursor {
+  sqlite3_vtab_cursor base;  // first: SQLite casts between the two
+  const PendingIndexRows* rows = nullptr;
+  SearchKind kind = SearchKind::kToken;
+  size_t at = 0;
+  size_t size = 0;
+};
+
+size_t KindSize(const PendingIndexRows& p, SearchKind kind) {
+  switch (kind) {
+    case SearchKind::kToken:
+      return p.tokens.size();
+    case SearchKind::kString:
+      return p.strings.size();
+    case SearchKind::kDate:
+      return p.dates.size();
+    case SearchKind::kNumber:
+      return p.numbers.size();
+    case SearchKind::kQuantity:
+      return p.quantities.size();
+    case SearchKind::kReference:
+      return p.references.size();
+    case SearchKind::kUri:
+      return p.uris.size();
+    case SearchKind::kComposite:
+      return p.composites.size();
+    default:
+      return 0;
   }
-  for (const StringIndexRow& r : index.strings) {
-    JC_SQL_STMT(s, c,
-                "INSERT OR IGNORE INTO idx_string(type, param, value, exact, rid) "
-                "VALUES (?1, ?2, ?3, ?4, ?5)");
-    s.BindText(1, type);
-    s.BindText(2, r.param);
-    s.BindText(3, r.value);
-    s.BindText(4, r.exact);
-    s.BindInt(5, rid);
-    JC_RETURN_IF_ERROR(s.Run());
-  }
-  for (const DateIndexRow& r : index.dates) {
-    JC_SQL_STMT(s, c,
-                "INSERT OR IGNORE INTO idx_date(type, param, start_us, end_us, rid) "
-                "VALUES (?1, ?2, ?3, ?4, ?5)");
-    s.BindText(1, type);
-    s.BindText(2, r.param);
-    s.BindInt(3, r.start_us);
-    s.BindInt(4, r.end_us);
-    s.BindInt(5, rid);
-    JC_RETURN_IF_ERROR(s.Run());
-  }
-  for (const NumberIndexRow& r : index.numbers) {
-    JC_SQL_STMT(
-        s, c, "INSERT OR IGNORE INTO idx_number(type, param, value, rid) VALUES (?1, ?2, ?3, ?4)");
-    s.BindText(1, type);
-    s.BindText(2, r.param);
-    s.BindDouble(3, r.value);
-    s.BindInt(4, rid);
-    JC_RETURN_IF_ERROR(s.Run());
-  }
-  for (const QuantityIndexRow& r : index.quantities) {
-    JC_SQL_STMT(s, c,
-                "INSERT OR IGNORE INTO idx_quantity(type, param, code, system, value, "
-                "canonical_code, canonical_value, rid) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
-    s.BindText(1, type);
-    s.BindText(2, r.param);
-    s.BindText(3, r.code);
-    s.BindText(4, r.system);
-    s.BindDouble(5, r.value);
-    s.BindText(6, r.canonical_code);
-    s.BindDouble(7, r.canonical_value);
-    s.BindInt(8, rid);
-    JC_RETURN_IF_ERROR(s.Run());
-  }
-  for (const ReferenceIndexRow& r : index.references) {
-    JC_SQL_STMT(
-        s, c,
-        "INSERT OR IGNORE INTO idx_reference(type, param, target_id, target_type, url, rid) "
-        "VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
-    s.BindText(1, type);
-    s.BindText(2, r.param);
-    s.BindText(3, r.target_id);
-    s.BindText(4, r.target_type);
-    s.BindText(5, r.url);
-    s.BindInt(6, rid);
-    JC_RETURN_IF_ERROR(s.Run());
-  }
-  for (const UriIndexRow& r : index.uris) {
-    JC_SQL_STMT(s, c,
-                "INSERT OR IGNORE INTO idx_uri(type, param, value, rid) VALUES (?1, ?2, ?3, ?4)");
-    s.BindText(1, type);
-    s.BindText(2, r.param);
-    s.BindText(3, r.value);
-    s.BindInt(4, rid);
-    JC_RETURN_IF_ERROR(s.Run());
-  }
-  for (const CompositeIndexRow& r : index.composites) {
-    JC_SQL_STMT(s, c,
-                "INSERT OR IGNORE INTO idx_composite(type, param, code1, system1, code2, system2, "
-                "number2, start2_us, end2_us, rid, canonical_code2, canonical_number2) "
-                "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)");
-    s.BindText(1, type);
-    s.BindText(2, r.param);
-    s.BindText(3, r.code1);
-    s.BindText(4, r.system1);
-    s.BindText(5, r.code2);
-    s.BindText(6, r.system2);
-    s.BindDouble(7, r.number2);
-    s.BindInt(8, r.start2_us);
-    s.BindInt(9, r.end2_us);
-    s.BindInt(10, rid);
-    s.BindText(11, r.canonical_code2);
-    s.BindDouble(12, r.canonical_number2);
-    JC_RETURN_IF_ERROR(s.Run());
-  }
-  return Status::Ok();
 }
 
-// Deletes exactly the rows InsertRows wrote for `index` (each by its whole primary key).
+// The rows live until the statement ends (Flush holds them): no copy.
+void StaticText(sqlite3_context* ctx, const std::string& s) {
+  sqlite3_result_text64(ctx, s.data(), s.size(), SQLITE_STATIC, SQLITE_UTF8);
+}
+
+int PendingConnect(sqlite3* db, void*, int, const char* const*, sqlite3_vtab** out, char**) {
+  int rc = sqlite3_declare_vtab(db, kPendingDeclaration);
+  if (rc != SQLITE_OK) return rc;
+  auto* vtab = static_cast<sqlite3_vtab*>(sqlite3_malloc(sizeof(sqlite3_vtab)));
+  if (!vtab) return SQLITE_NOMEM;
+  *vtab = sqlite3_vtab{};
+  *out = vtab;
+  // Not INNOCUOUS: it reads a pointer only the store binds; DIRECTONLY keeps it out of schema
+  // objects (views, triggers) that stored data could define.
+  sqlite3_vtab_config(db, SQLITE_VTAB_DIRECTONLY);
+  return SQLITE_OK;
+}
+
+int PendingDisconnect(sqlite3_vtab* vtab) {
+  sqlite3_free(vtab);
+  return SQLITE_OK;
+}
+
+int PendingBestIndex(sqlite3_vtab*, sqlite3_index_info* info) {
+  int rows = -1;
+  int kind = -1;
+  for (int i = 0; i < info->nConstraint; ++i) {
+    const auto& c = info->aConstraint[i];
+    if (c.op != SQLITE_INDEX_CONSTRAINT_EQ) continue;
+    if (c.iColumn == kRowsArg) {
+      if (!c.usable) return SQLITE_CONSTRAINT;
+      rows = i;
+    } else if (c.iColumn == kKindArg) {
+      if (!c.usable) return SQLITE_CONSTRAINT;
+      kind = i;
+    }
+  }
+  if (rows < 0 || kind < 0) return SQLITE_CONSTRAINT;
+  info->aConstraintUsage[rows].argvIndex = 1;
+  info->aConstraintUsage[rows].omit = 1;
+  info->aConstraintUsage[kind].argvIndex = 2;
+  info->aConstraintUsage[kind].omit = 1;
+  info->estimatedCost = 1000;
+  info->estimatedRows = 1000;
+  return SQLITE_OK;
+}
+
+int PendingOpen(sqlite3_vtab*, sqlite3_vtab_cursor** out) {
+  auto* cur = new (std::nothrow) PendingCursor();
+  if (!cur) return SQLITE_NOMEM;
+  *out = &cur->base;
+  return SQLITE_OK;
+}
+
+int PendingClose(sqlite3_vtab_cursor* c) {
+  delete reinterpret_cast<PendingCursor*>(c);
+  return SQLITE_OK;
+}
+
+int PendingFilter(sqlite3_vtab_cursor* c, int, const char*, int argc, sqlite3_value** argv) {
+  auto* cur = reinterpret_cast<PendingCursor*>(c);
+  cur->rows = nullptr;
+  cur->at = 0;
+  cur->size = 0;
+  if (argc != 2) return SQLITE_OK;
+  cur->rows =
+      static_cast<const PendingIndexRows*>(sqlite3_value_pointer(argv[0], kPendingPointerType));
+  if (cur->rows == nullptr) return SQLITE_OK;  // not bound by the store: no rows
+  cur->kind = static_cast<SearchKind>(sqlite3_value_int(argv[1]));
+  cur->size = KindSize(*cur->rows, cur->kind);
+  return SQLITE_OK;
+}
+
+int PendingNext(sqlite3_vtab_cursor* c) {
+  ++reinterpret_cast<PendingCursor*>(c)->at;
+  return SQLITE_OK;
+}
+
+int PendingEof(sqlite3_vtab_cursor* c) {
+  auto* cur = reinterpret_cast<PendingCursor*>(c);
+  return cur->at >= cur->size;
+}
+
+int PendingColumnValue(sqlite3_vtab_cursor* c, sqlite3_context* ctx, int col) {
+  const auto* cur = reinterpret_cast<const PendingCursor*>(c);
+  const size_t i = cur->at;
+  const PendingIndexRows& p = *cur->rows;
+  auto common = [&](const auto& e) {
+    if (col == kType) {
+      StaticText(ctx, p.type_name(e.type));
+      return true;
+    }
+    if (col == kRid) {
+      sqlite3_result_int64(ctx, e.rid);
+      return true;
+    }
+    if (col == kParam) {
+      StaticText(ctx, e.row.param);
+      return true;
+    }
+    return false;
+  };
+  switch (cur->kind) {
+    case SearchKind::kToken: {
+      const auto& e = p.tokens[i];
+      if (common(e)) break;
+      if (col == kCode)
+        StaticText(ctx, e.row.code);
+      else if (col == kSystem)
+        StaticText(ctx, e.row.system);
+      break;
+    }
+    case SearchKind::kString: {
+      const auto& e = p.strings[i];
+      if (common(e)) break;
+      if (col == kValue)
+        StaticText(ctx, e.row.value);
+      else if (col == kExact)
+        StaticText(ctx, e.row.exact);
+      break;
+    }
+    case SearchKind::kDate: {
+      const auto& e = p.dates[i];
+      if (common(e)) break;
+      if (col == kStartUs)
+        sqlite3_result_int64(ctx, e.row.start_us);
+      else if (col == kEndUs)
+        sqlite3_result_int64(ctx, e.row.end_us);
+      break;
+    }
+    case SearchKind::kNumber: {
+      const auto& e = p.numbers[i];
+      if (common(e)) break;
+      if (col == kValue) sqlite3_result_double(ctx, e.row.value);
+      break;
+    }
+    case SearchKind::kQuantity: {
+      const auto& e = p.quantities[i];
+      if (common(e)) break;
+      if (col == kValue)
+        sqlite3_result_double(ctx, e.row.value);
+      else if (col == kCode)
+        StaticText(ctx, e.row.code);
+      else if (col == kSystem)
+        StaticText(ctx, e.row.system);
+      else if (col == kCanonicalCode)
+        StaticText(ctx, e.row.canonical_code);
+      else if (col == kCanonicalValue)
+        sqlite3_result_double(ctx, e.row.canonical_value);
+      break;
+    }
+    case SearchKind::kReference: {
+      const auto& e = p.references[i];
+      if (common(e)) break;
+      if (col == kTargetId)
+        StaticText(ctx, e.row.target_id);
+      else if (col == kTargetType)
+        StaticText(ctx, e.row.target_type);
+      else if (col == kUrl)
+        StaticText(ctx, e.row.url);
+      break;
+    }
+    case SearchKind::kUri: {
+      const auto& e = p.uris[i];
+      if (common(e)) break;
+      if (col == kValue) StaticText(ctx, e.row.value);
+      break;
+    }
+    case SearchKind::kComposite: {
+      const auto& e = p.composites[i];
+      if (common(e)) break;
+      const auto& x = e.row;
+      switch (col) {
+        case kCode1:
+          StaticText(ctx, x.code1);
+          break;
+        case kSystem1:
+          StaticText(ctx, x.system1);
+          break;
+        case kCode2:
+          StaticText(ctx, x.code2);
+          break;
+        case kSystem2:
+          StaticText(ctx, x.system2);
+          break;
+        case kNumber2:
+          sqlite3_result_double(ctx, x.number2);
+          break;
+        case kStart2Us:
+          sqlite3_result_int64(ctx, x.start2_us);
+          break;
+        case kEnd2Us:
+          sqlite3_result_int64(ctx, x.end2_us);
+          break;
+        case kCanonicalCode2:
+          StaticText(ctx, x.canonical_code2);
+          break;
+        case kCanonicalNumber2:
+          sqlite3_result_double(ctx, x.canonical_number2);
+          break;
+        default:
+          break;
+      }
+      break;
+    }
+    default:
+      break;
+  }
+  return SQLITE_OK;  // columns a kind does not have are NULL
+}
+
+int PendingRowid(sqlite3_vtab_cursor* c, sqlite3_int64* rowid) {
+  *rowid = static_cast<sqlite3_int64>(reinterpret_cast<PendingCursor*>(c)->at);
+  return SQLITE_OK;
+}
+
+const sqlite3_module kPendingModule = {
+    /* iVersion */ 0,
+    /* xCreate: eponymous only */ nullptr,
+    PendingConnect,
+    PendingBestIndex,
+    PendingDisconnect,
+    /* xDestroy */ nullptr,
+    PendingOpen,
+    PendingClose,
+    PendingFilter,
+    PendingNext,
+    PendingEof,
+    PendingColumnValue,
+    PendingRowid,
+    nullptr,
+    nullptr,
+    nullptr,
+    nullptr,
+    nullptr,
+    nullptr,
+    nullptr,
+    nullptr,
+    nullptr,
+    nullptr,
+    nullptr};
+
+// One INSERT … SELECT per table. OR IGNORE throughout: the same value reached by two paths of
+// one resource is one row.
+struct KindInsert {
+  SearchKind kind;
+  const char* sql;
+};
+constexpr KindInsert kKindInserts[] = {
+    {SearchKind::kToken,
+     "INSERT OR IGNORE INTO idx_token(type, param, code, system, rid) "
+     "SELECT type, param, code, system, rid FROM jc_pending(?1, ?2)"},
+    {SearchKind::kString,
+     "INSERT OR IGNORE INTO idx_string(type, param, value, exact, rid) "
+     "SELECT type, param, value, exact, rid FROM jc_pending(?1, ?2)"},
+    {SearchKind::kDate,
+     "INSERT OR IGNORE INTO idx_date(type, param, start_us, end_us, rid) "
+     "SELECT type, param, start_us, end_us, rid FROM jc_pending(?1, ?2)"},
+    {SearchKind::kNumber,
+     "INSERT OR IGNORE INTO idx_number(type, param, value, rid) "
+     "SELECT type, param, value, rid FROM jc_pending(?1, ?2)"},
+    {SearchKind::kQuantity,
+     "INSERT OR IGNORE INTO idx_quantity(type, param, code, system, value, canonical_code, "
+     "canonical_value, rid) SELECT type, param, code, system, value, canonical_code, "
+     "canonical_value, rid FROM jc_pending(?1, ?2)"},
+    {SearchKind::kReference,
+     "INSERT OR IGNORE INTO idx_reference(type, param, target_id, target_type, url, rid) "
+     "SELECT type, param, target_id, target_type, url, rid FROM jc_pending(?1, ?2)"},
+    {SearchKind::kUri,
+     "INSERT OR IGNORE INTO idx_uri(type, param, value, rid) "
+     "SELECT type, param, value, rid FROM jc_pending(?1, ?2)"},
+    {SearchKind::kComposite,
+     "INSERT OR IGNORE INTO idx_composite(type, param, code1, system1, code2, system2, number2, "
+     "start2_us, end2_us, rid, canonical_code2, canonical_number2) "
+     "SELECT type, param, code1, system1, code2, system2, number2, start2_us, end2_us, rid, "
+     "canonical_code2, canonical_number2 FROM jc_pending(?1, ?2)"},
+};
+
+// Sorts `v` by (type, the table's key columns after type, rid): the order of the primary key,
+// with type compared as text (SQLite's BINARY collation compares bytes, as std::string does).
+template <typename Row, typename Key>
+void SortByKey(const PendingIndexRows& p, std::vector<PendingIndexRows::Entry<Row>>& v, Key key) {
+  std::stable_sort(v.begin(), v.end(), [&](const auto& a, const auto& b) {
+    if (a.type != b.type) return p.type_name(a.type) < p.type_name(b.type);
+    auto ka = key(a.row);
+    auto kb = key(b.row);
+    if (ka != kb) return ka < kb;
+    return a.rid < b.rid;
+  });
+}
+
+// Deletes exactly the rows PendingIndexRows::Flush wrote for `index` (each by its whole primary
+// key).
 Status DeleteRows(Connection& c, std::string_view type, int64_t rid, const IndexRows& index) {
   for (const TokenIndexRow& t : index.tokens) {
     JC_SQL_STMT(s, c,
@@ -231,13 +492,12 @@ Status ReplaceFullText(Connection& c, int64_t rid, bool fresh, const FullTextInd
   return Status::Ok();
 }
 
-// Whether there are rows for resource_index_keys (full text is replaced by rowid, not keys).
-bool Empty(const IndexRows& r) {
+}  // namespace
+
+bool EmptyIndexRows(const IndexRows& r) {
   return r.tokens.empty() && r.strings.empty() && r.dates.empty() && r.numbers.empty() &&
          r.quantities.empty() && r.references.empty() && r.uris.empty() && r.composites.empty();
 }
-
-}  // namespace
 
 Result<std::optional<IndexRows>> ReadIndexKeys(Connection& c, int64_t rid) {
   JC_SQL_STMT(s, c, "SELECT keys FROM resource_index_keys WHERE rid = ?1");
@@ -249,25 +509,38 @@ Result<std::optional<IndexRows>> ReadIndexKeys(Connection& c, int64_t rid) {
 }
 
 Status WriteIndexKeys(Connection& c, int64_t rid, const IndexRows& index) {
-  if (Empty(index)) {
+  if (EmptyIndexRows(index)) {
     JC_SQL_STMT(s, c, "DELETE FROM resource_index_keys WHERE rid = ?1");
     s.BindInt(1, rid);
     return s.Run();
   }
   JC_SQL_STMT(s, c, "INSERT OR REPLACE INTO resource_index_keys(rid, keys) VALUES (?1, ?2)");
   s.BindInt(1, rid);
-  const std::string keys = EncodeIndexKeys(index);
-  s.BindBlob(2, keys);
+  // Encoded off the writer thread when the caller precomputed it (SqliteStore::PrecomputeIndex).
+  std::string encoded;
+  if (index.precomputed.empty()) encoded = EncodeIndexKeys(index);
+  s.BindBlob(2, index.precomputed.empty() ? std::string_view(encoded)
+                                          : std::string_view(index.precomputed));
   return s.Run();
 }
 
 Status ReplaceIndexRows(Connection& c, std::string_view type, int64_t rid, bool fresh,
-                        const IndexRows& index, FullTextQueue* deferred_full_text) {
+                        const IndexRows& index, FullTextQueue* deferred_full_text,
+                        PendingIndexRows* pending) {
   if (!fresh) {
+    // The old rows may still be pending (written earlier in this unit): insert them first so
+    // that the delete below finds them.
+    if (pending != nullptr && !pending->empty()) JC_RETURN_IF_ERROR(pending->Flush(c));
     JC_ASSIGN_OR_RETURN(std::optional<IndexRows> old, ReadIndexKeys(c, rid));
     if (old) JC_RETURN_IF_ERROR(DeleteRows(c, type, rid, *old));
   }
-  JC_RETURN_IF_ERROR(InsertRows(c, type, rid, index));
+  if (pending != nullptr) {
+    pending->Add(type, rid, index);
+  } else {
+    PendingIndexRows now;
+    now.Add(type, rid, index);
+    JC_RETURN_IF_ERROR(now.Flush(c));
+  }
   // At most one full-text row per resource.
   const FullTextIndexRow* text = index.full_text.empty() ? nullptr : &index.full_text.front();
   if (deferred_full_text == nullptr) {
@@ -276,8 +549,72 @@ Status ReplaceIndexRows(Connection& c, std::string_view type, int64_t rid, bool 
     deferred_full_text->push_back(
         {rid, fresh, text ? std::optional<FullTextIndexRow>(*text) : std::nullopt});
   }
-  if (fresh && Empty(index)) return Status::Ok();
+  if (fresh && EmptyIndexRows(index)) return Status::Ok();
   return WriteIndexKeys(c, rid, index);
+}
+
+void PendingIndexRows::Add(std::string_view type, int64_t rid, const IndexRows& index) {
+  uint32_t t = 0;
+  while (t < types_.size() && types_[t] != type) ++t;
+  if (t == types_.size()) types_.emplace_back(type);
+  for (const auto& r : index.tokens) tokens.push_back({t, rid, r});
+  for (const auto& r : index.strings) strings.push_back({t, rid, r});
+  for (const auto& r : index.dates) dates.push_back({t, rid, r});
+  for (const auto& r : index.numbers) numbers.push_back({t, rid, r});
+  for (const auto& r : index.quantities) quantities.push_back({t, rid, r});
+  for (const auto& r : index.references) references.push_back({t, rid, r});
+  for (const auto& r : index.uris) uris.push_back({t, rid, r});
+  for (const auto& r : index.composites) composites.push_back({t, rid, r});
+  count_ += index.tokens.size() + index.strings.size() + index.dates.size() + index.numbers.size() +
+            index.quantities.size() + index.references.size() + index.uris.size() +
+            index.composites.size();
+}
+
+void PendingIndexRows::clear() {
+  tokens.clear();
+  strings.clear();
+  dates.clear();
+  numbers.clear();
+  quantities.clear();
+  references.clear();
+  uris.clear();
+  composites.clear();
+  types_.clear();
+  count_ = 0;
+}
+
+Status PendingIndexRows::Flush(Connection& c) {
+  if (count_ == 0) return Status::Ok();
+  SortByKey(*this, tokens,
+            [](const TokenIndexRow& r) { return std::tie(r.param, r.code, r.system); });
+  SortByKey(*this, strings,
+            [](const StringIndexRow& r) { return std::tie(r.param, r.value, r.exact); });
+  SortByKey(*this, dates,
+            [](const DateIndexRow& r) { return std::tie(r.param, r.start_us, r.end_us); });
+  SortByKey(*this, numbers, [](const NumberIndexRow& r) { return std::tie(r.param, r.value); });
+  SortByKey(*this, quantities,
+            [](const QuantityIndexRow& r) { return std::tie(r.param, r.code, r.system, r.value); });
+  SortByKey(*this, references, [](const ReferenceIndexRow& r) {
+    return std::tie(r.param, r.target_id, r.target_type, r.url);
+  });
+  SortByKey(*this, uris, [](const UriIndexRow& r) { return std::tie(r.param, r.value); });
+  SortByKey(*this, composites, [](const CompositeIndexRow& r) {
+    return std::tie(r.param, r.code1, r.system1, r.code2, r.system2, r.number2, r.start2_us,
+                    r.end2_us);
+  });
+  for (const KindInsert& k : kKindInserts) {
+    if (KindSize(*this, k.kind) == 0) continue;
+    JC_SQL_STMT(s, c, k.sql);
+    sqlite3_bind_pointer(s_raw, 1, this, kPendingPointerType, nullptr);
+    s.BindInt(2, static_cast<int64_t>(k.kind));
+    JC_RETURN_IF_ERROR(s.Run());
+  }
+  clear();
+  return Status::Ok();
+}
+
+int RegisterPendingRowsTable(sqlite3* db) {
+  return sqlite3_create_module_v2(db, "jc_pending", &kPendingModule, nullptr, nullptr);
 }
 
 Status FlushFullText(Connection& c, FullTextQueue& queue) {

@@ -4,11 +4,14 @@
 
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <string_view>
 #include <vector>
 
 #include "base/result.h"
 #include "store/store.h"
+
+struct sqlite3;
 
 namespace jiceng::store::sqlite {
 
@@ -29,11 +32,61 @@ struct FullTextWrite {
 };
 using FullTextQueue = std::vector<FullTextWrite>;
 
+// The idx_* rows of a unit of work's new versions, inserted together when the unit ends
+// (PendingIndexRows::Flush) instead of one INSERT statement per row.
+//
+// Why: an import writes ~20 index rows per resource, and one INSERT per row cost ~13,000
+// instructions of the writer thread each (statement step, reset and bindings, and a B-tree
+// descent to a random leaf): well over half of the writer's time (callgrind, docs/benchmarks.md).
+// Held back until the unit ends, each kind's rows are sorted by the primary key of their
+// table and inserted by one INSERT … SELECT over them (the jc_pending table-valued function), so
+// the B-tree is walked in key order. The rows stored are the same as one INSERT OR IGNORE per
+// row would store. Whoever reads the idx_* tables in the same unit flushes first (see
+// SqliteWriteTransaction).
+class PendingIndexRows {
+ public:
+  // Copies `index`'s idx_* rows (not full text) for resource `rid` of `type`.
+  void Add(std::string_view type, int64_t rid, const IndexRows& index);
+  bool empty() const { return count_ == 0; }
+  void clear();
+  // Inserts every held row (sorted per table) and empties the holder.
+  Status Flush(Connection& c);
+
+  template <typename Row>
+  struct Entry {
+    uint32_t type;  // index into types_
+    int64_t rid;
+    Row row;
+  };
+  // Read by the jc_pending module.
+  const std::string& type_name(uint32_t t) const { return types_[t]; }
+  std::vector<Entry<TokenIndexRow>> tokens;
+  std::vector<Entry<StringIndexRow>> strings;
+  std::vector<Entry<DateIndexRow>> dates;
+  std::vector<Entry<NumberIndexRow>> numbers;
+  std::vector<Entry<QuantityIndexRow>> quantities;
+  std::vector<Entry<ReferenceIndexRow>> references;
+  std::vector<Entry<UriIndexRow>> uris;
+  std::vector<Entry<CompositeIndexRow>> composites;
+
+ private:
+  std::vector<std::string> types_;
+  size_t count_ = 0;
+};
+
+// Registers jc_pending(rows, kind) on `db`: the rows of one SearchKind of a PendingIndexRows
+// (bound with sqlite3_bind_pointer, type "jc_pending_rows"), with the columns of its idx_*
+// table (type, rid, and the value columns named as in jc_rows).
+int RegisterPendingRowsTable(sqlite3* db);
+
 // Replaces the index rows of resource `rid` (of `type`) with `index`. `fresh`: the rid was just
 // created (version 1), so there are no old rows to delete (nothing to look up or delete). The
 // full-text row goes to `deferred_full_text` when given (see FullTextWrite), else is written now.
+// The idx_* rows go to `pending` when given (flushed by its owner when the unit ends), else are
+// written now.
 Status ReplaceIndexRows(Connection& c, std::string_view type, int64_t rid, bool fresh,
-                        const IndexRows& index, FullTextQueue* deferred_full_text = nullptr);
+                        const IndexRows& index, FullTextQueue* deferred_full_text = nullptr,
+                        PendingIndexRows* pending = nullptr);
 
 // Writes the queued full-text rows in order and empties the queue.
 Status FlushFullText(Connection& c, FullTextQueue& queue);
@@ -41,6 +94,9 @@ Status FlushFullText(Connection& c, FullTextQueue& queue);
 // The index keys of `rid` as last written (nullopt: the resource has no index rows), and their
 // replacement (an empty IndexRows removes them). Used by ReplaceIndexRows and the migration
 // that introduced resource_index_keys.
+// Whether `r` has rows for resource_index_keys (full text is replaced by rowid, not keys).
+bool EmptyIndexRows(const IndexRows& r);
+
 Result<std::optional<IndexRows>> ReadIndexKeys(Connection& c, int64_t rid);
 Status WriteIndexKeys(Connection& c, int64_t rid, const IndexRows& index);
 

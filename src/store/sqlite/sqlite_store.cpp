@@ -20,6 +20,7 @@
 #include "base/metrics.h"
 #include "base/thread_name.h"
 #include "store/sqlite/connection.h"
+#include "store/sqlite/index_keys.h"
 #include "store/sqlite/sqlite_index_write.h"
 #include "store/sqlite/sqlite_schema.h"
 #include "store/sqlite/sqlite_search.h"
@@ -210,7 +211,7 @@ Result<std::vector<ResourceVersion>> QueryList(Connection& c, std::string_view t
 }
 
 Status PutVersion(Connection& c, const ResourceVersion& v, const IndexRows& index,
-                  FullTextQueue* deferred_full_text) {
+                  FullTextQueue* deferred_full_text, PendingIndexRows* pending) {
   if (v.type.empty() || v.id.empty()) return Invalid("Put: resource type and id are required");
   if (v.version < 1) return Invalid("Put: version must be >= 1");
   int64_t rid = 0;
@@ -262,7 +263,7 @@ Status PutVersion(Connection& c, const ResourceVersion& v, const IndexRows& inde
     s.BindText(7, std::string_view());  // '': a tombstone, or live and current (shares json)
     JC_RETURN_IF_ERROR(s.Run());
   }
-  return ReplaceIndexRows(c, v.type, rid, v.version == 1, index, deferred_full_text);
+  return ReplaceIndexRows(c, v.type, rid, v.version == 1, index, deferred_full_text, pending);
 }
 
 // ---- read pool -------------------------------------------------------------------------------
@@ -416,6 +417,7 @@ class SqliteWriteTransaction final : public IWriteTransaction {
   Result<std::vector<std::string>> FindByToken(std::string_view type, std::string_view param,
                                                std::optional<std::string_view> system,
                                                std::string_view code, int limit) override {
+    JC_RETURN_IF_ERROR(pending_.Flush(conn_));  // reads idx_token
     return QueryByToken(conn_, type, param, system, code, limit);
   }
   Result<int64_t> CountCurrent(std::string_view type) override { return QueryCount(conn_, type); }
@@ -424,6 +426,7 @@ class SqliteWriteTransaction final : public IWriteTransaction {
     return QueryList(conn_, type, offset, count);
   }
   Result<SearchPage> Search(const SearchQuery& query) override {
+    JC_RETURN_IF_ERROR(pending_.Flush(conn_));
     if (!full_text_.empty()) {
       // Earlier units' rows now get written inside this unit's savepoint: keep a copy, to queue
       // them again if this unit rolls back.
@@ -439,14 +442,19 @@ class SqliteWriteTransaction final : public IWriteTransaction {
   void BeginUnit() {
     unit_mark_ = full_text_.size();
     restore_.clear();
+    pending_.clear();
   }
+  // Writes what the unit still holds back (its idx_* rows) inside the unit, so that a failure
+  // fails the unit and a rollback of the unit undoes them.
+  Status FinishUnit() { return pending_.Flush(conn_); }
   void UnitRolledBack() {
+    pending_.clear();
     full_text_.resize(unit_mark_);
     full_text_.insert(full_text_.begin(), restore_.begin(), restore_.end());
     restore_.clear();
   }
   Status Put(const ResourceVersion& version, const IndexRows& index) override {
-    return PutVersion(conn_, version, index, &full_text_);
+    return PutVersion(conn_, version, index, &full_text_, &pending_);
   }
   Status ReplaceIndex(std::string_view type, std::string_view id, int64_t version,
                       const IndexRows& index) override {
@@ -461,14 +469,15 @@ class SqliteWriteTransaction final : public IWriteTransaction {
                       std::to_string(version));
     }
     JC_RETURN_IF_ERROR(s.Run());
-    return ReplaceIndexRows(conn_, type, rid, /*fresh=*/false, index, &full_text_);
+    return ReplaceIndexRows(conn_, type, rid, /*fresh=*/false, index, &full_text_, &pending_);
   }
 
  private:
   Connection& conn_;
   FullTextQueue& full_text_;
-  size_t unit_mark_ = 0;   // full_text_ rows before it belong to earlier units
-  FullTextQueue restore_;  // earlier units' rows written inside the current unit
+  size_t unit_mark_ = 0;      // full_text_ rows before it belong to earlier units
+  FullTextQueue restore_;     // earlier units' rows written inside the current unit
+  PendingIndexRows pending_;  // the current unit's idx_* rows, written when it ends
 };
 
 // ---- the store and its writer ------------------------------------------------------------------
@@ -573,6 +582,11 @@ class SqliteStore final : public IStore {
   }
 
   std::string_view Backend() const override { return "sqlite"; }
+
+  void PrecomputeIndex(IndexRows& rows) const override {
+    rows.precomputed.clear();
+    if (!EmptyIndexRows(rows)) rows.precomputed = EncodeIndexKeys(rows);
+  }
 
  private:
   // One caller's unit of work; lives on the caller's stack until `done`.
@@ -779,6 +793,7 @@ class SqliteStore final : public IStore {
         if (next == first) {
           txn.BeginUnit();
           p.status = RunWork(*p.work, txn);
+          if (p.status.ok()) p.status = txn.FinishUnit();
           if (!p.status.ok()) {
             if (c.InTransaction()) (void)c.Exec("ROLLBACK");
             ++next;
@@ -799,6 +814,7 @@ class SqliteStore final : public IStore {
         }
         txn.BeginUnit();
         p.status = RunWork(*p.work, txn);
+        if (p.status.ok()) p.status = txn.FinishUnit();
         if (!c.InTransaction()) {
           // The unit's failure rolled back the whole transaction.
           Error e = p.status.ok() ? Internal("sqlite: transaction aborted") : p.status.error();
