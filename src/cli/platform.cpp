@@ -6,10 +6,12 @@
 
 namespace jiceng::cli {
 
-Result<std::unique_ptr<Platform>> OpenPlatform(const Config& config) {
+Result<std::unique_ptr<Platform>> OpenPlatform(const Config& config,
+                                               store::StoreOptions store_options) {
   auto p = std::make_unique<Platform>();
   const auto& defs = fhir::Definitions::Get();
-  JC_ASSIGN_OR_RETURN(p->store, store::OpenStore(config.db, store::StoreOptions{config.db_read_connections}));
+  store_options.read_connections = config.db_read_connections;
+  JC_ASSIGN_OR_RETURN(p->store, store::OpenStore(config.db, store_options));
   auto& o = p->fhir_options;
   o.strict_validation = config.strict_validation;
   o.base_url = config.base_url;

@@ -8,6 +8,7 @@
 #include "base/config.h"
 #include "base/result.h"
 #include "store/store.h"
+#include "store/store_factory.h"
 
 namespace jiceng::cli {
 
@@ -17,6 +18,9 @@ struct Platform {
   api::FhirApiOptions fhir_options;
 };
 
-Result<std::unique_ptr<Platform>> OpenPlatform(const Config& config);
+// `store_options` overrides what the store is opened with (bulk loads tune SQLite's caches);
+// its read_connections is taken from `config`.
+Result<std::unique_ptr<Platform>> OpenPlatform(const Config& config,
+                                               store::StoreOptions store_options = {});
 
 }  // namespace jiceng::cli

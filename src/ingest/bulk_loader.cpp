@@ -60,7 +60,6 @@ BulkLoader::BulkLoader(store::IStore& store, const api::FhirApiOptions& options,
                     ? lo_.prepare_threads
                     : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
   if (lo_.max_in_flight <= 0) lo_.max_in_flight = threads + 2;
-  if (lo_.unit_size <= 0) lo_.unit_size = 250;
   for (int i = 0; i < threads; ++i)
     workers_.emplace_back([this] {
       NameThisThread("jc-load-prepare");
@@ -184,6 +183,7 @@ void BulkLoader::Prepare(Job& job) {
     Prepared p;
     api::StampMeta(r, id, 1, kPlaceholderUs);
     p.index = api::ExtractIndexRows(r);
+    store_.PrecomputeIndex(p.index);  // e.g. encode the index keys here, not on the writer
     auto t3 = Clock::now();
     job.index_s += std::chrono::duration<double>(t3 - t2).count();
     p.version.type = std::move(type);
@@ -302,13 +302,13 @@ void BulkLoader::Commit(Job& job) {
       Reject({p.source, p.version.type + "/" + p.version.id,
               "not written: " + DescribeError(*failed)});
   } else if (!job.prepared.empty()) {
-    // Units of lo_.unit_size written concurrently: the store group-commits them (one fsync for
-    // all) while each unit's savepoint stays small (measured faster than one 5,000-resource
-    // unit; see docs/benchmarks.md). Resources are spread over units by id, so two versions of
-    // one resource in a batch stay in one unit, in input order.
+    // One unit per batch by default (no savepoint, and the store inserts the batch's index rows
+    // sorted by key); with lo_.unit_size, units of that size written concurrently, which the
+    // store group-commits (one fsync for all). Resources are spread over units by id, so two
+    // versions of one resource in a batch stay in one unit, in input order.
     const std::size_t n = job.prepared.size();
     const std::size_t units =
-        job.batch.atomic
+        job.batch.atomic || lo_.unit_size <= 0
             ? 1
             : std::max<std::size_t>(1, (n + static_cast<std::size_t>(lo_.unit_size) - 1) /
                                            static_cast<std::size_t>(lo_.unit_size));

@@ -60,8 +60,10 @@ struct LoaderOptions {
   int prepare_threads = 0;  // 0: one per core
   int max_in_flight = 0;    // batches queued or being prepared; 0: prepare_threads + 2
   // Resources per IStore::Write unit; a batch's units are submitted together so the store
-  // commits them as one group (one fsync). Atomic batches are always one unit.
-  int unit_size = 250;
+  // commits them as one group (one fsync). Atomic batches are always one unit. 0: one unit per
+  // batch (the default: the store then sorts the whole batch's index rows by key before
+  // inserting them, and runs the unit without a savepoint).
+  int unit_size = 0;
   // Called for each rejection, on one thread at a time, in input order.
   std::function<void(const Rejection&)> on_reject;
 };

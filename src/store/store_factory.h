@@ -2,6 +2,7 @@
 // one `db` setting for both backends.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -15,6 +16,10 @@ bool IsPostgresUrl(const std::string& db);
 
 struct StoreOptions {
   int read_connections = 8;  // pooled read connections (both backends)
+  // SQLite only, for bulk loads (`import`, `generate --db`); 0 keeps SqliteOptions' default.
+  int64_t sqlite_cache_kib = 0;             // the writer's page cache
+  int sqlite_wal_autocheckpoint_pages = 0;  // WAL growth between background checkpoints
+  int sqlite_wal_restart_pages = 0;         // WAL size past which the writer restarts it
 };
 
 // A PostgreSQL URL opens the PostgreSQL backend; anything else is the path of an SQLite file.

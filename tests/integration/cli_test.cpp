@@ -519,6 +519,76 @@ std::string WithStableIds(std::string s, const std::vector<std::string>& assigne
   return sorted;
 }
 
+// Every resource's JSON without meta.lastUpdated (the instant of the commit), as lines.
+std::string SqliteJsonDump(const std::string& db, const fs::path& dir) {
+  const fs::path file = dir / "json.sql", out = dir / "json.txt";
+  std::ofstream(file) << "SELECT type || '/' || id || ' ' || version || ' ' || "
+                         "json_remove(json, '$.meta.lastUpdated') FROM resource "
+                         "ORDER BY type, id;\n";
+  const std::string cmd =
+      "sqlite3 '" + db + "' < '" + file.string() + "' > '" + out.string() + "' 2>&1";
+  EXPECT_EQ(std::system(cmd.c_str()), 0) << ReadFile(out);
+  return ReadFile(out);
+}
+
+std::string SortedLines(const std::string& s) {
+  std::vector<std::string> lines;
+  std::istringstream in(s);
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  std::sort(lines.begin(), lines.end());
+  std::string sorted;
+  for (const auto& l : lines) sorted += l + "\n";
+  return sorted;
+}
+
+// The import writes a batch as one unit whose index rows the store inserts together, sorted by
+// key (store/sqlite PendingIndexRows). The database must be the one that one resource per commit
+// leaves: the same resources, versions, history and index rows, and the same rejections. The
+// input has a resource twice in one batch (version 2 replaces the rows of version 1 written
+// earlier in the same unit) and a line that is rejected.
+TEST(Cli, ImportInBatchesLeavesTheSameRowsAsOneResourcePerCommit) {
+  TempDir dir;
+  auto gen = Jiceng({"generate", "--out", (dir.path() / "gen").string(), "--format", "ndjson",
+                     "--residents", "15", "--seed", "7", "--quiet"},
+                    dir.path());
+  ASSERT_EQ(gen.exit_code, 0) << gen.err;
+  {
+    std::ofstream out(dir.path() / "gen" / "99-extra.ndjson");
+    out << R"({"resourceType":"Patient","id":"x1","name":[{"family":"Zhang"}],"gender":"male"})"
+        << "\n";
+    out << R"({"resourceType":"Patient","id":"x2","birthDate":"not-a-date"})"
+        << "\n";
+    out << R"({"resourceType":"Patient","id":"x1","name":[{"family":"Li","given":["Si"]}],)"
+        << R"("birthDate":"1970-05-06"})"
+        << "\n";
+  }
+  const std::string batched = (dir.path() / "batched.db").string();
+  const std::string single = (dir.path() / "single.db").string();
+  const fs::path batched_err = dir.path() / "batched.err", single_err = dir.path() / "single.err";
+  auto a = Jiceng({"import", "--db", batched, "--errors", batched_err.string(), "--quiet",
+                   (dir.path() / "gen").string()},
+                  dir.path());
+  auto b = Jiceng({"import", "--db", single, "--errors", single_err.string(), "--quiet",
+                   "--batch-size", "1", "--unit-size", "1", (dir.path() / "gen").string()},
+                  dir.path());
+  EXPECT_EQ(a.exit_code, 3) << a.err;  // 3: some entries rejected
+  EXPECT_EQ(b.exit_code, 3) << b.err;
+  EXPECT_EQ(a.out.substr(0, a.out.find(" in ")), b.out.substr(0, b.out.find(" in "))) << a.out;
+  EXPECT_NE(a.out.find("1 rejected"), std::string::npos) << a.out;
+  EXPECT_EQ(ReadFile(batched_err), ReadFile(single_err));
+  EXPECT_NE(ReadFile(batched_err).find("99-extra.ndjson:2"), std::string::npos);
+
+  const std::string expected = SortedLines(SqliteRowsDump(single, dir.path()));
+  const std::string actual = SortedLines(SqliteRowsDump(batched, dir.path()));
+  EXPECT_EQ(actual, expected);
+  for (const char* line : {"resource Patient/x1 2 0", "idx_string Patient/x1 family|li|Li",
+                           "idx_date Patient/x1 birthdate", "idx_reference Observation/"}) {
+    EXPECT_NE(actual.find(line), std::string::npos) << line;
+  }
+  EXPECT_EQ(actual.find("idx_string Patient/x1 family|zhang|Zhang"), std::string::npos);
+  EXPECT_EQ(SqliteJsonDump(batched, dir.path()), SqliteJsonDump(single, dir.path()));
+}
+
 // The same transaction and batch Bundles and REST writes — creates (new ids and ids assigned by
 // the server), updates that keep, drop and add index rows, If-Match, deletes and a revival,
 // conditional creates that match and that do not, a conditional update, duplicate codings, full

@@ -7,6 +7,8 @@
 #include "store/sqlite/sqlite_index_write.h"
 
 #include <algorithm>
+#include <bit>
+#include <limits>
 #include <new>
 #include <string>
 #include <tuple>
@@ -190,7 +192,7 @@ int PendingColumnValue(sqlite3_vtab_cursor* c, sqlite3_context* ctx, int col) {
   };
   switch (cur->kind) {
     case SearchKind::kToken: {
-      const auto& e = p.tokens[i];
+      const auto& e = p.tokens[p.order[i]];
       if (common(e)) break;
       if (col == kCode)
         StaticText(ctx, e.row.code);
@@ -199,7 +201,7 @@ int PendingColumnValue(sqlite3_vtab_cursor* c, sqlite3_context* ctx, int col) {
       break;
     }
     case SearchKind::kString: {
-      const auto& e = p.strings[i];
+      const auto& e = p.strings[p.order[i]];
       if (common(e)) break;
       if (col == kValue)
         StaticText(ctx, e.row.value);
@@ -208,7 +210,7 @@ int PendingColumnValue(sqlite3_vtab_cursor* c, sqlite3_context* ctx, int col) {
       break;
     }
     case SearchKind::kDate: {
-      const auto& e = p.dates[i];
+      const auto& e = p.dates[p.order[i]];
       if (common(e)) break;
       if (col == kStartUs)
         sqlite3_result_int64(ctx, e.row.start_us);
@@ -217,13 +219,13 @@ int PendingColumnValue(sqlite3_vtab_cursor* c, sqlite3_context* ctx, int col) {
       break;
     }
     case SearchKind::kNumber: {
-      const auto& e = p.numbers[i];
+      const auto& e = p.numbers[p.order[i]];
       if (common(e)) break;
       if (col == kValue) sqlite3_result_double(ctx, e.row.value);
       break;
     }
     case SearchKind::kQuantity: {
-      const auto& e = p.quantities[i];
+      const auto& e = p.quantities[p.order[i]];
       if (common(e)) break;
       if (col == kValue)
         sqlite3_result_double(ctx, e.row.value);
@@ -238,7 +240,7 @@ int PendingColumnValue(sqlite3_vtab_cursor* c, sqlite3_context* ctx, int col) {
       break;
     }
     case SearchKind::kReference: {
-      const auto& e = p.references[i];
+      const auto& e = p.references[p.order[i]];
       if (common(e)) break;
       if (col == kTargetId)
         StaticText(ctx, e.row.target_id);
@@ -249,13 +251,13 @@ int PendingColumnValue(sqlite3_vtab_cursor* c, sqlite3_context* ctx, int col) {
       break;
     }
     case SearchKind::kUri: {
-      const auto& e = p.uris[i];
+      const auto& e = p.uris[p.order[i]];
       if (common(e)) break;
       if (col == kValue) StaticText(ctx, e.row.value);
       break;
     }
     case SearchKind::kComposite: {
-      const auto& e = p.composites[i];
+      const auto& e = p.composites[p.order[i]];
       if (common(e)) break;
       const auto& x = e.row;
       switch (col) {
@@ -364,17 +366,79 @@ constexpr KindInsert kKindInserts[] = {
      "canonical_code2, canonical_number2 FROM jc_pending(?1, ?2)"},
 };
 
-// Sorts `v` by (type, the table's key columns after type, rid): the order of the primary key,
-// with type compared as text (SQLite's BINARY collation compares bytes, as std::string does).
+// Sets p.order to the positions of `v` sorted by (type, the table's key columns after type,
+// rid): the order of the primary key, with type compared as text (SQLite's BINARY collation
+// compares bytes, as std::string does). Sorts positions, not the rows (moving rows moves
+// their strings).
 template <typename Row, typename Key>
-void SortByKey(const PendingIndexRows& p, std::vector<PendingIndexRows::Entry<Row>>& v, Key key) {
-  std::stable_sort(v.begin(), v.end(), [&](const auto& a, const auto& b) {
+void SortByKey(PendingIndexRows& p, const std::vector<PendingIndexRows::Entry<Row>>& v, Key key) {
+  p.order.resize(v.size());
+  for (uint32_t i = 0; i < v.size(); ++i) p.order[i] = i;
+  std::sort(p.order.begin(), p.order.end(), [&](uint32_t ia, uint32_t ib) {
+    const auto& a = v[ia];
+    const auto& b = v[ib];
     if (a.type != b.type) return p.type_name(a.type) < p.type_name(b.type);
     auto ka = key(a.row);
     auto kb = key(b.row);
     if (ka != kb) return ka < kb;
-    return a.rid < b.rid;
+    if (a.rid != b.rid) return a.rid < b.rid;
+    return ia < ib;
   });
+}
+
+// A double as an integer of the same order, with every NaN ordered too (std::sort needs a
+// strict weak order; the order only decides the insertion sequence).
+int64_t Ordered(double d) {
+  auto bits = std::bit_cast<int64_t>(d);
+  return bits < 0 ? std::numeric_limits<int64_t>::min() - bits - 1 : bits;
+}
+
+// Sorts the rows of `kind` into p.order.
+void SortKind(PendingIndexRows& p, SearchKind kind) {
+  switch (kind) {
+    case SearchKind::kToken:
+      SortByKey(p, p.tokens,
+                [](const TokenIndexRow& r) { return std::tie(r.param, r.code, r.system); });
+      break;
+    case SearchKind::kString:
+      SortByKey(p, p.strings,
+                [](const StringIndexRow& r) { return std::tie(r.param, r.value, r.exact); });
+      break;
+    case SearchKind::kDate:
+      SortByKey(p, p.dates,
+                [](const DateIndexRow& r) { return std::tie(r.param, r.start_us, r.end_us); });
+      break;
+    case SearchKind::kNumber:
+      SortByKey(p, p.numbers, [](const NumberIndexRow& r) {
+        return std::tuple<const std::string&, int64_t>(r.param, Ordered(r.value));
+      });
+      break;
+    case SearchKind::kQuantity:
+      SortByKey(p, p.quantities, [](const QuantityIndexRow& r) {
+        using S = const std::string&;
+        return std::tuple<S, S, S, int64_t>(r.param, r.code, r.system, Ordered(r.value));
+      });
+      break;
+    case SearchKind::kReference:
+      SortByKey(p, p.references, [](const ReferenceIndexRow& r) {
+        return std::tie(r.param, r.target_id, r.target_type, r.url);
+      });
+      break;
+    case SearchKind::kUri:
+      SortByKey(p, p.uris, [](const UriIndexRow& r) { return std::tie(r.param, r.value); });
+      break;
+    case SearchKind::kComposite:
+      SortByKey(p, p.composites, [](const CompositeIndexRow& r) {
+        using S = const std::string&;
+        return std::tuple<S, S, S, S, S, int64_t, int64_t, int64_t>(
+            r.param, r.code1, r.system1, r.code2, r.system2, Ordered(r.number2), r.start2_us,
+            r.end2_us);
+      });
+      break;
+    default:
+      p.order.clear();
+      break;
+  }
 }
 
 // Deletes exactly the rows PendingIndexRows::Flush wrote for `index` (each by its whole primary
@@ -585,25 +649,9 @@ void PendingIndexRows::clear() {
 
 Status PendingIndexRows::Flush(Connection& c) {
   if (count_ == 0) return Status::Ok();
-  SortByKey(*this, tokens,
-            [](const TokenIndexRow& r) { return std::tie(r.param, r.code, r.system); });
-  SortByKey(*this, strings,
-            [](const StringIndexRow& r) { return std::tie(r.param, r.value, r.exact); });
-  SortByKey(*this, dates,
-            [](const DateIndexRow& r) { return std::tie(r.param, r.start_us, r.end_us); });
-  SortByKey(*this, numbers, [](const NumberIndexRow& r) { return std::tie(r.param, r.value); });
-  SortByKey(*this, quantities,
-            [](const QuantityIndexRow& r) { return std::tie(r.param, r.code, r.system, r.value); });
-  SortByKey(*this, references, [](const ReferenceIndexRow& r) {
-    return std::tie(r.param, r.target_id, r.target_type, r.url);
-  });
-  SortByKey(*this, uris, [](const UriIndexRow& r) { return std::tie(r.param, r.value); });
-  SortByKey(*this, composites, [](const CompositeIndexRow& r) {
-    return std::tie(r.param, r.code1, r.system1, r.code2, r.system2, r.number2, r.start2_us,
-                    r.end2_us);
-  });
   for (const KindInsert& k : kKindInserts) {
     if (KindSize(*this, k.kind) == 0) continue;
+    SortKind(*this, k.kind);
     JC_SQL_STMT(s, c, k.sql);
     sqlite3_bind_pointer(s_raw, 1, this, kPendingPointerType, nullptr);
     s.BindInt(2, static_cast<int64_t>(k.kind));

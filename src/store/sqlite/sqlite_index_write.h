@@ -68,6 +68,8 @@ class PendingIndexRows {
   std::vector<Entry<ReferenceIndexRow>> references;
   std::vector<Entry<UriIndexRow>> uris;
   std::vector<Entry<CompositeIndexRow>> composites;
+  // Positions in the vector of the kind being inserted, sorted by key (set by Flush).
+  std::vector<uint32_t> order;
 
  private:
   std::vector<std::string> types_;
