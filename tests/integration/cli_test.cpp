@@ -500,6 +500,16 @@ Replay RunRequests(const std::string& db,
   return out;
 }
 
+std::string SortedLines(const std::string& s) {
+  std::vector<std::string> lines;
+  std::istringstream in(s);
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  std::sort(lines.begin(), lines.end());
+  std::string sorted;
+  for (const auto& l : lines) sorted += l + "\n";
+  return sorted;
+}
+
 // Replaces the ids a server assigned by their order of assignment, the same on both servers,
 // and sorts the lines.
 std::string WithStableIds(std::string s, const std::vector<std::string>& assigned) {
@@ -510,13 +520,7 @@ std::string WithStableIds(std::string s, const std::vector<std::string>& assigne
       s.replace(at, assigned[i].size(), label);
     }
   }
-  std::vector<std::string> lines;
-  std::istringstream in(s);
-  for (std::string line; std::getline(in, line);) lines.push_back(line);
-  std::sort(lines.begin(), lines.end());
-  std::string sorted;
-  for (const auto& l : lines) sorted += l + "\n";
-  return sorted;
+  return SortedLines(s);
 }
 
 // Every resource's JSON without meta.lastUpdated (the instant of the commit), as lines.
@@ -529,16 +533,6 @@ std::string SqliteJsonDump(const std::string& db, const fs::path& dir) {
       "sqlite3 '" + db + "' < '" + file.string() + "' > '" + out.string() + "' 2>&1";
   EXPECT_EQ(std::system(cmd.c_str()), 0) << ReadFile(out);
   return ReadFile(out);
-}
-
-std::string SortedLines(const std::string& s) {
-  std::vector<std::string> lines;
-  std::istringstream in(s);
-  for (std::string line; std::getline(in, line);) lines.push_back(line);
-  std::sort(lines.begin(), lines.end());
-  std::string sorted;
-  for (const auto& l : lines) sorted += l + "\n";
-  return sorted;
 }
 
 // The import writes a batch as one unit whose index rows the store inserts together, sorted by
