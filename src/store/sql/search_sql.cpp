@@ -466,8 +466,8 @@ Plan PlanClauses(const std::vector<SearchClause>& clauses, const std::string& ty
   const int64_t driver_rows = rows[plan.driver].value_or(kEstimateCap);
   for (size_t i = 0; i < clauses.size(); ++i) {
     if (i == plan.driver || !Probeable(clauses[i])) continue;
-    const bool collect = rows[i] && *rows[i] < kEstimateCap &&
-                         *rows[i] <= driver_rows * kProbeCostInRows;
+    // A counted clause has under its count's limit rows, so never past kEstimateCap.
+    const bool collect = rows[i] && *rows[i] <= driver_rows * kProbeCostInRows;
     plan.probe[i] = !collect;
   }
   return plan;
@@ -479,9 +479,8 @@ std::string AllClauses(SqlBuilder& b, const std::vector<SearchClause>& clauses,
   if (mode.walk) {
     plan.probe.resize(clauses.size());
     for (size_t i = 0; i < clauses.size(); ++i) {
-      const std::optional<int64_t> rows =
-          i < mode.walk->rows.size() ? mode.walk->rows[i] : std::nullopt;
-      plan.probe[i] = Probeable(clauses[i]) && !(rows && *rows < kEstimateCap);
+      const bool counted = i < mode.walk->rows.size() && mode.walk->rows[i].has_value();
+      plan.probe[i] = Probeable(clauses[i]) && !counted;
     }
   } else {
     plan = PlanClauses(clauses, type, b.dialect(), mode.estimator);
@@ -489,9 +488,9 @@ std::string AllClauses(SqlBuilder& b, const std::vector<SearchClause>& clauses,
   if (mode.plan_out) *mode.plan_out = plan;
   // The driver first: of two index scans SQLite iterates the first and looks up the other.
   std::vector<size_t> order;
-  if (!mode.walk && plan.driver < clauses.size()) order.push_back(plan.driver);
+  if (!mode.walk && !clauses.empty()) order.push_back(plan.driver);
   for (size_t i = 0; i < clauses.size(); ++i) {
-    if (order.empty() || i != order[0]) order.push_back(i);
+    if (mode.walk || i != plan.driver) order.push_back(i);
   }
   std::string sql;
   for (size_t i : order) {
