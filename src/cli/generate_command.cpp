@@ -58,6 +58,12 @@ int RunGenerateIntoDb(const GenerateFlags& f) {
     std::lock_guard lock(err_mu);
     err_out << r.source << ": " << r.resource << ": " << r.reason << "\n";
   };
+  // Into an empty database the search indexes are built once at the end (IStore::BeginBulkLoad).
+  auto bulk = p.store->BeginBulkLoad();
+  if (!bulk.ok()) {
+    std::cerr << "jiceng generate: " << bulk.error().message << "\n";
+    return 1;
+  }
   ingest::BulkLoader loader(*p.store, p.fhir_options, lo);
 
   const auto start = std::chrono::steady_clock::now();
@@ -117,6 +123,7 @@ int RunGenerateIntoDb(const GenerateFlags& f) {
   Status finished = loader.Finish();
   if (st.ok()) st = finished;
   report(true);
+  if (st.ok() && *bulk) st = EndBulkLoad(*p.store, f.quiet);
   truth.close();
   ingest::LoaderStats s = loader.stats();
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

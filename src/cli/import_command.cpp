@@ -34,6 +34,7 @@ struct ImportFlags {
   int unit_size = 0;
   int64_t cache_mib = 256;
   int checkpoint_mib = 16;
+  bool index_while_loading = false;
   bool quiet = false;
 };
 
@@ -268,6 +269,18 @@ int RunImport(const ImportFlags& f) {
   lo.on_reject = [&errors](const ingest::Rejection& r) {
     errors.Write(r.source, r.resource, r.reason);
   };
+  // Into an empty database the search indexes are built once at the end, in key order
+  // (IStore::BeginBulkLoad); a Bundle that needs the transaction processor (which searches)
+  // ends that mode first.
+  bool bulk = false;
+  if (!f.index_while_loading) {
+    auto begun = p.store->BeginBulkLoad();
+    if (!begun.ok()) {
+      std::cerr << "jiceng import: " << begun.error().message << "\n";
+      return 1;
+    }
+    bulk = *begun;
+  }
   ingest::BulkLoader loader(*p.store, p.fhir_options, lo);
   FallbackStats fallback;
   Progress progress(f.quiet, total_bytes);
@@ -320,6 +333,11 @@ int RunImport(const ImportFlags& f) {
           } else {
             // Keep the order of writes: what the loader holds lands before this Bundle runs.
             loader.Drain();
+            if (bulk) {
+              failed = EndBulkLoad(*p.store, f.quiet);
+              bulk = false;
+              if (!failed.ok()) break;
+            }
             ProcessBundle(p, name, std::move(*v), errors, fallback);
             fallback.input_bytes += bytes;
           }
@@ -342,6 +360,8 @@ int RunImport(const ImportFlags& f) {
   if (failed.ok()) failed = finished;
   ingest::LoaderStats s = loader.stats();
   progress.Report(s, fallback, files_done, files.size(), true);
+  // After a store failure the next open completes the build (the marker stays).
+  if (bulk && failed.ok()) failed = EndBulkLoad(*p.store, f.quiet);
   double secs = progress.Seconds();
   int64_t loaded = s.loaded + fallback.loaded;
   int64_t rejected = s.rejected + fallback.rejected;
@@ -399,6 +419,9 @@ void AddImportCommand(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--threads", flags->threads, "Validation threads (0: one per core)")
       ->capture_default_str();
+  cmd->add_flag("--index-while-loading", flags->index_while_loading,
+                "Write the search index rows with each batch even into an empty database "
+                "(default there: build them once when the load ends, which is faster)");
   cmd->add_flag("--quiet", flags->quiet, "No progress on stderr");
   cmd->add_option("paths", flags->paths, "Files or directories (.json, .ndjson)")->required();
   cmd->callback([flags] {

@@ -1,5 +1,10 @@
 #include "cli/platform.h"
 
+#include <fmt/format.h>
+
+#include <chrono>
+#include <iostream>
+
 #include "fhir/definitions.h"
 #include "fhir/validator.h"
 #include "store/store_factory.h"
@@ -26,6 +31,24 @@ Result<std::unique_ptr<Platform>> OpenPlatform(const Config& config,
   o.software_version = JICENG_VERSION;
   p->fhir = std::make_unique<api::FhirApi>(*p->store, o);
   return p;
+}
+
+Status EndBulkLoad(store::IStore& store, bool quiet) {
+  using Clock = std::chrono::steady_clock;
+  const auto start = Clock::now();
+  auto last = start;
+  Status s = store.EndBulkLoad([&](int64_t done, int64_t total) {
+    const auto now = Clock::now();
+    if (quiet || (now - last < std::chrono::milliseconds(500) && done < total)) return;
+    last = now;
+    std::cerr << fmt::format("\rbuilding the search indexes: {:.0f}%   ",
+                             total > 0 ? 100.0 * static_cast<double>(done) / total : 100.0);
+  });
+  if (!quiet) {
+    std::cerr << fmt::format("\nsearch indexes built in {:.2f} s\n",
+                             std::chrono::duration<double>(Clock::now() - start).count());
+  }
+  return s;
 }
 
 }  // namespace jiceng::cli

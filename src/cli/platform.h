@@ -23,4 +23,8 @@ struct Platform {
 Result<std::unique_ptr<Platform>> OpenPlatform(const Config& config,
                                                store::StoreOptions store_options = {});
 
+// Ends a bulk load begun with IStore::BeginBulkLoad (builds the search indexes), with progress
+// lines on stderr unless `quiet`.
+Status EndBulkLoad(store::IStore& store, bool quiet);
+
 }  // namespace jiceng::cli

@@ -133,7 +133,13 @@ struct IndexRows {
 // normalised and resolved into the shape the index rows have, so a backend only maps them to its
 // tables; it never needs the FHIR definitions.
 enum class SearchKind : uint8_t {
-  kString, kToken, kDate, kNumber, kQuantity, kReference, kUri,
+  kString,
+  kToken,
+  kDate,
+  kNumber,
+  kQuantity,
+  kReference,
+  kUri,
   kId,           // _id: the resource's logical id (values in SearchValue::code)
   kLastUpdated,  // _lastUpdated: the resource's last_updated_us (values as dates)
   // Added with chains, _has and composites (see SearchClause):
@@ -213,12 +219,12 @@ struct SortKey {
 
 struct SearchQuery {
   std::string type;
-  std::vector<SearchClause> all_of;  // AND
-  std::vector<SortKey> sort;         // then by id (a stable tiebreak) when empty or tied
+  std::vector<SearchClause> all_of;        // AND
+  std::vector<SortKey> sort;               // then by id (a stable tiebreak) when empty or tied
   std::optional<int64_t> at_or_before_us;  // snapshot: ignore resources written after it
   int64_t offset = 0;
-  int64_t count = 50;         // 0: no entries (e.g. _summary=count)
-  bool with_total = true;     // count the matches (costs a second query)
+  int64_t count = 50;      // 0: no entries (e.g. _summary=count)
+  bool with_total = true;  // count the matches (costs a second query)
   // with_total: count at most this many matches (0: all of them). When more match, the total is
   // left unknown (SearchPage::total nullopt), so that a broad search does not pay for counting
   // a million rows to show one page (_total=accurate asks for the exact count).
@@ -231,9 +237,9 @@ struct SearchPage {
 };
 
 struct HistoryQuery {
-  std::string type;                 // empty: system-level history
-  std::string id;                   // empty: type- or system-level history
-  std::optional<int64_t> since_us;  // only versions with last_updated >= since
+  std::string type;                        // empty: system-level history
+  std::string id;                          // empty: type- or system-level history
+  std::optional<int64_t> since_us;         // only versions with last_updated >= since
   std::optional<int64_t> at_or_before_us;  // snapshot bound so pages stay stable
   int64_t offset = 0;
   int64_t count = 50;
@@ -336,6 +342,19 @@ class IStore {
   // (fills IndexRows::precomputed), so that the writer does less. Bulk loaders call it on
   // their worker threads. Optional: the default does nothing.
   virtual void PrecomputeIndex(IndexRows& /*rows*/) const {}
+
+  // Bulk loading into an empty database (jiceng import, generate --db). BeginBulkLoad returns
+  // true when the backend took it on: until EndBulkLoad, writes keep what each resource needs
+  // to be indexed but leave the search index tables to EndBulkLoad, which builds them in key
+  // order (far cheaper than row by row), and searches in the meantime fail with kUnavailable.
+  // Every write stays durable; after a crash, the next open completes the build. A backend
+  // without such a mode, or a database that already holds resources, returns false and writes
+  // as usual (EndBulkLoad then does nothing). `progress` is told (resources indexed, of total).
+  virtual Result<bool> BeginBulkLoad() { return false; }
+  virtual Status EndBulkLoad(const std::function<void(int64_t, int64_t)>& progress = {}) {
+    (void)progress;
+    return Status::Ok();
+  }
 };
 
 }  // namespace jiceng::store

@@ -535,11 +535,12 @@ std::string SqliteJsonDump(const std::string& db, const fs::path& dir) {
   return ReadFile(out);
 }
 
-// The import writes a batch as one unit whose index rows the store inserts together, sorted by
-// key (store/sqlite PendingIndexRows). The database must be the one that one resource per commit
-// leaves: the same resources, versions, history and index rows, and the same rejections. The
-// input has a resource twice in one batch (version 2 replaces the rows of version 1 written
-// earlier in the same unit) and a line that is rejected.
+// The import into an empty database is a bulk load: it writes a batch as one unit, and the store
+// holds the index rows and inserts them in sorted runs when the load ends (store/sqlite
+// bulk_index_build.h). The database must be the one that one resource per commit, each with its
+// index rows, leaves: the same resources, versions, history and index rows, and the same
+// rejections. The input has a resource twice in one batch (version 2 replaces the rows of
+// version 1 held earlier in the load) and a line that is rejected.
 TEST(Cli, ImportInBatchesLeavesTheSameRowsAsOneResourcePerCommit) {
   TempDir dir;
   auto gen = Jiceng({"generate", "--out", (dir.path() / "gen").string(), "--format", "ndjson",
@@ -562,9 +563,12 @@ TEST(Cli, ImportInBatchesLeavesTheSameRowsAsOneResourcePerCommit) {
   auto a = Jiceng({"import", "--db", batched, "--errors", batched_err.string(), "--quiet",
                    (dir.path() / "gen").string()},
                   dir.path());
-  auto b = Jiceng({"import", "--db", single, "--errors", single_err.string(), "--quiet",
-                   "--batch-size", "1", "--unit-size", "1", (dir.path() / "gen").string()},
-                  dir.path());
+  // `a` is a bulk load (an empty database: index rows inserted in sorted runs at the end), `b`
+  // writes each resource's rows with it.
+  auto b =
+      Jiceng({"import", "--db", single, "--errors", single_err.string(), "--quiet", "--batch-size",
+              "1", "--unit-size", "1", "--index-while-loading", (dir.path() / "gen").string()},
+             dir.path());
   EXPECT_EQ(a.exit_code, 3) << a.err;  // 3: some entries rejected
   EXPECT_EQ(b.exit_code, 3) << b.err;
   EXPECT_EQ(a.out.substr(0, a.out.find(" in ")), b.out.substr(0, b.out.find(" in "))) << a.out;

@@ -16,38 +16,10 @@
 
 #include "store/sqlite/connection.h"
 #include "store/sqlite/index_keys.h"
+#include "store/sqlite/index_runs.h"
 
 namespace jiceng::store::sqlite {
 namespace {
-
-// Column order of jc_pending (keep in sync with kPendingDeclaration): the idx_* columns.
-enum PendingColumn : int {
-  kType,
-  kRid,
-  kParam,
-  kValue,
-  kExact,
-  kCode,
-  kSystem,
-  kStartUs,
-  kEndUs,
-  kCanonicalCode,
-  kCanonicalValue,
-  kTargetId,
-  kTargetType,
-  kUrl,
-  kCode1,
-  kSystem1,
-  kCode2,
-  kSystem2,
-  kNumber2,
-  kStart2Us,
-  kEnd2Us,
-  kCanonicalCode2,
-  kCanonicalNumber2,
-  kRowsArg,
-  kKindArg
-};
 
 constexpr const char* kPendingDeclaration =
     "CREATE TABLE x(type, rid, param, value, exact, code, system, start_us, end_us, "
@@ -56,14 +28,42 @@ constexpr const char* kPendingDeclaration =
     "kind HIDDEN)";
 
 constexpr const char* kPendingPointerType = "jc_pending_rows";
+constexpr const char* kRunsPointerType = "jc_index_runs";
 
 struct PendingCursor {
   sqlite3_vtab_cursor base;  // first: SQLite casts between the two
+  // One of the two is set: a unit's rows, or a bulk load's sorted runs (index_runs.h).
   const PendingIndexRows* rows = nullptr;
+  const IndexRunBuffer* runs = nullptr;
   SearchKind kind = SearchKind::kToken;
   size_t at = 0;
   size_t size = 0;
 };
+
+// IndexRunBuffer's arena of each idx_* table (its order: token, string, date, number, quantity,
+// reference, uri, composite); -1 for a kind with no table.
+int RunKind(SearchKind kind) {
+  switch (kind) {
+    case SearchKind::kToken:
+      return 0;
+    case SearchKind::kString:
+      return 1;
+    case SearchKind::kDate:
+      return 2;
+    case SearchKind::kNumber:
+      return 3;
+    case SearchKind::kQuantity:
+      return 4;
+    case SearchKind::kReference:
+      return 5;
+    case SearchKind::kUri:
+      return 6;
+    case SearchKind::kComposite:
+      return 7;
+    default:
+      return -1;
+  }
+}
 
 size_t KindSize(const PendingIndexRows& p, SearchKind kind) {
   switch (kind) {
@@ -150,15 +150,21 @@ int PendingClose(sqlite3_vtab_cursor* c) {
 int PendingFilter(sqlite3_vtab_cursor* c, int, const char*, int argc, sqlite3_value** argv) {
   auto* cur = reinterpret_cast<PendingCursor*>(c);
   cur->rows = nullptr;
+  cur->runs = nullptr;
   cur->at = 0;
   cur->size = 0;
   if (argc != 2) return SQLITE_OK;
+  cur->kind = static_cast<SearchKind>(sqlite3_value_int(argv[1]));
   cur->rows =
       static_cast<const PendingIndexRows*>(sqlite3_value_pointer(argv[0], kPendingPointerType));
-  if (cur->rows == nullptr) return SQLITE_OK;  // not bound by the store: no rows
-  cur->kind = static_cast<SearchKind>(sqlite3_value_int(argv[1]));
-  cur->size = KindSize(*cur->rows, cur->kind);
-  return SQLITE_OK;
+  if (cur->rows != nullptr) {
+    cur->size = KindSize(*cur->rows, cur->kind);
+    return SQLITE_OK;
+  }
+  cur->runs = static_cast<const IndexRunBuffer*>(sqlite3_value_pointer(argv[0], kRunsPointerType));
+  const int run = RunKind(cur->kind);
+  if (cur->runs != nullptr && run >= 0) cur->size = cur->runs->rows(run);
+  return SQLITE_OK;  // neither: not bound by the store, no rows
 }
 
 int PendingNext(sqlite3_vtab_cursor* c) {
@@ -174,6 +180,10 @@ int PendingEof(sqlite3_vtab_cursor* c) {
 int PendingColumnValue(sqlite3_vtab_cursor* c, sqlite3_context* ctx, int col) {
   const auto* cur = reinterpret_cast<const PendingCursor*>(c);
   const size_t i = cur->at;
+  if (cur->runs != nullptr) {
+    cur->runs->Column(RunKind(cur->kind), i, col, ctx);
+    return SQLITE_OK;
+  }
   const PendingIndexRows& p = *cur->rows;
   auto common = [&](const auto& e) {
     if (col == kType) {
@@ -590,15 +600,18 @@ Status WriteIndexKeys(Connection& c, int64_t rid, const IndexRows& index) {
 
 Status ReplaceIndexRows(Connection& c, std::string_view type, int64_t rid, bool fresh,
                         const IndexRows& index, FullTextQueue* deferred_full_text,
-                        PendingIndexRows* pending) {
+                        PendingIndexRows* pending, IndexRunBuffer* runs) {
   if (!fresh) {
-    // The old rows may still be pending (written earlier in this unit): insert them first so
-    // that the delete below finds them.
+    // The old rows may still be pending (written earlier in this unit, or held in a bulk load's
+    // runs): insert them first so that the delete below finds them.
+    if (runs != nullptr && !runs->empty()) JC_RETURN_IF_ERROR(runs->Flush(c));
     if (pending != nullptr && !pending->empty()) JC_RETURN_IF_ERROR(pending->Flush(c));
     JC_ASSIGN_OR_RETURN(std::optional<IndexRows> old, ReadIndexKeys(c, rid));
     if (old) JC_RETURN_IF_ERROR(DeleteRows(c, type, rid, *old));
   }
-  if (pending != nullptr) {
+  if (fresh && runs != nullptr) {
+    runs->Add(type, rid, index);
+  } else if (pending != nullptr) {
     pending->Add(type, rid, index);
   } else {
     PendingIndexRows now;
@@ -634,6 +647,23 @@ void PendingIndexRows::Add(std::string_view type, int64_t rid, const IndexRows& 
             index.composites.size();
 }
 
+void PendingIndexRows::Add(std::string_view type, int64_t rid, IndexRows&& index) {
+  uint32_t t = 0;
+  while (t < types_.size() && types_[t] != type) ++t;
+  if (t == types_.size()) types_.emplace_back(type);
+  count_ += index.tokens.size() + index.strings.size() + index.dates.size() + index.numbers.size() +
+            index.quantities.size() + index.references.size() + index.uris.size() +
+            index.composites.size();
+  for (auto& r : index.tokens) tokens.push_back({t, rid, std::move(r)});
+  for (auto& r : index.strings) strings.push_back({t, rid, std::move(r)});
+  for (auto& r : index.dates) dates.push_back({t, rid, std::move(r)});
+  for (auto& r : index.numbers) numbers.push_back({t, rid, std::move(r)});
+  for (auto& r : index.quantities) quantities.push_back({t, rid, std::move(r)});
+  for (auto& r : index.references) references.push_back({t, rid, std::move(r)});
+  for (auto& r : index.uris) uris.push_back({t, rid, std::move(r)});
+  for (auto& r : index.composites) composites.push_back({t, rid, std::move(r)});
+}
+
 void PendingIndexRows::clear() {
   tokens.clear();
   strings.clear();
@@ -658,6 +688,18 @@ Status PendingIndexRows::Flush(Connection& c) {
     JC_RETURN_IF_ERROR(s.Run());
   }
   clear();
+  return Status::Ok();
+}
+
+Status InsertIndexRuns(Connection& c, const IndexRunBuffer& runs) {
+  for (const KindInsert& k : kKindInserts) {
+    const int run = RunKind(k.kind);
+    if (run < 0 || runs.rows(run) == 0) continue;
+    JC_SQL_STMT(s, c, k.sql);
+    sqlite3_bind_pointer(s_raw, 1, const_cast<IndexRunBuffer*>(&runs), kRunsPointerType, nullptr);
+    s.BindInt(2, static_cast<int64_t>(k.kind));
+    JC_RETURN_IF_ERROR(s.Run());
+  }
   return Status::Ok();
 }
 

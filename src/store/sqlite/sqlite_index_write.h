@@ -16,6 +16,37 @@ struct sqlite3;
 namespace jiceng::store::sqlite {
 
 class Connection;
+class IndexRunBuffer;
+
+// Column order of jc_pending (keep in sync with kPendingDeclaration in sqlite_index_write.cpp):
+// the idx_* columns.
+enum PendingColumn : int {
+  kType,
+  kRid,
+  kParam,
+  kValue,
+  kExact,
+  kCode,
+  kSystem,
+  kStartUs,
+  kEndUs,
+  kCanonicalCode,
+  kCanonicalValue,
+  kTargetId,
+  kTargetType,
+  kUrl,
+  kCode1,
+  kSystem1,
+  kCode2,
+  kSystem2,
+  kNumber2,
+  kStart2Us,
+  kEnd2Us,
+  kCanonicalCode2,
+  kCanonicalNumber2,
+  kRowsArg,
+  kKindArg
+};
 
 // A resource's full-text row (fts_resource), to be written when its transaction ends.
 //
@@ -47,7 +78,10 @@ class PendingIndexRows {
  public:
   // Copies `index`'s idx_* rows (not full text) for resource `rid` of `type`.
   void Add(std::string_view type, int64_t rid, const IndexRows& index);
+  // The same, moving the rows' strings (the bulk index build's decoded keys).
+  void Add(std::string_view type, int64_t rid, IndexRows&& index);
   bool empty() const { return count_ == 0; }
+  size_t size() const { return count_; }
   void clear();
   // Inserts every held row (sorted per table) and empties the holder.
   Status Flush(Connection& c);
@@ -76,6 +110,10 @@ class PendingIndexRows {
   size_t count_ = 0;
 };
 
+// Inserts the sorted runs of `runs` (IndexRunBuffer::Flush, which has sorted them) through
+// jc_pending.
+Status InsertIndexRuns(Connection& c, const IndexRunBuffer& runs);
+
 // Registers jc_pending(rows, kind) on `db`: the rows of one SearchKind of a PendingIndexRows
 // (bound with sqlite3_bind_pointer, type "jc_pending_rows"), with the columns of its idx_*
 // table (type, rid, and the value columns named as in jc_rows).
@@ -85,10 +123,10 @@ int RegisterPendingRowsTable(sqlite3* db);
 // created (version 1), so there are no old rows to delete (nothing to look up or delete). The
 // full-text row goes to `deferred_full_text` when given (see FullTextWrite), else is written now.
 // The idx_* rows go to `pending` when given (flushed by its owner when the unit ends), else are
-// written now.
+// written now; `runs` (a bulk load's, bulk_index_build.h) takes a fresh rid's rows instead.
 Status ReplaceIndexRows(Connection& c, std::string_view type, int64_t rid, bool fresh,
                         const IndexRows& index, FullTextQueue* deferred_full_text = nullptr,
-                        PendingIndexRows* pending = nullptr);
+                        PendingIndexRows* pending = nullptr, IndexRunBuffer* runs = nullptr);
 
 // Writes the queued full-text rows in order and empties the queue.
 Status FlushFullText(Connection& c, FullTextQueue& queue);

@@ -326,12 +326,22 @@ constexpr const char* kSchemaV5 = R"sql(
 CREATE INDEX idx_date_by_end ON idx_date(type, param, end_us);
 )sql";
 
+// Schema v6 — named flags of the store itself. One so far: `index_build_pending`, set while a
+// bulk load defers the idx_* tables (bulk_index_build.h).
+constexpr const char* kSchemaV6 = R"sql(
+CREATE TABLE store_state (
+  name TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+) WITHOUT ROWID;
+)sql";
+
 constexpr Migration kMigrations[] = {
     {1, "resource, history and token index", kSchemaV1},
     {2, "typed search index tables", kSchemaV2},
     {3, "composite search index and full text", kSchemaV3Search},
     {4, "index keys per resource instead of rid indexes", kSchemaV4, &BackfillIndexKeys},
     {5, "date index by end", kSchemaV5},
+    {6, "store state flags", kSchemaV6},
 };
 
 int64_t NowUs() {
@@ -361,13 +371,12 @@ Status ApplyInTransaction(Connection& conn, std::span<const Migration> migration
   const int64_t have = current.value_or(0);
   const int64_t known = migrations.empty() ? 0 : migrations.back().version;
   if (have > known) {
-    return Error(ErrorCode::kUnavailable,
-                 "database schema version " + std::to_string(have) +
-                     " is newer than this binary knows (" + std::to_string(known) +
-                     "); run a newer jiceng");
+    return Error(ErrorCode::kUnavailable, "database schema version " + std::to_string(have) +
+                                              " is newer than this binary knows (" +
+                                              std::to_string(known) + "); run a newer jiceng");
   }
-  JC_RETURN_IF_ERROR(conn.Exec(
-      ("PRAGMA application_id = " + std::to_string(kApplicationId)).c_str()));
+  JC_RETURN_IF_ERROR(
+      conn.Exec(("PRAGMA application_id = " + std::to_string(kApplicationId)).c_str()));
   for (const Migration& m : migrations) {
     if (m.version <= have) continue;
     Status s = conn.Exec(m.sql);

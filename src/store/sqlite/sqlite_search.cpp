@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "store/sql/search_sql.h"
+#include "store/sqlite/bulk_index_build.h"
 #include "store/sqlite/connection.h"
 #include "store/sqlite/sqlite_schema.h"
 
@@ -272,6 +273,7 @@ Status RunWalk(Connection& c, const SearchQuery& q, const sql::CompiledSearch& c
 }
 
 Result<SearchPage> QuerySearch(Connection& c, const SearchQuery& q) {
+  JC_RETURN_IF_ERROR(RequireSearchIndexes(c));
   Estimator estimator(c);
   const sql::CompiledSearch compiled = sql::CompileSearch(q, SqliteDialect(), &estimator);
   SearchPage page;

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <condition_variable>
@@ -19,8 +20,10 @@
 
 #include "base/metrics.h"
 #include "base/thread_name.h"
+#include "store/sqlite/bulk_index_build.h"
 #include "store/sqlite/connection.h"
 #include "store/sqlite/index_keys.h"
+#include "store/sqlite/index_runs.h"
 #include "store/sqlite/sqlite_index_write.h"
 #include "store/sqlite/sqlite_schema.h"
 #include "store/sqlite/sqlite_search.h"
@@ -161,6 +164,7 @@ Result<std::vector<std::string>> QueryByToken(Connection& c, std::string_view ty
                                               std::string_view code, int limit) {
   std::vector<std::string> ids;
   if (limit <= 0) return ids;
+  JC_RETURN_IF_ERROR(RequireSearchIndexes(c));
   // IN (…) de-duplicates a resource that has the code under several systems.
   JC_SQL_STMT(s, c,
               system ? "SELECT id FROM resource WHERE rid IN (SELECT rid FROM idx_token "
@@ -211,7 +215,8 @@ Result<std::vector<ResourceVersion>> QueryList(Connection& c, std::string_view t
 }
 
 Status PutVersion(Connection& c, const ResourceVersion& v, const IndexRows& index,
-                  FullTextQueue* deferred_full_text, PendingIndexRows* pending) {
+                  FullTextQueue* deferred_full_text, PendingIndexRows* pending,
+                  IndexRunBuffer* runs) {
   if (v.type.empty() || v.id.empty()) return Invalid("Put: resource type and id are required");
   if (v.version < 1) return Invalid("Put: version must be >= 1");
   int64_t rid = 0;
@@ -263,7 +268,7 @@ Status PutVersion(Connection& c, const ResourceVersion& v, const IndexRows& inde
     s.BindText(7, std::string_view());  // '': a tombstone, or live and current (shares json)
     JC_RETURN_IF_ERROR(s.Run());
   }
-  return ReplaceIndexRows(c, v.type, rid, v.version == 1, index, deferred_full_text, pending);
+  return ReplaceIndexRows(c, v.type, rid, v.version == 1, index, deferred_full_text, pending, runs);
 }
 
 // ---- read pool -------------------------------------------------------------------------------
@@ -393,6 +398,14 @@ class SqliteReadTransaction final : public IReadTransaction {
   const Timers timers_;
 };
 
+// The idx_* rows of a bulk load held by the writer thread between runs
+// (SqliteStore::BeginBulkLoad).
+struct BulkRows {
+  IndexRunBuffer runs;
+  int64_t run_rows = 0;  // SqliteOptions::bulk_build_rows
+  bool lost = false;     // a rollback undid inserted runs: rebuild from the keys at the end
+};
+
 // The transaction handed to a unit of work: the writer connection inside the group's
 // transaction, so reads see the group's earlier uncommitted writes (serial semantics). Not
 // timed per call: the whole group is.
@@ -400,8 +413,14 @@ class SqliteWriteTransaction final : public IWriteTransaction {
  public:
   // Full-text rows go to `full_text`, which the group runner writes before COMMIT (and trims
   // when a unit rolls back); a search in this transaction writes them first, so it sees them.
-  SqliteWriteTransaction(Connection& conn, FullTextQueue& full_text)
-      : conn_(conn), full_text_(full_text) {}
+  // `bulk` (a bulk load is under way, bulk_index_build.h): the idx_* rows are held there across
+  // units and transactions, and inserted only once a run's worth has gathered (or when the load
+  // ends), so that each insert covers a large sorted run.
+  SqliteWriteTransaction(Connection& conn, FullTextQueue& full_text, BulkRows* bulk)
+      : conn_(conn), full_text_(full_text), bulk_(bulk) {}
+
+  // For the store's own units of work (the bulk index build).
+  Connection& connection() { return conn_; }
 
   Result<std::optional<ResourceVersion>> ReadCurrent(std::string_view type,
                                                      std::string_view id) override {
@@ -443,18 +462,32 @@ class SqliteWriteTransaction final : public IWriteTransaction {
     unit_mark_ = full_text_.size();
     restore_.clear();
     pending_.clear();
+    if (bulk_ != nullptr) runs_mark_ = bulk_->runs.mark();
   }
   // Writes what the unit still holds back (its idx_* rows) inside the unit, so that a failure
-  // fails the unit and a rollback of the unit undoes them.
-  Status FinishUnit() { return pending_.Flush(conn_); }
+  // fails the unit and a rollback of the unit undoes them. A bulk load's rows wait for a run.
+  Status FinishUnit() {
+    JC_RETURN_IF_ERROR(pending_.Flush(conn_));
+    if (bulk_ != nullptr && static_cast<int64_t>(bulk_->runs.size()) >= bulk_->run_rows) {
+      return bulk_->runs.Flush(conn_);
+    }
+    return Status::Ok();
+  }
+  // The group runner's transaction boundaries, for a bulk load's held rows.
+  void BeginTransaction() {
+    if (bulk_ != nullptr) txn_mark_ = bulk_->runs.mark();
+  }
+  void TransactionRolledBack() { DropRunsSince(txn_mark_); }
   void UnitRolledBack() {
     pending_.clear();
+    DropRunsSince(runs_mark_);
     full_text_.resize(unit_mark_);
     full_text_.insert(full_text_.begin(), restore_.begin(), restore_.end());
     restore_.clear();
   }
   Status Put(const ResourceVersion& version, const IndexRows& index) override {
-    return PutVersion(conn_, version, index, &full_text_, &pending_);
+    return PutVersion(conn_, version, index, &full_text_, &pending_,
+                      bulk_ != nullptr ? &bulk_->runs : nullptr);
   }
   Status ReplaceIndex(std::string_view type, std::string_view id, int64_t version,
                       const IndexRows& index) override {
@@ -469,24 +502,39 @@ class SqliteWriteTransaction final : public IWriteTransaction {
                       std::to_string(version));
     }
     JC_RETURN_IF_ERROR(s.Run());
-    return ReplaceIndexRows(conn_, type, rid, /*fresh=*/false, index, &full_text_, &pending_);
+    return ReplaceIndexRows(conn_, type, rid, /*fresh=*/false, index, &full_text_, &pending_,
+                            bulk_ != nullptr ? &bulk_->runs : nullptr);
   }
 
  private:
   Connection& conn_;
   FullTextQueue& full_text_;
-  size_t unit_mark_ = 0;      // full_text_ rows before it belong to earlier units
-  FullTextQueue restore_;     // earlier units' rows written inside the current unit
-  PendingIndexRows pending_;  // the current unit's idx_* rows, written when it ends
+  // Drops the bulk load's rows added since `m` (their writes were rolled back). A flush since
+  // then emptied the buffer, and the rollback undid the inserts of rows held from before `m` as
+  // well: the load then rebuilds its tables from the keys instead.
+  void DropRunsSince(const IndexRunBuffer::Mark& m) {
+    if (bulk_ == nullptr) return;
+    if (bulk_->runs.size() < m.count) bulk_->lost = true;
+    bulk_->runs.truncate(m);
+  }
+
+  PendingIndexRows pending_;        // the current unit's idx_* rows, written when it ends
+  BulkRows* const bulk_;            // a bulk load's (writer thread), or null
+  IndexRunBuffer::Mark runs_mark_;  // bulk_->runs when the current unit began
+  IndexRunBuffer::Mark txn_mark_;   // … and when the transaction began
+  size_t unit_mark_ = 0;            // full_text_ rows before it belong to earlier units
+  FullTextQueue restore_;           // earlier units' rows written inside the current unit
 };
 
 // ---- the store and its writer ------------------------------------------------------------------
 
 class SqliteStore final : public IStore {
  public:
-  SqliteStore(std::unique_ptr<Connection> writer, std::unique_ptr<Connection> checkpointer,
-              std::shared_ptr<ReadPool> pool, const SqliteOptions& options, int wal_fd)
-      : options_(options),
+  SqliteStore(std::string path, std::unique_ptr<Connection> writer,
+              std::unique_ptr<Connection> checkpointer, std::shared_ptr<ReadPool> pool,
+              const SqliteOptions& options, int wal_fd)
+      : path_(std::move(path)),
+        options_(options),
         timers_(Timers::Make()),
         writer_conn_(std::move(writer)),
         checkpoint_conn_(std::move(checkpointer)),
@@ -588,7 +636,112 @@ class SqliteStore final : public IStore {
     if (!EmptyIndexRows(rows)) rows.precomputed = EncodeIndexKeys(rows);
   }
 
+  Result<bool> BeginBulkLoad() override {
+    if (bulk_loading_) return true;
+    // Another process loading this file builds our rows too (from the keys), but we cannot
+    // take the load on: write as usual.
+    JC_ASSIGN_OR_RETURN(bool locked, bulk_lock_.TryAcquire(path_));
+    if (!locked) return false;
+    bool engaged = false;
+    JC_RETURN_IF_ERROR(Write([&](IWriteTransaction& txn) -> Status {
+      Connection& c = static_cast<SqliteWriteTransaction&>(txn).connection();
+      // Only an empty database qualifies, or one whose bulk load crashed after we opened it
+      // (its rows are in the keys, not in our holder: rebuild from those at the end).
+      JC_ASSIGN_OR_RETURN(bool crashed, IndexBuildPending(c));
+      if (!crashed) {
+        JC_ASSIGN_OR_RETURN(std::optional<int64_t> any,
+                            c.QueryInt("SELECT 1 FROM resource LIMIT 1"));
+        if (any) return Status::Ok();
+        JC_RETURN_IF_ERROR(SetIndexBuildPending(c, true));
+      }
+      engaged = true;
+      bulk_ = std::make_unique<BulkRows>();  // on the writer thread, which alone uses it
+      bulk_->run_rows = options_.bulk_build_rows;
+      bulk_->lost = crashed;
+      return Status::Ok();
+    }));
+    if (!engaged) {
+      bulk_lock_.Release(/*remove=*/true);
+      return false;
+    }
+    bulk_loading_ = true;
+    spdlog::debug("sqlite: bulk load: search index rows are inserted in sorted runs");
+    return true;
+  }
+
+  Status EndBulkLoad(const std::function<void(int64_t, int64_t)>& progress) override {
+    if (!bulk_loading_) return Status::Ok();
+    bool rebuild = false;
+    JC_RETURN_IF_ERROR(Write([&](IWriteTransaction& txn) -> Status {
+      Connection& c = static_cast<SqliteWriteTransaction&>(txn).connection();
+      std::unique_ptr<BulkRows> bulk = std::move(bulk_);
+      if (bulk == nullptr || bulk->lost) {
+        rebuild = true;
+        return Status::Ok();
+      }
+      const auto total = static_cast<int64_t>(bulk->runs.size());
+      JC_RETURN_IF_ERROR(bulk->runs.Flush(c));
+      if (progress) progress(total, total);
+      return SetIndexBuildPending(c, false);
+    }));
+    // A failure above leaves the marker: the next open rebuilds from the keys.
+    if (rebuild) JC_RETURN_IF_ERROR(BuildIndexTables(progress));
+    bulk_loading_ = false;
+    bulk_lock_.Release(/*remove=*/true);
+    return Status::Ok();
+  }
+
+  // Builds the idx_* tables of a bulk load that ended without doing so (a crash), when no
+  // loader holds the lock any more. Called at open, before the store is handed out.
+  Status CompleteInterruptedBulkLoad() {
+    JC_ASSIGN_OR_RETURN(bool locked, bulk_lock_.TryAcquire(path_));
+    if (!locked) {
+      spdlog::warn(
+          "sqlite: {} is being bulk loaded by another process; searches fail until it "
+          "has built the search indexes",
+          path_);
+      return Status::Ok();
+    }
+    spdlog::warn(
+        "sqlite: {}: a bulk load ended before building the search indexes; building "
+        "them now",
+        path_);
+    const auto start = std::chrono::steady_clock::now();
+    JC_RETURN_IF_ERROR(BuildIndexTables({}));
+    bulk_lock_.Release(/*remove=*/true);
+    spdlog::info("sqlite: search indexes built in {:.1f} s",
+                 std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    return Status::Ok();
+  }
+
  private:
+  // Empties the idx_* tables and fills them from resource_index_keys, a run per write
+  // transaction; the last clears the marker. Searches fail until then; a crash in between leaves
+  // the marker, and the next build starts over.
+  Status BuildIndexTables(const std::function<void(int64_t, int64_t)>& progress) {
+    IndexTableBuilder builder(options_.bulk_build_rows);
+    bool done = false;
+    bool first = true;
+    while (!done) {
+      JC_RETURN_IF_ERROR(Write([&](IWriteTransaction& txn) -> Status {
+        Connection& c = static_cast<SqliteWriteTransaction&>(txn).connection();
+        if (first) {
+          JC_ASSIGN_OR_RETURN(bool pending, IndexBuildPending(c));
+          if (!pending) {  // built already (by another process)
+            done = true;
+            return Status::Ok();
+          }
+          JC_RETURN_IF_ERROR(builder.Start(c));
+        }
+        JC_ASSIGN_OR_RETURN(done, builder.Step(c));
+        return done ? SetIndexBuildPending(c, false) : Status::Ok();
+      }));
+      first = false;
+      if (progress) progress(builder.resources_done(), builder.resources_total());
+    }
+    return Status::Ok();
+  }
+
   // One caller's unit of work; lives on the caller's stack until `done`.
   struct Pending {
     const WriteWork* work;
@@ -770,7 +923,7 @@ class SqliteStore final : public IStore {
     ScopedTimer group_timer(timers_.write_group);
     Connection& c = *writer_conn_;
     FullTextQueue full_text;  // this transaction's full-text rows, written just before COMMIT
-    SqliteWriteTransaction txn(c, full_text);
+    SqliteWriteTransaction txn(c, full_text, bulk_.get());
     size_t next = 0;
     // Normally one pass; another pass only if SQLite aborted the whole transaction under a
     // unit (I/O error, disk full): the units before it lost their writes and are failed, the
@@ -782,6 +935,7 @@ class SqliteStore final : public IStore {
         for (size_t i = next; i < group.size(); ++i) group[i]->status = s;
         return;
       }
+      txn.BeginTransaction();
       bool aborted = false;
       bool restart = false;
       for (; next < group.size(); ++next) {
@@ -796,12 +950,14 @@ class SqliteStore final : public IStore {
           if (p.status.ok()) p.status = txn.FinishUnit();
           if (!p.status.ok()) {
             if (c.InTransaction()) (void)c.Exec("ROLLBACK");
+            txn.TransactionRolledBack();
             ++next;
             restart = true;  // the rest of the group in a fresh transaction
             break;
           }
           if (!c.InTransaction()) {  // SQLite ended it under a successful unit (I/O error)
             p.status = Internal("sqlite: transaction aborted");
+            txn.TransactionRolledBack();
             ++next;
             restart = true;
             break;
@@ -822,6 +978,7 @@ class SqliteStore final : public IStore {
             if (group[i]->status.ok()) group[i]->status = e;
           }
           if (p.status.ok()) p.status = e;
+          txn.TransactionRolledBack();
           ++next;
           aborted = true;
           break;
@@ -842,6 +999,7 @@ class SqliteStore final : public IStore {
       timers_.units->Increment(static_cast<double>(next - first));
       if (!commit.ok()) {
         if (c.InTransaction()) (void)c.Exec("ROLLBACK");
+        txn.TransactionRolledBack();
         for (size_t i = first; i < next; ++i) group[i]->status = commit;
       }
     }
@@ -861,8 +1019,14 @@ class SqliteStore final : public IStore {
     }
   }
 
+  const std::string path_;
   const SqliteOptions options_;
   const Timers timers_;
+  // A bulk load of this process is under way (Begin/EndBulkLoad's caller), and its held rows
+  // (the writer thread's, set and reset by units of work).
+  std::atomic<bool> bulk_loading_{false};
+  std::unique_ptr<BulkRows> bulk_;
+  BulkLoadLock bulk_lock_;
   std::unique_ptr<Connection> writer_conn_;      // used only by the writer thread until Close
   std::unique_ptr<Connection> checkpoint_conn_;  // used only by the checkpoint thread
   int wal_pages_ = 0;            // frames in the WAL after the last commit (writer thread only)
@@ -946,8 +1110,11 @@ Result<std::unique_ptr<IStore>> OpenSqliteStoreWithMigrations(
                    std::strerror(errno));
     }
   }
-  return std::unique_ptr<IStore>(new SqliteStore(std::move(writer), std::move(checkpointer),
-                                                 std::move(pool), options, wal_fd));
+  JC_ASSIGN_OR_RETURN(bool build_pending, IndexBuildPending(*writer));
+  auto store = std::make_unique<SqliteStore>(path, std::move(writer), std::move(checkpointer),
+                                             std::move(pool), options, wal_fd);
+  if (build_pending) JC_RETURN_IF_ERROR(store->CompleteInterruptedBulkLoad());
+  return std::unique_ptr<IStore>(std::move(store));
 }
 
 }  // namespace sqlite

@@ -2,18 +2,21 @@
 // migrations, the file, the read pool).
 #include "store/sqlite/sqlite_store.h"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 #include <stdlib.h>
 
 #include <atomic>
 #include <filesystem>
-#include <functional>
 #include <fstream>
+#include <functional>
 #include <limits>
 #include <thread>
 #include <vector>
 
 #include "base/metrics.h"
+#include "store/sqlite/bulk_index_build.h"
 #include "store/sqlite/connection.h"
 #include "store/sqlite/index_keys.h"
 #include "store/sqlite/sqlite_schema.h"
@@ -402,14 +405,13 @@ TEST_F(SqliteStoreTest, TheWalStaysBoundedUnderContinuousWrites) {
   options.wal_restart_pages = 100;
   auto store = OpenSqliteStore(path_, options);
   ASSERT_TRUE(store.ok());
-  EXPECT_EQ(CountFailures(4, 400,
-                          [&](int w, int i) {
-                            return PutNext(**store,
-                                           "w" + std::to_string(w) + "-" + std::to_string(i % 50),
-                                           6)
-                                .ok();
-                          }),
-            0);
+  EXPECT_EQ(
+      CountFailures(
+          4, 400,
+          [&](int w, int i) {
+            return PutNext(**store, "w" + std::to_string(w) + "-" + std::to_string(i % 50), 6).ok();
+          }),
+      0);
   const auto wal_bytes = fs::file_size(path_ + "-wal");
   // Without restarts this workload writes well over 1,600 commits' worth of frames (> 6 MB).
   // With them the file holds about two checkpoint thresholds plus one group's frames.
@@ -586,6 +588,263 @@ TEST_F(SqliteStoreTest, WriteFromInsideAWorkIsAnErrorNotADeadlock) {
   });
   EXPECT_TRUE(outer.ok());
   EXPECT_FALSE(inner.ok());
+}
+
+// ---- bulk loads (bulk_index_build.h, index_runs.h) ------------------------------------------
+
+// Every idx_* row of the file at `path`, one line each, in primary-key order.
+std::string DumpIndexTables(const std::string& path) {
+  auto conn = sqlite::Connection::Open(path, {});
+  EXPECT_TRUE(conn.ok());
+  if (!conn.ok()) return "";
+  std::string out;
+  for (const char* table : {"idx_token", "idx_string", "idx_date", "idx_number", "idx_quantity",
+                            "idx_reference", "idx_uri", "idx_composite"}) {
+    // quote() keeps the type of each value (a REAL stays 1.0, text with a NUL byte shows it).
+    std::string sql = std::string("SELECT '") + table + "', * FROM " + table;
+    sqlite3_stmt* stmt = nullptr;
+    EXPECT_EQ(sqlite3_prepare_v2((*conn)->handle(), sql.c_str(), -1, &stmt, nullptr), SQLITE_OK);
+    while (sqlite3_step(stmt) == SQLITE_ROW) {
+      for (int i = 0; i < sqlite3_column_count(stmt); ++i) {
+        if (sqlite3_column_type(stmt, i) == SQLITE_TEXT) {
+          const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt, i));
+          std::string text(p, static_cast<size_t>(sqlite3_column_bytes(stmt, i)));
+          for (char& ch : text) {
+            if (ch == '\0') ch = '~';
+          }
+          out += "'" + text + "'";
+        } else if (sqlite3_column_type(stmt, i) == SQLITE_FLOAT) {
+          out += fmt::format("{:.17g}r", sqlite3_column_double(stmt, i));
+        } else {
+          out += std::to_string(sqlite3_column_int64(stmt, i));
+        }
+        out += '|';
+      }
+      out += '\n';
+    }
+    sqlite3_finalize(stmt);
+  }
+  return out;
+}
+
+// Index rows of every kind, with the values whose order is easy to get wrong: negative and
+// fractional numbers, the extreme dates, text that is a prefix of another, empty text, a NUL
+// byte, non-ASCII text, and a duplicate row (stored once).
+IndexRows AwkwardRows(int i) {
+  IndexRows rows;
+  const std::string n = std::to_string(i);
+  rows.tokens.push_back({"code", "http://loinc.org", "8480-" + n});
+  rows.tokens.push_back({"code", "", "8480"});
+  rows.tokens.push_back({"code", "", "8480"});  // duplicate
+  rows.tokens.push_back({"status", std::string("a\0b", 3), i % 2 ? "final" : "final-x"});
+  rows.strings.push_back({"name", i % 3 ? "zhang" : "zhang san", "张三" + n});
+  rows.strings.push_back({"name", "", ""});
+  rows.strings.push_back({"code:text", "血压" + n, "Blood pressure"});
+  rows.dates.push_back({"date", std::numeric_limits<int64_t>::min(), -1000 * i});
+  rows.dates.push_back({"date", 1000 * i, std::numeric_limits<int64_t>::max()});
+  rows.numbers.push_back({"probability", i % 2 ? -1.5 * i : 0.25 * i});
+  rows.numbers.push_back({"probability", -0.0});
+  rows.quantities.push_back({"value-quantity", i % 2 ? -120.5 + i : 120.5 - i,
+                             "http://unitsofmeasure.org", "mm[Hg]", 120.5, "mm[Hg]"});
+  rows.quantities.push_back({"value-quantity", 1e-300 * i, "", "kg", 1e-297 * i, "g"});
+  rows.references.push_back({"subject", "Patient", "p" + n, ""});
+  rows.references.push_back({"subject", "", "", "http://example.org/fhir/Patient/p" + n});
+  rows.uris.push_back({"url", "http://example.org/" + n});
+  CompositeIndexRow c;
+  c.param = "code-value-quantity";
+  c.system1 = "http://loinc.org";
+  c.code1 = "8480-6";
+  c.code2 = "mm[Hg]";
+  c.system2 = "http://unitsofmeasure.org";
+  c.number2 = i % 2 ? -3.0 * i : 3.0 * i;
+  c.canonical_code2 = "mm[Hg]";
+  c.canonical_number2 = c.number2;
+  c.start2_us = -i;
+  c.end2_us = i;
+  rows.composites.push_back(c);
+  return rows;
+}
+
+ResourceVersion VersionOf(const std::string& type, const std::string& id, int64_t version,
+                          bool deleted = false) {
+  ResourceVersion v;
+  v.type = type;
+  v.id = id;
+  v.version = version;
+  v.last_updated_us = 1700000000000000 + version;
+  v.deleted = deleted;
+  v.json = deleted ? "" : R"({"resourceType":")" + type + R"(","id":")" + id + R"("})";
+  return v;
+}
+
+// The same writes, in bulk or not: creates in units of several resources of two types, a unit
+// that fails after its writes (rolled back; when `update_in_failed_unit`, its update first
+// inserted the rows held from the committed units before it), an update and a delete of
+// resources written earlier in the load.
+void WriteTheLoad(IStore& store, bool update_in_failed_unit) {
+  for (int unit = 0; unit < 6; ++unit) {
+    ASSERT_TRUE(store
+                    .Write([&](IWriteTransaction& txn) -> Status {
+                      for (int j = 0; j < 4; ++j) {
+                        const int i = unit * 4 + j;
+                        const std::string type = i % 2 ? "Observation" : "Patient";
+                        JC_RETURN_IF_ERROR(
+                            txn.Put(VersionOf(type, "r" + std::to_string(i), 1), AwkwardRows(i)));
+                      }
+                      return Status::Ok();
+                    })
+                    .ok());
+  }
+  Status failed = store.Write([&](IWriteTransaction& txn) -> Status {
+    JC_RETURN_IF_ERROR(txn.Put(VersionOf("Patient", "gone", 1), AwkwardRows(50)));
+    if (update_in_failed_unit) {
+      JC_RETURN_IF_ERROR(txn.Put(VersionOf("Observation", "r5", 2), AwkwardRows(51)));
+    }
+    return Invalid("this unit fails");
+  });
+  ASSERT_FALSE(failed.ok());
+  ASSERT_TRUE(store
+                  .Write([&](IWriteTransaction& txn) -> Status {
+                    JC_RETURN_IF_ERROR(txn.Put(VersionOf("Observation", "r3", 2), AwkwardRows(99)));
+                    return txn.Put(VersionOf("Patient", "r4", 2, /*deleted=*/true), IndexRows{});
+                  })
+                  .ok());
+  ASSERT_TRUE(store
+                  .Write([&](IWriteTransaction& txn) -> Status {
+                    return txn.Put(VersionOf("Patient", "last", 1), AwkwardRows(7));
+                  })
+                  .ok());
+}
+
+Result<SearchPage> SearchPatients(IStore& store) {
+  JC_ASSIGN_OR_RETURN(auto txn, store.BeginRead());
+  SearchQuery q;
+  q.type = "Patient";
+  return txn->Search(q);
+}
+
+class SqliteBulkLoadTest : public SqliteStoreTest {
+ protected:
+  // The rows the same writes leave without a bulk load.
+  std::string RowByRowDump(bool update_in_failed_unit) {
+    const std::string path = dir_ + "/row-by-row.db";
+    auto store = OpenSqliteStore(path);
+    EXPECT_TRUE(store.ok());
+    WriteTheLoad(**store, update_in_failed_unit);
+    (*store)->Close();
+    return DumpIndexTables(path);
+  }
+  std::unique_ptr<IStore> OpenWithRuns(int64_t run_rows) {
+    SqliteOptions options;
+    options.bulk_build_rows = run_rows;
+    auto store = OpenSqliteStore(path_, options);
+    EXPECT_TRUE(store.ok()) << store.error().message;
+    return std::move(store).value();
+  }
+};
+
+TEST_F(SqliteBulkLoadTest, BuildsTheSameIndexRowsAsWritingThemRowByRow) {
+  const std::string expected = RowByRowDump(false);
+  ASSERT_NE(expected.find("'idx_composite'|'Observation'"), std::string::npos) << expected;
+  // One run at the end, and runs of ~100 rows flushed along the way.
+  for (int64_t run_rows : {int64_t{1} << 30, int64_t{100}}) {
+    fs::remove(path_);
+    fs::remove(path_ + "-wal");
+    fs::remove(path_ + "-shm");
+    auto store = OpenWithRuns(run_rows);
+    auto begun = store->BeginBulkLoad();
+    ASSERT_TRUE(begun.ok() && *begun);
+    WriteTheLoad(*store, false);
+    auto during = SearchPatients(*store);
+    ASSERT_FALSE(during.ok());
+    EXPECT_EQ(during.error().code, ErrorCode::kUnavailable);
+    int64_t reported = -1;
+    ASSERT_TRUE(store
+                    ->EndBulkLoad([&](int64_t done, int64_t total) {
+                      EXPECT_LE(done, total);
+                      reported = done;
+                    })
+                    .ok());
+    EXPECT_GE(reported, 0);
+    auto after = SearchPatients(*store);
+    ASSERT_TRUE(after.ok()) << after.error().message;
+    EXPECT_EQ(after->entries.size(), 12u);  // 12 written, r4 deleted, "last" added
+    store->Close();
+    EXPECT_EQ(DumpIndexTables(path_), expected) << "runs of " << run_rows << " rows";
+    EXPECT_FALSE(fs::exists(path_ + "-bulkload"));
+  }
+}
+
+TEST_F(SqliteBulkLoadTest, ARollbackThatUndidAFlushedRunRebuildsFromTheKeys) {
+  const std::string expected = RowByRowDump(true);
+  auto store = OpenWithRuns(int64_t{1} << 30);
+  ASSERT_TRUE(*store->BeginBulkLoad());
+  // The failing unit's update flushes every held row inside the unit, and its rollback undoes
+  // those inserts: the end of the load must notice and rebuild from resource_index_keys.
+  WriteTheLoad(*store, true);
+  ASSERT_TRUE(store->EndBulkLoad().ok());
+  store->Close();
+  EXPECT_EQ(DumpIndexTables(path_), expected);
+}
+
+TEST_F(SqliteBulkLoadTest, OnlyAnEmptyDatabaseIsBulkLoaded) {
+  auto store = OpenWithRuns(1000);
+  ASSERT_TRUE(PutNext(*store, "m1", 2).ok());
+  auto begun = store->BeginBulkLoad();
+  ASSERT_TRUE(begun.ok());
+  EXPECT_FALSE(*begun);
+  EXPECT_TRUE(store->EndBulkLoad().ok());  // nothing to do
+  EXPECT_TRUE(SearchPatients(*store).ok());
+}
+
+// A load that dies before building its indexes (here: closed without EndBulkLoad, which leaves
+// the file as kill -9 would) is completed by the next open, from the keys of what it committed.
+TEST_F(SqliteBulkLoadTest, TheNextOpenCompletesALoadThatDiedBeforeItsBuild) {
+  const std::string expected = RowByRowDump(false);
+  {
+    auto store = OpenWithRuns(100);  // some runs inserted, the rest lost with the process
+    ASSERT_TRUE(*store->BeginBulkLoad());
+    WriteTheLoad(*store, false);
+    store->Close();
+  }
+  {
+    // What a reader sees meanwhile: searches refused, not answered from missing rows.
+    auto conn = sqlite::Connection::Open(path_, {});
+    ASSERT_TRUE(conn.ok());
+    auto marker = (*conn)->QueryInt("SELECT count(*) FROM store_state");
+    ASSERT_TRUE(marker.ok());
+    EXPECT_EQ(marker->value_or(0), 1);
+  }
+  auto store = OpenWithRuns(100);
+  auto page = SearchPatients(*store);
+  ASSERT_TRUE(page.ok()) << page.error().message;
+  EXPECT_EQ(page->entries.size(), 12u);
+  store->Close();
+  EXPECT_EQ(DumpIndexTables(path_), expected);
+}
+
+// While a loader holds the lock, another process's open leaves its marker alone.
+TEST_F(SqliteBulkLoadTest, AnOpenDuringAnotherLoadDoesNotBuildUnderIt) {
+  sqlite::BulkLoadLock other;  // stands for the other process (flock is per open file)
+  {
+    auto store = OpenWithRuns(1000);
+    ASSERT_TRUE(*store->BeginBulkLoad());
+    ASSERT_TRUE(PutNext(*store, "m1", 2).ok());
+    store->Close();
+  }
+  auto held = other.TryAcquire(path_);
+  ASSERT_TRUE(held.ok() && *held);
+  {
+    auto store = OpenWithRuns(1000);
+    auto page = SearchPatients(*store);
+    ASSERT_FALSE(page.ok());
+    EXPECT_EQ(page.error().code, ErrorCode::kUnavailable);
+    EXPECT_FALSE(*store->BeginBulkLoad());  // the other loader has it
+    store->Close();
+  }
+  other.Release();
+  auto store = OpenWithRuns(1000);
+  EXPECT_TRUE(SearchPatients(*store).ok());
 }
 
 }  // namespace

@@ -1,0 +1,381 @@
+#include "store/sqlite/index_runs.h"
+
+#include <sqlite3.h>
+
+#include <algorithm>
+#include <atomic>
+#include <bit>
+#include <cstring>
+#include <limits>
+#include <numeric>
+#include <thread>
+
+#include "store/sqlite/connection.h"
+#include "store/sqlite/sqlite_index_write.h"
+
+namespace jiceng::store::sqlite {
+namespace {
+
+enum class Field : uint8_t { kText, kInt, kReal };
+struct FieldSpec {
+  int column;  // PendingColumn
+  Field type;
+};
+// Each kind's record fields, key first (the primary key's order after type and param), then
+// the tail. rid is stored after the key fields, as the key's last 8 bytes.
+struct KindLayout {
+  std::vector<FieldSpec> key;
+  std::vector<FieldSpec> tail;
+};
+
+const std::array<KindLayout, IndexRunBuffer::kKinds>& Layouts() {
+  using F = Field;
+  static const std::array<KindLayout, IndexRunBuffer::kKinds> layouts = {{
+      {{{kCode, F::kText}, {kSystem, F::kText}}, {}},                            // token
+      {{{kValue, F::kText}, {kExact, F::kText}}, {}},                            // string
+      {{{kStartUs, F::kInt}, {kEndUs, F::kInt}}, {}},                            // date
+      {{{kValue, F::kReal}}, {}},                                                // number
+      {{{kCode, F::kText}, {kSystem, F::kText}, {kValue, F::kReal}},             // quantity
+       {{kCanonicalCode, F::kText}, {kCanonicalValue, F::kReal}}},               //
+      {{{kTargetId, F::kText}, {kTargetType, F::kText}, {kUrl, F::kText}}, {}},  // reference
+      {{{kValue, F::kText}}, {}},                                                // uri
+      {{{kCode1, F::kText},                                                      // composite
+        {kSystem1, F::kText},
+        {kCode2, F::kText},
+        {kSystem2, F::kText},
+        {kNumber2, F::kReal},
+        {kStart2Us, F::kInt},
+        {kEnd2Us, F::kInt}},
+       {{kCanonicalCode2, F::kText}, {kCanonicalNumber2, F::kReal}}},
+  }};
+  return layouts;
+}
+
+constexpr size_t kHeader = 12;  // u32 type+param id, u32 key length, u32 tail length
+
+void PutU32(std::string& out, uint32_t v) { out.append(reinterpret_cast<const char*>(&v), 4); }
+uint32_t GetU32(const char* p) {
+  uint32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+
+// 8 big-endian bytes of `v` with the sign bit flipped: memcmp orders them as signed integers.
+void PutOrderedInt(std::string& out, int64_t v) {
+  uint64_t u = static_cast<uint64_t>(v) ^ (uint64_t{1} << 63);
+  char b[8];
+  for (int i = 7; i >= 0; --i) {
+    b[i] = static_cast<char>(u & 0xff);
+    u >>= 8;
+  }
+  out.append(b, 8);
+}
+int64_t GetOrderedInt(const char* p) {
+  uint64_t u = 0;
+  for (int i = 0; i < 8; ++i) u = (u << 8) | static_cast<unsigned char>(p[i]);
+  return static_cast<int64_t>(u ^ (uint64_t{1} << 63));
+}
+// A double as an integer of the same order (negative doubles' bits order backwards).
+int64_t DoubleToOrdered(double d) {
+  auto bits = std::bit_cast<int64_t>(d);
+  return bits < 0 ? std::numeric_limits<int64_t>::min() - bits - 1 : bits;
+}
+double OrderedToDouble(int64_t o) {
+  return std::bit_cast<double>(o < 0 ? std::numeric_limits<int64_t>::min() - o - 1 : o);
+}
+
+void PutKeyText(std::string& out, std::string_view s) {
+  for (;;) {
+    const size_t zero = s.find('\0');
+    if (zero == std::string_view::npos) break;
+    out.append(s.substr(0, zero + 1));
+    out.push_back('\xff');
+    s.remove_prefix(zero + 1);
+  }
+  out.append(s);
+  out.append("\0\x01", 2);
+}
+
+// Reads a key text at `p` (the key ends at `end`); returns the position after it. `escaped`: it
+// holds a 00 FF pair.
+const char* SkipKeyText(const char* p, const char* end, bool& escaped) {
+  escaped = false;
+  for (;;) {
+    const auto* z = static_cast<const char*>(std::memchr(p, 0, static_cast<size_t>(end - p)));
+    if (z == nullptr || z + 1 >= end) return end;  // not written by PutKeyText
+    if (z[1] == '\x01') return z + 2;
+    escaped = true;
+    p = z + 2;
+  }
+}
+
+void PutTailText(std::string& out, std::string_view s) {
+  PutU32(out, static_cast<uint32_t>(s.size()));
+  out.append(s);
+}
+
+// Appends one row's record: header, key fields, rid, tail fields (filled in by `key`/`tail`).
+template <typename KeyFn, typename TailFn>
+void AppendRecord(std::string& arena, uint32_t tp, int64_t rid, KeyFn key, TailFn tail) {
+  const size_t start = arena.size();
+  arena.append(kHeader, '\0');
+  key(arena);
+  PutOrderedInt(arena, rid);
+  const size_t key_end = arena.size();
+  tail(arena);
+  const auto key_len = static_cast<uint32_t>(key_end - start - kHeader);
+  const auto tail_len = static_cast<uint32_t>(arena.size() - key_end);
+  std::memcpy(arena.data() + start, &tp, 4);
+  std::memcpy(arena.data() + start + 4, &key_len, 4);
+  std::memcpy(arena.data() + start + 8, &tail_len, 4);
+}
+
+constexpr auto kNoTail = [](std::string&) {};
+
+}  // namespace
+
+uint32_t IndexRunBuffer::TypeParamId(std::string_view type, std::string_view param) {
+  std::string key;
+  key.reserve(type.size() + param.size() + 1);
+  key.append(type).push_back('\0');
+  key.append(param);
+  auto [it, inserted] = tp_ids_.try_emplace(std::move(key), static_cast<uint32_t>(tp_.size()));
+  if (inserted) tp_.emplace_back(std::string(type), std::string(param));
+  return it->second;
+}
+
+void IndexRunBuffer::Add(std::string_view type, int64_t rid, const IndexRows& index) {
+  auto tp = [&](const std::string& param) { return TypeParamId(type, param); };
+  for (const auto& r : index.tokens) {
+    AppendRecord(
+        arena_[0], tp(r.param), rid,
+        [&](std::string& o) {
+          PutKeyText(o, r.code);
+          PutKeyText(o, r.system);
+        },
+        kNoTail);
+  }
+  for (const auto& r : index.strings) {
+    AppendRecord(
+        arena_[1], tp(r.param), rid,
+        [&](std::string& o) {
+          PutKeyText(o, r.value);
+          PutKeyText(o, r.exact);
+        },
+        kNoTail);
+  }
+  for (const auto& r : index.dates) {
+    AppendRecord(
+        arena_[2], tp(r.param), rid,
+        [&](std::string& o) {
+          PutOrderedInt(o, r.start_us);
+          PutOrderedInt(o, r.end_us);
+        },
+        kNoTail);
+  }
+  for (const auto& r : index.numbers) {
+    AppendRecord(
+        arena_[3], tp(r.param), rid,
+        [&](std::string& o) { PutOrderedInt(o, DoubleToOrdered(r.value)); }, kNoTail);
+  }
+  for (const auto& r : index.quantities) {
+    AppendRecord(
+        arena_[4], tp(r.param), rid,
+        [&](std::string& o) {
+          PutKeyText(o, r.code);
+          PutKeyText(o, r.system);
+          PutOrderedInt(o, DoubleToOrdered(r.value));
+        },
+        [&](std::string& o) {
+          PutTailText(o, r.canonical_code);
+          PutOrderedInt(o, DoubleToOrdered(r.canonical_value));
+        });
+  }
+  for (const auto& r : index.references) {
+    AppendRecord(
+        arena_[5], tp(r.param), rid,
+        [&](std::string& o) {
+          PutKeyText(o, r.target_id);
+          PutKeyText(o, r.target_type);
+          PutKeyText(o, r.url);
+        },
+        kNoTail);
+  }
+  for (const auto& r : index.uris) {
+    AppendRecord(
+        arena_[6], tp(r.param), rid, [&](std::string& o) { PutKeyText(o, r.value); }, kNoTail);
+  }
+  for (const auto& r : index.composites) {
+    AppendRecord(
+        arena_[7], tp(r.param), rid,
+        [&](std::string& o) {
+          PutKeyText(o, r.code1);
+          PutKeyText(o, r.system1);
+          PutKeyText(o, r.code2);
+          PutKeyText(o, r.system2);
+          PutOrderedInt(o, DoubleToOrdered(r.number2));
+          PutOrderedInt(o, r.start2_us);
+          PutOrderedInt(o, r.end2_us);
+        },
+        [&](std::string& o) {
+          PutTailText(o, r.canonical_code2);
+          PutOrderedInt(o, DoubleToOrdered(r.canonical_number2));
+        });
+  }
+  const size_t n = index.tokens.size() + index.strings.size() + index.dates.size() +
+                   index.numbers.size() + index.quantities.size() + index.references.size() +
+                   index.uris.size() + index.composites.size();
+  rows_[0] += index.tokens.size();
+  rows_[1] += index.strings.size();
+  rows_[2] += index.dates.size();
+  rows_[3] += index.numbers.size();
+  rows_[4] += index.quantities.size();
+  rows_[5] += index.references.size();
+  rows_[6] += index.uris.size();
+  rows_[7] += index.composites.size();
+  count_ += n;
+}
+
+IndexRunBuffer::Mark IndexRunBuffer::mark() const {
+  Mark m;
+  for (int k = 0; k < kKinds; ++k) {
+    m.bytes[k] = arena_[k].size();
+    m.rows[k] = rows_[k];
+  }
+  m.count = count_;
+  return m;
+}
+
+void IndexRunBuffer::truncate(const Mark& m) {
+  count_ = 0;
+  for (int k = 0; k < kKinds; ++k) {
+    if (arena_[k].size() > m.bytes[k]) {
+      arena_[k].resize(m.bytes[k]);
+      rows_[k] = m.rows[k];
+    }
+    count_ += rows_[k];
+  }
+}
+
+void IndexRunBuffer::Sort(int kind, const std::vector<uint32_t>& rank) {
+  const std::string& a = arena_[kind];
+  std::vector<SortEntry>& order = order_[kind];
+  order.clear();
+  order.reserve(rows_[kind]);
+  for (size_t at = 0; at < a.size();) {
+    const char* p = a.data() + at;
+    const uint32_t key_len = GetU32(p + 4);
+    uint32_t head = 0;  // the key's first 4 bytes, big-endian (keys are at least 8 bytes: rid)
+    for (int i = 0; i < 4; ++i) head = (head << 8) | static_cast<unsigned char>(p[kHeader + i]);
+    order.push_back({(uint64_t{rank[GetU32(p)]} << 32) | head, at});
+    at += kHeader + key_len + GetU32(p + 8);
+  }
+  const char* base = a.data();
+  std::sort(order.begin(), order.end(), [base](const SortEntry& x, const SortEntry& y) {
+    if (x.prefix != y.prefix) return x.prefix < y.prefix;
+    const char* px = base + x.offset;
+    const char* py = base + y.offset;
+    const uint32_t lx = GetU32(px + 4);
+    const uint32_t ly = GetU32(py + 4);
+    const int c = std::memcmp(px + kHeader, py + kHeader, std::min(lx, ly));
+    if (c != 0) return c < 0;
+    return lx < ly;
+  });
+}
+
+Status IndexRunBuffer::Flush(Connection& c) {
+  if (count_ == 0) return Status::Ok();
+  // The rank of each type+param in (type, param) order: the first two key columns of every table.
+  std::vector<uint32_t> by_name(tp_.size());
+  std::iota(by_name.begin(), by_name.end(), 0u);
+  std::sort(by_name.begin(), by_name.end(),
+            [&](uint32_t x, uint32_t y) { return tp_[x] < tp_[y]; });
+  std::vector<uint32_t> rank(tp_.size());
+  for (uint32_t r = 0; r < by_name.size(); ++r) rank[by_name[r]] = r;
+  // Two threads sort the tables (a bulk load's workers are idle while the writer flushes).
+  std::atomic<int> next{0};
+  auto sort_some = [&] {
+    for (int k; (k = next.fetch_add(1)) < kKinds;) Sort(k, rank);
+  };
+  std::thread helper(sort_some);
+  sort_some();
+  helper.join();
+  JC_RETURN_IF_ERROR(InsertIndexRuns(c, *this));
+  for (int k = 0; k < kKinds; ++k) {
+    arena_[k].clear();
+    order_[k].clear();
+    rows_[k] = 0;
+  }
+  count_ = 0;
+  return Status::Ok();
+}
+
+void IndexRunBuffer::Column(int kind, size_t i, int column, sqlite3_context* ctx) const {
+  const char* p = arena_[kind].data() + order_[kind][i].offset;
+  const uint32_t tp = GetU32(p);
+  if (column == kType || column == kParam) {
+    const std::string& s = column == kType ? tp_[tp].first : tp_[tp].second;
+    sqlite3_result_text64(ctx, s.data(), s.size(), SQLITE_STATIC, SQLITE_UTF8);
+    return;
+  }
+  const uint32_t key_len = GetU32(p + 4);
+  const char* key = p + kHeader;
+  if (column == kRid) {
+    sqlite3_result_int64(ctx, GetOrderedInt(key + key_len - 8));
+    return;
+  }
+  const KindLayout& layout = Layouts()[kind];
+  const char* at = key;
+  for (const FieldSpec& f : layout.key) {
+    if (f.type == Field::kText) {
+      bool escaped = false;
+      const char* end = SkipKeyText(at, key + key_len, escaped);
+      if (f.column == column) {
+        if (!escaped) {
+          sqlite3_result_text64(ctx, at, static_cast<sqlite3_uint64>(end - 2 - at), SQLITE_STATIC,
+                                SQLITE_UTF8);
+        } else {
+          std::string s;
+          for (const char* q = at; q < end - 2; ++q) {
+            s.push_back(*q);
+            if (*q == '\0') ++q;  // the FF after an escaped 00
+          }
+          sqlite3_result_text64(ctx, s.data(), s.size(), SQLITE_TRANSIENT, SQLITE_UTF8);
+        }
+        return;
+      }
+      at = end;
+    } else {
+      if (f.column == column) {
+        const int64_t v = GetOrderedInt(at);
+        if (f.type == Field::kInt) {
+          sqlite3_result_int64(ctx, v);
+        } else {
+          sqlite3_result_double(ctx, OrderedToDouble(v));
+        }
+        return;
+      }
+      at += 8;
+    }
+  }
+  at = key + key_len;
+  for (const FieldSpec& f : layout.tail) {
+    if (f.type == Field::kText) {
+      const uint32_t n = GetU32(at);
+      if (f.column == column) {
+        sqlite3_result_text64(ctx, at + 4, n, SQLITE_STATIC, SQLITE_UTF8);
+        return;
+      }
+      at += 4 + n;
+    } else {
+      if (f.column == column) {
+        sqlite3_result_double(ctx, OrderedToDouble(GetOrderedInt(at)));
+        return;
+      }
+      at += 8;
+    }
+  }
+  // A column this kind does not have: NULL.
+}
+
+}  // namespace jiceng::store::sqlite

@@ -1,0 +1,74 @@
+// store/sqlite/index_runs: a bulk load's idx_* rows, held as byte records and inserted in large
+// runs sorted by primary key (bulk_index_build.h says why).
+//
+// Each row is one record in its kind's arena: a header (the row's type+param as a dictionary
+// id, the length of its key and of its tail), then its key, the table's primary-key columns
+// after type and param, encoded so that memcmp orders the keys as SQLite orders those columns
+// (text: bytes, 0x00 escaped as 00 FF, ended by 00 01; integers and doubles: 8 big-endian bytes
+// with the sign bit flipped, doubles first mapped to integers of the same order), rid last; then
+// its tail, the columns outside the key (the canonical unit and value). Against a vector of
+// structs of std::string per row (PendingIndexRows), a record costs no allocation to hold, and
+// sorting compares an 8-byte prefix (the rank of type+param and the key's first 4 bytes) before
+// any memcmp. Internal to store/sqlite.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "base/result.h"
+#include "store/store.h"
+
+struct sqlite3_context;
+
+namespace jiceng::store::sqlite {
+
+class Connection;
+
+class IndexRunBuffer {
+ public:
+  static constexpr int kKinds = 8;  // SearchKind kToken … kComposite, the idx_* tables
+
+  // Appends the idx_* rows of `index` (not full text) for resource `rid` of `type`.
+  void Add(std::string_view type, int64_t rid, const IndexRows& index);
+  size_t size() const { return count_; }
+  bool empty() const { return count_ == 0; }
+
+  // What is held, and dropping what was added since (a unit of work that rolled back).
+  struct Mark {
+    std::array<size_t, kKinds> bytes{};
+    std::array<size_t, kKinds> rows{};
+    size_t count = 0;
+  };
+  Mark mark() const;
+  void truncate(const Mark& m);
+
+  // Sorts each table's rows (on two threads) and inserts them, then empties the buffer.
+  Status Flush(Connection& c);
+
+  // For the jc_pending module (sqlite_index_write.cpp), after Flush has sorted kind `kind`: the
+  // number of rows, and column `column` (a jc_pending column number) of the i-th in key order
+  // into `ctx` (NULL for a column the kind does not have).
+  size_t rows(int kind) const { return rows_[kind]; }
+  void Column(int kind, size_t i, int column, sqlite3_context* ctx) const;
+
+ private:
+  struct SortEntry {
+    uint64_t prefix;
+    uint64_t offset;
+  };
+  uint32_t TypeParamId(std::string_view type, std::string_view param);
+  void Sort(int kind, const std::vector<uint32_t>& rank);
+
+  std::array<std::string, kKinds> arena_;
+  std::array<size_t, kKinds> rows_{};
+  std::array<std::vector<SortEntry>, kKinds> order_;
+  std::unordered_map<std::string, uint32_t> tp_ids_;     // "type\0param" → id
+  std::vector<std::pair<std::string, std::string>> tp_;  // id → (type, param)
+  size_t count_ = 0;
+};
+
+}  // namespace jiceng::store::sqlite
