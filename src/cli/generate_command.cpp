@@ -26,6 +26,8 @@ struct GenerateFlags {
   std::string errors;     // --db: rejected resources and why (default stderr)
   int load_batch = 5000;  // --db: resources per write transaction
   int threads = 0;        // --db: validation threads
+  int64_t cache_mib = kBulkLoadCacheMib;        // --db: the SQLite writer's page cache
+  int checkpoint_mib = kBulkLoadCheckpointMib;  // --db: WAL growth between checkpoints
   bool quiet = false;
 };
 
@@ -34,7 +36,7 @@ struct GenerateFlags {
 int RunGenerateIntoDb(const GenerateFlags& f) {
   Config config;
   config.db = f.db;
-  auto opened = OpenPlatform(config);
+  auto opened = OpenPlatform(config, BulkLoadStoreOptions(f.cache_mib, f.checkpoint_mib));
   if (!opened.ok()) {
     std::cerr << "jiceng generate: cannot open database '" << f.db
               << "': " << opened.error().message << "\n";
@@ -245,6 +247,13 @@ void AddGenerateCommand(CLI::App& app) {
   cmd->add_option("--errors", flags->errors, "With --db: write rejected resources and why here");
   cmd->add_option("--load-batch", flags->load_batch, "With --db: resources per write transaction")
       ->check(CLI::Range(1, 1000000))
+      ->capture_default_str();
+  cmd->add_option("--cache-mib", flags->cache_mib, "With --db: SQLite writer's page cache, MiB")
+      ->check(CLI::Range(int64_t{2}, int64_t{1} << 20))
+      ->capture_default_str();
+  cmd->add_option("--checkpoint-mib", flags->checkpoint_mib,
+                  "With --db: SQLite WAL growth between checkpoints, MiB")
+      ->check(CLI::Range(1, 65536))
       ->capture_default_str();
   cmd->add_option("--threads", flags->threads, "With --db: validation threads (0: one per core)")
       ->capture_default_str();

@@ -32,8 +32,8 @@ struct ImportFlags {
   int batch_size = 5000;
   int threads = 0;
   int unit_size = 0;
-  int64_t cache_mib = 256;
-  int checkpoint_mib = 16;
+  int64_t cache_mib = kBulkLoadCacheMib;
+  int checkpoint_mib = kBulkLoadCheckpointMib;
   bool index_while_loading = false;
   bool quiet = false;
 };
@@ -238,14 +238,7 @@ int RunImport(const ImportFlags& f) {
   Config config;
   config.db = f.db;
   config.strict_validation = !f.lenient;
-  // A bulk load dirties many more pages per commit than a server does: the writer gets a larger
-  // page cache, and the WAL may grow further between checkpoints (fewer copies of the same hot
-  // pages into the database file). Commits stay durable (docs/operations.md, "Import").
-  store::StoreOptions store_options;
-  store_options.sqlite_cache_kib = f.cache_mib * 1024;
-  store_options.sqlite_wal_autocheckpoint_pages = f.checkpoint_mib * 256;  // 4 KiB pages
-  store_options.sqlite_wal_restart_pages = f.checkpoint_mib * 256 * 4;
-  auto opened = OpenPlatform(config, store_options);
+  auto opened = OpenPlatform(config, BulkLoadStoreOptions(f.cache_mib, f.checkpoint_mib));
   if (!opened.ok()) {
     std::cerr << "jiceng import: cannot open database '" << f.db << "': " << opened.error().message
               << "\n";

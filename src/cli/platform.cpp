@@ -33,6 +33,14 @@ Result<std::unique_ptr<Platform>> OpenPlatform(const Config& config,
   return p;
 }
 
+store::StoreOptions BulkLoadStoreOptions(int64_t cache_mib, int checkpoint_mib) {
+  store::StoreOptions o;
+  o.sqlite_cache_kib = cache_mib * 1024;
+  o.sqlite_wal_autocheckpoint_pages = checkpoint_mib * 256;  // 4 KiB pages
+  o.sqlite_wal_restart_pages = checkpoint_mib * 256 * 4;
+  return o;
+}
+
 Status EndBulkLoad(store::IStore& store, bool quiet) {
   using Clock = std::chrono::steady_clock;
   const auto start = Clock::now();

@@ -23,6 +23,15 @@ struct Platform {
 Result<std::unique_ptr<Platform>> OpenPlatform(const Config& config,
                                                store::StoreOptions store_options = {});
 
+// The store settings of a bulk load (`import`, `generate --db`): it dirties many more pages per
+// commit than a server does, so the SQLite writer gets a larger page cache (the random inserts
+// into the (type, id) index of resources stay in memory; a 1,000,000-resident county has ~11
+// million resources) and the WAL may grow further between checkpoints (fewer copies of the same
+// hot pages into the database file). Commits stay durable (docs/operations.md, "Import").
+store::StoreOptions BulkLoadStoreOptions(int64_t cache_mib, int checkpoint_mib);
+constexpr int64_t kBulkLoadCacheMib = 1024;
+constexpr int kBulkLoadCheckpointMib = 16;
+
 // Ends a bulk load begun with IStore::BeginBulkLoad (builds the search indexes), with progress
 // lines on stderr unless `quiet`.
 Status EndBulkLoad(store::IStore& store, bool quiet);
