@@ -403,7 +403,10 @@ class SqliteReadTransaction final : public IReadTransaction {
 struct BulkRows {
   IndexRunBuffer runs;
   int64_t run_rows = 0;  // SqliteOptions::bulk_build_rows
-  bool lost = false;     // a rollback undid inserted runs: rebuild from the keys at the end
+  // EndBulkLoad has inserted the last run: later units write as usual, and the writer drops
+  // this holder once the group is done (a transaction of the group may still point to it).
+  bool ended = false;
+  bool lost = false;  // a rollback undid inserted runs: rebuild from the keys at the end
 };
 
 // The transaction handed to a unit of work: the writer connection inside the group's
@@ -468,8 +471,9 @@ class SqliteWriteTransaction final : public IWriteTransaction {
   // fails the unit and a rollback of the unit undoes them. A bulk load's rows wait for a run.
   Status FinishUnit() {
     JC_RETURN_IF_ERROR(pending_.Flush(conn_));
-    if (bulk_ != nullptr && static_cast<int64_t>(bulk_->runs.size()) >= bulk_->run_rows) {
-      return bulk_->runs.Flush(conn_);
+    if (IndexRunBuffer* runs = Runs();
+        runs != nullptr && static_cast<int64_t>(runs->size()) >= bulk_->run_rows) {
+      return runs->Flush(conn_);
     }
     return Status::Ok();
   }
@@ -486,8 +490,7 @@ class SqliteWriteTransaction final : public IWriteTransaction {
     restore_.clear();
   }
   Status Put(const ResourceVersion& version, const IndexRows& index) override {
-    return PutVersion(conn_, version, index, &full_text_, &pending_,
-                      bulk_ != nullptr ? &bulk_->runs : nullptr);
+    return PutVersion(conn_, version, index, &full_text_, &pending_, Runs());
   }
   Status ReplaceIndex(std::string_view type, std::string_view id, int64_t version,
                       const IndexRows& index) override {
@@ -503,7 +506,7 @@ class SqliteWriteTransaction final : public IWriteTransaction {
     }
     JC_RETURN_IF_ERROR(s.Run());
     return ReplaceIndexRows(conn_, type, rid, /*fresh=*/false, index, &full_text_, &pending_,
-                            bulk_ != nullptr ? &bulk_->runs : nullptr);
+                            Runs());
   }
 
  private:
@@ -518,7 +521,9 @@ class SqliteWriteTransaction final : public IWriteTransaction {
     bulk_->runs.truncate(m);
   }
 
-  PendingIndexRows pending_;        // the current unit's idx_* rows, written when it ends
+  PendingIndexRows pending_;  // the current unit's idx_* rows, written when it ends
+  IndexRunBuffer* Runs() { return bulk_ != nullptr && !bulk_->ended ? &bulk_->runs : nullptr; }
+
   BulkRows* const bulk_;            // a bulk load's (writer thread), or null
   IndexRunBuffer::Mark runs_mark_;  // bulk_->runs when the current unit began
   IndexRunBuffer::Mark txn_mark_;   // … and when the transaction began
@@ -674,13 +679,14 @@ class SqliteStore final : public IStore {
     bool rebuild = false;
     JC_RETURN_IF_ERROR(Write([&](IWriteTransaction& txn) -> Status {
       Connection& c = static_cast<SqliteWriteTransaction&>(txn).connection();
-      std::unique_ptr<BulkRows> bulk = std::move(bulk_);
-      if (bulk == nullptr || bulk->lost) {
+      if (bulk_ == nullptr || bulk_->lost) {
+        if (bulk_ != nullptr) bulk_->ended = true;
         rebuild = true;
         return Status::Ok();
       }
-      const auto total = static_cast<int64_t>(bulk->runs.size());
-      JC_RETURN_IF_ERROR(bulk->runs.Flush(c));
+      const auto total = static_cast<int64_t>(bulk_->runs.size());
+      JC_RETURN_IF_ERROR(bulk_->runs.Flush(c));
+      bulk_->ended = true;
       if (progress) progress(total, total);
       return SetIndexBuildPending(c, false);
     }));
@@ -816,6 +822,7 @@ class SqliteStore final : public IStore {
       last_group = group.size();
       CatchUpCheckpointIfWalLong();
       RunGroup(group);
+      if (bulk_ != nullptr && bulk_->ended) bulk_.reset();  // EndBulkLoad's group is done
       if (wal_fd_ >= 0) {
         std::lock_guard lock(sync_mu_);
         sync_queue_.insert(sync_queue_.end(), group.begin(), group.end());
@@ -1113,7 +1120,16 @@ Result<std::unique_ptr<IStore>> OpenSqliteStoreWithMigrations(
   JC_ASSIGN_OR_RETURN(bool build_pending, IndexBuildPending(*writer));
   auto store = std::make_unique<SqliteStore>(path, std::move(writer), std::move(checkpointer),
                                              std::move(pool), options, wal_fd);
-  if (build_pending) JC_RETURN_IF_ERROR(store->CompleteInterruptedBulkLoad());
+  if (build_pending) {
+    // Not fatal: reads and writes work without the search indexes, searches answer 503, and the
+    // next open tries again (e.g. once the disk has room).
+    if (Status st = store->CompleteInterruptedBulkLoad(); !st.ok()) {
+      spdlog::error(
+          "sqlite: {}: building the search indexes failed ({}); searches fail until a "
+          "later open builds them",
+          path, st.error().message);
+    }
+  }
   return std::unique_ptr<IStore>(std::move(store));
 }
 
