@@ -135,13 +135,15 @@ constexpr auto kNoTail = [](std::string&) {};
 }  // namespace
 
 uint32_t IndexRunBuffer::TypeParamId(std::string_view type, std::string_view param) {
-  std::string key;
-  key.reserve(type.size() + param.size() + 1);
-  key.append(type).push_back('\0');
-  key.append(param);
-  auto [it, inserted] = tp_ids_.try_emplace(std::move(key), static_cast<uint32_t>(tp_.size()));
-  if (inserted) tp_.emplace_back(std::string(type), std::string(param));
-  return it->second;
+  // The key is built in a reused buffer: a lookup allocates nothing once the buffer has grown.
+  tp_key_.assign(type).push_back('\0');
+  tp_key_.append(param);
+  auto it = tp_ids_.find(tp_key_);
+  if (it != tp_ids_.end()) return it->second;
+  const auto id = static_cast<uint32_t>(tp_.size());
+  tp_ids_.emplace(tp_key_, id);
+  tp_.emplace_back(std::string(type), std::string(param));
+  return id;
 }
 
 void IndexRunBuffer::Add(std::string_view type, int64_t rid, const IndexRows& index) {

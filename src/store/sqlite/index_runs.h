@@ -67,6 +67,7 @@ class IndexRunBuffer {
   std::array<size_t, kKinds> rows_{};
   std::array<std::vector<SortEntry>, kKinds> order_;
   std::unordered_map<std::string, uint32_t> tp_ids_;     // "type\0param" → id
+  std::string tp_key_;                                   // TypeParamId's lookup key
   std::vector<std::pair<std::string, std::string>> tp_;  // id → (type, param)
   size_t count_ = 0;
 };
