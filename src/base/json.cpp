@@ -347,6 +347,49 @@ std::string ToPrettyJson(const json::value& v) {
   return out;
 }
 
+bool JsonEqual(const json::value& a, const json::value& b) {
+  switch (a.kind()) {
+    case json::kind::null:
+      return b.is_null();
+    case json::kind::bool_:
+      return b.is_bool() && a.get_bool() == b.get_bool();
+    case json::kind::int64:
+      if (b.is_int64()) return a.get_int64() == b.get_int64();
+      return b.is_uint64() && a.get_int64() >= 0 &&
+             static_cast<uint64_t>(a.get_int64()) == b.get_uint64();
+    case json::kind::uint64:
+      if (b.is_uint64()) return a.get_uint64() == b.get_uint64();
+      return b.is_int64() && b.get_int64() >= 0 &&
+             static_cast<uint64_t>(b.get_int64()) == a.get_uint64();
+    case json::kind::double_:
+      return b.is_double() && a.get_double() == b.get_double();
+    case json::kind::string:
+      return b.is_string() && a.get_string() == b.get_string();
+    case json::kind::array: {
+      if (!b.is_array()) return false;
+      const json::array& x = a.get_array();
+      const json::array& y = b.get_array();
+      if (x.size() != y.size()) return false;
+      for (size_t i = 0; i < x.size(); ++i) {
+        if (!JsonEqual(x[i], y[i])) return false;
+      }
+      return true;
+    }
+    case json::kind::object: {
+      if (!b.is_object()) return false;
+      const json::object& x = a.get_object();
+      const json::object& y = b.get_object();
+      if (x.size() != y.size()) return false;
+      for (const json::key_value_pair& member : x) {
+        auto it = y.find(member.key());
+        if (it == y.end() || !JsonEqual(member.value(), it->value())) return false;
+      }
+      return true;
+    }
+  }
+  return false;
+}
+
 const json::value* Find(const json::object& o, std::string_view key) {
   auto it = o.find(key);
   return it == o.end() ? nullptr : &it->value();

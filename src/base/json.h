@@ -105,4 +105,10 @@ const json::object* FindObject(const json::object& o, std::string_view key);
 const json::array* FindArray(const json::object& o, std::string_view key);
 std::optional<std::string_view> FindString(const json::object& o, std::string_view key);
 
+// Deep equality with the meaning of json::value's operator==: objects compare as unordered sets
+// of members, an int64 equals a uint64 of the same value, doubles equal only doubles. Boost.JSON
+// 1.81's object comparison copies every member of one side as it goes (`for (auto e : *this)`),
+// which made comparing two resources' elements allocate per node; this copies nothing.
+bool JsonEqual(const json::value& a, const json::value& b);
+
 }  // namespace jiceng

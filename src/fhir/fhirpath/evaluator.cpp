@@ -69,7 +69,7 @@ std::optional<bool> ItemsEqual(const Item& ra, const Item& rb) {
   if (a.is_node() || b.is_node()) {
     if (!a.is_node() || !b.is_node()) return false;
     if (!a.json() || !b.json()) return NodeIdentical(a, b);
-    return *a.json() == *b.json();
+    return JsonEqual(*a.json(), *b.json());
   }
   if (IsTemporal(a) && b.kind() == K::kString) {
     if (auto c = CoerceToTemporal(b, a)) b = *c;
@@ -132,7 +132,7 @@ bool ItemsEquivalent(const Item& ra, const Item& rb) {
   if (a.is_node() || b.is_node()) {
     if (!a.is_node() || !b.is_node()) return false;
     if (!a.json() || !b.json()) return NodeIdentical(a, b);
-    return *a.json() == *b.json();
+    return JsonEqual(*a.json(), *b.json());
   }
   if (IsTemporal(a) && b.kind() == K::kString) {
     if (auto c = CoerceToTemporal(b, a)) b = *c;

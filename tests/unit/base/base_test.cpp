@@ -42,6 +42,25 @@ TEST(Json, PrettyRoundTrips) {
   EXPECT_EQ(*v, *again);
 }
 
+// JsonEqual answers what json::value's operator== answers, on every pair of a varied set.
+TEST(Json, JsonEqualAgreesWithBoost) {
+  // One array of them, so that the parser builds each value as it does for resources.
+  auto parsed = ParseJson(R"([null, true, false, 0, 1, -1, 1.0, 18446744073709551615, "a", "b",
+      [], [1, 2], [2, 1], [1, 2, 3], {}, {"a": 1, "b": [true, {"c": "d"}]},
+      {"b": [true, {"c": "d"}], "a": 1}, {"a": 1, "b": [true, {"c": "e"}]}, {"a": 1},
+      {"a": 1, "c": [true, {"c": "d"}]}])");
+  ASSERT_TRUE(parsed.ok());
+  std::vector<json::value> values(parsed->get_array().begin(), parsed->get_array().end());
+  values.push_back(json::value(int64_t{5}));
+  values.push_back(json::value(uint64_t{5}));
+  values.push_back(json::value(int64_t{-5}));
+  for (const auto& a : values) {
+    for (const auto& b : values) {
+      EXPECT_EQ(JsonEqual(a, b), a == b) << json::serialize(a) << " vs " << json::serialize(b);
+    }
+  }
+}
+
 TEST(Json, DecimalsInShortestFormAndStringsEscaped) {
   auto v = ParseJson(
       R"({"a":120.5,"b":0.1,"c":7,"d":-3.25e-7,"e":1e21,"s":"王\"x\\\n\u0001","u":18446744073709551615})");
