@@ -212,10 +212,6 @@ bool ContainsItem(const Collection& c, const Item& x) {
   return false;
 }
 
-void AppendDistinct(Collection& out, const Item& x) {
-  if (!ContainsItem(out, x)) out.push_back(x);
-}
-
 std::string_view SystemTypeName(K k) {
   switch (k) {
     case K::kBoolean: return "Boolean";
@@ -1832,6 +1828,10 @@ Result<Collection> Evaluator::Resolve(const Collection& in) {
 }
 
 }  // namespace
+
+void AppendDistinct(Collection& out, const Item& x) {
+  if (!ContainsItem(out, x)) out.push_back(x);
+}
 
 Result<Collection> EvaluateOn(const Expression& expr, const Collection& input,
                               const json::value* resource, const EvalOptions& options) {

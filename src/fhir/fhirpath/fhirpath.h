@@ -140,4 +140,8 @@ Result<Collection> Evaluate(const Expression& expr, const json::value& resource,
 Result<Collection> EvaluateOn(const Expression& expr, const Collection& input,
                               const json::value* resource, const EvalOptions& options = {});
 
+// Appends `x` to `out` unless `out` already holds an equal item (FHIRPath `=`): how the union
+// operator drops duplicates.
+void AppendDistinct(Collection& out, const Item& x);
+
 }  // namespace jiceng::fhirpath
