@@ -11,16 +11,22 @@
 #include "base/utf8.h"
 #include "fhir/fhirpath/definitions_model.h"
 #include "fhir/fhirpath/fhirpath.h"
+#include "fhir/fhirpath/path_plan.h"
 #include "fhir/search/normalize.h"
 
 namespace jiceng::search {
 namespace {
 
+using fhirpath::Collection;
 using fhirpath::Item;
+using fhirpath::PathPlan;
 
 struct CompiledParam {
   const fhir::SearchParamDef* def = nullptr;
   fhirpath::Expression expr;
+  // The expression compiled for direct JSON navigation, when it is a union of plain paths (most
+  // are); the evaluator runs `expr` for the others and for whatever data the plan refuses.
+  std::optional<PathPlan> plan;
   std::string text_param;        // "<code>:text" for tokens
   std::string of_type_param;     // "<code>:of-type" for tokens
   std::string identifier_param;  // "<code>:identifier" for references
@@ -124,6 +130,7 @@ class ParamCache {
       CompiledParam p;
       p.def = def;
       p.expr = std::move(*expr);
+      p.plan = PathPlan::Compile(p.expr, type, fhirpath::DefinitionsModel());
       if (def->type == "token") {
         p.text_param = def->code + ":text";
         p.of_type_param = def->code + ":of-type";
@@ -138,6 +145,7 @@ class ParamCache {
           CompiledParam c;
           c.def = component_defs[i];
           c.expr = std::move(*cexpr);
+          c.plan = PathPlan::Compile(c.expr, "", fhirpath::DefinitionsModel());
           p.components.push_back(std::move(c));
         }
         if (p.components.size() != component_defs.size()) continue;
@@ -511,6 +519,41 @@ const fhirpath::EvalOptions& FhirPathOptions() {
   return kOptions;
 }
 
+// Working buffers of the extraction, kept per thread and reused from parameter to parameter and
+// from resource to resource: an import's workers extract thousands of resources each, and
+// allocating fresh collections for every parameter was a large part of the extraction's cost.
+struct Scratch {
+  Collection items;            // the items of the parameter being extracted
+  Collection component_items;  // the items of one composite component within one element
+  PathPlan::Workspace ws, component_ws;
+};
+
+Scratch& ThreadScratch() {
+  thread_local Scratch scratch;
+  return scratch;
+}
+
+// The items of `p`'s expression on `input` into `out`: by its path plan when the plan covers
+// the data, else by the evaluator. false when the expression fails on this data (the parameter
+// then indexes nothing).
+bool EvaluateParam(const CompiledParam& p, const Item& input, const json::value& resource,
+                   Collection& out, PathPlan::Workspace& ws) {
+  if (p.plan) {
+    switch (p.plan->Run(input, resource, out, ws)) {
+      case PathPlan::Outcome::kOk:
+        return true;
+      case PathPlan::Outcome::kError:
+        return false;
+      case PathPlan::Outcome::kUnsupported:
+        break;
+    }
+  }
+  auto items = fhirpath::EvaluateOn(p.expr, Collection{input}, &resource, FhirPathOptions());
+  if (!items.ok()) return false;
+  out = std::move(*items);
+  return true;
+}
+
 // Maps one FHIRPath item of a (non-composite) parameter to its typed rows.
 void ExtractItem(const Item& i, const CompiledParam& p, const ExtractOptions& options,
                  store::IndexRows& rows) {
@@ -530,14 +573,17 @@ void ExtractComposite(const Item& element, const CompiledParam& p, const json::v
                       const ExtractOptions& options, store::IndexRows& rows) {
   // A pathological element (hundreds of codings x values) must not explode the index.
   constexpr size_t kMaxRowsPerElement = 64;
-  const fhirpath::Collection input{element};
+  Scratch& scratch = ThreadScratch();
+  Collection& items = scratch.component_items;
   store::IndexRows first, second;
   // The value component first: most elements have one value type, so most composites of an
   // Observation (code-value-quantity, -concept, -date, -string) stop here.
   for (size_t k : {1, 0}) {
-    auto items = fhirpath::EvaluateOn(p.components[k].expr, input, &resource, FhirPathOptions());
-    if (!items.ok() || items->empty()) return;
-    for (const Item& i : *items) ExtractItem(i, p.components[k], options, k == 0 ? first : second);
+    if (!EvaluateParam(p.components[k], element, resource, items, scratch.component_ws) ||
+        items.empty()) {
+      return;
+    }
+    for (const Item& i : items) ExtractItem(i, p.components[k], options, k == 0 ? first : second);
   }
   const std::string& kind = p.components[1].def->type;
   const std::string& code2 = p.components[1].def->code;
@@ -662,14 +708,17 @@ store::IndexRows ExtractIndexRows(const json::value& resource, const ExtractOpti
   if (!resource.is_object()) return rows;
   auto type = FindString(resource.get_object(), "resourceType");
   if (!type || !fhir::Definitions::Get().IsResourceType(*type)) return rows;
+  // The resource as the evaluator's root item (fhirpath::Evaluate makes the same).
+  const Item root = Item::Node(&resource, nullptr, *type, *type);
+  Scratch& scratch = ThreadScratch();
+  Collection& items = scratch.items;
   for (const CompiledParam& p : ParamCache::Get().ForType(*type)) {
-    auto items = fhirpath::Evaluate(p.expr, resource, FhirPathOptions());
-    if (!items.ok()) continue;
+    if (!EvaluateParam(p, root, resource, items, scratch.ws)) continue;
     if (!p.components.empty()) {
-      for (const Item& i : *items) ExtractComposite(i, p, resource, options, rows);
+      for (const Item& i : items) ExtractComposite(i, p, resource, options, rows);
       continue;
     }
-    for (const Item& i : *items) ExtractItem(i, p, options, rows);
+    for (const Item& i : items) ExtractItem(i, p, options, rows);
   }
   ExtractFullText(resource.get_object(), rows);
   return rows;

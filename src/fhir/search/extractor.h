@@ -3,9 +3,11 @@
 //
 // Every expression is compiled once per (resource type, parameter) on first use — restricted to
 // the union branches that can apply to that type, so "Patient.name | Practitioner.name | …" costs
-// one branch on a Patient — and evaluated per write. FHIRPath items map to typed rows by their
-// FHIR type (HumanName → its parts as strings, CodeableConcept → its codings as tokens plus its
-// text, Period → one date range, …); see the .cpp for the table.
+// one branch on a Patient — and evaluated per write: by a fhirpath::PathPlan (direct JSON
+// navigation) when the expression is a union of plain paths, as nearly all are, else by the
+// FHIRPath evaluator; both yield the same items. FHIRPath items map to typed rows by their FHIR
+// type (HumanName → its parts as strings, CodeableConcept → its codings as tokens plus its text,
+// Period → one date range, …); see the .cpp for the table.
 //
 // Composite parameters are indexed as store::CompositeIndexRow (two components: a token, then a
 // token, quantity, date or string — every R4 composite but the MolecularSequence coordinates
