@@ -71,6 +71,10 @@ std::string FullTextForm(std::string_view text) {
   std::string out;
   out.reserve(norm.size() + norm.size() / 2);
   for (size_t i = 0; i < norm.size();) {
+    if (static_cast<unsigned char>(norm[i]) < 0x80) {  // ASCII: never CJK, no decoding
+      out += norm[i++];
+      continue;
+    }
     const size_t start = i;
     const char32_t cp = Decode(norm, i);
     if (IsCjk(cp)) {
@@ -109,6 +113,21 @@ std::string NormalizeString(std::string_view text) {
   out.reserve(text.size());
   bool pending_space = false;
   for (size_t i = 0; i < text.size();) {
+    // ASCII, the bulk of most text, takes the short way: what the general path below does
+    // with a code point under 0x80, without decoding.
+    if (const auto b = static_cast<unsigned char>(text[i]); b < 0x80) {
+      ++i;
+      if (b == ' ' || b == '\t' || b == '\n' || b == '\r') {
+        pending_space = !out.empty();
+        continue;
+      }
+      if (pending_space) {
+        out += ' ';
+        pending_space = false;
+      }
+      out += (b >= 'A' && b <= 'Z') ? static_cast<char>(b - 'A' + 'a') : static_cast<char>(b);
+      continue;
+    }
     char32_t cp = Decode(text, i);
     if (cp >= 0xFF01 && cp <= 0xFF5E) cp = cp - 0xFF01 + 0x21;  // full-width ASCII
     if (cp == 0x3000) cp = ' ';                                // ideographic space
