@@ -1,5 +1,6 @@
 #include "fhir/fhirpath/path_plan.h"
 
+#include <algorithm>
 #include <cctype>
 #include <span>
 
@@ -121,6 +122,16 @@ std::optional<PathPlan> PathPlan::Compile(const Expression& expr, std::string_vi
     plan.branches_.push_back(std::move(b));
   }
   return plan;
+}
+
+std::vector<std::string_view> PathPlan::LeadingElements() const {
+  std::vector<std::string_view> out;
+  for (const Branch& b : branches_) {
+    if (b.steps.empty() || b.steps.front().kind != Step::Kind::kChild) return {};
+    const std::string_view name = b.steps.front().name;
+    if (std::find(out.begin(), out.end(), name) == out.end()) out.push_back(name);
+  }
+  return out;
 }
 
 bool PathPlan::TypeMatches(std::string_view type, std::string_view name, bool allow_subtype) const {

@@ -40,6 +40,14 @@ class PathPlan {
   static std::optional<PathPlan> Compile(const Expression& expr, std::string_view resource_type,
                                          const ModelInfo& model);
 
+  // The elements the plan's branches start from, when every branch starts by naming an element
+  // of the input ("Observation.code | Observation.component.code": "code" and "component");
+  // empty when some branch does not (then nothing can be concluded from them). On an input
+  // object with no member named after any of them — as is, with the "_" of a primitive's
+  // extension, or as a choice's typed name ("valueQuantity" for "value") — Run yields nothing,
+  // as does Evaluate, so a caller that knows the input's member names can skip the run.
+  std::vector<std::string_view> LeadingElements() const;
+
   // Buffers a run works in. Kept by the caller and reused from run to run, so that running a
   // plan allocates nothing once they have grown.
   struct Workspace {

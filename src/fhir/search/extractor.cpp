@@ -1,6 +1,7 @@
 #include "fhir/search/extractor.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cstdlib>
 #include <mutex>
 #include <shared_mutex>
@@ -27,6 +28,9 @@ struct CompiledParam {
   // The expression compiled for direct JSON navigation, when it is a union of plain paths (most
   // are); the evaluator runs `expr` for the others and for whatever data the plan refuses.
   std::optional<PathPlan> plan;
+  // The numbers (TypeParams::leading) of the elements the plan starts from: a resource with
+  // none of them as a member has nothing to extract for this parameter. Empty: always run.
+  std::vector<uint16_t> leading;
   std::string text_param;        // "<code>:text" for tokens
   std::string of_type_param;     // "<code>:of-type" for tokens
   std::string identifier_param;  // "<code>:identifier" for references
@@ -107,6 +111,21 @@ std::string ComponentExpression(std::string_view expr) {
   return out;
 }
 
+struct StringHash {
+  using is_transparent = void;
+  size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+};
+
+// The indexed parameters of one resource type.
+struct TypeParams {
+  std::vector<CompiledParam> params;
+  // Every element name a parameter's plan starts from (PathPlan::LeadingElements), numbered.
+  // Most parameters of a type name elements a given resource does not have ("Observation.
+  // device", ".specimen", ".component…"): one pass over the resource's members tells which
+  // are there, cheaper than running each such plan to find its first element missing.
+  std::unordered_map<std::string, uint16_t, StringHash, std::equal_to<>> leading;
+};
+
 class ParamCache {
  public:
   static ParamCache& Get() {
@@ -114,13 +133,14 @@ class ParamCache {
     return cache;
   }
 
-  const std::vector<CompiledParam>& ForType(std::string_view type) {
+  const TypeParams& ForType(std::string_view type) {
     {
       std::shared_lock lock(mu_);
-      auto it = by_type_.find(std::string(type));
+      auto it = by_type_.find(type);
       if (it != by_type_.end()) return it->second;
     }
-    std::vector<CompiledParam> params;
+    TypeParams t;
+    std::vector<CompiledParam>& params = t.params;
     for (const fhir::SearchParamDef* def : fhir::Definitions::Get().SearchParams(type)) {
       if (!Indexable(*def)) continue;
       std::string text = BranchesFor(def->expression, type);
@@ -150,17 +170,43 @@ class ParamCache {
         }
         if (p.components.size() != component_defs.size()) continue;
       }
+      if (p.plan) {
+        for (std::string_view name : p.plan->LeadingElements()) {
+          auto [it, added] =
+              t.leading.try_emplace(std::string(name), static_cast<uint16_t>(t.leading.size()));
+          p.leading.push_back(it->second);
+        }
+      }
       params.push_back(std::move(p));
     }
     std::unique_lock lock(mu_);
-    auto [it, inserted] = by_type_.emplace(std::string(type), std::move(params));
+    auto [it, inserted] = by_type_.emplace(std::string(type), std::move(t));
     return it->second;
   }
 
  private:
   std::shared_mutex mu_;
-  std::unordered_map<std::string, std::vector<CompiledParam>> by_type_;
+  std::unordered_map<std::string, TypeParams, StringHash, std::equal_to<>> by_type_;
 };
+
+// Marks in `present` which of `t.leading` the resource has as members: by name, as the "_name"
+// of a primitive's extension, or as a choice's typed name ("valueQuantity" marks "value", as
+// "effectiveDateTime" marks "effective": every prefix followed by an upper-case letter).
+void MarkLeadingElements(const TypeParams& t, const json::object& resource,
+                         std::vector<char>& present) {
+  present.assign(t.leading.size(), 0);
+  auto mark = [&](std::string_view name) {
+    if (auto it = t.leading.find(name); it != t.leading.end()) present[it->second] = 1;
+  };
+  for (const auto& kv : resource) {
+    std::string_view bare = kv.key();
+    if (!bare.empty() && bare.front() == '_') bare.remove_prefix(1);
+    mark(bare);
+    for (size_t i = 1; i < bare.size(); ++i) {
+      if (std::isupper(static_cast<unsigned char>(bare[i]))) mark(bare.substr(0, i));
+    }
+  }
+}
 
 const json::object* AsObject(const Item& i) {
   return i.is_node() && i.json() && i.json()->is_object() ? &i.json()->get_object() : nullptr;
@@ -519,6 +565,12 @@ const fhirpath::EvalOptions& FhirPathOptions() {
   return kOptions;
 }
 
+// Whether `p` can yield anything on a resource whose leading elements are `present`.
+bool MayHaveItems(const CompiledParam& p, const std::vector<char>& present) {
+  if (p.leading.empty()) return true;
+  return std::any_of(p.leading.begin(), p.leading.end(), [&](uint16_t i) { return present[i]; });
+}
+
 // Working buffers of the extraction, kept per thread and reused from parameter to parameter and
 // from resource to resource: an import's workers extract thousands of resources each, and
 // allocating fresh collections for every parameter was a large part of the extraction's cost.
@@ -526,6 +578,7 @@ struct Scratch {
   Collection items;            // the items of the parameter being extracted
   Collection component_items;  // the items of one composite component within one element
   PathPlan::Workspace ws, component_ws;
+  std::vector<char> leading_present;  // MarkLeadingElements of the resource
 };
 
 Scratch& ThreadScratch() {
@@ -712,7 +765,11 @@ store::IndexRows ExtractIndexRows(const json::value& resource, const ExtractOpti
   const Item root = Item::Node(&resource, nullptr, *type, *type);
   Scratch& scratch = ThreadScratch();
   Collection& items = scratch.items;
-  for (const CompiledParam& p : ParamCache::Get().ForType(*type)) {
+  const TypeParams& t = ParamCache::Get().ForType(*type);
+  MarkLeadingElements(t, resource.get_object(), scratch.leading_present);
+  for (const CompiledParam& p : t.params) {
+    // None of the elements its path starts from: nothing to extract.
+    if (!MayHaveItems(p, scratch.leading_present)) continue;
     if (!EvaluateParam(p, root, resource, items, scratch.ws)) continue;
     if (!p.components.empty()) {
       for (const Item& i : items) ExtractComposite(i, p, resource, options, rows);
@@ -727,7 +784,7 @@ store::IndexRows ExtractIndexRows(const json::value& resource, const ExtractOpti
 std::vector<const fhir::SearchParamDef*> IndexedParams(std::string_view type) {
   std::vector<const fhir::SearchParamDef*> out;
   if (!fhir::Definitions::Get().IsResourceType(type)) return out;
-  for (const CompiledParam& p : ParamCache::Get().ForType(type)) out.push_back(p.def);
+  for (const CompiledParam& p : ParamCache::Get().ForType(type).params) out.push_back(p.def);
   return out;
 }
 
