@@ -38,6 +38,11 @@ char32_t Decode(std::string_view s, size_t& i) {
   return cp;
 }
 
+// Whether `cp`, decoded from `len` bytes, was in its shortest UTF-8 form, so that encoding it
+// again gives back those bytes (an overlong form does not).
+bool ShortestForm(char32_t cp, size_t len) {
+  return (len == 2 && cp >= 0x80) || (len == 3 && cp >= 0x800) || (len == 4 && cp >= 0x10000);
+}
 
 // Base letters (lower case) of U+00C0..U+00FF and U+0100..U+017F (generated from Unicode NFD);
 // '#' keeps the character (× ÷); '*' marks ligatures.
@@ -128,7 +133,9 @@ std::string NormalizeString(std::string_view text) {
       out += (b >= 'A' && b <= 'Z') ? static_cast<char>(b - 'A' + 'a') : static_cast<char>(b);
       continue;
     }
-    char32_t cp = Decode(text, i);
+    const size_t start = i;
+    const char32_t decoded = Decode(text, i);
+    char32_t cp = decoded;
     if (cp >= 0xFF01 && cp <= 0xFF5E) cp = cp - 0xFF01 + 0x21;  // full-width ASCII
     if (cp == 0x3000) cp = ' ';                                // ideographic space
     if (cp == ' ' || cp == '\t' || cp == '\n' || cp == '\r') {
@@ -154,6 +161,8 @@ std::string NormalizeString(std::string_view text) {
       out += Ligature(cp);
     } else if (base != '\0') {
       out += base;
+    } else if (cp == decoded && ShortestForm(cp, i - start)) {
+      out.append(text, start, i - start);  // what AppendUtf8 would write: the bytes as they are
     } else {
       AppendUtf8(cp, out);
     }

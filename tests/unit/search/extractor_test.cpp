@@ -47,6 +47,17 @@ TEST(Normalize, CaseAccentsWidthAndChinese) {
   EXPECT_EQ(NormalizeString("e\xCC\x81"), "e");  // decomposed é
 }
 
+// Malformed UTF-8 never fails: overlong forms decode to their code point (and are written in
+// the shortest form), stray bytes read as Latin-1. Well-formed text keeps its bytes.
+TEST(Normalize, MalformedUtf8) {
+  EXPECT_EQ(NormalizeString("\xE0\x81\x81\xC0\xAF"), "a/");    // overlong 'A' and '/'
+  EXPECT_EQ(NormalizeString("\xE0\x9F\xBF"), "\xDF\xBF");      // overlong U+07FF
+  EXPECT_EQ(NormalizeString("\xF0\x80\x82\xBF"), "\xC2\xBF");  // overlong U+00BF
+  EXPECT_EQ(NormalizeString("x\x80y\xE9"), "x\xC2\x80ye");     // stray bytes: Latin-1
+  EXPECT_EQ(NormalizeString("\xED\xA0\x80"), "\xED\xA0\x80");  // a lone surrogate
+  EXPECT_EQ(NormalizeString("\xF0\x9F\x98\x80\xC2\xB5"), "\xF0\x9F\x98\x80\xC2\xB5");
+}
+
 Decimal D(std::string_view text) {
   auto d = ParseDecimal(text);
   EXPECT_TRUE(d) << text;
