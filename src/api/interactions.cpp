@@ -117,8 +117,11 @@ Result<int64_t> ParseETagVersion(std::string_view etag) {
   return v;
 }
 
-store::IndexRows ExtractIndexRows(const json::object& resource) {
-  return search::ExtractIndexRows(json::value(resource));
+store::IndexRows ExtractIndexRows(json::object& resource) {
+  json::value holder(std::move(resource));
+  store::IndexRows rows = search::ExtractIndexRows(holder);
+  resource = std::move(holder.get_object());
+  return rows;
 }
 
 void StampMeta(json::object& resource, std::string_view id, int64_t version, int64_t now_us) {

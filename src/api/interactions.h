@@ -39,7 +39,9 @@ Result<std::vector<std::string>> FindMatches(store::IReadTransaction& txn, std::
 Result<int64_t> ParseETagVersion(std::string_view etag);
 
 // Index rows of a resource for every search parameter of its type (fhir/search extractor).
-store::IndexRows ExtractIndexRows(const json::object& resource);
+// The extractor reads a json::value: the object is moved into one and back, which is O(1),
+// where copying it cost an allocation per node. `resource` is as it was on return.
+store::IndexRows ExtractIndexRows(json::object& resource);
 
 // Writes meta.versionId / meta.lastUpdated and id into `resource`.
 void StampMeta(json::object& resource, std::string_view id, int64_t version, int64_t now_us);
