@@ -42,6 +42,26 @@ std::string_view InferType(const json::value& v) {
   }
 }
 
+// The members `name` and `_name` of `o`. A small object (most FHIR elements) is scanned once
+// for both, where two look-ups would scan it twice; a large one has a hash index to use.
+void FindMembers(const json::object& o, std::string_view name, std::string_view ext_name,
+                 const json::value*& val, const json::value*& ext) {
+  constexpr size_t kScanned = 16;
+  if (o.size() > kScanned) {
+    val = o.if_contains(name);
+    ext = o.if_contains(ext_name);
+    return;
+  }
+  for (const json::key_value_pair& kv : o) {
+    const std::string_view key = kv.key();
+    if (key.size() == name.size()) {
+      if (key == name) val = &kv.value();
+    } else if (key.size() == ext_name.size() && key == ext_name) {
+      ext = &kv.value();
+    }
+  }
+}
+
 }  // namespace
 
 std::optional<PathPlan> PathPlan::Compile(const Expression& expr, std::string_view resource_type,
@@ -187,8 +207,9 @@ PathPlan::Outcome PathPlan::Child(const Step& s, const Item& item, Collection& o
   }
   const std::string_view ctx = item.context();
   const bool resolved_ahead = !s.context.empty() && ctx == s.context;
-  const json::value* val = obj->if_contains(s.name);
-  const json::value* ext = obj->if_contains(s.ext_name);
+  const json::value* val = nullptr;
+  const json::value* ext = nullptr;
+  FindMembers(*obj, s.name, s.ext_name, val, ext);
   if (val || ext) {
     const PropertyInfo pi = resolved_ahead ? s.property : model_->Resolve(ctx, s.name);
     // A choice element named by its JSON name ("valueQuantity") is an error in the evaluator.
