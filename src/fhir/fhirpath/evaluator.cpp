@@ -8,6 +8,7 @@
 
 #include "base/time.h"
 #include "fhir/fhirpath/ast.h"
+#include "fhir/fhirpath/navigation.h"
 
 namespace jiceng::fhirpath {
 namespace {
@@ -336,47 +337,6 @@ class Evaluator {
   }
 
  private:
-  // Type of a JSON value the model could not describe.
-  static std::string_view InferType(const json::value& v) {
-    switch (v.kind()) {
-      case json::kind::bool_: return "boolean";
-      case json::kind::int64:
-      case json::kind::uint64: return "integer";
-      case json::kind::double_: return "decimal";
-      case json::kind::string: return "string";
-      default: return {};
-    }
-  }
-
-  // Emits the items of property `key` (value and its "_key" primitive extension).
-  void Emit(const json::value* val, const json::value* ext, const PropertyInfo& pi,
-            Collection& out) {
-    auto one = [&](const json::value* v, const json::value* e) {
-      if (v && v->is_null()) v = nullptr;
-      if (e && e->is_null()) e = nullptr;
-      if (!v && !e) return;
-      std::string_view type = pi.type, ctx = pi.context;
-      if (v && v->is_object()) {
-        if (const json::value* rt = v->get_object().if_contains("resourceType");
-            rt && rt->is_string()) {
-          type = ctx = rt->get_string();
-        }
-      }
-      if (type.empty() && v) type = InferType(*v);
-      out.push_back(Item::Node(v, e, type, ctx));
-    };
-    const json::array* va = val && val->is_array() ? &val->get_array() : nullptr;
-    const json::array* ea = ext && ext->is_array() ? &ext->get_array() : nullptr;
-    if (va || ea) {
-      size_t n = std::max(va ? va->size() : 0, ea ? ea->size() : 0);
-      for (size_t i = 0; i < n; ++i) {
-        one(va && i < va->size() ? &(*va)[i] : nullptr, ea && i < ea->size() ? &(*ea)[i] : nullptr);
-      }
-      return;
-    }
-    one(val, ext);
-  }
-
   static std::string LowerFirst(std::string_view s) {
     std::string r(s);
     if (!r.empty()) r[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(r[0])));
@@ -395,7 +355,7 @@ class Evaluator {
       PropertyInfo pi;
       if (name == "extension") pi = {true, "Extension", "Extension", "extension", false};
       else if (name == "id") pi = {true, "string", "string", "id", false};
-      Emit(obj->if_contains(name), nullptr, pi, out);
+      EmitProperty(obj->if_contains(name), nullptr, pi, out);
       return Status::Ok();
     }
     if (!obj) return Status::Ok();
@@ -413,7 +373,7 @@ class Evaluator {
       if (!pi.found && env_.opt.strict && model.KnowsContext(ctx)) {
         return ExecError("unknown element '" + std::string(name) + "' on " + std::string(ctx));
       }
-      Emit(val, ext, pi, out);
+      EmitProperty(val, ext, pi, out);
       return Status::Ok();
     }
     // Choice element: "value" is stored as "valueQuantity", "valueString", …
@@ -446,7 +406,7 @@ class Evaluator {
       }
       const json::value* v = underscore ? nullptr : &kv.value();
       const json::value* e = underscore ? &kv.value() : obj->if_contains("_" + std::string(bare));
-      Emit(v, e, pi, out);
+      EmitProperty(v, e, pi, out);
       return Status::Ok();
     }
     if (env_.opt.strict && known && !model.Resolve(ctx, name).found) {
@@ -502,8 +462,8 @@ class Evaluator {
     if (!base || !base->is_object()) {
       if (item.primitive_extension() && item.primitive_extension()->is_object()) {
         const json::object& o = item.primitive_extension()->get_object();
-        Emit(o.if_contains("extension"), nullptr,
-             {true, "Extension", "Extension", "extension", false}, out);
+        EmitProperty(o.if_contains("extension"), nullptr,
+                     {true, "Extension", "Extension", "extension", false}, out);
       }
       return;
     }
@@ -517,7 +477,7 @@ class Evaluator {
       PropertyInfo pi = env_.model.Resolve(item.context(), bare);
       const json::value* v = underscore ? nullptr : &kv.value();
       const json::value* e = underscore ? &kv.value() : obj.if_contains("_" + std::string(bare));
-      Emit(v, e, pi, out);
+      EmitProperty(v, e, pi, out);
     }
   }
 

@@ -5,10 +5,12 @@
 #include <span>
 
 #include "fhir/fhirpath/ast.h"
+#include "fhir/fhirpath/navigation.h"
 
-// Every rule below restates what the evaluator (evaluator.cpp: MemberOf, Child, Emit,
-// TypeMatches, Resolve, the union operator) does for the same expression with non-strict
-// options; a change there must be mirrored here, or the case refused. The search extractor's
+// Every rule below restates what the evaluator (evaluator.cpp: MemberOf, Child, TypeMatches,
+// Resolve, the union operator) does for the same expression with non-strict options; a change
+// there must be mirrored here, or the case refused. How a member becomes items (EmitProperty,
+// InferType) is one shared piece, navigation.h. The search extractor's
 // tests and bench/extract (--dump before and after) compare the two over real resources.
 
 namespace jiceng::fhirpath {
@@ -22,23 +24,6 @@ void CollectBranches(const AstNode& n, std::vector<const AstNode*>& out) {
     CollectBranches(*n.args[1], out);
   } else {
     out.push_back(&n);
-  }
-}
-
-// Type of a JSON value the model could not describe (as the evaluator infers it).
-std::string_view InferType(const json::value& v) {
-  switch (v.kind()) {
-    case json::kind::bool_:
-      return "boolean";
-    case json::kind::int64:
-    case json::kind::uint64:
-      return "integer";
-    case json::kind::double_:
-      return "decimal";
-    case json::kind::string:
-      return "string";
-    default:
-      return {};
   }
 }
 
@@ -167,34 +152,6 @@ bool PathPlan::TypeMatches(std::string_view type, std::string_view name, bool al
   return false;
 }
 
-void PathPlan::Emit(const json::value* val, const json::value* ext, const PropertyInfo& pi,
-                    Collection& out) const {
-  auto one = [&](const json::value* v, const json::value* e) {
-    if (v && v->is_null()) v = nullptr;
-    if (e && e->is_null()) e = nullptr;
-    if (!v && !e) return;
-    std::string_view type = pi.type, ctx = pi.context;
-    if (v && v->is_object()) {
-      if (const json::value* rt = v->get_object().if_contains("resourceType");
-          rt && rt->is_string()) {
-        type = ctx = rt->get_string();
-      }
-    }
-    if (type.empty() && v) type = InferType(*v);
-    out.push_back(Item::Node(v, e, type, ctx));
-  };
-  const json::array* va = val && val->is_array() ? &val->get_array() : nullptr;
-  const json::array* ea = ext && ext->is_array() ? &ext->get_array() : nullptr;
-  if (va || ea) {
-    const size_t n = std::max(va ? va->size() : 0, ea ? ea->size() : 0);
-    for (size_t i = 0; i < n; ++i) {
-      one(va && i < va->size() ? &(*va)[i] : nullptr, ea && i < ea->size() ? &(*ea)[i] : nullptr);
-    }
-    return;
-  }
-  one(val, ext);
-}
-
 PathPlan::Outcome PathPlan::Child(const Step& s, const Item& item, Collection& out) const {
   if (!item.is_node()) return Outcome::kOk;
   const json::object* obj = nullptr;
@@ -214,7 +171,7 @@ PathPlan::Outcome PathPlan::Child(const Step& s, const Item& item, Collection& o
     const PropertyInfo pi = resolved_ahead ? s.property : model_->Resolve(ctx, s.name);
     // A choice element named by its JSON name ("valueQuantity") is an error in the evaluator.
     if (pi.found && pi.is_choice && pi.element_name != s.name) return Outcome::kError;
-    Emit(val, ext, pi, out);
+    EmitProperty(val, ext, pi, out);
     return Outcome::kOk;
   }
   // Absent. An element resolved ahead is not a choice, so no "nameType" key can stand for it.
@@ -235,7 +192,7 @@ PathPlan::Outcome PathPlan::Child(const Step& s, const Item& item, Collection& o
     if (!pi.found || !pi.is_choice || pi.element_name != name) continue;
     const json::value* v = underscore ? nullptr : &kv.value();
     const json::value* e = underscore ? &kv.value() : obj->if_contains("_" + std::string(bare));
-    Emit(v, e, pi, out);
+    EmitProperty(v, e, pi, out);
     return Outcome::kOk;
   }
   return Outcome::kOk;

@@ -83,8 +83,6 @@ class PathPlan {
                     Collection& out, Workspace& ws) const;
   Outcome Child(const Step& s, const Item& item, Collection& out) const;
   bool TypeMatches(std::string_view type, std::string_view name, bool allow_subtype) const;
-  void Emit(const json::value* val, const json::value* ext, const PropertyInfo& pi,
-            Collection& out) const;
 
   const ModelInfo* model_ = nullptr;
   std::vector<Branch> branches_;
