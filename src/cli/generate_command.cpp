@@ -248,13 +248,7 @@ void AddGenerateCommand(CLI::App& app) {
   cmd->add_option("--load-batch", flags->load_batch, "With --db: resources per write transaction")
       ->check(CLI::Range(1, 1000000))
       ->capture_default_str();
-  cmd->add_option("--cache-mib", flags->cache_mib, "With --db: SQLite writer's page cache, MiB")
-      ->check(CLI::Range(int64_t{2}, int64_t{1} << 20))
-      ->capture_default_str();
-  cmd->add_option("--checkpoint-mib", flags->checkpoint_mib,
-                  "With --db: SQLite WAL growth between checkpoints, MiB")
-      ->check(CLI::Range(1, 65536))
-      ->capture_default_str();
+  AddBulkLoadStoreFlags(*cmd, flags->cache_mib, flags->checkpoint_mib, "With --db: ");
   cmd->add_option("--threads", flags->threads, "With --db: validation threads (0: one per core)")
       ->capture_default_str();
   cmd->add_option("--format", flags->format, "ndjson | bundles")

@@ -403,13 +403,7 @@ void AddImportCommand(CLI::App& app) {
                   "whole batch is one unit)")
       ->check(CLI::Range(0, 1000000))
       ->capture_default_str();
-  cmd->add_option("--cache-mib", flags->cache_mib, "SQLite: the writer's page cache, MiB")
-      ->check(CLI::Range(int64_t{2}, int64_t{1} << 20))
-      ->capture_default_str();
-  cmd->add_option("--checkpoint-mib", flags->checkpoint_mib,
-                  "SQLite: WAL growth between checkpoints, MiB (the WAL restarts past 4x)")
-      ->check(CLI::Range(1, 65536))
-      ->capture_default_str();
+  AddBulkLoadStoreFlags(*cmd, flags->cache_mib, flags->checkpoint_mib, "");
   cmd->add_option("--threads", flags->threads, "Validation threads (0: one per core)")
       ->capture_default_str();
   cmd->add_flag("--index-while-loading", flags->index_while_loading,

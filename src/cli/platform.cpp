@@ -41,6 +41,18 @@ store::StoreOptions BulkLoadStoreOptions(int64_t cache_mib, int checkpoint_mib) 
   return o;
 }
 
+void AddBulkLoadStoreFlags(CLI::App& cmd, int64_t& cache_mib, int& checkpoint_mib,
+                           const std::string& help_prefix) {
+  cmd.add_option("--cache-mib", cache_mib, help_prefix + "SQLite: the writer's page cache, MiB")
+      ->check(CLI::Range(int64_t{2}, int64_t{1} << 20))
+      ->capture_default_str();
+  cmd.add_option(
+         "--checkpoint-mib", checkpoint_mib,
+         help_prefix + "SQLite: WAL growth between checkpoints, MiB (the WAL restarts past 4x)")
+      ->check(CLI::Range(1, 65536))
+      ->capture_default_str();
+}
+
 Status EndBulkLoad(store::IStore& store, bool quiet) {
   using Clock = std::chrono::steady_clock;
   const auto start = Clock::now();

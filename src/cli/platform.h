@@ -2,7 +2,9 @@
 // Shared by `serve` and `import` so both see the same validation and storage settings.
 #pragma once
 
+#include <CLI/CLI.hpp>
 #include <memory>
+#include <string>
 
 #include "api/fhir_api.h"
 #include "base/config.h"
@@ -29,6 +31,9 @@ Result<std::unique_ptr<Platform>> OpenPlatform(const Config& config,
 // million resources) and the WAL may grow further between checkpoints (fewer copies of the same
 // hot pages into the database file). Commits stay durable (docs/operations.md, "Import").
 store::StoreOptions BulkLoadStoreOptions(int64_t cache_mib, int checkpoint_mib);
+// Adds --cache-mib and --checkpoint-mib (their help prefixed by `help_prefix`) to `cmd`.
+void AddBulkLoadStoreFlags(CLI::App& cmd, int64_t& cache_mib, int& checkpoint_mib,
+                           const std::string& help_prefix);
 constexpr int64_t kBulkLoadCacheMib = 1024;
 constexpr int kBulkLoadCheckpointMib = 16;
 

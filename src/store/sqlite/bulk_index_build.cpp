@@ -78,7 +78,7 @@ Status IndexTableBuilder::Start(Connection& c) {
                       c.QueryInt("SELECT count(*) FROM resource_index_keys"));
   total_ = n.value_or(0);
   after_rid_ = 0;
-  done_ = rows_ = 0;
+  done_ = 0;
   return Status::Ok();
 }
 
@@ -103,11 +103,10 @@ Result<bool> IndexTableBuilder::Step(Connection& c) {
       }
       after_rid_ = s.ColumnInt(0);
       JC_ASSIGN_OR_RETURN(IndexRows decoded, DecodeIndexKeys(s.ColumnBlob(2)));
-      rows.Add(s.ColumnText(1), after_rid_, std::move(decoded));
+      rows.Add(s.ColumnText(1), after_rid_, decoded);
       ++done_;
     }
   }
-  rows_ += static_cast<int64_t>(rows.size());
   JC_RETURN_IF_ERROR(rows.Flush(c));
   return !more;
 }

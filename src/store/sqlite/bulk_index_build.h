@@ -68,12 +68,11 @@ class IndexTableBuilder {
   Result<bool> Step(Connection& c);
   int64_t resources_total() const { return total_; }
   int64_t resources_done() const { return done_; }
-  int64_t rows_done() const { return rows_; }
 
  private:
   const int64_t max_rows_;
   int64_t after_rid_ = 0;  // resources up to this rid are indexed
-  int64_t total_ = 0, done_ = 0, rows_ = 0;
+  int64_t total_ = 0, done_ = 0;
 };
 
 }  // namespace jiceng::store::sqlite

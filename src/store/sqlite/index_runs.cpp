@@ -75,11 +75,7 @@ int64_t GetOrderedInt(const char* p) {
   for (int i = 0; i < 8; ++i) u = (u << 8) | static_cast<unsigned char>(p[i]);
   return static_cast<int64_t>(u ^ (uint64_t{1} << 63));
 }
-// A double as an integer of the same order (negative doubles' bits order backwards).
-int64_t DoubleToOrdered(double d) {
-  auto bits = std::bit_cast<int64_t>(d);
-  return bits < 0 ? std::numeric_limits<int64_t>::min() - bits - 1 : bits;
-}
+// The inverse of OrderedFromDouble (sqlite_index_write.h).
 double OrderedToDouble(int64_t o) {
   return std::bit_cast<double>(o < 0 ? std::numeric_limits<int64_t>::min() - o - 1 : o);
 }
@@ -178,7 +174,7 @@ void IndexRunBuffer::Add(std::string_view type, int64_t rid, const IndexRows& in
   for (const auto& r : index.numbers) {
     AppendRecord(
         arena_[3], tp(r.param), rid,
-        [&](std::string& o) { PutOrderedInt(o, DoubleToOrdered(r.value)); }, kNoTail);
+        [&](std::string& o) { PutOrderedInt(o, OrderedFromDouble(r.value)); }, kNoTail);
   }
   for (const auto& r : index.quantities) {
     AppendRecord(
@@ -186,11 +182,11 @@ void IndexRunBuffer::Add(std::string_view type, int64_t rid, const IndexRows& in
         [&](std::string& o) {
           PutKeyText(o, r.code);
           PutKeyText(o, r.system);
-          PutOrderedInt(o, DoubleToOrdered(r.value));
+          PutOrderedInt(o, OrderedFromDouble(r.value));
         },
         [&](std::string& o) {
           PutTailText(o, r.canonical_code);
-          PutOrderedInt(o, DoubleToOrdered(r.canonical_value));
+          PutOrderedInt(o, OrderedFromDouble(r.canonical_value));
         });
   }
   for (const auto& r : index.references) {
@@ -215,13 +211,13 @@ void IndexRunBuffer::Add(std::string_view type, int64_t rid, const IndexRows& in
           PutKeyText(o, r.system1);
           PutKeyText(o, r.code2);
           PutKeyText(o, r.system2);
-          PutOrderedInt(o, DoubleToOrdered(r.number2));
+          PutOrderedInt(o, OrderedFromDouble(r.number2));
           PutOrderedInt(o, r.start2_us);
           PutOrderedInt(o, r.end2_us);
         },
         [&](std::string& o) {
           PutTailText(o, r.canonical_code2);
-          PutOrderedInt(o, DoubleToOrdered(r.canonical_number2));
+          PutOrderedInt(o, OrderedFromDouble(r.canonical_number2));
         });
   }
   const size_t n = index.tokens.size() + index.strings.size() + index.dates.size() +

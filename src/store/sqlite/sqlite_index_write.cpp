@@ -396,13 +396,6 @@ void SortByKey(PendingIndexRows& p, const std::vector<PendingIndexRows::Entry<Ro
   });
 }
 
-// A double as an integer of the same order, with every NaN ordered too (std::sort needs a
-// strict weak order; the order only decides the insertion sequence).
-int64_t Ordered(double d) {
-  auto bits = std::bit_cast<int64_t>(d);
-  return bits < 0 ? std::numeric_limits<int64_t>::min() - bits - 1 : bits;
-}
-
 // Sorts the rows of `kind` into p.order.
 void SortKind(PendingIndexRows& p, SearchKind kind) {
   switch (kind) {
@@ -420,13 +413,13 @@ void SortKind(PendingIndexRows& p, SearchKind kind) {
       break;
     case SearchKind::kNumber:
       SortByKey(p, p.numbers, [](const NumberIndexRow& r) {
-        return std::tuple<const std::string&, int64_t>(r.param, Ordered(r.value));
+        return std::tuple<const std::string&, int64_t>(r.param, OrderedFromDouble(r.value));
       });
       break;
     case SearchKind::kQuantity:
       SortByKey(p, p.quantities, [](const QuantityIndexRow& r) {
         using S = const std::string&;
-        return std::tuple<S, S, S, int64_t>(r.param, r.code, r.system, Ordered(r.value));
+        return std::tuple<S, S, S, int64_t>(r.param, r.code, r.system, OrderedFromDouble(r.value));
       });
       break;
     case SearchKind::kReference:
@@ -441,8 +434,8 @@ void SortKind(PendingIndexRows& p, SearchKind kind) {
       SortByKey(p, p.composites, [](const CompositeIndexRow& r) {
         using S = const std::string&;
         return std::tuple<S, S, S, S, S, int64_t, int64_t, int64_t>(
-            r.param, r.code1, r.system1, r.code2, r.system2, Ordered(r.number2), r.start2_us,
-            r.end2_us);
+            r.param, r.code1, r.system1, r.code2, r.system2, OrderedFromDouble(r.number2),
+            r.start2_us, r.end2_us);
       });
       break;
     default:
@@ -647,23 +640,6 @@ void PendingIndexRows::Add(std::string_view type, int64_t rid, const IndexRows& 
             index.composites.size();
 }
 
-void PendingIndexRows::Add(std::string_view type, int64_t rid, IndexRows&& index) {
-  uint32_t t = 0;
-  while (t < types_.size() && types_[t] != type) ++t;
-  if (t == types_.size()) types_.emplace_back(type);
-  count_ += index.tokens.size() + index.strings.size() + index.dates.size() + index.numbers.size() +
-            index.quantities.size() + index.references.size() + index.uris.size() +
-            index.composites.size();
-  for (auto& r : index.tokens) tokens.push_back({t, rid, std::move(r)});
-  for (auto& r : index.strings) strings.push_back({t, rid, std::move(r)});
-  for (auto& r : index.dates) dates.push_back({t, rid, std::move(r)});
-  for (auto& r : index.numbers) numbers.push_back({t, rid, std::move(r)});
-  for (auto& r : index.quantities) quantities.push_back({t, rid, std::move(r)});
-  for (auto& r : index.references) references.push_back({t, rid, std::move(r)});
-  for (auto& r : index.uris) uris.push_back({t, rid, std::move(r)});
-  for (auto& r : index.composites) composites.push_back({t, rid, std::move(r)});
-}
-
 void PendingIndexRows::clear() {
   tokens.clear();
   strings.clear();
@@ -689,6 +665,11 @@ Status PendingIndexRows::Flush(Connection& c) {
   }
   clear();
   return Status::Ok();
+}
+
+int64_t OrderedFromDouble(double d) {
+  auto bits = std::bit_cast<int64_t>(d);
+  return bits < 0 ? std::numeric_limits<int64_t>::min() - bits - 1 : bits;
 }
 
 Status InsertIndexRuns(Connection& c, const IndexRunBuffer& runs) {

@@ -78,8 +78,6 @@ class PendingIndexRows {
  public:
   // Copies `index`'s idx_* rows (not full text) for resource `rid` of `type`.
   void Add(std::string_view type, int64_t rid, const IndexRows& index);
-  // The same, moving the rows' strings (the bulk index build's decoded keys).
-  void Add(std::string_view type, int64_t rid, IndexRows&& index);
   bool empty() const { return count_ == 0; }
   size_t size() const { return count_; }
   void clear();
@@ -109,6 +107,11 @@ class PendingIndexRows {
   std::vector<std::string> types_;
   size_t count_ = 0;
 };
+
+// A double as an integer of the same order, with every NaN ordered too (std::sort needs a
+// strict weak order; the order only decides the insertion sequence). Both sorts of index rows
+// (PendingIndexRows, IndexRunBuffer) order doubles by it.
+int64_t OrderedFromDouble(double d);
 
 // Inserts the sorted runs of `runs` (IndexRunBuffer::Flush, which has sorted them) through
 // jc_pending.
