@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdlib>
+#include <limits>
 #include <mutex>
 #include <shared_mutex>
 #include <string>
@@ -249,7 +250,8 @@ void ExtractString(const Item& i, const CompiledParam& p, store::IndexRows& rows
   if (!o) return;
   std::string_view t = i.FhirType();
   if (t == "HumanName") {
-    for (auto k : {"family", "given", "prefix", "suffix", "text"}) AddStringMember(rows.strings, code, *o, k);
+    for (auto k : {"family", "given", "prefix", "suffix", "text"})
+      AddStringMember(rows.strings, code, *o, k);
   } else if (t == "Address") {
     for (auto k : {"line", "city", "district", "state", "postalCode", "country", "text"})
       AddStringMember(rows.strings, code, *o, k);
@@ -319,7 +321,8 @@ void ExtractToken(const Item& i, const CompiledParam& p, store::IndexRows& rows)
   } else if (t == "Reference") {
     // A few token parameters point at a Reference's identifier (e.g. Coverage.identifier).
     if (const json::object* id = FindObject(*o, "identifier")) {
-      AddToken(rows, p, FindString(*id, "system").value_or(""), FindString(*id, "value").value_or(""));
+      AddToken(rows, p, FindString(*id, "system").value_or(""),
+               FindString(*id, "value").value_or(""));
     }
   }
 }
@@ -361,7 +364,8 @@ void ExtractDate(const Item& i, const CompiledParam& p, store::IndexRows& rows) 
     }
     if (const json::object* rep = FindObject(*o, "repeat")) {
       if (const json::object* bp = FindObject(*rep, "boundsPeriod")) {
-        AddDate(rows, code, FindString(*bp, "start").value_or(""), FindString(*bp, "end").value_or(""));
+        AddDate(rows, code, FindString(*bp, "start").value_or(""),
+                FindString(*bp, "end").value_or(""));
       }
     }
   }
@@ -494,19 +498,26 @@ std::string NarrativeText(std::string_view xhtml) {
       }
       std::string_view name = xhtml.substr(i + 1, semi - i - 1);
       i = semi;
-      if (name == "amp") out += '&';
-      else if (name == "lt") out += '<';
-      else if (name == "gt") out += '>';
-      else if (name == "quot") out += '"';
-      else if (name == "apos") out += '\'';
+      if (name == "amp")
+        out += '&';
+      else if (name == "lt")
+        out += '<';
+      else if (name == "gt")
+        out += '>';
+      else if (name == "quot")
+        out += '"';
+      else if (name == "apos")
+        out += '\'';
       else if (name.size() > 1 && name[0] == '#') {
         const bool hex = name[1] == 'x' || name[1] == 'X';
         const std::string digits(name.substr(hex ? 2 : 1));
         char* end = nullptr;
         const unsigned long cp = std::strtoul(digits.c_str(), &end, hex ? 16 : 10);
         if (!digits.empty() && end && *end == '\0') {
-          if (cp == 0xA0) out += ' ';  // &#160; is &nbsp;
-          else AppendTextUtf8(static_cast<uint32_t>(cp), out);
+          if (cp == 0xA0)
+            out += ' ';  // &#160; is &nbsp;
+          else
+            AppendTextUtf8(static_cast<uint32_t>(cp), out);
         }
       } else {
         out += ' ';  // &nbsp; and the rest: a space is the safe reading for search
@@ -531,10 +542,9 @@ void CollectContent(const json::value& v, std::string& out) {
   } else if (v.is_object()) {
     for (const auto& [key, value] : v.get_object()) {
       static constexpr std::string_view kSkip[] = {
-          "resourceType", "id",   "reference", "system",  "url",      "div",
+          "resourceType", "id",   "reference", "system",  "url",        "div",
           "data",         "meta", "fullUrl",   "profile", "contentType"};
-      if (std::find(std::begin(kSkip), std::end(kSkip), std::string_view(key)) !=
-          std::end(kSkip))
+      if (std::find(std::begin(kSkip), std::end(kSkip), std::string_view(key)) != std::end(kSkip))
         continue;
       CollectContent(value, out);
     }
@@ -611,13 +621,20 @@ bool EvaluateParam(const CompiledParam& p, const Item& input, const json::value&
 void ExtractItem(const Item& i, const CompiledParam& p, const ExtractOptions& options,
                  store::IndexRows& rows) {
   const std::string& t = p.def->type;
-  if (t == "string") ExtractString(i, p, rows);
-  else if (t == "token") ExtractToken(i, p, rows);
-  else if (t == "date") ExtractDate(i, p, rows);
-  else if (t == "number") ExtractNumber(i, p, rows);
-  else if (t == "quantity") ExtractQuantity(i, p, rows);
-  else if (t == "reference") ExtractReference(i, p, options, rows);
-  else if (t == "uri") ExtractUri(i, p, rows);
+  if (t == "string")
+    ExtractString(i, p, rows);
+  else if (t == "token")
+    ExtractToken(i, p, rows);
+  else if (t == "date")
+    ExtractDate(i, p, rows);
+  else if (t == "number")
+    ExtractNumber(i, p, rows);
+  else if (t == "quantity")
+    ExtractQuantity(i, p, rows);
+  else if (t == "reference")
+    ExtractReference(i, p, options, rows);
+  else if (t == "uri")
+    ExtractUri(i, p, rows);
 }
 
 // Rows of one element of a composite: every combination of the first component's tokens with
@@ -640,10 +657,17 @@ void ExtractComposite(const Item& element, const CompiledParam& p, const json::v
   }
   const std::string& kind = p.components[1].def->type;
   const std::string& code2 = p.components[1].def->code;
+  // One side with a single value makes as many rows as the other has values, which the element
+  // itself bounds: then every pair is kept, as the search's composite fusion relies on (a code
+  // with its one value: query.cpp, FuseRootComposites).
+  const size_t seconds =
+      second.tokens.size() + second.quantities.size() + second.dates.size() + second.strings.size();
+  const size_t cap = first.tokens.size() <= 1 || seconds <= 1 ? std::numeric_limits<size_t>::max()
+                                                              : kMaxRowsPerElement;
   size_t made = 0;
   for (const store::TokenIndexRow& t : first.tokens) {
     auto add = [&](store::CompositeIndexRow r) {
-      if (made++ >= kMaxRowsPerElement) return;
+      if (made++ >= cap) return;
       r.param = p.def->code;
       r.system1 = t.system;
       r.code1 = t.code;

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <map>
+#include <mutex>
 #include <optional>
 
 #include "base/time.h"
@@ -52,7 +54,9 @@ std::vector<std::string> SplitKeep(std::string_view s, char sep) {
 
 std::string Unescape(std::string_view s) { return SplitEscaped(s, '\0').front(); }
 
-Error Bad(std::string_view param, std::string msg) { return Invalid(std::move(msg), std::string(param)); }
+Error Bad(std::string_view param, std::string msg) {
+  return Invalid(std::move(msg), std::string(param));
+}
 
 // Search parameters are text: a name or value that is not UTF-8 after percent-decoding (%FF)
 // is refused here, the same on every backend (PostgreSQL would refuse it as a text parameter,
@@ -232,7 +236,8 @@ Result<std::vector<store::SearchValue>> QuantityValues(std::string_view param,
                                                        const std::string& raw) {
   auto parts = SplitEscaped(raw, '|');
   if (parts.size() != 1 && parts.size() != 3)
-    return Bad(param, fmt::format("Bad quantity '{}' for parameter {} (number|system|code)", raw, param));
+    return Bad(param,
+               fmt::format("Bad quantity '{}' for parameter {} (number|system|code)", raw, param));
   std::string number = parts[0];
   const SearchPrefix prefix = TakePrefix(number);
   JC_ASSIGN_OR_RETURN(Decimal x, SearchNumber(param, number));
@@ -324,9 +329,9 @@ Result<std::vector<store::SearchValue>> ReferenceValues(std::string_view param,
 }
 
 bool IsControl(std::string_view name) {
-  return name == "_count" || name == "_getpagesoffset" || name == "_snapshot" ||
-         name == "_sort" || name == "_total" || name == "_summary" || name == "_format" ||
-         name == "_pretty" || name == "_elements";
+  return name == "_count" || name == "_getpagesoffset" || name == "_snapshot" || name == "_sort" ||
+         name == "_total" || name == "_summary" || name == "_format" || name == "_pretty" ||
+         name == "_elements";
 }
 
 Result<int64_t> NonNegative(std::string_view name, std::string_view v, int64_t max) {
@@ -725,6 +730,91 @@ Result<Parsed> ParseCriterion(std::string_view type, std::string_view name,
   return Parsed{std::move(c), {}};
 }
 
+// ---- composite fusion ------------------------------------------------------------------------
+//
+// Observation?code=X&value-quantity=geY asks of each Observation for a coding X and a value of at
+// least Y. An Observation has one value, so that is exactly what one row of its
+// code-value-quantity composite holds: that composite is taken over the resource itself, and its
+// rows pair every coding of `code` with every value (ExtractComposite). The composite clause is
+// answered from one key range of idx_composite (type, param, code1, system1, ...), where the value
+// clause alone bounds no key when it names no unit, so it could only be tested resource by
+// resource: at 2 million resources, counting the Observations with BMI >= 30 probed 7,194 of
+// the 52,974 BMI Observations one by one (docs/benchmarks.md, issue 3).
+//
+// The rewrite holds for composites whose expression is the resource type itself (R4:
+// Observation code-value-concept, -date, -quantity, -string; not the combo-* ones, which also
+// range over Observation.component, whose codes and values may come from different elements).
+// Of those, only components whose definitions extract through the same code paths as the
+// separate parameters are fused: a token, then a quantity or a token. Both clauses must be plain
+// (no modifier, no :missing, every token value with a code), and at most kMaxFusedValues
+// combinations of their OR-values may result.
+constexpr size_t kMaxFusedValues = 64;
+
+bool PlainValueClause(const store::SearchClause& c, SearchKind kind) {
+  if (c.kind != kind || c.negate || c.missing || c.any_of.empty() || !c.links.empty()) return false;
+  if (kind != SearchKind::kToken) return true;
+  return std::all_of(c.any_of.begin(), c.any_of.end(), [](const store::SearchValue& v) {
+    return v.codes.empty() && !v.code.empty() && v.components.empty();
+  });
+}
+
+// The composite over the resource itself whose components are the parameters `first` and
+// `second` of `type`, as a composite clause's component kinds; nullptr when there is none.
+struct RootComposite {
+  const fhir::SearchParamDef* def = nullptr;
+  std::string first, second;  // the component parameters' codes
+  SearchKind second_kind = SearchKind::kToken;
+};
+
+const std::vector<RootComposite>& RootComposites(std::string_view type) {
+  static std::mutex mu;
+  static std::map<std::string, std::vector<RootComposite>, std::less<>> cache;
+  std::lock_guard lock(mu);
+  if (auto it = cache.find(type); it != cache.end()) return it->second;
+  std::vector<RootComposite> out;
+  for (const fhir::SearchParamDef* def : IndexedParams(type)) {
+    if (def->type != "composite" || def->expression != type) continue;
+    std::vector<const fhir::SearchParamDef*> parts = ComponentsOf(*def);
+    if (parts.size() != 2 || parts[0]->type != "token") continue;
+    if (parts[1]->type != "quantity" && parts[1]->type != "token") continue;
+    if (!FindIndexed(type, parts[0]->code) || !FindIndexed(type, parts[1]->code)) continue;
+    out.push_back({def, parts[0]->code, parts[1]->code,
+                   parts[1]->type == "quantity" ? SearchKind::kQuantity : SearchKind::kToken});
+  }
+  return cache.emplace(std::string(type), std::move(out)).first->second;
+}
+
+// Rewrites each pair of a plain token clause and plain value clauses that one root composite
+// answers into composite clauses (see above); the token clause goes, each value clause becomes
+// one composite clause in its place. The matches are the same.
+void FuseRootComposites(std::string_view type, std::vector<store::SearchClause>& all_of) {
+  for (const RootComposite& rc : RootComposites(type)) {
+    auto first = std::find_if(all_of.begin(), all_of.end(), [&](const store::SearchClause& c) {
+      return c.param == rc.first && PlainValueClause(c, SearchKind::kToken);
+    });
+    if (first == all_of.end()) continue;
+    bool fused = false;
+    for (store::SearchClause& c : all_of) {
+      if (&c == &*first || c.param != rc.second || !PlainValueClause(c, rc.second_kind)) continue;
+      if (first->any_of.size() * c.any_of.size() > kMaxFusedValues) continue;
+      store::SearchClause composite;
+      composite.param = rc.def->code;
+      composite.kind = SearchKind::kComposite;
+      composite.components = {SearchKind::kToken, rc.second_kind};
+      for (const store::SearchValue& t : first->any_of) {
+        for (const store::SearchValue& v : c.any_of) {
+          store::SearchValue both;
+          both.components = {t, v};
+          composite.any_of.push_back(std::move(both));
+        }
+      }
+      c = std::move(composite);
+      fused = true;
+    }
+    if (fused) all_of.erase(first);
+  }
+}
+
 // Errors inside chains name the inner parameter; the caller's parameter is the one to name.
 Error ForParameter(Error e, const std::string& name) {
   if (e.message.find(name) == std::string::npos)
@@ -818,6 +908,7 @@ Result<ParsedSearch> ParseSearch(std::string_view type, const Params& params,
       out.applied.emplace_back(name, value);
     }
   }
+  FuseRootComposites(type, q.all_of);
   if (out.summary_count) {
     q.count = 0;
     q.with_total = true;
@@ -847,11 +938,13 @@ Result<store::SearchQuery> ParseCriteria(std::string_view type, const Params& pa
     auto parsed = ParseCriterion(type, name, value, ctx, 0);
     if (!parsed.ok()) return ForParameter(std::move(parsed).error(), name);
     if (!parsed->clause) {
-      return Bad(name, fmt::format("Conditional criteria parameter '{}' is not supported for {}{}",
-                                   name, type, parsed->why.empty() ? "" : " (" + parsed->why + ")"));
+      return Bad(name,
+                 fmt::format("Conditional criteria parameter '{}' is not supported for {}{}", name,
+                             type, parsed->why.empty() ? "" : " (" + parsed->why + ")"));
     }
     q.all_of.push_back(std::move(*parsed->clause));
   }
+  FuseRootComposites(type, q.all_of);
   return q;
 }
 

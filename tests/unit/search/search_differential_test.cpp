@@ -1,10 +1,10 @@
 // The randomized differential search test (issue 3): the Synthea sample (plus a small Bundle of
 // edge cases the sample lacks) is written to a store of each backend (search_fixture.h: SQLite,
-// PostgreSQL) through the server's transaction Bundle path, then thousands of searches generated from a fixed seed — drawn from values that
-// really occur in the data, plus some that do not — run through the SQL path (ParseSearch +
-// IReadTransaction::Search) and through the reference evaluator (tests/support/
-// search_reference: FHIRPath over every stored resource in memory). Both must return the same
-// ids in the same order and the same total.
+// PostgreSQL) through the server's transaction Bundle path, then thousands of searches generated
+// from a fixed seed — drawn from values that really occur in the data, plus some that do not — run
+// through the SQL path (ParseSearch + IReadTransaction::Search) and through the reference evaluator
+// (tests/support/ search_reference: FHIRPath over every stored resource in memory). Both must
+// return the same ids in the same order and the same total.
 //
 //   JICENG_DIFFERENTIAL_SEARCHES=N   number of searches (default 4000; 1000 under ASan)
 //   JICENG_DIFFERENTIAL_SEED=S       generator seed (default 20240305)
@@ -524,6 +524,7 @@ class Generator {
         {"chain", 8, &Generator::Chain},
         {"has", 6, &Generator::ReverseChain},
         {"composite", 6, &Generator::Composite},
+        {"code-and-value", 6, &Generator::CodeAndValue},
     };
     return kGenerators;
   }
@@ -1023,6 +1024,29 @@ class Generator {
       value += (k ? "$" : "") + part;
     }
     return GeneratedSearch{type, {{p->code, value}}, ""};
+  }
+
+  // Observation?code=…&value-quantity=… (or value-concept), mostly from one Observation, at
+  // times with a second value clause: the pairs the server answers from the code-value-*
+  // composite rows (FuseRootComposites in fhir/search/query.cpp).
+  std::optional<GeneratedSearch> CodeAndValue() {
+    const std::string type = "Observation";
+    const auto& defs = fhir::Definitions::Get();
+    const fhir::SearchParamDef* code = defs.FindSearchParam(type, "code");
+    const fhir::SearchParamDef* value =
+        defs.FindSearchParam(type, Chance(0.7) ? "value-quantity" : "value-concept");
+    if (!code || !value) return std::nullopt;
+    const size_t i = PickResource(type);
+    const size_t j = Chance(0.2) ? PickResource(type) : i;
+    GeneratedSearch s{type,
+                      {Criterion(*code, ref_.ValuesOf(type, i, *code)),
+                       Criterion(*value, ref_.ValuesOf(type, j, *value))},
+                      ""};
+    if (Chance(0.3)) {
+      s.params.push_back(Criterion(*value, ref_.ValuesOf(type, PickResource(type), *value)));
+    }
+    if (Chance(0.5)) std::swap(s.params[0], s.params[1]);
+    return s;
   }
 
   ReferenceSearch& ref_;
