@@ -42,11 +42,11 @@ inline void PrintTo(Backend b, std::ostream* os) {
   *os << (b == Backend::kSqlite ? "Sqlite" : "Postgres");
 }
 
-#define JC_SEARCH_ON_EVERY_BACKEND(suite)                                                     \
-  INSTANTIATE_TEST_SUITE_P(, suite,                                                           \
-                           ::testing::Values(::jiceng::search::Backend::kSqlite,              \
-                                             ::jiceng::search::Backend::kPostgres),           \
-                           ::jiceng::search::BackendName)
+#define JC_SEARCH_ON_EVERY_BACKEND(suite)                                                          \
+  INSTANTIATE_TEST_SUITE_P(                                                                        \
+      , suite,                                                                                     \
+      ::testing::Values(::jiceng::search::Backend::kSqlite, ::jiceng::search::Backend::kPostgres), \
+      ::jiceng::search::BackendName)
 
 // One empty database of a backend, dropped on destruction (close its stores first).
 class TestDatabase {
@@ -125,15 +125,15 @@ class TestDatabase {
 
 // The first lines of a SetUp that needs `backend`: without a PostgreSQL server, a skip on a
 // developer machine and a failure when CI is set.
-#define JC_SEARCH_REQUIRE_BACKEND(backend)                                                   \
-  do {                                                                                       \
-    if ((backend) == ::jiceng::search::Backend::kPostgres &&                                 \
-        ::jiceng::search::TestDatabase::PgBaseUrl().empty()) {                               \
-      if (std::getenv("CI") != nullptr) {                                                    \
-        FAIL() << ::jiceng::search::TestDatabase::kNoPgUrl << " (CI is set: a failure)";     \
-      }                                                                                      \
-      GTEST_SKIP() << ::jiceng::search::TestDatabase::kNoPgUrl;                              \
-    }                                                                                        \
+#define JC_SEARCH_REQUIRE_BACKEND(backend)                                               \
+  do {                                                                                   \
+    if ((backend) == ::jiceng::search::Backend::kPostgres &&                             \
+        ::jiceng::search::TestDatabase::PgBaseUrl().empty()) {                           \
+      if (std::getenv("CI") != nullptr) {                                                \
+        FAIL() << ::jiceng::search::TestDatabase::kNoPgUrl << " (CI is set: a failure)"; \
+      }                                                                                  \
+      GTEST_SKIP() << ::jiceng::search::TestDatabase::kNoPgUrl;                          \
+    }                                                                                    \
   } while (0)
 
 class SearchStoreTest : public ::testing::TestWithParam<Backend> {
@@ -170,6 +170,27 @@ class SearchStoreTest : public ::testing::TestWithParam<Backend> {
     ASSERT_TRUE(s.ok()) << s.error().message;
   }
 
+  // Writes new resources (first versions) in one transaction.
+  void PutAll(const std::vector<std::string>& texts) {
+    std::vector<std::pair<store::ResourceVersion, store::IndexRows>> all;
+    for (const std::string& text : texts) {
+      auto v = ParseJson(text);
+      ASSERT_TRUE(v.ok()) << text;
+      store::ResourceVersion rv;
+      rv.type = std::string(*FindString(v->get_object(), "resourceType"));
+      rv.id = std::string(*FindString(v->get_object(), "id"));
+      rv.version = 1;
+      rv.last_updated_us = NowMicros();
+      rv.json = text;
+      all.emplace_back(std::move(rv), ExtractIndexRows(*v));
+    }
+    Status s = store_->Write([&](store::IWriteTransaction& txn) -> Status {
+      for (const auto& [rv, rows] : all) JC_RETURN_IF_ERROR(txn.Put(rv, rows));
+      return Status::Ok();
+    });
+    ASSERT_TRUE(s.ok()) << s.error().message;
+  }
+
   // Deletes (a tombstone version).
   void Delete(std::string_view type, std::string_view id) {
     Status s = store_->Write([&](store::IWriteTransaction& txn) -> Status {
@@ -201,11 +222,15 @@ class SearchStoreTest : public ::testing::TestWithParam<Backend> {
     return params;
   }
 
+  // Totals are counted in full unless `total_limit` (the server's search_total_limit) is set.
+  int64_t total_limit_ = 0;
+
   Result<ParsedSearch> Parse(std::string_view type, std::string_view query, bool strict = true) {
     ParseOptions o;
     o.strict = strict;
     o.default_count = 1000;
     o.max_count = 1000;
+    o.total_limit = total_limit_;
     return ParseSearch(type, ParseQuery(query), o);
   }
 
