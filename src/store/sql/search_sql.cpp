@@ -1,9 +1,9 @@
 #include "store/sql/search_sql.h"
 
-#include "base/utf8.h"
-
 #include <algorithm>
 #include <utility>
+
+#include "base/utf8.h"
 
 namespace jiceng::store::sql {
 
@@ -23,15 +23,24 @@ struct Scope {
 
 const char* TableOf(SearchKind k) {
   switch (k) {
-    case SearchKind::kString: return "idx_string";
-    case SearchKind::kToken: return "idx_token";
-    case SearchKind::kDate: return "idx_date";
-    case SearchKind::kNumber: return "idx_number";
-    case SearchKind::kQuantity: return "idx_quantity";
-    case SearchKind::kReference: return "idx_reference";
-    case SearchKind::kUri: return "idx_uri";
-    case SearchKind::kComposite: return "idx_composite";
-    default: return nullptr;
+    case SearchKind::kString:
+      return "idx_string";
+    case SearchKind::kToken:
+      return "idx_token";
+    case SearchKind::kDate:
+      return "idx_date";
+    case SearchKind::kNumber:
+      return "idx_number";
+    case SearchKind::kQuantity:
+      return "idx_quantity";
+    case SearchKind::kReference:
+      return "idx_reference";
+    case SearchKind::kUri:
+      return "idx_uri";
+    case SearchKind::kComposite:
+      return "idx_composite";
+    default:
+      return nullptr;
   }
 }
 
@@ -71,17 +80,26 @@ std::string DateCond(SqlBuilder& b, const SearchValue& v, const std::string& s,
   const std::string lo = b.Bind(v.lo_us), hi = b.Bind(v.hi_us);
   const std::string eq = "(" + s + " >= " + lo + " AND " + e + " <= " + hi + ")";
   switch (v.prefix) {
-    case SearchPrefix::kEq: return eq;
-    case SearchPrefix::kNe: return "NOT " + eq;
-    case SearchPrefix::kGt: return e + " > " + hi;
-    case SearchPrefix::kLt: return s + " < " + lo;
+    case SearchPrefix::kEq:
+      return eq;
+    case SearchPrefix::kNe:
+      return "NOT " + eq;
+    case SearchPrefix::kGt:
+      return e + " > " + hi;
+    case SearchPrefix::kLt:
+      return s + " < " + lo;
     // ge and le add a bound implied by the rest (e >= s), on one column, so that an index on
     // it serves the clause: ge X implies e >= lo, le X implies s <= hi.
-    case SearchPrefix::kGe: return "(" + e + " >= " + lo + " AND (" + e + " > " + hi + " OR " + eq + "))";
-    case SearchPrefix::kLe: return "(" + s + " <= " + hi + " AND (" + s + " < " + lo + " OR " + eq + "))";
-    case SearchPrefix::kSa: return s + " >= " + hi;
-    case SearchPrefix::kEb: return e + " <= " + lo;
-    case SearchPrefix::kAp: return "(" + s + " < " + hi + " AND " + e + " > " + lo + ")";
+    case SearchPrefix::kGe:
+      return "(" + e + " >= " + lo + " AND (" + e + " > " + hi + " OR " + eq + "))";
+    case SearchPrefix::kLe:
+      return "(" + s + " <= " + hi + " AND (" + s + " < " + lo + " OR " + eq + "))";
+    case SearchPrefix::kSa:
+      return s + " >= " + hi;
+    case SearchPrefix::kEb:
+      return e + " <= " + lo;
+    case SearchPrefix::kAp:
+      return "(" + s + " < " + hi + " AND " + e + " > " + lo + ")";
   }
   return eq;
 }
@@ -98,11 +116,15 @@ std::string NumberCond(SqlBuilder& b, const SearchValue& v, const std::string& c
       return v.prefix == SearchPrefix::kNe ? "NOT " + eq : eq;
     }
     case SearchPrefix::kGt:
-    case SearchPrefix::kSa: return col + " > " + b.Bind(v.number);
+    case SearchPrefix::kSa:
+      return col + " > " + b.Bind(v.number);
     case SearchPrefix::kLt:
-    case SearchPrefix::kEb: return col + " < " + b.Bind(v.number);
-    case SearchPrefix::kGe: return col + " >= " + b.Bind(v.number);
-    case SearchPrefix::kLe: return col + " <= " + b.Bind(v.number);
+    case SearchPrefix::kEb:
+      return col + " < " + b.Bind(v.number);
+    case SearchPrefix::kGe:
+      return col + " >= " + b.Bind(v.number);
+    case SearchPrefix::kLe:
+      return col + " <= " + b.Bind(v.number);
     case SearchPrefix::kAp: {
       double a = v.number * 0.9, z = v.number * 1.1;
       if (a > z) std::swap(a, z);
@@ -137,19 +159,24 @@ std::string ValueCond(SqlBuilder& b, SearchKind kind, const SearchValue& v, cons
   switch (kind) {
     case SearchKind::kString:
       switch (v.string_match) {
-        case StringMatch::kStartsWith: return d.StartsWith(b, cols.text, cols.text_type, v.text);
+        case StringMatch::kStartsWith:
+          return d.StartsWith(b, cols.text, cols.text_type, v.text);
         case StringMatch::kExact: {
           const std::string text = b.Bind(v.text, cols.text_type);
           const std::string exact = b.Bind(v.exact, cols.text_type);
           return "(" + std::string(cols.text) + " = " + text + " AND " + cols.exact + " = " +
                  exact + ")";
         }
-        case StringMatch::kContains: return d.Contains(b, cols.text, cols.text_type, v.text);
+        case StringMatch::kContains:
+          return d.Contains(b, cols.text, cols.text_type, v.text);
       }
       return False(b);
-    case SearchKind::kToken: return TokenCond(b, v, cols);
-    case SearchKind::kDate: return DateCond(b, v, cols.start, cols.end);
-    case SearchKind::kNumber: return NumberCond(b, v, cols.number);
+    case SearchKind::kToken:
+      return TokenCond(b, v, cols);
+    case SearchKind::kDate:
+      return DateCond(b, v, cols.start, cols.end);
+    case SearchKind::kNumber:
+      return NumberCond(b, v, cols.number);
     case SearchKind::kQuantity: {
       if (!v.canonical_code.empty()) {
         const std::string unit = b.Bind(v.canonical_code, SqlType::kBytes);
@@ -173,8 +200,10 @@ std::string ValueCond(SqlBuilder& b, SearchKind kind, const SearchValue& v, cons
     }
     case SearchKind::kUri:
       switch (v.uri_match) {
-        case UriMatch::kEquals: return "value = " + b.Bind(v.text, SqlType::kText);
-        case UriMatch::kBelow: return d.StartsWith(b, "value", SqlType::kText, v.text);
+        case UriMatch::kEquals:
+          return "value = " + b.Bind(v.text, SqlType::kText);
+        case UriMatch::kBelow:
+          return d.StartsWith(b, "value", SqlType::kText, v.text);
         case UriMatch::kAbove: {
           // The stored URI is a prefix of the searched one.
           const std::string p = b.Bind(v.text, SqlType::kText);
@@ -182,7 +211,8 @@ std::string ValueCond(SqlBuilder& b, SearchKind kind, const SearchValue& v, cons
         }
       }
       return False(b);
-    default: return False(b);
+    default:
+      return False(b);
   }
 }
 
@@ -192,7 +222,7 @@ struct Plan {
   size_t driver = 0;
   std::vector<bool> probe;  // per clause
   bool selective = true;
-  std::optional<int64_t> fewest;  // the driver's estimated rows, when counted
+  std::optional<int64_t> fewest;             // the driver's estimated rows, when counted
   std::vector<std::optional<int64_t>> rows;  // per clause: estimated rows, when counted
 };
 
@@ -206,8 +236,8 @@ struct ClauseMode {
   Plan* plan_out = nullptr;    // receives the plan
 };
 
-std::string AllClauses(SqlBuilder& b, const std::vector<SearchClause>& clauses,
-                       const Scope& scope, const std::string& type, const ClauseMode& mode);
+std::string AllClauses(SqlBuilder& b, const std::vector<SearchClause>& clauses, const Scope& scope,
+                       const std::string& type, const ClauseMode& mode);
 
 // SELECT `column` of the current resources of link.type that match link.all_of, under a fresh
 // alias (the scope of the link's clauses).
@@ -312,8 +342,8 @@ std::string ClauseCond(SqlBuilder& b, const SearchClause& c, const Scope& scope,
   const char* table = TableOf(c.kind);
   if (!table) return False(b);
   const std::string param = b.Bind(c.param, SqlType::kText);
-  const std::string rows = std::string("SELECT rid FROM ") + table + " WHERE type = " +
-                           scope.type_param + " AND param = " + param;
+  const std::string rows = std::string("SELECT rid FROM ") + table +
+                           " WHERE type = " + scope.type_param + " AND param = " + param;
   if (c.missing) return r + ".rid " + (*c.missing ? "NOT IN (" : "IN (") + rows + ")";
   const std::string any = AnyValue(b, c);
   if (any.empty()) return False(b);
@@ -331,22 +361,27 @@ std::string ClauseCond(SqlBuilder& b, const SearchClause& c, const Scope& scope,
 int DriveRank(const SearchClause& c) {
   if (c.missing || c.negate) return 100;
   switch (c.kind) {
-    case SearchKind::kId: return 0;
-    case SearchKind::kReference: return 1;
+    case SearchKind::kId:
+      return 0;
+    case SearchKind::kReference:
+      return 1;
     case SearchKind::kToken:
       for (const SearchValue& v : c.any_of)
         if (v.code.empty() && v.codes.empty()) return 6;  // system| only
       return 2;
     case SearchKind::kComposite:
-    case SearchKind::kUri: return 3;
+    case SearchKind::kUri:
+      return 3;
     case SearchKind::kString:
       for (const SearchValue& v : c.any_of)
         if (v.string_match == StringMatch::kContains) return 7;
       return 4;
     case SearchKind::kChain:
     case SearchKind::kReverseChain:
-    case SearchKind::kText: return 5;
-    default: return 6;  // date, number, quantity ranges; _lastUpdated
+    case SearchKind::kText:
+      return 5;
+    default:
+      return 6;  // date, number, quantity ranges; _lastUpdated
   }
 }
 
@@ -360,8 +395,10 @@ bool Probeable(const SearchClause& c) {
     case SearchKind::kQuantity:
     case SearchKind::kReference:
     case SearchKind::kUri:
-    case SearchKind::kComposite: return true;
-    default: return false;
+    case SearchKind::kComposite:
+      return true;
+    default:
+      return false;
   }
 }
 
@@ -391,8 +428,10 @@ bool Estimable(const SearchClause& c) {
           return false;
         break;
       case SearchKind::kReference:
-      case SearchKind::kComposite: break;
-      default: return false;
+      case SearchKind::kComposite:
+        break;
+      default:
+        return false;
     }
   }
   return true;
@@ -412,11 +451,11 @@ std::optional<int64_t> EstimateRows(const SearchClause& c, const std::string& ty
   const std::string param = e.Bind(c.param, SqlType::kText);
   const std::string any = AnyValue(e, c);
   if (any.empty()) return std::nullopt;
-  return estimator.CountRows(
-      Statement{std::string("SELECT count(*) FROM (SELECT 1 FROM ") + TableOf(c.kind) +
-                    " WHERE type = " + type_param + " AND param = " + param + " AND (" + any +
-                    ") LIMIT " + std::to_string(limit) + ") AS e",
-                e.params()});
+  return estimator.CountRows(Statement{std::string("SELECT count(*) FROM (SELECT 1 FROM ") +
+                                           TableOf(c.kind) + " WHERE type = " + type_param +
+                                           " AND param = " + param + " AND (" + any + ") LIMIT " +
+                                           std::to_string(limit) + ") AS e",
+                                       e.params()});
 }
 
 // The plan of a conjunction: the clause that drives it and how each other clause is tested.
@@ -473,8 +512,8 @@ Plan PlanClauses(const std::vector<SearchClause>& clauses, const std::string& ty
   return plan;
 }
 
-std::string AllClauses(SqlBuilder& b, const std::vector<SearchClause>& clauses,
-                       const Scope& scope, const std::string& type, const ClauseMode& mode) {
+std::string AllClauses(SqlBuilder& b, const std::vector<SearchClause>& clauses, const Scope& scope,
+                       const std::string& type, const ClauseMode& mode) {
   Plan plan;
   if (mode.walk) {
     plan.probe.resize(clauses.size());
@@ -501,16 +540,20 @@ std::string AllClauses(SqlBuilder& b, const std::vector<SearchClause>& clauses,
 
 std::string SortExpr(SqlBuilder& b, const SortKey& k, const std::string& alias) {
   switch (k.kind) {
-    case SearchKind::kId: return alias + ".id";
-    case SearchKind::kLastUpdated: return alias + ".last_updated_us";
+    case SearchKind::kId:
+      return alias + ".id";
+    case SearchKind::kLastUpdated:
+      return alias + ".last_updated_us";
     case SearchKind::kString:
     case SearchKind::kToken:
     case SearchKind::kDate:
     case SearchKind::kNumber:
     case SearchKind::kQuantity:
     case SearchKind::kReference:
-    case SearchKind::kUri: return b.dialect().SortValue(b, k, alias);
-    default: return "NULL";  // not sortable (the parser never asks)
+    case SearchKind::kUri:
+      return b.dialect().SortValue(b, k, alias);
+    default:
+      return "NULL";  // not sortable (the parser never asks)
   }
 }
 
@@ -563,10 +606,11 @@ Statement WalkStatement(const SearchQuery& q, const Dialect& dialect, const Plan
   SqlBuilder w(dialect);
   const Scope top{"r", w.Bind(q.type, SqlType::kText)};
   const SortKey& k = q.sort[0];
-  std::string sql = std::string("SELECT ") + kPageColumns +
-                    ", r.rid FROM idx_date s JOIN resource r ON r.rid = s.rid WHERE s.type = " +
-                    top.type_param + " AND s.param = " + w.Bind(k.param, SqlType::kText) +
-                    " AND r.type = " + top.type_param + " AND " + dialect.Live("r");
+  std::string sql =
+      std::string("SELECT ") + kPageColumns +
+      ", r.rid FROM idx_date s JOIN resource r ON r.rid = s.rid WHERE s.type = " + top.type_param +
+      " AND s.param = " + w.Bind(k.param, SqlType::kText) + " AND r.type = " + top.type_param +
+      " AND " + dialect.Live("r");
   if (q.at_or_before_us) sql += " AND r.last_updated_us <= " + w.Bind(*q.at_or_before_us);
   if (!q.all_of.empty()) {
     sql += " AND " + AllClauses(w, q.all_of, top, q.type, ClauseMode{.walk = &plan});
@@ -608,8 +652,8 @@ CompiledSearch CompileSearch(const SearchQuery& q, const Dialect& dialect,
         "idx_date", SearchKind::kDate, "r", "param = " + b.Bind(q.sort[0].param, SqlType::kText));
     const std::string limit = b.Bind(q.count);
     const std::string offset = b.Bind(std::max<int64_t>(q.offset, 0));
-    out.rest = Statement{std::string("SELECT ") + kPageColumns + " FROM resource r WHERE " +
-                             where + " AND NOT " + no_value + " ORDER BY " +
+    out.rest = Statement{std::string("SELECT ") + kPageColumns + " FROM resource r WHERE " + where +
+                             " AND NOT " + no_value + " ORDER BY " +
                              dialect.IdTiebreak("r", !q.all_of.empty() && plan.selective) +
                              " LIMIT " + limit + " OFFSET " + offset,
                          b.params()};
@@ -624,8 +668,8 @@ CompiledSearch CompileSearch(const SearchQuery& q, const Dialect& dialect,
   order += dialect.IdTiebreak("r", !q.all_of.empty() && plan.selective);
   if (estimator && !q.all_of.empty() && plan.selective) {
     // Few matches, all found and sorted anyway: once, for both the page and the total.
-    out.all = Statement{"SELECT r.rid FROM resource r WHERE " + where + " ORDER BY " + order,
-                        b.params()};
+    out.all =
+        Statement{"SELECT r.rid FROM resource r WHERE " + where + " ORDER BY " + order, b.params()};
     out.count.reset();
     return out;
   }
@@ -650,7 +694,7 @@ bool IsWordCharacter(char32_t cp) {
       (cp >= 0xFE30 && cp <= 0xFE6F) ||  // CJK compatibility and small form punctuation
       (cp >= 0xFF00 && cp <= 0xFF0F) || (cp >= 0xFF1A && cp <= 0xFF20) ||
       (cp >= 0xFF3B && cp <= 0xFF40) || (cp >= 0xFF5B && cp <= 0xFF65) ||  // full-width ones
-      (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF;  // not characters
+      (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF;                     // not characters
   return !punctuation_or_symbol;
 }
 
