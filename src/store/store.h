@@ -209,12 +209,16 @@ struct SearchClause {
   // when a current resource of that type refers to the searched resource through `param` and
   // matches links[0].all_of.
   std::vector<SearchLink> links;
+  // Non-empty: `param` has no rows of its own; its rows are those of these params together
+  // (Observation combo-code is code | component-code: see search::StoredAsUnionOf).
+  std::vector<std::string> union_of;
 };
 
 struct SortKey {
   std::string param;
   SearchKind kind = SearchKind::kId;
   bool descending = false;
+  std::vector<std::string> union_of;  // as SearchClause::union_of
 };
 
 struct SearchQuery {

@@ -62,6 +62,12 @@ inline constexpr std::string_view kHumanUnitSystem = "(human unit)";
 // The parameters of `type` that ExtractIndexRows indexes (and therefore search can answer).
 std::vector<const fhir::SearchParamDef*> IndexedParams(std::string_view type);
 
+// For a parameter of `type` whose expression is exactly the union of other indexed parameters'
+// (Observation combo-code = code | component-code, and the other combo-* ones): those
+// parameters' codes. ExtractIndexRows stores no rows of its own for it; its rows are theirs.
+// nullptr for every other parameter.
+const std::vector<std::string>* StoredAsUnionOf(std::string_view type, std::string_view code);
+
 // Reference text split into what ReferenceIndexRow stores: "Patient/1", "Patient/1/_history/2",
 // "https://x/fhir/Patient/1", canonical "http://x/Questionnaire/q|2". false for "#contained"
 // and empty references.

@@ -361,6 +361,15 @@ const fhir::SearchParamDef* FindIndexed(std::string_view type, std::string_view 
   return nullptr;
 }
 
+// A clause on a parameter stored as the union of others (StoredAsUnionOf) reads their rows: for
+// "combo-code:text" those of "code:text" and "component-code:text".
+void ReadUnionRows(std::string_view type, std::string_view code, store::SearchClause& c) {
+  const std::vector<std::string>* parts = StoredAsUnionOf(type, code);
+  if (!parts) return;
+  const std::string suffix = c.param.substr(std::min(code.size(), c.param.size()));
+  for (const std::string& part : *parts) c.union_of.push_back(part + suffix);
+}
+
 // The types a reference parameter may point at (every resource type when it names none).
 std::vector<std::string> TargetsOf(const fhir::SearchParamDef& def) {
   const auto& defs = fhir::Definitions::Get();
@@ -579,6 +588,7 @@ Result<Parsed> ParseCriterion(std::string_view type, std::string_view name,
       return Bad(name, fmt::format("Parameter {} takes true or false", name));
     c.missing = value == "true";
     c.components.clear();
+    ReadUnionRows(type, code, c);
     return Parsed{std::move(c), {}};
   }
   // What the modifier turns the values into.
@@ -727,6 +737,7 @@ Result<Parsed> ParseCriterion(std::string_view type, std::string_view name,
     }
     c.any_of.push_back(std::move(v));
   }
+  ReadUnionRows(type, code, c);
   return Parsed{std::move(c), {}};
 }
 
@@ -852,6 +863,7 @@ Result<std::vector<store::SortKey>> ParseSort(std::string_view type, const std::
         continue;
       }
       key.kind = *kind;
+      if (const std::vector<std::string>* parts = StoredAsUnionOf(type, k)) key.union_of = *parts;
     }
     keys.push_back(std::move(key));
   }

@@ -28,10 +28,18 @@ class Dialect final : public sql::Dialect {
   std::string Placeholder(size_t n, SqlType type) const override {
     const char* cast = "text";
     switch (type) {
-      case SqlType::kInt: cast = "int8"; break;
-      case SqlType::kReal: cast = "float8"; break;
-      case SqlType::kText: cast = "text"; break;
-      case SqlType::kBytes: cast = "bytea"; break;
+      case SqlType::kInt:
+        cast = "int8";
+        break;
+      case SqlType::kReal:
+        cast = "float8";
+        break;
+      case SqlType::kText:
+        cast = "text";
+        break;
+      case SqlType::kBytes:
+        cast = "bytea";
+        break;
     }
     return "$" + std::to_string(n) + "::" + cast;
   }
@@ -99,21 +107,43 @@ class Dialect final : public sql::Dialect {
     const char* table = nullptr;
     const char* column = "value";
     switch (k.kind) {
-      case SearchKind::kString: table = "idx_string"; break;
-      case SearchKind::kToken: table = "idx_token", column = "code"; break;
+      case SearchKind::kString:
+        table = "idx_string";
+        break;
+      case SearchKind::kToken:
+        table = "idx_token", column = "code";
+        break;
       case SearchKind::kDate:
         table = "idx_date", column = k.descending ? "end_us" : "start_us";
         break;
-      case SearchKind::kNumber: table = "idx_number"; break;
-      case SearchKind::kQuantity: table = "idx_quantity"; break;
-      case SearchKind::kReference: table = "idx_reference", column = "target_id"; break;
-      case SearchKind::kUri: table = "idx_uri"; break;
-      default: return "NULL";
+      case SearchKind::kNumber:
+        table = "idx_number";
+        break;
+      case SearchKind::kQuantity:
+        table = "idx_quantity";
+        break;
+      case SearchKind::kReference:
+        table = "idx_reference", column = "target_id";
+        break;
+      case SearchKind::kUri:
+        table = "idx_uri";
+        break;
+      default:
+        return "NULL";
     }
     // The lowest or highest by ORDER BY … LIMIT 1 rather than min()/max(): PostgreSQL has no
     // min(bytea) (ids, codes), and both read the same few rows through the rid index.
+    // A parameter stored as the union of others (SortKey::union_of): the rows of its parts.
+    std::string param = "param = " + b.Bind(k.param, SqlType::kText);
+    if (!k.union_of.empty()) {
+      std::string in;
+      for (const std::string& p : k.union_of) {
+        in += (in.empty() ? "" : ", ") + b.Bind(p, SqlType::kText);
+      }
+      param = "param IN (" + in + ")";
+    }
     return std::string("(SELECT ") + column + " FROM " + table + " WHERE rid = " + alias +
-           ".rid AND param = " + b.Bind(k.param, SqlType::kText) +
+           ".rid AND " + param +
            // "system|" token rows have no code to sort by (fhir/search AddToken).
            (k.kind == SearchKind::kToken ? " AND code <> ''" : "") + " ORDER BY " + column +
            (k.descending ? " DESC" : " ASC") + " LIMIT 1)";
@@ -126,8 +156,8 @@ class Dialect final : public sql::Dialect {
   // The idx_* tables have an index on rid here (pg_schema.cpp).
   std::string ProbeExists(const char* table, SearchKind, const std::string& alias,
                           const std::string& cond) const override {
-    return std::string("EXISTS (SELECT 1 FROM ") + table + " WHERE rid = " + alias +
-           ".rid AND " + cond + ")";
+    return std::string("EXISTS (SELECT 1 FROM ") + table + " WHERE rid = " + alias + ".rid AND " +
+           cond + ")";
   }
 
   std::string IdTiebreak(const std::string& alias, bool) const override { return alias + ".id"; }
@@ -207,8 +237,7 @@ Result<SearchPage> QuerySearch(PgConnection& c, const SearchQuery& q) {
   SearchPage page;
   // The page first: when it ends the matches it proves the total (sql::TotalFromPage).
   if (compiled.page) {
-    JC_ASSIGN_OR_RETURN(PgResult r,
-                        c.Query(compiled.page->sql, ToPgParams(compiled.page->params)));
+    JC_ASSIGN_OR_RETURN(PgResult r, c.Query(compiled.page->sql, ToPgParams(compiled.page->params)));
     page.entries.reserve(static_cast<size_t>(r.rows()));
     for (int i = 0; i < r.rows(); ++i) page.entries.push_back(RowToVersion(r, i));
     if (compiled.count) page.total = sql::TotalFromPage(q, page.entries.size());

@@ -323,6 +323,16 @@ std::string AnyValue(SqlBuilder& b, const SearchClause& c) {
   return any;
 }
 
+// "param = ?", or "param IN (?, …)" for a parameter stored as the union of others
+// (SearchClause::union_of).
+std::string ParamCond(SqlBuilder& b, const SearchClause& c) {
+  if (c.union_of.empty()) return "param = " + b.Bind(c.param, SqlType::kText);
+  std::string in;
+  for (const std::string& p : c.union_of)
+    in += (in.empty() ? "" : ", ") + b.Bind(p, SqlType::kText);
+  return "param IN (" + in + ")";
+}
+
 // The rids of the resources of the scope's type that a clause holds for, as one subquery of
 // index rows (not of resources: no liveness test), for a clause compiled as "rid IN (…)";
 // nullopt for the kinds compiled otherwise (and when the clause can hold for no resource).
@@ -336,11 +346,11 @@ std::optional<std::string> CollectedRows(SqlBuilder& b, const SearchClause& c, c
   if (!table || c.kind == SearchKind::kId || c.kind == SearchKind::kLastUpdated) {
     return std::nullopt;
   }
-  const std::string param = b.Bind(c.param, SqlType::kText);
+  const std::string param = ParamCond(b, c);
   const std::string any = AnyValue(b, c);
   if (any.empty()) return std::nullopt;
-  return std::string("SELECT rid FROM ") + table + " WHERE type = " + scope.type_param +
-         " AND param = " + param + " AND (" + any + ")";
+  return std::string("SELECT rid FROM ") + table + " WHERE type = " + scope.type_param + " AND " +
+         param + " AND (" + any + ")";
 }
 
 std::string ClauseCond(SqlBuilder& b, const SearchClause& c, const Scope& scope, bool probe) {
@@ -365,15 +375,15 @@ std::string ClauseCond(SqlBuilder& b, const SearchClause& c, const Scope& scope,
   if (c.kind == SearchKind::kText) return b.dialect().FullText(b, c, r);
   const char* table = TableOf(c.kind);
   if (!table) return False(b);
-  const std::string param = b.Bind(c.param, SqlType::kText);
+  const std::string param = ParamCond(b, c);
   const std::string rows = std::string("SELECT rid FROM ") + table +
-                           " WHERE type = " + scope.type_param + " AND param = " + param;
+                           " WHERE type = " + scope.type_param + " AND " + param;
   if (c.missing) return r + ".rid " + (*c.missing ? "NOT IN (" : "IN (") + rows + ")";
   const std::string any = AnyValue(b, c);
   if (any.empty()) return False(b);
   if (probe) {
     return std::string(c.negate ? "NOT " : "") +
-           b.dialect().ProbeExists(table, c.kind, r, "param = " + param + " AND (" + any + ")");
+           b.dialect().ProbeExists(table, c.kind, r, param + " AND (" + any + ")");
   }
   return r + ".rid " + (c.negate ? "NOT IN (" : "IN (") + rows + " AND (" + any + "))";
 }
@@ -472,12 +482,12 @@ std::optional<int64_t> EstimateRows(const SearchClause& c, const std::string& ty
   if (!Estimable(c)) return std::nullopt;
   SqlBuilder e(dialect);
   const std::string type_param = e.Bind(type, SqlType::kText);
-  const std::string param = e.Bind(c.param, SqlType::kText);
+  const std::string param = ParamCond(e, c);
   const std::string any = AnyValue(e, c);
   if (any.empty()) return std::nullopt;
   return estimator.CountRows(Statement{std::string("SELECT count(*) FROM (SELECT 1 FROM ") +
                                            TableOf(c.kind) + " WHERE type = " + type_param +
-                                           " AND param = " + param + " AND (" + any + ") LIMIT " +
+                                           " AND " + param + " AND (" + any + ") LIMIT " +
                                            std::to_string(limit) + ") AS e",
                                        e.params()});
 }

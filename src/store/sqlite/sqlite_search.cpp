@@ -74,10 +74,18 @@ class Dialect final : public sql::Dialect {
   // The idx_* tables have no index on rid here (migration 4): the resource's own index keys
   // (resource_index_keys, see index_keys.h) hold every value of the parameter, and jc_sort_key
   // picks the lowest ascending and the highest descending.
+  // A parameter stored as the union of others (SortKey::union_of) sorts by the lowest (highest)
+  // of its parts' values: min() and max() skip the parts without one.
   std::string SortValue(SqlBuilder& b, const SortKey& k, const std::string& alias) const override {
-    return "(SELECT jc_sort_key(keys, " + std::to_string(static_cast<int>(k.kind)) + ", " +
-           b.Bind(k.param, SqlType::kText) + ", " + (k.descending ? "1" : "0") +
-           ") FROM resource_index_keys WHERE rid = " + alias + ".rid)";
+    auto one = [&](const std::string& param) {
+      return "SELECT jc_sort_key(keys, " + std::to_string(static_cast<int>(k.kind)) + ", " +
+             b.Bind(param, SqlType::kText) + ", " + (k.descending ? "1" : "0") +
+             ") AS v FROM resource_index_keys WHERE rid = " + alias + ".rid";
+    };
+    if (k.union_of.empty()) return "(" + one(k.param) + ")";
+    std::string parts;
+    for (const std::string& p : k.union_of) parts += (parts.empty() ? "" : " UNION ALL ") + one(p);
+    return std::string("(SELECT ") + (k.descending ? "max" : "min") + "(v) FROM (" + parts + "))";
   }
 
   std::string OrderTerm(const std::string& expr, bool descending) const override {

@@ -196,7 +196,8 @@ TEST(Extract, ObservationQuantityCodeAndComponents) {
   ASSERT_EQ(code.size(), 1u);
   EXPECT_EQ(code[0].system, "http://loinc.org");
   EXPECT_EQ(code[0].code, "29463-7");
-  EXPECT_EQ(Values(Of(rows.strings, "code:text")), (std::vector<std::string>{"body weight", "体重"}));
+  EXPECT_EQ(Values(Of(rows.strings, "code:text")),
+            (std::vector<std::string>{"body weight", "体重"}));
   auto vq = Of(rows.quantities, "value-quantity");
   ASSERT_EQ(vq.size(), 1u);
   EXPECT_DOUBLE_EQ(vq[0].value, 70.5);
@@ -240,14 +241,16 @@ TEST(Extract, EncounterPeriodAndOpenEnds) {
 }
 
 TEST(Extract, UrisNumbersAndMeta) {
-  auto rows = Extract(R"({"resourceType":"ValueSet","status":"active","url":"http://example.org/fhir/ValueSet/a",
+  auto rows = Extract(
+      R"({"resourceType":"ValueSet","status":"active","url":"http://example.org/fhir/ValueSet/a",
     "version":"1","meta":{"profile":["http://example.org/p"],"tag":[{"system":"s","code":"t"}]}})");
   auto url = Of(rows.uris, "url");
   ASSERT_EQ(url.size(), 1u);
   EXPECT_EQ(url[0].value, "http://example.org/fhir/ValueSet/a");
   EXPECT_EQ(Of(rows.tokens, "_tag").size(), 1u);
   EXPECT_EQ(Of(rows.references, "_profile").size() + Of(rows.uris, "_profile").size(), 1u);
-  rows = Extract(R"({"resourceType":"RiskAssessment","status":"final","subject":{"reference":"Patient/1"},
+  rows = Extract(
+      R"({"resourceType":"RiskAssessment","status":"final","subject":{"reference":"Patient/1"},
     "prediction":[{"probabilityDecimal":0.25}]})");
   auto prob = Of(rows.numbers, "probability");
   ASSERT_EQ(prob.size(), 1u);
@@ -275,6 +278,47 @@ TEST(Normalize, FullTextFormSeparatesCjkCharacters) {
   EXPECT_FALSE(HasWordCharacter("-- 。、→ ！"));
 }
 
+// R4's Observation combo-* parameters are each exactly the union of two others: they are
+// answered from those parameters' rows and store none of their own.
+TEST(Extract, UnionParametersStoreNoRows) {
+  const std::vector<std::pair<std::string, std::vector<std::string>>> unions = {
+      {"combo-code", {"code", "component-code"}},
+      {"combo-value-quantity", {"value-quantity", "component-value-quantity"}},
+      {"combo-value-concept", {"value-concept", "component-value-concept"}},
+      {"combo-data-absent-reason", {"data-absent-reason", "component-data-absent-reason"}},
+      {"combo-code-value-quantity", {"code-value-quantity", "component-code-value-quantity"}},
+      {"combo-code-value-concept", {"code-value-concept", "component-code-value-concept"}},
+  };
+  for (const auto& [code, parts] : unions) {
+    const std::vector<std::string>* got = StoredAsUnionOf("Observation", code);
+    ASSERT_NE(got, nullptr) << code;
+    std::vector<std::string> sorted = *got, expected = parts;
+    std::sort(sorted.begin(), sorted.end());
+    std::sort(expected.begin(), expected.end());
+    EXPECT_EQ(sorted, expected) << code;
+  }
+  // No other parameter of any type is a union of others (a change in the definitions or in the
+  // detection would show here).
+  int others = 0;
+  for (const std::string& type : fhir::Definitions::Get().ResourceTypes()) {
+    for (const fhir::SearchParamDef* p : IndexedParams(type)) {
+      if (StoredAsUnionOf(type, p->code) &&
+          !(type == "Observation" && p->code.starts_with("combo-")))
+        ++others, ADD_FAILURE() << type << "." << p->code;
+    }
+  }
+  EXPECT_EQ(others, 0);
+  auto rows = Extract(R"({"resourceType":"Observation","status":"final",
+    "code":{"coding":[{"system":"http://loinc.org","code":"55284-4"}]},
+    "component":[{"code":{"coding":[{"system":"http://loinc.org","code":"8480-6"}]},
+       "valueQuantity":{"value":150,"system":"http://unitsofmeasure.org","code":"mm[Hg]"}}]})");
+  EXPECT_EQ(Of(rows.tokens, "code").size(), 1u);
+  EXPECT_EQ(Of(rows.tokens, "component-code").size(), 1u);
+  EXPECT_TRUE(Of(rows.tokens, "combo-code").empty());
+  EXPECT_TRUE(Of(rows.quantities, "combo-value-quantity").empty());
+  EXPECT_TRUE(Of(rows.strings, "combo-code:text").empty());
+}
+
 TEST(Extract, CompositeRowsStayWithinOneElement) {
   auto rows = Extract(R"({"resourceType":"Observation","status":"final",
     "code":{"coding":[{"system":"http://loinc.org","code":"55284-4"}]},
@@ -291,7 +335,9 @@ TEST(Extract, CompositeRowsStayWithinOneElement) {
     EXPECT_DOUBLE_EQ(r.number2, r.code1 == "8462-4" ? 70 : 150);
     EXPECT_DOUBLE_EQ(r.canonical_number2, r.number2);
   }
-  EXPECT_EQ(Of(rows.composites, "combo-code-value-quantity").size(), 3u);  // the panel has no value
+  // combo-code-value-quantity is code-value-quantity | component-code-value-quantity: no rows
+  // of its own (StoredAsUnionOf); the panel has no value of its own.
+  EXPECT_TRUE(Of(rows.composites, "combo-code-value-quantity").empty());
   EXPECT_TRUE(Of(rows.composites, "code-value-quantity").empty());
 
   rows = Extract(R"({"resourceType":"Observation","status":"final",
@@ -371,10 +417,10 @@ TEST(Extract, FullTextOfNarrativeAndContent) {
   EXPECT_NE(content.find("hypertension"), std::string::npos);
   EXPECT_NE(content.find("原 发 性 高 血 压"), std::string::npos);
   EXPECT_NE(content.find("38341003"), std::string::npos);
-  EXPECT_EQ(content.find("snomed"), std::string::npos);     // systems are not content
-  EXPECT_EQ(content.find("patient"), std::string::npos);    // nor references
+  EXPECT_EQ(content.find("snomed"), std::string::npos);      // systems are not content
+  EXPECT_EQ(content.find("patient"), std::string::npos);     // nor references
   EXPECT_EQ(content.find("metasource"), std::string::npos);  // nor meta
-  EXPECT_EQ(content.find("c1"), std::string::npos);         // nor the id
+  EXPECT_EQ(content.find("c1"), std::string::npos);          // nor the id
   EXPECT_TRUE(Extract(R"({"resourceType":"Basic","id":"b"})").full_text.empty());
 }
 
@@ -389,7 +435,8 @@ TEST(Query, RefusesParametersThatAreNotUtf8) {
   ParseOptions o;
   for (const bool strict : {true, false}) {
     o.strict = strict;
-    for (const std::string bad : {"Wang\xFF", "\xC0\x80", "\xED\xA0\x80", "\xF4\x90\x80\x80", "\xE7\x8E"}) {
+    for (const std::string bad :
+         {"Wang\xFF", "\xC0\x80", "\xED\xA0\x80", "\xF4\x90\x80\x80", "\xE7\x8E"}) {
       auto r = ParseSearch("Patient", {{"name", bad}}, o);
       ASSERT_FALSE(r.ok());
       EXPECT_EQ(r.error().code, ErrorCode::kInvalid);
@@ -404,7 +451,8 @@ TEST(Query, RefusesParametersThatAreNotUtf8) {
 TEST(Query, ParsesAndRejects) {
   ParseOptions o;
   o.strict = true;
-  auto p = ParseSearch("Patient", {{"name", "wang,li"}, {"birthdate", "ge1980"}, {"_sort", "-birthdate,name"}}, o);
+  auto p = ParseSearch(
+      "Patient", {{"name", "wang,li"}, {"birthdate", "ge1980"}, {"_sort", "-birthdate,name"}}, o);
   ASSERT_TRUE(p.ok()) << p.error().message;
   ASSERT_EQ(p->query.all_of.size(), 2u);
   EXPECT_EQ(p->query.all_of[0].any_of.size(), 2u);
@@ -472,7 +520,8 @@ TEST(Extract, CodingWithSystemAndNoCodeIsIndexed) {
   ASSERT_EQ(code.size(), 1u);  // the coding with neither system nor code names nothing
   EXPECT_EQ(code[0].system, "http://loinc.org");
   EXPECT_EQ(code[0].code, "");
-  EXPECT_EQ(Values(Of(rows.strings, "code:text")), (std::vector<std::string>{"no code here", "nothing"}));
+  EXPECT_EQ(Values(Of(rows.strings, "code:text")),
+            (std::vector<std::string>{"no code here", "nothing"}));
   auto id = Of(rows.tokens, "identifier");
   ASSERT_EQ(id.size(), 1u);
   EXPECT_EQ(id[0].system, "urn:lab");
@@ -514,23 +563,29 @@ TEST(Extract, AbsoluteReferencesAreLocalOnlyUnderTheBase) {
   EXPECT_EQ(Of(rows.references, "subject")[0].target_id, "");  // still another server's
 
   // Canonicals are identities, not locations: by URL only, whatever the base.
-  auto pr = ParseJson(R"({"resourceType":"Procedure","status":"completed","subject":{"reference":"Patient/p1"},
+  auto pr = ParseJson(
+      R"({"resourceType":"Procedure","status":"completed","subject":{"reference":"Patient/p1"},
     "instantiatesCanonical":["https://jiceng.example/fhir/PlanDefinition/htn|1.0"]})");
   ASSERT_TRUE(pr.ok());
   for (const std::string base : {"", "https://jiceng.example/fhir"}) {
-    auto canonical = Of(ExtractIndexRows(*pr, ExtractOptions{base}).references, "instantiates-canonical");
+    auto canonical =
+        Of(ExtractIndexRows(*pr, ExtractOptions{base}).references, "instantiates-canonical");
     ASSERT_EQ(canonical.size(), 1u);
     EXPECT_EQ(canonical[0].url, "https://jiceng.example/fhir/PlanDefinition/htn");
     EXPECT_EQ(canonical[0].target_id, "");
   }
 
   store::ReferenceIndexRow r;
-  EXPECT_TRUE(LocalReference("https://jiceng.example/fhir/Patient/p1", "https://jiceng.example/fhir", r));
+  EXPECT_TRUE(
+      LocalReference("https://jiceng.example/fhir/Patient/p1", "https://jiceng.example/fhir", r));
   EXPECT_EQ(r.target_type, "Patient");
   EXPECT_EQ(r.target_id, "p1");
-  EXPECT_FALSE(LocalReference("https://jiceng.example/fhirx/Patient/p1", "https://jiceng.example/fhir", r));
-  EXPECT_FALSE(LocalReference("https://jiceng.example/fhir/Nope/p1", "https://jiceng.example/fhir", r));
-  EXPECT_FALSE(LocalReference("https://jiceng.example/fhir/Patient/", "https://jiceng.example/fhir", r));
+  EXPECT_FALSE(
+      LocalReference("https://jiceng.example/fhirx/Patient/p1", "https://jiceng.example/fhir", r));
+  EXPECT_FALSE(
+      LocalReference("https://jiceng.example/fhir/Nope/p1", "https://jiceng.example/fhir", r));
+  EXPECT_FALSE(
+      LocalReference("https://jiceng.example/fhir/Patient/", "https://jiceng.example/fhir", r));
   EXPECT_FALSE(LocalReference("https://jiceng.example/fhir/Patient/p1", "", r));
 }
 
@@ -538,13 +593,14 @@ TEST(Extract, AbsoluteReferencesAreLocalOnlyUnderTheBase) {
 TEST(Query, NumberSyntaxIsStrict) {
   ParseOptions o;
   o.strict = true;
-  for (const char* bad : {"0x10", "5.", " 5", "5 ", "+5", "05", ".5", "inf", "nan", "1e", "ge",
-                          "ge 5", "1,5x"}) {
+  for (const char* bad :
+       {"0x10", "5.", " 5", "5 ", "+5", "05", ".5", "inf", "nan", "1e", "ge", "ge 5", "1,5x"}) {
     auto p = ParseSearch("RiskAssessment", {{"probability", bad}}, o);
     ASSERT_FALSE(p.ok()) << bad;
     EXPECT_EQ(p.error().code, ErrorCode::kInvalid) << bad;
     EXPECT_NE(p.error().message.find("probability"), std::string::npos) << p.error().message;
-    auto q = ParseSearch("Observation", {{"value-quantity", std::string(bad) + "|http://unitsofmeasure.org|kg"}}, o);
+    auto q = ParseSearch(
+        "Observation", {{"value-quantity", std::string(bad) + "|http://unitsofmeasure.org|kg"}}, o);
     ASSERT_FALSE(q.ok()) << bad;
     EXPECT_EQ(q.error().code, ErrorCode::kInvalid) << bad;
     EXPECT_NE(q.error().message.find("value-quantity"), std::string::npos) << q.error().message;
@@ -555,7 +611,8 @@ TEST(Query, NumberSyntaxIsStrict) {
   for (const char* ok : {"1e5", "ge1E-3", "-0", "ap100", "0.35", "1e290"}) {
     EXPECT_TRUE(ParseSearch("RiskAssessment", {{"probability", ok}}, o).ok()) << ok;
   }
-  auto composite = ParseSearch("Observation", {{"component-code-value-quantity", "http://loinc.org|8480-6$5."}}, o);
+  auto composite = ParseSearch(
+      "Observation", {{"component-code-value-quantity", "http://loinc.org|8480-6$5."}}, o);
   EXPECT_FALSE(composite.ok());
 }
 
