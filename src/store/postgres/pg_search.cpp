@@ -134,16 +134,8 @@ class Dialect final : public sql::Dialect {
     // The lowest or highest by ORDER BY … LIMIT 1 rather than min()/max(): PostgreSQL has no
     // min(bytea) (ids, codes), and both read the same few rows through the rid index.
     // A parameter stored as the union of others (SortKey::union_of): the rows of its parts.
-    std::string param = "param = " + b.Bind(k.param, SqlType::kText);
-    if (!k.union_of.empty()) {
-      std::string in;
-      for (const std::string& p : k.union_of) {
-        in += (in.empty() ? "" : ", ") + b.Bind(p, SqlType::kText);
-      }
-      param = "param IN (" + in + ")";
-    }
     return std::string("(SELECT ") + column + " FROM " + table + " WHERE rid = " + alias +
-           ".rid AND " + param +
+           ".rid AND " + sql::ParamCond(b, k.param, k.union_of) +
            // "system|" token rows have no code to sort by (fhir/search AddToken).
            (k.kind == SearchKind::kToken ? " AND code <> ''" : "") + " ORDER BY " + column +
            (k.descending ? " DESC" : " ASC") + " LIMIT 1)";

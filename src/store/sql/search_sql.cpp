@@ -323,14 +323,8 @@ std::string AnyValue(SqlBuilder& b, const SearchClause& c) {
   return any;
 }
 
-// "param = ?", or "param IN (?, …)" for a parameter stored as the union of others
-// (SearchClause::union_of).
 std::string ParamCond(SqlBuilder& b, const SearchClause& c) {
-  if (c.union_of.empty()) return "param = " + b.Bind(c.param, SqlType::kText);
-  std::string in;
-  for (const std::string& p : c.union_of)
-    in += (in.empty() ? "" : ", ") + b.Bind(p, SqlType::kText);
-  return "param IN (" + in + ")";
+  return ParamCond(b, c.param, c.union_of);
 }
 
 // The rids of the resources of the scope's type that a clause holds for, as one subquery of
@@ -777,6 +771,14 @@ std::vector<std::string_view> FullTextWords(std::string_view text) {
   }
   if (start != std::string_view::npos) out.push_back(text.substr(start));
   return out;
+}
+
+std::string ParamCond(SqlBuilder& b, const std::string& param,
+                      const std::vector<std::string>& union_of) {
+  if (union_of.empty()) return "param = " + b.Bind(param, SqlType::kText);
+  std::string in;
+  for (const std::string& p : union_of) in += (in.empty() ? "" : ", ") + b.Bind(p, SqlType::kText);
+  return "param IN (" + in + ")";
 }
 
 std::optional<int64_t> TotalFromCount(const SearchQuery& q, int64_t counted) {

@@ -144,6 +144,11 @@ class RowEstimator {
 };
 inline constexpr int64_t kEstimateCap = 100000;
 
+// "param = ?", or "param IN (?, …)" for a parameter stored as the union of others
+// (SearchClause::union_of, SortKey::union_of).
+std::string ParamCond(SqlBuilder& b, const std::string& param,
+                      const std::vector<std::string>& union_of);
+
 // `estimator` may be null: the driving clause is then chosen by kind alone.
 CompiledSearch CompileSearch(const SearchQuery& q, const Dialect& dialect,
                              RowEstimator* estimator = nullptr);
