@@ -559,16 +559,17 @@ std::string AllClauses(SqlBuilder& b, const std::vector<SearchClause>& clauses, 
   for (size_t i = 0; i < clauses.size(); ++i) {
     if (mode.walk || i != plan.driver) order.push_back(i);
   }
-  // The clauses collected as index scans are intersected among themselves first, the driver's
-  // rows outermost ("rid IN (SELECT d.rid FROM (driver rows) d WHERE d.rid IN (other rows))"),
-  // so that only their common rids reach the resource rows. Each as its own "r.rid IN (…)",
+  // Where the dialect asks for it (IntersectsCollectedScans), the clauses collected as index
+  // scans are intersected among themselves first, the driver's rows outermost
+  // ("rid IN (SELECT d.rid FROM (driver rows) d WHERE d.rid IN (other rows))"), so that only
+  // their common rids reach the resource rows. Each as its own "r.rid IN (…)",
   // SQLite tested every rid of the driver against the resource row (its liveness and snapshot
   // columns) before the other lists: at 2 million resources, a code's 56,462 Observations read
   // one by one to keep the 4,263 also referring to a patient named 李.
   std::vector<std::string> lists;
   std::string sql;
   for (size_t i : order) {
-    if (!mode.walk && !plan.probe[i]) {
+    if (!mode.walk && !plan.probe[i] && b.dialect().IntersectsCollectedScans()) {
       if (std::optional<std::string> rows = CollectedRows(b, clauses[i], scope)) {
         lists.push_back(std::move(*rows));
         continue;

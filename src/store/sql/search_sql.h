@@ -111,6 +111,12 @@ class Dialect {
   // The last ORDER BY term, the id tiebreak. `with_criteria`: the search has clauses, so the
   // planner must drive from them rather than walk the whole type in id order to skip a sort.
   virtual std::string IdTiebreak(const std::string& alias, bool with_criteria) const = 0;
+  // Whether the collected index scans of a conjunction are intersected among themselves before
+  // the resource rows are read (one "rid IN (SELECT d.rid FROM (driver rows) d WHERE +d.rid IN
+  // (…))"), for a planner that would otherwise read a resource row per driver rid (SQLite).
+  // PostgreSQL plans each "rid IN (…)" as a semi-join itself, and the nested form with the
+  // unary plus made it re-run a chain's subquery per row (a page that did not end in 17 min).
+  virtual bool IntersectsCollectedScans() const { return false; }
 };
 
 // The statements of one search: `count` when q.with_total (counting at most one past

@@ -100,6 +100,8 @@ class Dialect final : public sql::Dialect {
            alias + ".rid), " + std::to_string(static_cast<int>(kind)) + ") WHERE " + cond + ")";
   }
 
+  bool IntersectsCollectedScans() const override { return true; }
+
   // "+id" is not indexable, so with criteria SQLite filters first and sorts the page after.
   std::string IdTiebreak(const std::string& alias, bool with_criteria) const override {
     return (with_criteria ? "+" : "") + alias + ".id";
