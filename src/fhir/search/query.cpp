@@ -769,8 +769,8 @@ bool PlainValueClause(const store::SearchClause& c, SearchKind kind) {
   });
 }
 
-// The composite over the resource itself whose components are the parameters `first` and
-// `second` of `type`, as a composite clause's component kinds; nullptr when there is none.
+// A composite over the resource itself whose components are the parameters `first` and
+// `second` of the type (`second_kind`: the second component's kind in a composite clause).
 struct RootComposite {
   const fhir::SearchParamDef* def = nullptr;
   std::string first, second;  // the component parameters' codes

@@ -327,6 +327,12 @@ std::string ParamCond(SqlBuilder& b, const SearchClause& c) {
   return ParamCond(b, c.param, c.union_of);
 }
 
+// "SELECT rid FROM <table> WHERE type = … AND <param>": a clause's index rows, before its values.
+std::string RowsOf(const char* table, const Scope& scope, const std::string& param) {
+  return std::string("SELECT rid FROM ") + table + " WHERE type = " + scope.type_param + " AND " +
+         param;
+}
+
 // The rids of the resources of the scope's type that a clause holds for, as one subquery of
 // index rows (not of resources: no liveness test), for a clause compiled as "rid IN (…)";
 // nullopt for the kinds compiled otherwise (and when the clause can hold for no resource).
@@ -337,14 +343,11 @@ std::optional<std::string> CollectedRows(SqlBuilder& b, const SearchClause& c, c
     return ChainRows(b, c, scope);
   }
   const char* table = TableOf(c.kind);
-  if (!table || c.kind == SearchKind::kId || c.kind == SearchKind::kLastUpdated) {
-    return std::nullopt;
-  }
+  if (!table) return std::nullopt;
   const std::string param = ParamCond(b, c);
   const std::string any = AnyValue(b, c);
   if (any.empty()) return std::nullopt;
-  return std::string("SELECT rid FROM ") + table + " WHERE type = " + scope.type_param + " AND " +
-         param + " AND (" + any + ")";
+  return RowsOf(table, scope, param) + " AND (" + any + ")";
 }
 
 std::string ClauseCond(SqlBuilder& b, const SearchClause& c, const Scope& scope, bool probe) {
@@ -370,8 +373,7 @@ std::string ClauseCond(SqlBuilder& b, const SearchClause& c, const Scope& scope,
   const char* table = TableOf(c.kind);
   if (!table) return False(b);
   const std::string param = ParamCond(b, c);
-  const std::string rows = std::string("SELECT rid FROM ") + table +
-                           " WHERE type = " + scope.type_param + " AND " + param;
+  const std::string rows = RowsOf(table, scope, param);
   if (c.missing) return r + ".rid " + (*c.missing ? "NOT IN (" : "IN (") + rows + ")";
   const std::string any = AnyValue(b, c);
   if (any.empty()) return False(b);
