@@ -233,6 +233,10 @@ Result<SearchPage> QuerySearch(PgConnection& c, const SearchQuery& q) {
     page.entries.reserve(static_cast<size_t>(r.rows()));
     for (int i = 0; i < r.rows(); ++i) page.entries.push_back(RowToVersion(r, i));
     if (compiled.count) page.total = sql::TotalFromPage(q, page.entries.size());
+    if (compiled.page_total && r.rows() > 0) {
+      if (!page.total) page.total = sql::TotalFromCount(q, r.Int(0, 6));
+      return page;
+    }
   }
   if (compiled.count && !page.total) {
     JC_ASSIGN_OR_RETURN(PgResult r,

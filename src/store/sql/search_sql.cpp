@@ -234,6 +234,12 @@ struct ClauseMode {
   RowEstimator* estimator = nullptr;
   const Plan* walk = nullptr;  // the plan the estimates came from
   Plan* plan_out = nullptr;    // receives the plan
+  // Receives the intersected index scans (IntersectsCollectedScans): the condition on them in
+  // the SQL returned, "r.rid IN (…)", and the subquery inside it.
+  struct Scans {
+    std::string cond;
+    std::string rids;
+  }* scans = nullptr;
 };
 
 std::string AllClauses(SqlBuilder& b, const std::vector<SearchClause>& clauses, const Scope& scope,
@@ -580,19 +586,20 @@ std::string AllClauses(SqlBuilder& b, const std::vector<SearchClause>& clauses, 
     sql += (sql.empty() ? "" : " AND ") + ClauseCond(b, clauses[i], scope, plan.probe[i]);
   }
   if (lists.empty()) return sql;
-  std::string in = scope.alias + ".rid IN (";
+  std::string rids;
   if (lists.size() == 1) {
-    in += lists[0] + ")";
+    rids = lists[0];
   } else {
     const std::string d = b.NewAlias("d");
-    in += "SELECT " + d + ".rid FROM (" + lists[0] + ") AS " + d + " WHERE ";
+    rids = "SELECT " + d + ".rid FROM (" + lists[0] + ") AS " + d + " WHERE ";
     for (size_t k = 1; k < lists.size(); ++k) {
       // "+": a membership test of each driver row, never seeks of the driver's index per rid of
       // the other list (which SQLite otherwise prefers: the key ends in rid).
-      in += std::string(k > 1 ? " AND " : "") + "+" + d + ".rid IN (" + lists[k] + ")";
+      rids += std::string(k > 1 ? " AND " : "") + "+" + d + ".rid IN (" + lists[k] + ")";
     }
-    in += ")";
   }
+  std::string in = scope.alias + ".rid IN (" + rids + ")";
+  if (mode.scans) *mode.scans = ClauseMode::Scans{in, rids};
   return sql.empty() ? in : in + " AND " + sql;
 }
 
@@ -618,6 +625,14 @@ std::string SortExpr(SqlBuilder& b, const SortKey& k, const std::string& alias) 
 }  // namespace
 
 namespace {
+
+// `text` with its one occurrence of `from` replaced by `to` (the compiler's own SQL, where
+// `from` is a condition it wrote once).
+std::string ReplaceOnce(const std::string& text, const std::string& from, const std::string& to) {
+  const size_t at = text.find(from);
+  if (at == std::string::npos) return text;
+  return text.substr(0, at) + to + text.substr(at + from.size());
+}
 
 constexpr const char* kPageColumns =
     "r.type, r.id, r.version, r.last_updated_us, r.deleted, r.json";
@@ -686,22 +701,25 @@ CompiledSearch CompileSearch(const SearchQuery& q, const Dialect& dialect,
   std::string where = "r.type = " + top.type_param + " AND " + dialect.Live("r");
   if (q.at_or_before_us) where += " AND r.last_updated_us <= " + b.Bind(*q.at_or_before_us);
   Plan plan;
+  ClauseMode::Scans scans;  // the top level's intersected index scans (SQLite), if any
   if (!q.all_of.empty()) {
-    where += " AND " + AllClauses(b, q.all_of, top, q.type,
-                                  ClauseMode{.estimator = estimator, .plan_out = &plan});
+    where += " AND " +
+             AllClauses(b, q.all_of, top, q.type,
+                        ClauseMode{.estimator = estimator, .plan_out = &plan, .scans = &scans});
   }
 
   CompiledSearch out;
+  std::string count_sql;
   if (q.with_total && q.total_limit > 0) {
     // One more than the limit, to tell "exactly the limit" from "more" (TotalFromCount). The
     // limit is the server's setting, not a request's value: a literal keeps the statement one
     // shape.
-    out.count = Statement{"SELECT count(*) FROM (SELECT 1 FROM resource r WHERE " + where +
-                              " LIMIT " + std::to_string(q.total_limit + 1) + ") AS m",
-                          b.params()};
+    count_sql = "SELECT count(*) FROM (SELECT 1 FROM resource r WHERE " + where + " LIMIT " +
+                std::to_string(q.total_limit + 1) + ") AS m";
   } else if (q.with_total) {
-    out.count = Statement{"SELECT count(*) FROM resource r WHERE " + where, b.params()};
+    count_sql = "SELECT count(*) FROM resource r WHERE " + where;
   }
+  if (q.with_total) out.count = Statement{count_sql, b.params()};
   if (q.count <= 0) return out;
   if (WorthWalking(q, plan, dialect, estimator)) {
     out.walk = WalkStatement(q, dialect, plan);
@@ -733,8 +751,22 @@ CompiledSearch CompileSearch(const SearchQuery& q, const Dialect& dialect,
   }
   const std::string limit = b.Bind(q.count);
   const std::string offset = b.Bind(std::max<int64_t>(q.offset, 0));
-  std::string sql = std::string("SELECT ") + kPageColumns + " FROM resource r WHERE " + where +
-                    " ORDER BY " + order + " LIMIT " + limit + " OFFSET " + offset;
+  // A page and its total over intersected index scans: the scans go to a materialised common
+  // table expression, built once, and the total rides on the page's rows as a scalar subquery
+  // over it (at 2 million resources, a code and value range took 26 ms for the page and 26 for
+  // the count, now ~45 in all). The count statement stays for a page with no rows.
+  std::string with;
+  std::string columns = kPageColumns;
+  if (!count_sql.empty() && !scans.cond.empty()) {
+    const std::string name = b.NewAlias("m");
+    with = "WITH " + name + " AS MATERIALIZED (" + scans.rids + ") ";
+    const std::string shared_where = ReplaceOnce(where, scans.cond, "r.rid IN " + name);
+    columns += ", (" + ReplaceOnce(count_sql, scans.cond, "r.rid IN " + name) + ") AS total";
+    where = shared_where;
+    out.page_total = true;
+  }
+  std::string sql = with + "SELECT " + columns + " FROM resource r WHERE " + where + " ORDER BY " +
+                    order + " LIMIT " + limit + " OFFSET " + offset;
   out.page = Statement{std::move(sql), b.params()};
   return out;
 }

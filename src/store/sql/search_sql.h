@@ -130,9 +130,13 @@ class Dialect {
 // the backend sets (the page's remaining room, and the offset less the walk's distinct matches).
 // Or, when an estimator found the matches few, `all` alone: the rids of every match in order,
 // from which the backend takes the total and the page (reading those rows by rid).
+// `page_total`: each row of `page` carries a seventh column, the value `count` would return
+// (the two share the evaluation of the index scans); count is then run only when the page has
+// no rows.
 struct CompiledSearch {
   std::optional<Statement> count;
   std::optional<Statement> page;
+  bool page_total = false;
   std::optional<Statement> all;
   std::optional<Statement> walk;
   std::optional<Statement> rest;

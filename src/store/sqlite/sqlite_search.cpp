@@ -292,15 +292,19 @@ Result<SearchPage> QuerySearch(Connection& c, const SearchQuery& q) {
   if (compiled.page) {
     JC_SQL_STMT(s, c, compiled.page->sql);
     BindAll(s, compiled.page->params);
+    std::optional<int64_t> counted;
     JC_RETURN_IF_ERROR(Timed(c, *compiled.page, [&]() -> Status {
       for (;;) {
         JC_ASSIGN_OR_RETURN(bool row, s.Step());
         if (!row) break;
+        if (compiled.page_total && !counted) counted = s.ColumnInt(6);
         page.entries.push_back(RowToVersion(s));
       }
       return Status::Ok();
     }));
     if (compiled.count) page.total = sql::TotalFromPage(q, page.entries.size());
+    if (compiled.count && !page.total && counted) page.total = sql::TotalFromCount(q, *counted);
+    if (counted) return page;  // the count statement has nothing to add
   }
   if (compiled.all) {
     JC_RETURN_IF_ERROR(RunAll(c, q, compiled, page));

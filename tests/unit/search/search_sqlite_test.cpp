@@ -225,6 +225,19 @@ TEST_P(SearchTest, ManyRowsFewOrManyMatches) {
   auto exact = Run("Observation", "code=s|A&category=s|C&_count=1&_total=accurate");
   ASSERT_TRUE(exact.ok());
   EXPECT_EQ(exact->total, 8000);
+  // Past the last match: no page rows to carry the total (SQLite counts on the page's rows).
+  auto past =
+      Run("Observation", "code=s|A&category=s|C&_count=5&_getpagesoffset=9000&_total=accurate");
+  ASSERT_TRUE(past.ok());
+  EXPECT_TRUE(past->entries.empty());
+  EXPECT_EQ(past->total, 8000);
+  total_limit_ = 10000;  // a total within the limit, from a page that does not end the matches
+  auto within = Run("Observation", "code=s|A&category=s|C&_count=4&_getpagesoffset=10");
+  ASSERT_TRUE(within.ok());
+  EXPECT_EQ(within->total, 8000);
+  ASSERT_EQ(within->entries.size(), 4u);
+  EXPECT_EQ(within->entries[0].id, "o04010");
+  total_limit_ = 1000;
   auto many = Run("Observation", "code=s|A&status=final&_count=2&_getpagesoffset=11999");
   ASSERT_TRUE(many.ok());
   EXPECT_EQ(many->total, 12000);  // the last page ends the matches: they number offset + 1

@@ -212,6 +212,39 @@ TEST(SearchSql, NoTotalMeansNoCountStatement) {
   EXPECT_NE(c.page->sql.find("LIMIT $2::int8 OFFSET $3::int8"), std::string::npos) << c.page->sql;
 }
 
+// SQLite intersects the index scans of a conjunction itself; a page that wants its total gets
+// them as one materialised common table expression, read by the page and by the count it
+// carries, so that they are built once. The count statement remains, for a page with no rows.
+TEST(SearchSql, SqlitePageCarriesItsTotalOverSharedScans) {
+  SearchQuery q;
+  q.type = "Observation";
+  q.count = 10;
+  SearchClause code;
+  code.kind = SearchKind::kToken;
+  code.param = "code";
+  SearchValue v;
+  v.system = "s";
+  v.code = "A";
+  code.any_of = {v};
+  q.all_of.push_back(code);
+  const auto lite = CompileSearch(q, sqlite::SqliteDialect());
+  ASSERT_TRUE(lite.page && lite.count);
+  EXPECT_TRUE(lite.page_total);
+  const std::string& page = lite.page->sql;
+  EXPECT_EQ(page.rfind("WITH m", 0), 0u) << page;
+  EXPECT_NE(page.find(" AS MATERIALIZED (SELECT rid FROM idx_token"), std::string::npos) << page;
+  EXPECT_NE(page.find(") AS total FROM resource r"), std::string::npos) << page;
+  EXPECT_EQ(page.find("idx_token"), page.rfind("idx_token")) << "the scan appears once: " << page;
+  EXPECT_EQ(lite.count->sql.find("WITH"), std::string::npos) << lite.count->sql;
+  ExpectInStep(*lite.page, R"(\?(\d+))");
+  q.with_total = false;
+  const auto no_total = CompileSearch(q, sqlite::SqliteDialect());
+  EXPECT_FALSE(no_total.page_total);
+  EXPECT_EQ(no_total.page->sql.find("WITH"), std::string::npos) << no_total.page->sql;
+  q.with_total = true;
+  EXPECT_FALSE(CompileSearch(q, postgres::PostgresDialect()).page_total);
+}
+
 TEST(SearchSql, FullTextWordsAreRunsOfWordCharacters) {
   using V = std::vector<std::string_view>;
   EXPECT_EQ(sql::FullTextWords("zhang.li@jiashan.example anna-lena"),
