@@ -8,9 +8,10 @@
 #include "api/interactions.h"
 #include "api/json_patch.h"
 #include "api/outcome.h"
-#include "fhir/search/query.h"
+#include "api/stored_value_sets.h"
 #include "base/ids.h"
 #include "base/time.h"
+#include "fhir/search/query.h"
 
 namespace jiceng::api {
 
@@ -286,7 +287,9 @@ Result<json::object> BundleProcessor::Process(json::value bundle_value) {
       e.sub_request = true;
       // A transaction must not commit and then find a search it cannot run: parse it first.
       if (st.ok() && transaction) {
-        auto parsed = search::ParseSearch(e.type, e.criteria, search::ParseOptions{});
+        search::ParseOptions po;
+        po.value_sets = StoredValueSets(store_);
+        auto parsed = search::ParseSearch(e.type, e.criteria, po);
         if (!parsed.ok()) {
           JC_RETURN_IF_ERROR(fail(e, Error(parsed.error().code, parsed.error().message,
                                            Loc(e.index, "request.url"))));

@@ -16,6 +16,7 @@
 #include "api/response_format.h"
 #include "api/search_include.h"
 #include "api/search_shaping.h"
+#include "api/stored_value_sets.h"
 #include "base/ids.h"
 #include "base/time.h"
 #include "fhir/search/extractor.h"
@@ -834,6 +835,7 @@ Response FhirApi::Search(Context& c, const QueryParams& params) {
   auto shaping = SplitShaping(params, c.strict_handling);
   if (!shaping.ok()) return ErrorResponse(shaping.error());
   search::ParseOptions po;
+  po.value_sets = StoredValueSets(store_);
   po.strict = c.strict_handling;
   po.default_count = options_.default_page_size;
   po.max_count = options_.max_page_size;
@@ -938,6 +940,7 @@ Response FhirApi::SearchCompartmentAll(Context& c, const QueryParams& params) {
     kept.emplace_back(k, v);
   }
   search::ParseOptions po;
+  po.value_sets = StoredValueSets(store_);
   po.strict = false;  // unsupported criteria are found below, across all the types
   po.default_count = options_.default_page_size;
   po.max_count = options_.max_page_size;
@@ -1086,6 +1089,7 @@ Response FhirApi::Everything(Context& c) {
     }
   }
   search::ParseOptions po;
+  po.value_sets = StoredValueSets(store_);
   po.default_count = options_.default_page_size;
   po.max_count = options_.max_page_size;
   auto paging = search::ParseSearch(c.type, paging_params, po);

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <set>
 
+#include "api/stored_value_sets.h"
 #include "base/time.h"
 #include "fhir/search/extractor.h"
 #include "fhir/search/query.h"
@@ -92,7 +93,8 @@ Result<std::vector<std::string>> FindMatches(store::IReadTransaction& txn, std::
                                              const QueryParams& criteria) {
   // The same parser and the same store query as search: a conditional write matches exactly
   // what GET [type]?criteria would return (but an unsupported criterion is always an error).
-  JC_ASSIGN_OR_RETURN(store::SearchQuery q, search::ParseCriteria(type, criteria));
+  JC_ASSIGN_OR_RETURN(store::SearchQuery q,
+                      search::ParseCriteria(type, criteria, StoredValueSets(txn)));
   q.with_total = false;
   q.count = 1000;
   JC_ASSIGN_OR_RETURN(store::SearchPage page, txn.Search(q));

@@ -174,9 +174,9 @@ struct SearchValue {
   std::string canonical_code;
   // uri
   UriMatch uri_match = UriMatch::kEquals;
-  // token :in / :not-in: the codes of the value set (any system; the held value sets carry
-  // codes only). When non-empty the value matches a row whose code is one of them, and `code`
-  // and `system` are unused.
+  // token :in / :not-in: the codes of a value set in one system. When non-empty the value
+  // matches a row whose code is one of them and, when `system` is set, whose system is it (the
+  // R4 value sets embedded with the definitions carry codes only: any system); `code` is unused.
   std::vector<std::string> codes;
   // composite: one value per component, in the order of SearchClause::components.
   std::vector<SearchValue> components;

@@ -103,6 +103,7 @@ SearchPrefix TakePrefix(std::string& v) {
 struct Context {
   int64_t now_us = 0;
   std::string base_url;
+  const ValueSetSource* value_sets = nullptr;  // stored ValueSets for :in / :not-in, if any
 };
 
 Result<store::SearchValue> DateValue(std::string_view param, std::string raw, int64_t now_us) {
@@ -443,21 +444,51 @@ Result<store::SearchValue> OfTypeValue(std::string_view param, const std::string
   return v;
 }
 
-// token :in / :not-in: the codes of a ValueSet the server holds (the R4 value sets embedded
-// with the definitions); any other ValueSet is an error naming it.
-Result<store::SearchValue> InValueSetValue(std::string_view param, const std::string& part) {
+Error ForParameter(Error e, const std::string& name);
+
+// token :in / :not-in: the codes of a ValueSet the server holds: a stored ValueSet resource
+// with that url (its codes in their systems, fhir/search/value_set.h), else one of the R4 value
+// sets embedded with the definitions (codes only, matched in any system); any other ValueSet is
+// an error naming it.
+Result<std::vector<store::SearchValue>> InValueSetValues(std::string_view param,
+                                                         const std::string& part,
+                                                         const Context& ctx) {
   std::string url = Unescape(part);
-  if (size_t bar = url.find('|'); bar != std::string::npos) url.resize(bar);  // |version
-  const std::vector<std::string>* codes = fhir::Definitions::Get().ValueSetCodes(url);
-  if (!codes) {
-    return Bad(param,
-               fmt::format("ValueSet '{}' (parameter {}) is not known to this server", url, param));
+  std::string version;
+  if (size_t bar = url.find('|'); bar != std::string::npos) {
+    version = url.substr(bar + 1);
+    url.resize(bar);
   }
-  store::SearchValue v;
-  v.codes = *codes;
+  std::vector<store::SearchValue> out;
+  std::optional<json::object> stored;
+  if (ctx.value_sets && *ctx.value_sets) {
+    auto found = (*ctx.value_sets)(url, version);
+    if (!found.ok()) return ForParameter(std::move(found).error(), std::string(param));
+    stored = std::move(*found);
+  }
+  if (stored) {
+    auto values = ValueSetSearchValues(*stored, *ctx.value_sets);
+    if (!values.ok()) return ForParameter(std::move(values).error(), std::string(param));
+    out = std::move(*values);
+  } else {
+    const std::vector<std::string>* codes = fhir::Definitions::Get().ValueSetCodes(url);
+    if (!codes) {
+      return Bad(param, fmt::format("ValueSet '{}' (parameter {}) is not known to this server", url,
+                                    param));
+    }
+    if (!codes->empty()) {
+      store::SearchValue v;
+      v.codes = *codes;
+      out.push_back(std::move(v));
+    }
+  }
   // An empty value set matches nothing: a code no value set holds keeps the clause well formed.
-  if (v.codes.empty()) v.codes.emplace_back();
-  return v;
+  if (out.empty()) {
+    store::SearchValue v;
+    v.codes.emplace_back();
+    out.push_back(std::move(v));
+  }
+  return out;
 }
 
 Result<Parsed> ParseCriterion(std::string_view type, std::string_view name,
@@ -652,8 +683,9 @@ Result<Parsed> ParseCriterion(std::string_view type, std::string_view name,
       continue;
     }
     if (as == As::kInValueSet) {
-      JC_ASSIGN_OR_RETURN(v, InValueSetValue(name, part));
-      c.any_of.push_back(std::move(v));
+      JC_ASSIGN_OR_RETURN(std::vector<store::SearchValue> values,
+                          InValueSetValues(name, part, ctx));
+      for (store::SearchValue& each : values) c.any_of.push_back(std::move(each));
       continue;
     }
     switch (c.kind) {
@@ -885,7 +917,8 @@ Result<ParsedSearch> ParseSearch(std::string_view type, const Params& params,
   q.count = options.default_count;
   q.total_limit = options.total_limit;
   const int64_t now = options.now_us ? options.now_us : NowMicros();
-  const Context ctx{now, options.base_url ? *options.base_url : ServerBaseUrl()};
+  const Context ctx{now, options.base_url ? *options.base_url : ServerBaseUrl(),
+                    &options.value_sets};
   for (const auto& [name, value] : params) {
     JC_RETURN_IF_ERROR(ValidUtf8(name, value));
     if (name == "_count") {
@@ -940,11 +973,12 @@ std::vector<const fhir::SearchParamDef*> SearchableParams(std::string_view type)
   return out;
 }
 
-Result<store::SearchQuery> ParseCriteria(std::string_view type, const Params& params) {
+Result<store::SearchQuery> ParseCriteria(std::string_view type, const Params& params,
+                                         const ValueSetSource& value_sets) {
   if (params.empty()) return Invalid("Conditional criteria are empty");
   store::SearchQuery q;
   q.type = std::string(type);
-  const Context ctx{NowMicros(), ServerBaseUrl()};
+  const Context ctx{NowMicros(), ServerBaseUrl(), &value_sets};
   for (const auto& [name, value] : params) {
     JC_RETURN_IF_ERROR(ValidUtf8(name, value));
     auto parsed = ParseCriterion(type, name, value, ctx, 0);

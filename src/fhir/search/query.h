@@ -5,9 +5,10 @@
 //   string     default starts-with, :exact, :contains, :missing
 //   token      code, system|code, |code, system|, :not, :text, :missing,
 //              :of-type (typesystem|typecode|value on Identifiers; all three parts required),
-//              :in / :not-in against the ValueSets the server holds (the R4 value sets embedded
-//              with the definitions, matched on code in any system; another ValueSet → 400
-//              naming it)
+//              :in / :not-in against the ValueSets the server holds: stored ValueSet resources
+//              (ParseOptions::value_sets; codes in their systems, see value_set.h), then the R4
+//              value sets embedded with the definitions (matched on code in any system);
+//              another ValueSet → 400 naming it
 //   date       prefixes eq ne gt lt ge le sa eb ap, partial precision ranges on both sides
 //   number     prefixes, implicit precision ("100" = [99.5, 100.5)); the R4 decimal syntax
 //              only ("5.", " 5", "0x10" are 400s)
@@ -61,6 +62,7 @@
 
 #include "base/result.h"
 #include "fhir/definitions.h"
+#include "fhir/search/value_set.h"
 #include "store/store.h"
 
 namespace jiceng::search {
@@ -78,6 +80,8 @@ struct ParseOptions {
   // This server's base URL, for reference values: an absolute URL under it names a local
   // resource (see ExtractOptions::base_url). nullopt: ServerBaseUrl().
   std::optional<std::string> base_url;
+  // The stored ValueSets, for :in / :not-in (empty: only the embedded R4 value sets).
+  ValueSetSource value_sets;
 };
 
 struct ParsedSearch {
@@ -99,7 +103,9 @@ Result<ParsedSearch> ParseSearch(std::string_view type, const Params& params,
 std::vector<const fhir::SearchParamDef*> SearchableParams(std::string_view type);
 
 // Parses only criteria (no _count/_sort/paging), for conditional create/update/delete; always
-// strict: an unsupported criterion must not widen a conditional write's match.
-Result<store::SearchQuery> ParseCriteria(std::string_view type, const Params& params);
+// strict: an unsupported criterion must not widen a conditional write's match. `value_sets`: as
+// ParseOptions::value_sets.
+Result<store::SearchQuery> ParseCriteria(std::string_view type, const Params& params,
+                                         const ValueSetSource& value_sets = {});
 
 }  // namespace jiceng::search

@@ -137,12 +137,14 @@ std::string NumberCond(SqlBuilder& b, const SearchValue& v, const std::string& c
 
 std::string TokenCond(SqlBuilder& b, const SearchValue& v, const Columns& cols) {
   const std::string code = cols.code, system = cols.system;
-  if (!v.codes.empty()) {  // :in / :not-in: any system
+  if (!v.codes.empty()) {  // :in / :not-in: in the system when one is given, else in any
     std::string in;
     for (const std::string& c : v.codes) {
       in += (in.empty() ? "" : ", ") + b.Bind(c, SqlType::kBytes);
     }
-    return code + " IN (" + in + ")";
+    if (!v.system) return code + " IN (" + in + ")";
+    return "(" + code + " IN (" + in + ") AND " + system + " = " +
+           b.Bind(*v.system, SqlType::kBytes) + ")";
   }
   std::string cond;
   if (!v.code.empty()) cond = code + " = " + b.Bind(v.code, SqlType::kBytes);
