@@ -234,7 +234,7 @@ const std::vector<FhirApi::Route>& FhirApi::Routes() {
 }
 
 FhirApi::FhirApi(store::IStore& store, FhirApiOptions options)
-    : store_(store), options_(std::move(options)) {
+    : store_(store), options_(std::move(options)), search_results_(options_.search_results) {
   search::SetServerBaseUrl(options_.base_url);
 }
 
@@ -629,6 +629,36 @@ Result<int64_t> IntParam(const Request& req, std::string_view name, int64_t dflt
   return std::clamp(n, min, max);
 }
 
+// The applied criteria of a search as one text (which search a kept result belongs to).
+std::string CriteriaText(const QueryParams& applied) {
+  std::string out;
+  for (const auto& [k, v] : applied) {
+    if (!out.empty()) out += '&';
+    out += k + "=" + v;
+  }
+  return out;
+}
+
+// A resource as it was at `at_us`: its current version when written by then, else the newest
+// version written by then; nullopt when it did not exist or was deleted at that instant.
+Result<std::optional<store::ResourceVersion>> ReadAsOf(store::IReadTransaction& txn,
+                                                       const std::string& type,
+                                                       const std::string& id, int64_t at_us) {
+  JC_ASSIGN_OR_RETURN(std::optional<store::ResourceVersion> v, txn.ReadCurrent(type, id));
+  if (v && v->last_updated_us > at_us) {
+    store::HistoryQuery h;
+    h.type = type;
+    h.id = id;
+    h.at_or_before_us = at_us;
+    h.count = 1;
+    JC_ASSIGN_OR_RETURN(store::HistoryPage older, txn.History(h));
+    v.reset();
+    if (!older.entries.empty()) v = std::move(older.entries.front());
+  }
+  if (v && v->deleted) v.reset();
+  return v;
+}
+
 }  // namespace
 
 Response FhirApi::History(Context& c, const std::string& type, const std::string& id) {
@@ -875,12 +905,49 @@ Response FhirApi::Search(Context& c, const QueryParams& params) {
       run = q.count > 0 && q.offset < *known_total;
     }
   }
+  // A later page of a search whose results were kept (api/search_results.h): its slice of the
+  // ids, each resource as it was at the snapshot. The entry must be this search's own.
   std::vector<store::ResourceVersion> page;
+  std::string results_key;
+  const std::string fingerprint = path + "?" + CriteriaText(kept);
+  if (run && !parsed->results_key.empty()) {
+    std::shared_ptr<const SearchResults> kept_results = search_results_.Get(parsed->results_key);
+    if (kept_results && kept_results->type == type && kept_results->criteria == fingerprint &&
+        kept_results->snapshot_us == snapshot) {
+      const auto& ids = kept_results->ids;
+      const auto n = static_cast<int64_t>(ids.size());
+      for (int64_t i = q.offset; i < n && i < q.offset + q.count; ++i) {
+        auto v = ReadAsOf(**txn, type, ids[static_cast<size_t>(i)], snapshot);
+        if (!v.ok()) return ErrorResponse(v.error());
+        if (*v) page.push_back(std::move(**v));
+      }
+      known_total = n;
+      results_key = parsed->results_key;
+      run = false;
+    }
+  }
   if (run) {
     auto found = (*txn)->Search(q);
     if (!found.ok()) return ErrorResponse(found.error());
     page = std::move(found->entries);
     if (found->total) known_total = found->total;
+    // A first page with more to come: keep the ids of every match for the later pages.
+    const int64_t max_ids = search_results_.options().max_ids;
+    if (q.offset == 0 && q.count > 0 && !parsed->summary_count && known_total &&
+        *known_total > static_cast<int64_t>(page.size()) && *known_total <= max_ids) {
+      store::SearchQuery all = q;
+      all.count = *known_total;
+      all.with_total = false;
+      all.ids_only = true;
+      auto listed = (*txn)->Search(all);
+      if (!listed.ok()) return ErrorResponse(listed.error());
+      if (static_cast<int64_t>(listed->entries.size()) == *known_total) {
+        SearchResults results{type, fingerprint, snapshot, {}};
+        results.ids.reserve(listed->entries.size());
+        for (auto& e : listed->entries) results.ids.push_back(std::move(e.id));
+        results_key = search_results_.Put(std::move(results));
+      }
+    }
   }
 
   std::vector<store::ResourceVersion> included;
@@ -905,6 +972,7 @@ Response FhirApi::Search(Context& c, const QueryParams& params) {
           fmt::format(":iterate stopped after {} rounds", options_.max_include_iterations), ""});
   }
 
+  if (!results_key.empty()) kept.emplace_back("_getpages", results_key);
   kept.emplace_back("_snapshot", std::to_string(snapshot));
   PagingLinks links;
   links.base = c.base;

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "api/message.h"
+#include "api/search_results.h"
 #include "base/error.h"
 #include "base/json.h"
 #include "store/store.h"
@@ -30,6 +31,9 @@ struct FhirApiOptions {
   // second scan of every match: on a broad search over millions of rows it costs seconds, and
   // the page itself does not need it. (Medplum and HAPI likewise leave totals out by default.)
   int64_t search_total_limit = 1000;
+  // The ids of a search's matches kept after its first page, so that its paging links stay on
+  // the same resources (api/search_results.h; max_ids 0: off, pages re-run the search).
+  SearchResultsOptions search_results;
   int64_t max_include_count = 1000;  // resources _include/_revinclude add to one page
   int max_include_iterations = 8;    // rounds of :iterate after the first
   ValidateFn validate;             // required
@@ -94,6 +98,7 @@ class FhirApi {
 
   store::IStore& store_;
   FhirApiOptions options_;
+  SearchResultCache search_results_;
   friend class BundleProcessor;
 };
 

@@ -66,9 +66,19 @@ Result<Config> ParseConfig(std::string_view text, const std::string& source_name
     }
   }
   if (auto* f = root["fhir"].as_table()) {
-    JC_RETURN_IF_ERROR(CheckKeys(*f, {"validation", "search_total_limit"}, "fhir"));
+    JC_RETURN_IF_ERROR(CheckKeys(*f,
+                                 {"validation", "search_total_limit", "search_results_max_ids",
+                                  "search_results_mib", "search_results_ttl_seconds"},
+                                 "fhir"));
     JC_RETURN_IF_ERROR(Take(*f, "search_total_limit", c.search_total_limit, "fhir"));
     if (c.search_total_limit < 0) return Invalid("fhir.search_total_limit must be >= 0");
+    JC_RETURN_IF_ERROR(Take(*f, "search_results_max_ids", c.search_results_max_ids, "fhir"));
+    JC_RETURN_IF_ERROR(Take(*f, "search_results_mib", c.search_results_mib, "fhir"));
+    JC_RETURN_IF_ERROR(
+        Take(*f, "search_results_ttl_seconds", c.search_results_ttl_seconds, "fhir"));
+    if (c.search_results_max_ids < 0 || c.search_results_mib < 0 ||
+        c.search_results_ttl_seconds < 0)
+      return Invalid("fhir.search_results_* must be >= 0");
     std::string mode = "strict";
     JC_RETURN_IF_ERROR(Take(*f, "validation", mode, "fhir"));
     if (mode != "strict" && mode != "lenient") return Invalid("fhir.validation must be \"strict\" or \"lenient\"");

@@ -33,6 +33,11 @@ struct Config {
   bool strict_validation = true;  // false: unknown elements accepted with a warning
   // [fhir] search_total_limit: see api::FhirApiOptions::search_total_limit (0: count all).
   int64_t search_total_limit = 1000;
+  // [fhir] search_results_max_ids, search_results_mib, search_results_ttl_seconds: the kept ids
+  // of searches for stable paging, see api::SearchResultsOptions (max_ids 0: off).
+  int64_t search_results_max_ids = 10000;
+  int64_t search_results_mib = 64;
+  int64_t search_results_ttl_seconds = 1800;
   int timezone_offset_minutes = 480;  // Asia/Shanghai; used for dates without an offset
   std::string log_level = "info";
   bool access_log = true;

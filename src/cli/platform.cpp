@@ -21,6 +21,9 @@ Result<std::unique_ptr<Platform>> OpenPlatform(const Config& config,
   o.strict_validation = config.strict_validation;
   o.base_url = config.base_url;
   o.search_total_limit = config.search_total_limit;
+  o.search_results.max_ids = config.search_results_max_ids;
+  o.search_results.max_bytes = config.search_results_mib << 20;
+  o.search_results.ttl = std::chrono::seconds(config.search_results_ttl_seconds);
   o.validate = [](const json::object& r, bool strict) {
     fhir::ValidationOptions vo;
     vo.strict = strict;

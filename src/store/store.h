@@ -233,6 +233,9 @@ struct SearchQuery {
   // left unknown (SearchPage::total nullopt), so that a broad search does not pay for counting
   // a million rows to show one page (_total=accurate asks for the exact count).
   int64_t total_limit = 0;
+  // The entries without their JSON (ResourceVersion::json empty), for listing the ids of the
+  // matches (api/search_results).
+  bool ids_only = false;
 };
 
 struct SearchPage {

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <limits>
 #include <map>
@@ -925,6 +926,14 @@ Result<ParsedSearch> ParseSearch(std::string_view type, const Params& params,
       JC_ASSIGN_OR_RETURN(q.count, NonNegative(name, value, options.max_count));
     } else if (name == "_getpagesoffset") {
       JC_ASSIGN_OR_RETURN(q.offset, NonNegative(name, value, INT64_MAX / 4));
+    } else if (name == "_getpages") {
+      // The key of the search's kept results (api/search_results): a UUID the server made.
+      const bool well_formed = !value.empty() && value.size() <= 64 &&
+                               std::all_of(value.begin(), value.end(), [](char ch) {
+                                 return std::isxdigit(static_cast<unsigned char>(ch)) || ch == '-';
+                               });
+      if (!well_formed) return Bad(name, "_getpages is not a key this server made");
+      out.results_key = value;
     } else if (name == "_snapshot") {
       JC_ASSIGN_OR_RETURN(int64_t s, NonNegative(name, value, INT64_MAX));
       q.at_or_before_us = s;

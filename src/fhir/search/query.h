@@ -37,7 +37,7 @@
 //              characters, in order ("高血压"). Comma = OR.
 //   _id, _lastUpdated, OR with ',', AND with repeated parameters
 //   _sort (several keys, '-' descending, id tiebreak; not composites), _count, _total,
-//   _summary=count, _getpagesoffset/_snapshot (paging links)
+//   _summary=count, _getpagesoffset/_snapshot/_getpages (paging links)
 // Date range semantics, for a stored range [s, e) and a search range [lo, hi):
 //   eq: lo <= s && e <= hi      ne: !eq        gt: e > hi     lt: s < lo
 //   ge: gt || eq                le: lt || eq   sa: s >= hi    eb: e <= lo
@@ -87,9 +87,10 @@ struct ParseOptions {
 struct ParsedSearch {
   store::SearchQuery query;
   // The parameters that took effect, as given (for the self link), without the paging ones
-  // (_count, _getpagesoffset, _snapshot) that the caller adds itself.
+  // (_count, _getpagesoffset, _snapshot, _getpages) that the caller adds itself.
   Params applied;
   bool summary_count = false;
+  std::string results_key;  // _getpages: the key of the search's kept results, if given
 };
 
 // Parses the query of a type-level search. Bad values of supported parameters are kInvalid

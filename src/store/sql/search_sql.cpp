@@ -638,6 +638,10 @@ std::string ReplaceOnce(const std::string& text, const std::string& from, const 
 
 constexpr const char* kPageColumns =
     "r.type, r.id, r.version, r.last_updated_us, r.deleted, r.json";
+// SearchQuery::ids_only: the same columns with an empty JSON text.
+constexpr const char* kIdColumns = "r.type, r.id, r.version, r.last_updated_us, r.deleted, ''";
+
+const char* PageColumns(const SearchQuery& q) { return q.ids_only ? kIdColumns : kPageColumns; }
 
 // Whether to answer a page sorted by one date parameter by walking that parameter's index in
 // sort order (CompiledSearch::walk) rather than collecting every match and sorting: when the
@@ -682,7 +686,7 @@ Statement WalkStatement(const SearchQuery& q, const Dialect& dialect, const Plan
   const Scope top{"r", w.Bind(q.type, SqlType::kText)};
   const SortKey& k = q.sort[0];
   std::string sql =
-      std::string("SELECT ") + kPageColumns +
+      std::string("SELECT ") + PageColumns(q) +
       ", r.rid FROM idx_date s JOIN resource r ON r.rid = s.rid WHERE s.type = " + top.type_param +
       " AND s.param = " + w.Bind(k.param, SqlType::kText) + " AND r.type = " + top.type_param +
       " AND " + dialect.Live("r");
@@ -723,17 +727,20 @@ CompiledSearch CompileSearch(const SearchQuery& q, const Dialect& dialect,
   }
   if (q.with_total) out.count = Statement{count_sql, b.params()};
   if (q.count <= 0) return out;
-  if (WorthWalking(q, plan, dialect, estimator)) {
+  // A listing of every match's id (ids_only) comes after a count that found them few: collect
+  // and sort them, never walk in page order to the last one.
+  const bool few = plan.selective || q.ids_only;
+  if (!q.ids_only && WorthWalking(q, plan, dialect, estimator)) {
     out.walk = WalkStatement(q, dialect, plan);
     // Then the matches without a value of the parameter (they sort last), by id.
     const std::string no_value = dialect.ProbeExists(
         "idx_date", SearchKind::kDate, "r", "param = " + b.Bind(q.sort[0].param, SqlType::kText));
     const std::string limit = b.Bind(q.count);
     const std::string offset = b.Bind(std::max<int64_t>(q.offset, 0));
-    out.rest = Statement{std::string("SELECT ") + kPageColumns + " FROM resource r WHERE " + where +
-                             " AND NOT " + no_value + " ORDER BY " +
-                             dialect.IdTiebreak("r", !q.all_of.empty() && plan.selective) +
-                             " LIMIT " + limit + " OFFSET " + offset,
+    out.rest = Statement{std::string("SELECT ") + PageColumns(q) + " FROM resource r WHERE " +
+                             where + " AND NOT " + no_value + " ORDER BY " +
+                             dialect.IdTiebreak("r", !q.all_of.empty() && few) + " LIMIT " + limit +
+                             " OFFSET " + offset,
                          b.params()};
     return out;
   }
@@ -743,8 +750,8 @@ CompiledSearch CompileSearch(const SearchQuery& q, const Dialect& dialect,
   }
   // Few matches: collect them and sort. Many: walk the resources in id order and test each,
   // which stops at the end of the page.
-  order += dialect.IdTiebreak("r", !q.all_of.empty() && plan.selective);
-  if (estimator && !q.all_of.empty() && plan.selective) {
+  order += dialect.IdTiebreak("r", !q.all_of.empty() && few);
+  if (estimator && !q.all_of.empty() && few) {
     // Few matches, all found and sorted anyway: once, for both the page and the total.
     out.all =
         Statement{"SELECT r.rid FROM resource r WHERE " + where + " ORDER BY " + order, b.params()};
@@ -758,7 +765,7 @@ CompiledSearch CompileSearch(const SearchQuery& q, const Dialect& dialect,
   // over it (at 2 million resources, a code and value range took 26 ms for the page and 26 for
   // the count, now ~45 in all). The count statement stays for a page with no rows.
   std::string with;
-  std::string columns = kPageColumns;
+  std::string columns = PageColumns(q);
   if (!count_sql.empty() && !scans.cond.empty()) {
     const std::string name = b.NewAlias("m");
     with = "WITH " + name + " AS MATERIALIZED (" + scans.rids + ") ";

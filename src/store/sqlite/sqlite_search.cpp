@@ -229,8 +229,10 @@ Status RunAll(Connection& c, const SearchQuery& q, const sql::CompiledSearch& co
   if (q.with_total) page.total = sql::TotalFromCount(q, static_cast<int64_t>(rids.size()));
   const auto offset = static_cast<size_t>(std::max<int64_t>(q.offset, 0));
   JC_SQL_STMT(s, c,
-              "SELECT type, id, version, last_updated_us, deleted, json FROM resource "
-              "WHERE rid = ?1");
+              q.ids_only ? "SELECT type, id, version, last_updated_us, deleted, '' FROM resource "
+                           "WHERE rid = ?1"
+                         : "SELECT type, id, version, last_updated_us, deleted, json FROM resource "
+                           "WHERE rid = ?1");
   for (size_t i = offset; i < rids.size() && i - offset < static_cast<size_t>(q.count); ++i) {
     s.BindInt(1, rids[i]);
     JC_ASSIGN_OR_RETURN(bool row, s.Step());

@@ -1,0 +1,70 @@
+// api/search_results: the ids of a search's matches, kept after its first page so that its
+// paging links serve the same resources, in the same order, however the data changes meanwhile
+// (FHIR R4 search, paging: "the server SHOULD ensure that the set of results is stable").
+//
+// A first page that has further pages and a known total of at most `max_ids` matches records
+// the ids of all of them here, under a random key that its links carry (`_getpages`). A later
+// page with that key reads its slice of the ids and serves each resource as it was at the
+// search's snapshot (its `_snapshot` instant), so that updates and deletes after the first page
+// neither shift the pages nor change what they show. Entries live in this process's memory,
+// within a byte budget and a time to live: a link whose entry is gone (expired, evicted, another
+// process, a restart) is answered by running the search again under the same snapshot, the
+// paging this replaces.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace jiceng::api {
+
+struct SearchResults {
+  std::string type;              // the resource type searched
+  std::string criteria;          // the search's applied parameters, as its self link shows them
+  int64_t snapshot_us = 0;       // the _snapshot of its pages
+  std::vector<std::string> ids;  // every match, in page order
+};
+
+struct SearchResultsOptions {
+  int64_t max_ids = 10000;         // a search with more matches pages without an entry
+  int64_t max_bytes = 64ll << 20;  // all entries together (ids and overhead, estimated)
+  std::chrono::seconds ttl{1800};  // an entry unused this long is dropped
+};
+
+class SearchResultCache {
+ public:
+  explicit SearchResultCache(SearchResultsOptions options);
+
+  const SearchResultsOptions& options() const { return options_; }
+
+  // Keeps `results` and returns its key; "" when the cache is off (max_ids or max_bytes 0) or
+  // the entry alone exceeds the budget.
+  std::string Put(SearchResults results);
+  // The entry under `key` (refreshing its time to live), or null.
+  std::shared_ptr<const SearchResults> Get(const std::string& key);
+
+  size_t entries() const;
+
+ private:
+  struct Slot {
+    std::string key;
+    std::shared_ptr<const SearchResults> results;
+    int64_t bytes = 0;
+    std::chrono::steady_clock::time_point used;
+  };
+  void EvictLocked(std::chrono::steady_clock::time_point now);
+
+  const SearchResultsOptions options_;
+  mutable std::mutex mu_;
+  std::list<Slot> lru_;  // most recently used first
+  std::unordered_map<std::string, std::list<Slot>::iterator> by_key_;
+  int64_t bytes_ = 0;
+};
+
+}  // namespace jiceng::api
