@@ -126,6 +126,7 @@ int RunGenerateIntoDb(const GenerateFlags& f) {
   if (st.ok()) st = finished;
   report(true);
   if (st.ok() && *bulk) st = EndBulkLoad(*p.store, f.quiet);
+  if (st.ok()) st = p.store->RefreshStatistics();  // PostgreSQL: ANALYZE what was loaded
   truth.close();
   ingest::LoaderStats s = loader.stats();
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

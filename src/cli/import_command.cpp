@@ -355,6 +355,8 @@ int RunImport(const ImportFlags& f) {
   progress.Report(s, fallback, files_done, files.size(), true);
   // After a store failure the next open completes the build (the marker stays).
   if (bulk && failed.ok()) failed = EndBulkLoad(*p.store, f.quiet);
+  // PostgreSQL: ANALYZE what was loaded, before any search is planned over it.
+  if (failed.ok()) failed = p.store->RefreshStatistics();
   double secs = progress.Seconds();
   int64_t loaded = s.loaded + fallback.loaded;
   int64_t rejected = s.rejected + fallback.rejected;

@@ -96,6 +96,7 @@ Status Migrate(const std::string& from, const std::string& to, std::ostream& out
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   out << fmt::format("migrate-db: copied {} versions ({} current resources) in {:.1f} s\n",
                      copied, dst_current, s);
+  JC_RETURN_IF_ERROR(dst->RefreshStatistics());  // PostgreSQL: ANALYZE the copy
   src->Close();
   dst->Close();
   return Status::Ok();

@@ -132,6 +132,9 @@ int RunReindex(const ReindexFlags& f) {
                            counts.reindexed, secs,
                            secs > 0 ? static_cast<double>(counts.reindexed) / secs : 0.0,
                            counts.skipped);
+  if (Status s = p.store->RefreshStatistics(); !s.ok()) {
+    std::cerr << "jiceng reindex: refreshing the planner statistics: " << s.error().message << "\n";
+  }
   p.store->Close();
   return 0;
 }

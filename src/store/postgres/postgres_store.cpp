@@ -524,6 +524,24 @@ class PostgresStore final : public IStore {
 
   std::string_view Backend() const override { return "postgres"; }
 
+  // ANALYZE of this store's own tables (those of its schema: a bare ANALYZE would visit every
+  // schema of the database).
+  Status RefreshStatistics() override {
+    JC_ASSIGN_OR_RETURN(std::unique_ptr<PgConnection> conn, pool_->Acquire());
+    Status s = [&]() -> Status {
+      JC_ASSIGN_OR_RETURN(PgResult tables,
+                          conn->Query("SELECT quote_ident(tablename) FROM pg_tables "
+                                      "WHERE schemaname = current_schema() ORDER BY 1"));
+      std::string names;
+      for (int i = 0; i < tables.rows(); ++i) {
+        names += (names.empty() ? "" : ", ") + tables.String(i, 0);
+      }
+      return names.empty() ? Status::Ok() : conn->Exec("ANALYZE " + names);
+    }();
+    pool_->Release(std::move(conn));
+    return s;
+  }
+
  private:
   struct Pending {
     const WriteWork* work;
