@@ -7,25 +7,25 @@
 namespace jiceng::api {
 namespace {
 
+store::SearchClause OneValue(store::SearchKind kind, const char* param, store::SearchValue value) {
+  store::SearchClause c;
+  c.kind = kind;
+  c.param = param;
+  c.any_of = {std::move(value)};
+  return c;
+}
+
 Result<std::optional<json::object>> Find(store::IReadTransaction& txn, std::string_view url,
                                          std::string_view version) {
   store::SearchQuery q;
   q.type = "ValueSet";
-  store::SearchClause by_url;
-  by_url.kind = store::SearchKind::kUri;
-  by_url.param = "url";
   store::SearchValue u;
   u.text = std::string(url);
-  by_url.any_of = {u};
-  q.all_of.push_back(std::move(by_url));
+  q.all_of.push_back(OneValue(store::SearchKind::kUri, "url", std::move(u)));
   if (!version.empty()) {
-    store::SearchClause by_version;
-    by_version.kind = store::SearchKind::kToken;
-    by_version.param = "version";
     store::SearchValue v;
     v.code = std::string(version);
-    by_version.any_of = {v};
-    q.all_of.push_back(std::move(by_version));
+    q.all_of.push_back(OneValue(store::SearchKind::kToken, "version", std::move(v)));
   }
   q.sort = {store::SortKey{"_lastUpdated", store::SearchKind::kLastUpdated, true, {}}};
   q.count = 1;

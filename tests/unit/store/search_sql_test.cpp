@@ -216,17 +216,11 @@ TEST(SearchSql, NoTotalMeansNoCountStatement) {
 // them as one materialised common table expression, read by the page and by the count it
 // carries, so that they are built once. The count statement remains, for a page with no rows.
 TEST(SearchSql, SqlitePageCarriesItsTotalOverSharedScans) {
-  SearchQuery q;
-  q.type = "Observation";
-  q.count = 10;
-  SearchClause code;
-  code.kind = SearchKind::kToken;
-  code.param = "code";
-  SearchValue v;
-  v.system = "s";
-  v.code = "A";
-  code.any_of = {v};
-  q.all_of.push_back(code);
+  SearchQuery q = Everything();  // its type, then one token clause only
+  q.all_of = {q.all_of[1]};
+  q.all_of[0].any_of.resize(1);  // code s|c
+  q.sort.clear();
+  q.offset = 0;
   const auto lite = CompileSearch(q, sqlite::SqliteDialect());
   ASSERT_TRUE(lite.page && lite.count);
   EXPECT_TRUE(lite.page_total);
