@@ -877,6 +877,7 @@ Response FhirApi::Search(Context& c, const QueryParams& params) {
   NormalizeSort(kept, parsed->query.sort, warnings);
   kept.insert(kept.end(), shaping->applied.begin(), shaping->applied.end());
   store::SearchQuery q = parsed->query;
+  q.timeout_ms = options_.search_timeout_ms;
   const int64_t count =
       LinkPageSize(*parsed, params, options_.default_page_size, options_.max_page_size);
   // The snapshot keeps every page of this search on the same set while data changes. A count

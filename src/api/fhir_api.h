@@ -31,6 +31,11 @@ struct FhirApiOptions {
   // second scan of every match: on a broad search over millions of rows it costs seconds, and
   // the page itself does not need it. (Medplum and HAPI likewise leave totals out by default.)
   int64_t search_total_limit = 1000;
+  // A search that runs longer is stopped with a 503 OperationOutcome of type too-costly
+  // (store::SearchQuery::timeout_ms; 0: no bound). 30 s: within the 60 s that nginx
+  // (proxy_read_timeout) and common HTTP clients wait, so the client gets the outcome rather
+  // than a gateway timeout, while a searching thread and connection are freed.
+  int64_t search_timeout_ms = 30000;
   // The ids of a search's matches kept after its first page, so that its paging links stay on
   // the same resources (api/search_results.h; max_ids 0: off, pages re-run the search).
   SearchResultsOptions search_results;

@@ -24,6 +24,7 @@ Result<std::unique_ptr<Platform>> OpenPlatform(const Config& config,
   o.search_results.max_ids = config.search_results_max_ids;
   o.search_results.max_bytes = config.search_results_mib << 20;
   o.search_results.ttl = std::chrono::seconds(config.search_results_ttl_seconds);
+  o.search_timeout_ms = config.search_timeout_ms;
   o.validate = [](const json::object& r, bool strict) {
     fhir::ValidationOptions vo;
     vo.strict = strict;

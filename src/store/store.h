@@ -236,7 +236,21 @@ struct SearchQuery {
   // The entries without their JSON (ResourceVersion::json empty), for listing the ids of the
   // matches (api/search_results).
   bool ids_only = false;
+  // Stop a search that runs longer than this (0: no bound), with SearchTimedOut's error, so that
+  // one pathological search cannot hold a thread and a database connection for minutes.
+  int64_t timeout_ms = 0;
 };
+
+// The error of a search stopped by SearchQuery::timeout_ms: 503 with issue type too-costly
+// ("the operation was stopped to protect server resources").
+inline Error SearchTimedOut(int64_t timeout_ms) {
+  Error e(ErrorCode::kUnavailable,
+          "The search was stopped after " + std::to_string(timeout_ms) +
+              " ms to protect the server: narrow it (more criteria, a smaller _count, no "
+              "_total=accurate) and try again");
+  e.issues.push_back(Issue{"error", "too-costly", e.message, {}});
+  return e;
+}
 
 struct SearchPage {
   std::vector<ResourceVersion> entries;

@@ -284,7 +284,54 @@ Status RunWalk(Connection& c, const SearchQuery& q, const sql::CompiledSearch& c
   });
 }
 
+namespace {
+
+// SearchQuery::timeout_ms on SQLite: a progress handler, called every kProgressSteps virtual
+// machine steps of the connection's statements, interrupts them once the deadline has passed
+// (the statement then fails with SQLITE_INTERRUPT).
+class SearchDeadline {
+ public:
+  SearchDeadline(Connection& c, int64_t timeout_ms) : c_(c) {
+    if (timeout_ms <= 0) return;
+    deadline_ = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    sqlite3_progress_handler(c_.handle(), kProgressSteps, &SearchDeadline::Check, this);
+    armed_ = true;
+  }
+  ~SearchDeadline() {
+    if (armed_) sqlite3_progress_handler(c_.handle(), 0, nullptr, nullptr);
+  }
+  SearchDeadline(const SearchDeadline&) = delete;
+  SearchDeadline& operator=(const SearchDeadline&) = delete;
+  bool fired() const { return fired_; }
+
+ private:
+  static constexpr int kProgressSteps = 1000;
+  static int Check(void* self) {
+    auto* d = static_cast<SearchDeadline*>(self);
+    if (std::chrono::steady_clock::now() < d->deadline_) return 0;
+    d->fired_ = true;
+    return 1;
+  }
+  Connection& c_;
+  std::chrono::steady_clock::time_point deadline_;
+  bool armed_ = false;
+  bool fired_ = false;
+};
+
+Result<SearchPage> QuerySearchUnbounded(Connection& c, const SearchQuery& q);
+
+}  // namespace
+
 Result<SearchPage> QuerySearch(Connection& c, const SearchQuery& q) {
+  SearchDeadline deadline(c, q.timeout_ms);
+  Result<SearchPage> page = QuerySearchUnbounded(c, q);
+  if (!page.ok() && deadline.fired()) return SearchTimedOut(q.timeout_ms);
+  return page;
+}
+
+namespace {
+
+Result<SearchPage> QuerySearchUnbounded(Connection& c, const SearchQuery& q) {
   JC_RETURN_IF_ERROR(RequireSearchIndexes(c));
   Estimator estimator(c);
   const sql::CompiledSearch compiled = sql::CompileSearch(q, SqliteDialect(), &estimator);
@@ -327,5 +374,7 @@ Result<SearchPage> QuerySearch(Connection& c, const SearchQuery& q) {
   }
   return page;
 }
+
+}  // namespace
 
 }  // namespace jiceng::store::sqlite

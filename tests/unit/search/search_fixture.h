@@ -224,6 +224,7 @@ class SearchStoreTest : public ::testing::TestWithParam<Backend> {
 
   // Totals are counted in full unless `total_limit` (the server's search_total_limit) is set.
   int64_t total_limit_ = 0;
+  int64_t timeout_ms_ = 0;  // store::SearchQuery::timeout_ms of Run's searches
 
   Result<ParsedSearch> Parse(std::string_view type, std::string_view query, bool strict = true) {
     ParseOptions o;
@@ -236,6 +237,7 @@ class SearchStoreTest : public ::testing::TestWithParam<Backend> {
 
   Result<store::SearchPage> Run(std::string_view type, std::string_view query) {
     JC_ASSIGN_OR_RETURN(ParsedSearch p, Parse(type, query));
+    p.query.timeout_ms = timeout_ms_;
     JC_ASSIGN_OR_RETURN(auto txn, store_->BeginRead());
     return txn->Search(p.query);
   }

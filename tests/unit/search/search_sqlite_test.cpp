@@ -248,6 +248,22 @@ TEST_P(SearchTest, ManyRowsFewOrManyMatches) {
   EXPECT_FALSE(many->total);
   ASSERT_EQ(many->entries.size(), 2u);
   EXPECT_EQ(many->entries[1].id, "o00001");
+
+  // A search past its time bound stops with a too-costly error, and the store goes on serving.
+  // Sorting 12,000 matches by their latest update and counting them all takes far more than the
+  // 1 ms allowed here on either backend.
+  timeout_ms_ = 1;
+  auto stopped =
+      Run("Observation", "code=s|A&status=final&_sort=-_lastUpdated,_id&_total=accurate&_count=5");
+  ASSERT_FALSE(stopped.ok());
+  EXPECT_EQ(stopped.error().code, ErrorCode::kUnavailable) << stopped.error().message;
+  ASSERT_FALSE(stopped.error().issues.empty());
+  EXPECT_EQ(stopped.error().issues[0].code, "too-costly");
+  EXPECT_NE(stopped.error().message.find("stopped after 1 ms"), std::string::npos);
+  timeout_ms_ = 60000;  // bounded, not reached
+  auto after = Run("Observation", "code=s|A&status=final&_total=accurate&_count=1");
+  ASSERT_TRUE(after.ok()) << after.error().message;
+  EXPECT_EQ(after->total, 12000);
 }
 
 TEST_P(SearchTest, UpdateReplacesRowsAndDeleteHides) {
