@@ -910,10 +910,10 @@ Response FhirApi::Search(Context& c, const QueryParams& params) {
   // ids, each resource as it was at the snapshot. The entry must be this search's own.
   std::vector<store::ResourceVersion> page;
   std::string results_key;
-  const std::string fingerprint = path + "?" + CriteriaText(kept);
+  auto fingerprint = [&] { return path + "?" + CriteriaText(kept); };  // which search this is
   if (run && !parsed->results_key.empty()) {
     std::shared_ptr<const SearchResults> kept_results = search_results_.Get(parsed->results_key);
-    if (kept_results && kept_results->type == type && kept_results->criteria == fingerprint &&
+    if (kept_results && kept_results->criteria == fingerprint() &&
         kept_results->snapshot_us == snapshot) {
       const auto& ids = kept_results->ids;
       const auto n = static_cast<int64_t>(ids.size());
@@ -943,7 +943,7 @@ Response FhirApi::Search(Context& c, const QueryParams& params) {
       auto listed = (*txn)->Search(all);
       if (!listed.ok()) return ErrorResponse(listed.error());
       if (static_cast<int64_t>(listed->entries.size()) == *known_total) {
-        SearchResults results{type, fingerprint, snapshot, {}};
+        SearchResults results{fingerprint(), snapshot, {}};
         results.ids.reserve(listed->entries.size());
         for (auto& e : listed->entries) results.ids.push_back(std::move(e.id));
         results_key = search_results_.Put(std::move(results));

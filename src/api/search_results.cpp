@@ -8,7 +8,7 @@ namespace jiceng::api {
 namespace {
 
 int64_t BytesOf(const SearchResults& r) {
-  int64_t n = 256 + static_cast<int64_t>(r.type.size() + r.criteria.size());
+  int64_t n = 256 + static_cast<int64_t>(r.criteria.size());
   for (const std::string& id : r.ids) n += static_cast<int64_t>(sizeof(std::string) + id.size());
   return n;
 }

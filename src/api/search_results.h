@@ -25,8 +25,8 @@
 namespace jiceng::api {
 
 struct SearchResults {
-  std::string type;              // the resource type searched
-  std::string criteria;          // the search's applied parameters, as its self link shows them
+  // Which search: its path ("/Observation", "/Patient/1/Observation") and applied parameters.
+  std::string criteria;
   int64_t snapshot_us = 0;       // the _snapshot of its pages
   std::vector<std::string> ids;  // every match, in page order
 };

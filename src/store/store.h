@@ -372,16 +372,17 @@ class IStore {
   // without such a mode, or a database that already holds resources, returns false and writes
   // as usual (EndBulkLoad then does nothing). `progress` is told (resources indexed, of total).
   virtual Result<bool> BeginBulkLoad() { return false; }
+  virtual Status EndBulkLoad(const std::function<void(int64_t, int64_t)>& progress = {}) {
+    (void)progress;
+    return Status::Ok();
+  }
+
   // After a bulk change (import, generate --db, migrate-db, reindex): brings the query planner's
   // statistics up to date, where the backend's planner keeps them. PostgreSQL: ANALYZE (its
   // autovacuum does it only later; a search planned without statistics right after a 200,000-
   // resource import ran for minutes instead of milliseconds). SQLite: nothing (the search
   // compiler counts index rows itself, sql::RowEstimator).
   virtual Status RefreshStatistics() { return Status::Ok(); }
-  virtual Status EndBulkLoad(const std::function<void(int64_t, int64_t)>& progress = {}) {
-    (void)progress;
-    return Status::Ok();
-  }
 };
 
 }  // namespace jiceng::store

@@ -454,12 +454,7 @@ Error ForParameter(Error e, const std::string& name);
 Result<std::vector<store::SearchValue>> InValueSetValues(std::string_view param,
                                                          const std::string& part,
                                                          const Context& ctx) {
-  std::string url = Unescape(part);
-  std::string version;
-  if (size_t bar = url.find('|'); bar != std::string::npos) {
-    version = url.substr(bar + 1);
-    url.resize(bar);
-  }
+  const auto [url, version] = SplitCanonical(Unescape(part));
   std::vector<store::SearchValue> out;
   std::optional<json::object> stored;
   if (ctx.value_sets && *ctx.value_sets) {

@@ -11,14 +11,9 @@ namespace {
 
 using Codes = std::map<std::string, std::set<std::string>>;  // system → codes
 
+// The string member `key` of `o`, "" when absent.
 std::string StringAt(const json::object& o, std::string_view key) {
-  const json::value* v = o.if_contains(key);
-  return v && v->is_string() ? std::string(v->get_string()) : std::string();
-}
-
-const json::array* ArrayAt(const json::object& o, std::string_view key) {
-  const json::value* v = o.if_contains(key);
-  return v && v->is_array() ? &v->get_array() : nullptr;
+  return std::string(FindString(o, key).value_or(""));
 }
 
 std::string Name(const json::object& vs) {
@@ -31,11 +26,11 @@ void AddContains(const json::array& contains, Codes& out) {
   for (const json::value& e : contains) {
     if (!e.is_object()) continue;
     const json::object& c = e.get_object();
-    const json::value* abstract = c.if_contains("abstract");
+    const json::value* abstract = Find(c, "abstract");
     const bool selectable = !(abstract && abstract->is_bool() && abstract->get_bool());
     const std::string code = StringAt(c, "code");
     if (selectable && !code.empty()) out[StringAt(c, "system")].insert(code);
-    if (const json::array* nested = ArrayAt(c, "contains")) AddContains(*nested, out);
+    if (const json::array* nested = FindArray(c, "contains")) AddContains(*nested, out);
   }
 }
 
@@ -46,9 +41,9 @@ Result<Codes> ConceptSet(const json::object& set, const json::object& vs,
                          const ValueSetSource& source, int depth) {
   Codes out;
   const std::string system = StringAt(set, "system");
-  const json::array* concepts = ArrayAt(set, "concept");
-  const json::array* filters = ArrayAt(set, "filter");
-  const json::array* imports = ArrayAt(set, "valueSet");
+  const json::array* concepts = FindArray(set, "concept");
+  const json::array* filters = FindArray(set, "filter");
+  const json::array* imports = FindArray(set, "valueSet");
   if ((filters && !filters->empty()) || (!system.empty() && (!concepts || concepts->empty()))) {
     return Invalid(fmt::format(
         "ValueSet '{}' includes {} of code system '{}': this server holds no code systems, so it "
@@ -65,12 +60,7 @@ Result<Codes> ConceptSet(const json::object& set, const json::object& vs,
     }
     for (const json::value& ref : *imports) {
       if (!ref.is_string()) continue;
-      std::string url(ref.get_string());
-      std::string version;
-      if (size_t bar = url.find('|'); bar != std::string::npos) {
-        version = url.substr(bar + 1);
-        url.resize(bar);
-      }
+      const auto [url, version] = SplitCanonical(ref.get_string());
       if (!source) return Invalid(fmt::format("ValueSet '{}' imports '{}'", Name(vs), url));
       JC_ASSIGN_OR_RETURN(std::optional<json::object> imported, source(url, version));
       if (!imported) {
@@ -98,25 +88,25 @@ Result<Codes> CodesOf(const json::object& vs, const ValueSetSource& source, int 
                                kMaxValueSetDepth));
   }
   Codes out;
-  if (const json::value* e = vs.if_contains("expansion"); e && e->is_object()) {
-    if (const json::array* contains = ArrayAt(e->get_object(), "contains")) {
+  if (const json::object* expansion = FindObject(vs, "expansion")) {
+    if (const json::array* contains = FindArray(*expansion, "contains")) {
       AddContains(*contains, out);
     }
     return out;
   }
-  const json::value* compose = vs.if_contains("compose");
-  if (!compose || !compose->is_object()) {
+  const json::object* compose = FindObject(vs, "compose");
+  if (!compose) {
     return Invalid(
         fmt::format("ValueSet '{}' has neither an expansion nor a compose to expand", Name(vs)));
   }
-  if (const json::array* include = ArrayAt(compose->get_object(), "include")) {
+  if (const json::array* include = FindArray(*compose, "include")) {
     for (const json::value& set : *include) {
       if (!set.is_object()) continue;
       JC_ASSIGN_OR_RETURN(Codes codes, ConceptSet(set.get_object(), vs, source, depth));
       for (auto& [s, cs] : codes) out[s].insert(cs.begin(), cs.end());
     }
   }
-  if (const json::array* exclude = ArrayAt(compose->get_object(), "exclude")) {
+  if (const json::array* exclude = FindArray(*compose, "exclude")) {
     for (const json::value& set : *exclude) {
       if (!set.is_object()) continue;
       JC_ASSIGN_OR_RETURN(Codes codes, ConceptSet(set.get_object(), vs, source, depth));
@@ -131,6 +121,12 @@ Result<Codes> CodesOf(const json::object& vs, const ValueSetSource& source, int 
 }
 
 }  // namespace
+
+std::pair<std::string, std::string> SplitCanonical(std::string_view canonical) {
+  const size_t bar = canonical.find('|');
+  if (bar == std::string_view::npos) return {std::string(canonical), std::string()};
+  return {std::string(canonical.substr(0, bar)), std::string(canonical.substr(bar + 1))};
+}
 
 Result<std::vector<store::SearchValue>> ValueSetSearchValues(const json::object& value_set,
                                                              const ValueSetSource& source,

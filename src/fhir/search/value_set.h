@@ -14,6 +14,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "base/json.h"
@@ -26,6 +27,10 @@ namespace jiceng::search {
 // nullopt when the server holds none.
 using ValueSetSource = std::function<Result<std::optional<json::object>>(std::string_view url,
                                                                          std::string_view version)>;
+
+// "url|version" → {url, version} (version "" when there is none), as canonical references and
+// :in values write them.
+std::pair<std::string, std::string> SplitCanonical(std::string_view canonical);
 
 // Imports nested deeper than this are refused (a cycle would otherwise never end).
 inline constexpr int kMaxValueSetDepth = 8;

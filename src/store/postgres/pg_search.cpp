@@ -225,26 +225,6 @@ std::string FullTextDocument(std::string_view text) {
 }
 
 namespace {
-Result<SearchPage> QuerySearchUnbounded(PgConnection& c, const SearchQuery& q);
-}  // namespace
-
-// SearchQuery::timeout_ms on PostgreSQL: statement_timeout for the search's statements, set
-// LOCAL to the transaction the search runs in (a read transaction, or a unit of work's) and put
-// back after it. A statement it cancels fails with SQLSTATE 57014, which aborts the transaction:
-// the caller's transaction ends with the error.
-Result<SearchPage> QuerySearch(PgConnection& c, const SearchQuery& q) {
-  if (q.timeout_ms <= 0) return QuerySearchUnbounded(c, q);
-  JC_RETURN_IF_ERROR(c.Exec("SET LOCAL statement_timeout = " + std::to_string(q.timeout_ms)));
-  Result<SearchPage> page = QuerySearchUnbounded(c, q);
-  if (!page.ok()) {
-    if (c.LastSqlState() == "57014") return SearchTimedOut(q.timeout_ms);
-    return page;
-  }
-  JC_RETURN_IF_ERROR(c.Exec("SET LOCAL statement_timeout TO DEFAULT"));
-  return page;
-}
-
-namespace {
 
 Result<SearchPage> QuerySearchUnbounded(PgConnection& c, const SearchQuery& q) {
   const sql::CompiledSearch compiled = sql::CompileSearch(q, PostgresDialect());
@@ -269,6 +249,22 @@ Result<SearchPage> QuerySearchUnbounded(PgConnection& c, const SearchQuery& q) {
 }
 
 }  // namespace
+
+// SearchQuery::timeout_ms on PostgreSQL: statement_timeout for the search's statements, set
+// LOCAL to the transaction the search runs in (a read transaction, or a unit of work's) and put
+// back after it. A statement it cancels fails with SQLSTATE 57014, which aborts the transaction:
+// the caller's transaction ends with the error.
+Result<SearchPage> QuerySearch(PgConnection& c, const SearchQuery& q) {
+  if (q.timeout_ms <= 0) return QuerySearchUnbounded(c, q);
+  JC_RETURN_IF_ERROR(c.Exec("SET LOCAL statement_timeout = " + std::to_string(q.timeout_ms)));
+  Result<SearchPage> page = QuerySearchUnbounded(c, q);
+  if (!page.ok()) {
+    if (c.LastSqlState() == "57014") return SearchTimedOut(q.timeout_ms);
+    return page;
+  }
+  JC_RETURN_IF_ERROR(c.Exec("SET LOCAL statement_timeout TO DEFAULT"));
+  return page;
+}
 
 ResourceVersion RowToVersion(const PgResult& r, int row) {
   ResourceVersion v;

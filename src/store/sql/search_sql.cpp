@@ -769,9 +769,8 @@ CompiledSearch CompileSearch(const SearchQuery& q, const Dialect& dialect,
   if (!count_sql.empty() && !scans.cond.empty()) {
     const std::string name = b.NewAlias("m");
     with = "WITH " + name + " AS MATERIALIZED (" + scans.rids + ") ";
-    const std::string shared_where = ReplaceOnce(where, scans.cond, "r.rid IN " + name);
     columns += ", (" + ReplaceOnce(count_sql, scans.cond, "r.rid IN " + name) + ") AS total";
-    where = shared_where;
+    where = ReplaceOnce(where, scans.cond, "r.rid IN " + name);
     out.page_total = true;
   }
   std::string sql = with + "SELECT " + columns + " FROM resource r WHERE " + where + " ORDER BY " +

@@ -229,10 +229,8 @@ Status RunAll(Connection& c, const SearchQuery& q, const sql::CompiledSearch& co
   if (q.with_total) page.total = sql::TotalFromCount(q, static_cast<int64_t>(rids.size()));
   const auto offset = static_cast<size_t>(std::max<int64_t>(q.offset, 0));
   JC_SQL_STMT(s, c,
-              q.ids_only ? "SELECT type, id, version, last_updated_us, deleted, '' FROM resource "
-                           "WHERE rid = ?1"
-                         : "SELECT type, id, version, last_updated_us, deleted, json FROM resource "
-                           "WHERE rid = ?1");
+              std::string("SELECT type, id, version, last_updated_us, deleted, ") +
+                  (q.ids_only ? "''" : "json") + " FROM resource WHERE rid = ?1");
   for (size_t i = offset; i < rids.size() && i - offset < static_cast<size_t>(q.count); ++i) {
     s.BindInt(1, rids[i]);
     JC_ASSIGN_OR_RETURN(bool row, s.Step());
@@ -286,6 +284,52 @@ Status RunWalk(Connection& c, const SearchQuery& q, const sql::CompiledSearch& c
 
 namespace {
 
+Result<SearchPage> QuerySearchUnbounded(Connection& c, const SearchQuery& q) {
+  JC_RETURN_IF_ERROR(RequireSearchIndexes(c));
+  Estimator estimator(c);
+  const sql::CompiledSearch compiled = sql::CompileSearch(q, SqliteDialect(), &estimator);
+  SearchPage page;
+  // The page first: when it ends the matches it proves the total (sql::TotalFromPage), and the
+  // count statement, often the dearer of the two, is skipped.
+  if (compiled.page) {
+    JC_SQL_STMT(s, c, compiled.page->sql);
+    BindAll(s, compiled.page->params);
+    std::optional<int64_t> counted;
+    JC_RETURN_IF_ERROR(Timed(c, *compiled.page, [&]() -> Status {
+      for (;;) {
+        JC_ASSIGN_OR_RETURN(bool row, s.Step());
+        if (!row) break;
+        if (compiled.page_total && !counted) counted = s.ColumnInt(6);
+        page.entries.push_back(RowToVersion(s));
+      }
+      return Status::Ok();
+    }));
+    if (compiled.count) page.total = sql::TotalFromPage(q, page.entries.size());
+    if (counted) {  // the count statement has nothing to add
+      if (!page.total) page.total = sql::TotalFromCount(q, *counted);
+      return page;
+    }
+  }
+  if (compiled.all) {
+    JC_RETURN_IF_ERROR(RunAll(c, q, compiled, page));
+    return page;
+  }
+  if (compiled.walk) {
+    JC_RETURN_IF_ERROR(RunWalk(c, q, compiled, page));
+    if (compiled.count) page.total = sql::TotalFromPage(q, page.entries.size());
+  }
+  if (compiled.count && !page.total) {
+    JC_SQL_STMT(s, c, compiled.count->sql);
+    BindAll(s, compiled.count->params);
+    JC_RETURN_IF_ERROR(Timed(c, *compiled.count, [&]() -> Status {
+      JC_ASSIGN_OR_RETURN(bool row, s.Step());
+      page.total = sql::TotalFromCount(q, row ? s.ColumnInt(0) : 0);
+      return Status::Ok();
+    }));
+  }
+  return page;
+}
+
 // SearchQuery::timeout_ms on SQLite: a progress handler, called every kProgressSteps virtual
 // machine steps of the connection's statements, interrupts them once the deadline has passed
 // (the statement then fails with SQLITE_INTERRUPT).
@@ -318,8 +362,6 @@ class SearchDeadline {
   bool fired_ = false;
 };
 
-Result<SearchPage> QuerySearchUnbounded(Connection& c, const SearchQuery& q);
-
 }  // namespace
 
 Result<SearchPage> QuerySearch(Connection& c, const SearchQuery& q) {
@@ -328,53 +370,5 @@ Result<SearchPage> QuerySearch(Connection& c, const SearchQuery& q) {
   if (!page.ok() && deadline.fired()) return SearchTimedOut(q.timeout_ms);
   return page;
 }
-
-namespace {
-
-Result<SearchPage> QuerySearchUnbounded(Connection& c, const SearchQuery& q) {
-  JC_RETURN_IF_ERROR(RequireSearchIndexes(c));
-  Estimator estimator(c);
-  const sql::CompiledSearch compiled = sql::CompileSearch(q, SqliteDialect(), &estimator);
-  SearchPage page;
-  // The page first: when it ends the matches it proves the total (sql::TotalFromPage), and the
-  // count statement, often the dearer of the two, is skipped.
-  if (compiled.page) {
-    JC_SQL_STMT(s, c, compiled.page->sql);
-    BindAll(s, compiled.page->params);
-    std::optional<int64_t> counted;
-    JC_RETURN_IF_ERROR(Timed(c, *compiled.page, [&]() -> Status {
-      for (;;) {
-        JC_ASSIGN_OR_RETURN(bool row, s.Step());
-        if (!row) break;
-        if (compiled.page_total && !counted) counted = s.ColumnInt(6);
-        page.entries.push_back(RowToVersion(s));
-      }
-      return Status::Ok();
-    }));
-    if (compiled.count) page.total = sql::TotalFromPage(q, page.entries.size());
-    if (compiled.count && !page.total && counted) page.total = sql::TotalFromCount(q, *counted);
-    if (counted) return page;  // the count statement has nothing to add
-  }
-  if (compiled.all) {
-    JC_RETURN_IF_ERROR(RunAll(c, q, compiled, page));
-    return page;
-  }
-  if (compiled.walk) {
-    JC_RETURN_IF_ERROR(RunWalk(c, q, compiled, page));
-    if (compiled.count) page.total = sql::TotalFromPage(q, page.entries.size());
-  }
-  if (compiled.count && !page.total) {
-    JC_SQL_STMT(s, c, compiled.count->sql);
-    BindAll(s, compiled.count->params);
-    JC_RETURN_IF_ERROR(Timed(c, *compiled.count, [&]() -> Status {
-      JC_ASSIGN_OR_RETURN(bool row, s.Step());
-      page.total = sql::TotalFromCount(q, row ? s.ColumnInt(0) : 0);
-      return Status::Ok();
-    }));
-  }
-  return page;
-}
-
-}  // namespace
 
 }  // namespace jiceng::store::sqlite

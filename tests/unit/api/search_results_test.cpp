@@ -9,7 +9,7 @@ namespace jiceng::api {
 namespace {
 
 SearchResults Results(int n, const std::string& criteria = "name=x") {
-  SearchResults r{"Patient", criteria, 1, {}};
+  SearchResults r{criteria, 1, {}};
   for (int i = 0; i < n; ++i) r.ids.push_back("id-" + std::to_string(i));
   return r;
 }
