@@ -1,10 +1,10 @@
 #include "base/config.h"
 
 #include <fmt/format.h>
+#include <toml++/toml.h>
 
 #include <fstream>
 #include <sstream>
-#include <toml++/toml.h>
 
 namespace jiceng {
 
@@ -15,7 +15,10 @@ Status Take(const toml::table& t, std::string_view key, T& out, const std::strin
   const toml::node* n = t.get(key);
   if (!n) return Status::Ok();
   if constexpr (std::is_same_v<T, bool>) {
-    if (auto v = n->value<bool>()) { out = *v; return Status::Ok(); }
+    if (auto v = n->value<bool>()) {
+      out = *v;
+      return Status::Ok();
+    }
   } else if constexpr (std::is_integral_v<T>) {
     if (auto v = n->value<int64_t>()) {
       if (*v < 0) return Invalid(fmt::format("{}.{} must not be negative", where, key));
@@ -23,7 +26,10 @@ Status Take(const toml::table& t, std::string_view key, T& out, const std::strin
       return Status::Ok();
     }
   } else {
-    if (auto v = n->value<std::string>()) { out = *v; return Status::Ok(); }
+    if (auto v = n->value<std::string>()) {
+      out = *v;
+      return Status::Ok();
+    }
   }
   return Invalid(fmt::format("{}.{} has the wrong type", where, key));
 }
@@ -33,7 +39,9 @@ Status CheckKeys(const toml::table& t, std::initializer_list<std::string_view> k
   for (const auto& [k, v] : t) {
     bool found = false;
     for (auto kk : known) found |= (kk == k.str());
-    if (!found) return Invalid(fmt::format("Unknown configuration key '{}{}'", where.empty() ? "" : where + ".", k.str()));
+    if (!found)
+      return Invalid(fmt::format("Unknown configuration key '{}{}'",
+                                 where.empty() ? "" : where + ".", k.str()));
   }
   return Status::Ok();
 }
@@ -51,17 +59,24 @@ Result<Config> ParseConfig(std::string_view text, const std::string& source_name
   Config c;
   JC_RETURN_IF_ERROR(CheckKeys(root, {"server", "fhir", "log", "limits", "tls"}, ""));
   if (auto* s = root["server"].as_table()) {
-    JC_RETURN_IF_ERROR(CheckKeys(*s, {"listen", "db", "base_url", "threads", "timezone_offset_minutes", "db_read_connections"}, "server"));
+    JC_RETURN_IF_ERROR(CheckKeys(*s,
+                                 {"listen", "db", "base_url", "threads", "timezone_offset_minutes",
+                                  "db_read_connections", "db_read_pipelines"},
+                                 "server"));
     JC_RETURN_IF_ERROR(Take(*s, "db_read_connections", c.db_read_connections, "server"));
     if (c.db_read_connections < 1 || c.db_read_connections > 1024)
       return Invalid("server.db_read_connections must be in [1, 1024]");
+    JC_RETURN_IF_ERROR(Take(*s, "db_read_pipelines", c.db_read_pipelines, "server"));
+    if (c.db_read_pipelines < 1 || c.db_read_pipelines > 1024)
+      return Invalid("server.db_read_pipelines must be in [1, 1024]");
     JC_RETURN_IF_ERROR(Take(*s, "listen", c.listen, "server"));
     JC_RETURN_IF_ERROR(Take(*s, "db", c.db, "server"));
     JC_RETURN_IF_ERROR(Take(*s, "base_url", c.base_url, "server"));
     JC_RETURN_IF_ERROR(Take(*s, "threads", c.threads, "server"));
     if (const toml::node* n = s->get("timezone_offset_minutes")) {
       auto v = n->value<int64_t>();
-      if (!v || *v < -720 || *v > 840) return Invalid("server.timezone_offset_minutes must be an integer in [-720, 840]");
+      if (!v || *v < -720 || *v > 840)
+        return Invalid("server.timezone_offset_minutes must be an integer in [-720, 840]");
       c.timezone_offset_minutes = static_cast<int>(*v);
     }
   }
@@ -84,7 +99,8 @@ Result<Config> ParseConfig(std::string_view text, const std::string& source_name
     if (c.search_timeout_ms < 0) return Invalid("fhir.search_timeout_ms must be >= 0");
     std::string mode = "strict";
     JC_RETURN_IF_ERROR(Take(*f, "validation", mode, "fhir"));
-    if (mode != "strict" && mode != "lenient") return Invalid("fhir.validation must be \"strict\" or \"lenient\"");
+    if (mode != "strict" && mode != "lenient")
+      return Invalid("fhir.validation must be \"strict\" or \"lenient\"");
     c.strict_validation = mode == "strict";
   }
   if (auto* l = root["log"].as_table()) {
@@ -93,7 +109,10 @@ Result<Config> ParseConfig(std::string_view text, const std::string& source_name
     JC_RETURN_IF_ERROR(Take(*l, "access_log", c.access_log, "log"));
   }
   if (auto* l = root["limits"].as_table()) {
-    JC_RETURN_IF_ERROR(CheckKeys(*l, {"max_body_bytes", "max_header_bytes", "read_timeout_ms", "idle_timeout_ms", "shutdown_grace_ms"}, "limits"));
+    JC_RETURN_IF_ERROR(CheckKeys(*l,
+                                 {"max_body_bytes", "max_header_bytes", "read_timeout_ms",
+                                  "idle_timeout_ms", "shutdown_grace_ms"},
+                                 "limits"));
     JC_RETURN_IF_ERROR(Take(*l, "max_body_bytes", c.limits.max_body_bytes, "limits"));
     JC_RETURN_IF_ERROR(Take(*l, "max_header_bytes", c.limits.max_header_bytes, "limits"));
     JC_RETURN_IF_ERROR(Take(*l, "read_timeout_ms", c.limits.read_timeout_ms, "limits"));

@@ -27,9 +27,12 @@ struct HttpLimits {
 struct Config {
   std::string listen = "127.0.0.1:8080";
   std::string db = "jiceng.db";
-  std::string base_url;  // public base, e.g. https://host/fhir; derived from Host when empty
-  int threads = 0;       // 0: max(8, 4 x cores) — handlers block on the database
+  std::string base_url;         // public base, e.g. https://host/fhir; derived from Host when empty
+  int threads = 0;              // 0: max(8, 4 x cores) — handlers block on the database
   int db_read_connections = 8;  // pooled read connections to the database (both backends)
+  // PostgreSQL: reads by id in flight at once; more concurrent ones go together in the next
+  // pipeline (store::PostgresOptions::read_pipelines).
+  int db_read_pipelines = 2;
   bool strict_validation = true;  // false: unknown elements accepted with a warning
   // [fhir] search_total_limit: see api::FhirApiOptions::search_total_limit (0: count all).
   int64_t search_total_limit = 1000;

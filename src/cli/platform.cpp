@@ -16,6 +16,7 @@ Result<std::unique_ptr<Platform>> OpenPlatform(const Config& config,
   auto p = std::make_unique<Platform>();
   const auto& defs = fhir::Definitions::Get();
   store_options.read_connections = config.db_read_connections;
+  store_options.pg_read_pipelines = config.db_read_pipelines;
   JC_ASSIGN_OR_RETURN(p->store, store::OpenStore(config.db, store_options));
   auto& o = p->fhir_options;
   o.strict_validation = config.strict_validation;

@@ -13,6 +13,7 @@ Result<std::unique_ptr<IStore>> OpenStore(const std::string& db, const StoreOpti
   if (IsPostgresUrl(db)) {
     PostgresOptions pg;
     pg.read_connections = options.read_connections;
+    pg.read_pipelines = options.pg_read_pipelines;
     return OpenPostgresStore(db, pg);
   }
   SqliteOptions lite;

@@ -15,7 +15,8 @@ namespace jiceng::store {
 bool IsPostgresUrl(const std::string& db);
 
 struct StoreOptions {
-  int read_connections = 8;  // pooled read connections (both backends)
+  int read_connections = 8;   // pooled read connections (both backends)
+  int pg_read_pipelines = 2;  // PostgreSQL: see PostgresOptions::read_pipelines
   // SQLite only, for bulk loads (`import`, `generate --db`); 0 keeps SqliteOptions' default.
   int64_t sqlite_cache_kib = 0;             // the writer's page cache
   int sqlite_wal_autocheckpoint_pages = 0;  // WAL growth between background checkpoints

@@ -8,6 +8,7 @@
 #include <deque>
 #include <exception>
 #include <mutex>
+#include <span>
 #include <string>
 #include <thread>
 #include <vector>
@@ -17,6 +18,7 @@
 #include "store/postgres/pg_put.h"
 #include "store/postgres/pg_schema.h"
 #include "store/postgres/pg_search.h"
+#include "store/postgres/read_combiner.h"
 
 namespace jiceng::store {
 namespace postgres {
@@ -461,7 +463,9 @@ class PostgresStore final : public IStore {
                    "; SELECT pg_advisory_xact_lock(" + std::to_string(kLockSpace) + ", " +
                    std::to_string(kWriteLock) + ")"),
         writer_conn_(std::move(writer)),
-        pool_(std::move(pool)) {
+        pool_(std::move(pool)),
+        reads_(options.read_pipelines, options.read_pipeline_max,
+               [this](std::span<ReadCombiner::Item* const> items) { ReadBatch(items); }) {
     writer_thread_ = std::thread([this] { WriterLoop(); });
     writer_id_ = writer_thread_.get_id();
   }
@@ -482,16 +486,13 @@ class PostgresStore final : public IStore {
   // (READ COMMITTED: one snapshot for the statement), so it needs no BEGIN and no ROLLBACK, and
   // leaves nothing pending on the connection. One round trip; a pending ROLLBACK of the
   // connection's previous read transaction rides in front of it.
+  // Concurrent calls are combined (read_combiner.h): a batch of them is one pipeline of these
+  // statements with one Sync at its end, so one implicit transaction whose snapshot is taken
+  // after every read of the batch was asked for.
   Result<std::optional<ResourceVersion>> ReadCurrent(std::string_view type,
                                                      std::string_view id) override {
     ScopedTimer t(timers_.read);
-    JC_ASSIGN_OR_RETURN(std::unique_ptr<PgConnection> conn, pool_->Acquire());
-    auto r = QueryCurrent(*conn, type, id);
-    // A pooled connection the server dropped meanwhile (restart, failover): a read can simply
-    // run once more on a fresh connection.
-    if (!r.ok() && !conn->Healthy() && conn->Reset().ok()) r = QueryCurrent(*conn, type, id);
-    pool_->Release(std::move(conn));
-    return r;
+    return reads_.Read(type, id);
   }
 
   Status Write(const WriteWork& work) override {
@@ -673,11 +674,55 @@ class PostgresStore final : public IStore {
     }
   }
 
+  // One batch of ReadCurrent calls on one pooled connection.
+  void ReadBatch(std::span<ReadCombiner::Item* const> items) {
+    auto conn = pool_->Acquire();
+    if (!conn.ok()) {
+      for (ReadCombiner::Item* item : items) item->result = conn.error();
+      return;
+    }
+    PgConnection& c = **conn;
+    if (items.size() > 1) {
+      static const std::string kSql =
+          std::string("SELECT ") + kVersionColumns + " FROM resource WHERE type = $1 AND id = $2";
+      std::vector<PgParams> params(items.size());
+      std::vector<PgStatement> statements;
+      statements.reserve(items.size());
+      for (size_t i = 0; i < items.size(); ++i) {
+        params[i].Text(items[i]->type).Bytes(items[i]->id);
+        statements.push_back({&kSql, &params[i]});
+      }
+      auto r = c.QueryBatch(statements);
+      if (r.ok()) {
+        for (size_t i = 0; i < items.size(); ++i) {
+          const PgResult& rows = (*r)[i];
+          items[i]->result = rows.rows() == 0
+                                 ? std::optional<ResourceVersion>()
+                                 : std::optional<ResourceVersion>(RowToVersion(rows, 0));
+        }
+        pool_->Release(std::move(*conn));
+        return;
+      }
+      // The pipeline stopped at a failure: each read again on its own, so that one read's
+      // error is that read's alone.
+    }
+    for (ReadCombiner::Item* item : items) {
+      item->result = QueryCurrent(c, item->type, item->id);
+      // A pooled connection the server dropped meanwhile (restart, failover): a read can simply
+      // run once more on a fresh connection.
+      if (!item->result.ok() && !c.Healthy() && c.Reset().ok()) {
+        item->result = QueryCurrent(c, item->type, item->id);
+      }
+    }
+    pool_->Release(std::move(*conn));
+  }
+
   const PostgresOptions options_;
   const Timers timers_;
   const std::string begin_sql_;
   std::unique_ptr<PgConnection> writer_conn_;  // used only by the writer thread until Close
   std::shared_ptr<ReadPool> pool_;
+  ReadCombiner reads_;
 
   std::mutex mu_;
   std::condition_variable writer_cv_;
@@ -694,8 +739,11 @@ class PostgresStore final : public IStore {
 Result<std::unique_ptr<IStore>> OpenPostgresStore(const std::string& url,
                                                   const PostgresOptions& options) {
   using postgres::PgConnection;
-  if (options.read_connections < 1 || options.max_group < 1 || options.begin_attempts < 1) {
-    return Invalid("postgres options: read_connections, max_group and begin_attempts must be >= 1");
+  if (options.read_connections < 1 || options.max_group < 1 || options.begin_attempts < 1 ||
+      options.read_pipelines < 1 || options.read_pipeline_max < 1) {
+    return Invalid(
+        "postgres options: read_connections, read_pipelines, read_pipeline_max, max_group and "
+        "begin_attempts must be >= 1");
   }
   JC_ASSIGN_OR_RETURN(std::unique_ptr<PgConnection> writer, PgConnection::Open(url));
   JC_RETURN_IF_ERROR(postgres::ApplyMigrations(*writer, postgres::Migrations()));

@@ -41,6 +41,12 @@ namespace jiceng::store {
 struct PostgresOptions {
   // Read connections in the pool (opened lazily). The writer has one more of its own.
   int read_connections = 8;
+  // Reads by id (ReadCurrent) on the database at once; more concurrent ones queue and go
+  // together in the next pipeline (read_combiner.h), up to read_pipeline_max per pipeline.
+  // Default 2: the cores of the machine these figures were measured on (docs/benchmarks.md,
+  // issue 4); more leaders mean smaller pipelines and more backend wake-ups per read.
+  int read_pipelines = 2;
+  int read_pipeline_max = 32;
   // How long BeginRead waits for a free read connection before failing with 503.
   int pool_wait_ms = 5000;
   // Most units of work committed by one COMMIT.

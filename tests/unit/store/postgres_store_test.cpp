@@ -1149,6 +1149,53 @@ TEST_F(PostgresStoreTest, AReadOutsideATransactionSeesWhatWasCommittedBeforeIt) 
   EXPECT_EQ(open_txns(), 0);
 }
 
+// Reads by id from many threads share one pipeline at a time (read_pipelines = 1, so they are
+// combined): each gets its own resource or its own "not found", and a read whose statement
+// fails (a type that is not UTF-8) fails alone while the others in its pipeline are answered.
+TEST_F(PostgresStoreTest, ConcurrentReadsByIdCombinedIntoPipelinesEachGetTheirOwnAnswer) {
+  PostgresOptions options;
+  options.read_connections = 2;
+  options.read_pipelines = 1;
+  auto opened = OpenPostgresStore(db_.url, options);
+  ASSERT_TRUE(opened.ok()) << opened.error().message;
+  IStore& store = **opened;
+  constexpr int kPatients = 40;
+  for (int i = 0; i < kPatients; ++i)
+    ASSERT_TRUE(PutPatient(store, "p" + std::to_string(i), i + 1).ok());
+  std::atomic<int> wrong{0};
+  std::atomic<int> failed_as_expected{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&, t] {
+      for (int n = 0; n < 150; ++n) {
+        const int i = (t * 7 + n) % (kPatients + 5);  // 5 of every 45 are not stored
+        if (t == 3 && n % 10 == 0) {
+          auto bad = store.ReadCurrent("Patient\xff", "p1");
+          if (bad.ok())
+            ++wrong;
+          else
+            ++failed_as_expected;
+          continue;
+        }
+        auto r = store.ReadCurrent("Patient", "p" + std::to_string(i));
+        if (!r.ok()) {
+          ++wrong;
+          continue;
+        }
+        if (i >= kPatients) {
+          if (r->has_value()) ++wrong;
+        } else if (!r->has_value() || (*r)->version != i + 1 ||
+                   (*r)->json != "{\"v\":" + std::to_string(i + 1) + "}") {
+          ++wrong;
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(wrong.load(), 0);
+  EXPECT_EQ(failed_as_expected.load(), 15);
+}
+
 TEST_F(PostgresStoreTest, AnUnreachableServerIsAnErrorValue) {
   auto store = OpenPostgresStore("postgresql://nobody@127.0.0.1:1/none?connect_timeout=2");
   ASSERT_FALSE(store.ok());
