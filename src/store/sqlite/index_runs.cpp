@@ -1,13 +1,18 @@
 #include "store/sqlite/index_runs.h"
 
 #include <sqlite3.h>
+#include <sys/mman.h>
 
 #include <algorithm>
 #include <atomic>
 #include <bit>
+#include <cstddef>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <new>
 #include <numeric>
+#include <stdexcept>
 #include <thread>
 
 #include "store/sqlite/connection.h"
@@ -110,25 +115,64 @@ void PutTailText(std::string& out, std::string_view s) {
   out.append(s);
 }
 
-// Appends one row's record: header, key fields, rid, tail fields (filled in by `key`/`tail`).
+// Builds one row's record in `scratch` (header, key fields, rid, tail fields filled in by
+// `key`/`tail`) and appends it to `arena`.
 template <typename KeyFn, typename TailFn>
-void AppendRecord(std::string& arena, uint32_t tp, int64_t rid, KeyFn key, TailFn tail) {
-  const size_t start = arena.size();
-  arena.append(kHeader, '\0');
-  key(arena);
-  PutOrderedInt(arena, rid);
-  const size_t key_end = arena.size();
-  tail(arena);
-  const auto key_len = static_cast<uint32_t>(key_end - start - kHeader);
-  const auto tail_len = static_cast<uint32_t>(arena.size() - key_end);
-  std::memcpy(arena.data() + start, &tp, 4);
-  std::memcpy(arena.data() + start + 4, &key_len, 4);
-  std::memcpy(arena.data() + start + 8, &tail_len, 4);
+void AppendRecord(RecordArena& arena, std::string& scratch, uint32_t tp, int64_t rid, KeyFn key,
+                  TailFn tail) {
+  scratch.assign(kHeader, '\0');
+  key(scratch);
+  PutOrderedInt(scratch, rid);
+  const size_t key_end = scratch.size();
+  tail(scratch);
+  const auto key_len = static_cast<uint32_t>(key_end - kHeader);
+  const auto tail_len = static_cast<uint32_t>(scratch.size() - key_end);
+  std::memcpy(scratch.data(), &tp, 4);
+  std::memcpy(scratch.data() + 4, &key_len, 4);
+  std::memcpy(scratch.data() + 8, &tail_len, 4);
+  arena.Append(scratch);
 }
+
+size_t RecordSize(const char* p) { return kHeader + GetU32(p + 4) + GetU32(p + 8); }
 
 constexpr auto kNoTail = [](std::string&) {};
 
 }  // namespace
+
+RecordArena::~RecordArena() {
+  for (const Chunk& c : chunks_) std::free(c.data);
+}
+
+uint64_t RecordArena::Append(std::string_view record) {
+  if (used_ == 0 || chunks_[used_ - 1].size + record.size() > chunk_) {
+    if (record.size() > chunk_) throw std::length_error("index record larger than a chunk");
+    if (used_ == chunks_.size()) {
+      // Aligned to 2 MiB, so the kernel can back a full-size chunk with huge pages (fewer page
+      // faults for a run of hundreds of megabytes); without them it is ordinary memory.
+      constexpr size_t kHuge = size_t{2} << 20;
+      const size_t align = chunk_ % kHuge == 0 ? kHuge : alignof(std::max_align_t);
+      void* p = std::aligned_alloc(align, chunk_);
+      if (p == nullptr) throw std::bad_alloc();
+      if (align == kHuge) (void)madvise(p, chunk_, MADV_HUGEPAGE);
+      chunks_.push_back({static_cast<char*>(p), 0});
+    }
+    chunks_[used_++].size = 0;
+  }
+  Chunk& c = chunks_[used_ - 1];
+  const uint64_t pos = (uint64_t{used_ - 1} << 32) | c.size;
+  std::memcpy(c.data + c.size, record.data(), record.size());
+  c.size += record.size();
+  return pos;
+}
+
+void RecordArena::Truncate(uint64_t end) {
+  if (end == 0) {
+    used_ = 0;
+    return;
+  }
+  used_ = static_cast<size_t>(end >> 32) + 1;
+  chunks_[used_ - 1].size = static_cast<uint32_t>(end);
+}
 
 uint32_t IndexRunBuffer::TypeParamId(std::string_view type, std::string_view param) {
   // The key is built in a reused buffer: a lookup allocates nothing once the buffer has grown.
@@ -146,7 +190,7 @@ void IndexRunBuffer::Add(std::string_view type, int64_t rid, const IndexRows& in
   auto tp = [&](const std::string& param) { return TypeParamId(type, param); };
   for (const auto& r : index.tokens) {
     AppendRecord(
-        arena_[0], tp(r.param), rid,
+        arena_[0], record_, tp(r.param), rid,
         [&](std::string& o) {
           PutKeyText(o, r.code);
           PutKeyText(o, r.system);
@@ -155,7 +199,7 @@ void IndexRunBuffer::Add(std::string_view type, int64_t rid, const IndexRows& in
   }
   for (const auto& r : index.strings) {
     AppendRecord(
-        arena_[1], tp(r.param), rid,
+        arena_[1], record_, tp(r.param), rid,
         [&](std::string& o) {
           PutKeyText(o, r.value);
           PutKeyText(o, r.exact);
@@ -164,7 +208,7 @@ void IndexRunBuffer::Add(std::string_view type, int64_t rid, const IndexRows& in
   }
   for (const auto& r : index.dates) {
     AppendRecord(
-        arena_[2], tp(r.param), rid,
+        arena_[2], record_, tp(r.param), rid,
         [&](std::string& o) {
           PutOrderedInt(o, r.start_us);
           PutOrderedInt(o, r.end_us);
@@ -173,12 +217,12 @@ void IndexRunBuffer::Add(std::string_view type, int64_t rid, const IndexRows& in
   }
   for (const auto& r : index.numbers) {
     AppendRecord(
-        arena_[3], tp(r.param), rid,
+        arena_[3], record_, tp(r.param), rid,
         [&](std::string& o) { PutOrderedInt(o, OrderedFromDouble(r.value)); }, kNoTail);
   }
   for (const auto& r : index.quantities) {
     AppendRecord(
-        arena_[4], tp(r.param), rid,
+        arena_[4], record_, tp(r.param), rid,
         [&](std::string& o) {
           PutKeyText(o, r.code);
           PutKeyText(o, r.system);
@@ -191,7 +235,7 @@ void IndexRunBuffer::Add(std::string_view type, int64_t rid, const IndexRows& in
   }
   for (const auto& r : index.references) {
     AppendRecord(
-        arena_[5], tp(r.param), rid,
+        arena_[5], record_, tp(r.param), rid,
         [&](std::string& o) {
           PutKeyText(o, r.target_id);
           PutKeyText(o, r.target_type);
@@ -201,11 +245,12 @@ void IndexRunBuffer::Add(std::string_view type, int64_t rid, const IndexRows& in
   }
   for (const auto& r : index.uris) {
     AppendRecord(
-        arena_[6], tp(r.param), rid, [&](std::string& o) { PutKeyText(o, r.value); }, kNoTail);
+        arena_[6], record_, tp(r.param), rid, [&](std::string& o) { PutKeyText(o, r.value); },
+        kNoTail);
   }
   for (const auto& r : index.composites) {
     AppendRecord(
-        arena_[7], tp(r.param), rid,
+        arena_[7], record_, tp(r.param), rid,
         [&](std::string& o) {
           PutKeyText(o, r.code1);
           PutKeyText(o, r.system1);
@@ -237,7 +282,7 @@ void IndexRunBuffer::Add(std::string_view type, int64_t rid, const IndexRows& in
 IndexRunBuffer::Mark IndexRunBuffer::mark() const {
   Mark m;
   for (int k = 0; k < kKinds; ++k) {
-    m.bytes[k] = arena_[k].size();
+    m.ends[k] = arena_[k].end();
     m.rows[k] = rows_[k];
   }
   m.count = count_;
@@ -247,8 +292,8 @@ IndexRunBuffer::Mark IndexRunBuffer::mark() const {
 void IndexRunBuffer::truncate(const Mark& m) {
   count_ = 0;
   for (int k = 0; k < kKinds; ++k) {
-    if (arena_[k].size() > m.bytes[k]) {
-      arena_[k].resize(m.bytes[k]);
+    if (arena_[k].end() != m.ends[k]) {
+      arena_[k].Truncate(m.ends[k]);
       rows_[k] = m.rows[k];
     }
     count_ += rows_[k];
@@ -256,23 +301,19 @@ void IndexRunBuffer::truncate(const Mark& m) {
 }
 
 void IndexRunBuffer::Sort(int kind, const std::vector<uint32_t>& rank) {
-  const std::string& a = arena_[kind];
+  const RecordArena& a = arena_[kind];
   std::vector<SortEntry>& order = order_[kind];
   order.clear();
   order.reserve(rows_[kind]);
-  for (size_t at = 0; at < a.size();) {
-    const char* p = a.data() + at;
-    const uint32_t key_len = GetU32(p + 4);
+  a.ForEach(RecordSize, [&](uint64_t pos, const char* p) {
     uint32_t head = 0;  // the key's first 4 bytes, big-endian (keys are at least 8 bytes: rid)
     for (int i = 0; i < 4; ++i) head = (head << 8) | static_cast<unsigned char>(p[kHeader + i]);
-    order.push_back({(uint64_t{rank[GetU32(p)]} << 32) | head, at});
-    at += kHeader + key_len + GetU32(p + 8);
-  }
-  const char* base = a.data();
-  std::sort(order.begin(), order.end(), [base](const SortEntry& x, const SortEntry& y) {
+    order.push_back({(uint64_t{rank[GetU32(p)]} << 32) | head, pos});
+  });
+  std::sort(order.begin(), order.end(), [&a](const SortEntry& x, const SortEntry& y) {
     if (x.prefix != y.prefix) return x.prefix < y.prefix;
-    const char* px = base + x.offset;
-    const char* py = base + y.offset;
+    const char* px = a.At(x.pos);
+    const char* py = a.At(y.pos);
     const uint32_t lx = GetU32(px + 4);
     const uint32_t ly = GetU32(py + 4);
     const int c = std::memcmp(px + kHeader, py + kHeader, std::min(lx, ly));
@@ -300,7 +341,7 @@ Status IndexRunBuffer::Flush(Connection& c) {
   helper.join();
   JC_RETURN_IF_ERROR(InsertIndexRuns(c, *this));
   for (int k = 0; k < kKinds; ++k) {
-    arena_[k].clear();
+    arena_[k].Clear();
     order_[k].clear();
     rows_[k] = 0;
   }
@@ -309,7 +350,7 @@ Status IndexRunBuffer::Flush(Connection& c) {
 }
 
 void IndexRunBuffer::Column(int kind, size_t i, int column, sqlite3_context* ctx) const {
-  const char* p = arena_[kind].data() + order_[kind][i].offset;
+  const char* p = arena_[kind].At(order_[kind][i].pos);
   const uint32_t tp = GetU32(p);
   if (column == kType || column == kParam) {
     const std::string& s = column == kType ? tp_[tp].first : tp_[tp].second;

@@ -28,6 +28,55 @@ namespace jiceng::store::sqlite {
 
 class Connection;
 
+// One kind's records, appended in chunks of kChunk bytes that never move: a run of millions of
+// rows grows by new chunks instead of reallocating (and copying, and faulting in twice) one
+// buffer that doubles. A record never spans two chunks; its position is (chunk << 32) | offset.
+// Chunks are asked for in transparent huge pages where the kernel offers them (madvise), and
+// are kept for the next run when cleared.
+class RecordArena {
+ public:
+  static constexpr size_t kChunk = size_t{32} << 20;
+
+  // `chunk`: bytes per chunk (tests use small ones to cross chunk boundaries).
+  explicit RecordArena(size_t chunk = kChunk) : chunk_(chunk) {}
+  ~RecordArena();
+  RecordArena(const RecordArena&) = delete;
+  RecordArena& operator=(const RecordArena&) = delete;
+
+  // Copies `record` (at most one chunk) in; returns its position.
+  uint64_t Append(std::string_view record);
+  const char* At(uint64_t pos) const {
+    return chunks_[pos >> 32].data + static_cast<uint32_t>(pos);
+  }
+  // The position after the last record, for truncate(); 0 when empty.
+  uint64_t end() const {
+    return used_ == 0 ? 0 : (uint64_t{used_ - 1} << 32) | chunks_[used_ - 1].size;
+  }
+  void Truncate(uint64_t end);
+  void Clear() { Truncate(0); }
+  // Calls f(position, record start) for each record in order; `size_of(p)` is the length of the
+  // record at p.
+  template <typename SizeOf, typename F>
+  void ForEach(SizeOf size_of, F f) const {
+    for (size_t c = 0; c < used_; ++c) {
+      for (size_t at = 0; at < chunks_[c].size;) {
+        const char* p = chunks_[c].data + at;
+        f((uint64_t{c} << 32) | at, p);
+        at += size_of(p);
+      }
+    }
+  }
+
+ private:
+  struct Chunk {
+    char* data;
+    size_t size;
+  };
+  const size_t chunk_;
+  std::vector<Chunk> chunks_;  // chunks_[0, used_) hold records; the rest wait for reuse
+  size_t used_ = 0;
+};
+
 class IndexRunBuffer {
  public:
   static constexpr int kKinds = 8;  // SearchKind kToken … kComposite, the idx_* tables
@@ -39,7 +88,7 @@ class IndexRunBuffer {
 
   // What is held, and dropping what was added since (a unit of work that rolled back).
   struct Mark {
-    std::array<size_t, kKinds> bytes{};
+    std::array<uint64_t, kKinds> ends{};
     std::array<size_t, kKinds> rows{};
     size_t count = 0;
   };
@@ -58,12 +107,13 @@ class IndexRunBuffer {
  private:
   struct SortEntry {
     uint64_t prefix;
-    uint64_t offset;
+    uint64_t pos;  // the record's position in its arena
   };
   uint32_t TypeParamId(std::string_view type, std::string_view param);
   void Sort(int kind, const std::vector<uint32_t>& rank);
 
-  std::array<std::string, kKinds> arena_;
+  std::array<RecordArena, kKinds> arena_;
+  std::string record_;  // the record being built, before it is copied into its arena
   std::array<size_t, kKinds> rows_{};
   std::array<std::vector<SortEntry>, kKinds> order_;
   std::unordered_map<std::string, uint32_t> tp_ids_;     // "type\0param" → id

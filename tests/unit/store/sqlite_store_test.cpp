@@ -19,6 +19,7 @@
 #include "store/sqlite/bulk_index_build.h"
 #include "store/sqlite/connection.h"
 #include "store/sqlite/index_keys.h"
+#include "store/sqlite/index_runs.h"
 #include "store/sqlite/sqlite_schema.h"
 #include "store/sqlite/wal_coalescing_vfs.h"
 #include "store_conformance.h"
@@ -591,6 +592,47 @@ TEST_F(SqliteStoreTest, WriteFromInsideAWorkIsAnErrorNotADeadlock) {
 }
 
 // ---- bulk loads (bulk_index_build.h, index_runs.h) ------------------------------------------
+
+// A bulk load's records sit in fixed chunks: a record never spans two, positions stay valid as
+// the arena grows, and truncating to a mark taken in an earlier chunk drops the later chunks'
+// records (a unit of work that rolled back) and lets their space be reused.
+TEST(RecordArena, RecordsStayWholeAcrossChunksAndTruncateToAMark) {
+  sqlite::RecordArena arena(64);
+  EXPECT_EQ(arena.end(), 0u);
+  auto record = [](int i) {
+    return std::string(static_cast<size_t>(20 + i % 7), static_cast<char>('a' + i));
+  };
+  std::vector<uint64_t> pos;
+  uint64_t mark = 0;
+  for (int i = 0; i < 10; ++i) {
+    if (i == 4) mark = arena.end();
+    pos.push_back(arena.Append(record(i)));
+  }
+  for (int i = 0; i < 10; ++i) {
+    EXPECT_EQ(std::string_view(arena.At(pos[i]), record(i).size()), record(i)) << i;
+  }
+  EXPECT_GT(pos[9] >> 32, pos[4] >> 32);  // the records went on into later chunks
+  auto seen = [&] {
+    std::vector<std::string> out;
+    arena.ForEach([](const char* p) { return 20 + (p[0] - 'a') % 7; },
+                  [&](uint64_t, const char* p) { out.emplace_back(p, 20 + (p[0] - 'a') % 7); });
+    return out;
+  };
+  std::vector<std::string> all;
+  for (int i = 0; i < 10; ++i) all.push_back(record(i));
+  EXPECT_EQ(seen(), all);
+  arena.Truncate(mark);
+  EXPECT_EQ(arena.end(), mark);
+  all.resize(4);
+  EXPECT_EQ(seen(), all);
+  const uint64_t again = arena.Append(record(5));
+  EXPECT_EQ(again, mark);
+  EXPECT_EQ(std::string_view(arena.At(again), record(5).size()), record(5));
+  EXPECT_THROW(arena.Append(std::string(65, 'x')), std::length_error);
+  arena.Clear();
+  EXPECT_EQ(arena.end(), 0u);
+  EXPECT_TRUE(seen().empty());
+}
 
 // Every idx_* row of the file at `path`, one line each, in primary-key order.
 std::string DumpIndexTables(const std::string& path) {
