@@ -928,14 +928,23 @@ Response FhirApi::Search(Context& c, const QueryParams& params) {
     }
   }
   if (run) {
-    auto found = (*txn)->Search(q);
+    // A first page with more to come keeps the ids of every match for the later pages: from the
+    // search itself when it collected them anyway, else listed by a second search.
+    const int64_t max_ids = search_results_.options().max_ids;
+    const bool first_page = q.offset == 0 && q.count > 0 && !parsed->summary_count;
+    store::SearchQuery first = q;
+    if (first_page) first.list_ids_up_to = max_ids;
+    auto found = (*txn)->Search(first);
     if (!found.ok()) return ErrorResponse(found.error());
     page = std::move(found->entries);
     if (found->total) known_total = found->total;
-    // A first page with more to come: keep the ids of every match for the later pages.
-    const int64_t max_ids = search_results_.options().max_ids;
-    if (q.offset == 0 && q.count > 0 && !parsed->summary_count && known_total &&
-        *known_total > static_cast<int64_t>(page.size()) && *known_total <= max_ids) {
+    if (first_page && found->all_ids && known_total &&
+        static_cast<int64_t>(found->all_ids->size()) == *known_total &&
+        *known_total > static_cast<int64_t>(page.size())) {
+      results_key =
+          search_results_.Put(SearchResults{fingerprint(), snapshot, std::move(*found->all_ids)});
+    } else if (first_page && known_total && *known_total > static_cast<int64_t>(page.size()) &&
+               *known_total <= max_ids) {
       store::SearchQuery all = q;
       all.count = *known_total;
       all.with_total = false;

@@ -236,6 +236,10 @@ struct SearchQuery {
   // The entries without their JSON (ResourceVersion::json empty), for listing the ids of the
   // matches (api/search_results).
   bool ids_only = false;
+  // When the backend finds and sorts every match anyway (few matches), it also returns their ids
+  // in order (SearchPage::all_ids) if they number at most this many (0: never), so that a first
+  // page can keep them for stable paging without listing them in a second search.
+  int64_t list_ids_up_to = 0;
   // Stop a search that runs longer than this (0: no bound), with SearchTimedOut's error, so that
   // one pathological search cannot hold a thread and a database connection for minutes.
   int64_t timeout_ms = 0;
@@ -255,6 +259,9 @@ inline Error SearchTimedOut(int64_t timeout_ms) {
 struct SearchPage {
   std::vector<ResourceVersion> entries;
   std::optional<int64_t> total;  // set when with_total (and within total_limit)
+  // The ids of every match in order, when SearchQuery::list_ids_up_to asked for them and the
+  // backend had them at hand; nullopt otherwise.
+  std::optional<std::vector<std::string>> all_ids;
 };
 
 struct HistoryQuery {

@@ -1,6 +1,8 @@
 #include "store/postgres/pg_search.h"
 
 #include <algorithm>
+#include <unordered_map>
+#include <unordered_set>
 #include <variant>
 
 #include "base/utf8.h"
@@ -153,6 +155,10 @@ class Dialect final : public sql::Dialect {
   }
 
   std::string IdTiebreak(const std::string& alias, bool) const override { return alias + ".id"; }
+
+  // The row counts choose the driving clause, the walk and the collect-all page here, not the
+  // form of the other clauses (sql::Dialect::CollectsCountedClauses).
+  bool CollectsCountedClauses() const override { return false; }
 };
 
 PgParams ToPgParams(const std::vector<sql::Param>& params) {
@@ -226,8 +232,110 @@ std::string FullTextDocument(std::string_view text) {
 
 namespace {
 
+// Counts index rows for the planner (sql::RowEstimator) on the search's own connection, so in
+// the same snapshot. PostgreSQL's own estimates come from a sample of each column's values and
+// a prepared statement's generic plan ignores the values altogether: a search whose plan rested
+// on them flipped between 80 ms and 800 ms from one ANALYZE (or one sixth execution) to the next
+// (docs/benchmarks.md, issue 4). The counts make the few decisions that matter — walk the date
+// index in page order, or collect the few matches and sort them — the same on both backends.
+class Estimator final : public sql::RowEstimator {
+ public:
+  explicit Estimator(PgConnection& c) : c_(c) {}
+  std::optional<int64_t> CountRows(const sql::Statement& st) override {
+    if (failure_) return std::nullopt;  // the transaction is aborted: nothing more can run
+    auto r = c_.Query(st.sql, ToPgParams(st.params));
+    if (!r.ok()) {
+      failure_ = r.error();
+      return std::nullopt;
+    }
+    if (r->rows() == 0) return std::nullopt;
+    return r->Int(0, 0);
+  }
+  // A count that failed (a timeout, a lost connection) has aborted the transaction: the search
+  // fails with it rather than run on.
+  const std::optional<Error>& failure() const { return failure_; }
+
+ private:
+  PgConnection& c_;
+  std::optional<Error> failure_;
+};
+
+std::string PageColumnsSql(const SearchQuery& q) {
+  return std::string("type, id, version, last_updated_us, deleted, ") +
+         (q.ids_only ? "''" : "json");
+}
+
+// The page and total from every match (sql::CompiledSearch::all): the rids in order, then the
+// page's rows by rid in one statement.
+Status RunAll(PgConnection& c, const SearchQuery& q, const sql::CompiledSearch& compiled,
+              SearchPage& page) {
+  JC_ASSIGN_OR_RETURN(PgResult r, c.Query(compiled.all->sql, ToPgParams(compiled.all->params)));
+  const auto n = static_cast<size_t>(r.rows());
+  if (q.with_total) page.total = sql::TotalFromCount(q, static_cast<int64_t>(n));
+  if (q.list_ids_up_to > 0 && static_cast<int64_t>(n) <= q.list_ids_up_to) {
+    std::vector<std::string> ids;
+    ids.reserve(n);
+    for (size_t i = 0; i < n; ++i) ids.push_back(r.String(static_cast<int>(i), 1));
+    page.all_ids = std::move(ids);
+  }
+  const auto offset = static_cast<size_t>(std::max<int64_t>(q.offset, 0));
+  std::vector<int64_t> rids;
+  for (size_t i = offset; i < n && rids.size() < static_cast<size_t>(q.count); ++i) {
+    rids.push_back(r.Int(static_cast<int>(i), 0));
+  }
+  if (rids.empty()) return Status::Ok();
+  JC_ASSIGN_OR_RETURN(PgResult rows, c.Query("SELECT " + PageColumnsSql(q) +
+                                                 ", rid FROM resource WHERE rid = ANY($1::int8[])",
+                                             PgParams().IntArray(rids)));
+  std::unordered_map<int64_t, int> row_of;
+  for (int i = 0; i < rows.rows(); ++i) row_of.emplace(rows.Int(i, 6), i);
+  for (int64_t rid : rids) {
+    auto it = row_of.find(rid);
+    if (it == row_of.end()) return Internal("search: a matched resource row vanished");
+    page.entries.push_back(RowToVersion(rows, it->second));
+  }
+  return Status::Ok();
+}
+
+// The page of a walk (sql::CompiledSearch::walk, then rest). The walk stops early on SQLite by
+// stepping no further; here it runs with a LIMIT on its rows (a resource with several dates
+// has a row for each), raised and run again in the rare case that repeats left the page short.
+Status RunWalk(PgConnection& c, const SearchQuery& q, const sql::CompiledSearch& compiled,
+               SearchPage& page) {
+  const auto offset = static_cast<size_t>(std::max<int64_t>(q.offset, 0));
+  const auto count = static_cast<size_t>(q.count);
+  const std::string sql =
+      compiled.walk->sql + " LIMIT $" + std::to_string(compiled.walk->params.size() + 1) + "::int8";
+  size_t distinct = 0;
+  int64_t limit = static_cast<int64_t>(offset + count) + 64;
+  for (;;) {
+    PgParams params = ToPgParams(compiled.walk->params);
+    params.Int(limit);
+    JC_ASSIGN_OR_RETURN(PgResult r, c.Query(sql, params));
+    page.entries.clear();
+    distinct = 0;
+    std::unordered_set<int64_t> seen;
+    for (int i = 0; i < r.rows() && page.entries.size() < count; ++i) {
+      if (!seen.insert(r.Int(i, 6)).second) continue;
+      if (++distinct <= offset) continue;
+      page.entries.push_back(RowToVersion(r, i));
+    }
+    if (page.entries.size() == count) return Status::Ok();
+    if (r.rows() < limit) break;  // the walk ended: the matches without a date follow
+    limit *= 4;
+  }
+  std::vector<sql::Param> rest = compiled.rest->params;
+  rest[rest.size() - 2].value = static_cast<int64_t>(count - page.entries.size());
+  rest[rest.size() - 1].value = static_cast<int64_t>(offset > distinct ? offset - distinct : 0);
+  JC_ASSIGN_OR_RETURN(PgResult r, c.Query(compiled.rest->sql, ToPgParams(rest)));
+  for (int i = 0; i < r.rows(); ++i) page.entries.push_back(RowToVersion(r, i));
+  return Status::Ok();
+}
+
 Result<SearchPage> QuerySearchUnbounded(PgConnection& c, const SearchQuery& q) {
-  const sql::CompiledSearch compiled = sql::CompileSearch(q, PostgresDialect());
+  Estimator estimator(c);
+  const sql::CompiledSearch compiled = sql::CompileSearch(q, PostgresDialect(), &estimator);
+  if (estimator.failure()) return *estimator.failure();
   SearchPage page;
   // The page first: when it ends the matches it proves the total (sql::TotalFromPage).
   if (compiled.page) {
@@ -239,6 +347,14 @@ Result<SearchPage> QuerySearchUnbounded(PgConnection& c, const SearchQuery& q) {
       if (!page.total) page.total = sql::TotalFromCount(q, r.Int(0, 6));
       return page;
     }
+  }
+  if (compiled.all) {
+    JC_RETURN_IF_ERROR(RunAll(c, q, compiled, page));
+    return page;
+  }
+  if (compiled.walk) {
+    JC_RETURN_IF_ERROR(RunWalk(c, q, compiled, page));
+    if (compiled.count) page.total = sql::TotalFromPage(q, page.entries.size());
   }
   if (compiled.count && !page.total) {
     JC_ASSIGN_OR_RETURN(PgResult r,

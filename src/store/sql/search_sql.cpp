@@ -544,7 +544,8 @@ Plan PlanClauses(const std::vector<SearchClause>& clauses, const std::string& ty
   for (size_t i = 0; i < clauses.size(); ++i) {
     if (i == plan.driver || !Probeable(clauses[i])) continue;
     // A counted clause has under its count's limit rows, so never past kEstimateCap.
-    const bool collect = rows[i] && *rows[i] <= driver_rows * kProbeCostInRows;
+    const bool collect =
+        dialect.CollectsCountedClauses() && rows[i] && *rows[i] <= driver_rows * kProbeCostInRows;
     plan.probe[i] = !collect;
   }
   return plan;
@@ -753,8 +754,8 @@ CompiledSearch CompileSearch(const SearchQuery& q, const Dialect& dialect,
   order += dialect.IdTiebreak("r", !q.all_of.empty() && few);
   if (estimator && !q.all_of.empty() && few) {
     // Few matches, all found and sorted anyway: once, for both the page and the total.
-    out.all =
-        Statement{"SELECT r.rid FROM resource r WHERE " + where + " ORDER BY " + order, b.params()};
+    out.all = Statement{"SELECT r.rid, r.id FROM resource r WHERE " + where + " ORDER BY " + order,
+                        b.params()};
     out.count.reset();
     return out;
   }

@@ -117,6 +117,11 @@ class Dialect {
   // PostgreSQL plans each "rid IN (…)" as a semi-join itself, and the nested form with the
   // unary plus made it re-run a chain's subquery per row (a page that did not end in 17 min).
   virtual bool IntersectsCollectedScans() const { return false; }
+  // Whether a clause whose index rows were counted (RowEstimator) and found few enough is
+  // collected as a second index scan ("rid IN (…)") rather than probed per candidate. SQLite
+  // needs the counts to choose; PostgreSQL chooses between the two forms itself, and two
+  // collected scans of one table before its statistics exist made it loop for half a minute.
+  virtual bool CollectsCountedClauses() const { return true; }
 };
 
 // The statements of one search: `count` when q.with_total (counting at most one past
@@ -128,8 +133,9 @@ class Dialect {
 // rid, skips offset distinct ones, and stops when the page is full); when the walk ends first,
 // rest yields the matches without a value, its last two parameters being the LIMIT and OFFSET
 // the backend sets (the page's remaining room, and the offset less the walk's distinct matches).
-// Or, when an estimator found the matches few, `all` alone: the rids of every match in order,
-// from which the backend takes the total and the page (reading those rows by rid).
+// Or, when an estimator found the matches few, `all` alone: the rid and id of every match in
+// order, from which the backend takes the total and the page (reading those rows by rid), and
+// the ids when SearchQuery::list_ids_up_to asks for them.
 // `page_total`: each row of `page` carries a seventh column, the value `count` would return
 // (the two share the evaluation of the index scans); count is then run only when the page has
 // no rows.

@@ -215,6 +215,7 @@ class Estimator final : public sql::RowEstimator {
 Status RunAll(Connection& c, const SearchQuery& q, const sql::CompiledSearch& compiled,
               SearchPage& page) {
   std::vector<int64_t> rids;
+  std::vector<std::string> ids;
   {
     JC_SQL_STMT(s, c, compiled.all->sql);
     BindAll(s, compiled.all->params);
@@ -223,10 +224,14 @@ Status RunAll(Connection& c, const SearchQuery& q, const sql::CompiledSearch& co
         JC_ASSIGN_OR_RETURN(bool row, s.Step());
         if (!row) return Status::Ok();
         rids.push_back(s.ColumnInt(0));
+        if (static_cast<int64_t>(ids.size()) < q.list_ids_up_to) ids.push_back(s.ColumnText(1));
       }
     }));
   }
   if (q.with_total) page.total = sql::TotalFromCount(q, static_cast<int64_t>(rids.size()));
+  if (q.list_ids_up_to > 0 && static_cast<int64_t>(rids.size()) <= q.list_ids_up_to) {
+    page.all_ids = std::move(ids);
+  }
   const auto offset = static_cast<size_t>(std::max<int64_t>(q.offset, 0));
   JC_SQL_STMT(s, c,
               std::string("SELECT type, id, version, last_updated_us, deleted, ") +
