@@ -910,6 +910,7 @@ Response FhirApi::Search(Context& c, const QueryParams& params) {
   // ids, each resource as it was at the snapshot. The entry must be this search's own.
   std::vector<store::ResourceVersion> page;
   std::string results_key;
+  std::optional<bool> more;  // whether a later page follows, when the kept ids tell
   auto fingerprint = [&] { return path + "?" + CriteriaText(kept); };  // which search this is
   if (run && !parsed->results_key.empty()) {
     std::shared_ptr<const SearchResults> kept_results = search_results_.Get(parsed->results_key);
@@ -922,7 +923,8 @@ Response FhirApi::Search(Context& c, const QueryParams& params) {
         if (!v.ok()) return ErrorResponse(v.error());
         if (*v) page.push_back(std::move(**v));
       }
-      known_total = n;
+      if (kept_results->total_known) known_total = n;
+      more = q.offset + q.count < n;
       results_key = parsed->results_key;
       run = false;
     }
@@ -938,11 +940,12 @@ Response FhirApi::Search(Context& c, const QueryParams& params) {
     if (!found.ok()) return ErrorResponse(found.error());
     page = std::move(found->entries);
     if (found->total) known_total = found->total;
-    if (first_page && found->all_ids && known_total &&
-        static_cast<int64_t>(found->all_ids->size()) == *known_total &&
-        *known_total > static_cast<int64_t>(page.size())) {
-      results_key =
-          search_results_.Put(SearchResults{fingerprint(), snapshot, std::move(*found->all_ids)});
+    // Every match's id, even past search_total_limit (the total then stays unreported).
+    if (first_page && found->all_ids &&
+        (!known_total || static_cast<int64_t>(found->all_ids->size()) == *known_total) &&
+        found->all_ids->size() > page.size()) {
+      results_key = search_results_.Put(SearchResults{
+          fingerprint(), snapshot, std::move(*found->all_ids), known_total.has_value()});
     } else if (first_page && known_total && *known_total > static_cast<int64_t>(page.size()) &&
                *known_total <= max_ids) {
       store::SearchQuery all = q;
@@ -991,7 +994,7 @@ Response FhirApi::Search(Context& c, const QueryParams& params) {
   links.offset = q.offset;
   links.count = count;
   links.total = known_total;
-  links.has_more = static_cast<int64_t>(page.size()) == count && count > 0;
+  links.has_more = more.value_or(static_cast<int64_t>(page.size()) == count && count > 0);
   return BundleTextResponse(
       WriteSearchsetPage(std::move(links), parsed->summary_count, parsed->query.with_total,
                          c.format, page, included, warnings),

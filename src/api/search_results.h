@@ -29,6 +29,9 @@ struct SearchResults {
   std::string criteria;
   int64_t snapshot_us = 0;       // the _snapshot of its pages
   std::vector<std::string> ids;  // every match, in page order
+  // Whether the first page reported the total: past search_total_limit it did not (the ids came
+  // from a search that collected every match anyway), and the later pages do not either.
+  bool total_known = true;
 };
 
 struct SearchResultsOptions {

@@ -295,6 +295,30 @@ TEST_F(SearchApiTest, TotalIsCountedUpToTheLimitUnlessAccurateIsAsked) {
   EXPECT_EQ(b.at("total"), 2);
 }
 
+// A search that collects every match anyway keeps their ids for stable paging even past
+// search_total_limit: its total stays unreported on every page, and the later pages neither
+// shift when a match is deleted nor offer a page after the last.
+TEST_F(SearchApiTest, CollectedMatchesPageStablyPastTheTotalLimit) {
+  FhirApiOptions o;
+  o.search_total_limit = 3;
+  MakeApi(o);
+  for (int i = 1; i <= 5; ++i) Put(Obs("k" + std::to_string(i), "p1", "8867-4"));
+  Put(Obs("other", "p1", "29463-7"));
+  auto b = Get("/fhir/Observation?code=8867-4&_sort=_id&_count=2");
+  EXPECT_EQ(b.if_contains("total"), nullptr);
+  EXPECT_EQ(Entries(b, "match"), (V{"Observation/k1", "Observation/k2"}));
+  ASSERT_TRUE(Link(b, "next"));
+  EXPECT_NE(Link(b, "next")->find("_getpages="), std::string::npos);
+  ASSERT_EQ(Call("DELETE", "/fhir/Observation/k1").status, 204);
+  auto second = Get(Target(*Link(b, "next")));
+  EXPECT_EQ(second.if_contains("total"), nullptr);
+  EXPECT_EQ(Entries(second, "match"), (V{"Observation/k3", "Observation/k4"}));
+  ASSERT_TRUE(Link(second, "next"));
+  auto third = Get(Target(*Link(second, "next")));
+  EXPECT_EQ(Entries(third, "match"), V{"Observation/k5"});
+  EXPECT_FALSE(Link(third, "next"));
+}
+
 TEST_F(SearchApiTest, IncludeIsOffForSummaryCountAndBadValues) {
   Seed();
   auto b = Get("/fhir/Observation?_include=Observation:subject&_summary=count");
