@@ -61,12 +61,13 @@ Result<Config> ParseConfig(std::string_view text, const std::string& source_name
   if (auto* s = root["server"].as_table()) {
     JC_RETURN_IF_ERROR(CheckKeys(*s,
                                  {"listen", "db", "base_url", "threads", "timezone_offset_minutes",
-                                  "db_read_connections", "db_read_pipelines"},
+                                  "db_read_connections", "db_read_pipelines", "db_read_url"},
                                  "server"));
     JC_RETURN_IF_ERROR(Take(*s, "db_read_connections", c.db_read_connections, "server"));
     if (c.db_read_connections < 1 || c.db_read_connections > 1024)
       return Invalid("server.db_read_connections must be in [1, 1024]");
     JC_RETURN_IF_ERROR(Take(*s, "db_read_pipelines", c.db_read_pipelines, "server"));
+    JC_RETURN_IF_ERROR(Take(*s, "db_read_url", c.db_read_url, "server"));
     if (c.db_read_pipelines < 1 || c.db_read_pipelines > 1024)
       return Invalid("server.db_read_pipelines must be in [1, 1024]");
     JC_RETURN_IF_ERROR(Take(*s, "listen", c.listen, "server"));

@@ -33,6 +33,8 @@ struct Config {
   // PostgreSQL: reads by id in flight at once; more concurrent ones go together in the next
   // pipeline (store::PostgresOptions::read_pipelines).
   int db_read_pipelines = 2;
+  // PostgreSQL: where reads and searches go (e.g. a streaming replica); empty: `db` itself.
+  std::string db_read_url;
   bool strict_validation = true;  // false: unknown elements accepted with a warning
   // [fhir] search_total_limit: see api::FhirApiOptions::search_total_limit (0: count all).
   int64_t search_total_limit = 1000;

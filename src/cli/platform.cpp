@@ -17,6 +17,7 @@ Result<std::unique_ptr<Platform>> OpenPlatform(const Config& config,
   const auto& defs = fhir::Definitions::Get();
   store_options.read_connections = config.db_read_connections;
   store_options.pg_read_pipelines = config.db_read_pipelines;
+  store_options.pg_read_url = config.db_read_url;
   JC_ASSIGN_OR_RETURN(p->store, store::OpenStore(config.db, store_options));
   auto& o = p->fhir_options;
   o.strict_validation = config.strict_validation;

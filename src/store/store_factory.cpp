@@ -14,7 +14,11 @@ Result<std::unique_ptr<IStore>> OpenStore(const std::string& db, const StoreOpti
     PostgresOptions pg;
     pg.read_connections = options.read_connections;
     pg.read_pipelines = options.pg_read_pipelines;
+    pg.read_url = options.pg_read_url;
     return OpenPostgresStore(db, pg);
+  }
+  if (!options.pg_read_url.empty()) {
+    return Invalid("a separate read database (server.db_read_url) needs a PostgreSQL db");
   }
   SqliteOptions lite;
   lite.read_connections = options.read_connections;

@@ -17,6 +17,7 @@ bool IsPostgresUrl(const std::string& db);
 struct StoreOptions {
   int read_connections = 8;   // pooled read connections (both backends)
   int pg_read_pipelines = 2;  // PostgreSQL: see PostgresOptions::read_pipelines
+  std::string pg_read_url;    // PostgreSQL: see PostgresOptions::read_url (empty: `db`)
   // SQLite only, for bulk loads (`import`, `generate --db`); 0 keeps SqliteOptions' default.
   int64_t sqlite_cache_kib = 0;             // the writer's page cache
   int sqlite_wal_autocheckpoint_pages = 0;  // WAL growth between background checkpoints

@@ -748,7 +748,8 @@ Result<std::unique_ptr<IStore>> OpenPostgresStore(const std::string& url,
   JC_ASSIGN_OR_RETURN(std::unique_ptr<PgConnection> writer, PgConnection::Open(url));
   JC_RETURN_IF_ERROR(postgres::ApplyMigrations(*writer, postgres::Migrations()));
   auto pool =
-      std::make_shared<postgres::ReadPool>(url, options.read_connections, options.pool_wait_ms);
+      std::make_shared<postgres::ReadPool>(options.read_url.empty() ? url : options.read_url,
+                                           options.read_connections, options.pool_wait_ms);
   return std::unique_ptr<IStore>(
       new postgres::PostgresStore(std::move(writer), std::move(pool), options));
 }

@@ -41,6 +41,11 @@ namespace jiceng::store {
 struct PostgresOptions {
   // Read connections in the pool (opened lazily). The writer has one more of its own.
   int read_connections = 8;
+  // Where the read pool connects (reads by id, searches, history, read transactions): empty for
+  // the database written to; else, e.g., a streaming replica, or a multi-host URL with
+  // target_session_attrs=prefer-standby. Writes and everything a unit of work reads stay on the
+  // primary. A replica serves what it has replayed: see docs/operations.md for read-your-writes.
+  std::string read_url;
   // Reads by id (ReadCurrent) on the database at once; more concurrent ones queue and go
   // together in the next pipeline (read_combiner.h), up to read_pipeline_max per pipeline.
   // Default 2: the cores of the machine these figures were measured on (docs/benchmarks.md,

@@ -1196,6 +1196,59 @@ TEST_F(PostgresStoreTest, ConcurrentReadsByIdCombinedIntoPipelinesEachGetTheirOw
   EXPECT_EQ(failed_as_expected.load(), 15);
 }
 
+// PostgresOptions::read_url: the read pool (reads by id, read transactions, searches) goes to
+// the read database, while writes and a unit of work's own reads stay on the written one. Here a
+// second schema stands in for a replica, so that where each read went shows in what it finds.
+TEST_F(PostgresStoreTest, ReadsGoToTheReadUrlWhileWritesAndTheirReadsStayOnThePrimary) {
+  FreshDatabase replica = CreateDatabase();
+  {
+    auto other = OpenPostgresStore(replica.url);
+    ASSERT_TRUE(other.ok()) << other.error().message;
+    ASSERT_TRUE(PutPatient(**other, "only-on-replica", 1, "R").ok());
+  }
+  PostgresOptions options;
+  options.read_url = replica.url;
+  auto opened = OpenPostgresStore(db_.url, options);
+  ASSERT_TRUE(opened.ok()) << opened.error().message;
+  IStore& store = **opened;
+  ASSERT_TRUE(PutPatient(store, "p", 1, "A").ok());
+  auto read = store.ReadCurrent("Patient", "p");
+  ASSERT_TRUE(read.ok()) << read.error().message;
+  EXPECT_FALSE(read->has_value());  // written to the primary, not (yet) on the "replica"
+  auto there = store.ReadCurrent("Patient", "only-on-replica");
+  ASSERT_TRUE(there.ok() && there->has_value());
+  {
+    auto txn = store.BeginRead();
+    ASSERT_TRUE(txn.ok());
+    SearchQuery q;
+    q.type = "Patient";
+    auto found = (*txn)->Search(q);
+    ASSERT_TRUE(found.ok()) << found.error().message;
+    ASSERT_EQ(found->entries.size(), 1u);
+    EXPECT_EQ(found->entries[0].id, "only-on-replica");
+  }
+  // A unit of work reads what it is about to change from the primary.
+  std::optional<int64_t> seen;
+  Status s = store.Write([&](IWriteTransaction& txn) -> Status {
+    JC_ASSIGN_OR_RETURN(auto cur, txn.ReadCurrent("Patient", "p"));
+    if (cur) seen = cur->version;
+    return Status::Ok();
+  });
+  ASSERT_TRUE(s.ok()) << s.error().message;
+  EXPECT_EQ(seen, 1);
+  store.Close();
+  DropDatabase(replica.schema);
+}
+
+// A read database without a PostgreSQL one is a configuration error, not silently ignored.
+TEST(StoreFactory, AReadUrlNeedsAPostgresDatabase) {
+  StoreOptions o;
+  o.pg_read_url = "postgresql://replica/db";
+  auto s = OpenStore(::testing::TempDir() + "/read-url.db", o);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.error().message.find("db_read_url"), std::string::npos);
+}
+
 TEST_F(PostgresStoreTest, AnUnreachableServerIsAnErrorValue) {
   auto store = OpenPostgresStore("postgresql://nobody@127.0.0.1:1/none?connect_timeout=2");
   ASSERT_FALSE(store.ok());
