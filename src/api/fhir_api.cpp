@@ -10,6 +10,7 @@
 
 #include "api/bundle_processor.h"
 #include "api/compartments.h"
+#include "api/fhir_api_context.h"
 #include "api/interactions.h"
 #include "api/json_patch.h"
 #include "api/outcome.h"
@@ -23,16 +24,6 @@
 #include "fhir/search/query.h"
 
 namespace jiceng::api {
-
-struct FhirApi::Context {
-  Request& req;
-  std::string type, id, vid;
-  std::string rtype;  // the type (or "*") searched within the compartment type/id
-  std::string base;   // base URL without trailing slash, e.g. http://host/fhir
-  FormatOptions format;
-  std::string prefer_return = "representation";
-  bool strict_handling = false;
-};
 
 namespace {
 
@@ -123,33 +114,6 @@ std::string_view Trim(std::string_view s) {
   return s;
 }
 
-// Prefer (RFC 7240): preferences separated by ',', each `token [= word]` with optional
-// parameters after ';' (which also separate preferences in the wild: "return=minimal;
-// handling=strict"), whitespace allowed around '=', values possibly quoted.
-std::vector<std::pair<std::string, std::string>> ParsePrefer(std::string_view header) {
-  std::vector<std::pair<std::string, std::string>> out;
-  size_t pos = 0;
-  while (pos <= header.size()) {
-    size_t end = header.find_first_of(",;", pos);
-    std::string_view part =
-        Trim(header.substr(pos, end == std::string_view::npos ? end : end - pos));
-    if (!part.empty()) {
-      size_t eq = part.find('=');
-      std::string_view name = Trim(part.substr(0, eq));
-      std::string_view value =
-          eq == std::string_view::npos ? std::string_view() : Trim(part.substr(eq + 1));
-      if (value.size() >= 2 && value.front() == '"' && value.back() == '"')
-        value = value.substr(1, value.size() - 2);
-      std::string lower(name);
-      for (char& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-      out.emplace_back(std::move(lower), std::string(value));
-    }
-    if (end == std::string_view::npos) break;
-    pos = end + 1;
-  }
-  return out;
-}
-
 std::optional<std::string> QueryValue(const Request& req, std::string_view name) {
   for (const auto& [k, v] : req.query)
     if (k == name) return v;
@@ -207,11 +171,44 @@ Response BundleTextResponse(std::string text, bool pretty) {
 
 }  // namespace
 
+// Prefer (RFC 7240): preferences separated by ',', each `token [= word]` with optional
+// parameters after ';' (which also separate preferences in the wild: "return=minimal;
+// handling=strict"), whitespace allowed around '=', values possibly quoted.
+std::vector<std::pair<std::string, std::string>> ParsePrefer(std::string_view header) {
+  std::vector<std::pair<std::string, std::string>> out;
+  size_t pos = 0;
+  while (pos <= header.size()) {
+    size_t end = header.find_first_of(",;", pos);
+    std::string_view part =
+        Trim(header.substr(pos, end == std::string_view::npos ? end : end - pos));
+    if (!part.empty()) {
+      size_t eq = part.find('=');
+      std::string_view name = Trim(part.substr(0, eq));
+      std::string_view value =
+          eq == std::string_view::npos ? std::string_view() : Trim(part.substr(eq + 1));
+      if (value.size() >= 2 && value.front() == '"' && value.back() == '"')
+        value = value.substr(1, value.size() - 2);
+      std::string lower(name);
+      for (char& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+      out.emplace_back(std::move(lower), std::string(value));
+    }
+    if (end == std::string_view::npos) break;
+    pos = end + 1;
+  }
+  return out;
+}
+
 const std::vector<FhirApi::Route>& FhirApi::Routes() {
   static const std::vector<Route> kRoutes = {
       {"GET", "/metadata", "capabilities", "system", &FhirApi::Metadata},
       {"POST", "/", "transaction", "system", &FhirApi::BatchOrTransaction},
       {"GET", "/_history", "history-system", "system", &FhirApi::HistorySystem},
+      {"GET", "/$export", "export", "system-operation", &FhirApi::ExportKickOff},
+      {"GET", "/$export-poll-status/{id}", "export-poll-status", "internal",
+       &FhirApi::ExportStatus},
+      {"DELETE", "/$export-poll-status/{id}", "export-poll-status", "internal",
+       &FhirApi::ExportDelete},
+      {"GET", "/$export-file/{id}/{vid}", "export-file", "internal", &FhirApi::ExportFile},
       {"GET", "/{type}/_history", "history-type", "type", &FhirApi::HistoryType},
       {"POST", "/{type}/_search", "search-type", "type", &FhirApi::SearchTypePost},
       {"GET", "/{type}", "search-type", "type", &FhirApi::SearchType},
@@ -234,7 +231,11 @@ const std::vector<FhirApi::Route>& FhirApi::Routes() {
 }
 
 FhirApi::FhirApi(store::IStore& store, FhirApiOptions options)
-    : store_(store), options_(std::move(options)), search_results_(options_.search_results) {
+    : store_(store),
+      options_(std::move(options)),
+      search_results_(options_.search_results),
+      exports_(std::make_unique<BulkExports>(store_, ExportDir(options_.export_dir),
+                                             options_.export_file_resources)) {
   search::SetServerBaseUrl(options_.base_url);
 }
 
@@ -1427,6 +1428,16 @@ json::object FhirApi::CapabilityStatement(const std::string& base_url) const {
       compartments.emplace_back(json::string(CompartmentDefinitionUrl(t)));
     rest["compartment"] = std::move(compartments);
   }
+  // System-level operations: $export (FHIR Bulk Data).
+  json::array system_operations;
+  for (const auto& r : Routes()) {
+    if (std::string_view(r.level) != "system-operation") continue;
+    system_operations.emplace_back(json::object{
+        {"name", r.interaction},
+        {"definition",
+         fmt::format("http://hl7.org/fhir/uv/bulkdata/OperationDefinition/{}", r.interaction)}});
+  }
+  if (!system_operations.empty()) rest["operation"] = std::move(system_operations);
   return json::object{
       {"resourceType", "CapabilityStatement"},
       {"status", "active"},

@@ -5,9 +5,11 @@
 #pragma once
 
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "api/bulk_export.h"
 #include "api/message.h"
 #include "api/search_results.h"
 #include "base/error.h"
@@ -39,13 +41,21 @@ struct FhirApiOptions {
   // The ids of a search's matches kept after its first page, so that its paging links stay on
   // the same resources (api/search_results.h; max_ids 0: off, pages re-run the search).
   SearchResultsOptions search_results;
-  int64_t max_include_count = 1000;  // resources _include/_revinclude add to one page
-  int max_include_iterations = 8;    // rounds of :iterate after the first
-  ValidateFn validate;             // required
-  IsResourceTypeFn is_resource_type;  // required
+  int64_t max_include_count = 1000;         // resources _include/_revinclude add to one page
+  int max_include_iterations = 8;           // rounds of :iterate after the first
+  ValidateFn validate;                      // required
+  IsResourceTypeFn is_resource_type;        // required
   std::vector<std::string> resource_types;  // for the CapabilityStatement
   std::string software_version = "0.1.0";
+  // $export (api/bulk_export.h): where jobs write their NDJSON files (empty: jiceng-export-<pid>
+  // in the system's temporary directory), and the most resources per file (10,000: a file of
+  // ~10–30 MB, which the server reads whole to send).
+  std::string export_dir;
+  int64_t export_file_resources = 10000;
 };
+
+// The directory $export jobs write into, for FhirApiOptions::export_dir.
+std::string ExportDir(const std::string& configured);
 
 class FhirApi {
  public:
@@ -66,7 +76,9 @@ class FhirApi {
     // FHIR interaction code for the CapabilityStatement; for level "operation" the operation's
     // name, for level "compartment" the search within a compartment.
     const char* interaction;
-    const char* level;  // "instance", "type", "system", "compartment" or "operation"
+    // "instance", "type", "system", "compartment", "operation" (on a type or instance),
+    // "system-operation", or "internal" (a URL an operation hands out, e.g. a poll status).
+    const char* level;
     RouteFn fn;
   };
   static const std::vector<Route>& Routes();
@@ -93,6 +105,11 @@ class FhirApi {
   Response SearchCompartmentPost(Context& c);
   Response Everything(Context& c);
   Response BatchOrTransaction(Context& c);
+  // Bulk Data export (fhir_api_export.cpp).
+  Response ExportKickOff(Context& c);
+  Response ExportStatus(Context& c);
+  Response ExportDelete(Context& c);
+  Response ExportFile(Context& c);
 
   Response History(Context& c, const std::string& type, const std::string& id);
   Response Search(Context& c, const std::vector<std::pair<std::string, std::string>>& params);
@@ -104,6 +121,7 @@ class FhirApi {
   store::IStore& store_;
   FhirApiOptions options_;
   SearchResultCache search_results_;
+  std::unique_ptr<BulkExports> exports_;
   friend class BundleProcessor;
 };
 

@@ -82,11 +82,11 @@ Result<Config> ParseConfig(std::string_view text, const std::string& source_name
     }
   }
   if (auto* f = root["fhir"].as_table()) {
-    JC_RETURN_IF_ERROR(
-        CheckKeys(*f,
-                  {"validation", "search_total_limit", "search_results_max_ids",
-                   "search_results_mib", "search_results_ttl_seconds", "search_timeout_ms"},
-                  "fhir"));
+    JC_RETURN_IF_ERROR(CheckKeys(
+        *f,
+        {"validation", "search_total_limit", "search_results_max_ids", "search_results_mib",
+         "search_results_ttl_seconds", "search_timeout_ms", "export_dir", "export_file_resources"},
+        "fhir"));
     JC_RETURN_IF_ERROR(Take(*f, "search_total_limit", c.search_total_limit, "fhir"));
     if (c.search_total_limit < 0) return Invalid("fhir.search_total_limit must be >= 0");
     JC_RETURN_IF_ERROR(Take(*f, "search_results_max_ids", c.search_results_max_ids, "fhir"));
@@ -98,6 +98,9 @@ Result<Config> ParseConfig(std::string_view text, const std::string& source_name
       return Invalid("fhir.search_results_* must be >= 0");
     JC_RETURN_IF_ERROR(Take(*f, "search_timeout_ms", c.search_timeout_ms, "fhir"));
     if (c.search_timeout_ms < 0) return Invalid("fhir.search_timeout_ms must be >= 0");
+    JC_RETURN_IF_ERROR(Take(*f, "export_dir", c.export_dir, "fhir"));
+    JC_RETURN_IF_ERROR(Take(*f, "export_file_resources", c.export_file_resources, "fhir"));
+    if (c.export_file_resources < 1) return Invalid("fhir.export_file_resources must be >= 1");
     std::string mode = "strict";
     JC_RETURN_IF_ERROR(Take(*f, "validation", mode, "fhir"));
     if (mode != "strict" && mode != "lenient")

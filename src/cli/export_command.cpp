@@ -13,6 +13,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "api/bulk_export.h"
 #include "base/time.h"
 #include "cli/platform.h"
 
@@ -30,85 +31,6 @@ struct ExportFlags {
   int page = 10000;  // rows per ListCurrent/History call: fewer, larger OFFSET steps
   bool quiet = false;
 };
-
-class NdjsonFile {
- public:
-  ~NdjsonFile() {
-    if (f_) std::fclose(f_);
-  }
-  Status Open(const fs::path& path) {
-    f_ = std::fopen(path.c_str(), "wb");
-    if (!f_) return Internal("cannot write " + path.string());
-    path_ = path.string();
-    return Status::Ok();
-  }
-  Status Line(const std::string& json) {
-    if (std::fwrite(json.data(), 1, json.size(), f_) != json.size() || std::fputc('\n', f_) == EOF)
-      return Internal("write failed: " + path_);
-    return Status::Ok();
-  }
-  Status Close() {
-    int rc = std::fclose(f_);
-    f_ = nullptr;
-    if (rc != 0) return Internal("write failed: " + path_);
-    return Status::Ok();
-  }
-
- private:
-  std::FILE* f_ = nullptr;
-  std::string path_;
-};
-
-// Writes the current, non-deleted resources of `type` changed at or after `since_us` by walking
-// the type's history newest first. The page bound (at_or_before + offset among equal instants)
-// is a keyset over (last_updated, hid), so each page is an index range, not a growing OFFSET.
-// The first version met of a resource is its current one; older versions of resources that have
-// several are skipped (only ids with version > 1 need remembering).
-Result<int64_t> ExportFromHistory(store::IReadTransaction& txn, const std::string& type,
-                                  std::optional<int64_t> since_us, int page, NdjsonFile& out,
-                                  const std::function<void(int64_t)>& tick) {
-  std::unordered_set<std::string> newer_seen;
-  int64_t written = 0;
-  store::HistoryQuery q;
-  q.type = type;
-  q.since_us = since_us;
-  q.count = page;
-  q.at_or_before_us = NowMicros();
-  for (;;) {
-    JC_ASSIGN_OR_RETURN(store::HistoryPage hp, txn.History(q));
-    if (hp.entries.empty()) break;
-    const int64_t last_ts = hp.entries.back().last_updated_us;
-    int64_t ties = 0;
-    for (const auto& v : hp.entries) {
-      if (v.last_updated_us == last_ts) ++ties;
-      if (newer_seen.count(v.id)) continue;
-      if (v.version > 1) newer_seen.insert(v.id);
-      if (v.deleted) continue;
-      JC_RETURN_IF_ERROR(out.Line(v.json));
-      ++written;
-    }
-    tick(written);
-    if (static_cast<int64_t>(hp.entries.size()) < page) break;
-    // Next page: the same instant again, past the ones already seen at it.
-    q.offset = q.at_or_before_us == last_ts ? q.offset + ties : ties;
-    q.at_or_before_us = last_ts;
-  }
-  return written;
-}
-
-// Without --since: the current rows in id order (stable, diff-friendly output).
-Result<int64_t> ExportCurrent(store::IReadTransaction& txn, const std::string& type, int page,
-                              NdjsonFile& out, const std::function<void(int64_t)>& tick) {
-  int64_t written = 0;
-  for (int64_t offset = 0;; offset += page) {
-    JC_ASSIGN_OR_RETURN(auto rows, txn.ListCurrent(type, offset, page));
-    for (const auto& v : rows) JC_RETURN_IF_ERROR(out.Line(v.json));
-    written += static_cast<int64_t>(rows.size());
-    tick(written);
-    if (static_cast<int64_t>(rows.size()) < page) break;
-  }
-  return written;
-}
 
 int RunExport(const ExportFlags& f) {
   std::optional<int64_t> since_us;
@@ -175,12 +97,13 @@ int RunExport(const ExportFlags& f) {
       return 1;
     }
     if (*n == 0) continue;
-    NdjsonFile out;
-    if (Status st = out.Open(fs::path(f.out) / (type + ".ndjson")); !st.ok()) {
+    api::NdjsonWriter out;
+    if (Status st = out.Open((fs::path(f.out) / (type + ".ndjson")).string()); !st.ok()) {
       std::cerr << "jiceng export: " << st.error().message << "\n";
       return 1;
     }
-    auto tick = [&](int64_t done) {
+    int64_t done = 0;
+    auto tick = [&] {
       auto now = Clock::now();
       if (f.quiet || now - last < std::chrono::milliseconds(500)) return;
       last = now;
@@ -192,10 +115,11 @@ int RunExport(const ExportFlags& f) {
           "  ",
           type, done, *n, total + done, rate, rate > 0 ? left / rate : 0.0);
     };
-    Result<int64_t> written = Error(ErrorCode::kNotImplemented, "");
-    if (!since_us) written = ExportCurrent(**txn, type, f.page, out, tick);
-    if (!written.ok() && written.error().code == ErrorCode::kNotImplemented)
-      written = ExportFromHistory(**txn, type, since_us, f.page, out, tick);
+    auto written =
+        api::ExportResources(**txn, type, since_us, f.page, [&](const std::string& json) {
+          if (++done % 1000 == 0) tick();
+          return out.Line(json);
+        });
     Status closed = out.Close();
     if (!written.ok() || !closed.ok()) {
       std::cerr << "\njiceng export: " << type << ": "

@@ -27,6 +27,8 @@ Result<std::unique_ptr<Platform>> OpenPlatform(const Config& config,
   o.search_results.max_bytes = config.search_results_mib << 20;
   o.search_results.ttl = std::chrono::seconds(config.search_results_ttl_seconds);
   o.search_timeout_ms = config.search_timeout_ms;
+  o.export_dir = config.export_dir;
+  o.export_file_resources = config.export_file_resources;
   o.validate = [](const json::object& r, bool strict) {
     fhir::ValidationOptions vo;
     vo.strict = strict;

@@ -1,7 +1,8 @@
+#include "api/interactions.h"
+
 #include <gtest/gtest.h>
 
 #include "api/bundle_processor.h"
-#include "api/interactions.h"
 
 namespace jiceng::api {
 namespace {
@@ -27,7 +28,8 @@ TEST(ETag, Versions) {
 }
 
 TEST(Index, IdentifierTokens) {
-  auto r = ParseJson(R"({"resourceType":"Patient","identifier":[{"system":"s","value":"1"},{"value":"2"},{"system":"x"}]})");
+  auto r = ParseJson(
+      R"({"resourceType":"Patient","identifier":[{"system":"s","value":"1"},{"value":"2"},{"system":"x"}]})");
   auto rows = ExtractIndexRows(r->get_object());
   // Every token parameter is indexed now (e.g. deceased=false); keep the identifier rows.
   std::vector<store::TokenIndexRow> ids;

@@ -1,6 +1,6 @@
-#include <gtest/gtest.h>
-
 #include "api/json_patch.h"
+
+#include <gtest/gtest.h>
 
 namespace jiceng::api {
 namespace {
@@ -16,14 +16,16 @@ TEST(JsonPatch, Rfc6902Operations) {
     {"op":"replace","path":"/c","value":"y"},
     {"op":"copy","from":"/c","path":"/d"},
     {"op":"move","from":"/d","path":"/e~1f"},
-    {"op":"test","path":"/e~1f","value":"y"}])")).ok());
+    {"op":"test","path":"/e~1f","value":"y"}])"))
+                  .ok());
   EXPECT_EQ(doc, J(R"({"a":{"b":[9,2,3,4]},"c":"y","e/f":"y"})"));
 }
 
 TEST(JsonPatch, FailureLeavesDocumentUnchanged) {
   auto doc = J(R"({"a":1})");
   auto before = doc;
-  Status s = ApplyJsonPatch(doc, J(R"([{"op":"replace","path":"/a","value":2},{"op":"test","path":"/a","value":3}])"));
+  Status s = ApplyJsonPatch(
+      doc, J(R"([{"op":"replace","path":"/a","value":2},{"op":"test","path":"/a","value":3}])"));
   ASSERT_FALSE(s.ok());
   EXPECT_EQ(s.error().code, ErrorCode::kUnprocessable);
   EXPECT_EQ(doc, before);
@@ -31,7 +33,8 @@ TEST(JsonPatch, FailureLeavesDocumentUnchanged) {
 
 TEST(JsonPatch, MalformedOperationsAreInvalidWithLocation) {
   auto doc = J(R"({"a":1})");
-  Status s = ApplyJsonPatch(doc, J(R"([{"op":"add","path":"/b","value":1},{"op":"add","path":"b","value":1}])"));
+  Status s = ApplyJsonPatch(
+      doc, J(R"([{"op":"add","path":"/b","value":1},{"op":"add","path":"b","value":1}])"));
   ASSERT_FALSE(s.ok());
   EXPECT_EQ(s.error().code, ErrorCode::kInvalid);
   EXPECT_EQ(s.error().issues.at(0).expression, "patch[1].path");

@@ -514,6 +514,10 @@ TEST(Config, UnknownKeyIsAnError) {
   EXPECT_FALSE(ParseConfig("[server]\ndb_read_connections = 0\n", "t").ok());
   EXPECT_EQ(ParseConfig("[server]\ndb_read_connections = 16\n", "t")->db_read_connections, 16);
   EXPECT_EQ(ParseConfig("", "t")->db_read_pipelines, 2);
+  EXPECT_EQ(ParseConfig("[fhir]\nexport_file_resources = 500\nexport_dir = \"/x\"\n", "t")
+                ->export_file_resources,
+            500);
+  EXPECT_FALSE(ParseConfig("[fhir]\nexport_file_resources = 0\n", "t").ok());
   EXPECT_FALSE(ParseConfig("[server]\ndb_read_pipelines = 0\n", "t").ok());
   EXPECT_EQ(ParseConfig("[server]\ndb_read_pipelines = 4\n", "t")->db_read_pipelines, 4);
   EXPECT_FALSE(ParseConfig("[server\n", "t").ok());

@@ -1,0 +1,159 @@
+// FhirApi's Bulk Data export routes (FHIR Bulk Data Access 2.0, system level): the kick-off
+// (GET /$export with Prefer: respond-async), the status URL it hands out (GET to poll, DELETE
+// to cancel and delete), and the files of a complete export. The jobs are api/bulk_export.h's.
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "api/fhir_api.h"
+#include "api/fhir_api_context.h"
+#include "api/outcome.h"
+#include "base/time.h"
+
+namespace jiceng::api {
+
+namespace {
+
+constexpr const char* kNdjson = "application/fhir+ndjson";
+
+// The comma-separated items of a parameter value, empty items dropped.
+std::vector<std::string> CommaList(const std::string& value) {
+  std::vector<std::string> out;
+  size_t pos = 0;
+  while (pos <= value.size()) {
+    size_t comma = value.find(',', pos);
+    if (comma == std::string::npos) comma = value.size();
+    if (comma > pos) out.push_back(value.substr(pos, comma - pos));
+    pos = comma + 1;
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string ExportDir(const std::string& configured) {
+  if (!configured.empty()) return configured;
+  std::error_code ec;
+  auto tmp = std::filesystem::temp_directory_path(ec);
+  if (ec) tmp = "/tmp";
+  return (tmp / fmt::format("jiceng-export-{}", ::getpid())).string();
+}
+
+Response FhirApi::ExportKickOff(Context& c) {
+  bool async = false;
+  for (const auto& [k, v] : c.req.headers) {
+    if (k != "prefer") continue;
+    for (const auto& [name, value] : ParsePrefer(v)) async |= name == "respond-async";
+  }
+  if (!async) {
+    return ErrorResponse(Invalid(
+        "$export runs asynchronously: send the header 'Prefer: respond-async' (FHIR Bulk Data)"));
+  }
+  BulkExportRequest request;
+  request.request_url = c.base + "/$export";
+  std::string query;
+  for (const auto& [k, v] : c.req.query) {
+    query += fmt::format("{}{}={}", query.empty() ? "?" : "&", k, v);
+    if (k == "_outputFormat") {
+      if (v != kNdjson && v != "application/ndjson" && v != "ndjson") {
+        return ErrorResponse(Invalid(
+            fmt::format("_outputFormat '{}' is not supported: only {} (NDJSON)", v, kNdjson)));
+      }
+    } else if (k == "_type") {
+      for (const std::string& t : CommaList(v)) {
+        if (!options_.is_resource_type(t))
+          return ErrorResponse(Invalid(fmt::format("_type: unknown resource type '{}'", t)));
+        request.types.push_back(t);
+      }
+    } else if (k == "_since") {
+      auto since = ParseDateTimeStart(v);
+      if (!since.ok()) {
+        return ErrorResponse(Invalid(
+            fmt::format("_since: '{}' is not a FHIR instant: {}", v, since.error().message)));
+      }
+      request.since_us = *since;
+    } else if (k == "_typeFilter" || k == "_elements" || k == "patient" ||
+               k == "includeAssociatedData") {
+      return ErrorResponse(Error(ErrorCode::kNotImplemented,
+                                 fmt::format("$export parameter {} is not supported", k)));
+    } else if (c.strict_handling) {
+      return ErrorResponse(Invalid(fmt::format("$export has no parameter '{}'", k)));
+    }
+  }
+  request.request_url += query;
+  if (request.types.empty()) request.types = options_.resource_types;
+  auto id = exports_->Start(std::move(request));
+  if (!id.ok()) return ErrorResponse(id.error());
+  Response r;
+  r.status = 202;
+  r.SetHeader("Content-Location", c.base + "/$export-poll-status/" + *id);
+  return r;
+}
+
+Response FhirApi::ExportStatus(Context& c) {
+  std::optional<BulkExportStatus> s = exports_->Get(c.id);
+  if (!s) return ErrorResponse(NotFound(fmt::format("No export job '{}'", c.id)));
+  switch (s->state) {
+    case BulkExportStatus::State::kRunning: {
+      Response r;
+      r.status = 202;
+      r.SetHeader("X-Progress",
+                  fmt::format("{} of {} resource types exported", s->types_done, s->types_total));
+      r.SetHeader("Retry-After", "1");
+      return r;
+    }
+    case BulkExportStatus::State::kFailed:
+      return ErrorResponse(Internal("export failed: " + s->error));
+    case BulkExportStatus::State::kComplete:
+      break;
+  }
+  json::array output;
+  for (const BulkExportFile& f : s->files) {
+    output.emplace_back(json::object{
+        {"type", f.type},
+        {"url", fmt::format("{}/$export-file/{}/{}", c.base, c.id, f.name)},
+        {"count", f.count},
+    });
+  }
+  json::object manifest{
+      {"transactionTime", FormatInstant(s->transaction_time_us)},
+      {"request", s->request_url},
+      {"requiresAccessToken", false},
+      {"output", std::move(output)},
+      {"error", json::array{}},
+  };
+  Response r = JsonResponse(200, manifest, c.format.pretty);
+  r.content_type = "application/json";
+  return r;
+}
+
+Response FhirApi::ExportDelete(Context& c) {
+  if (!exports_->Delete(c.id)) {
+    return ErrorResponse(NotFound(fmt::format("No export job '{}'", c.id)));
+  }
+  Response r;
+  r.status = 202;
+  return r;
+}
+
+Response FhirApi::ExportFile(Context& c) {
+  std::optional<std::string> path = exports_->FilePath(c.id, c.vid);
+  if (!path) {
+    return ErrorResponse(
+        NotFound(fmt::format("No file '{}' of a complete export job '{}'", c.vid, c.id)));
+  }
+  std::ifstream in(*path, std::ios::binary);
+  std::ostringstream body;
+  body << in.rdbuf();
+  if (!in.good() && !in.eof()) return ErrorResponse(Internal("cannot read " + *path));
+  Response r;
+  r.status = 200;
+  r.content_type = kNdjson;
+  r.body = std::move(body).str();
+  return r;
+}
+
+}  // namespace jiceng::api

@@ -1,0 +1,143 @@
+// $export (FHIR Bulk Data, system level) through FhirApi in process: kick-off, polling, the
+// manifest and its NDJSON files, _type and _since, cancelling, and the errors of a bad request.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <map>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "api_fixture.h"
+#include "base/time.h"
+
+namespace jiceng::api {
+namespace {
+
+class BulkExportTest : public testing::ApiTest {
+ protected:
+  // Polls a status URL until it is no longer 202 (at most ~10 s); returns the last response.
+  Response Poll(const std::string& status_url) {
+    Response r;
+    for (int i = 0; i < 1000; ++i) {
+      r = Call("GET", Target(status_url));
+      if (r.status != 202) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return r;
+  }
+  static std::optional<std::string> HeaderOf(const Response& r, std::string_view name) {
+    for (const auto& [k, v] : r.headers)
+      if (k == name) return v;
+    return std::nullopt;
+  }
+  // The ids of the resources in an NDJSON body, one line each.
+  static std::vector<std::string> NdjsonIds(const std::string& body) {
+    std::vector<std::string> ids;
+    std::istringstream in(body);
+    for (std::string line; std::getline(in, line);) {
+      auto v = ParseJson(line);
+      EXPECT_TRUE(v.ok() && v->is_object()) << line;
+      if (v.ok()) ids.push_back(std::string(*FindString(v->get_object(), "id")));
+    }
+    return ids;
+  }
+  // Kicks off an export with `query`, waits for it, and returns the manifest.
+  json::object Export(const std::string& query) {
+    Response kick = Call("GET", "/fhir/$export" + query, {}, {{"prefer", "respond-async"}});
+    EXPECT_EQ(kick.status, 202) << kick.body;
+    auto status_url = HeaderOf(kick, "Content-Location");
+    EXPECT_TRUE(status_url);
+    if (!status_url) return {};
+    Response done = Poll(*status_url);
+    EXPECT_EQ(done.status, 200) << done.body;
+    auto v = ParseJson(done.body);
+    EXPECT_TRUE(v.ok() && v->is_object()) << done.body;
+    last_status_url_ = *status_url;
+    return v.ok() && v->is_object() ? v->get_object() : json::object{};
+  }
+  std::string last_status_url_;
+};
+
+TEST_F(BulkExportTest, ExportsEveryTypeAsNdjsonFilesListedInTheManifest) {
+  FhirApiOptions o;
+  o.export_dir = dir_ + "/exports";
+  o.export_file_resources = 2;  // three Observations: two files
+  MakeApi(o);
+  Seed();  // an Organization, two Practitioners, two Patients, an Encounter, four Observations
+  Put(Obs("o5", "p2", "8867-4"));
+  Call("DELETE", "/fhir/Observation/o5");  // deleted: not exported
+  const json::object m = Export("");
+  EXPECT_EQ(m.at("requiresAccessToken"), false);
+  EXPECT_EQ(m.at("request"), "http://test/fhir/$export");
+  EXPECT_TRUE(ParseDateTimeStart(std::string(m.at("transactionTime").as_string())).ok());
+  std::map<std::string, std::vector<std::string>> ids;  // type → ids over its files
+  std::map<std::string, int> files;
+  for (const auto& f : m.at("output").as_array()) {
+    const auto& fo = f.as_object();
+    const std::string type(fo.at("type").as_string());
+    Response file = Call("GET", Target(std::string(fo.at("url").as_string())));
+    ASSERT_EQ(file.status, 200);
+    EXPECT_EQ(file.content_type, "application/fhir+ndjson");
+    auto got = NdjsonIds(file.body);
+    EXPECT_EQ(static_cast<int64_t>(got.size()), fo.at("count").as_int64());
+    EXPECT_LE(got.size(), 2u);
+    ids[type].insert(ids[type].end(), got.begin(), got.end());
+    ++files[type];
+  }
+  EXPECT_EQ(ids["Observation"], (std::vector<std::string>{"o1", "o2", "o3", "o4"}));
+  EXPECT_EQ(files["Observation"], 2);
+  EXPECT_EQ(ids["Patient"], (std::vector<std::string>{"p1", "p2"}));
+  EXPECT_EQ(ids["Practitioner"], (std::vector<std::string>{"d1", "d2"}));
+  EXPECT_EQ(ids["Organization"], std::vector<std::string>{"org1"});
+  EXPECT_EQ(ids["Encounter"], std::vector<std::string>{"e1"});
+  EXPECT_EQ(ids.size(), 5u);  // no file for a type without resources
+
+  // DELETE on the status URL removes the job and its files.
+  EXPECT_EQ(Call("DELETE", Target(last_status_url_)).status, 202);
+  EXPECT_EQ(Call("GET", Target(last_status_url_)).status, 404);
+  const auto& first = m.at("output").as_array()[0].as_object();
+  EXPECT_EQ(Call("GET", Target(std::string(first.at("url").as_string()))).status, 404);
+}
+
+TEST_F(BulkExportTest, TypeAndSinceNarrowTheExport) {
+  Seed();
+  std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  const std::string since = FormatInstant(NowMicros());
+  std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  Put(Obs("o9", "p1", "8867-4"));  // new since
+  Put(R"({"resourceType":"Patient","id":"p2","name":[{"family":"Chen"}],"gender":"male"})");
+  const json::object m = Export("?_type=Observation,Patient&_since=" + since);
+  std::set<std::string> got;
+  for (const auto& f : m.at("output").as_array()) {
+    const auto& fo = f.as_object();
+    Response file = Call("GET", Target(std::string(fo.at("url").as_string())));
+    for (const auto& id : NdjsonIds(file.body))
+      got.insert(std::string(fo.at("type").as_string()) + "/" + id);
+  }
+  EXPECT_EQ(got, (std::set<std::string>{"Observation/o9", "Patient/p2"}));
+}
+
+TEST_F(BulkExportTest, BadKickOffsAreRefusedWithAnOutcome) {
+  // Without Prefer: respond-async.
+  EXPECT_EQ(Call("GET", "/fhir/$export").status, 400);
+  HeaderList async{{"prefer", "respond-async"}};
+  EXPECT_EQ(Call("GET", "/fhir/$export?_type=Nonsense", {}, async).status, 400);
+  EXPECT_EQ(Call("GET", "/fhir/$export?_since=yesterday", {}, async).status, 400);
+  EXPECT_EQ(Call("GET", "/fhir/$export?_outputFormat=text/csv", {}, async).status, 400);
+  EXPECT_EQ(Call("GET", "/fhir/$export?_typeFilter=Patient%3Fgender%3Dmale", {}, async).status,
+            501);
+  EXPECT_EQ(Call("GET", "/fhir/$export-poll-status/0123456789abcdef").status, 404);
+  EXPECT_EQ(Call("DELETE", "/fhir/$export-poll-status/0123456789abcdef").status, 404);
+  EXPECT_EQ(Call("GET", "/fhir/$export-file/0123456789abcdef/1.Patient.ndjson").status, 404);
+  // The CapabilityStatement lists the operation.
+  auto cs = Get("/fhir/metadata");
+  const auto& ops = cs.at("rest").as_array()[0].as_object().at("operation").as_array();
+  ASSERT_EQ(ops.size(), 1u);
+  EXPECT_EQ(ops[0].at("name"), "export");
+}
+
+}  // namespace
+}  // namespace jiceng::api
