@@ -332,36 +332,40 @@ Status RunWalk(PgConnection& c, const SearchQuery& q, const sql::CompiledSearch&
   return Status::Ok();
 }
 
+// Each statement of a compiled search on one connection (sql::RunCompiledSearch runs them).
+class PgStatements final : public sql::SearchStatements {
+ public:
+  explicit PgStatements(PgConnection& c) : c_(c) {}
+  Result<std::optional<int64_t>> Page(const sql::Statement& st, bool page_total,
+                                      std::vector<ResourceVersion>& entries) override {
+    JC_ASSIGN_OR_RETURN(PgResult r, c_.Query(st.sql, ToPgParams(st.params)));
+    entries.reserve(static_cast<size_t>(r.rows()));
+    for (int i = 0; i < r.rows(); ++i) entries.push_back(RowToVersion(r, i));
+    if (page_total && r.rows() > 0) return std::optional<int64_t>(r.Int(0, 6));
+    return std::optional<int64_t>();
+  }
+  Status All(const SearchQuery& q, const sql::CompiledSearch& compiled, SearchPage& page) override {
+    return RunAll(c_, q, compiled, page);
+  }
+  Status Walk(const SearchQuery& q, const sql::CompiledSearch& compiled,
+              SearchPage& page) override {
+    return RunWalk(c_, q, compiled, page);
+  }
+  Result<int64_t> Count(const sql::Statement& st) override {
+    JC_ASSIGN_OR_RETURN(PgResult r, c_.Query(st.sql, ToPgParams(st.params)));
+    return r.rows() ? r.Int(0, 0) : 0;
+  }
+
+ private:
+  PgConnection& c_;
+};
+
 Result<SearchPage> QuerySearchUnbounded(PgConnection& c, const SearchQuery& q) {
   Estimator estimator(c);
   const sql::CompiledSearch compiled = sql::CompileSearch(q, PostgresDialect(), &estimator);
   if (estimator.failure()) return *estimator.failure();
-  SearchPage page;
-  // The page first: when it ends the matches it proves the total (sql::TotalFromPage).
-  if (compiled.page) {
-    JC_ASSIGN_OR_RETURN(PgResult r, c.Query(compiled.page->sql, ToPgParams(compiled.page->params)));
-    page.entries.reserve(static_cast<size_t>(r.rows()));
-    for (int i = 0; i < r.rows(); ++i) page.entries.push_back(RowToVersion(r, i));
-    if (compiled.count) page.total = sql::TotalFromPage(q, page.entries.size());
-    if (compiled.page_total && r.rows() > 0) {
-      if (!page.total) page.total = sql::TotalFromCount(q, r.Int(0, 6));
-      return page;
-    }
-  }
-  if (compiled.all) {
-    JC_RETURN_IF_ERROR(RunAll(c, q, compiled, page));
-    return page;
-  }
-  if (compiled.walk) {
-    JC_RETURN_IF_ERROR(RunWalk(c, q, compiled, page));
-    if (compiled.count) page.total = sql::TotalFromPage(q, page.entries.size());
-  }
-  if (compiled.count && !page.total) {
-    JC_ASSIGN_OR_RETURN(PgResult r,
-                        c.Query(compiled.count->sql, ToPgParams(compiled.count->params)));
-    page.total = sql::TotalFromCount(q, r.rows() ? r.Int(0, 0) : 0);
-  }
-  return page;
+  PgStatements run(c);
+  return sql::RunCompiledSearch(q, compiled, run);
 }
 
 }  // namespace

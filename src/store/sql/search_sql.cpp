@@ -825,6 +825,33 @@ std::string ParamCond(SqlBuilder& b, const std::string& param,
   return "param IN (" + in + ")";
 }
 
+Result<SearchPage> RunCompiledSearch(const SearchQuery& q, const CompiledSearch& compiled,
+                                     SearchStatements& run) {
+  SearchPage page;
+  if (compiled.page) {
+    JC_ASSIGN_OR_RETURN(std::optional<int64_t> counted,
+                        run.Page(*compiled.page, compiled.page_total, page.entries));
+    if (compiled.count) page.total = TotalFromPage(q, page.entries.size());
+    if (counted) {  // the count statement has nothing to add
+      if (!page.total) page.total = TotalFromCount(q, *counted);
+      return page;
+    }
+  }
+  if (compiled.all) {
+    JC_RETURN_IF_ERROR(run.All(q, compiled, page));
+    return page;
+  }
+  if (compiled.walk) {
+    JC_RETURN_IF_ERROR(run.Walk(q, compiled, page));
+    if (compiled.count) page.total = TotalFromPage(q, page.entries.size());
+  }
+  if (compiled.count && !page.total) {
+    JC_ASSIGN_OR_RETURN(int64_t counted, run.Count(*compiled.count));
+    page.total = TotalFromCount(q, counted);
+  }
+  return page;
+}
+
 std::optional<int64_t> TotalFromCount(const SearchQuery& q, int64_t counted) {
   if (q.total_limit > 0 && counted > q.total_limit) return std::nullopt;
   return counted;

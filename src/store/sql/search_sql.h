@@ -169,6 +169,28 @@ std::string ParamCond(SqlBuilder& b, const std::string& param,
 CompiledSearch CompileSearch(const SearchQuery& q, const Dialect& dialect,
                              RowEstimator* estimator = nullptr);
 
+// How a backend runs each kind of statement of a CompiledSearch (RunCompiledSearch decides which
+// run, in which order, and how their results make the page and its total).
+class SearchStatements {
+ public:
+  virtual ~SearchStatements() = default;
+  // Runs `page`, appending its rows to `entries`. With `page_total`, returns the seventh column
+  // of its first row (nullopt when it has none).
+  virtual Result<std::optional<int64_t>> Page(const Statement& page, bool page_total,
+                                              std::vector<ResourceVersion>& entries) = 0;
+  // CompiledSearch::all: the total and the page (and SearchPage::all_ids when asked for).
+  virtual Status All(const SearchQuery& q, const CompiledSearch& compiled, SearchPage& page) = 0;
+  // CompiledSearch::walk, then rest when the walk ends before the page is full.
+  virtual Status Walk(const SearchQuery& q, const CompiledSearch& compiled, SearchPage& page) = 0;
+  virtual Result<int64_t> Count(const Statement& count) = 0;
+};
+
+// Runs `compiled` through `run`: the page first (when it ends the matches it proves the total,
+// and the count statement, often the dearer of the two, is skipped; with page_total its rows
+// carry the total), or all, or the walk; then the count when the total is still wanted.
+Result<SearchPage> RunCompiledSearch(const SearchQuery& q, const CompiledSearch& compiled,
+                                     SearchStatements& run);
+
 // The total a page already proves, so that the count statement need not run: a page with fewer
 // entries than asked for ends the matches, which then number offset + entries (unless it is
 // empty past offset 0, which says nothing of how many there are before it). Backends run the

@@ -289,50 +289,54 @@ Status RunWalk(Connection& c, const SearchQuery& q, const sql::CompiledSearch& c
 
 namespace {
 
+// Each statement of a compiled search on one connection (sql::RunCompiledSearch runs them).
+class SqliteStatements final : public sql::SearchStatements {
+ public:
+  explicit SqliteStatements(Connection& c) : c_(c) {}
+  Result<std::optional<int64_t>> Page(const sql::Statement& st, bool page_total,
+                                      std::vector<ResourceVersion>& entries) override {
+    JC_SQL_STMT(s, c_, st.sql);
+    BindAll(s, st.params);
+    std::optional<int64_t> counted;
+    JC_RETURN_IF_ERROR(Timed(c_, st, [&]() -> Status {
+      for (;;) {
+        JC_ASSIGN_OR_RETURN(bool row, s.Step());
+        if (!row) return Status::Ok();
+        if (page_total && !counted) counted = s.ColumnInt(6);
+        entries.push_back(RowToVersion(s));
+      }
+    }));
+    return counted;
+  }
+  Status All(const SearchQuery& q, const sql::CompiledSearch& compiled, SearchPage& page) override {
+    return RunAll(c_, q, compiled, page);
+  }
+  Status Walk(const SearchQuery& q, const sql::CompiledSearch& compiled,
+              SearchPage& page) override {
+    return RunWalk(c_, q, compiled, page);
+  }
+  Result<int64_t> Count(const sql::Statement& st) override {
+    JC_SQL_STMT(s, c_, st.sql);
+    BindAll(s, st.params);
+    int64_t counted = 0;
+    JC_RETURN_IF_ERROR(Timed(c_, st, [&]() -> Status {
+      JC_ASSIGN_OR_RETURN(bool row, s.Step());
+      if (row) counted = s.ColumnInt(0);
+      return Status::Ok();
+    }));
+    return counted;
+  }
+
+ private:
+  Connection& c_;
+};
+
 Result<SearchPage> QuerySearchUnbounded(Connection& c, const SearchQuery& q) {
   JC_RETURN_IF_ERROR(RequireSearchIndexes(c));
   Estimator estimator(c);
   const sql::CompiledSearch compiled = sql::CompileSearch(q, SqliteDialect(), &estimator);
-  SearchPage page;
-  // The page first: when it ends the matches it proves the total (sql::TotalFromPage), and the
-  // count statement, often the dearer of the two, is skipped.
-  if (compiled.page) {
-    JC_SQL_STMT(s, c, compiled.page->sql);
-    BindAll(s, compiled.page->params);
-    std::optional<int64_t> counted;
-    JC_RETURN_IF_ERROR(Timed(c, *compiled.page, [&]() -> Status {
-      for (;;) {
-        JC_ASSIGN_OR_RETURN(bool row, s.Step());
-        if (!row) break;
-        if (compiled.page_total && !counted) counted = s.ColumnInt(6);
-        page.entries.push_back(RowToVersion(s));
-      }
-      return Status::Ok();
-    }));
-    if (compiled.count) page.total = sql::TotalFromPage(q, page.entries.size());
-    if (counted) {  // the count statement has nothing to add
-      if (!page.total) page.total = sql::TotalFromCount(q, *counted);
-      return page;
-    }
-  }
-  if (compiled.all) {
-    JC_RETURN_IF_ERROR(RunAll(c, q, compiled, page));
-    return page;
-  }
-  if (compiled.walk) {
-    JC_RETURN_IF_ERROR(RunWalk(c, q, compiled, page));
-    if (compiled.count) page.total = sql::TotalFromPage(q, page.entries.size());
-  }
-  if (compiled.count && !page.total) {
-    JC_SQL_STMT(s, c, compiled.count->sql);
-    BindAll(s, compiled.count->params);
-    JC_RETURN_IF_ERROR(Timed(c, *compiled.count, [&]() -> Status {
-      JC_ASSIGN_OR_RETURN(bool row, s.Step());
-      page.total = sql::TotalFromCount(q, row ? s.ColumnInt(0) : 0);
-      return Status::Ok();
-    }));
-  }
-  return page;
+  SqliteStatements run(c);
+  return sql::RunCompiledSearch(q, compiled, run);
 }
 
 // SearchQuery::timeout_ms on SQLite: a progress handler, called every kProgressSteps virtual
