@@ -120,9 +120,23 @@ BulkExports::~BulkExports() {
     std::error_code ec;
     fs::remove_all(job->dir, ec);
   }
+  std::error_code ec;
+  fs::remove(dir_, ec);  // only when empty: the directory may be shared or configured
 }
 
 Result<std::string> BulkExports::Start(BulkExportRequest request) {
+  {
+    std::lock_guard lock(mu_);
+    int running = 0;
+    for (const auto& [id, job] : jobs_)
+      running += job->status.state == BulkExportStatus::State::kRunning ? 1 : 0;
+    if (running >= kMaxRunning) {
+      return Error(ErrorCode::kTooManyRequests,
+                   fmt::format("{} exports are running; try again when one has finished (poll "
+                               "their status URLs) or delete one",
+                               running));
+    }
+  }
   auto job = std::make_shared<Job>();
   job->id = NewJobId();
   job->dir = fs::path(dir_) / job->id;

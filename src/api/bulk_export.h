@@ -6,7 +6,7 @@
 // `resources_per_file` lines into `dir/<job>/`; the status of a job says running (with the types
 // done so far), complete (the manifest of files) or failed; deleting a job stops it and removes
 // its files. Jobs live in this process's memory: a restart forgets them (their files too are
-// removed when the process ends normally).
+// removed when the process ends normally). A complete job's files stay until it is deleted.
 #pragma once
 
 #include <atomic>
@@ -81,6 +81,10 @@ class BulkExports {
   ~BulkExports();  // stops every job and removes its files
   BulkExports(const BulkExports&) = delete;
   BulkExports& operator=(const BulkExports&) = delete;
+
+  // At most this many jobs run at once (each holds a thread, a read transaction and its
+  // database connection); a kick-off beyond it is refused with kTooManyRequests (429).
+  static constexpr int kMaxRunning = 2;
 
   // Starts a job; returns its id (32 hex digits).
   Result<std::string> Start(BulkExportRequest request);

@@ -53,10 +53,9 @@ Response FhirApi::ExportKickOff(Context& c) {
         "$export runs asynchronously: send the header 'Prefer: respond-async' (FHIR Bulk Data)"));
   }
   BulkExportRequest request;
-  request.request_url = c.base + "/$export";
-  std::string query;
+  // The kick-off as sent (the raw target after /fhir), as the manifest's `request` echoes it.
+  request.request_url = c.base + c.req.target.substr(std::min<size_t>(5, c.req.target.size()));
   for (const auto& [k, v] : c.req.query) {
-    query += fmt::format("{}{}={}", query.empty() ? "?" : "&", k, v);
     if (k == "_outputFormat") {
       if (v != kNdjson && v != "application/ndjson" && v != "ndjson") {
         return ErrorResponse(Invalid(
@@ -83,7 +82,6 @@ Response FhirApi::ExportKickOff(Context& c) {
       return ErrorResponse(Invalid(fmt::format("$export has no parameter '{}'", k)));
     }
   }
-  request.request_url += query;
   if (request.types.empty()) request.types = options_.resource_types;
   auto id = exports_->Start(std::move(request));
   if (!id.ok()) return ErrorResponse(id.error());

@@ -260,11 +260,6 @@ class Estimator final : public sql::RowEstimator {
   std::optional<Error> failure_;
 };
 
-std::string PageColumnsSql(const SearchQuery& q) {
-  return std::string("type, id, version, last_updated_us, deleted, ") +
-         (q.ids_only ? "''" : "json");
-}
-
 // The page and total from every match (sql::CompiledSearch::all): the rids in order, then the
 // page's rows by rid in one statement.
 Status RunAll(PgConnection& c, const SearchQuery& q, const sql::CompiledSearch& compiled,
@@ -284,9 +279,10 @@ Status RunAll(PgConnection& c, const SearchQuery& q, const sql::CompiledSearch& 
     rids.push_back(r.Int(static_cast<int>(i), 0));
   }
   if (rids.empty()) return Status::Ok();
-  JC_ASSIGN_OR_RETURN(PgResult rows, c.Query("SELECT " + PageColumnsSql(q) +
-                                                 ", rid FROM resource WHERE rid = ANY($1::int8[])",
-                                             PgParams().IntArray(rids)));
+  JC_ASSIGN_OR_RETURN(PgResult rows,
+                      c.Query(std::string("SELECT ") + sql::PageColumns(q) +
+                                  ", r.rid FROM resource r WHERE r.rid = ANY($1::int8[])",
+                              PgParams().IntArray(rids)));
   std::unordered_map<int64_t, int> row_of;
   for (int i = 0; i < rows.rows(); ++i) row_of.emplace(rows.Int(i, 6), i);
   for (int64_t rid : rids) {

@@ -55,14 +55,15 @@ class ScopedTimer {
 };
 
 constexpr const char* kVersionColumns = "type, id, version, last_updated_us, deleted, json";
+// A resource's current version by type and id (QueryCurrent, and the pipelines of ReadBatch).
+const std::string kCurrentSql =
+    std::string("SELECT ") + kVersionColumns + " FROM resource WHERE type = $1 AND id = $2";
 
 // ---- the queries, shared by read transactions and the write transaction ------------------------
 
 Result<std::optional<ResourceVersion>> QueryCurrent(PgConnection& c, std::string_view type,
                                                     std::string_view id) {
-  JC_ASSIGN_OR_RETURN(PgResult r, c.Query(std::string("SELECT ") + kVersionColumns +
-                                              " FROM resource WHERE type = $1 AND id = $2",
-                                          PgParams().Text(type).Bytes(id)));
+  JC_ASSIGN_OR_RETURN(PgResult r, c.Query(kCurrentSql, PgParams().Text(type).Bytes(id)));
   if (r.rows() == 0) return std::optional<ResourceVersion>();
   return std::optional<ResourceVersion>(RowToVersion(r, 0));
 }
@@ -683,14 +684,12 @@ class PostgresStore final : public IStore {
     }
     PgConnection& c = **conn;
     if (items.size() > 1) {
-      static const std::string kSql =
-          std::string("SELECT ") + kVersionColumns + " FROM resource WHERE type = $1 AND id = $2";
       std::vector<PgParams> params(items.size());
       std::vector<PgStatement> statements;
       statements.reserve(items.size());
       for (size_t i = 0; i < items.size(); ++i) {
         params[i].Text(items[i]->type).Bytes(items[i]->id);
-        statements.push_back({&kSql, &params[i]});
+        statements.push_back({&kCurrentSql, &params[i]});
       }
       auto r = c.QueryBatch(statements);
       if (r.ok()) {

@@ -642,7 +642,11 @@ constexpr const char* kPageColumns =
 // SearchQuery::ids_only: the same columns with an empty JSON text.
 constexpr const char* kIdColumns = "r.type, r.id, r.version, r.last_updated_us, r.deleted, ''";
 
+}  // namespace
+
 const char* PageColumns(const SearchQuery& q) { return q.ids_only ? kIdColumns : kPageColumns; }
+
+namespace {
 
 // Whether to answer a page sorted by one date parameter by walking that parameter's index in
 // sort order (CompiledSearch::walk) rather than collecting every match and sorting: when the

@@ -169,6 +169,10 @@ std::string ParamCond(SqlBuilder& b, const std::string& param,
 CompiledSearch CompileSearch(const SearchQuery& q, const Dialect& dialect,
                              RowEstimator* estimator = nullptr);
 
+// The six columns of a page row over `resource r` (type, id, version, last_updated_us, deleted,
+// json; the JSON empty when q.ids_only), for a backend that reads a page's rows itself.
+const char* PageColumns(const SearchQuery& q);
+
 // How a backend runs each kind of statement of a CompiledSearch (RunCompiledSearch decides which
 // run, in which order, and how their results make the page and its total).
 class SearchStatements {

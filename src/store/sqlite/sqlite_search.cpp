@@ -234,8 +234,7 @@ Status RunAll(Connection& c, const SearchQuery& q, const sql::CompiledSearch& co
   }
   const auto offset = static_cast<size_t>(std::max<int64_t>(q.offset, 0));
   JC_SQL_STMT(s, c,
-              std::string("SELECT type, id, version, last_updated_us, deleted, ") +
-                  (q.ids_only ? "''" : "json") + " FROM resource WHERE rid = ?1");
+              std::string("SELECT ") + sql::PageColumns(q) + " FROM resource r WHERE r.rid = ?1");
   for (size_t i = offset; i < rids.size() && i - offset < static_cast<size_t>(q.count); ++i) {
     s.BindInt(1, rids[i]);
     JC_ASSIGN_OR_RETURN(bool row, s.Step());
