@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <set>
 
+#include "api/compartments.h"
 #include "api/stored_value_sets.h"
 #include "base/time.h"
 #include "fhir/search/extractor.h"
@@ -57,9 +58,7 @@ Result<WriteResult> PutVersion(store::IWriteTransaction& txn, json::object& reso
   v.json = ToJson(resource);
   // FHIRPath evaluates over a json::value; moving the object in and back out is O(1), where
   // copying it would cost an allocation per node on every write.
-  json::value holder(std::move(resource));
-  store::IndexRows rows = search::ExtractIndexRows(holder);
-  resource = std::move(holder.get_object());
+  store::IndexRows rows = ExtractIndexRows(resource);
   JC_RETURN_IF_ERROR(txn.Put(v, rows));
   WriteResult r;
   r.status = status;
@@ -75,12 +74,15 @@ Result<QueryParams> ParseQueryString(std::string_view query) {
   std::size_t pos = 0;
   while (pos <= query.size() && !query.empty()) {
     std::size_t amp = query.find('&', pos);
-    std::string_view part = query.substr(pos, amp == std::string_view::npos ? query.npos : amp - pos);
+    std::string_view part =
+        query.substr(pos, amp == std::string_view::npos ? query.npos : amp - pos);
     if (!part.empty()) {
       std::size_t eq = part.find('=');
       JC_ASSIGN_OR_RETURN(std::string k, PercentDecode(part.substr(0, eq)));
       std::string v;
-      if (eq != std::string_view::npos) { JC_ASSIGN_OR_RETURN(v, PercentDecode(part.substr(eq + 1))); }
+      if (eq != std::string_view::npos) {
+        JC_ASSIGN_OR_RETURN(v, PercentDecode(part.substr(eq + 1)));
+      }
       out.emplace_back(std::move(k), std::move(v));
     }
     if (amp == std::string_view::npos) break;
@@ -119,10 +121,30 @@ Result<int64_t> ParseETagVersion(std::string_view etag) {
   return v;
 }
 
+std::string PatientCompartmentOf(std::string_view type, std::string_view id,
+                                 const store::IndexRows& rows) {
+  if (type == "Patient") return std::string(id);
+  // The first parameter of the CompartmentDefinition's list for this type that references a
+  // Patient (Observation: subject before performer), as $everything and compartment search
+  // read the same list.
+  for (const std::string& param : CompartmentParams("Patient", type)) {
+    for (const store::ReferenceIndexRow& r : rows.references) {
+      if (r.param == param && r.target_type == "Patient" && !r.target_id.empty()) {
+        return r.target_id;
+      }
+    }
+  }
+  return {};
+}
+
 store::IndexRows ExtractIndexRows(json::object& resource) {
+  // FHIRPath evaluates over a json::value; moving the object in and back out is O(1), where
+  // copying it would cost an allocation per node on every write.
   json::value holder(std::move(resource));
   store::IndexRows rows = search::ExtractIndexRows(holder);
   resource = std::move(holder.get_object());
+  rows.patient_compartment = PatientCompartmentOf(FindString(resource, "resourceType").value_or(""),
+                                                  FindString(resource, "id").value_or(""), rows);
   return rows;
 }
 
@@ -137,7 +159,7 @@ void StampMeta(json::object& resource, std::string_view id, int64_t version, int
 }
 
 PreparedCreate Interactions::PrepareCreate(json::object& resource, const std::string& id,
-                                          int64_t now_us) {
+                                           int64_t now_us) {
   StampMeta(resource, id, 1, now_us);
   PreparedCreate p;
   p.version.type = std::string(FindString(resource, "resourceType").value_or(""));
@@ -145,10 +167,7 @@ PreparedCreate Interactions::PrepareCreate(json::object& resource, const std::st
   p.version.version = 1;
   p.version.last_updated_us = now_us;
   p.version.json = ToJson(resource);
-  // The extractor takes a json::value: move the object in and back rather than copy it.
-  json::value holder(std::move(resource));
-  p.index = search::ExtractIndexRows(holder);
-  resource = std::move(holder.get_object());
+  p.index = ExtractIndexRows(resource);
   return p;
 }
 
@@ -168,8 +187,8 @@ Result<WriteResult> Interactions::Create(store::IWriteTransaction& txn, json::ob
     JC_ASSIGN_OR_RETURN(QueryParams criteria, ParseQueryString(if_none_exist));
     JC_ASSIGN_OR_RETURN(auto matches, FindMatches(txn, type, criteria));
     if (matches.size() > 1)
-      return PreconditionFailed(fmt::format(
-          "If-None-Exist criteria '{}' match {} resources", if_none_exist, matches.size()));
+      return PreconditionFailed(fmt::format("If-None-Exist criteria '{}' match {} resources",
+                                            if_none_exist, matches.size()));
     if (matches.size() == 1) {
       JC_ASSIGN_OR_RETURN(auto cur, txn.ReadCurrent(type, matches[0]));
       WriteResult r;
@@ -189,33 +208,35 @@ Result<WriteResult> Interactions::Update(store::IWriteTransaction& txn, std::str
                                          std::optional<int64_t> if_match) {
   JC_ASSIGN_OR_RETURN(auto cur, txn.ReadCurrent(type, id));
   if (if_match) {
-    if (!cur) return PreconditionFailed(fmt::format("If-Match given but {}/{} does not exist", type, id));
+    if (!cur)
+      return PreconditionFailed(fmt::format("If-Match given but {}/{} does not exist", type, id));
     if (cur->version != *if_match)
-      return PreconditionFailed(fmt::format("Version conflict: {}/{} is at version {}, If-Match was {}",
-                                            type, id, cur->version, *if_match));
+      return PreconditionFailed(
+          fmt::format("Version conflict: {}/{} is at version {}, If-Match was {}", type, id,
+                      cur->version, *if_match));
   }
   if (!cur) return PutVersion(txn, resource, type, id, 1, 201);
   // Updating a deleted resource revives it with the next version number.
   return PutVersion(txn, resource, type, id, cur->version + 1, cur->deleted ? 201 : 200);
 }
 
-Result<WriteResult> Interactions::ConditionalUpdate(store::IWriteTransaction& txn,
-                                                    std::string_view type,
-                                                    const QueryParams& criteria,
-                                                    json::object resource,
-                                                    const std::string& new_id,
-                                                    std::optional<int64_t> if_match) {
+Result<WriteResult> Interactions::ConditionalUpdate(
+    store::IWriteTransaction& txn, std::string_view type, const QueryParams& criteria,
+    json::object resource, const std::string& new_id, std::optional<int64_t> if_match) {
   JC_ASSIGN_OR_RETURN(auto matches, FindMatches(txn, type, criteria));
   auto body_id = FindString(resource, "id");
   if (matches.size() > 1)
-    return PreconditionFailed(fmt::format("Conditional update criteria match {} resources", matches.size()));
+    return PreconditionFailed(
+        fmt::format("Conditional update criteria match {} resources", matches.size()));
   if (matches.empty()) {
     std::string id = body_id ? std::string(*body_id) : new_id;
     return Update(txn, type, id, std::move(resource), if_match);
   }
   if (body_id && *body_id != matches[0])
-    return Invalid(fmt::format("Resource id '{}' does not match the resource found by the criteria ('{}')",
-                               *body_id, matches[0]), fmt::format("{}.id", type));
+    return Invalid(
+        fmt::format("Resource id '{}' does not match the resource found by the criteria ('{}')",
+                    *body_id, matches[0]),
+        fmt::format("{}.id", type));
   return Update(txn, type, matches[0], std::move(resource), if_match);
 }
 
@@ -224,8 +245,9 @@ Result<WriteResult> Interactions::Delete(store::IWriteTransaction& txn, std::str
   JC_ASSIGN_OR_RETURN(auto cur, txn.ReadCurrent(type, id));
   if (!cur) return NotFound(fmt::format("{}/{} is not known", type, id));
   if (if_match && cur->version != *if_match)
-    return PreconditionFailed(fmt::format("Version conflict: {}/{} is at version {}, If-Match was {}",
-                                          type, id, cur->version, *if_match));
+    return PreconditionFailed(
+        fmt::format("Version conflict: {}/{} is at version {}, If-Match was {}", type, id,
+                    cur->version, *if_match));
   if (cur->deleted) {
     WriteResult r;
     r.status = 204;
@@ -251,7 +273,8 @@ Result<WriteResult> Interactions::ConditionalDelete(store::IWriteTransaction& tx
                                                     const QueryParams& criteria) {
   JC_ASSIGN_OR_RETURN(auto matches, FindMatches(txn, type, criteria));
   if (matches.size() > 1)
-    return PreconditionFailed(fmt::format("Conditional delete criteria match {} resources", matches.size()));
+    return PreconditionFailed(
+        fmt::format("Conditional delete criteria match {} resources", matches.size()));
   if (matches.empty()) {
     WriteResult r;
     r.status = 204;

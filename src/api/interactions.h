@@ -20,9 +20,9 @@ using QueryParams = std::vector<std::pair<std::string, std::string>>;
 
 // What a write interaction did.
 struct WriteResult {
-  int status = 200;                 // 200 OK, 201 Created, 204 No Content
-  store::ResourceVersion version;   // the stored version (json empty for a tombstone)
-  bool changed = true;              // false: conditional create matched, delete of a deleted one
+  int status = 200;                // 200 OK, 201 Created, 204 No Content
+  store::ResourceVersion version;  // the stored version (json empty for a tombstone)
+  bool changed = true;             // false: conditional create matched, delete of a deleted one
 };
 
 // Parses a query string ("a=1&b=x%7Cy") into decoded pairs ('+' means space).
@@ -38,10 +38,17 @@ Result<std::vector<std::string>> FindMatches(store::IReadTransaction& txn, std::
 // Parses an If-Match / ETag value (W/"3", "3" or 3) into a version number.
 Result<int64_t> ParseETagVersion(std::string_view etag);
 
-// Index rows of a resource for every search parameter of its type (fhir/search extractor).
-// The extractor reads a json::value: the object is moved into one and back, which is O(1),
-// where copying it cost an allocation per node. `resource` is as it was on return.
+// Index rows of a resource for every search parameter of its type (fhir/search extractor),
+// and its patient compartment (IndexRows::patient_compartment). The extractor reads a
+// json::value: the object is moved into one and back, which is O(1), where copying it cost an
+// allocation per node. `resource` is as it was on return. Every write path indexes through here.
 store::IndexRows ExtractIndexRows(json::object& resource);
+
+// The id of the Patient whose compartment holds type/id with these index rows: its own id for a
+// Patient; otherwise the target of the first parameter, in the R4 Patient CompartmentDefinition's
+// order for the type, that references a Patient; empty if none does.
+std::string PatientCompartmentOf(std::string_view type, std::string_view id,
+                                 const store::IndexRows& rows);
 
 // Writes meta.versionId / meta.lastUpdated and id into `resource`.
 void StampMeta(json::object& resource, std::string_view id, int64_t version, int64_t now_us);
@@ -57,7 +64,8 @@ struct PreparedCreate {
 class Interactions {
  public:
   // Stamps `resource` as version 1 of `id` at `now_us` and serializes and indexes it.
-  static PreparedCreate PrepareCreate(json::object& resource, const std::string& id, int64_t now_us);
+  static PreparedCreate PrepareCreate(json::object& resource, const std::string& id,
+                                      int64_t now_us);
   // Stores a prepared create; an existing resource with that id is a conflict (409).
   static Result<WriteResult> StorePrepared(store::IWriteTransaction& txn, PreparedCreate& prepared);
 
@@ -74,10 +82,8 @@ class Interactions {
 
   // Conditional update: 0 matches → create (with the body's id if it has one, else `new_id`),
   // 1 → update it, several → 412.
-  static Result<WriteResult> ConditionalUpdate(store::IWriteTransaction& txn,
-                                               std::string_view type,
-                                               const QueryParams& criteria,
-                                               json::object resource,
+  static Result<WriteResult> ConditionalUpdate(store::IWriteTransaction& txn, std::string_view type,
+                                               const QueryParams& criteria, json::object resource,
                                                const std::string& new_id,
                                                std::optional<int64_t> if_match);
 
@@ -86,8 +92,7 @@ class Interactions {
                                     std::string_view id, std::optional<int64_t> if_match);
 
   // Conditional delete (single mode): 0 matches → 204, 1 → delete, several → 412.
-  static Result<WriteResult> ConditionalDelete(store::IWriteTransaction& txn,
-                                               std::string_view type,
+  static Result<WriteResult> ConditionalDelete(store::IWriteTransaction& txn, std::string_view type,
                                                const QueryParams& criteria);
 
   // The current, non-deleted version or NotFound / Gone.

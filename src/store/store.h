@@ -120,6 +120,12 @@ struct IndexRows {
   std::vector<UriIndexRow> uris;
   std::vector<CompositeIndexRow> composites;
   std::vector<FullTextIndexRow> full_text;  // at most one
+  // The source of the distribution key: the id of the Patient whose compartment holds the
+  // resource (a Patient's own id), empty when it is in none (Organization, ValueSet…). Set with
+  // the rows by api::ExtractIndexRows from the R4 Patient CompartmentDefinition. PostgreSQL
+  // keeps a hash of it on every row of the resource (shard_key, see pg_schema.cpp); SQLite, one
+  // node by design, does not store it.
+  std::string patient_compartment;
   // Optional: the backend's own encoding of the rows above, computed by IStore::PrecomputeIndex
   // on a thread other than the store's writer (SQLite: the resource_index_keys blob). Empty:
   // the backend encodes when it writes. Whoever changes the rows after precomputing must

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <deque>
 #include <optional>
+#include <span>
 #include <variant>
 
 #include "store/postgres/pg_connection.h"
@@ -197,14 +198,22 @@ std::string Join(const std::vector<std::string>& parts, std::string_view sep) {
 // never claim the same version.
 const std::string& ResourceSql() {
   static const std::string sql =
-      "WITH cur AS (INSERT INTO resource(type, id, version, last_updated_us, deleted, json) "
-      "SELECT * FROM unnest($1::text[], $2::bytea[], $3::int8[], $4::int8[], $5::bool[], "
-      "$6::bytea[]) ON CONFLICT (type, id) DO UPDATE SET version = excluded.version, "
-      "last_updated_us = excluded.last_updated_us, deleted = excluded.deleted, "
-      "json = excluded.json WHERE excluded.version > resource.version "
-      "RETURNING rid, type, id, version, last_updated_us, deleted, json), "
+      "WITH cur AS (INSERT INTO resource(type, id, version, last_updated_us, deleted, json, "
+      "shard_key) SELECT * FROM unnest($1::text[], $2::bytea[], $3::int8[], $4::int8[], "
+      "$5::bool[], $6::bytea[], $7::int8[]) ON CONFLICT (type, id) DO UPDATE SET "
+      "version = excluded.version, last_updated_us = excluded.last_updated_us, "
+      "deleted = excluded.deleted, json = excluded.json, "
+      // A tombstone has no index rows to tell its compartment: it stays where it was.
+      "shard_key = CASE WHEN excluded.deleted THEN resource.shard_key ELSE excluded.shard_key END "
+      "WHERE excluded.version > resource.version "
+      "RETURNING rid, type, id, version, last_updated_us, deleted, json, shard_key), "
       "hist AS (INSERT INTO resource_history(rid, type, id, version, last_updated_us, deleted, "
-      "json) SELECT rid, type, id, version, last_updated_us, deleted, json FROM cur) "
+      "json, shard_key) SELECT rid, type, id, version, last_updated_us, deleted, json, shard_key "
+      "FROM cur), "
+      // A version that moves the resource to another patient's compartment moves its older
+      // versions with it: every row of a resource has one key (rows of this flush excepted).
+      "moved AS (UPDATE resource_history h SET shard_key = cur.shard_key FROM cur "
+      "WHERE cur.version > 1 AND h.rid = cur.rid AND h.shard_key <> cur.shard_key) "
       "SELECT rid, type, id FROM cur";
   return sql;
 }
@@ -241,13 +250,16 @@ TableSql MakeTableSql(const IndexTable& t) {
   }
   names.push_back("rid");
   arrays.push_back("$" + std::to_string(++param) + "::int8[]");
+  // The resource's distribution key: the same on every row of the resource, changed in place
+  // when a new version moves it to another compartment.
+  names.push_back("shard_key");
+  arrays.push_back("$" + std::to_string(++param) + "::int8[]");
+  non_key.push_back("shard_key");
 
   TableSql sql;
   sql.insert = std::string("INSERT INTO ") + t.name + "(" + Join(names, ", ") +
                ") SELECT * FROM unnest(" + Join(arrays, ", ") + ")";
-  if (non_key.empty()) {
-    sql.upsert = sql.insert + " ON CONFLICT DO NOTHING";
-  } else {
+  {
     std::vector<std::string> set, old_cols, new_cols;
     for (const std::string& c : non_key) {
       set.push_back(c + " = excluded." + c);
@@ -288,12 +300,14 @@ const std::vector<TableSql>& TableStatements() {
 
 // Full text (fts_resource, at most one row per resource).
 constexpr const char* kFullTextColumns =
-    "SELECT u.rid, to_tsvector('simple', u.narrative), to_tsvector('simple', u.content) FROM "
-    "unnest($1::int8[], $2::text[], $3::text[]) AS u(rid, narrative, content)";
+    "SELECT u.rid, u.shard_key, to_tsvector('simple', u.narrative), "
+    "to_tsvector('simple', u.content) FROM unnest($1::int8[], $2::int8[], $3::text[], "
+    "$4::text[]) AS u(rid, shard_key, narrative, content)";
 
 const std::string& FullTextInsertSql() {
   static const std::string sql =
-      std::string("INSERT INTO fts_resource(rid, narrative, content) ") + kFullTextColumns;
+      std::string("INSERT INTO fts_resource(rid, shard_key, narrative, content) ") +
+      kFullTextColumns;
   return sql;
 }
 
@@ -302,8 +316,9 @@ const std::string& FullTextUpsertSql() {
   static const std::string sql =
       FullTextInsertSql() +
       " ON CONFLICT (rid) DO UPDATE SET narrative = excluded.narrative, "
-      "content = excluded.content WHERE (fts_resource.narrative, fts_resource.content) "
-      "IS DISTINCT FROM (excluded.narrative, excluded.content)";
+      "content = excluded.content, shard_key = excluded.shard_key WHERE "
+      "(fts_resource.narrative, fts_resource.content, fts_resource.shard_key) "
+      "IS DISTINCT FROM (excluded.narrative, excluded.content, excluded.shard_key)";
   return sql;
 }
 
@@ -353,19 +368,21 @@ struct TableRows {
   std::vector<SV> type;
   std::vector<ColumnValues> columns;
   std::vector<int64_t> rid;
+  std::vector<int64_t> shard;
 
   size_t size() const { return rid.size(); }
-  void Add(SV resource_type, const Cell* cells, int64_t row_rid) {
+  void Add(SV resource_type, const Cell* cells, int64_t row_rid, int64_t shard_key) {
     type.push_back(resource_type);
     for (size_t c = 0; c < columns.size(); ++c) columns[c].Add(cells[c]);
     rid.push_back(row_rid);
+    shard.push_back(shard_key);
   }
-  // (type, columns…, rid): the parameters of TableSql::insert and ::upsert.
+  // (type, columns…, rid, shard_key): the parameters of TableSql::insert and ::upsert.
   PgParams Rows(const IndexTable& t) const {
     PgParams p;
     p.TextArray(type);
     for (size_t c = 0; c < columns.size(); ++c) columns[c].AddTo(p, t.columns[c].type);
-    p.IntArray(rid);
+    p.IntArray(rid).IntArray(shard);
     return p;
   }
   // (replaced rids, rid, key columns…): the parameters of TableSql::remove.
@@ -382,12 +399,12 @@ struct TableRows {
 // Appends the rows of `cells` (rows of `t`, row after row) to `out`, each key once (the first
 // row of equal keys is kept: a version's duplicate rows are one row, on both backends).
 void AddRows(const IndexTable& t, const std::vector<Cell>& cells, SV type, int64_t rid,
-             TableRows& out, std::vector<size_t>& order) {
+             int64_t shard_key, TableRows& out, std::vector<size_t>& order) {
   const size_t width = t.columns.size();
   const size_t n = cells.size() / width;
   if (n == 0) return;
   if (n == 1) {
-    out.Add(type, cells.data(), rid);
+    out.Add(type, cells.data(), rid, shard_key);
     return;
   }
   auto compare_keys = [&](size_t a, size_t b) {
@@ -406,7 +423,7 @@ void AddRows(const IndexTable& t, const std::vector<Cell>& cells, SV type, int64
     if (compare_keys(order[k - 1], order[k]) == 0) duplicate[order[k]] = true;
   }
   for (size_t i = 0; i < n; ++i) {
-    if (!duplicate[i]) out.Add(type, cells.data() + i * width, rid);
+    if (!duplicate[i]) out.Add(type, cells.data() + i * width, rid, shard_key);
   }
 }
 
@@ -425,7 +442,125 @@ std::string Key(SV type, SV id) {
 constexpr size_t kMaxQueued = 1000;
 constexpr size_t kMaxQueuedBytes = 4 << 20;
 
+// A resource whose index rows are written: new (no old rows) or replacing its old rows.
+struct IndexedResource {
+  SV type;
+  int64_t rid = 0;
+  bool is_new = false;
+  const IndexRows* index = nullptr;
+};
+
+// Round trip 2 of a flush, and all of a reindex: the index rows of `items`, table by table.
+Status WriteIndexRows(PgConnection& c, std::span<const IndexedResource> items) {
+  const std::vector<IndexTable>& tables = IndexTables();
+  TextStore text;
+  std::vector<TableRows> fresh, replacing;
+  for (const IndexTable& t : tables) {
+    fresh.emplace_back(t.columns.size());
+    replacing.emplace_back(t.columns.size());
+  }
+  std::vector<int64_t> replaced;  // rids of resources that had a version before
+  // Full text: rows of new resources, of replaced ones, and replaced ones without text.
+  struct FullTextRows {
+    std::vector<int64_t> rid, shard;
+    std::vector<SV> narrative, content;
+  } fresh_text, replacing_text;
+  std::vector<int64_t> text_gone;
+  std::vector<Cell> cells;
+  std::vector<size_t> order;
+  for (const IndexedResource& item : items) {
+    const bool is_new = item.is_new;
+    const IndexRows& index = *item.index;
+    const int64_t shard_key = DistributionKey(index.patient_compartment);
+    if (!is_new) replaced.push_back(item.rid);
+    for (size_t t = 0; t < tables.size(); ++t) {
+      cells.clear();
+      tables[t].cells(index, text, cells);
+      AddRows(tables[t], cells, item.type, item.rid, shard_key, is_new ? fresh[t] : replacing[t],
+              order);
+    }
+    if (!index.full_text.empty()) {
+      // As words only (pg_search.h, FullTextDocument), which search looks for. At most one
+      // full text row per resource (the port's rule; any further one is not stored).
+      const FullTextIndexRow& ft = index.full_text.front();
+      FullTextRows& out = is_new ? fresh_text : replacing_text;
+      out.rid.push_back(item.rid);
+      out.shard.push_back(shard_key);
+      out.narrative.push_back(text.Own(FullTextDocument(CappedText(ft.narrative))));
+      out.content.push_back(text.Own(FullTextDocument(CappedText(ft.content))));
+    } else if (!is_new) {
+      text_gone.push_back(item.rid);
+    }
+  }
+
+  // Every statement's parameters stay in place until the batch has run.
+  std::deque<PgParams> params;
+  std::vector<PgStatement> statements;
+  const std::vector<TableSql>& sql = TableStatements();
+  for (size_t t = 0; t < tables.size(); ++t) {
+    if (!replaced.empty()) {
+      // Before the inserts: the rows they keep are not deleted, the rows deleted not inserted.
+      statements.push_back(
+          {&sql[t].remove, &params.emplace_back(replacing[t].Keys(tables[t], replaced))});
+    }
+    if (fresh[t].size() > 0) {
+      statements.push_back({&sql[t].insert, &params.emplace_back(fresh[t].Rows(tables[t]))});
+    }
+    if (replacing[t].size() > 0) {
+      statements.push_back({&sql[t].upsert, &params.emplace_back(replacing[t].Rows(tables[t]))});
+    }
+  }
+  if (!text_gone.empty()) {
+    statements.push_back(
+        {&FullTextDeleteSql(), &params.emplace_back(PgParams().IntArray(text_gone))});
+  }
+  auto add_text = [&](const std::string& s, const FullTextRows& rows) {
+    if (rows.rid.empty()) return;
+    PgParams& p = params.emplace_back();
+    p.IntArray(rows.rid).IntArray(rows.shard).TextArray(rows.narrative).TextArray(rows.content);
+    statements.push_back({&s, &p});
+  };
+  add_text(FullTextInsertSql(), fresh_text);
+  add_text(FullTextUpsertSql(), replacing_text);
+  if (auto done = c.QueryBatch(statements); !done.ok()) return std::move(done).error();
+  return Status::Ok();
+}
+
 }  // namespace
+
+int64_t DistributionKey(std::string_view patient_id) {
+  if (patient_id.empty()) return 0;
+  uint64_t h = 14695981039346656037ULL;  // FNV-1a 64 offset basis
+  for (unsigned char ch : patient_id) {
+    h ^= ch;
+    h *= 1099511628211ULL;  // FNV-1a 64 prime
+  }
+  const auto key = static_cast<int64_t>(h & 0x7fffffffffffffffULL);
+  return key == 0 ? 1 : key;
+}
+
+Status ReplaceIndex(PgConnection& c, std::string_view type, std::string_view id, int64_t version,
+                    const IndexRows& index) {
+  JC_ASSIGN_OR_RETURN(PgResult r, c.Query("SELECT rid, version, deleted FROM resource "
+                                          "WHERE type = $1 AND id = $2 FOR UPDATE",
+                                          PgParams().Text(type).Bytes(id)));
+  if (r.rows() == 0) return NotFound(std::string(type) + "/" + std::string(id) + " does not exist");
+  if (r.Int(0, 1) != version || r.Bool(0, 2)) {
+    return Conflict(std::string(type) + "/" + std::string(id) + " is no longer at version " +
+                    std::to_string(version));
+  }
+  const int64_t rid = r.Int(0, 0);
+  const int64_t key = DistributionKey(index.patient_compartment);
+  if (auto moved = c.Query("WITH h AS (UPDATE resource_history SET shard_key = $2 "
+                           "WHERE rid = $1 AND shard_key <> $2) "
+                           "UPDATE resource SET shard_key = $2 WHERE rid = $1 AND shard_key <> $2",
+                           PgParams().Int(rid).Int(key));
+      !moved.ok()) {
+    return std::move(moved).error();
+  }
+  const IndexedResource item{type, rid, /*is_new=*/false, &index};
+  return WriteIndexRows(c, std::span<const IndexedResource>(&item, 1));
+}
 
 Status PendingPuts::Add(const ResourceVersion& v, const IndexRows& index) {
   if (v.type.empty() || v.id.empty()) return Invalid("Put: resource type and id are required");
@@ -465,7 +600,7 @@ Status PendingPuts::Flush(PgConnection& c) {
   std::vector<int64_t> rids(puts.size(), 0);
   {
     std::vector<SV> types, ids, jsons;
-    std::vector<int64_t> versions, updated;
+    std::vector<int64_t> versions, updated, shards;
     std::vector<bool> deleted;
     for (const Put& p : puts) {
       types.push_back(p.version.type);
@@ -474,6 +609,7 @@ Status PendingPuts::Flush(PgConnection& c) {
       updated.push_back(p.version.last_updated_us);
       deleted.push_back(p.version.deleted);
       jsons.push_back(p.version.json);
+      shards.push_back(DistributionKey(p.index.patient_compartment));
     }
     PgParams params;
     params.TextArray(types)
@@ -481,7 +617,8 @@ Status PendingPuts::Flush(PgConnection& c) {
         .IntArray(versions)
         .IntArray(updated)
         .BoolArray(deleted)
-        .BytesArray(jsons);
+        .BytesArray(jsons)
+        .IntArray(shards);
     JC_ASSIGN_OR_RETURN(PgResult r, c.Query(ResourceSql(), params));
     for (int row = 0; row < r.rows(); ++row) {
       auto it = keys.find(Key(r.Bytes(row, 1), r.Bytes(row, 2)));
@@ -498,76 +635,14 @@ Status PendingPuts::Flush(PgConnection& c) {
   }
 
   // ---- round trip 2: the index rows, table by table ----
-  const std::vector<IndexTable>& tables = IndexTables();
-  TextStore text;
-  std::vector<TableRows> fresh, replacing;
-  for (const IndexTable& t : tables) {
-    fresh.emplace_back(t.columns.size());
-    replacing.emplace_back(t.columns.size());
-  }
-  std::vector<int64_t> replaced;  // rids of resources that had a version before
-  // Full text: rows of new resources, of replaced ones, and replaced ones without text.
-  struct FullTextRows {
-    std::vector<int64_t> rid;
-    std::vector<SV> narrative, content;
-  } fresh_text, replacing_text;
-  std::vector<int64_t> text_gone;
-  std::vector<Cell> cells;
-  std::vector<size_t> order;
+  std::vector<IndexedResource> items;
   for (size_t i = 0; i < puts.size(); ++i) {
     if (rids[i] == 0) continue;  // stale: writes nothing
     const Put& p = puts[i];
     // Version 1 was inserted (it would have been stale otherwise): it has no old rows.
-    const bool is_new = p.version.version == 1;
-    if (!is_new) replaced.push_back(rids[i]);
-    for (size_t t = 0; t < tables.size(); ++t) {
-      cells.clear();
-      tables[t].cells(p.index, text, cells);
-      AddRows(tables[t], cells, p.version.type, rids[i], is_new ? fresh[t] : replacing[t], order);
-    }
-    if (!p.index.full_text.empty()) {
-      // As words only (pg_search.h, FullTextDocument), which search looks for. At most one
-      // full text row per resource (the port's rule; any further one is not stored).
-      const FullTextIndexRow& ft = p.index.full_text.front();
-      FullTextRows& out = is_new ? fresh_text : replacing_text;
-      out.rid.push_back(rids[i]);
-      out.narrative.push_back(text.Own(FullTextDocument(CappedText(ft.narrative))));
-      out.content.push_back(text.Own(FullTextDocument(CappedText(ft.content))));
-    } else if (!is_new) {
-      text_gone.push_back(rids[i]);
-    }
+    items.push_back({p.version.type, rids[i], p.version.version == 1, &p.index});
   }
-
-  // Every statement's parameters stay in place until the batch has run.
-  std::deque<PgParams> params;
-  std::vector<PgStatement> statements;
-  const std::vector<TableSql>& sql = TableStatements();
-  for (size_t t = 0; t < tables.size(); ++t) {
-    if (!replaced.empty()) {
-      // Before the inserts: the rows they keep are not deleted, the rows deleted not inserted.
-      statements.push_back(
-          {&sql[t].remove, &params.emplace_back(replacing[t].Keys(tables[t], replaced))});
-    }
-    if (fresh[t].size() > 0) {
-      statements.push_back({&sql[t].insert, &params.emplace_back(fresh[t].Rows(tables[t]))});
-    }
-    if (replacing[t].size() > 0) {
-      statements.push_back({&sql[t].upsert, &params.emplace_back(replacing[t].Rows(tables[t]))});
-    }
-  }
-  if (!text_gone.empty()) {
-    statements.push_back(
-        {&FullTextDeleteSql(), &params.emplace_back(PgParams().IntArray(text_gone))});
-  }
-  auto add_text = [&](const std::string& s, const FullTextRows& rows) {
-    if (rows.rid.empty()) return;
-    PgParams& p = params.emplace_back();
-    p.IntArray(rows.rid).TextArray(rows.narrative).TextArray(rows.content);
-    statements.push_back({&s, &p});
-  };
-  add_text(FullTextInsertSql(), fresh_text);
-  add_text(FullTextUpsertSql(), replacing_text);
-  if (auto done = c.QueryBatch(statements); !done.ok()) return std::move(done).error();
+  JC_RETURN_IF_ERROR(WriteIndexRows(c, items));
   if (stale) return std::move(*stale);
   return Status::Ok();
 }

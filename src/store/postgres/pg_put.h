@@ -19,6 +19,10 @@
 // A stale Put (its version is not newer than the stored one: a writer outside jiceng's write
 // lock) writes nothing, neither its history row nor its index rows, and the flush reports it
 // as kConflict: the unit of work then fails as a whole.
+//
+// Every row of a resource (resource, resource_history, idx_*, fts_resource) carries its
+// distribution key, shard_key = DistributionKey(IndexRows::patient_compartment), so that the
+// schema can be sharded by patient (docs/operations.md, "Past one machine").
 #pragma once
 
 #include <cstddef>
@@ -33,6 +37,18 @@
 namespace jiceng::store::postgres {
 
 class PgConnection;
+
+// The distribution key of a resource in the compartment of Patient `patient_id`: the 64-bit
+// FNV-1a hash of the id's bytes, cleared to a positive value and never 0; 0 for a resource in
+// no patient compartment (`patient_id` empty). Stable across releases: it is stored.
+int64_t DistributionKey(std::string_view patient_id);
+
+// Replaces the index rows of the current version of type/id (IWriteTransaction::ReplaceIndex):
+// kNotFound if absent, kConflict unless it is at `version` and not deleted. Also sets the
+// resource's distribution key on all its rows from `index`, so a reindex fills the key of rows
+// written before the key existed.
+Status ReplaceIndex(PgConnection& c, std::string_view type, std::string_view id, int64_t version,
+                    const IndexRows& index);
 
 class PendingPuts {
  public:

@@ -221,6 +221,27 @@ constexpr const char* kSchemaV6 = R"sql(
 CREATE INDEX idx_date_by_end ON idx_date(type, param, end_us);
 )sql";
 
+// Schema v7 — the distribution key on every table (issue "the path past one machine"): every
+// row of a resource carries shard_key, a hash of the id of the Patient whose compartment holds
+// the resource (pg_put.h, DistributionKey), 0 for shared data outside any patient compartment.
+// A patient's resources, their history and their index rows then share one value, by which the
+// schema can be sharded (e.g. Citus create_distributed_table(…, 'shard_key')) or partitioned
+// without a query having to join across nodes for one patient. Adding a column with a constant
+// default rewrites no table; rows written before v7 keep 0 until `jiceng reindex` sets their key.
+constexpr const char* kSchemaV7 = R"sql(
+ALTER TABLE resource ADD COLUMN shard_key bigint NOT NULL DEFAULT 0;
+ALTER TABLE resource_history ADD COLUMN shard_key bigint NOT NULL DEFAULT 0;
+ALTER TABLE idx_token ADD COLUMN shard_key bigint NOT NULL DEFAULT 0;
+ALTER TABLE idx_string ADD COLUMN shard_key bigint NOT NULL DEFAULT 0;
+ALTER TABLE idx_date ADD COLUMN shard_key bigint NOT NULL DEFAULT 0;
+ALTER TABLE idx_number ADD COLUMN shard_key bigint NOT NULL DEFAULT 0;
+ALTER TABLE idx_quantity ADD COLUMN shard_key bigint NOT NULL DEFAULT 0;
+ALTER TABLE idx_reference ADD COLUMN shard_key bigint NOT NULL DEFAULT 0;
+ALTER TABLE idx_uri ADD COLUMN shard_key bigint NOT NULL DEFAULT 0;
+ALTER TABLE idx_composite ADD COLUMN shard_key bigint NOT NULL DEFAULT 0;
+ALTER TABLE fts_resource ADD COLUMN shard_key bigint NOT NULL DEFAULT 0;
+)sql";
+
 constexpr Migration kMigrations[] = {
     {1, "resource, history and token index", kSchemaV1},
     {2, "typed search index tables", kSchemaV2},
@@ -228,6 +249,7 @@ constexpr Migration kMigrations[] = {
     {4, "index tables without foreign keys", kSchemaV4},
     {5, "json compressed with lz4 where available", kSchemaV5},
     {6, "date index by end", kSchemaV6},
+    {7, "distribution key on every table", kSchemaV7},
 };
 
 int64_t NowUs() {

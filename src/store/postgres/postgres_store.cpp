@@ -422,6 +422,12 @@ class PgWriteTransaction final : public IWriteTransaction {
     return queue_.Full() ? Flush() : Status::Ok();
   }
 
+  Status ReplaceIndex(std::string_view type, std::string_view id, int64_t version,
+                      const IndexRows& index) override {
+    JC_RETURN_IF_ERROR(Flush());
+    return postgres::ReplaceIndex(conn_, type, id, version, index);
+  }
+
   // The unit of work returned successfully: writes what it queued. Its final result.
   Status Finish() { return Flush(); }
   // The unit of work failed (its savepoint or transaction is rolled back): forgets the queue.

@@ -43,6 +43,33 @@ TEST(Index, IdentifierTokens) {
   EXPECT_EQ(ids[2].code, "");
 }
 
+// The distribution key's source: the Patient whose compartment holds the resource, by the R4
+// Patient CompartmentDefinition's parameters in their order for the type.
+TEST(Index, PatientCompartment) {
+  auto compartment = [](const char* text) {
+    auto r = ParseJson(text);
+    EXPECT_TRUE(r.ok());
+    return ExtractIndexRows(r->get_object()).patient_compartment;
+  };
+  EXPECT_EQ(compartment(R"({"resourceType":"Patient","id":"p1"})"), "p1");
+  EXPECT_EQ(compartment(R"({"resourceType":"Observation","id":"o","status":"final",
+      "code":{"text":"bp"},"subject":{"reference":"Patient/p2"},
+      "performer":[{"reference":"Patient/p3"}]})"),
+            "p2");
+  // subject is a Group: performer, the next parameter of Observation's list, decides.
+  EXPECT_EQ(compartment(R"({"resourceType":"Observation","id":"o","status":"final",
+      "code":{"text":"bp"},"subject":{"reference":"Group/g"},
+      "performer":[{"reference":"Patient/p3"}]})"),
+            "p3");
+  EXPECT_EQ(compartment(R"({"resourceType":"Encounter","id":"e","status":"finished",
+      "class":{"code":"AMB"},"subject":{"reference":"Patient/p4"}})"),
+            "p4");
+  EXPECT_EQ(compartment(R"({"resourceType":"Observation","id":"o","status":"final",
+      "code":{"text":"bp"},"subject":{"reference":"Group/g"}})"),
+            "");
+  EXPECT_EQ(compartment(R"({"resourceType":"Organization","id":"org","name":"County"})"), "");
+}
+
 TEST(Meta, StampKeepsOtherMeta) {
   auto r = ParseJson(R"({"resourceType":"Patient","meta":{"profile":["p"],"versionId":"9"}})");
   auto& o = r->get_object();

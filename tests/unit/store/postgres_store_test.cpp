@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "store/postgres/pg_connection.h"
+#include "store/postgres/pg_put.h"
 #include "store/postgres/pg_schema.h"
 #include "store/store_factory.h"
 #include "store_conformance.h"
@@ -254,6 +255,162 @@ TEST_F(PostgresStoreTest, PutWritesEveryIndexKindAndReplacesIt) {
   fewer.strings = {{"name", "li", "Li"}};
   ASSERT_TRUE(put(2, fewer).ok());
   EXPECT_EQ(counts(), (std::vector<int64_t>{0, 1, 0, 0, 0, 0, 0, 0, 0}));
+}
+
+// Every row of a resource carries its distribution key (schema v7): the resource row, each
+// history row, the rows of every index table and the full-text row; a Patient and the resources
+// in its compartment share one key; shared data has 0. A new version that moves the resource to
+// another compartment moves all its rows, its older history included.
+TEST_F(PostgresStoreTest, EveryRowOfAResourceCarriesItsPatientsDistributionKey) {
+  auto opened = OpenPostgresStore(db_.url);
+  ASSERT_TRUE(opened.ok()) << opened.error().message;
+  IStore& store = **opened;
+  auto rows_of = [](std::string patient) {
+    IndexRows rows;
+    rows.tokens = {{"code", "http://loinc.org", "8480-6"}};
+    rows.strings = {{"name", "zhang", "Zhang"}};
+    rows.dates = {{"date", 0, 1}};
+    rows.numbers = {{"probability", 0.5}};
+    rows.quantities = {{"value-quantity", 120, "http://unitsofmeasure.org", "mm[Hg]", 120, ""}};
+    rows.references = {{"subject", "Patient", patient, ""}};
+    rows.uris = {{"url", "http://example.org"}};
+    CompositeIndexRow comp;
+    comp.param = "code-value-quantity";
+    comp.code1 = "8480-6";
+    rows.composites = {comp};
+    rows.full_text = {{"blood pressure", "blood pressure"}};
+    rows.patient_compartment = std::move(patient);
+    return rows;
+  };
+  auto put = [&](const std::string& type, const std::string& id, int64_t version,
+                 const IndexRows& rows) {
+    return store.Write([&](IWriteTransaction& txn) {
+      return txn.Put(ResourceVersion{type, id, version, version, false, "{}"}, rows);
+    });
+  };
+  IndexRows patient;
+  patient.strings = {{"name", "zhang", "Zhang"}};
+  patient.patient_compartment = "p1";
+  ASSERT_TRUE(put("Patient", "p1", 1, patient).ok());
+  ASSERT_TRUE(put("Observation", "o1", 1, rows_of("p1")).ok());
+  IndexRows shared;
+  shared.strings = {{"name", "county hospital", "County Hospital"}};
+  ASSERT_TRUE(put("Organization", "org", 1, shared).ok());
+
+  auto conn = PgConnection::Open(db_.url);
+  ASSERT_TRUE(conn.ok());
+  // The distinct keys of every row of type/id, over all eleven tables.
+  auto keys = [&](const std::string& type, const std::string& id) {
+    std::string sql = "WITH r AS (SELECT rid FROM resource WHERE type = $1 AND id = $2) ";
+    sql +=
+        "SELECT DISTINCT k FROM (SELECT shard_key AS k FROM resource WHERE rid IN (SELECT rid FROM "
+        "r)";
+    for (const char* t :
+         {"resource_history", "idx_token", "idx_string", "idx_date", "idx_number", "idx_quantity",
+          "idx_reference", "idx_uri", "idx_composite", "fts_resource"}) {
+      sql += std::string(" UNION ALL SELECT shard_key FROM ") + t +
+             " WHERE rid IN (SELECT rid FROM r)";
+    }
+    sql += ") x ORDER BY k";
+    auto r = (*conn)->Query(sql, postgres::PgParams().Text(type).Bytes(id));
+    EXPECT_TRUE(r.ok()) << r.error().message;
+    std::vector<int64_t> out;
+    for (int i = 0; r.ok() && i < r->rows(); ++i) out.push_back(r->Int(i, 0));
+    return out;
+  };
+  auto rows_with_key = [&](int64_t key) {
+    std::string sql = "SELECT (SELECT count(*) FROM resource WHERE shard_key = $1)";
+    for (const char* t :
+         {"resource_history", "idx_token", "idx_string", "idx_date", "idx_number", "idx_quantity",
+          "idx_reference", "idx_uri", "idx_composite", "fts_resource"}) {
+      sql += std::string(" + (SELECT count(*) FROM ") + t + " WHERE shard_key = $1)";
+    }
+    auto r = (*conn)->Query(sql, postgres::PgParams().Int(key));
+    EXPECT_TRUE(r.ok()) << r.error().message;
+    return r.ok() ? r->Int(0, 0) : -1;
+  };
+  const int64_t k1 = postgres::DistributionKey("p1");
+  const int64_t k2 = postgres::DistributionKey("p2");
+  EXPECT_GT(k1, 0);
+  EXPECT_NE(k1, k2);
+  EXPECT_EQ(postgres::DistributionKey(""), 0);
+  EXPECT_EQ(keys("Patient", "p1"), (std::vector<int64_t>{k1}));
+  EXPECT_EQ(keys("Observation", "o1"), (std::vector<int64_t>{k1}));
+  EXPECT_EQ(keys("Organization", "org"), (std::vector<int64_t>{0}));
+  // Patient: resource, history, one string. Observation: resource, history, nine index rows.
+  EXPECT_EQ(rows_with_key(k1), 3 + 11);
+
+  // Version 2 is in p2's compartment: every row of o1 moves, version 1's history row too.
+  ASSERT_TRUE(put("Observation", "o1", 2, rows_of("p2")).ok());
+  EXPECT_EQ(keys("Observation", "o1"), (std::vector<int64_t>{k2}));
+  EXPECT_EQ(rows_with_key(k2), 12);
+  EXPECT_EQ(rows_with_key(k1), 3);
+  // A tombstone has no index rows: the resource and its history stay in p2's compartment.
+  ASSERT_TRUE(
+      store
+          .Write([&](IWriteTransaction& txn) {
+            return txn.Put(ResourceVersion{"Observation", "o1", 3, 3, true, ""}, IndexRows{});
+          })
+          .ok());
+  EXPECT_EQ(keys("Observation", "o1"), (std::vector<int64_t>{k2}));
+  EXPECT_EQ(rows_with_key(k2), 4);  // resource and three history rows
+}
+
+// ReplaceIndex (`jiceng reindex`) on PostgreSQL: replaces the current version's index rows, and
+// sets the distribution key of rows written before the key existed (0 after migration 7).
+TEST_F(PostgresStoreTest, ReplaceIndexRewritesTheRowsAndFillsTheDistributionKey) {
+  auto opened = OpenPostgresStore(db_.url);
+  ASSERT_TRUE(opened.ok()) << opened.error().message;
+  IStore& store = **opened;
+  IndexRows old_rows;
+  old_rows.tokens = {{"code", "http://loinc.org", "old"}};
+  old_rows.strings = {{"name", "a", "A"}};
+  ASSERT_TRUE(
+      store
+          .Write([&](IWriteTransaction& txn) {
+            return txn.Put(ResourceVersion{"Observation", "o", 1, 1, false, "{}"}, old_rows);
+          })
+          .ok());
+  auto conn = PgConnection::Open(db_.url);
+  ASSERT_TRUE(conn.ok());
+  // As a database from before migration 7 holds it.
+  for (const char* t : {"resource", "resource_history", "idx_token", "idx_string"}) {
+    ASSERT_TRUE((*conn)->Exec(std::string("UPDATE ") + t + " SET shard_key = 7").ok());
+  }
+  IndexRows new_rows;
+  new_rows.tokens = {{"code", "http://loinc.org", "new"}};
+  new_rows.references = {{"subject", "Patient", "p9", ""}};
+  new_rows.patient_compartment = "p9";
+  auto replace = [&](std::string id, int64_t version) {
+    return store.Write([&](IWriteTransaction& txn) {
+      return txn.ReplaceIndex("Observation", id, version, new_rows);
+    });
+  };
+  Status stale = replace("o", 2);
+  ASSERT_FALSE(stale.ok());
+  EXPECT_EQ(stale.error().code, ErrorCode::kConflict);
+  Status missing = replace("nope", 1);
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.error().code, ErrorCode::kNotFound);
+  ASSERT_TRUE(replace("o", 1).ok());
+  const int64_t key = postgres::DistributionKey("p9");
+  auto r = (*conn)->Query(
+      "SELECT (SELECT string_agg(convert_from(code, 'UTF8'), ',') FROM idx_token), "
+      "(SELECT count(*) FROM idx_string), (SELECT count(*) FROM idx_reference), "
+      "(SELECT count(*) FROM resource WHERE shard_key = $1), "
+      "(SELECT count(*) FROM resource_history WHERE shard_key = $1), "
+      "(SELECT count(*) FROM idx_token WHERE shard_key = $1), "
+      "(SELECT count(*) FROM idx_reference WHERE shard_key = $1)",
+      postgres::PgParams().Int(key));
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->String(0, 0), "new");
+  EXPECT_EQ(r->Int(0, 1), 0);
+  EXPECT_EQ(r->Int(0, 2), 1);
+  for (int c = 3; c < 7; ++c) EXPECT_EQ(r->Int(0, c), 1) << "column " << c;
+  // The version is unchanged: a reindex writes no version.
+  auto cur = store.ReadCurrent("Observation", "o");
+  ASSERT_TRUE(cur.ok() && cur->has_value());
+  EXPECT_EQ((*cur)->version, 1);
 }
 
 // Put replaces index rows in one statement: rows that stay are not rewritten (same xmin), rows
