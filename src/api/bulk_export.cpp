@@ -6,6 +6,8 @@
 #include <random>
 #include <unordered_set>
 
+#include "api/interactions.h"
+#include "base/json.h"
 #include "base/time.h"
 
 namespace jiceng::api {
@@ -72,6 +74,22 @@ Result<int64_t> FromHistory(store::IReadTransaction& txn, const std::string& typ
     q.at_or_before_us = last_ts;
   }
   return written;
+}
+
+// Whether a Patient- or Group-level export takes this resource: it is in the compartment of a
+// Patient (of one of the Group's members).
+bool InPatientScope(const std::string& type, const std::string& text, const BulkExportRequest& r) {
+  auto doc = ParseJson(text);
+  if (!doc.ok() || !doc->is_object()) return false;
+  json::object& obj = doc->get_object();
+  const std::string id(FindString(obj, "id").value_or(""));
+  const store::IndexRows rows = ExtractIndexRows(obj);
+  const std::vector<std::string> patients = PatientsOf(type, id, rows);
+  if (!r.patients) return !patients.empty();
+  for (const std::string& p : patients) {
+    if (r.patients->contains(p)) return true;
+  }
+  return false;
 }
 
 std::string NewJobId() {
@@ -183,6 +201,9 @@ void BulkExports::Run(Job& job) {
     };
     auto emit = [&](const std::string& json) -> Status {
       if (job.stop) return Error(ErrorCode::kUnavailable, "export cancelled");
+      if (job.request.patient_compartment && !InPatientScope(type, json, job.request)) {
+        return Status::Ok();
+      }
       if (!out.open() || file.count >= per_file_) JC_RETURN_IF_ERROR(next_file());
       ++file.count;
       return out.Line(json);

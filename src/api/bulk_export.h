@@ -19,6 +19,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <unordered_set>
 #include <vector>
 
 #include "base/result.h"
@@ -54,6 +55,12 @@ struct BulkExportRequest {
   std::string request_url;  // the kick-off request, as the manifest echoes it
   std::vector<std::string> types;
   std::optional<int64_t> since_us;
+  // Patient and Group level ([base]/Patient/$export, [base]/Group/[id]/$export): only
+  // resources in the compartment of some Patient (api::PatientsOf), and with `patients` (a
+  // Group's members) only those in the compartment of one of them. Each resource is then
+  // re-indexed to know its compartments, which costs about what writing it did.
+  bool patient_compartment = false;
+  std::optional<std::unordered_set<std::string>> patients;
 };
 
 struct BulkExportFile {

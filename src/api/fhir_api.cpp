@@ -217,6 +217,8 @@ const std::vector<FhirApi::Route>& FhirApi::Routes() {
       {"PATCH", "/{type}", "patch", "type", &FhirApi::PatchConditional},
       {"DELETE", "/{type}", "delete", "type", &FhirApi::DeleteConditional},
       {"GET", "/{type}/{id}/$everything", "everything", "operation", &FhirApi::Everything},
+      {"GET", "/{type}/$export", "export", "operation", &FhirApi::ExportKickOffPatients},
+      {"GET", "/{type}/{id}/$export", "export", "operation", &FhirApi::ExportKickOffGroup},
       {"POST", "/{type}/{id}/{rtype}/_search", "search", "compartment",
        &FhirApi::SearchCompartmentPost},
       {"GET", "/{type}/{id}/_history/{vid}", "vread", "instance", &FhirApi::VRead},
@@ -1385,7 +1387,22 @@ json::object FhirApi::CapabilityStatement(const std::string& base_url) const {
     };
     json::array ops;
     for (const Route* r : operations) {
-      if (std::string_view(r->interaction) == "everything" && !HasEverything(type)) continue;
+      const std::string_view name = r->interaction;
+      if (name == "everything" && !HasEverything(type)) continue;
+      if (name == "export") {
+        // Bulk Data: Patient-level and Group-level export (one entry per type, two routes).
+        if (type != "Patient" && type != "Group") continue;
+        if (std::any_of(ops.begin(), ops.end(), [](const json::value& o) {
+              return o.as_object().at("name").as_string() == "export";
+            }))
+          continue;
+        ops.emplace_back(json::object{
+            {"name", "export"},
+            {"definition",
+             fmt::format("http://hl7.org/fhir/uv/bulkdata/OperationDefinition/{}-export",
+                         type == "Patient" ? "patient" : "group")}});
+        continue;
+      }
       ops.emplace_back(json::object{
           {"name", r->interaction},
           {"definition",

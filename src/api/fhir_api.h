@@ -107,6 +107,12 @@ class FhirApi {
   Response BatchOrTransaction(Context& c);
   // Bulk Data export (fhir_api_export.cpp).
   Response ExportKickOff(Context& c);
+  Response ExportKickOffPatients(Context& c);  // [base]/Patient/$export
+  Response ExportKickOffGroup(Context& c);     // [base]/Group/[id]/$export
+  // The kick-off's parameters into `request`, then the job: `allowed` lists the types this
+  // level may export (also the default for a kick-off without _type).
+  Response StartExport(Context& c, BulkExportRequest request,
+                       const std::vector<std::string>& allowed);
   Response ExportStatus(Context& c);
   Response ExportDelete(Context& c);
   Response ExportFile(Context& c);

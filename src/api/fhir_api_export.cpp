@@ -1,6 +1,7 @@
-// FhirApi's Bulk Data export routes (FHIR Bulk Data Access 2.0, system level): the kick-off
-// (GET /$export with Prefer: respond-async), the status URL it hands out (GET to poll, DELETE
-// to cancel and delete), and the files of a complete export. The jobs are api/bulk_export.h's.
+// FhirApi's Bulk Data export routes (FHIR Bulk Data Access 2.0): the kick-offs (GET /$export,
+// /Patient/$export and /Group/[id]/$export with Prefer: respond-async), the status URL they
+// hand out (GET to poll, DELETE to cancel and delete), and the files of a complete export. The
+// jobs are api/bulk_export.h's.
 #include <fmt/format.h>
 #include <unistd.h>
 
@@ -8,9 +9,11 @@
 #include <fstream>
 #include <sstream>
 
+#include "api/compartments.h"
 #include "api/fhir_api.h"
 #include "api/fhir_api_context.h"
 #include "api/outcome.h"
+#include "base/json.h"
 #include "base/time.h"
 
 namespace jiceng::api {
@@ -43,6 +46,77 @@ std::string ExportDir(const std::string& configured) {
 }
 
 Response FhirApi::ExportKickOff(Context& c) {
+  BulkExportRequest request;
+  return StartExport(c, std::move(request), options_.resource_types);
+}
+
+namespace {
+
+// The types a Patient- or Group-level export covers: Patient and the types of its compartment.
+std::vector<std::string> PatientCompartmentTypes(
+    const std::function<bool(const std::string&)>& known) {
+  std::vector<std::string> out = {"Patient"};
+  for (const std::string& t : CompartmentResourceTypes("Patient")) {
+    if (t != "Patient" && known(t)) out.push_back(t);
+  }
+  return out;
+}
+
+}  // namespace
+
+Response FhirApi::ExportKickOffPatients(Context& c) {
+  if (c.type != "Patient") {
+    return ErrorResponse(NotFound(fmt::format(
+        "$export is defined on the system, on Patient and on Group instances, not on {}", c.type)));
+  }
+  BulkExportRequest request;
+  request.patient_compartment = true;
+  return StartExport(c, std::move(request), PatientCompartmentTypes(options_.is_resource_type));
+}
+
+Response FhirApi::ExportKickOffGroup(Context& c) {
+  if (c.type != "Group") {
+    return ErrorResponse(NotFound(fmt::format(
+        "$export is defined on the system, on Patient and on Group instances, not on {}/{}", c.type,
+        c.id)));
+  }
+  auto group = store_.ReadCurrent("Group", c.id);
+  if (!group.ok()) return ErrorResponse(group.error());
+  if (!group->has_value()) return ErrorResponse(NotFound(fmt::format("Group/{} not found", c.id)));
+  if ((*group)->deleted) {
+    return ErrorResponse(Error(ErrorCode::kGone, fmt::format("Group/{} was deleted", c.id)));
+  }
+  auto doc = ParseJson((*group)->json);
+  if (!doc.ok() || !doc->is_object()) return ErrorResponse(Internal("stored Group is not JSON"));
+  // The members: each active member's entity that is a Patient, by relative reference or by an
+  // absolute one under this server's base. Other members (a Practitioner, a nested Group) do not
+  // widen the export.
+  BulkExportRequest request;
+  request.patient_compartment = true;
+  request.patients.emplace();
+  if (const json::value* members = doc->as_object().if_contains("member");
+      members && members->is_array()) {
+    for (const json::value& m : members->get_array()) {
+      if (!m.is_object()) continue;
+      const json::object& member = m.get_object();
+      if (const json::value* inactive = member.if_contains("inactive");
+          inactive && inactive->is_bool() && inactive->get_bool())
+        continue;
+      const json::value* entity = member.if_contains("entity");
+      if (!entity || !entity->is_object()) continue;
+      std::string_view ref = FindString(entity->get_object(), "reference").value_or("");
+      if (ref.starts_with(c.base + "/")) ref.remove_prefix(c.base.size() + 1);
+      if (ref.starts_with("Patient/") && ref.find('/', 8) == std::string_view::npos &&
+          ref.size() > 8) {
+        request.patients->emplace(ref.substr(8));
+      }
+    }
+  }
+  return StartExport(c, std::move(request), PatientCompartmentTypes(options_.is_resource_type));
+}
+
+Response FhirApi::StartExport(Context& c, BulkExportRequest request,
+                              const std::vector<std::string>& allowed) {
   bool async = false;
   for (const auto& [k, v] : c.req.headers) {
     if (k != "prefer") continue;
@@ -52,7 +126,6 @@ Response FhirApi::ExportKickOff(Context& c) {
     return ErrorResponse(Invalid(
         "$export runs asynchronously: send the header 'Prefer: respond-async' (FHIR Bulk Data)"));
   }
-  BulkExportRequest request;
   // The kick-off as sent (the raw target after /fhir), as the manifest's `request` echoes it.
   request.request_url = c.base + c.req.target.substr(std::min<size_t>(5, c.req.target.size()));
   for (const auto& [k, v] : c.req.query) {
@@ -65,6 +138,10 @@ Response FhirApi::ExportKickOff(Context& c) {
       for (const std::string& t : CommaList(v)) {
         if (!options_.is_resource_type(t))
           return ErrorResponse(Invalid(fmt::format("_type: unknown resource type '{}'", t)));
+        if (std::find(allowed.begin(), allowed.end(), t) == allowed.end()) {
+          return ErrorResponse(Invalid(fmt::format(
+              "_type: {} is not in the Patient compartment, which this export covers", t)));
+        }
         request.types.push_back(t);
       }
     } else if (k == "_since") {
@@ -82,7 +159,7 @@ Response FhirApi::ExportKickOff(Context& c) {
       return ErrorResponse(Invalid(fmt::format("$export has no parameter '{}'", k)));
     }
   }
-  if (request.types.empty()) request.types = options_.resource_types;
+  if (request.types.empty()) request.types = allowed;
   auto id = exports_->Start(std::move(request));
   if (!id.ok()) return ErrorResponse(id.error());
   Response r;

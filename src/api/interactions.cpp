@@ -121,20 +121,27 @@ Result<int64_t> ParseETagVersion(std::string_view etag) {
   return v;
 }
 
-std::string PatientCompartmentOf(std::string_view type, std::string_view id,
-                                 const store::IndexRows& rows) {
-  if (type == "Patient") return std::string(id);
-  // The first parameter of the CompartmentDefinition's list for this type that references a
-  // Patient (Observation: subject before performer), as $everything and compartment search
-  // read the same list.
+std::vector<std::string> PatientsOf(std::string_view type, std::string_view id,
+                                    const store::IndexRows& rows) {
+  if (type == "Patient") return {std::string(id)};
+  // The parameters of the CompartmentDefinition's list for this type (Observation: subject,
+  // then performer), as $everything and compartment search read the same list.
+  std::vector<std::string> out;
   for (const std::string& param : CompartmentParams("Patient", type)) {
     for (const store::ReferenceIndexRow& r : rows.references) {
-      if (r.param == param && r.target_type == "Patient" && !r.target_id.empty()) {
-        return r.target_id;
+      if (r.param == param && r.target_type == "Patient" && !r.target_id.empty() &&
+          std::find(out.begin(), out.end(), r.target_id) == out.end()) {
+        out.push_back(r.target_id);
       }
     }
   }
-  return {};
+  return out;
+}
+
+std::string PatientCompartmentOf(std::string_view type, std::string_view id,
+                                 const store::IndexRows& rows) {
+  std::vector<std::string> patients = PatientsOf(type, id, rows);
+  return patients.empty() ? std::string() : std::move(patients.front());
 }
 
 store::IndexRows ExtractIndexRows(json::object& resource) {

@@ -49,6 +49,10 @@ store::IndexRows ExtractIndexRows(json::object& resource);
 // order for the type, that references a Patient; empty if none does.
 std::string PatientCompartmentOf(std::string_view type, std::string_view id,
                                  const store::IndexRows& rows);
+// Every Patient whose compartment holds type/id (the same parameters, in the same order, each
+// Patient once): a resource may be in several (an Observation's subject and its performer).
+std::vector<std::string> PatientsOf(std::string_view type, std::string_view id,
+                                    const store::IndexRows& rows);
 
 // Writes meta.versionId / meta.lastUpdated and id into `resource`.
 void StampMeta(json::object& resource, std::string_view id, int64_t version, int64_t now_us);

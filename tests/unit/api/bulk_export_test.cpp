@@ -1,5 +1,6 @@
-// $export (FHIR Bulk Data, system level) through FhirApi in process: kick-off, polling, the
-// manifest and its NDJSON files, _type and _since, cancelling, and the errors of a bad request.
+// $export (FHIR Bulk Data: system, Patient and Group level) through FhirApi in process: kick-off,
+// polling, the manifest and its NDJSON files, _type and _since, cancelling, and the errors of a
+// bad request.
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -45,8 +46,8 @@ class BulkExportTest : public testing::ApiTest {
     return ids;
   }
   // Kicks off an export with `query`, waits for it, and returns the manifest.
-  json::object Export(const std::string& query) {
-    Response kick = Call("GET", "/fhir/$export" + query, {}, {{"prefer", "respond-async"}});
+  json::object Export(const std::string& query, const std::string& path = "/fhir/$export") {
+    Response kick = Call("GET", path + query, {}, {{"prefer", "respond-async"}});
     EXPECT_EQ(kick.status, 202) << kick.body;
     auto status_url = HeaderOf(kick, "Content-Location");
     EXPECT_TRUE(status_url);
@@ -57,6 +58,18 @@ class BulkExportTest : public testing::ApiTest {
     EXPECT_TRUE(v.ok() && v->is_object()) << done.body;
     last_status_url_ = *status_url;
     return v.ok() && v->is_object() ? v->get_object() : json::object{};
+  }
+  // Every exported resource of a manifest as "Type/id".
+  std::set<std::string> Exported(const json::object& manifest) {
+    std::set<std::string> got;
+    for (const auto& f : manifest.at("output").as_array()) {
+      const auto& fo = f.as_object();
+      Response file = Call("GET", Target(std::string(fo.at("url").as_string())));
+      EXPECT_EQ(file.status, 200);
+      for (const auto& id : NdjsonIds(file.body))
+        got.insert(std::string(fo.at("type").as_string()) + "/" + id);
+    }
+    return got;
   }
   std::string last_status_url_;
 };
@@ -137,6 +150,82 @@ TEST_F(BulkExportTest, BadKickOffsAreRefusedWithAnOutcome) {
   const auto& ops = cs.at("rest").as_array()[0].as_object().at("operation").as_array();
   ASSERT_EQ(ops.size(), 1u);
   EXPECT_EQ(ops[0].at("name"), "export");
+}
+
+}  // namespace
+}  // namespace jiceng::api
+
+namespace jiceng::api {
+namespace {
+
+// Patient level: every resource in some Patient's compartment, and nothing else (not the
+// Organization or the Practitioners, not an Observation about a Group).
+TEST_F(BulkExportTest, PatientLevelExportsThePatientCompartmentsOnly) {
+  Seed();
+  Put(R"({"resourceType":"Observation","id":"og","status":"final","code":{"text":"x"},
+          "subject":{"reference":"Group/g1"}})");
+  const json::object m = Export("", "/fhir/Patient/$export");
+  EXPECT_EQ(m.at("request"), "http://test/fhir/Patient/$export");
+  EXPECT_EQ(Exported(m),
+            (std::set<std::string>{"Patient/p1", "Patient/p2", "Encounter/e1", "Observation/o1",
+                                   "Observation/o2", "Observation/o3", "Observation/o4"}));
+  // _type narrows within the compartment; a type outside it is refused.
+  EXPECT_EQ(Exported(Export("?_type=Encounter", "/fhir/Patient/$export")),
+            std::set<std::string>{"Encounter/e1"});
+  Response outside =
+      Call("GET", "/fhir/Patient/$export?_type=Organization", {}, {{"prefer", "respond-async"}});
+  EXPECT_EQ(outside.status, 400) << outside.body;
+  EXPECT_NE(outside.body.find("Patient compartment"), std::string::npos) << outside.body;
+}
+
+// Group level: the compartments of the Group's active Patient members. o4 is about p2 but
+// performed by p1, so it is in p1's compartment too; so is the Group itself (R4: Group.member).
+TEST_F(BulkExportTest, GroupLevelExportsItsActiveMembersCompartments) {
+  Seed();
+  Put(R"({"resourceType":"Group","id":"g1","type":"person","actual":true,"member":[
+          {"entity":{"reference":"Patient/p1"}},
+          {"entity":{"reference":"Patient/p2"},"inactive":true},
+          {"entity":{"reference":"Practitioner/d1"}}]})");
+  const json::object m = Export("", "/fhir/Group/g1/$export");
+  EXPECT_EQ(m.at("request"), "http://test/fhir/Group/g1/$export");
+  EXPECT_EQ(Exported(m),
+            (std::set<std::string>{"Patient/p1", "Group/g1", "Encounter/e1", "Observation/o1",
+                                   "Observation/o2", "Observation/o4"}));
+  // An absolute reference under this server's base names the member too.
+  Put(R"({"resourceType":"Group","id":"g2","type":"person","actual":true,"member":[
+          {"entity":{"reference":"http://test/fhir/Patient/p2"}}]})");
+  EXPECT_EQ(Exported(Export("?_type=Patient,Observation", "/fhir/Group/g2/$export")),
+            (std::set<std::string>{"Patient/p2", "Observation/o3", "Observation/o4"}));
+}
+
+TEST_F(BulkExportTest, PatientAndGroupLevelErrorsAndCapabilities) {
+  Seed();
+  const HeaderList async = {{"prefer", "respond-async"}};
+  EXPECT_EQ(Call("GET", "/fhir/Observation/$export", {}, async).status, 404);
+  EXPECT_EQ(Call("GET", "/fhir/Patient/p1/$export", {}, async).status, 404);
+  EXPECT_EQ(Call("GET", "/fhir/Group/nope/$export", {}, async).status, 404);
+  Put(R"({"resourceType":"Group","id":"gone","type":"person","actual":true})");
+  Call("DELETE", "/fhir/Group/gone");
+  EXPECT_EQ(Call("GET", "/fhir/Group/gone/$export", {}, async).status, 410);
+  EXPECT_EQ(Call("GET", "/fhir/Patient/$export").status, 400);  // not asynchronous
+  auto cap = ParseJson(Call("GET", "/fhir/metadata").body);
+  ASSERT_TRUE(cap.ok());
+  std::map<std::string, std::string> defs;  // type → its export operation's definition
+  for (const auto& res : cap->at("rest").at(0).at("resource").as_array()) {
+    const auto& r = res.as_object();
+    if (const auto* ops = r.if_contains("operation")) {
+      for (const auto& op : ops->as_array()) {
+        if (op.at("name") == "export")
+          defs[std::string(r.at("type").as_string())] =
+              std::string(op.at("definition").as_string());
+      }
+    }
+  }
+  EXPECT_EQ(
+      defs,
+      (std::map<std::string, std::string>{
+          {"Group", "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/group-export"},
+          {"Patient", "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export"}}));
 }
 
 }  // namespace
