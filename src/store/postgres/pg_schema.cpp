@@ -242,56 +242,6 @@ ALTER TABLE idx_composite ADD COLUMN shard_key bigint NOT NULL DEFAULT 0;
 ALTER TABLE fts_resource ADD COLUMN shard_key bigint NOT NULL DEFAULT 0;
 )sql";
 
-// Schema v8 — the search index tables partitioned by resource type: Observation's rows (in a
-// county, most of every index: vital signs, labs, home readings) in their own partition
-// (<table>_observation), every other type's in the default one (<table>_other). Every search
-// statement names its type, so it reads one partition, and Observation's indexes, VACUUM and
-// bloat no longer mix with the rest (docs/operations.md, "Past one machine"). Each table's
-// primary key leads with type, so it stays the table's key. resource and resource_history are
-// not partitioned: their keys (rid, hid) do not contain the type, and the unique (type, id)
-// and (rid, version) checks need one index over all rows. The rows of a database at v7 are
-// moved in this migration's transaction; each table keeps its column definitions, its
-// constraint names and its index names.
-constexpr const char* kSchemaV8 = R"sql(
-DO $$
-DECLARE
-  t text;
-  def record;
-  constraints text[];
-  indexes text[];
-  stmt text;
-BEGIN
-  FOREACH t IN ARRAY ARRAY['idx_token', 'idx_string', 'idx_date', 'idx_number', 'idx_quantity',
-                           'idx_reference', 'idx_uri', 'idx_composite'] LOOP
-    constraints := ARRAY[]::text[];
-    indexes := ARRAY[]::text[];
-    FOR def IN SELECT conname, pg_get_constraintdef(oid) AS body FROM pg_constraint
-               WHERE conrelid = t::regclass AND contype IN ('p', 'u') LOOP
-      constraints := constraints || format('ALTER TABLE %I ADD CONSTRAINT %I %s', t,
-                                           def.conname, def.body);
-    END LOOP;
-    FOR def IN SELECT indexdef FROM pg_indexes i
-               WHERE i.schemaname = current_schema() AND i.tablename = t
-                 AND NOT EXISTS (SELECT 1 FROM pg_constraint c
-                                 WHERE c.conrelid = t::regclass AND c.conname = i.indexname) LOOP
-      indexes := indexes || def.indexdef;
-    END LOOP;
-    EXECUTE format('CREATE TABLE %I (LIKE %I INCLUDING DEFAULTS INCLUDING STORAGE '
-                   'INCLUDING COMPRESSION) PARTITION BY LIST (type)', t || '_parted', t);
-    EXECUTE format('CREATE TABLE %I PARTITION OF %I FOR VALUES IN (''Observation'')',
-                   t || '_observation', t || '_parted');
-    EXECUTE format('CREATE TABLE %I PARTITION OF %I DEFAULT', t || '_other', t || '_parted');
-    EXECUTE format('INSERT INTO %I SELECT * FROM %I', t || '_parted', t);
-    EXECUTE format('DROP TABLE %I', t);
-    EXECUTE format('ALTER TABLE %I RENAME TO %I', t || '_parted', t);
-    FOREACH stmt IN ARRAY constraints || indexes LOOP
-      EXECUTE stmt;
-    END LOOP;
-  END LOOP;
-END
-$$;
-)sql";
-
 constexpr Migration kMigrations[] = {
     {1, "resource, history and token index", kSchemaV1},
     {2, "typed search index tables", kSchemaV2},
@@ -300,7 +250,6 @@ constexpr Migration kMigrations[] = {
     {5, "json compressed with lz4 where available", kSchemaV5},
     {6, "date index by end", kSchemaV6},
     {7, "distribution key on every table", kSchemaV7},
-    {8, "index tables partitioned by resource type", kSchemaV8},
 };
 
 int64_t NowUs() {

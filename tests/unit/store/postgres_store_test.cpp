@@ -143,69 +143,6 @@ TEST_F(PostgresStoreTest, ProcessesOpeningTogetherMigrateOnce) {
   EXPECT_EQ(rows->Int(0, 1), postgres::Migrations().back().version);
 }
 
-// Migration 8 partitions the index tables by type: the rows of a database at version 7 move
-// into the Observation and default partitions, each table keeps its primary key, constraint and
-// index names, and the store reads the moved rows and writes new ones through the parent.
-TEST_F(PostgresStoreTest, MigrationEightMovesIndexRowsIntoTypePartitions) {
-  auto conn = PgConnection::Open(db_.url);
-  ASSERT_TRUE(conn.ok()) << conn.error().message;
-  ASSERT_GE(postgres::Migrations().size(), 8u);
-  ASSERT_TRUE(postgres::ApplyMigrations(**conn, postgres::Migrations().first(7)).ok());
-  ASSERT_TRUE((*conn)
-                  ->Exec("INSERT INTO resource(rid, type, id, version, last_updated_us, json) "
-                         "VALUES (1001, 'Observation', 'o1', 1, 1, '{}'), "
-                         "(1002, 'Patient', 'p1', 1, 1, '{}'); "
-                         "INSERT INTO idx_token(type, param, code, system, rid, shard_key) VALUES "
-                         "('Observation', 'code', '8480-6', 'http://loinc.org', 1001, 5), "
-                         "('Patient', 'gender', 'male', '', 1002, 5); "
-                         "INSERT INTO idx_quantity VALUES ('Observation', 'value-quantity', "
-                         "'mm[Hg]', 'http://unitsofmeasure.org', 120, 'mm[Hg]', 120, 1001, 5)")
-                  .ok());
-  auto opened = OpenPostgresStore(db_.url);
-  ASSERT_TRUE(opened.ok()) << opened.error().message;
-  auto q = (*conn)->Query(
-      "SELECT (SELECT count(*) FROM idx_token_observation), (SELECT count(*) FROM "
-      "idx_token_other), "
-      "(SELECT count(*) FROM idx_quantity_observation), "
-      "(SELECT relkind::text FROM pg_class WHERE oid = 'idx_token'::regclass), "
-      "(SELECT count(*) FROM pg_constraint WHERE conname = 'idx_token_pkey' AND contype = 'p' "
-      " AND conrelid = 'idx_token'::regclass), "
-      "(SELECT count(*) FROM pg_indexes WHERE schemaname = current_schema() AND tablename = "
-      "'idx_quantity' AND indexname IN ('idx_quantity_by_rid', 'idx_quantity_canonical')), "
-      "(SELECT min(shard_key) FROM idx_token)");
-  ASSERT_TRUE(q.ok()) << q.error().message;
-  EXPECT_EQ(q->Int(0, 0), 1);
-  EXPECT_EQ(q->Int(0, 1), 1);
-  EXPECT_EQ(q->Int(0, 2), 1);
-  EXPECT_EQ(q->String(0, 3), "p");
-  EXPECT_EQ(q->Int(0, 4), 1);
-  EXPECT_EQ(q->Int(0, 5), 2);
-  EXPECT_EQ(q->Int(0, 6), 5);
-  // The key is still a key across partitions' rows.
-  EXPECT_FALSE((*conn)
-                   ->Exec("INSERT INTO idx_token(type, param, code, system, rid) VALUES "
-                          "('Observation', 'code', '8480-6', 'http://loinc.org', 1001)")
-                   .ok());
-  IStore& store = **opened;
-  {
-    auto txn = store.BeginRead();
-    ASSERT_TRUE(txn.ok());
-    auto found = (*txn)->FindByToken("Observation", "code", "http://loinc.org", "8480-6", 10);
-    ASSERT_TRUE(found.ok()) << found.error().message;
-    EXPECT_EQ(*found, (std::vector<std::string>{"o1"}));
-  }
-  IndexRows rows;
-  rows.tokens = {{"code", "http://loinc.org", "8462-4"}};
-  ASSERT_TRUE(store
-                  .Write([&](IWriteTransaction& txn) {
-                    return txn.Put(ResourceVersion{"Observation", "o2", 1, 2, false, "{}"}, rows);
-                  })
-                  .ok());
-  auto n = (*conn)->Query("SELECT count(*) FROM idx_token_observation");
-  ASSERT_TRUE(n.ok());
-  EXPECT_EQ(n->Int(0, 0), 2);
-}
-
 // After a bulk change the planner's statistics are refreshed (jiceng import, generate --db,
 // migrate-db, reindex call it): without them a search planned right after a large import ran for
 // minutes.
