@@ -260,10 +260,35 @@ class Estimator final : public sql::RowEstimator {
   std::optional<Error> failure_;
 };
 
-// The page and total from every match (sql::CompiledSearch::all): the rids in order, then the
-// page's rows by rid in one statement.
-Status RunAll(PgConnection& c, const SearchQuery& q, const sql::CompiledSearch& compiled,
-              SearchPage& page) {
+// Each statement of a compiled search on one connection (sql::RunCompiledSearch runs them).
+class PgStatements final : public sql::SearchStatements {
+ public:
+  explicit PgStatements(PgConnection& c) : c_(c) {}
+  Result<std::optional<int64_t>> Page(const sql::Statement& st, bool page_total,
+                                      std::vector<ResourceVersion>& entries) override {
+    JC_ASSIGN_OR_RETURN(PgResult r, c_.Query(st.sql, ToPgParams(st.params)));
+    entries.reserve(static_cast<size_t>(r.rows()));
+    for (int i = 0; i < r.rows(); ++i) entries.push_back(RowToVersion(r, i));
+    if (page_total && r.rows() > 0) return std::optional<int64_t>(r.Int(0, 6));
+    return std::optional<int64_t>();
+  }
+  // The page and total from every match (sql::CompiledSearch::all).
+  Status All(const SearchQuery& q, const sql::CompiledSearch& compiled, SearchPage& page) override;
+  // The page of a walk (sql::CompiledSearch::walk, then rest).
+  Status Walk(const SearchQuery& q, const sql::CompiledSearch& compiled, SearchPage& page) override;
+  Result<int64_t> Count(const sql::Statement& st) override {
+    JC_ASSIGN_OR_RETURN(PgResult r, c_.Query(st.sql, ToPgParams(st.params)));
+    return r.rows() ? r.Int(0, 0) : 0;
+  }
+
+ private:
+  PgConnection& c_;
+};
+
+// The rids in order, then the page's rows by rid in one statement.
+Status PgStatements::All(const SearchQuery& q, const sql::CompiledSearch& compiled,
+                         SearchPage& page) {
+  PgConnection& c = c_;
   JC_ASSIGN_OR_RETURN(PgResult r, c.Query(compiled.all->sql, ToPgParams(compiled.all->params)));
   const auto n = static_cast<size_t>(r.rows());
   if (q.with_total) page.total = sql::TotalFromCount(q, static_cast<int64_t>(n));
@@ -296,8 +321,9 @@ Status RunAll(PgConnection& c, const SearchQuery& q, const sql::CompiledSearch& 
 // The page of a walk (sql::CompiledSearch::walk, then rest). The walk stops early on SQLite by
 // stepping no further; here it runs with a LIMIT on its rows (a resource with several dates
 // has a row for each), raised and run again in the rare case that repeats left the page short.
-Status RunWalk(PgConnection& c, const SearchQuery& q, const sql::CompiledSearch& compiled,
-               SearchPage& page) {
+Status PgStatements::Walk(const SearchQuery& q, const sql::CompiledSearch& compiled,
+                          SearchPage& page) {
+  PgConnection& c = c_;
   const auto offset = static_cast<size_t>(std::max<int64_t>(q.offset, 0));
   const auto count = static_cast<size_t>(q.count);
   const std::string sql =
@@ -327,34 +353,6 @@ Status RunWalk(PgConnection& c, const SearchQuery& q, const sql::CompiledSearch&
   for (int i = 0; i < r.rows(); ++i) page.entries.push_back(RowToVersion(r, i));
   return Status::Ok();
 }
-
-// Each statement of a compiled search on one connection (sql::RunCompiledSearch runs them).
-class PgStatements final : public sql::SearchStatements {
- public:
-  explicit PgStatements(PgConnection& c) : c_(c) {}
-  Result<std::optional<int64_t>> Page(const sql::Statement& st, bool page_total,
-                                      std::vector<ResourceVersion>& entries) override {
-    JC_ASSIGN_OR_RETURN(PgResult r, c_.Query(st.sql, ToPgParams(st.params)));
-    entries.reserve(static_cast<size_t>(r.rows()));
-    for (int i = 0; i < r.rows(); ++i) entries.push_back(RowToVersion(r, i));
-    if (page_total && r.rows() > 0) return std::optional<int64_t>(r.Int(0, 6));
-    return std::optional<int64_t>();
-  }
-  Status All(const SearchQuery& q, const sql::CompiledSearch& compiled, SearchPage& page) override {
-    return RunAll(c_, q, compiled, page);
-  }
-  Status Walk(const SearchQuery& q, const sql::CompiledSearch& compiled,
-              SearchPage& page) override {
-    return RunWalk(c_, q, compiled, page);
-  }
-  Result<int64_t> Count(const sql::Statement& st) override {
-    JC_ASSIGN_OR_RETURN(PgResult r, c_.Query(st.sql, ToPgParams(st.params)));
-    return r.rows() ? r.Int(0, 0) : 0;
-  }
-
- private:
-  PgConnection& c_;
-};
 
 Result<SearchPage> QuerySearchUnbounded(PgConnection& c, const SearchQuery& q) {
   Estimator estimator(c);

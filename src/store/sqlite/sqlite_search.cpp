@@ -209,11 +209,50 @@ class Estimator final : public sql::RowEstimator {
   Connection& c_;
 };
 
+// Each statement of a compiled search on one connection (sql::RunCompiledSearch runs them).
+class SqliteStatements final : public sql::SearchStatements {
+ public:
+  explicit SqliteStatements(Connection& c) : c_(c) {}
+  Result<std::optional<int64_t>> Page(const sql::Statement& st, bool page_total,
+                                      std::vector<ResourceVersion>& entries) override {
+    JC_SQL_STMT(s, c_, st.sql);
+    BindAll(s, st.params);
+    std::optional<int64_t> counted;
+    JC_RETURN_IF_ERROR(Timed(c_, st, [&]() -> Status {
+      for (;;) {
+        JC_ASSIGN_OR_RETURN(bool row, s.Step());
+        if (!row) return Status::Ok();
+        if (page_total && !counted) counted = s.ColumnInt(6);
+        entries.push_back(RowToVersion(s));
+      }
+    }));
+    return counted;
+  }
+  // The page and total from every match (sql::CompiledSearch::all).
+  Status All(const SearchQuery& q, const sql::CompiledSearch& compiled, SearchPage& page) override;
+  // The page of a walk (sql::CompiledSearch::walk, then rest).
+  Status Walk(const SearchQuery& q, const sql::CompiledSearch& compiled, SearchPage& page) override;
+  Result<int64_t> Count(const sql::Statement& st) override {
+    JC_SQL_STMT(s, c_, st.sql);
+    BindAll(s, st.params);
+    int64_t counted = 0;
+    JC_RETURN_IF_ERROR(Timed(c_, st, [&]() -> Status {
+      JC_ASSIGN_OR_RETURN(bool row, s.Step());
+      if (row) counted = s.ColumnInt(0);
+      return Status::Ok();
+    }));
+    return counted;
+  }
+
+ private:
+  Connection& c_;
+};
+
 }  // namespace
 
-// The page and total from every match (sql::CompiledSearch::all).
-Status RunAll(Connection& c, const SearchQuery& q, const sql::CompiledSearch& compiled,
-              SearchPage& page) {
+Status SqliteStatements::All(const SearchQuery& q, const sql::CompiledSearch& compiled,
+                             SearchPage& page) {
+  Connection& c = c_;
   std::vector<int64_t> rids;
   std::vector<std::string> ids;
   {
@@ -245,9 +284,9 @@ Status RunAll(Connection& c, const SearchQuery& q, const sql::CompiledSearch& co
   return Status::Ok();
 }
 
-// The page of a walk (sql::CompiledSearch::walk, then rest).
-Status RunWalk(Connection& c, const SearchQuery& q, const sql::CompiledSearch& compiled,
-               SearchPage& page) {
+Status SqliteStatements::Walk(const SearchQuery& q, const sql::CompiledSearch& compiled,
+                              SearchPage& page) {
+  Connection& c = c_;
   const auto offset = static_cast<size_t>(std::max<int64_t>(q.offset, 0));
   const auto count = static_cast<size_t>(q.count);
   size_t distinct = 0;
@@ -287,48 +326,6 @@ Status RunWalk(Connection& c, const SearchQuery& q, const sql::CompiledSearch& c
 }
 
 namespace {
-
-// Each statement of a compiled search on one connection (sql::RunCompiledSearch runs them).
-class SqliteStatements final : public sql::SearchStatements {
- public:
-  explicit SqliteStatements(Connection& c) : c_(c) {}
-  Result<std::optional<int64_t>> Page(const sql::Statement& st, bool page_total,
-                                      std::vector<ResourceVersion>& entries) override {
-    JC_SQL_STMT(s, c_, st.sql);
-    BindAll(s, st.params);
-    std::optional<int64_t> counted;
-    JC_RETURN_IF_ERROR(Timed(c_, st, [&]() -> Status {
-      for (;;) {
-        JC_ASSIGN_OR_RETURN(bool row, s.Step());
-        if (!row) return Status::Ok();
-        if (page_total && !counted) counted = s.ColumnInt(6);
-        entries.push_back(RowToVersion(s));
-      }
-    }));
-    return counted;
-  }
-  Status All(const SearchQuery& q, const sql::CompiledSearch& compiled, SearchPage& page) override {
-    return RunAll(c_, q, compiled, page);
-  }
-  Status Walk(const SearchQuery& q, const sql::CompiledSearch& compiled,
-              SearchPage& page) override {
-    return RunWalk(c_, q, compiled, page);
-  }
-  Result<int64_t> Count(const sql::Statement& st) override {
-    JC_SQL_STMT(s, c_, st.sql);
-    BindAll(s, st.params);
-    int64_t counted = 0;
-    JC_RETURN_IF_ERROR(Timed(c_, st, [&]() -> Status {
-      JC_ASSIGN_OR_RETURN(bool row, s.Step());
-      if (row) counted = s.ColumnInt(0);
-      return Status::Ok();
-    }));
-    return counted;
-  }
-
- private:
-  Connection& c_;
-};
 
 Result<SearchPage> QuerySearchUnbounded(Connection& c, const SearchQuery& q) {
   JC_RETURN_IF_ERROR(RequireSearchIndexes(c));
