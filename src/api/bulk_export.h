@@ -1,5 +1,5 @@
-// api/bulk_export: FHIR Bulk Data export (system-level $export), for federating a county's data
-// upward (`_since` for increments) and for `jiceng export`.
+// api/bulk_export: FHIR Bulk Data export (system, Patient and Group level), for federating a
+// county's data upward (`_since` for increments) and for `jiceng export`.
 //
 // A kick-off starts a job on its own thread, over one read transaction (one consistent
 // snapshot). The job writes each resource type's current resources as NDJSON files of at most
