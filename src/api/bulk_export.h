@@ -5,11 +5,21 @@
 // snapshot). The job writes each resource type's current resources as NDJSON files of at most
 // `resources_per_file` lines into `dir/<job>/`; the status of a job says running (with the types
 // done so far), complete (the manifest of files) or failed; deleting a job stops it and removes
-// its files. Jobs live in this process's memory: a restart forgets them (their files too are
-// removed when the process ends normally). A complete job's files stay until it is deleted.
+// its files.
+//
+// Jobs live on disk, not in one process's memory: `dir/<job>/job.json` holds the request and
+// the status (replaced atomically and fsynced at the start, after each type and at the end; the
+// NDJSON files are fsynced before the manifest names them), and the process running a job holds
+// an exclusive flock on `dir/<job>/lock`. So every process that shares `dir` (one machine, or a
+// shared file system whose locks work) answers the status, the files and DELETE of any job, and
+// the job survives its process: a job found running with its lock free (its process was killed
+// or stopped) is taken over, at start-up or at the first poll, and run again from the beginning
+// over a new snapshot (its transactionTime is then the new one). Complete and failed jobs are
+// removed `retention` after they ended (at start-up and at each kick-off), or by DELETE.
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <functional>
@@ -18,6 +28,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <unordered_set>
 #include <vector>
@@ -78,38 +89,69 @@ struct BulkExportStatus {
   size_t types_total = 0;
   std::vector<BulkExportFile> files;
   std::string error;
+  int64_t finished_us = 0;  // when it completed or failed
+};
+
+struct BulkExportsOptions {
+  std::string dir;  // where jobs write (created when needed; may be shared by processes)
+  int64_t resources_per_file = 10000;
+  // How long a complete or failed job's files stay (7 days: an upstream pull of a weekly
+  // federation run can miss a weekend and still find them).
+  std::chrono::seconds retention{7 * 24 * 3600};
+  // Tests only: called on the job's thread before each type is exported, with the job's stop
+  // flag (set when the job is deleted or this BulkExports is destroyed).
+  std::function<void(const std::string& type, const std::atomic<bool>& stop)> before_type;
 };
 
 class BulkExports {
  public:
-  // `dir`: where jobs write (created when needed). `all_types`: what an export without _type
-  // covers.
-  BulkExports(store::IStore& store, std::string dir, int64_t resources_per_file);
-  ~BulkExports();  // stops every job and removes its files
+  BulkExports(store::IStore& store, BulkExportsOptions options);
+  // Stops this process's jobs, leaving them on disk as running: the next BulkExports on the
+  // directory (a restart, or another process at a poll) runs them again.
+  ~BulkExports();
   BulkExports(const BulkExports&) = delete;
   BulkExports& operator=(const BulkExports&) = delete;
 
-  // At most this many jobs run at once (each holds a thread, a read transaction and its
-  // database connection); a kick-off beyond it is refused with kTooManyRequests (429).
+  // At most this many jobs run at once in one process (each holds a thread, a read transaction
+  // and its database connection); a kick-off beyond it is refused with kTooManyRequests (429).
   static constexpr int kMaxRunning = 2;
 
-  // Starts a job; returns its id (32 hex digits).
+  // Whether `id` has the form of a job id (32 lowercase hex digits), so that it names nothing
+  // but a job directory.
+  static bool IsJobId(std::string_view id);
+
+  const BulkExportsOptions& options() const { return options_; }
+
+  // Removes the expired jobs and takes over those left running by a process that is gone (a
+  // server calls this at start-up; a poll of such a job takes it over too).
+  void TakeOverOrphans();
+
+  // Starts a job; returns its id.
   Result<std::string> Start(BulkExportRequest request);
-  std::optional<BulkExportStatus> Get(const std::string& id) const;
-  // Stops the job (if running) and removes it and its files; false when there is no such job.
+  // The job's status, from disk (nullopt when unknown). A job whose process is gone is taken
+  // over here and reported as running again.
+  std::optional<BulkExportStatus> Get(const std::string& id);
+  // Stops the job (if this process runs it; another process notices its directory is gone) and
+  // removes it and its files; false when there is no such job.
   bool Delete(const std::string& id);
   // The file `name` of a complete job (nullopt when either is unknown); its path on disk.
-  std::optional<std::string> FilePath(const std::string& id, const std::string& name) const;
+  std::optional<std::string> FilePath(const std::string& id, const std::string& name);
 
  private:
   struct Job;
   void Run(Job& job);
+  // Starts a thread for `job` (its lock held) and lists it as this process's.
+  void Launch(std::shared_ptr<Job> job);
+  // Takes over the job in `dir/<id>` if it is running and its lock is free; with mu_ held.
+  void AdoptIfOrphanLocked(const std::string& id);
+  // Joins and forgets this process's jobs whose threads have ended; with mu_ held.
+  void ReapLocked();
+  void RemoveExpired();
 
   store::IStore& store_;
-  const std::string dir_;
-  const int64_t per_file_;
-  mutable std::mutex mu_;
-  std::map<std::string, std::shared_ptr<Job>> jobs_;
+  const BulkExportsOptions options_;
+  std::mutex mu_;
+  std::map<std::string, std::shared_ptr<Job>> jobs_;  // the jobs this process runs
 };
 
 }  // namespace jiceng::api

@@ -236,8 +236,10 @@ FhirApi::FhirApi(store::IStore& store, FhirApiOptions options)
     : store_(store),
       options_(std::move(options)),
       search_results_(options_.search_results),
-      exports_(std::make_unique<BulkExports>(store_, ExportDir(options_.export_dir),
-                                             options_.export_file_resources)) {
+      exports_(std::make_unique<BulkExports>(
+          store_, BulkExportsOptions{.dir = ExportDir(options_.export_dir),
+                                     .resources_per_file = options_.export_file_resources,
+                                     .retention = options_.export_retention})) {
   search::SetServerBaseUrl(options_.base_url);
 }
 

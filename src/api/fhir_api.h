@@ -47,11 +47,13 @@ struct FhirApiOptions {
   IsResourceTypeFn is_resource_type;        // required
   std::vector<std::string> resource_types;  // for the CapabilityStatement
   std::string software_version = "0.1.0";
-  // $export (api/bulk_export.h): where jobs write their NDJSON files (empty: jiceng-export-<pid>
-  // in the system's temporary directory), and the most resources per file (10,000: a file of
-  // ~10–30 MB, which the server reads whole to send).
+  // $export (api/bulk_export.h): where jobs keep their state and NDJSON files (empty:
+  // jiceng-export-<pid> in the system's temporary directory; `jiceng serve` sets one beside the
+  // database), the most resources per file (10,000: a file of ~10–30 MB, which the server reads
+  // whole to send), and how long a finished job's files stay (BulkExportsOptions::retention).
   std::string export_dir;
   int64_t export_file_resources = 10000;
+  std::chrono::seconds export_retention{7 * 24 * 3600};
 };
 
 // The directory $export jobs write into, for FhirApiOptions::export_dir.
@@ -65,6 +67,9 @@ class FhirApi {
   Response Handle(Request& request);
 
   json::object CapabilityStatement(const std::string& base_url) const;
+
+  // Takes over the $export jobs that a process now gone left running (BulkExports).
+  void TakeOverExportJobs() { exports_->TakeOverOrphans(); }
 
   struct Context;
   using RouteFn = Response (FhirApi::*)(Context&);

@@ -202,6 +202,11 @@ Response FhirApi::ExportStatus(Context& c) {
   };
   Response r = JsonResponse(200, manifest, c.format.pretty);
   r.content_type = "application/json";
+  // When the files go (Bulk Data: "the server MAY ... include an Expires header").
+  r.SetHeader("Expires",
+              FormatHttpDate(s->finished_us + std::chrono::duration_cast<std::chrono::microseconds>(
+                                                  exports_->options().retention)
+                                                  .count()));
   return r;
 }
 

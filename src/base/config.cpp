@@ -82,11 +82,12 @@ Result<Config> ParseConfig(std::string_view text, const std::string& source_name
     }
   }
   if (auto* f = root["fhir"].as_table()) {
-    JC_RETURN_IF_ERROR(CheckKeys(
-        *f,
-        {"validation", "search_total_limit", "search_results_max_ids", "search_results_mib",
-         "search_results_ttl_seconds", "search_timeout_ms", "export_dir", "export_file_resources"},
-        "fhir"));
+    JC_RETURN_IF_ERROR(
+        CheckKeys(*f,
+                  {"validation", "search_total_limit", "search_results_max_ids",
+                   "search_results_mib", "search_results_ttl_seconds", "search_timeout_ms",
+                   "export_dir", "export_file_resources", "export_retention_hours"},
+                  "fhir"));
     JC_RETURN_IF_ERROR(Take(*f, "search_total_limit", c.search_total_limit, "fhir"));
     if (c.search_total_limit < 0) return Invalid("fhir.search_total_limit must be >= 0");
     JC_RETURN_IF_ERROR(Take(*f, "search_results_max_ids", c.search_results_max_ids, "fhir"));
@@ -101,6 +102,8 @@ Result<Config> ParseConfig(std::string_view text, const std::string& source_name
     JC_RETURN_IF_ERROR(Take(*f, "export_dir", c.export_dir, "fhir"));
     JC_RETURN_IF_ERROR(Take(*f, "export_file_resources", c.export_file_resources, "fhir"));
     if (c.export_file_resources < 1) return Invalid("fhir.export_file_resources must be >= 1");
+    JC_RETURN_IF_ERROR(Take(*f, "export_retention_hours", c.export_retention_hours, "fhir"));
+    if (c.export_retention_hours < 1) return Invalid("fhir.export_retention_hours must be >= 1");
     std::string mode = "strict";
     JC_RETURN_IF_ERROR(Take(*f, "validation", mode, "fhir"));
     if (mode != "strict" && mode != "lenient")

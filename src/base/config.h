@@ -45,9 +45,13 @@ struct Config {
   int64_t search_results_ttl_seconds = 1800;
   // [fhir] search_timeout_ms: see api::FhirApiOptions::search_timeout_ms (0: no bound).
   int64_t search_timeout_ms = 30000;
-  // [fhir] export_dir, export_file_resources: see api::FhirApiOptions (the $export files).
+  // [fhir] export_dir, export_file_resources, export_retention_hours: see api::FhirApiOptions
+  // (the $export jobs and their files). An empty export_dir means "<db file>.export" beside an
+  // SQLite database, or jiceng-export-<hash of the URL> in the temporary directory for PostgreSQL
+  // (cli::DefaultExportDir).
   std::string export_dir;
   int64_t export_file_resources = 10000;
+  int64_t export_retention_hours = 168;
   int timezone_offset_minutes = 480;  // Asia/Shanghai; used for dates without an offset
   std::string log_level = "info";
   bool access_log = true;

@@ -9,8 +9,8 @@
 #include "cli/generate_command.h"
 #include "cli/import_command.h"
 #include "cli/migrate_command.h"
-#include "cli/reindex_command.h"
 #include "cli/platform.h"
+#include "cli/reindex_command.h"
 #include "http/server.h"
 
 namespace jiceng::cli {
@@ -42,7 +42,8 @@ int Serve(const ServeFlags& f) {
 
   auto platform = OpenPlatform(config);
   if (!platform.ok()) {
-    std::cerr << "jiceng: cannot open database '" << config.db << "': " << platform.error().message << "\n";
+    std::cerr << "jiceng: cannot open database '" << config.db << "': " << platform.error().message
+              << "\n";
     return 1;
   }
   api::FhirApi& fhir = *(*platform)->fhir;
@@ -52,7 +53,8 @@ int Serve(const ServeFlags& f) {
       api::Response r;
       r.status = 200;
       r.content_type = "text/plain; charset=utf-8";
-      r.body = "Jiceng (基层) FHIR R4 server. Try /fhir/metadata, /fhir/Patient, /healthz, /metrics\n";
+      r.body =
+          "Jiceng (基层) FHIR R4 server. Try /fhir/metadata, /fhir/Patient, /healthz, /metrics\n";
       return r;
     }
     return api::ErrorResponse(NotFound("No route for '" + req.path + "'"));
@@ -63,10 +65,13 @@ int Serve(const ServeFlags& f) {
     return 1;
   }
   std::string host = config.listen.substr(0, config.listen.rfind(':'));
-  std::cout << "jiceng: listening on " << (config.tls.enabled ? "https" : "http") << "://" << host << ":"
-            << *port << std::endl;
+  std::cout << "jiceng: listening on " << (config.tls.enabled ? "https" : "http") << "://" << host
+            << ":" << *port << std::endl;
+  fhir.TakeOverExportJobs();  // $export jobs a previous process left running
   server.StopOnSignals();
   server.Run();
+  // $export jobs stop (left on disk as running, for the next start) before the store closes.
+  (*platform)->fhir.reset();
   (*platform)->store->Close();
   std::cout << "jiceng: stopped" << std::endl;
   return 0;

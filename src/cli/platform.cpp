@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <chrono>
+#include <filesystem>
 #include <iostream>
 
 #include "fhir/definitions.h"
@@ -27,7 +28,8 @@ Result<std::unique_ptr<Platform>> OpenPlatform(const Config& config,
   o.search_results.max_bytes = config.search_results_mib << 20;
   o.search_results.ttl = std::chrono::seconds(config.search_results_ttl_seconds);
   o.search_timeout_ms = config.search_timeout_ms;
-  o.export_dir = config.export_dir;
+  o.export_dir = config.export_dir.empty() ? DefaultExportDir(config.db) : config.export_dir;
+  o.export_retention = std::chrono::hours(config.export_retention_hours);
   o.export_file_resources = config.export_file_resources;
   o.validate = [](const json::object& r, bool strict) {
     fhir::ValidationOptions vo;
@@ -39,6 +41,16 @@ Result<std::unique_ptr<Platform>> OpenPlatform(const Config& config,
   o.software_version = JICENG_VERSION;
   p->fhir = std::make_unique<api::FhirApi>(*p->store, o);
   return p;
+}
+
+std::string DefaultExportDir(const std::string& db) {
+  if (!db.starts_with("postgres")) return db + ".export";
+  uint64_t h = 14695981039346656037ull;  // FNV-1a 64
+  for (unsigned char ch : db) h = (h ^ ch) * 1099511628211ull;
+  std::error_code ec;
+  std::filesystem::path tmp = std::filesystem::temp_directory_path(ec);
+  if (ec) tmp = "/tmp";
+  return (tmp / fmt::format("jiceng-export-{:016x}", h)).string();
 }
 
 store::StoreOptions BulkLoadStoreOptions(int64_t cache_mib, int checkpoint_mib) {

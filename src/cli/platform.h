@@ -20,6 +20,11 @@ struct Platform {
   api::FhirApiOptions fhir_options;
 };
 
+// Where $export jobs live when the config names no export_dir: "<file>.export" beside an SQLite
+// database; for PostgreSQL, jiceng-export-<FNV-1a of the URL> in the temporary directory, which
+// every jiceng process of that database on this machine shares.
+std::string DefaultExportDir(const std::string& db);
+
 // `store_options` overrides what the store is opened with (bulk loads tune SQLite's caches);
 // its read_connections is taken from `config`.
 Result<std::unique_ptr<Platform>> OpenPlatform(const Config& config,

@@ -1,11 +1,13 @@
 // Whole-server behaviour over HTTP, on each backend (SQLite and PostgreSQL): the Synthea sample
 // in strict and lenient mode, concurrent If-Match updates (one server, and two servers on one
-// database), durability under kill -9, graceful shutdown.
+// database), durability under kill -9 (acknowledged creates, a $export job), graceful shutdown.
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <atomic>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <mutex>
 #include <set>
@@ -124,7 +126,8 @@ TEST_P(Synthea, LegacyElementsRejectedWhenStrictAcceptedWhenLenient) {
     auto r = c.Send("POST", "/fhir", legacy, kJson);
     ASSERT_TRUE(r.ok());
     EXPECT_EQ(r->status, 422);
-    for (const auto& loc : injected) EXPECT_NE(r->body.find(loc), std::string::npos) << loc << " not named in " << r->body;
+    for (const auto& loc : injected)
+      EXPECT_NE(r->body.find(loc), std::string::npos) << loc << " not named in " << r->body;
     EXPECT_EQ(CountVersions(c, "Patient"), 0);
   }
   {
@@ -150,7 +153,8 @@ TEST_P(Concurrency, TwoUpdatesWithTheSameIfMatchExactlyOneWins) {
     std::string id = "race-" + std::to_string(round);
     {
       HttpClient c("127.0.0.1", server->port());
-      auto r = c.Send("PUT", "/fhir/Patient/" + id, R"({"resourceType":"Patient","id":")" + id + R"("})", kJson);
+      auto r = c.Send("PUT", "/fhir/Patient/" + id,
+                      R"({"resourceType":"Patient","id":")" + id + R"("})", kJson);
       ASSERT_TRUE(r.ok());
       ASSERT_EQ(r->status, 201);
     }
@@ -162,9 +166,13 @@ TEST_P(Concurrency, TwoUpdatesWithTheSameIfMatchExactlyOneWins) {
         Headers h = kJson;
         h.emplace_back("If-Match", "W/\"1\"");
         auto r = c.Send("PUT", "/fhir/Patient/" + id,
-                        R"({"resourceType":"Patient","id":")" + id + R"(","gender":")" + (t ? "male" : "female") + R"("})", h);
-        if (r.ok() && r->status == 200) ++ok;
-        else if (r.ok() && r->status == 412) ++conflict;
+                        R"({"resourceType":"Patient","id":")" + id + R"(","gender":")" +
+                            (t ? "male" : "female") + R"("})",
+                        h);
+        if (r.ok() && r->status == 200)
+          ++ok;
+        else if (r.ok() && r->status == 412)
+          ++conflict;
       });
     }
     for (auto& t : threads) t.join();
@@ -190,7 +198,8 @@ TEST_P(Concurrency, TwoServersOnOneDatabaseIfMatchExactlyOneWins) {
     const std::string id = "two-" + std::to_string(round);
     {
       HttpClient c("127.0.0.1", ports[round % 2]);
-      auto r = c.Send("PUT", "/fhir/Patient/" + id, R"({"resourceType":"Patient","id":")" + id + R"("})", kJson);
+      auto r = c.Send("PUT", "/fhir/Patient/" + id,
+                      R"({"resourceType":"Patient","id":")" + id + R"("})", kJson);
       ASSERT_TRUE(r.ok());
       ASSERT_EQ(r->status, 201) << r->body;
     }
@@ -204,8 +213,9 @@ TEST_P(Concurrency, TwoServersOnOneDatabaseIfMatchExactlyOneWins) {
         Headers h = kJson;
         h.emplace_back("If-Match", "W/\"1\"");
         const std::string gender = t ? "male" : "female";
-        auto r = c.Send("PUT", "/fhir/Patient/" + id,
-                        R"({"resourceType":"Patient","id":")" + id + R"(","gender":")" + gender + R"("})", h);
+        auto r = c.Send(
+            "PUT", "/fhir/Patient/" + id,
+            R"({"resourceType":"Patient","id":")" + id + R"(","gender":")" + gender + R"("})", h);
         if (r.ok() && r->status == 200) {
           ++ok;
           std::lock_guard lock(mu);
@@ -229,7 +239,8 @@ TEST_P(Concurrency, TwoServersOnOneDatabaseIfMatchExactlyOneWins) {
       auto cur = c.Send("GET", "/fhir/Patient/" + id);
       ASSERT_TRUE(cur.ok());
       EXPECT_EQ(cur->Header("etag").value_or(""), "W/\"2\"");
-      EXPECT_NE(cur->body.find("\"gender\":\"" + winner_gender + "\""), std::string::npos) << cur->body;
+      EXPECT_NE(cur->body.find("\"gender\":\"" + winner_gender + "\""), std::string::npos)
+          << cur->body;
     }
   }
 }
@@ -249,9 +260,10 @@ TEST_P(Durability, AcknowledgedCreatesSurviveKill9) {
     writers.emplace_back([&, port = server->port()] {
       HttpClient c("127.0.0.1", port);
       while (!stop) {
-        auto r = c.Send("POST", "/fhir/Observation",
-                        R"({"resourceType":"Observation","status":"final","code":{"text":"SBP"},"valueQuantity":{"value":132,"unit":"mm[Hg]"}})",
-                        kJson);
+        auto r = c.Send(
+            "POST", "/fhir/Observation",
+            R"({"resourceType":"Observation","status":"final","code":{"text":"SBP"},"valueQuantity":{"value":132,"unit":"mm[Hg]"}})",
+            kJson);
         if (!r.ok()) return;  // the server is gone
         if (r->status == 201) {
           auto loc = r->Header("location").value_or("");
@@ -285,6 +297,69 @@ TEST_P(Durability, AcknowledgedCreatesSurviveKill9) {
   }
   EXPECT_EQ(missing, 0u) << "of " << acknowledged.size() << " acknowledged creates";
   EXPECT_GE(CountVersions(c, "Observation"), static_cast<int64_t>(acknowledged.size()));
+}
+
+// A $export kick-off that was answered survives kill -9 of its server: the restarted server
+// finds the job (running, or complete if it finished before the kill) and completes it with
+// every resource of the exported types.
+TEST_P(Durability, AnAcknowledgedExportSurvivesKill9) {
+  JC_REQUIRE_BACKEND(GetParam());
+  auto database = TestDatabase::Create(GetParam());
+  ASSERT_TRUE(database);
+  const std::string db = database->db();
+  const fs::path config = database->dir() / "export.toml";
+  {
+    std::ofstream(config) << "[fhir]\nexport_dir = \"" << (database->dir() / "exports").string()
+                          << "\"\nexport_file_resources = 500\n";
+  }
+  auto server = StartServer(db, {"--config", config.string()});
+  ASSERT_TRUE(server);
+  std::string status_url;
+  {
+    HttpClient c("127.0.0.1", server->port());
+    auto files = SyntheaFiles();
+    for (size_t i = 0; i < 10 && i < files.size(); ++i) {
+      auto r = c.Send("POST", "/fhir", ReadFile(files[i]), kJson);
+      ASSERT_TRUE(r.ok());
+      ASSERT_EQ(r->status, 200) << r->body.substr(0, 2000);
+    }
+    auto kick = c.Send("GET", "/fhir/$export?_type=Patient,Encounter,Observation,Claim", "",
+                       {{"Prefer", "respond-async"}});
+    ASSERT_TRUE(kick.ok());
+    ASSERT_EQ(kick->status, 202) << kick->body;
+    status_url = kick->Header("content-location").value_or("");
+    server->Kill(SIGKILL);
+  }
+  EXPECT_EQ(server->Wait(), 128 + SIGKILL);
+  server.reset();
+
+  auto again = StartServer(db, {"--config", config.string()});
+  ASSERT_TRUE(again);
+  HttpClient c("127.0.0.1", again->port());
+  const std::string path = status_url.substr(status_url.find("/fhir/"));
+  Result<ClientResponse> r = c.Send("GET", path);
+  for (int i = 0; i < 600 && r.ok() && r->status == 202; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    r = c.Send("GET", path);
+  }
+  ASSERT_TRUE(r.ok());
+  ASSERT_EQ(r->status, 200) << r->body;
+  auto manifest = ParseJson(r->body);
+  ASSERT_TRUE(manifest.ok());
+  std::map<std::string, int64_t> exported;
+  for (const auto& f : manifest->at("output").as_array()) {
+    const std::string url(f.at("url").as_string());
+    auto file = c.Send("GET", url.substr(url.find("/fhir/")));
+    ASSERT_TRUE(file.ok());
+    ASSERT_EQ(file->status, 200);
+    const int64_t lines = std::count(file->body.begin(), file->body.end(), '\n');
+    EXPECT_EQ(lines, f.at("count").as_int64());
+    exported[std::string(f.at("type").as_string())] += lines;
+  }
+  for (const char* type : {"Patient", "Encounter", "Observation", "Claim"}) {
+    EXPECT_EQ(exported[type], CountVersions(c, type)) << type;  // Synthea only creates
+  }
+  EXPECT_GT(exported["Observation"], 500);  // several files
 }
 
 TEST_P(Shutdown, SigtermFinishesAndClosesTheDatabaseCleanly) {

@@ -41,6 +41,7 @@ class ApiTest : public ::testing::Test {
 
   void MakeApi(FhirApiOptions o) {
     o.base_url = "http://test/fhir";
+    if (o.export_dir.empty()) o.export_dir = dir_ + "/exports";
     o.validate = [](const json::object& r, bool strict) {
       fhir::ValidationOptions vo;
       vo.strict = strict;

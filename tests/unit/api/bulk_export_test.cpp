@@ -3,7 +3,10 @@
 // bad request.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <set>
 #include <sstream>
@@ -13,9 +16,12 @@
 
 #include "api_fixture.h"
 #include "base/time.h"
+#include "fhir/definitions.h"
 
 namespace jiceng::api {
 namespace {
+
+namespace fs = std::filesystem;
 
 class BulkExportTest : public testing::ApiTest {
  protected:
@@ -226,6 +232,182 @@ TEST_F(BulkExportTest, PatientAndGroupLevelErrorsAndCapabilities) {
       (std::map<std::string, std::string>{
           {"Group", "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/group-export"},
           {"Patient", "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export"}}));
+}
+
+// The jobs live in their directory, not in one FhirApi: a second server on the same database and
+// directory (another process, or this one after a restart) answers the status, the files and
+// DELETE of a job the first one ran.
+TEST_F(BulkExportTest, JobsOutliveTheirServerAndAreSharedThroughTheDirectory) {
+  Seed();
+  const json::object m = Export("?_type=Patient,Observation");
+  const std::string status = Target(last_status_url_);
+  const std::string file_url = Target(std::string(m.at("output").at(0).at("url").as_string()));
+  const std::string file_body = Call("GET", file_url).body;
+  Response first = Call("GET", status);
+  EXPECT_TRUE(HeaderOf(first, "Expires"));
+
+  MakeApi(FhirApiOptions{});  // a restart
+  Response again = Call("GET", status);
+  ASSERT_EQ(again.status, 200) << again.body;
+  EXPECT_EQ(ParseJson(again.body)->at("transactionTime"), m.at("transactionTime"));
+  EXPECT_EQ(Call("GET", file_url).body, file_body);
+
+  FhirApiOptions o;  // another server on the same database and directory
+  o.base_url = "http://test/fhir";
+  o.export_dir = dir_ + "/exports";
+  o.validate = [](const json::object&, bool) { return std::vector<Issue>{}; };
+  o.is_resource_type = [](std::string_view t) {
+    return fhir::Definitions::Get().IsResourceType(t);
+  };
+  FhirApi other(*store_, o);
+  Request del;
+  del.method = "DELETE";
+  del.target = del.path = status;
+  EXPECT_EQ(other.Handle(del).status, 202);
+  EXPECT_EQ(Call("GET", status).status, 404);
+  EXPECT_EQ(Call("GET", file_url).status, 404);
+  EXPECT_FALSE(fs::exists(dir_ + "/exports/" + status.substr(status.rfind('/') + 1)));
+
+  // Job ids are 32 lowercase hex digits: nothing else reaches the file system.
+  EXPECT_EQ(Call("GET", "/fhir/$export-poll-status/..").status, 404);
+  EXPECT_EQ(Call("GET", "/fhir/$export-poll-status/" + std::string(32, 'A')).status, 404);
+  EXPECT_EQ(Call("DELETE", "/fhir/$export-poll-status/" + std::string(31, 'a')).status, 404);
+}
+
+class BulkExportJobsTest : public BulkExportTest {
+ protected:
+  BulkExportsOptions Options() {
+    BulkExportsOptions o;
+    o.dir = dir_ + "/exports";
+    return o;
+  }
+  static BulkExportRequest Request(std::vector<std::string> types) {
+    BulkExportRequest r;
+    r.request_url = "http://test/fhir/$export";
+    r.types = std::move(types);
+    return r;
+  }
+  // Gets the job's status from `exports` until it is no longer running (at most ~10 s).
+  static std::optional<BulkExportStatus> Wait(BulkExports& exports, const std::string& id) {
+    std::optional<BulkExportStatus> s;
+    for (int i = 0; i < 1000; ++i) {
+      s = exports.Get(id);
+      if (!s || s->state != BulkExportStatus::State::kRunning) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return s;
+  }
+  // The ids in a job's files of `type`.
+  static std::vector<std::string> Ids(BulkExports& exports, const std::string& id,
+                                      const BulkExportStatus& s, const std::string& type) {
+    std::vector<std::string> ids;
+    for (const auto& f : s.files) {
+      if (f.type != type) continue;
+      auto path = exports.FilePath(id, f.name);
+      EXPECT_TRUE(path);
+      if (!path) continue;
+      std::ifstream in(*path);
+      std::ostringstream body;
+      body << in.rdbuf();
+      for (auto& i : NdjsonIds(body.str())) ids.push_back(std::move(i));
+    }
+    return ids;
+  }
+};
+
+// The process running a job stops (here: its BulkExports is destroyed, which leaves the job on
+// disk as running and releases its lock, as a kill -9 or a restart does). Another BulkExports
+// on the directory takes the job over at a poll and runs it again from the start.
+TEST_F(BulkExportJobsTest, ARunningJobWhoseProcessIsGoneIsTakenOverAndRunAgain) {
+  Seed();
+  std::atomic<bool> in_observation{false};
+  BulkExportsOptions o = Options();
+  o.before_type = [&](const std::string& type, const std::atomic<bool>& stop) {
+    if (type != "Observation") return;
+    in_observation = true;
+    for (int i = 0; i < 1000 && !stop; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  };
+  auto first = std::make_unique<BulkExports>(*store_, o);
+  auto id = first->Start(Request({"Patient", "Observation"}));
+  ASSERT_TRUE(id.ok()) << id.error().message;
+  for (int i = 0; i < 1000 && !in_observation; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  ASSERT_TRUE(in_observation);
+
+  BulkExports second(*store_, Options());
+  auto s = second.Get(*id);  // the first process is alive: reported, not taken over
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->state, BulkExportStatus::State::kRunning);
+  EXPECT_EQ(s->types_done, 1u);
+  const int64_t first_snapshot = s->transaction_time_us;
+  EXPECT_FALSE(second.FilePath(*id, "1.Patient.ndjson"));  // not complete: no files yet
+
+  first.reset();  // the process is gone: the job is on disk, running, its lock free
+  s = Wait(second, *id);
+  ASSERT_TRUE(s);
+  ASSERT_EQ(s->state, BulkExportStatus::State::kComplete) << s->error;
+  EXPECT_GT(s->transaction_time_us, first_snapshot);  // a new snapshot: run again
+  EXPECT_EQ(Ids(second, *id, *s, "Patient"), (std::vector<std::string>{"p1", "p2"}));
+  EXPECT_EQ(Ids(second, *id, *s, "Observation"),
+            (std::vector<std::string>{"o1", "o2", "o3", "o4"}));
+  EXPECT_EQ(s->files.size(), 2u);  // the first run's Patient file was not kept beside the new one
+}
+
+// A job deleted by another process while it runs: its directory goes, and the process running
+// it stops and leaves nothing behind.
+TEST_F(BulkExportJobsTest, ADeleteFromAnotherProcessStopsTheJob) {
+  Seed();
+  std::atomic<bool> in_observation{false}, release{false};
+  BulkExportsOptions o = Options();
+  o.before_type = [&](const std::string& type, const std::atomic<bool>& stop) {
+    if (type != "Observation") return;
+    in_observation = true;
+    for (int i = 0; i < 1000 && !stop && !release; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  };
+  BulkExports first(*store_, o);
+  auto id = first.Start(Request({"Patient", "Observation"}));
+  ASSERT_TRUE(id.ok());
+  for (int i = 0; i < 1000 && !in_observation; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  BulkExports second(*store_, Options());
+  EXPECT_TRUE(second.Delete(*id));
+  EXPECT_FALSE(second.Delete(*id));
+  release = true;
+  for (int i = 0; i < 1000 && fs::exists(o.dir + "/" + *id); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  EXPECT_FALSE(fs::exists(o.dir + "/" + *id));
+  EXPECT_FALSE(first.Get(*id));
+  // Its slot is freed once its thread ends: two more jobs may run in `first` (a, and b once
+  // the deleted job's thread has ended, if it had not yet).
+  auto a = first.Start(Request({"Observation"}));
+  ASSERT_TRUE(a.ok());
+  Result<std::string> b = first.Start(Request({"Patient"}));
+  for (int i = 0; i < 100 && !b.ok(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    b = first.Start(Request({"Patient"}));
+  }
+  EXPECT_TRUE(b.ok());
+}
+
+// Finished jobs stay for the retention period, then go at the next start-up or kick-off.
+TEST_F(BulkExportJobsTest, FinishedJobsAreRemovedAfterTheRetention) {
+  Seed();
+  BulkExports kept(*store_, Options());
+  auto id = kept.Start(Request({"Patient"}));
+  ASSERT_TRUE(id.ok());
+  auto s = Wait(kept, *id);
+  ASSERT_TRUE(s && s->state == BulkExportStatus::State::kComplete);
+  kept.TakeOverOrphans();
+  EXPECT_TRUE(kept.Get(*id));  // within the week
+  BulkExportsOptions o = Options();
+  o.retention = std::chrono::seconds(0);
+  BulkExports expiring(*store_, o);
+  std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  expiring.TakeOverOrphans();
+  EXPECT_FALSE(expiring.Get(*id));
+  EXPECT_FALSE(fs::exists(o.dir + "/" + *id));
 }
 
 }  // namespace
