@@ -235,7 +235,7 @@ const std::vector<FhirApi::Route>& FhirApi::Routes() {
 FhirApi::FhirApi(store::IStore& store, FhirApiOptions options)
     : store_(store),
       options_(std::move(options)),
-      search_results_(options_.search_results),
+      search_results_(options_.search_results, &store_),
       exports_(std::make_unique<BulkExports>(
           store_, BulkExportsOptions{.dir = ExportDir(options_.export_dir),
                                      .resources_per_file = options_.export_file_resources,

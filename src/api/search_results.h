@@ -7,9 +7,11 @@
 // page with that key reads its slice of the ids and serves each resource as it was at the
 // search's snapshot (its `_snapshot` instant), so that updates and deletes after the first page
 // neither shift the pages nor change what they show. Entries live in this process's memory,
-// within a byte budget and a time to live: a link whose entry is gone (expired, evicted, another
-// process, a restart) is answered by running the search again under the same snapshot, the
-// paging this replaces.
+// within a byte budget and a time to live, and, where the store shares them between processes
+// (IStore::SharesSearchResults: PostgreSQL), in the database too, so that a link that reaches
+// another process behind a load balancer, or this one after a restart, finds them there. A link
+// whose entry is gone (expired, evicted, not shared) is answered by running the search again
+// under the same snapshot, the paging this replaces.
 #pragma once
 
 #include <chrono>
@@ -19,8 +21,15 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
+
+#include "base/result.h"
+
+namespace jiceng::store {
+class IStore;
+}
 
 namespace jiceng::api {
 
@@ -42,15 +51,21 @@ struct SearchResultsOptions {
 
 class SearchResultCache {
  public:
-  explicit SearchResultCache(SearchResultsOptions options);
+  // `shared`: the store to publish entries to and look them up in when it shares them.
+  explicit SearchResultCache(SearchResultsOptions options, store::IStore* shared = nullptr);
 
   const SearchResultsOptions& options() const { return options_; }
 
   // Keeps `results` and returns its key; "" when the cache is off (max_ids or max_bytes 0) or
   // the entry alone exceeds the budget.
   std::string Put(SearchResults results);
-  // The entry under `key` (refreshing its time to live), or null.
+  // The entry under `key` (refreshing its time to live), or null: from this process's memory,
+  // else from the store when it shares entries (an error of the store's is a miss).
   std::shared_ptr<const SearchResults> Get(const std::string& key);
+
+  // The form an entry is shared in, and back (nullopt for anything else).
+  static std::string Encode(const SearchResults& results);
+  static std::optional<SearchResults> Decode(std::string_view body);
 
   size_t entries() const;
 
@@ -62,8 +77,11 @@ class SearchResultCache {
     std::chrono::steady_clock::time_point used;
   };
   void EvictLocked(std::chrono::steady_clock::time_point now);
+  // Lists `results` under `key` in this process's memory; false when it alone exceeds the budget.
+  bool PutLocal(const std::string& key, std::shared_ptr<const SearchResults> results);
 
   const SearchResultsOptions options_;
+  store::IStore* const shared_;
   mutable std::mutex mu_;
   std::list<Slot> lru_;  // most recently used first
   std::unordered_map<std::string, std::list<Slot>::iterator> by_key_;

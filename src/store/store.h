@@ -396,6 +396,23 @@ class IStore {
   // resource import ran for minutes instead of milliseconds). SQLite: nothing (the search
   // compiler counts index rows itself, sql::RowEstimator).
   virtual Status RefreshStatistics() { return Status::Ok(); }
+
+  // The kept ids of a search's later pages (api/search_results.h), where every server process of
+  // the database finds them. A backend that several processes share says so here (PostgreSQL:
+  // an UNLOGGED table on the primary, neither durable nor replicated, written off the request's
+  // path). The default shares nothing: an SQLite server keeps them in its own memory only.
+  virtual bool SharesSearchResults() const { return false; }
+  // Publishes `body` under `key` until `expires_us`. May return before the entry is visible: a
+  // FindSearchResults meanwhile misses it, and the caller pages without it.
+  virtual void PublishSearchResults(std::string key, std::string body, int64_t expires_us) {
+    (void)key, (void)body, (void)expires_us;
+  }
+  // The body under `key` if it has not expired by `now_us`, its expiry moved to `expires_us`.
+  virtual Result<std::optional<std::string>> FindSearchResults(std::string_view key, int64_t now_us,
+                                                               int64_t expires_us) {
+    (void)key, (void)now_us, (void)expires_us;
+    return std::optional<std::string>{};
+  }
 };
 
 }  // namespace jiceng::store

@@ -1,6 +1,7 @@
 // Whole-server behaviour over HTTP, on each backend (SQLite and PostgreSQL): the Synthea sample
 // in strict and lenient mode, concurrent If-Match updates (one server, and two servers on one
 // database), durability under kill -9 (acknowledged creates, a $export job), graceful shutdown.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 
@@ -48,6 +49,7 @@ class Synthea : public ::testing::TestWithParam<Backend> {};
 class Concurrency : public ::testing::TestWithParam<Backend> {};
 class Durability : public ::testing::TestWithParam<Backend> {};
 class Shutdown : public ::testing::TestWithParam<Backend> {};
+class SharedPaging : public ::testing::TestWithParam<Backend> {};
 
 std::string ParamName(const ::testing::TestParamInfo<Backend>& info) {
   return BackendName(info.param);
@@ -362,6 +364,90 @@ TEST_P(Durability, AnAcknowledgedExportSurvivesKill9) {
   EXPECT_GT(exported["Observation"], 500);  // several files
 }
 
+// Behind a load balancer, the next page of a search may reach another process. On PostgreSQL
+// the kept ids of the first page are shared through the database (api/search_results.h), so the
+// other process serves the same later pages, each resource as it was at the first page, though
+// resources were updated and deleted in between.
+TEST_P(SharedPaging, ALaterPageServedByAnotherServerKeepsTheFirstPagesResults) {
+  JC_REQUIRE_BACKEND(GetParam());
+  auto db = TestDatabase::Create(GetParam());
+  ASSERT_TRUE(db);
+  auto a = StartServer(db->db());
+  ASSERT_TRUE(a);
+  auto b = StartServer(db->db());
+  ASSERT_TRUE(b);
+  HttpClient ca("127.0.0.1", a->port()), cb("127.0.0.1", b->port());
+  auto id_of = [](int i) { return fmt::format("pg{:02}", i); };
+  for (int i = 0; i < 25; ++i) {
+    auto r = ca.Send("PUT", "/fhir/Patient/" + id_of(i),
+                     R"({"resourceType":"Patient","id":")" + id_of(i) +
+                         R"(","name":[{"family":"Pager"}],"gender":"female"})",
+                     kJson);
+    ASSERT_TRUE(r.ok());
+    ASSERT_EQ(r->status, 201);
+  }
+  // A page's ids, its next link (path and query), and the gender it shows for pg15.
+  struct Page {
+    std::vector<std::string> ids;
+    std::string next;
+    std::string gender15;
+  };
+  auto get = [](HttpClient& c, const std::string& target) {
+    Page p;
+    auto r = c.Send("GET", target);
+    if (!r.ok() || r->status != 200) return p;
+    auto bundle = ParseJson(r->body);
+    if (!bundle.ok()) return p;
+    if (const auto* entries = bundle->as_object().if_contains("entry")) {
+      for (const auto& e : entries->as_array()) {
+        const auto& res = e.at("resource").as_object();
+        p.ids.emplace_back(res.at("id").as_string());
+        if (p.ids.back() == "pg15") p.gender15 = std::string(res.at("gender").as_string());
+      }
+    }
+    for (const auto& l : bundle->at("link").as_array()) {
+      if (l.at("relation") == "next") {
+        const std::string url(l.at("url").as_string());
+        p.next = url.substr(url.find("/fhir/"));
+      }
+    }
+    return p;
+  };
+  Page first = get(ca, "/fhir/Patient?family=Pager&_sort=_id&_count=10");
+  ASSERT_EQ(first.ids.size(), 10u);
+  ASSERT_NE(first.next.find("_getpages="), std::string::npos) << first.next;
+  // After the first page: one of its resources changes (its lastUpdated moves past the
+  // snapshot), one of the second page's is updated and another deleted.
+  auto put = [&](int i, const char* gender) {
+    auto r = ca.Send("PUT", "/fhir/Patient/" + id_of(i),
+                     R"({"resourceType":"Patient","id":")" + id_of(i) +
+                         R"(","name":[{"family":"Pager"}],"gender":")" + gender + R"("})",
+                     kJson);
+    ASSERT_TRUE(r.ok());
+    ASSERT_EQ(r->status, 200);
+  };
+  put(3, "male");
+  put(15, "male");
+  auto del = ca.Send("DELETE", "/fhir/Patient/pg17");
+  ASSERT_TRUE(del.ok());
+  ASSERT_EQ(del->status, 204);
+
+  std::vector<std::string> expected;
+  for (int i = 10; i < 20; ++i) expected.push_back(id_of(i));
+  Page second;
+  // The first server publishes its kept ids off the request's path: allow it a moment.
+  for (int i = 0; i < 100; ++i) {
+    second = get(cb, first.next);
+    if (second.ids == expected) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_EQ(second.ids, expected);
+  EXPECT_EQ(second.gender15, "female");  // as it was at the first page
+  Page third = get(ca, second.next);
+  EXPECT_EQ(third.ids, (std::vector<std::string>{"pg20", "pg21", "pg22", "pg23", "pg24"}));
+  EXPECT_EQ(third.next, "");
+}
+
 TEST_P(Shutdown, SigtermFinishesAndClosesTheDatabaseCleanly) {
   JC_REQUIRE_BACKEND(GetParam());
   auto database = TestDatabase::Create(GetParam());
@@ -397,6 +483,10 @@ INSTANTIATE_TEST_SUITE_P(Backend, Synthea, kBackends, ParamName);
 INSTANTIATE_TEST_SUITE_P(Backend, Concurrency, kBackends, ParamName);
 INSTANTIATE_TEST_SUITE_P(Backend, Durability, kBackends, ParamName);
 INSTANTIATE_TEST_SUITE_P(Backend, Shutdown, kBackends, ParamName);
+// PostgreSQL only: SQLite keeps a search's ids in its own process (IStore::SharesSearchResults);
+// a second process on one SQLite file re-runs the search, and this test then fails (seen: the
+// page shifted by the deleted and the updated resource).
+INSTANTIATE_TEST_SUITE_P(Backend, SharedPaging, ::testing::Values(Backend::kPostgres), ParamName);
 
 }  // namespace
 }  // namespace jiceng::testing

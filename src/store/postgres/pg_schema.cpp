@@ -242,6 +242,19 @@ ALTER TABLE idx_composite ADD COLUMN shard_key bigint NOT NULL DEFAULT 0;
 ALTER TABLE fts_resource ADD COLUMN shard_key bigint NOT NULL DEFAULT 0;
 )sql";
 
+// Schema v8 — search_results: the kept ids of searches' later pages (api/search_results.h),
+// shared by every jiceng process of the database so that a paging link works whichever process
+// the load balancer sends it to. UNLOGGED: no WAL, so not durable (emptied by a crash) and not on
+// replicas, neither of which paging needs; a lost entry makes its links re-run the search.
+constexpr const char* kSchemaV8 = R"sql(
+CREATE UNLOGGED TABLE search_results (
+  key text PRIMARY KEY,
+  expires_us bigint NOT NULL,
+  body bytea NOT NULL
+);
+CREATE INDEX search_results_by_expiry ON search_results (expires_us);
+)sql";
+
 constexpr Migration kMigrations[] = {
     {1, "resource, history and token index", kSchemaV1},
     {2, "typed search index tables", kSchemaV2},
@@ -250,6 +263,7 @@ constexpr Migration kMigrations[] = {
     {5, "json compressed with lz4 where available", kSchemaV5},
     {6, "date index by end", kSchemaV6},
     {7, "distribution key on every table", kSchemaV7},
+    {8, "search results shared by processes", kSchemaV8},
 };
 
 int64_t NowUs() {

@@ -19,6 +19,7 @@
 #include "store/postgres/pg_schema.h"
 #include "store/postgres/pg_search.h"
 #include "store/postgres/read_combiner.h"
+#include "store/postgres/shared_search_results.h"
 
 namespace jiceng::store {
 namespace postgres {
@@ -459,8 +460,9 @@ class PgWriteTransaction final : public IWriteTransaction {
 class PostgresStore final : public IStore {
  public:
   PostgresStore(std::unique_ptr<PgConnection> writer, std::shared_ptr<ReadPool> pool,
-                const PostgresOptions& options)
+                const PostgresOptions& options, const std::string& url)
       : options_(options),
+        search_results_(url),
         timers_(Timers::Make()),
         // READ COMMITTED is enough: the advisory lock makes writers of every process take
         // turns, and each statement after it sees everything committed before it was granted.
@@ -531,6 +533,15 @@ class PostgresStore final : public IStore {
   }
 
   std::string_view Backend() const override { return "postgres"; }
+
+  bool SharesSearchResults() const override { return true; }
+  void PublishSearchResults(std::string key, std::string body, int64_t expires_us) override {
+    search_results_.Publish(std::move(key), std::move(body), expires_us);
+  }
+  Result<std::optional<std::string>> FindSearchResults(std::string_view key, int64_t now_us,
+                                                       int64_t expires_us) override {
+    return search_results_.Find(key, now_us, expires_us);
+  }
 
   // ANALYZE of this store's own tables (those of its schema: a bare ANALYZE would visit every
   // schema of the database).
@@ -723,6 +734,7 @@ class PostgresStore final : public IStore {
   }
 
   const PostgresOptions options_;
+  SharedSearchResults search_results_;  // on the primary (url), whatever the read pool's URL
   const Timers timers_;
   const std::string begin_sql_;
   std::unique_ptr<PgConnection> writer_conn_;  // used only by the writer thread until Close
@@ -756,7 +768,7 @@ Result<std::unique_ptr<IStore>> OpenPostgresStore(const std::string& url,
       std::make_shared<postgres::ReadPool>(options.read_url.empty() ? url : options.read_url,
                                            options.read_connections, options.pool_wait_ms);
   return std::unique_ptr<IStore>(
-      new postgres::PostgresStore(std::move(writer), std::move(pool), options));
+      new postgres::PostgresStore(std::move(writer), std::move(pool), options, url));
 }
 
 }  // namespace jiceng::store
