@@ -354,9 +354,11 @@ Status PgStatements::Walk(const SearchQuery& q, const sql::CompiledSearch& compi
   return Status::Ok();
 }
 
-Result<SearchPage> QuerySearchUnbounded(PgConnection& c, const SearchQuery& q) {
+Result<SearchPage> QuerySearchUnbounded(PgConnection& c, const SearchQuery& q,
+                                        sql::EstimateCache* estimates) {
   Estimator estimator(c);
-  const sql::CompiledSearch compiled = sql::CompileSearch(q, PostgresDialect(), &estimator);
+  sql::EstimateCache::Estimator cached(estimator, estimates);
+  const sql::CompiledSearch compiled = sql::CompileSearch(q, PostgresDialect(), &cached);
   if (estimator.failure()) return *estimator.failure();
   PgStatements run(c);
   return sql::RunCompiledSearch(q, compiled, run);
@@ -368,10 +370,11 @@ Result<SearchPage> QuerySearchUnbounded(PgConnection& c, const SearchQuery& q) {
 // LOCAL to the transaction the search runs in (a read transaction, or a unit of work's) and put
 // back after it. A statement it cancels fails with SQLSTATE 57014, which aborts the transaction:
 // the caller's transaction ends with the error.
-Result<SearchPage> QuerySearch(PgConnection& c, const SearchQuery& q) {
-  if (q.timeout_ms <= 0) return QuerySearchUnbounded(c, q);
+Result<SearchPage> QuerySearch(PgConnection& c, const SearchQuery& q,
+                               sql::EstimateCache* estimates) {
+  if (q.timeout_ms <= 0) return QuerySearchUnbounded(c, q, estimates);
   JC_RETURN_IF_ERROR(c.Exec("SET LOCAL statement_timeout = " + std::to_string(q.timeout_ms)));
-  Result<SearchPage> page = QuerySearchUnbounded(c, q);
+  Result<SearchPage> page = QuerySearchUnbounded(c, q, estimates);
   if (!page.ok()) {
     if (c.LastSqlState() == "57014") return SearchTimedOut(q.timeout_ms);
     return page;

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "base/result.h"
+#include "store/sql/estimate_cache.h"
 #include "store/store.h"
 
 namespace jiceng::store::sql {
@@ -29,8 +30,10 @@ ResourceVersion RowToVersion(const PgResult& r, int row);
 // tsvector columns of fts_resource, and sort values as min()/max() over the idx_* tables by rid.
 const sql::Dialect& PostgresDialect();
 
-// Runs a search: the page of matching current resources, and the total when asked.
-Result<SearchPage> QuerySearch(PgConnection& c, const SearchQuery& q);
+// Runs a search: the page of matching current resources, and the total when asked. The
+// planner's row counts are taken from and kept in `estimates` when given (sql::EstimateCache).
+Result<SearchPage> QuerySearch(PgConnection& c, const SearchQuery& q,
+                               sql::EstimateCache* estimates = nullptr);
 
 // The smallest text greater than every text that starts with `prefix`, in code point order
 // (COLLATE "C" on UTF-8): `prefix` with its last code point incremented, dropping trailing

@@ -322,8 +322,11 @@ class ReadPool {
 class PgReadTransaction final : public IReadTransaction {
  public:
   PgReadTransaction(std::shared_ptr<ReadPool> pool, std::unique_ptr<PgConnection> conn,
-                    const Timers& timers)
-      : pool_(std::move(pool)), conn_(std::move(conn)), timers_(timers) {}
+                    const Timers& timers, std::shared_ptr<sql::EstimateCache> estimates)
+      : pool_(std::move(pool)),
+        conn_(std::move(conn)),
+        timers_(timers),
+        estimates_(std::move(estimates)) {}
   ~PgReadTransaction() override {
     // The ROLLBACK goes out with the connection's next statement, or within ReadPool::kEndDelay
     // on its own: ending a read costs no round trip.
@@ -362,13 +365,14 @@ class PgReadTransaction final : public IReadTransaction {
   }
   Result<SearchPage> Search(const SearchQuery& query) override {
     ScopedTimer t(timers_.search);
-    return QuerySearch(*conn_, query);
+    return QuerySearch(*conn_, query, estimates_.get());
   }
 
  private:
   std::shared_ptr<ReadPool> pool_;
   std::unique_ptr<PgConnection> conn_;
   const Timers timers_;
+  std::shared_ptr<sql::EstimateCache> estimates_;  // shared with the store and its other reads
 };
 
 // The transaction handed to a unit of work: the writer connection inside the group's
@@ -488,7 +492,7 @@ class PostgresStore final : public IStore {
     // (a pooled connection the server dropped meanwhile is reopened then, see BeginLazily).
     conn->BeginLazily("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
     return std::unique_ptr<IReadTransaction>(
-        new PgReadTransaction(pool_, std::move(conn), timers_));
+        new PgReadTransaction(pool_, std::move(conn), timers_, estimates_));
   }
 
   // One statement with its own Sync: PostgreSQL runs it in an implicit transaction of its own
@@ -734,7 +738,10 @@ class PostgresStore final : public IStore {
   }
 
   const PostgresOptions options_;
-  SharedSearchResults search_results_;  // on the primary (url), whatever the read pool's URL
+  SharedSearchResults search_results_;
+  // The planner's row counts, reused by the searches of every read transaction.
+  const std::shared_ptr<sql::EstimateCache> estimates_ =
+      std::make_shared<sql::EstimateCache>();  // on the primary (url), whatever the read pool's URL
   const Timers timers_;
   const std::string begin_sql_;
   std::unique_ptr<PgConnection> writer_conn_;  // used only by the writer thread until Close

@@ -327,10 +327,12 @@ Status SqliteStatements::Walk(const SearchQuery& q, const sql::CompiledSearch& c
 
 namespace {
 
-Result<SearchPage> QuerySearchUnbounded(Connection& c, const SearchQuery& q) {
+Result<SearchPage> QuerySearchUnbounded(Connection& c, const SearchQuery& q,
+                                        sql::EstimateCache* estimates) {
   JC_RETURN_IF_ERROR(RequireSearchIndexes(c));
   Estimator estimator(c);
-  const sql::CompiledSearch compiled = sql::CompileSearch(q, SqliteDialect(), &estimator);
+  sql::EstimateCache::Estimator cached(estimator, estimates);
+  const sql::CompiledSearch compiled = sql::CompileSearch(q, SqliteDialect(), &cached);
   SqliteStatements run(c);
   return sql::RunCompiledSearch(q, compiled, run);
 }
@@ -369,9 +371,9 @@ class SearchDeadline {
 
 }  // namespace
 
-Result<SearchPage> QuerySearch(Connection& c, const SearchQuery& q) {
+Result<SearchPage> QuerySearch(Connection& c, const SearchQuery& q, sql::EstimateCache* estimates) {
   SearchDeadline deadline(c, q.timeout_ms);
-  Result<SearchPage> page = QuerySearchUnbounded(c, q);
+  Result<SearchPage> page = QuerySearchUnbounded(c, q, estimates);
   if (!page.ok() && deadline.fired()) return SearchTimedOut(q.timeout_ms);
   return page;
 }

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "base/result.h"
+#include "store/sql/estimate_cache.h"
 #include "store/store.h"
 
 namespace jiceng::store::sql {
@@ -18,7 +19,9 @@ class Connection;
 // fts_resource and sort values through resource_index_keys/jc_sort_key() (index_keys.h).
 const sql::Dialect& SqliteDialect();
 
-// Runs a search: the page of matching current resources, and the total when asked.
-Result<SearchPage> QuerySearch(Connection& c, const SearchQuery& q);
+// Runs a search: the page of matching current resources, and the total when asked. The
+// planner's row counts are taken from and kept in `estimates` when given (sql::EstimateCache).
+Result<SearchPage> QuerySearch(Connection& c, const SearchQuery& q,
+                               sql::EstimateCache* estimates = nullptr);
 
 }  // namespace jiceng::store::sqlite

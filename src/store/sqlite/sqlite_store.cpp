@@ -350,8 +350,11 @@ class SqliteReadTransaction final : public IReadTransaction {
   // Timers are copied: a read transaction may outlive its store (the histograms live in the
   // process-wide registry).
   SqliteReadTransaction(std::shared_ptr<ReadPool> pool, std::unique_ptr<Connection> conn,
-                        const Timers& timers)
-      : pool_(std::move(pool)), conn_(std::move(conn)), timers_(timers) {}
+                        const Timers& timers, std::shared_ptr<sql::EstimateCache> estimates)
+      : pool_(std::move(pool)),
+        conn_(std::move(conn)),
+        timers_(timers),
+        estimates_(std::move(estimates)) {}
   ~SqliteReadTransaction() override {
     // Ends the snapshot; ROLLBACK is safe even if an error already ended the transaction.
     if (conn_->InTransaction()) (void)conn_->Exec("ROLLBACK");
@@ -389,13 +392,14 @@ class SqliteReadTransaction final : public IReadTransaction {
   }
   Result<SearchPage> Search(const SearchQuery& query) override {
     ScopedTimer t(timers_.search);
-    return QuerySearch(*conn_, query);
+    return QuerySearch(*conn_, query, estimates_.get());
   }
 
  private:
   std::shared_ptr<ReadPool> pool_;
   std::unique_ptr<Connection> conn_;
   const Timers timers_;
+  std::shared_ptr<sql::EstimateCache> estimates_;  // shared with the store and its other reads
 };
 
 // The idx_* rows of a bulk load held by the writer thread between runs
@@ -576,7 +580,7 @@ class SqliteStore final : public IStore {
       return std::move(s).error();
     }
     return std::unique_ptr<IReadTransaction>(
-        new SqliteReadTransaction(pool_, std::move(conn), timers_));
+        new SqliteReadTransaction(pool_, std::move(conn), timers_, estimates_));
   }
 
   Status Write(const WriteWork& work) override {
@@ -1029,6 +1033,8 @@ class SqliteStore final : public IStore {
   const std::string path_;
   const SqliteOptions options_;
   const Timers timers_;
+  // The planner's row counts, reused by the searches of every read transaction.
+  const std::shared_ptr<sql::EstimateCache> estimates_ = std::make_shared<sql::EstimateCache>();
   // A bulk load of this process is under way (Begin/EndBulkLoad's caller), and its held rows
   // (the writer thread's, set and reset by units of work).
   std::atomic<bool> bulk_loading_{false};
