@@ -425,7 +425,11 @@ void BulkExports::Run(Job& job) {
     rec.status.transaction_time_us = NowMicros();
     rec.status.types_done = 0;
     rec.status.files.clear();
-    if (deleted() || !SaveRecord(job.dir, rec).ok()) return;
+    if (deleted()) return;
+    // A record that cannot be written (the job deleted meanwhile, or a full disk) ends the job;
+    // left "running", it would be taken over and fail again at every poll.
+    if (Status st = SaveRecord(job.dir, rec); !st.ok())
+      return finish(BulkExportStatus::State::kFailed, st.error().message);
     int file_no = 0;
     int64_t lines = 0;
     for (const std::string& type : rec.request.types) {
@@ -464,7 +468,8 @@ void BulkExports::Run(Job& job) {
         rec.status.files.push_back(file);
       }
       ++rec.status.types_done;
-      if (!SaveRecord(job.dir, rec).ok()) return;  // deleted meanwhile
+      if (Status st = SaveRecord(job.dir, rec); !st.ok())
+        return finish(BulkExportStatus::State::kFailed, st.error().message);
     }
     finish(BulkExportStatus::State::kComplete, "");
   };
