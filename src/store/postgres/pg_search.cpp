@@ -159,6 +159,7 @@ class Dialect final : public sql::Dialect {
   // The row counts choose the driving clause, the walk and the collect-all page here, not the
   // form of the other clauses (sql::Dialect::CollectsCountedClauses).
   bool CollectsCountedClauses() const override { return false; }
+  bool IntersectsChainsWithDriver() const override { return true; }
 };
 
 PgParams ToPgParams(const std::vector<sql::Param>& params) {

@@ -579,6 +579,36 @@ std::string AllClauses(SqlBuilder& b, const std::vector<SearchClause>& clauses, 
   // one by one to keep the 4,263 also referring to a patient named 李.
   std::vector<std::string> lists;
   std::string sql;
+  // IntersectsChainsWithDriver: a driver whose rows were counted, and the chains collected
+  // beside it, as one INTERSECT of their rids.
+  if (!mode.walk && b.dialect().IntersectsChainsWithDriver() && !clauses.empty() &&
+      plan.driver < plan.rows.size() && plan.rows[plan.driver]) {
+    std::vector<size_t> chains;
+    for (size_t i : order) {
+      if (i != plan.driver && !plan.probe[i] && clauses[i].kind == SearchKind::kChain)
+        chains.push_back(i);
+    }
+    std::optional<std::string> driver_rows;
+    if (!chains.empty()) driver_rows = CollectedRows(b, clauses[plan.driver], scope);
+    if (driver_rows) {
+      // Each operand in parentheses: a chain over several target types is a UNION ALL, which
+      // INTERSECT would otherwise bind only to the first of its parts.
+      std::string rids = "(" + *driver_rows + ")";
+      std::vector<bool> taken(clauses.size(), false);
+      taken[plan.driver] = true;
+      for (size_t i : chains) {
+        if (std::optional<std::string> rows = CollectedRows(b, clauses[i], scope)) {
+          rids += " INTERSECT (" + *rows + ")";
+          taken[i] = true;
+        }
+      }
+      sql = scope.alias + ".rid IN (" + rids + ")";
+      for (size_t i : order) {
+        if (!taken[i]) sql += " AND " + ClauseCond(b, clauses[i], scope, plan.probe[i]);
+      }
+      return sql;
+    }
+  }
   for (size_t i : order) {
     if (!mode.walk && !plan.probe[i] && b.dialect().IntersectsCollectedScans()) {
       if (std::optional<std::string> rows = CollectedRows(b, clauses[i], scope)) {
