@@ -579,14 +579,22 @@ std::string AllClauses(SqlBuilder& b, const std::vector<SearchClause>& clauses, 
   // one by one to keep the 4,263 also referring to a patient named 李.
   std::vector<std::string> lists;
   std::string sql;
-  // IntersectsChainsWithDriver: a driver whose rows were counted, and the chains collected
-  // beside it, as one INTERSECT of their rids.
+  // IntersectsChainsWithDriver: a driver whose rows were counted, and the chains and the few-row
+  // clauses beside it, as one INTERSECT of their rids.
   if (!mode.walk && b.dialect().IntersectsChainsWithDriver() && !clauses.empty() &&
       plan.driver < plan.rows.size() && plan.rows[plan.driver]) {
+    // Beside the chains, a clause counted at no more than kProbeCostInRows times the driver's
+    // rows: reading its index rows once costs less than probing every candidate (the rule
+    // PlanClauses applies where the dialect CollectsCountedClauses).
+    const int64_t driver_count = *plan.rows[plan.driver];
     std::vector<size_t> chains;
     for (size_t i : order) {
-      if (i != plan.driver && !plan.probe[i] && clauses[i].kind == SearchKind::kChain)
-        chains.push_back(i);
+      if (i == plan.driver) continue;
+      const bool chain = !plan.probe[i] && clauses[i].kind == SearchKind::kChain;
+      const bool counted = i < plan.rows.size() && plan.rows[i] &&
+                           *plan.rows[i] <= driver_count * kProbeCostInRows &&
+                           Probeable(clauses[i]);
+      if (chain || counted) chains.push_back(i);
     }
     std::optional<std::string> driver_rows;
     if (!chains.empty()) driver_rows = CollectedRows(b, clauses[plan.driver], scope);

@@ -122,11 +122,12 @@ class Dialect {
   // needs the counts to choose; PostgreSQL chooses between the two forms itself, and two
   // collected scans of one table before its statistics exist made it loop for half a minute.
   virtual bool CollectsCountedClauses() const { return true; }
-  // Whether a counted driver's index scan and the chains of the same conjunction (whose rows
-  // cannot be counted) are intersected with INTERSECT before the resource rows are read. Each as
-  // its own "rid IN (…)", PostgreSQL estimated a chain at one row, drove from it and probed
-  // every match of the chain (9,321 Observations of the patients named 李…) against the
-  // driver's code by rid: 45 ms, against 9 ms for the INTERSECT of the two sets.
+  // Whether a counted driver's index scan, the chains of the same conjunction (whose rows
+  // cannot be counted) and its clauses counted at few rows are intersected with INTERSECT
+  // before the resource rows are read. Each as its own "rid IN (…)", PostgreSQL estimated a
+  // chain at one row, drove from it and probed every match of the chain (9,321 Observations of
+  // the patients named 李…) against the driver's code by rid: 45 ms, against 9 ms for the
+  // INTERSECT of the two sets. Two value ranges of one composite: 16 → 13 ms.
   virtual bool IntersectsChainsWithDriver() const { return false; }
 };
 
