@@ -32,8 +32,10 @@ const sql::Dialect& PostgresDialect();
 
 // Runs a search: the page of matching current resources, and the total when asked. The
 // planner's row counts are taken from and kept in `estimates` when given (sql::EstimateCache).
+// `keep_timeout`: the search's statement_timeout stays set for the rest of the transaction
+// (a read transaction's), rather than being reset after the search (a unit of work's writes).
 Result<SearchPage> QuerySearch(PgConnection& c, const SearchQuery& q,
-                               sql::EstimateCache* estimates = nullptr);
+                               sql::EstimateCache* estimates = nullptr, bool keep_timeout = false);
 
 // The smallest text greater than every text that starts with `prefix`, in code point order
 // (COLLATE "C" on UTF-8): `prefix` with its last code point incremented, dropping trailing

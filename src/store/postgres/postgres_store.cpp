@@ -365,7 +365,7 @@ class PgReadTransaction final : public IReadTransaction {
   }
   Result<SearchPage> Search(const SearchQuery& query) override {
     ScopedTimer t(timers_.search);
-    return QuerySearch(*conn_, query, estimates_.get());
+    return QuerySearch(*conn_, query, estimates_.get(), /*keep_timeout=*/true);
   }
 
  private:
