@@ -8,12 +8,11 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
 #include <random>
-#include <sstream>
 #include <unordered_set>
 
 #include "api/interactions.h"
+#include "base/files.h"
 #include "base/json.h"
 #include "base/time.h"
 
@@ -216,11 +215,9 @@ std::optional<JobRecord> FromJson(const json::value& v) {
 }
 
 std::optional<JobRecord> LoadRecord(const fs::path& dir) {
-  std::ifstream in(dir / kJobFile, std::ios::binary);
-  if (!in) return std::nullopt;
-  std::ostringstream text;
-  text << in.rdbuf();
-  auto v = ParseJson(text.str());
+  std::optional<std::string> text = ReadWholeFile(dir / kJobFile);
+  if (!text) return std::nullopt;
+  auto v = ParseJson(*text);
   if (!v.ok()) return std::nullopt;
   return FromJson(*v);
 }

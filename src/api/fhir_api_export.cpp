@@ -6,13 +6,12 @@
 #include <unistd.h>
 
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include "api/compartments.h"
 #include "api/fhir_api.h"
 #include "api/fhir_api_context.h"
 #include "api/outcome.h"
+#include "base/files.h"
 #include "base/json.h"
 #include "base/time.h"
 
@@ -39,10 +38,7 @@ std::vector<std::string> CommaList(const std::string& value) {
 
 std::string ExportDir(const std::string& configured) {
   if (!configured.empty()) return configured;
-  std::error_code ec;
-  auto tmp = std::filesystem::temp_directory_path(ec);
-  if (ec) tmp = "/tmp";
-  return (tmp / fmt::format("jiceng-export-{}", ::getpid())).string();
+  return (TempDirectory() / fmt::format("jiceng-export-{}", ::getpid())).string();
 }
 
 Response FhirApi::ExportKickOff(Context& c) {
@@ -225,14 +221,12 @@ Response FhirApi::ExportFile(Context& c) {
     return ErrorResponse(
         NotFound(fmt::format("No file '{}' of a complete export job '{}'", c.vid, c.id)));
   }
-  std::ifstream in(*path, std::ios::binary);
-  std::ostringstream body;
-  body << in.rdbuf();
-  if (!in.good() && !in.eof()) return ErrorResponse(Internal("cannot read " + *path));
+  std::optional<std::string> body = ReadWholeFile(*path);
+  if (!body) return ErrorResponse(Internal("cannot read " + *path));
   Response r;
   r.status = 200;
   r.content_type = kNdjson;
-  r.body = std::move(body).str();
+  r.body = std::move(*body);
   return r;
 }
 

@@ -3,8 +3,7 @@
 #include <fmt/format.h>
 #include <toml++/toml.h>
 
-#include <fstream>
-#include <sstream>
+#include "base/files.h"
 
 namespace jiceng {
 
@@ -138,11 +137,9 @@ Result<Config> ParseConfig(std::string_view text, const std::string& source_name
 }
 
 Result<Config> LoadConfig(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return Invalid(fmt::format("Cannot open configuration file '{}'", path));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ParseConfig(ss.str(), path);
+  std::optional<std::string> text = ReadWholeFile(path);
+  if (!text) return Invalid(fmt::format("Cannot open configuration file '{}'", path));
+  return ParseConfig(*text, path);
 }
 
 }  // namespace jiceng

@@ -37,4 +37,13 @@ bool IsValidId(std::string_view id) {
   return true;
 }
 
+uint64_t Fnv1a64(std::string_view bytes) {
+  uint64_t h = 14695981039346656037ULL;  // offset basis
+  for (unsigned char ch : bytes) {
+    h ^= ch;
+    h *= 1099511628211ULL;  // prime
+  }
+  return h;
+}
+
 }  // namespace jiceng

@@ -9,10 +9,10 @@
 #include <iostream>
 #include <map>
 #include <mutex>
-#include <sstream>
 
 #include "api/bundle_processor.h"
 #include "api/outcome.h"
+#include "base/files.h"
 #include "base/ids.h"
 #include "cli/platform.h"
 #include "ingest/bulk_loader.h"
@@ -66,13 +66,6 @@ struct FallbackStats {
   int64_t input_bytes = 0;
   std::map<std::string, int64_t> by_type;
 };
-
-std::string ReadWholeFile(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 // Rewrites every "reference" string found in `v` through `map` (fullUrl → Type/id).
 
@@ -306,7 +299,7 @@ int RunImport(const ImportFlags& f) {
       }
       flush();
     } else {
-      std::string text = ReadWholeFile(file);
+      std::string text = ReadWholeFile(file).value_or("");  // unreadable: rejected as not JSON
       const auto bytes = static_cast<int64_t>(text.size());
       auto v = ParseJson(text);
       std::string().swap(text);

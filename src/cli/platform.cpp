@@ -3,9 +3,10 @@
 #include <fmt/format.h>
 
 #include <chrono>
-#include <filesystem>
 #include <iostream>
 
+#include "base/files.h"
+#include "base/ids.h"
 #include "fhir/definitions.h"
 #include "fhir/validator.h"
 #include "store/store_factory.h"
@@ -45,12 +46,7 @@ Result<std::unique_ptr<Platform>> OpenPlatform(const Config& config,
 
 std::string DefaultExportDir(const std::string& db) {
   if (!db.starts_with("postgres")) return db + ".export";
-  uint64_t h = 14695981039346656037ull;  // FNV-1a 64
-  for (unsigned char ch : db) h = (h ^ ch) * 1099511628211ull;
-  std::error_code ec;
-  std::filesystem::path tmp = std::filesystem::temp_directory_path(ec);
-  if (ec) tmp = "/tmp";
-  return (tmp / fmt::format("jiceng-export-{:016x}", h)).string();
+  return (TempDirectory() / fmt::format("jiceng-export-{:016x}", Fnv1a64(db))).string();
 }
 
 store::StoreOptions BulkLoadStoreOptions(int64_t cache_mib, int checkpoint_mib) {

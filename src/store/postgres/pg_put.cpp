@@ -7,6 +7,7 @@
 #include <span>
 #include <variant>
 
+#include "base/ids.h"
 #include "store/postgres/pg_connection.h"
 #include "store/postgres/pg_search.h"
 
@@ -530,12 +531,7 @@ Status WriteIndexRows(PgConnection& c, std::span<const IndexedResource> items) {
 
 int64_t DistributionKey(std::string_view patient_id) {
   if (patient_id.empty()) return 0;
-  uint64_t h = 14695981039346656037ULL;  // FNV-1a 64 offset basis
-  for (unsigned char ch : patient_id) {
-    h ^= ch;
-    h *= 1099511628211ULL;  // FNV-1a 64 prime
-  }
-  const auto key = static_cast<int64_t>(h & 0x7fffffffffffffffULL);
+  const auto key = static_cast<int64_t>(Fnv1a64(patient_id) & 0x7fffffffffffffffULL);
   return key == 0 ? 1 : key;
 }
 

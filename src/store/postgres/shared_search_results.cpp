@@ -2,8 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
-#include <chrono>
-
+#include "base/time.h"
 #include "store/postgres/pg_connection.h"
 
 namespace jiceng::store::postgres {
@@ -19,12 +18,6 @@ constexpr const char* kFind =
     "WHERE key = $1 AND expires_us >= $2 RETURNING body";
 // The expired entries go once per this many inserts (and at the first).
 constexpr int kSweepEvery = 256;
-
-int64_t NowUs() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 // A connection for this table only: its commits need not wait for a WAL flush (there is none
 // for an UNLOGGED table, but the transaction's commit record would still be flushed).
@@ -91,7 +84,7 @@ void SharedSearchResults::Loop() {
     }
     Status s = [&]() -> Status {
       if (inserted++ % kSweepEvery == 0) {
-        JC_RETURN_IF_ERROR(conn->Query(kDeleteExpired, PgParams().Int(NowUs())));
+        JC_RETURN_IF_ERROR(conn->Query(kDeleteExpired, PgParams().Int(NowMicros())));
       }
       JC_RETURN_IF_ERROR(
           conn->Query(kInsert, PgParams().Text(e.key).Int(e.expires_us).Bytes(e.body)));

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "base/config.h"
+#include "base/files.h"
 #include "base/ids.h"
 #include "base/json.h"
 #include "base/time.h"
@@ -492,6 +493,25 @@ TEST(Ids, UuidShapeAndValidity) {
   EXPECT_FALSE(IsValidId(""));
   EXPECT_FALSE(IsValidId("a/b"));
   EXPECT_FALSE(IsValidId(std::string(65, 'a')));
+}
+
+// The published FNV-1a 64 test vectors: stored keys depend on these exact values.
+TEST(Ids, Fnv1a64IsTheStandardHash) {
+  EXPECT_EQ(Fnv1a64(""), 0xcbf29ce484222325ULL);
+  EXPECT_EQ(Fnv1a64("a"), 0xaf63dc4c8601ec8cULL);
+  EXPECT_EQ(Fnv1a64("foobar"), 0x85944171f73967e8ULL);
+}
+
+TEST(Files, ReadWholeFileReturnsEveryByteOrNothing) {
+  const auto path = std::filesystem::path(::testing::TempDir()) / "jiceng-files-test.bin";
+  const std::string bytes("a\0b\nc\xff", 6);
+  std::ofstream(path, std::ios::binary) << bytes;
+  EXPECT_EQ(ReadWholeFile(path), bytes);
+  std::ofstream(path, std::ios::binary | std::ios::trunc).close();
+  EXPECT_EQ(ReadWholeFile(path), std::string());
+  std::filesystem::remove(path);
+  EXPECT_EQ(ReadWholeFile(path), std::nullopt);
+  EXPECT_FALSE(TempDirectory().empty());
 }
 
 TEST(Config, DefaultsAndOverrides) {
