@@ -291,6 +291,13 @@ std::string ToJson(const json::value& v) {
   return out;
 }
 
+std::string ToJson(const json::object& o) {
+  std::string out;
+  out.reserve(1024);
+  AppendJson(out, o);
+  return out;
+}
+
 namespace {
 void Pretty(std::string& out, const json::value& v, int indent) {
   auto pad = [&](int n) { out.append(static_cast<std::size_t>(n) * 2, ' '); };

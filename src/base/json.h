@@ -91,6 +91,9 @@ class JsonParser {
 // Compact serialization. Doubles are written in their shortest round-trip form ("120.5", not
 // Boost's "1.205E2"); strings keep UTF-8 as it is and escape only what JSON requires.
 std::string ToJson(const json::value& v);
+// The same for an object, without first copying it into a json::value (which an object
+// argument to the overload above would do, node by node).
+std::string ToJson(const json::object& o);
 // Appends the compact serialization of `v` / `o` to `out`.
 void AppendJson(std::string& out, const json::value& v);
 void AppendJson(std::string& out, const json::object& o);

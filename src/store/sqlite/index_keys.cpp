@@ -4,8 +4,8 @@
 
 #include <cstdint>
 #include <cstring>
+#include <functional>
 #include <optional>
-#include <unordered_map>
 #include <vector>
 
 namespace jiceng::store::sqlite {
@@ -19,6 +19,7 @@ constexpr char kDictionary = 2;
 
 class Writer {
  public:
+  explicit Writer(size_t reserve = 0) { out_.reserve(reserve); }
   void Varint(uint64_t v) {
     while (v >= 0x80) {
       out_.push_back(static_cast<char>((v & 0x7F) | 0x80));
@@ -104,9 +105,8 @@ void ForEachKind(Visit&& visit, IndexRows& r) {
   visit(SearchKind::kDate, r.dates, [](auto& f, DateIndexRow& x) {
     return f.text(x.param) && f.raw(x.start_us) && f.raw(x.end_us);
   });
-  visit(SearchKind::kNumber, r.numbers, [](auto& f, NumberIndexRow& x) {
-    return f.text(x.param) && f.raw(x.value);
-  });
+  visit(SearchKind::kNumber, r.numbers,
+        [](auto& f, NumberIndexRow& x) { return f.text(x.param) && f.raw(x.value); });
   visit(SearchKind::kQuantity, r.quantities, [](auto& f, QuantityIndexRow& x) {
     return f.text(x.param) && f.raw(x.value) && f.text(x.system) && f.text(x.code) &&
            f.raw(x.canonical_value) && f.text(x.canonical_code);
@@ -123,25 +123,57 @@ void ForEachKind(Visit&& visit, IndexRows& r) {
   });
 }
 
-// Version 2 encoding: text fields are indexes into the blob's dictionary.
-struct CollectStrings {
-  std::unordered_map<std::string_view, uint64_t>& index;
-  std::vector<std::string_view>& order;
+// Version 2 encoding: text fields are indexes into the blob's dictionary. The first pass
+// interns each text field (an open-addressing table over the resource's distinct strings,
+// reused by the thread: no allocation per string) and remembers its index, in field order; the
+// second pass writes those indexes back in the same order.
+class Dictionary {
+ public:
+  void Reset(size_t fields) {
+    size_t cap = 64;
+    while (cap < 2 * fields) cap *= 2;
+    slots_.assign(cap, kEmpty);
+    order_.clear();
+    ids_.clear();
+    next_ = 0;
+  }
   bool text(const std::string& s) {
-    if (index.emplace(s, order.size()).second) order.push_back(s);
-    return true;
+    const size_t mask = slots_.size() - 1;
+    for (size_t i = std::hash<std::string_view>{}(s)&mask;; i = (i + 1) & mask) {
+      const uint32_t slot = slots_[i];
+      if (slot == kEmpty) {
+        slots_[i] = static_cast<uint32_t>(order_.size());
+        ids_.push_back(slots_[i]);
+        order_.push_back(s);
+        return true;
+      }
+      if (order_[slot] == s) {
+        ids_.push_back(slot);
+        return true;
+      }
+    }
   }
   template <typename T>
   bool raw(const T&) {
     return true;
   }
+  const std::vector<std::string_view>& order() const { return order_; }
+  // The index of the next text field, in the order text() saw them.
+  uint32_t Next() { return ids_[next_++]; }
+
+ private:
+  static constexpr uint32_t kEmpty = UINT32_MAX;
+  std::vector<uint32_t> slots_;
+  std::vector<std::string_view> order_;  // index → string
+  std::vector<uint32_t> ids_;            // each text field's index, in field order
+  size_t next_ = 0;
 };
 
 struct EncodeFields {
   Writer& w;
-  const std::unordered_map<std::string_view, uint64_t>& index;
-  bool text(const std::string& s) {
-    w.Varint(index.at(s));
+  Dictionary& dictionary;
+  bool text(const std::string&) {
+    w.Varint(dictionary.Next());
     return true;
   }
   template <typename T>
@@ -172,19 +204,20 @@ struct DecodeFields {
 std::string EncodeIndexKeys(const IndexRows& rows) {
   // ForEachKind takes a mutable IndexRows so the decoder can share it; these passes only read.
   auto& all = const_cast<IndexRows&>(rows);
-  std::unordered_map<std::string_view, uint64_t> index;
-  std::vector<std::string_view> order;
-  CollectStrings collect{index, order};
+  thread_local Dictionary dictionary;
+  size_t row_count = 0;
+  ForEachKind([&](SearchKind, auto& list, auto) { row_count += list.size(); }, all);
+  dictionary.Reset(6 * row_count);  // at most 6 text fields a row (a composite)
   ForEachKind(
       [&](SearchKind, auto& list, auto fields) {
-        for (auto& row : list) fields(collect, row);
+        for (auto& row : list) fields(dictionary, row);
       },
       all);
-  Writer w;
+  Writer w(64 + 24 * row_count);
   w.Byte(kDictionary);
-  w.Varint(order.size());
-  for (std::string_view text : order) w.Text(text);
-  EncodeFields f{w, index};
+  w.Varint(dictionary.order().size());
+  for (std::string_view text : dictionary.order()) w.Text(text);
+  EncodeFields f{w, dictionary};
   ForEachKind(
       [&](SearchKind, auto& list, auto fields) {
         w.Varint(list.size());
@@ -293,8 +326,7 @@ void SortKeyFunction(sqlite3_context* ctx, int, sqlite3_value** argv) {
       break;
   }
   if (best_text) {
-    sqlite3_result_text64(ctx, best_text->data(), best_text->size(), SQLITE_TRANSIENT,
-                          SQLITE_UTF8);
+    sqlite3_result_text64(ctx, best_text->data(), best_text->size(), SQLITE_TRANSIENT, SQLITE_UTF8);
   } else if (best_real) {
     sqlite3_result_double(ctx, *best_real);
   } else if (best_int) {

@@ -802,6 +802,22 @@ class SqliteStore final : public IStore {
     }
   }
 
+  // SqliteOptions::bulk_cache_min_kib: an eighth of the file, within [min, cache_kib].
+  void SizeBulkLoadCache() {
+    auto kib = writer_conn_->QueryInt(
+        "SELECT page_count * page_size / 1024 FROM pragma_page_count(), pragma_page_size()");
+    const int64_t file_kib = kib.ok() && *kib ? **kib : 0;
+    SetWriterCache(std::clamp(file_kib / 8,
+                              std::min(options_.bulk_cache_min_kib, options_.cache_kib),
+                              options_.cache_kib));
+  }
+
+  void SetWriterCache(int64_t kib) {
+    if (kib == writer_cache_kib_) return;
+    const std::string pragma = "PRAGMA cache_size=-" + std::to_string(kib);
+    if (writer_conn_->Exec(pragma.c_str()).ok()) writer_cache_kib_ = kib;
+  }
+
   void WriterLoop() {
     std::vector<Pending*> group;
     size_t last_group = 0;
@@ -826,7 +842,12 @@ class SqliteStore final : public IStore {
       last_group = group.size();
       CatchUpCheckpointIfWalLong();
       RunGroup(group);
-      if (bulk_ != nullptr && bulk_->ended) bulk_.reset();  // EndBulkLoad's group is done
+      if (bulk_ != nullptr && bulk_->ended) {
+        bulk_.reset();  // EndBulkLoad's group is done
+        SetWriterCache(options_.cache_kib);
+      } else if (bulk_ != nullptr) {
+        SizeBulkLoadCache();
+      }
       if (wal_fd_ >= 0) {
         std::lock_guard lock(sync_mu_);
         sync_queue_.insert(sync_queue_.end(), group.begin(), group.end());
@@ -1038,6 +1059,7 @@ class SqliteStore final : public IStore {
   // A bulk load of this process is under way (Begin/EndBulkLoad's caller), and its held rows
   // (the writer thread's, set and reset by units of work).
   std::atomic<bool> bulk_loading_{false};
+  int64_t writer_cache_kib_ = 0;  // the writer's cache_size now (writer thread)
   std::unique_ptr<BulkRows> bulk_;
   BulkLoadLock bulk_lock_;
   std::unique_ptr<Connection> writer_conn_;      // used only by the writer thread until Close

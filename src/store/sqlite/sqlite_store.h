@@ -57,6 +57,13 @@ struct SqliteOptions {
   // (~50 bytes each in memory; 8 million: ~400 MB, the rows of ~400,000 resources). Fewer,
   // larger runs overlap less in key order, so the B-trees are written closer to append-only.
   int64_t bulk_build_rows = 8'000'000;
+  // The writer's page cache during a bulk load: it starts at this (or cache_kib, if smaller)
+  // and grows with the file, to an eighth of it, up to cache_kib. A load into a new file
+  // appends nearly every page it writes and reads few back, so a cache much larger than the
+  // file's hot part only costs the page faults of filling it (each new cache page is fresh
+  // memory): 110,499 resources loaded ~15 % faster with 64 MiB than with 1 GiB
+  // (docs/benchmarks.md, session 11); the 45 GB county still gets the whole cache_kib.
+  int64_t bulk_cache_min_kib = 65536;
 };
 
 // Opens (creating if missing) the database at `path` and brings its schema up to date in one

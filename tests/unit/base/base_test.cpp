@@ -74,6 +74,8 @@ TEST(Json, DecimalsInShortestFormAndStringsEscaped) {
   ASSERT_TRUE(again.ok());
   EXPECT_EQ(*again, *v);
   EXPECT_NE(ToPrettyJson(*v).find("\"a\": 120.5"), std::string::npos);
+  // An object serialises exactly as the same object held in a value.
+  EXPECT_EQ(ToJson(v->get_object()), out);
 }
 
 // ---- Decimals: every number with a fraction or an exponent is read as the nearest double ----

@@ -235,6 +235,53 @@ TEST_F(SqliteStoreTest, WritesKeepReferentialIntegrity) {
   EXPECT_EQ(orphan->value_or(-1), 0);
 }
 
+TEST(IndexKeysTest, ManyRowsWithRepeatedStringsRoundTripAndShareTheDictionary) {
+  // 300 token rows over 3 params, 7 systems and 120 codes (more distinct strings than the
+  // encoder's smallest table), plus composites, the kind with the most text fields.
+  IndexRows rows;
+  for (int i = 0; i < 300; ++i) {
+    rows.tokens.push_back({"p" + std::to_string(i % 3), "http://s" + std::to_string(i % 7),
+                           "code-" + std::to_string(i % 120)});
+  }
+  for (int i = 0; i < 40; ++i) {
+    CompositeIndexRow c;
+    c.param = "combo";
+    c.system1 = "http://loinc.org";
+    c.code1 = "c1-" + std::to_string(i);
+    c.code2 = "c2-" + std::to_string(i % 5);
+    c.system2 = "http://loinc.org";
+    c.canonical_code2 = "mm[Hg]";
+    c.number2 = i;
+    rows.composites.push_back(c);
+  }
+  const std::string blob = sqlite::EncodeIndexKeys(rows);
+  auto back = sqlite::DecodeIndexKeys(blob);
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  ASSERT_EQ(back->tokens.size(), rows.tokens.size());
+  for (size_t i = 0; i < rows.tokens.size(); ++i) {
+    EXPECT_EQ(back->tokens[i].param, rows.tokens[i].param) << i;
+    EXPECT_EQ(back->tokens[i].system, rows.tokens[i].system) << i;
+    EXPECT_EQ(back->tokens[i].code, rows.tokens[i].code) << i;
+  }
+  ASSERT_EQ(back->composites.size(), rows.composites.size());
+  for (size_t i = 0; i < rows.composites.size(); ++i) {
+    EXPECT_EQ(back->composites[i].code1, rows.composites[i].code1) << i;
+    EXPECT_EQ(back->composites[i].code2, rows.composites[i].code2) << i;
+    EXPECT_EQ(back->composites[i].canonical_code2, "mm[Hg]") << i;
+    EXPECT_EQ(back->composites[i].number2, i) << i;
+  }
+  // Each distinct string is stored once: 3 params, 7 systems and 120 codes of the tokens, then
+  // "combo", "http://loinc.org", 40 code1, "c2-0" … "c2-4" and "mm[Hg]". The count is the
+  // varint after the version byte (178: two bytes).
+  const unsigned distinct = 3 + 7 + 120 + 1 + 1 + 40 + 5 + 1;
+  ASSERT_GT(blob.size(), 3u);
+  EXPECT_EQ((static_cast<unsigned char>(blob[1]) & 0x7Fu) |
+                (static_cast<unsigned>(static_cast<unsigned char>(blob[2])) << 7),
+            distinct);
+  // Encoding again (the encoder's table is reused by the thread) gives the same bytes.
+  EXPECT_EQ(sqlite::EncodeIndexKeys(rows), blob);
+}
+
 TEST(IndexKeysTest, RoundTripsEveryKindExactly) {
   IndexRows rows;
   rows.tokens.push_back({"code", "http://loinc.org", "8480-6"});
