@@ -9,9 +9,12 @@
 //   * thousands of resources per IStore::Write unit instead of one request per unit, so one
 //     fsync covers a whole batch;
 //   * a pipeline: worker threads parse, validate, stamp and serialise the next batches while
-//     the committer thread waits for the current batch's Write. The writer thread of the store
+//     the committer threads wait for the batches' Writes. The writer thread of the store
 //     only looks up the current version, patches the lastUpdated text in place and inserts:
-//     the JSON is serialised exactly once, off the writer.
+//     the JSON is serialised exactly once, off the writer;
+//   * two batches in the store at once: as soon as the store's writer has run a batch's unit
+//     (its fsync still to come), the next batch is handed to it, so the writer does not idle
+//     through each fsync (see CommitLoop).
 #pragma once
 
 #include <condition_variable>
@@ -106,8 +109,11 @@ class BulkLoader {
   void Prepare(Job& job);
   void Commit(Job& job);
   int64_t CommitUnit(std::vector<Prepared*>& unit, bool atomic, std::vector<Rejection>& rejected,
-                     std::optional<Error>& store_failed);
-  void Reject(Rejection r);
+                     std::optional<Error>& store_failed, const std::function<void()>& on_run);
+  // Lets the batch after `job` go to the store (under mu_).
+  void ReleaseLocked(Job& job);
+  // Reports (rejections, counters) the finished batches at the front, in input order.
+  void ReportFinished();
 
   store::IStore& store_;
   const api::FhirApiOptions& options_;
@@ -120,7 +126,8 @@ class BulkLoader {
   std::optional<Error> failure_;
   LoaderStats stats_;
   std::vector<std::thread> workers_;
-  std::thread committer_;
+  std::vector<std::thread> committers_;
+  std::mutex report_mu_;  // ReportFinished: one thread at a time, so in input order
 };
 
 // "Patient/123: Patient.birthDate: bad date; …" from an error with issues.

@@ -127,7 +127,8 @@ struct IndexRows {
   // node by design, does not store it.
   std::string patient_compartment;
   // Optional: the backend's own encoding of the rows above, computed by IStore::PrecomputeIndex
-  // on a thread other than the store's writer (SQLite: the resource_index_keys blob). Empty:
+  // on a thread other than the store's writer (SQLite: the resource_index_keys blob, and during
+  // a bulk load the rows' sort records). Empty:
   // the backend encodes when it writes. Whoever changes the rows after precomputing must
   // clear it.
   std::string precomputed;
@@ -372,10 +373,10 @@ class IStore {
   // A short name for logs and metrics ("sqlite", "postgres").
   virtual std::string_view Backend() const = 0;
 
-  // Does on the calling thread the part of writing `rows` that does not need the database
-  // (fills IndexRows::precomputed), so that the writer does less. Bulk loaders call it on
-  // their worker threads. Optional: the default does nothing.
-  virtual void PrecomputeIndex(IndexRows& /*rows*/) const {}
+  // Does on the calling thread the part of writing `rows`, the rows of a resource of `type`,
+  // that does not need the database (fills IndexRows::precomputed), so that the writer does
+  // less. Bulk loaders call it on their worker threads. Optional: the default does nothing.
+  virtual void PrecomputeIndex(std::string_view /*type*/, IndexRows& /*rows*/) const {}
 
   // Bulk loading into an empty database (jiceng import, generate --db). BeginBulkLoad returns
   // true when the backend took it on: until EndBulkLoad, writes keep what each resource needs

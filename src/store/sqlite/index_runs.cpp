@@ -10,10 +10,12 @@
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <mutex>
 #include <new>
 #include <numeric>
 #include <stdexcept>
 #include <thread>
+#include <unordered_map>
 
 #include "store/sqlite/connection.h"
 #include "store/sqlite/sqlite_index_write.h"
@@ -75,6 +77,13 @@ void PutOrderedInt(std::string& out, int64_t v) {
   }
   out.append(b, 8);
 }
+void PutOrderedIntAt(char* at, int64_t v) {
+  uint64_t u = static_cast<uint64_t>(v) ^ (uint64_t{1} << 63);
+  for (int i = 7; i >= 0; --i) {
+    at[i] = static_cast<char>(u & 0xff);
+    u >>= 8;
+  }
+}
 int64_t GetOrderedInt(const char* p) {
   uint64_t u = 0;
   for (int i = 0; i < 8; ++i) u = (u << 8) | static_cast<unsigned char>(p[i]);
@@ -115,22 +124,21 @@ void PutTailText(std::string& out, std::string_view s) {
   out.append(s);
 }
 
-// Builds one row's record in `scratch` (header, key fields, rid, tail fields filled in by
-// `key`/`tail`) and appends it to `arena`.
+// Appends one row's record to `out`: header, key fields, rid, tail fields (filled in by
+// `key`/`tail`).
 template <typename KeyFn, typename TailFn>
-void AppendRecord(RecordArena& arena, std::string& scratch, uint32_t tp, int64_t rid, KeyFn key,
-                  TailFn tail) {
-  scratch.assign(kHeader, '\0');
-  key(scratch);
-  PutOrderedInt(scratch, rid);
-  const size_t key_end = scratch.size();
-  tail(scratch);
-  const auto key_len = static_cast<uint32_t>(key_end - kHeader);
-  const auto tail_len = static_cast<uint32_t>(scratch.size() - key_end);
-  std::memcpy(scratch.data(), &tp, 4);
-  std::memcpy(scratch.data() + 4, &key_len, 4);
-  std::memcpy(scratch.data() + 8, &tail_len, 4);
-  arena.Append(scratch);
+void AppendRecord(std::string& out, uint32_t tp, int64_t rid, KeyFn key, TailFn tail) {
+  const size_t start = out.size();
+  out.append(kHeader, '\0');
+  key(out);
+  PutOrderedInt(out, rid);
+  const size_t key_end = out.size();
+  tail(out);
+  const auto key_len = static_cast<uint32_t>(key_end - start - kHeader);
+  const auto tail_len = static_cast<uint32_t>(out.size() - key_end);
+  std::memcpy(out.data() + start, &tp, 4);
+  std::memcpy(out.data() + start + 4, &key_len, 4);
+  std::memcpy(out.data() + start + 8, &tail_len, 4);
 }
 
 size_t RecordSize(const char* p) { return kHeader + GetU32(p + 4) + GetU32(p + 8); }
@@ -174,23 +182,62 @@ void RecordArena::Truncate(uint64_t end) {
   chunks_[used_ - 1].size = static_cast<uint32_t>(end);
 }
 
-uint32_t IndexRunBuffer::TypeParamId(std::string_view type, std::string_view param) {
-  // The key is built in a reused buffer: a lookup allocates nothing once the buffer has grown.
-  tp_key_.assign(type).push_back('\0');
-  tp_key_.append(param);
-  auto it = tp_ids_.find(tp_key_);
-  if (it != tp_ids_.end()) return it->second;
-  const auto id = static_cast<uint32_t>(tp_.size());
-  tp_ids_.emplace(tp_key_, id);
-  tp_.emplace_back(std::string(type), std::string(param));
+namespace {
+
+// The process-wide dictionary behind TypeParamId: ids are never reused or renumbered.
+struct TypeParamDictionary {
+  std::mutex mu;
+  std::unordered_map<std::string, uint32_t> ids;  // "type\0param" → id
+  std::vector<std::pair<std::string, std::string>> names;
+};
+
+TypeParamDictionary& Dictionary() {
+  static TypeParamDictionary d;
+  return d;
+}
+
+}  // namespace
+
+uint32_t TypeParamId(std::string_view type, std::string_view param) {
+  // Each thread keeps the ids it has seen: a lookup takes no lock and, once the key buffer has
+  // grown, allocates nothing.
+  thread_local std::unordered_map<std::string, uint32_t> seen;
+  thread_local std::string key;
+  key.assign(type).push_back('\0');
+  key.append(param);
+  if (auto it = seen.find(key); it != seen.end()) return it->second;
+  TypeParamDictionary& d = Dictionary();
+  uint32_t id;
+  {
+    std::lock_guard lock(d.mu);
+    auto [it, added] = d.ids.emplace(key, static_cast<uint32_t>(d.names.size()));
+    if (added) d.names.emplace_back(std::string(type), std::string(param));
+    id = it->second;
+  }
+  seen.emplace(key, id);
   return id;
 }
 
-void IndexRunBuffer::Add(std::string_view type, int64_t rid, const IndexRows& index) {
+std::vector<std::pair<std::string, std::string>> TypeParamNames() {
+  TypeParamDictionary& d = Dictionary();
+  std::lock_guard lock(d.mu);
+  return d.names;
+}
+
+void IndexRunBuffer::EncodeRecords(std::string_view type, const IndexRows& index,
+                                   std::string& records) {
+  // Each kind's records go to their own buffer first (a resource's rows are not grouped by
+  // kind in any useful order), then after the 8 row counts.
+  thread_local std::array<std::string, kKinds> kinds;
+  std::array<std::string*, kKinds> out;
+  for (int k = 0; k < kKinds; ++k) {
+    kinds[k].clear();
+    out[k] = &kinds[k];
+  }
   auto tp = [&](const std::string& param) { return TypeParamId(type, param); };
   for (const auto& r : index.tokens) {
     AppendRecord(
-        arena_[0], record_, tp(r.param), rid,
+        *out[0], tp(r.param), 0,
         [&](std::string& o) {
           PutKeyText(o, r.code);
           PutKeyText(o, r.system);
@@ -199,7 +246,7 @@ void IndexRunBuffer::Add(std::string_view type, int64_t rid, const IndexRows& in
   }
   for (const auto& r : index.strings) {
     AppendRecord(
-        arena_[1], record_, tp(r.param), rid,
+        *out[1], tp(r.param), 0,
         [&](std::string& o) {
           PutKeyText(o, r.value);
           PutKeyText(o, r.exact);
@@ -208,7 +255,7 @@ void IndexRunBuffer::Add(std::string_view type, int64_t rid, const IndexRows& in
   }
   for (const auto& r : index.dates) {
     AppendRecord(
-        arena_[2], record_, tp(r.param), rid,
+        *out[2], tp(r.param), 0,
         [&](std::string& o) {
           PutOrderedInt(o, r.start_us);
           PutOrderedInt(o, r.end_us);
@@ -217,12 +264,12 @@ void IndexRunBuffer::Add(std::string_view type, int64_t rid, const IndexRows& in
   }
   for (const auto& r : index.numbers) {
     AppendRecord(
-        arena_[3], record_, tp(r.param), rid,
+        *out[3], tp(r.param), 0,
         [&](std::string& o) { PutOrderedInt(o, OrderedFromDouble(r.value)); }, kNoTail);
   }
   for (const auto& r : index.quantities) {
     AppendRecord(
-        arena_[4], record_, tp(r.param), rid,
+        *out[4], tp(r.param), 0,
         [&](std::string& o) {
           PutKeyText(o, r.code);
           PutKeyText(o, r.system);
@@ -235,7 +282,7 @@ void IndexRunBuffer::Add(std::string_view type, int64_t rid, const IndexRows& in
   }
   for (const auto& r : index.references) {
     AppendRecord(
-        arena_[5], record_, tp(r.param), rid,
+        *out[5], tp(r.param), 0,
         [&](std::string& o) {
           PutKeyText(o, r.target_id);
           PutKeyText(o, r.target_type);
@@ -245,12 +292,11 @@ void IndexRunBuffer::Add(std::string_view type, int64_t rid, const IndexRows& in
   }
   for (const auto& r : index.uris) {
     AppendRecord(
-        arena_[6], record_, tp(r.param), rid, [&](std::string& o) { PutKeyText(o, r.value); },
-        kNoTail);
+        *out[6], tp(r.param), 0, [&](std::string& o) { PutKeyText(o, r.value); }, kNoTail);
   }
   for (const auto& r : index.composites) {
     AppendRecord(
-        arena_[7], record_, tp(r.param), rid,
+        *out[7], tp(r.param), 0,
         [&](std::string& o) {
           PutKeyText(o, r.code1);
           PutKeyText(o, r.system1);
@@ -265,18 +311,50 @@ void IndexRunBuffer::Add(std::string_view type, int64_t rid, const IndexRows& in
           PutOrderedInt(o, OrderedFromDouble(r.canonical_number2));
         });
   }
-  const size_t n = index.tokens.size() + index.strings.size() + index.dates.size() +
-                   index.numbers.size() + index.quantities.size() + index.references.size() +
-                   index.uris.size() + index.composites.size();
-  rows_[0] += index.tokens.size();
-  rows_[1] += index.strings.size();
-  rows_[2] += index.dates.size();
-  rows_[3] += index.numbers.size();
-  rows_[4] += index.quantities.size();
-  rows_[5] += index.references.size();
-  rows_[6] += index.uris.size();
-  rows_[7] += index.composites.size();
-  count_ += n;
+  const std::array<size_t, kKinds> counts = {index.tokens.size(),     index.strings.size(),
+                                             index.dates.size(),      index.numbers.size(),
+                                             index.quantities.size(), index.references.size(),
+                                             index.uris.size(),       index.composites.size()};
+  records.clear();
+  for (int k = 0; k < kKinds; ++k) PutU32(records, static_cast<uint32_t>(counts[k]));
+  for (int k = 0; k < kKinds; ++k) records.append(kinds[k]);
+}
+
+bool IndexRunBuffer::AddEncoded(int64_t rid, std::string_view records) {
+  if (records.size() < 4 * kKinds) return false;
+  std::array<uint32_t, kKinds> counts;
+  for (int k = 0; k < kKinds; ++k) counts[k] = GetU32(records.data() + 4 * k);
+  // Check the whole encoding before taking any of it: a bad one adds nothing.
+  size_t at = 4 * kKinds;
+  for (int k = 0; k < kKinds; ++k) {
+    for (uint32_t i = 0; i < counts[k]; ++i) {
+      if (records.size() - at < kHeader) return false;
+      const char* p = records.data() + at;
+      const uint64_t key_len = GetU32(p + 4), size = kHeader + key_len + GetU32(p + 8);
+      if (key_len < 8 || records.size() - at < size) return false;
+      at += size;
+    }
+  }
+  if (at != records.size()) return false;
+  at = 4 * kKinds;
+  for (int k = 0; k < kKinds; ++k) {
+    for (uint32_t i = 0; i < counts[k]; ++i) {
+      const char* p = records.data() + at;
+      const size_t size = RecordSize(p);
+      char* copy = arena_[k].MutableAt(arena_[k].Append(records.substr(at, size)));
+      PutOrderedIntAt(copy + kHeader + GetU32(copy + 4) - 8, rid);
+      at += size;
+    }
+    rows_[k] += counts[k];
+    count_ += counts[k];
+  }
+  return true;
+}
+
+void IndexRunBuffer::Add(std::string_view type, int64_t rid, const IndexRows& index) {
+  thread_local std::string records;
+  EncodeRecords(type, index, records);
+  AddEncoded(rid, records);  // true: encoded just now
 }
 
 IndexRunBuffer::Mark IndexRunBuffer::mark() const {
@@ -325,6 +403,7 @@ void IndexRunBuffer::Sort(int kind, const std::vector<uint32_t>& rank) {
 Status IndexRunBuffer::Flush(Connection& c) {
   if (count_ == 0) return Status::Ok();
   // The rank of each type+param in (type, param) order: the first two key columns of every table.
+  tp_ = TypeParamNames();  // every id a record holds was handed out before this
   std::vector<uint32_t> by_name(tp_.size());
   std::iota(by_name.begin(), by_name.end(), 0u);
   std::sort(by_name.begin(), by_name.end(),

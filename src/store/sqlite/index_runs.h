@@ -48,6 +48,7 @@ class RecordArena {
   const char* At(uint64_t pos) const {
     return chunks_[pos >> 32].data + static_cast<uint32_t>(pos);
   }
+  char* MutableAt(uint64_t pos) { return chunks_[pos >> 32].data + static_cast<uint32_t>(pos); }
   // The position after the last record, for truncate(); 0 when empty.
   uint64_t end() const {
     return used_ == 0 ? 0 : (uint64_t{used_ - 1} << 32) | chunks_[used_ - 1].size;
@@ -77,10 +78,22 @@ class RecordArena {
   size_t used_ = 0;
 };
 
+// Process-wide ids of (resource type, search parameter) pairs, the first field of every record
+// (any thread; an id, once given, never changes), and the pairs by id.
+uint32_t TypeParamId(std::string_view type, std::string_view param);
+std::vector<std::pair<std::string, std::string>> TypeParamNames();
+
 class IndexRunBuffer {
  public:
   static constexpr int kKinds = 8;  // SearchKind kToken … kComposite, the idx_* tables
 
+  // Encodes the idx_* rows of `index` (not full text) for a resource of `type` into `records`,
+  // with rid 0: on any thread (a bulk load's workers, SqliteStore::PrecomputeIndex), so that the
+  // writer only copies them in (AddEncoded).
+  static void EncodeRecords(std::string_view type, const IndexRows& index, std::string& records);
+  // Appends records from EncodeRecords for resource `rid`. false (and nothing added) when
+  // `records` is not such an encoding.
+  bool AddEncoded(int64_t rid, std::string_view records);
   // Appends the idx_* rows of `index` (not full text) for resource `rid` of `type`.
   void Add(std::string_view type, int64_t rid, const IndexRows& index);
   size_t size() const { return count_; }
@@ -109,16 +122,12 @@ class IndexRunBuffer {
     uint64_t prefix;
     uint64_t pos;  // the record's position in its arena
   };
-  uint32_t TypeParamId(std::string_view type, std::string_view param);
   void Sort(int kind, const std::vector<uint32_t>& rank);
 
   std::array<RecordArena, kKinds> arena_;
-  std::string record_;  // the record being built, before it is copied into its arena
   std::array<size_t, kKinds> rows_{};
   std::array<std::vector<SortEntry>, kKinds> order_;
-  std::unordered_map<std::string, uint32_t> tp_ids_;     // "type\0param" → id
-  std::string tp_key_;                                   // TypeParamId's lookup key
-  std::vector<std::pair<std::string, std::string>> tp_;  // id → (type, param)
+  std::vector<std::pair<std::string, std::string>> tp_;  // TypeParamNames() at the last Flush
   size_t count_ = 0;
 };
 

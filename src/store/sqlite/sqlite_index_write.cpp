@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <cstring>
 #include <limits>
 #include <new>
 #include <string>
@@ -575,6 +576,37 @@ Result<std::optional<IndexRows>> ReadIndexKeys(Connection& c, int64_t rid) {
   return std::optional<IndexRows>(std::move(rows));
 }
 
+std::string PackPrecomputedIndex(std::string_view keys, std::string_view type,
+                                 std::string_view records) {
+  std::string out;
+  out.reserve(8 + keys.size() + type.size() + records.size());
+  for (std::string_view part : {keys, type}) {
+    const auto n = static_cast<uint32_t>(part.size());
+    out.append(reinterpret_cast<const char*>(&n), 4);
+    out.append(part);
+  }
+  out.append(records);
+  return out;
+}
+
+PrecomputedIndex UnpackPrecomputedIndex(std::string_view packed) {
+  PrecomputedIndex out;
+  std::string_view parts[2];
+  for (std::string_view& part : parts) {
+    uint32_t n = 0;
+    if (packed.size() < 4) return {};
+    std::memcpy(&n, packed.data(), 4);
+    packed.remove_prefix(4);
+    if (packed.size() < n) return {};
+    part = packed.substr(0, n);
+    packed.remove_prefix(n);
+  }
+  out.keys = parts[0];
+  out.type = parts[1];
+  out.records = packed;
+  return out;
+}
+
 Status WriteIndexKeys(Connection& c, int64_t rid, const IndexRows& index) {
   if (EmptyIndexRows(index)) {
     JC_SQL_STMT(s, c, "DELETE FROM resource_index_keys WHERE rid = ?1");
@@ -585,9 +617,12 @@ Status WriteIndexKeys(Connection& c, int64_t rid, const IndexRows& index) {
   s.BindInt(1, rid);
   // Encoded off the writer thread when the caller precomputed it (SqliteStore::PrecomputeIndex).
   std::string encoded;
-  if (index.precomputed.empty()) encoded = EncodeIndexKeys(index);
-  s.BindBlob(2, index.precomputed.empty() ? std::string_view(encoded)
-                                          : std::string_view(index.precomputed));
+  std::string_view keys = UnpackPrecomputedIndex(index.precomputed).keys;
+  if (keys.empty()) {
+    encoded = EncodeIndexKeys(index);
+    keys = encoded;
+  }
+  s.BindBlob(2, keys);
   return s.Run();
 }
 
@@ -603,7 +638,9 @@ Status ReplaceIndexRows(Connection& c, std::string_view type, int64_t rid, bool 
     if (old) JC_RETURN_IF_ERROR(DeleteRows(c, type, rid, *old));
   }
   if (fresh && runs != nullptr) {
-    runs->Add(type, rid, index);
+    // The records were encoded off the writer thread when the caller precomputed them.
+    const PrecomputedIndex pre = UnpackPrecomputedIndex(index.precomputed);
+    if (pre.type != type || !runs->AddEncoded(rid, pre.records)) runs->Add(type, rid, index);
   } else if (pending != nullptr) {
     pending->Add(type, rid, index);
   } else {

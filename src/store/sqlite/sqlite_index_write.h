@@ -140,6 +140,18 @@ Status FlushFullText(Connection& c, FullTextQueue& queue);
 // Whether `r` has rows for resource_index_keys (full text is replaced by rowid, not keys).
 bool EmptyIndexRows(const IndexRows& r);
 
+// IndexRows::precomputed as SqliteStore::PrecomputeIndex fills it: the resource_index_keys blob
+// (EncodeIndexKeys) and, during a bulk load, the rows' run records (IndexRunBuffer::
+// EncodeRecords) for a resource of `type`. Packed as u32 length + keys, u32 length + type, then
+// the records to the end.
+struct PrecomputedIndex {
+  std::string_view keys, type, records;
+};
+std::string PackPrecomputedIndex(std::string_view keys, std::string_view type,
+                                 std::string_view records);
+// Empty views for an empty or malformed `packed` (the writer then encodes itself).
+PrecomputedIndex UnpackPrecomputedIndex(std::string_view packed);
+
 Result<std::optional<IndexRows>> ReadIndexKeys(Connection& c, int64_t rid);
 Status WriteIndexKeys(Connection& c, int64_t rid, const IndexRows& index);
 

@@ -640,9 +640,14 @@ class SqliteStore final : public IStore {
 
   std::string_view Backend() const override { return "sqlite"; }
 
-  void PrecomputeIndex(IndexRows& rows) const override {
+  void PrecomputeIndex(std::string_view type, IndexRows& rows) const override {
     rows.precomputed.clear();
-    if (!EmptyIndexRows(rows)) rows.precomputed = EncodeIndexKeys(rows);
+    if (EmptyIndexRows(rows)) return;
+    // The run records only while a bulk load holds the rows in runs (otherwise unused).
+    thread_local std::string records;
+    records.clear();
+    if (bulk_loading_) IndexRunBuffer::EncodeRecords(type, rows, records);
+    rows.precomputed = PackPrecomputedIndex(EncodeIndexKeys(rows), type, records);
   }
 
   Result<bool> BeginBulkLoad() override {

@@ -681,6 +681,28 @@ TEST(RecordArena, RecordsStayWholeAcrossChunksAndTruncateToAMark) {
   EXPECT_TRUE(seen().empty());
 }
 
+// Records encoded off the writer (EncodeRecords) are taken whole or not at all: a cut or
+// padded encoding adds nothing, a good one adds every row.
+TEST(IndexRunBuffer, EncodedRecordsAreTakenWholeOrNotAtAll) {
+  IndexRows rows;
+  rows.tokens.push_back({"code", "http://loinc.org", "8480-6"});
+  rows.strings.push_back({"name", std::string("a\0b", 3), "A"});
+  rows.quantities.push_back(
+      {"value-quantity", 120.5, "http://unitsofmeasure.org", "mm[Hg]", 120.5, "mm[Hg]"});
+  std::string records;
+  sqlite::IndexRunBuffer::EncodeRecords("Observation", rows, records);
+  sqlite::IndexRunBuffer runs;
+  for (size_t cut = 0; cut < records.size(); ++cut) {
+    EXPECT_FALSE(runs.AddEncoded(7, std::string_view(records).substr(0, cut))) << cut;
+  }
+  EXPECT_FALSE(runs.AddEncoded(7, records + "x"));
+  EXPECT_TRUE(runs.empty());
+  EXPECT_TRUE(runs.AddEncoded(7, records));
+  EXPECT_EQ(runs.size(), 3u);
+  EXPECT_EQ(runs.rows(0), 1u);
+  EXPECT_EQ(runs.rows(4), 1u);
+}
+
 // Every idx_* row of the file at `path`, one line each, in primary-key order.
 std::string DumpIndexTables(const std::string& path) {
   auto conn = sqlite::Connection::Open(path, {});
@@ -769,7 +791,10 @@ ResourceVersion VersionOf(const std::string& type, const std::string& id, int64_
 // The same writes, in bulk or not: creates in units of several resources of two types, a unit
 // that fails after its writes (rolled back; when `update_in_failed_unit`, its update first
 // inserted the rows held from the committed units before it), an update and a delete of
-// resources written earlier in the load.
+// resources written earlier in the load. Two resources in three have their rows precomputed
+// off the writer, as a bulk loader's workers do (IStore::PrecomputeIndex: in a bulk load the
+// sort records too), the rest not; one of those claims another type, so its records must
+// not be used.
 void WriteTheLoad(IStore& store, bool update_in_failed_unit) {
   for (int unit = 0; unit < 6; ++unit) {
     ASSERT_TRUE(store
@@ -777,8 +802,12 @@ void WriteTheLoad(IStore& store, bool update_in_failed_unit) {
                       for (int j = 0; j < 4; ++j) {
                         const int i = unit * 4 + j;
                         const std::string type = i % 2 ? "Observation" : "Patient";
+                        IndexRows rows = AwkwardRows(i);
+                        if (i % 3 == 1) store.PrecomputeIndex(type, rows);
+                        if (i % 3 == 2)
+                          store.PrecomputeIndex(i % 2 ? "Patient" : "Observation", rows);
                         JC_RETURN_IF_ERROR(
-                            txn.Put(VersionOf(type, "r" + std::to_string(i), 1), AwkwardRows(i)));
+                            txn.Put(VersionOf(type, "r" + std::to_string(i), 1), rows));
                       }
                       return Status::Ok();
                     })
