@@ -273,6 +273,14 @@ int RunImport(const ImportFlags& f) {
   Status failed = Status::Ok();
 
   std::size_t files_done = 0;
+  // The first NDJSON batches are smaller (250 resources, then half of what was sent before, up
+  // to --batch-size): the store's writer waits for the first batches to be prepared, and two
+  // full batches of a heavy type (Patient: ~90 us each to prepare) kept it idle for ~0.45 s of
+  // a 6 s import.
+  int64_t items_sent = 0;
+  auto batch_limit = [&] {
+    return static_cast<int>(std::clamp<int64_t>(items_sent / 2, 250, f.batch_size));
+  };
   for (const auto& file : files) {
     const std::string name = file.string();
     if (!failed.ok()) break;
@@ -283,6 +291,7 @@ int RunImport(const ImportFlags& f) {
       ingest::Batch batch;
       auto flush = [&] {
         if (batch.items.empty() && batch.input_bytes == 0) return;
+        items_sent += static_cast<int64_t>(batch.items.size());
         if (failed.ok()) failed = loader.Add(std::move(batch));
         batch = ingest::Batch();
         progress.Report(loader.stats(), fallback, files_done, files.size(), false);
@@ -295,7 +304,7 @@ int RunImport(const ImportFlags& f) {
         item.text = std::move(line);
         item.source = fmt::format("{}:{}", name, line_no);
         batch.items.push_back(std::move(item));
-        if (static_cast<int>(batch.items.size()) >= f.batch_size) flush();
+        if (static_cast<int>(batch.items.size()) >= batch_limit()) flush();
       }
       flush();
     } else {
@@ -390,7 +399,8 @@ void AddImportCommand(CLI::App& app) {
   cmd->add_flag("--lenient", flags->lenient, "Accept unknown elements with a warning");
   cmd->add_option("--errors", flags->error_file,
                   "Write rejected entries and why to this file (default: stderr)");
-  cmd->add_option("--batch-size", flags->batch_size, "NDJSON resources per batch (one commit)")
+  cmd->add_option("--batch-size", flags->batch_size,
+                  "NDJSON resources per batch (one commit; the first batches are smaller)")
       ->check(CLI::Range(1, 1000000))
       ->capture_default_str();
   cmd->add_option("--unit-size", flags->unit_size,
