@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <bit>
+#include <condition_variable>
 #include <cstddef>
 #include <cstdlib>
 #include <cstring>
@@ -410,15 +411,32 @@ Status IndexRunBuffer::Flush(Connection& c) {
             [&](uint32_t x, uint32_t y) { return tp_[x] < tp_[y]; });
   std::vector<uint32_t> rank(tp_.size());
   for (uint32_t r = 0; r < by_name.size(); ++r) rank[by_name[r]] = r;
-  // Two threads sort the tables (a bulk load's workers are idle while the writer flushes).
-  std::atomic<int> next{0};
-  auto sort_some = [&] {
-    for (int k; (k = next.fetch_add(1)) < kKinds;) Sort(k, rank);
+  // Two threads sort the tables (a bulk load's workers are idle while the writer flushes), and
+  // the writer inserts each table as soon as it is sorted: while it inserts the first, the
+  // helper sorts the rest. Whichever thread claims a table first sorts it.
+  std::array<std::atomic<bool>, kKinds> claimed{};
+  std::array<bool, kKinds> sorted{};
+  std::mutex mu;
+  std::condition_variable cv;
+  auto sort_one = [&](int k) {
+    Sort(k, rank);
+    {
+      std::lock_guard lock(mu);
+      sorted[k] = true;
+    }
+    cv.notify_all();
   };
-  std::thread helper(sort_some);
-  sort_some();
+  std::thread helper([&] {
+    for (int k = 0; k < kKinds; ++k)
+      if (!claimed[k].exchange(true)) sort_one(k);
+  });
+  Status inserted = InsertIndexRuns(c, *this, [&](int k) {
+    if (!claimed[k].exchange(true)) return sort_one(k);
+    std::unique_lock lock(mu);
+    cv.wait(lock, [&] { return sorted[k]; });
+  });
   helper.join();
-  JC_RETURN_IF_ERROR(InsertIndexRuns(c, *this));
+  JC_RETURN_IF_ERROR(inserted);
   for (int k = 0; k < kKinds; ++k) {
     arena_[k].Clear();
     order_[k].clear();

@@ -709,10 +709,13 @@ int64_t OrderedFromDouble(double d) {
   return bits < 0 ? std::numeric_limits<int64_t>::min() - bits - 1 : bits;
 }
 
-Status InsertIndexRuns(Connection& c, const IndexRunBuffer& runs) {
+Status InsertIndexRuns(Connection& c, const IndexRunBuffer& runs,
+                       const std::function<void(int)>& before) {
   for (const KindInsert& k : kKindInserts) {
     const int run = RunKind(k.kind);
-    if (run < 0 || runs.rows(run) == 0) continue;
+    if (run < 0) continue;
+    if (before) before(run);
+    if (runs.rows(run) == 0) continue;
     JC_SQL_STMT(s, c, k.sql);
     sqlite3_bind_pointer(s_raw, 1, const_cast<IndexRunBuffer*>(&runs), kRunsPointerType, nullptr);
     s.BindInt(2, static_cast<int64_t>(k.kind));

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -113,9 +114,11 @@ class PendingIndexRows {
 // (PendingIndexRows, IndexRunBuffer) order doubles by it.
 int64_t OrderedFromDouble(double d);
 
-// Inserts the sorted runs of `runs` (IndexRunBuffer::Flush, which has sorted them) through
-// jc_pending.
-Status InsertIndexRuns(Connection& c, const IndexRunBuffer& runs);
+// Inserts the sorted runs of `runs` (IndexRunBuffer::Flush sorts them) through jc_pending,
+// table by table, calling `before(run)` (when given) before each table's (it waits for that
+// run to be sorted).
+Status InsertIndexRuns(Connection& c, const IndexRunBuffer& runs,
+                       const std::function<void(int)>& before = {});
 
 // Registers jc_pending(rows, kind) on `db`: the rows of one SearchKind of a PendingIndexRows
 // (bound with sqlite3_bind_pointer, type "jc_pending_rows"), with the columns of its idx_*
