@@ -232,7 +232,26 @@ Status PutVersion(Connection& c, const ResourceVersion& v, const IndexRows& inde
     s.BindText(2, v.id);
     JC_RETURN_IF_ERROR(s.Run());
   }
-  {
+  auto conflict = [&] {
+    return Conflict("Put: " + v.type + "/" + v.id + " already has version " +
+                    std::to_string(v.version) + " or newer");
+  };
+  if (v.version == 1) {
+    // A first version: a plain insert, which UNIQUE (type, id) refuses when any version exists
+    // (what the upsert below would refuse too), and the new rowid without a RETURNING.
+    JC_SQL_STMT(s, c,
+                "INSERT INTO resource(type, id, version, last_updated_us, deleted, json) "
+                "VALUES (?1, ?2, 1, ?3, ?4, ?5)");
+    s.BindText(1, v.type);
+    s.BindText(2, v.id);
+    s.BindInt(3, v.last_updated_us);
+    s.BindInt(4, v.deleted ? 1 : 0);
+    s.BindText(5, v.deleted ? std::string_view() : std::string_view(v.json));
+    if (Status st = s.Run(); !st.ok()) {
+      return st.error().code == ErrorCode::kConflict ? conflict() : st;
+    }
+    rid = sqlite3_last_insert_rowid(c.handle());
+  } else {
     // The WHERE on the upsert refuses to move a resource backwards (or sideways): a stale
     // writer gets a conflict instead of silently overwriting a newer current row.
     JC_SQL_STMT(s, c,
@@ -248,10 +267,7 @@ Status PutVersion(Connection& c, const ResourceVersion& v, const IndexRows& inde
     s.BindInt(5, v.deleted ? 1 : 0);
     s.BindText(6, v.deleted ? std::string_view() : std::string_view(v.json));
     JC_ASSIGN_OR_RETURN(bool row, s.Step());
-    if (!row) {
-      return Conflict("Put: " + v.type + "/" + v.id + " already has version " +
-                      std::to_string(v.version) + " or newer");
-    }
+    if (!row) return conflict();
     rid = s.ColumnInt(0);
     JC_RETURN_IF_ERROR(s.Run());  // finish the RETURNING statement before the next one
   }

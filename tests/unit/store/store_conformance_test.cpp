@@ -1,4 +1,6 @@
 // Behaviour every IStore backend must show. Backend-neutral: only store.h is used here.
+#include "store_conformance.h"
+
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
@@ -14,8 +16,6 @@
 #include <tuple>
 #include <utility>
 #include <vector>
-
-#include "store_conformance.h"
 
 namespace jiceng::store::testing {
 namespace {
@@ -49,8 +49,8 @@ Result<int64_t> PutNext(IWriteTransaction& txn, const std::string& type, const s
   return next;
 }
 
-Status WriteNext(IStore& store, const std::string& type, const std::string& id,
-                 int64_t updated_us, const IndexRows& index = {}, bool deleted = false) {
+Status WriteNext(IStore& store, const std::string& type, const std::string& id, int64_t updated_us,
+                 const IndexRows& index = {}, bool deleted = false) {
   return store.Write([&](IWriteTransaction& txn) -> Status {
     JC_ASSIGN_OR_RETURN(int64_t unused, PutNext(txn, type, id, updated_us, index, deleted));
     (void)unused;
@@ -69,9 +69,9 @@ std::optional<ResourceVersion> Current(IStore& store, std::string_view type, std
   return r.ok() ? *r : std::nullopt;
 }
 
-#define ASSERT_OK(expr)                                                   \
-  do {                                                                    \
-    auto&& st_ = (expr);                                                  \
+#define ASSERT_OK(expr)                                                        \
+  do {                                                                         \
+    auto&& st_ = (expr);                                                       \
     ASSERT_TRUE(st_.ok()) << (st_.ok() ? std::string() : st_.error().message); \
   } while (0)
 
@@ -165,13 +165,21 @@ TEST_P(StoreConformance, ResurrectAfterDeleteContinuesVersions) {
 
 TEST_P(StoreConformance, PutOfAnExistingVersionFailsAndChangesNothing) {
   ASSERT_OK(WriteNext(*store_, "Patient", "p1", 1000));
-  Status s = store_->Write([&](IWriteTransaction& txn) {
-    return txn.Put(Make("Patient", "p1", 1, 5000), {});
-  });
-  EXPECT_FALSE(s.ok());
+  Status s = store_->Write(
+      [&](IWriteTransaction& txn) { return txn.Put(Make("Patient", "p1", 1, 5000), {}); });
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().code, ErrorCode::kConflict);
   auto cur = Current(*store_, "Patient", "p1");
   ASSERT_TRUE(cur.has_value());
   EXPECT_EQ(cur->last_updated_us, 1000);
+  // A first version over a deleted resource too (its tombstone is version 2).
+  ASSERT_OK(store_->Write([&](IWriteTransaction& txn) {
+    return txn.Put(Make("Patient", "p1", 2, 2000, /*deleted=*/true), {});
+  }));
+  s = store_->Write(
+      [&](IWriteTransaction& txn) { return txn.Put(Make("Patient", "p1", 1, 5000), {}); });
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().code, ErrorCode::kConflict);
 }
 
 TEST_P(StoreConformance, InstanceHistoryIsNewestFirstAndPages) {
@@ -323,8 +331,8 @@ TEST_P(StoreConformance, ListCurrentIsOrderedByIdAndSkipsDeleted) {
 }
 
 TEST_P(StoreConformance, HostileIdsAndTypesAreJustData) {
-  const std::vector<std::string> ids = {"x'; DROP TABLE resource; --", "\"quoted\"", "患者-001",
-                                        std::string("nul\0inside", 10), "%_*?", " "};
+  const std::vector<std::string> ids = {"x'; DROP TABLE resource; --",  "\"quoted\"", "患者-001",
+                                        std::string("nul\0inside", 10), "%_*?",       " "};
   for (const auto& id : ids) ASSERT_OK(WriteNext(*store_, "Patient", id, 1));
   for (const auto& id : ids) {
     auto cur = Current(*store_, "Patient", id);
@@ -338,7 +346,8 @@ TEST_P(StoreConformance, HostileIdsAndTypesAreJustData) {
   ASSERT_OK(txn);
   EXPECT_EQ(*(*txn)->CountCurrent("Patient"), static_cast<int64_t>(ids.size()));
   // An empty type or id cannot be written.
-  Status s = store_->Write([](IWriteTransaction& t) { return t.Put(Make("Patient", "", 1, 1), {}); });
+  Status s =
+      store_->Write([](IWriteTransaction& t) { return t.Put(Make("Patient", "", 1, 1), {}); });
   EXPECT_FALSE(s.ok());
 }
 
@@ -392,8 +401,7 @@ TEST_P(StoreConformance, ConcurrentWritersAreAllCommittedAndVisible) {
     threads.emplace_back([&, t] {
       for (int i = 0; i < kWrites; ++i) {
         const std::string id = "t" + std::to_string(t) + "-" + std::to_string(i);
-        if (!WriteNext(*store_, "Patient", id, i,
-                       Tokens({{"identifier", "urn:t", id}})).ok()) {
+        if (!WriteNext(*store_, "Patient", id, i, Tokens({{"identifier", "urn:t", id}})).ok()) {
           ++failures;
         }
       }
@@ -420,11 +428,13 @@ TEST_P(StoreConformance, AFailingWorkAmongOthersRollsBackOnlyItself) {
   std::latch entered(1);
   std::latch release(1);
   std::thread blocker([&] {
-    EXPECT_TRUE(store_->Write([&](IWriteTransaction& txn) {
-                       entered.count_down();
-                       release.wait();
-                       return txn.Put(Make("Patient", "first", 1, 1), {});
-                     }).ok());
+    EXPECT_TRUE(store_
+                    ->Write([&](IWriteTransaction& txn) {
+                      entered.count_down();
+                      release.wait();
+                      return txn.Put(Make("Patient", "first", 1, 1), {});
+                    })
+                    .ok());
   });
   entered.wait();
   std::vector<std::thread> others;
@@ -526,7 +536,10 @@ TEST_P(StoreConformance, ReadsDuringWritesSeeWholeWrites) {
     readers.emplace_back([&] {
       while (!stop.load()) {
         auto txn = store_->BeginRead();
-        if (!txn.ok()) { ++torn; continue; }
+        if (!txn.ok()) {
+          ++torn;
+          continue;
+        }
         auto a = (*txn)->ReadCurrent("Patient", "a");
         std::this_thread::yield();
         auto b = (*txn)->ReadCurrent("Patient", "b");
@@ -581,7 +594,8 @@ IndexRows EveryKind(const std::string& tag, double number) {
   IndexRows rows;
   rows.tokens = {{"code", "urn:s", "c-" + tag}};
   rows.strings = {{"name", "n-" + tag, "N-" + tag}};
-  rows.dates = {{"date", static_cast<int64_t>(number) * 1000, static_cast<int64_t>(number) * 1000 + 1000}};
+  rows.dates = {
+      {"date", static_cast<int64_t>(number) * 1000, static_cast<int64_t>(number) * 1000 + 1000}};
   rows.numbers = {{"probability", number}};
   rows.quantities = {{"value-quantity", number, "http://unitsofmeasure.org", "mm[Hg]", number, ""}};
   rows.references = {{"subject", "Patient", "p-" + tag, ""}};
@@ -590,8 +604,7 @@ IndexRows EveryKind(const std::string& tag, double number) {
 }
 
 // One query per index kind that matches exactly EveryKind(tag, number)'s row of that kind.
-std::vector<std::pair<std::string, SearchQuery>> QueriesFor(const std::string& tag,
-                                                            double number) {
+std::vector<std::pair<std::string, SearchQuery>> QueriesFor(const std::string& tag, double number) {
   auto query = [](SearchKind kind, std::string param, SearchValue v) {
     SearchQuery q;
     q.type = "Observation";
@@ -816,9 +829,8 @@ TEST_P(StoreSearchConformance, FullTextOfUnitsInOneGroupSurvivesAFailedUnitThatS
                     .ok());
   });
   std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the writer is now blocked
-  std::thread a([&] {
-    EXPECT_TRUE(WriteNext(*store_, "Patient", "a", 1, text_rows("alpha")).ok());
-  });
+  std::thread a(
+      [&] { EXPECT_TRUE(WriteNext(*store_, "Patient", "a", 1, text_rows("alpha")).ok()); });
   std::this_thread::sleep_for(std::chrono::milliseconds(50));
   std::string seen_in_b;
   std::thread b([&] {
@@ -832,9 +844,8 @@ TEST_P(StoreSearchConformance, FullTextOfUnitsInOneGroupSurvivesAFailedUnitThatS
     EXPECT_FALSE(st.ok());
   });
   std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  std::thread c([&] {
-    EXPECT_TRUE(WriteNext(*store_, "Patient", "c", 1, text_rows("gamma")).ok());
-  });
+  std::thread c(
+      [&] { EXPECT_TRUE(WriteNext(*store_, "Patient", "c", 1, text_rows("gamma")).ok()); });
   std::this_thread::sleep_for(std::chrono::milliseconds(50));
   release.set_value();
   for (std::thread* t : {&blocker, &a, &b, &c}) t->join();
@@ -850,12 +861,26 @@ TEST_P(StoreSearchConformance, FullTextOfUnitsInOneGroupSurvivesAFailedUnitThatS
 // match. The empty prefix matches every value of the parameter.
 TEST_P(StoreSearchConformance, StringPrefixIsExactWhateverItsLastCharacter) {
   const std::vector<std::pair<std::string, std::string>> stored = {
-      {"a1", "王小明"}, {"a2", "王"}, {"a3", "\xE7\x8E\x8C"}, {"a4", "\xE7\x8E\x8A"},  // 王 = U+738B
-      {"b1", "a\xF4\x8F\xBF\xBF" "b"}, {"b2", "b"}, {"b3", "a\xF4\x8F\xBF\xBF"},  // U+10FFFF
-      {"c1", "\xF4\x8F\xBF\xBF"}, {"c2", "\xF4\x8F\xBF\xBF" "x"}, {"c3", "zzz"},
-      {"d1", "\xED\x9F\xBF"}, {"d2", "\xEE\x80\x80"},  // U+D7FF, U+E000
-      {"e1", "o'neil \\ 100%_"}, {"e2", "o'neilx"}};
-  for (const auto& [id, value] : stored) ASSERT_OK(WriteNext(*store_, "Patient", id, 1, Names({value})));
+      {"a1", "王小明"},
+      {"a2", "王"},
+      {"a3", "\xE7\x8E\x8C"},
+      {"a4", "\xE7\x8E\x8A"},  // 王 = U+738B
+      {"b1",
+       "a\xF4\x8F\xBF\xBF"
+       "b"},
+      {"b2", "b"},
+      {"b3", "a\xF4\x8F\xBF\xBF"},  // U+10FFFF
+      {"c1", "\xF4\x8F\xBF\xBF"},
+      {"c2",
+       "\xF4\x8F\xBF\xBF"
+       "x"},
+      {"c3", "zzz"},
+      {"d1", "\xED\x9F\xBF"},
+      {"d2", "\xEE\x80\x80"},  // U+D7FF, U+E000
+      {"e1", "o'neil \\ 100%_"},
+      {"e2", "o'neilx"}};
+  for (const auto& [id, value] : stored)
+    ASSERT_OK(WriteNext(*store_, "Patient", id, 1, Names({value})));
   ASSERT_OK(WriteNext(*store_, "Patient", "none", 1));
   auto prefix = [&](const std::string& p) {
     return Answer(*store_, Q("Patient").Where(SearchKind::kString, "name", {Text(p)}));
@@ -881,7 +906,7 @@ TEST_P(StoreSearchConformance, StringContainsAndExact) {
   ASSERT_OK(WriteNext(*store_, "Patient", "p3", 1, mixed));
   auto contains = [&](const std::string& p) {
     return Answer(*store_, Q("Patient").Where(SearchKind::kString, "name",
-                                           {Text(p, StringMatch::kContains)}));
+                                              {Text(p, StringMatch::kContains)}));
   };
   EXPECT_EQ(contains("%_"), "p1 total 1");
   EXPECT_EQ(contains("_"), "p1,p2 total 2");
@@ -891,7 +916,7 @@ TEST_P(StoreSearchConformance, StringContainsAndExact) {
   EXPECT_EQ(contains("x"), " total 0");
   auto exact = [&](const std::string& norm, const std::string& as_written) {
     return Answer(*store_, Q("Patient").Where(SearchKind::kString, "name",
-                                           {Text(norm, StringMatch::kExact, as_written)}));
+                                              {Text(norm, StringMatch::kExact, as_written)}));
   };
   EXPECT_EQ(exact("muller", "Müller"), "p3 total 1");
   EXPECT_EQ(exact("muller", "müller"), " total 0");
@@ -942,7 +967,8 @@ TEST_P(StoreSearchConformance, NumbersAndQuantities) {
            {"n1", 99.7}, {"n2", 100}, {"n3", 100.4}, {"n4", 101}, {"n5", -2.5}}) {
     IndexRows rows;
     rows.numbers = {{"probability", value}};
-    rows.quantities = {{"value-quantity", value, "http://unitsofmeasure.org", "kg", value * 1000, "g"}};
+    rows.quantities = {
+        {"value-quantity", value, "http://unitsofmeasure.org", "kg", value * 1000, "g"}};
     ASSERT_OK(WriteNext(*store_, "Observation", id, 1, rows));
   }
   IndexRows other_unit;
@@ -1003,10 +1029,10 @@ TEST_P(StoreSearchConformance, DatesAndLastUpdated) {
   EXPECT_EQ(date(P::kEb), "d1 total 1");
   EXPECT_EQ(date(P::kAp), "d2,d3 total 2");
   EXPECT_EQ(Answer(*store_, Q().Where(SearchKind::kLastUpdated, "_lastUpdated",
-                                   {Dates(P::kGe, 2000, 2001)})),
+                                      {Dates(P::kGe, 2000, 2001)})),
             "d2,d3,d4 total 3");
   EXPECT_EQ(Answer(*store_, Q().Where(SearchKind::kLastUpdated, "_lastUpdated",
-                                   {Dates(P::kLt, 2000, 2001), Dates(P::kEq, 4000, 4001)})),
+                                      {Dates(P::kLt, 2000, 2001), Dates(P::kEq, 4000, 4001)})),
             "d1,d4 total 2");
   EXPECT_EQ(Answer(*store_, Q().AtOrBefore(2000)), "d1,d2 total 2");
 }
@@ -1056,12 +1082,11 @@ TEST_P(StoreSearchConformance, SortByEveryKindWithMissingLastAndIdTiebreak) {
     std::optional<std::pair<int64_t, int64_t>> date;
     std::optional<double> number;
   };
-  const std::vector<Row> rows = {
-      {"r1", {"b", "y"}, std::pair<int64_t, int64_t>{10, 500}, 3},
-      {"r2", {"c"}, std::pair<int64_t, int64_t>{20, 30}, -1},
-      {"r3", {"王"}, std::pair<int64_t, int64_t>{5, 40}, 3},
-      {"r4", {}, std::nullopt, std::nullopt},
-      {"r0", {"z", "a"}, std::pair<int64_t, int64_t>{20, 30}, 10}};
+  const std::vector<Row> rows = {{"r1", {"b", "y"}, std::pair<int64_t, int64_t>{10, 500}, 3},
+                                 {"r2", {"c"}, std::pair<int64_t, int64_t>{20, 30}, -1},
+                                 {"r3", {"王"}, std::pair<int64_t, int64_t>{5, 40}, 3},
+                                 {"r4", {}, std::nullopt, std::nullopt},
+                                 {"r0", {"z", "a"}, std::pair<int64_t, int64_t>{20, 30}, 10}};
   for (const Row& r : rows) {
     IndexRows idx = Names(r.names);
     if (r.date) idx.dates = {{"date", r.date->first, r.date->second}};
@@ -1082,9 +1107,10 @@ TEST_P(StoreSearchConformance, SortByEveryKindWithMissingLastAndIdTiebreak) {
   EXPECT_EQ(sorted(SearchKind::kToken, "code", false), "r1,r2,r0,r3,r4 total 5");
   EXPECT_EQ(sorted(SearchKind::kId, "_id", true), "r4,r3,r2,r1,r0 total 5");
   // Several keys: number descending, ties by date ascending.
-  EXPECT_EQ(Answer(*store_, Q().Sort(SearchKind::kNumber, "probability", true)
-                             .Sort(SearchKind::kDate, "date")),
-            "r0,r3,r1,r2,r4 total 5");
+  EXPECT_EQ(
+      Answer(*store_,
+             Q().Sort(SearchKind::kNumber, "probability", true).Sort(SearchKind::kDate, "date")),
+      "r0,r3,r1,r2,r4 total 5");
   // Pages of the sorted list; past the end nothing; count 0 only the total; no total.
   EXPECT_EQ(Answer(*store_, Q().Sort(SearchKind::kString, "name").Page(1, 2)), "r1,r2 total 5");
   EXPECT_EQ(Answer(*store_, Q().Sort(SearchKind::kString, "name").Page(4, 2)), "r4 total 5");
@@ -1169,8 +1195,8 @@ TEST_P(StoreSearchConformance, FullTextWordsPrefixesAndPhrases) {
   EXPECT_EQ(search("_text", {Words({"高 血 压"})}), "p1 total 1");
   EXPECT_EQ(search("_content", {Words({"高 血 压"})}), "p1,p2 total 2");
   EXPECT_EQ(search("_text", {Words({"血 压"})}), "p1 total 1");
-  EXPECT_EQ(search("_text", {Words({"压 血"})}), " total 0");  // in order
-  EXPECT_EQ(search("_text", {Words({"hyperten"})}), "p1 total 1");  // a prefix
+  EXPECT_EQ(search("_text", {Words({"压 血"})}), " total 0");        // in order
+  EXPECT_EQ(search("_text", {Words({"hyperten"})}), "p1 total 1");   // a prefix
   EXPECT_EQ(search("_text", {Words({"ypertension"})}), " total 0");  // of a word
   EXPECT_EQ(search("_text", {Words({"高 血 压", "2010"})}), "p1 total 1");
   EXPECT_EQ(search("_text", {Words({"高 血 压", "1999"})}), " total 0");
@@ -1180,10 +1206,9 @@ TEST_P(StoreSearchConformance, FullTextWordsPrefixesAndPhrases) {
   EXPECT_EQ(search("_content", {Words({"hypertension", "小 明"})}), "p1 total 1");
   for (const char* word : {"jiashan", "zhang", "example", "lena", "anna lena", "03", "05", "5",
                            "36.5", "2024-03", "o'neil", "neil"}) {
-    EXPECT_EQ(search("_content", {Words({word})}), word == std::string("o'neil") ||
-                                                           word == std::string("neil")
-                                                       ? "p2 total 1"
-                                                       : "p1 total 1")
+    EXPECT_EQ(
+        search("_content", {Words({word})}),
+        word == std::string("o'neil") || word == std::string("neil") ? "p2 total 1" : "p1 total 1")
         << word;
   }
   EXPECT_EQ(search("_content", {Words({"lena anna"})}), " total 0");
@@ -1224,8 +1249,7 @@ TEST_P(StoreSearchConformance, CompositesMatchWithinOneRow) {
   EXPECT_EQ(composite(SearchKind::kQuantity, Token(std::nullopt, "8462-4"), high), " total 0");
   EXPECT_EQ(composite(SearchKind::kString, Token(std::nullopt, "note"), Text("hyper")),
             "o2 total 1");
-  EXPECT_EQ(composite(SearchKind::kString, Token(std::nullopt, "note"), Text("stage")),
-            " total 0");
+  EXPECT_EQ(composite(SearchKind::kString, Token(std::nullopt, "note"), Text("stage")), " total 0");
   EXPECT_EQ(composite(SearchKind::kString, Token(std::nullopt, "note"),
                       Text("stage", StringMatch::kContains)),
             "o2 total 1");
