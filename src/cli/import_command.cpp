@@ -370,7 +370,7 @@ int RunImport(const ImportFlags& f) {
     std::cerr << fmt::format(
         "import stages: parse {:.2f} s, validate {:.2f} s, search index extraction {:.2f} s, "
         "serialise {:.2f} s (CPU over {} worker threads); store writes {:.2f} s (wall, incl. "
-        "fsync) in {} units\n",
+        "fsync, summed over the two committers, whose batches overlap) in {} batches\n",
         s.parse_s, s.validate_s, s.index_s, s.serialize_s,
         f.threads > 0 ? f.threads : static_cast<int>(std::thread::hardware_concurrency()),
         s.write_s, s.batches);

@@ -61,7 +61,7 @@ struct Rejection {
 struct LoaderOptions {
   bool strict = true;       // false: unknown elements are warnings (--lenient)
   int prepare_threads = 0;  // 0: one per core
-  int max_in_flight = 0;    // batches queued or being prepared; 0: prepare_threads + 2
+  int max_in_flight = 0;    // batches queued, being prepared or committed; 0: prepare_threads + 3
   // Resources per IStore::Write unit; a batch's units are submitted together so the store
   // commits them as one group (one fsync). Atomic batches are always one unit. 0: one unit per
   // batch (the default: the store then sorts the whole batch's index rows by key before
@@ -72,7 +72,8 @@ struct LoaderOptions {
 };
 
 // Counters (snapshot). Stage times: parse/validate/index/serialise are CPU seconds summed over the
-// workers; write is wall time the committer spent in IStore::Write (includes the fsync).
+// workers; write is wall time the committers spent in IStore::Write (includes the fsync), summed
+// over both (two batches are in the store at once, so it can exceed the load's wall time).
 struct LoaderStats {
   int64_t loaded = 0;
   int64_t rejected = 0;
