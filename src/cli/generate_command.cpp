@@ -26,8 +26,7 @@ struct GenerateFlags {
   std::string errors;     // --db: rejected resources and why (default stderr)
   int load_batch = 5000;  // --db: resources per write transaction
   int threads = 0;        // --db: validation threads
-  int64_t cache_mib = kBulkLoadCacheMib;        // --db: the SQLite writer's page cache
-  int checkpoint_mib = kBulkLoadCheckpointMib;  // --db: WAL growth between checkpoints
+  BulkLoadFlags bulk;     // --db: the store settings of the load
   bool quiet = false;
 };
 
@@ -36,7 +35,7 @@ struct GenerateFlags {
 int RunGenerateIntoDb(const GenerateFlags& f) {
   Config config;
   config.db = f.db;
-  auto opened = OpenPlatform(config, BulkLoadStoreOptions(f.cache_mib, f.checkpoint_mib));
+  auto opened = OpenPlatform(config, BulkLoadStoreOptions(f.bulk));
   if (!opened.ok()) {
     std::cerr << "jiceng generate: cannot open database '" << f.db
               << "': " << opened.error().message << "\n";
@@ -249,7 +248,7 @@ void AddGenerateCommand(CLI::App& app) {
   cmd->add_option("--load-batch", flags->load_batch, "With --db: resources per write transaction")
       ->check(CLI::Range(1, 1000000))
       ->capture_default_str();
-  AddBulkLoadStoreFlags(*cmd, flags->cache_mib, flags->checkpoint_mib, "With --db: ");
+  AddBulkLoadStoreFlags(*cmd, flags->bulk, "With --db: ");
   cmd->add_option("--threads", flags->threads, "With --db: validation threads (0: one per core)")
       ->capture_default_str();
   cmd->add_option("--format", flags->format, "ndjson | bundles")

@@ -32,8 +32,7 @@ struct ImportFlags {
   int batch_size = 5000;
   int threads = 0;
   int unit_size = 0;
-  int64_t cache_mib = kBulkLoadCacheMib;
-  int checkpoint_mib = kBulkLoadCheckpointMib;
+  BulkLoadFlags bulk;
   bool index_while_loading = false;
   bool quiet = false;
 };
@@ -231,7 +230,7 @@ int RunImport(const ImportFlags& f) {
   Config config;
   config.db = f.db;
   config.strict_validation = !f.lenient;
-  auto opened = OpenPlatform(config, BulkLoadStoreOptions(f.cache_mib, f.checkpoint_mib));
+  auto opened = OpenPlatform(config, BulkLoadStoreOptions(f.bulk));
   if (!opened.ok()) {
     std::cerr << "jiceng import: cannot open database '" << f.db << "': " << opened.error().message
               << "\n";
@@ -408,7 +407,7 @@ void AddImportCommand(CLI::App& app) {
                   "whole batch is one unit)")
       ->check(CLI::Range(0, 1000000))
       ->capture_default_str();
-  AddBulkLoadStoreFlags(*cmd, flags->cache_mib, flags->checkpoint_mib, "");
+  AddBulkLoadStoreFlags(*cmd, flags->bulk, "");
   cmd->add_option("--threads", flags->threads, "Validation threads (0: one per core)")
       ->capture_default_str();
   cmd->add_flag("--index-while-loading", flags->index_while_loading,

@@ -1,7 +1,9 @@
 #include "cli/platform.h"
 
 #include <fmt/format.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <iostream>
 
@@ -49,23 +51,40 @@ std::string DefaultExportDir(const std::string& db) {
   return (TempDirectory() / fmt::format("jiceng-export-{:016x}", Fnv1a64(db))).string();
 }
 
-store::StoreOptions BulkLoadStoreOptions(int64_t cache_mib, int checkpoint_mib) {
+int64_t DefaultIndexRunMib() {
+  const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+  const int64_t mib =
+      pages > 0 && page > 0 ? static_cast<int64_t>(pages) * page / 4 / (1 << 20) : 0;
+  return std::max<int64_t>(mib, 512);
+}
+
+store::StoreOptions BulkLoadStoreOptions(const BulkLoadFlags& flags) {
   store::StoreOptions o;
-  o.sqlite_cache_kib = cache_mib * 1024;
-  o.sqlite_wal_autocheckpoint_pages = checkpoint_mib * 256;  // 4 KiB pages
-  o.sqlite_wal_restart_pages = checkpoint_mib * 256 * 4;
+  o.sqlite_cache_kib = flags.cache_mib * 1024;
+  o.sqlite_wal_autocheckpoint_pages = flags.checkpoint_mib * 256;  // 4 KiB pages
+  o.sqlite_wal_restart_pages = flags.checkpoint_mib * 256 * 4;
+  // ~70 bytes of memory per held row: its record (~50) and its sort entry (16).
+  const int64_t run_mib = flags.index_run_mib > 0 ? flags.index_run_mib : DefaultIndexRunMib();
+  o.sqlite_bulk_build_rows = run_mib * (1 << 20) / 70;
   return o;
 }
 
-void AddBulkLoadStoreFlags(CLI::App& cmd, int64_t& cache_mib, int& checkpoint_mib,
-                           const std::string& help_prefix) {
-  cmd.add_option("--cache-mib", cache_mib, help_prefix + "SQLite: the writer's page cache, MiB")
+void AddBulkLoadStoreFlags(CLI::App& cmd, BulkLoadFlags& flags, const std::string& help_prefix) {
+  cmd.add_option("--cache-mib", flags.cache_mib,
+                 help_prefix + "SQLite: the writer's page cache, MiB")
       ->check(CLI::Range(int64_t{2}, int64_t{1} << 20))
       ->capture_default_str();
   cmd.add_option(
-         "--checkpoint-mib", checkpoint_mib,
+         "--checkpoint-mib", flags.checkpoint_mib,
          help_prefix + "SQLite: WAL growth between checkpoints, MiB (the WAL restarts past 4x)")
       ->check(CLI::Range(1, 65536))
+      ->capture_default_str();
+  cmd.add_option("--index-run-mib", flags.index_run_mib,
+                 help_prefix +
+                     "SQLite, into an empty database: memory for search index rows held before "
+                     "a sorted run is inserted, MiB (0: a quarter of physical memory, at least "
+                     "512)")
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 24))
       ->capture_default_str();
 }
 

@@ -23,6 +23,7 @@ Result<std::unique_ptr<IStore>> OpenStore(const std::string& db, const StoreOpti
   SqliteOptions lite;
   lite.read_connections = options.read_connections;
   if (options.sqlite_cache_kib > 0) lite.cache_kib = options.sqlite_cache_kib;
+  if (options.sqlite_bulk_build_rows > 0) lite.bulk_build_rows = options.sqlite_bulk_build_rows;
   if (options.sqlite_wal_autocheckpoint_pages > 0) {
     lite.wal_autocheckpoint_pages = options.sqlite_wal_autocheckpoint_pages;
   }

@@ -22,6 +22,7 @@ struct StoreOptions {
   int64_t sqlite_cache_kib = 0;             // the writer's page cache
   int sqlite_wal_autocheckpoint_pages = 0;  // WAL growth between background checkpoints
   int sqlite_wal_restart_pages = 0;         // WAL size past which the writer restarts it
+  int64_t sqlite_bulk_build_rows = 0;       // index rows a bulk load holds per sorted run
 };
 
 // A PostgreSQL URL opens the PostgreSQL backend; anything else is the path of an SQLite file.

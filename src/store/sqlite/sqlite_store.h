@@ -56,6 +56,7 @@ struct SqliteOptions {
   // Index rows a bulk load (IStore::BeginBulkLoad) holds before inserting them as one sorted run
   // (~50 bytes each in memory; 8 million: ~400 MB, the rows of ~400,000 resources). Fewer,
   // larger runs overlap less in key order, so the B-trees are written closer to append-only.
+  // `jiceng import` and `generate --db` set it from --index-run-mib (cli/platform.h).
   int64_t bulk_build_rows = 8'000'000;
   // The writer's page cache during a bulk load: it starts at this (or cache_kib, if smaller)
   // and grows with the file, to an eighth of it, up to cache_kib. A load into a new file
