@@ -380,19 +380,23 @@ void BulkLoader::ReleaseLocked(Job& job) {
 }
 
 void BulkLoader::ReportFinished() {
-  std::lock_guard report(report_mu_);
+  std::lock_guard report(report_mu_);  // one reporter at a time, so in input order
+  // The finished batches at the front stay queued until they are reported, so that Drain()
+  // cannot return before their rejections and counters are.
   std::vector<std::shared_ptr<Job>> finished;
   {
     std::lock_guard lock(mu_);
-    while (!jobs_.empty() && jobs_.front()->state == Job::State::kDone) {
-      finished.push_back(std::move(jobs_.front()));
-      jobs_.pop_front();
+    for (const auto& job : jobs_) {
+      if (job->state != Job::State::kDone) break;
+      finished.push_back(job);
     }
   }
-  for (auto& job : finished) {
-    if (lo_.on_reject)
+  if (finished.empty()) return;
+  if (lo_.on_reject)
+    for (const auto& job : finished)
       for (const auto& r : job->rejections) lo_.on_reject(r);
-    std::lock_guard lock(mu_);
+  std::lock_guard lock(mu_);
+  for (const auto& job : finished) {
     for (const auto& p : job->prepared)
       if (p.committed) ++stats_.loaded_by_type[p.version.type];
     stats_.loaded += job->loaded;
@@ -405,9 +409,8 @@ void BulkLoader::ReportFinished() {
     stats_.index_s += job->index_s;
     stats_.write_s += job->write_s;
   }
-  // Drain() and Add() wait for room; report under mu_ first so that they see the counters.
-  std::lock_guard lock(mu_);
-  cv_.notify_all();
+  jobs_.erase(jobs_.begin(), jobs_.begin() + static_cast<std::ptrdiff_t>(finished.size()));
+  cv_.notify_all();  // Add() waits for room, Drain() and the committers for an empty queue
 }
 
 // Two committer threads take the batches in input order. A batch goes to the store once the

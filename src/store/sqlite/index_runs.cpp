@@ -69,21 +69,17 @@ uint32_t GetU32(const char* p) {
 }
 
 // 8 big-endian bytes of `v` with the sign bit flipped: memcmp orders them as signed integers.
-void PutOrderedInt(std::string& out, int64_t v) {
-  uint64_t u = static_cast<uint64_t>(v) ^ (uint64_t{1} << 63);
-  char b[8];
-  for (int i = 7; i >= 0; --i) {
-    b[i] = static_cast<char>(u & 0xff);
-    u >>= 8;
-  }
-  out.append(b, 8);
-}
 void PutOrderedIntAt(char* at, int64_t v) {
   uint64_t u = static_cast<uint64_t>(v) ^ (uint64_t{1} << 63);
   for (int i = 7; i >= 0; --i) {
     at[i] = static_cast<char>(u & 0xff);
     u >>= 8;
   }
+}
+void PutOrderedInt(std::string& out, int64_t v) {
+  char b[8];
+  PutOrderedIntAt(b, v);
+  out.append(b, 8);
 }
 int64_t GetOrderedInt(const char* p) {
   uint64_t u = 0;
@@ -125,14 +121,14 @@ void PutTailText(std::string& out, std::string_view s) {
   out.append(s);
 }
 
-// Appends one row's record to `out`: header, key fields, rid, tail fields (filled in by
-// `key`/`tail`).
+// Appends one row's record to `out`: header, key fields, the rid slot (0 until AddEncoded fills
+// it in), tail fields (filled in by `key`/`tail`).
 template <typename KeyFn, typename TailFn>
-void AppendRecord(std::string& out, uint32_t tp, int64_t rid, KeyFn key, TailFn tail) {
+void AppendRecord(std::string& out, uint32_t tp, KeyFn key, TailFn tail) {
   const size_t start = out.size();
   out.append(kHeader, '\0');
   key(out);
-  PutOrderedInt(out, rid);
+  PutOrderedInt(out, 0);
   const size_t key_end = out.size();
   tail(out);
   const auto key_len = static_cast<uint32_t>(key_end - start - kHeader);
@@ -227,18 +223,13 @@ std::vector<std::pair<std::string, std::string>> TypeParamNames() {
 
 void IndexRunBuffer::EncodeRecords(std::string_view type, const IndexRows& index,
                                    std::string& records) {
-  // Each kind's records go to their own buffer first (a resource's rows are not grouped by
-  // kind in any useful order), then after the 8 row counts.
-  thread_local std::array<std::string, kKinds> kinds;
-  std::array<std::string*, kKinds> out;
-  for (int k = 0; k < kKinds; ++k) {
-    kinds[k].clear();
-    out[k] = &kinds[k];
-  }
+  // Each kind's records are built in their own buffer, then appended after the 8 row counts.
+  thread_local std::array<std::string, kKinds> out;
+  for (std::string& o : out) o.clear();
   auto tp = [&](const std::string& param) { return TypeParamId(type, param); };
   for (const auto& r : index.tokens) {
     AppendRecord(
-        *out[0], tp(r.param), 0,
+        out[0], tp(r.param),
         [&](std::string& o) {
           PutKeyText(o, r.code);
           PutKeyText(o, r.system);
@@ -247,7 +238,7 @@ void IndexRunBuffer::EncodeRecords(std::string_view type, const IndexRows& index
   }
   for (const auto& r : index.strings) {
     AppendRecord(
-        *out[1], tp(r.param), 0,
+        out[1], tp(r.param),
         [&](std::string& o) {
           PutKeyText(o, r.value);
           PutKeyText(o, r.exact);
@@ -256,7 +247,7 @@ void IndexRunBuffer::EncodeRecords(std::string_view type, const IndexRows& index
   }
   for (const auto& r : index.dates) {
     AppendRecord(
-        *out[2], tp(r.param), 0,
+        out[2], tp(r.param),
         [&](std::string& o) {
           PutOrderedInt(o, r.start_us);
           PutOrderedInt(o, r.end_us);
@@ -265,12 +256,12 @@ void IndexRunBuffer::EncodeRecords(std::string_view type, const IndexRows& index
   }
   for (const auto& r : index.numbers) {
     AppendRecord(
-        *out[3], tp(r.param), 0,
-        [&](std::string& o) { PutOrderedInt(o, OrderedFromDouble(r.value)); }, kNoTail);
+        out[3], tp(r.param), [&](std::string& o) { PutOrderedInt(o, OrderedFromDouble(r.value)); },
+        kNoTail);
   }
   for (const auto& r : index.quantities) {
     AppendRecord(
-        *out[4], tp(r.param), 0,
+        out[4], tp(r.param),
         [&](std::string& o) {
           PutKeyText(o, r.code);
           PutKeyText(o, r.system);
@@ -283,7 +274,7 @@ void IndexRunBuffer::EncodeRecords(std::string_view type, const IndexRows& index
   }
   for (const auto& r : index.references) {
     AppendRecord(
-        *out[5], tp(r.param), 0,
+        out[5], tp(r.param),
         [&](std::string& o) {
           PutKeyText(o, r.target_id);
           PutKeyText(o, r.target_type);
@@ -293,11 +284,11 @@ void IndexRunBuffer::EncodeRecords(std::string_view type, const IndexRows& index
   }
   for (const auto& r : index.uris) {
     AppendRecord(
-        *out[6], tp(r.param), 0, [&](std::string& o) { PutKeyText(o, r.value); }, kNoTail);
+        out[6], tp(r.param), [&](std::string& o) { PutKeyText(o, r.value); }, kNoTail);
   }
   for (const auto& r : index.composites) {
     AppendRecord(
-        *out[7], tp(r.param), 0,
+        out[7], tp(r.param),
         [&](std::string& o) {
           PutKeyText(o, r.code1);
           PutKeyText(o, r.system1);
@@ -318,7 +309,7 @@ void IndexRunBuffer::EncodeRecords(std::string_view type, const IndexRows& index
                                              index.uris.size(),       index.composites.size()};
   records.clear();
   for (int k = 0; k < kKinds; ++k) PutU32(records, static_cast<uint32_t>(counts[k]));
-  for (int k = 0; k < kKinds; ++k) records.append(kinds[k]);
+  for (int k = 0; k < kKinds; ++k) records.append(out[k]);
 }
 
 bool IndexRunBuffer::AddEncoded(int64_t rid, std::string_view records) {
