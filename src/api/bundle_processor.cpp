@@ -9,6 +9,7 @@
 #include "api/json_patch.h"
 #include "api/outcome.h"
 #include "api/stored_value_sets.h"
+#include "base/base64.h"
 #include "base/ids.h"
 #include "base/time.h"
 #include "fhir/search/query.h"
@@ -98,32 +99,6 @@ void RewriteReferences(json::value& v, const ReferenceMap& map) {
     for (auto& e : v.get_array())
       if (e.is_object() || e.is_array()) RewriteReferences(e, map);
   }
-}
-
-Result<std::string> DecodeBase64(std::string_view in) {
-  auto val = [](char c) -> int {
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '+' || c == '-') return 62;
-    if (c == '/' || c == '_') return 63;
-    return -1;
-  };
-  std::string out;
-  uint32_t acc = 0;
-  int bits = 0;
-  for (char c : in) {
-    if (c == '=' || c == '\n' || c == '\r' || c == ' ') continue;
-    int d = val(c);
-    if (d < 0) return Invalid("Invalid base64 data");
-    acc = (acc << 6) | static_cast<uint32_t>(d);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out += static_cast<char>((acc >> bits) & 0xFF);
-    }
-  }
-  return out;
 }
 
 BundleProcessor::BundleProcessor(store::IStore& store, const FhirApiOptions& options,
@@ -452,8 +427,9 @@ Result<json::object> BundleProcessor::Process(json::value bundle_value) {
       case Verb::kPatch: {
         auto data = FindString(e.resource, "data");
         if (!data) return Invalid("Binary.data is missing", Loc(e.index, "resource.data"));
-        JC_ASSIGN_OR_RETURN(std::string text, DecodeBase64(*data));
-        JC_ASSIGN_OR_RETURN(json::value patch, ParseJson(text));
+        const std::optional<std::string> text = DecodeBase64(*data);
+        if (!text) return Invalid("The Binary's data is not valid base64");
+        JC_ASSIGN_OR_RETURN(json::value patch, ParseJson(*text));
         std::string id = e.id;
         if (e.conditional) {
           JC_ASSIGN_OR_RETURN(auto m, FindMatches(txn, e.type, e.criteria));

@@ -40,7 +40,4 @@ using ReferenceMap = std::map<std::string, std::string, std::less<>>;
 // Rewrites every "reference" string found in `v` through `map`.
 void RewriteReferences(json::value& v, const ReferenceMap& map);
 
-// Decodes standard base64 (used by Binary-wrapped JSON Patch entries).
-Result<std::string> DecodeBase64(std::string_view in);
-
 }  // namespace jiceng::api

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <regex>
 
+#include "base/base64.h"
 #include "base/time.h"
 #include "fhir/fhirpath/ast.h"
 #include "fhir/fhirpath/navigation.h"
@@ -1410,53 +1411,6 @@ std::string DotAll(const std::string& re) {
   return out;
 }
 
-std::string Base64(std::string_view in, bool url) {
-  const char* t = url ? "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-                      : "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  size_t i = 0;
-  for (; i + 2 < in.size(); i += 3) {
-    unsigned v = (static_cast<unsigned char>(in[i]) << 16) |
-                 (static_cast<unsigned char>(in[i + 1]) << 8) | static_cast<unsigned char>(in[i + 2]);
-    out += t[v >> 18];
-    out += t[(v >> 12) & 63];
-    out += t[(v >> 6) & 63];
-    out += t[v & 63];
-  }
-  if (i < in.size()) {
-    unsigned v = static_cast<unsigned char>(in[i]) << 16;
-    if (i + 1 < in.size()) v |= static_cast<unsigned char>(in[i + 1]) << 8;
-    out += t[v >> 18];
-    out += t[(v >> 12) & 63];
-    out += i + 1 < in.size() ? t[(v >> 6) & 63] : '=';
-    out += '=';
-  }
-  return out;
-}
-
-std::optional<std::string> Unbase64(std::string_view in) {
-  std::string out;
-  unsigned acc = 0;
-  int bits = 0;
-  for (char c : in) {
-    int v;
-    if (c >= 'A' && c <= 'Z') v = c - 'A';
-    else if (c >= 'a' && c <= 'z') v = c - 'a' + 26;
-    else if (c >= '0' && c <= '9') v = c - '0' + 52;
-    else if (c == '+' || c == '-') v = 62;
-    else if (c == '/' || c == '_') v = 63;
-    else if (c == '=') break;
-    else return std::nullopt;
-    acc = (acc << 6) | static_cast<unsigned>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out += static_cast<char>((acc >> bits) & 0xFF);
-    }
-  }
-  return out;
-}
-
 Result<Collection> Evaluator::StringFn(const AstNode& n, const Collection& in, const Frame& f) {
   if (n.fn == Fn::kJoin) {
     std::string sep;
@@ -1638,8 +1592,10 @@ Result<Collection> Evaluator::StringFn(const AstNode& n, const Collection& in, c
         return Collection{Item::String(out)};
       }
       if (fmt == "base64" || fmt == "urlbase64") {
-        if (n.fn == Fn::kEncode) return Collection{Item::String(Base64(str, fmt == "urlbase64"))};
-        auto d = Unbase64(str);
+        if (n.fn == Fn::kEncode) {
+          return Collection{Item::String(EncodeBase64(str, fmt == "urlbase64"))};
+        }
+        auto d = DecodeBase64(str);
         if (!d) return Collection{};
         return Collection{Item::String(*d)};
       }

@@ -80,11 +80,5 @@ TEST(Meta, StampKeepsOtherMeta) {
   EXPECT_EQ(o.at("meta").at("profile").get_array().size(), 1u);
 }
 
-TEST(Base64, Decodes) {
-  EXPECT_EQ(*DecodeBase64("aGVsbG8="), "hello");
-  EXPECT_EQ(*DecodeBase64("aGVsbG8"), "hello");
-  EXPECT_FALSE(DecodeBase64("a*b").ok());
-}
-
 }  // namespace
 }  // namespace jiceng::api

@@ -13,6 +13,7 @@
 #include <string_view>
 #include <vector>
 
+#include "base/base64.h"
 #include "base/config.h"
 #include "base/files.h"
 #include "base/ids.h"
@@ -543,6 +544,35 @@ TEST(Config, UnknownKeyIsAnError) {
   EXPECT_FALSE(ParseConfig("[server]\ndb_read_pipelines = 0\n", "t").ok());
   EXPECT_EQ(ParseConfig("[server]\ndb_read_pipelines = 4\n", "t")->db_read_pipelines, 4);
   EXPECT_FALSE(ParseConfig("[server\n", "t").ok());
+}
+
+TEST(Base64, RoundTripsEveryLengthInBothAlphabets) {
+  std::string bytes;
+  for (int n = 0; n < 70; ++n) {
+    for (const bool url : {false, true}) {
+      for (const bool padded : {false, true}) {
+        const std::string text = EncodeBase64(bytes, url, padded);
+        EXPECT_EQ(text.find(url ? '+' : '-'), std::string::npos);
+        EXPECT_EQ(text.find(url ? '/' : '_'), std::string::npos);
+        EXPECT_EQ(text.size() % 4 == 0, padded || n % 3 == 0) << n;
+        ASSERT_EQ(DecodeBase64(text), bytes) << n << " " << text;
+      }
+    }
+    bytes += static_cast<char>(n * 37 + 251);  // every byte value's high bits, 0xFF included
+  }
+}
+
+TEST(Base64, DecodesTheRfcVectorsAndRejectsWhatIsNotBase64) {
+  EXPECT_EQ(EncodeBase64("foobar"), "Zm9vYmFy");
+  EXPECT_EQ(EncodeBase64("fo"), "Zm8=");
+  EXPECT_EQ(EncodeBase64("f"), "Zg==");
+  EXPECT_EQ(EncodeBase64("\xfb\xff", true, false), "-_8");
+  EXPECT_EQ(DecodeBase64("aGVsbG8="), "hello");
+  EXPECT_EQ(DecodeBase64("aGVs\r\nbG8"), "hello");  // line breaks of a MIME body
+  EXPECT_EQ(DecodeBase64(""), "");
+  EXPECT_EQ(DecodeBase64("a*b"), std::nullopt);
+  EXPECT_EQ(DecodeBase64("Zg==Zg=="), std::nullopt);  // data after the padding
+  EXPECT_EQ(DecodeBase64("Zm9vY"), std::nullopt);     // a lone sixth of a byte
 }
 
 }  // namespace
