@@ -917,19 +917,21 @@ Response FhirApi::Search(Context& c, const QueryParams& params) {
   std::string results_key;
   std::optional<bool> more;  // whether a later page follows, when the kept ids tell
   auto fingerprint = [&] { return path + "?" + CriteriaText(kept); };  // which search this is
+  const int64_t position = parsed->position;
+  std::string next_cursor;  // where the next page starts, when the search is run again for it
   if (run && !parsed->results_key.empty()) {
     std::shared_ptr<const SearchResults> kept_results = search_results_.Get(parsed->results_key);
     if (kept_results && kept_results->criteria == fingerprint() &&
         kept_results->snapshot_us == snapshot) {
       const auto& ids = kept_results->ids;
       const auto n = static_cast<int64_t>(ids.size());
-      for (int64_t i = q.offset; i < n && i < q.offset + q.count; ++i) {
+      for (int64_t i = position; i < n && i < position + q.count; ++i) {
         auto v = ReadAsOf(**txn, type, ids[static_cast<size_t>(i)], snapshot);
         if (!v.ok()) return ErrorResponse(v.error());
         if (*v) page.push_back(std::move(**v));
       }
       if (kept_results->total_known) known_total = n;
-      more = q.offset + q.count < n;
+      more = position + q.count < n;
       results_key = parsed->results_key;
       run = false;
     }
@@ -938,13 +940,17 @@ Response FhirApi::Search(Context& c, const QueryParams& params) {
     // A first page with more to come keeps the ids of every match for the later pages: from the
     // search itself when it collected them anyway, else listed by a second search.
     const int64_t max_ids = search_results_.options().max_ids;
-    const bool first_page = q.offset == 0 && q.count > 0 && !parsed->summary_count;
+    const bool first_page = position == 0 && !q.after && q.count > 0 && !parsed->summary_count;
     store::SearchQuery first = q;
     if (first_page) first.list_ids_up_to = max_ids;
+    // Without kept ids, the next page starts after this one's last entry (keyset paging):
+    // matches before it that change or drop out since do not shift it.
+    first.want_last = !parsed->summary_count;
     auto found = (*txn)->Search(first);
     if (!found.ok()) return ErrorResponse(found.error());
     page = std::move(found->entries);
     if (found->total) known_total = found->total;
+    if (found->last) next_cursor = search::EncodeSearchCursor(*found->last);
     // Every match's id, even past search_total_limit (the total then stays unreported).
     if (first_page && found->all_ids &&
         (!known_total || static_cast<int64_t>(found->all_ids->size()) == *known_total) &&
@@ -996,10 +1002,14 @@ Response FhirApi::Search(Context& c, const QueryParams& params) {
   links.base = c.base;
   links.path = path;
   links.params = std::move(kept);
-  links.offset = q.offset;
+  links.offset = position;
   links.count = count;
   links.total = known_total;
   links.has_more = more.value_or(static_cast<int64_t>(page.size()) == count && count > 0);
+  if (results_key.empty()) {
+    if (q.after) links.self_cursor = search::EncodeSearchCursor(*q.after);
+    links.next_cursor = std::move(next_cursor);
+  }
   return BundleTextResponse(
       WriteSearchsetPage(std::move(links), parsed->summary_count, parsed->query.with_total,
                          c.format, page, included, warnings),
@@ -1016,6 +1026,13 @@ Response FhirApi::SearchCompartmentAll(Context& c, const QueryParams& params) {
   QueryParams criteria;
   std::vector<std::string> types = CompartmentResourceTypes(c.type);
   for (const auto& [k, v] : shaping->criteria) {
+    if (k == "_cursor") {
+      // Its pages go type by type at an offset: it makes no cursors, and takes none.
+      std::string msg = "_cursor is not supported by a search of every type of a compartment";
+      if (c.strict_handling) return ErrorResponse(NotSupportedError(msg, k));
+      warnings.push_back(Issue{"warning", "not-supported", msg + " (ignored)", k});
+      continue;
+    }
     if (k != "_type") {
       criteria.emplace_back(k, v);
       continue;

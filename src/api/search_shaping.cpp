@@ -116,17 +116,21 @@ std::string BuildLink(const std::string& base, const std::string& path,
 }
 
 std::vector<std::pair<std::string, std::string>> MakePagingLinks(const PagingLinks& p) {
-  auto url = [&](int64_t off) {
+  auto url = [&](int64_t off, const std::string& cursor = {}) {
     SearchParams q = p.params;
     q.emplace_back("_count", std::to_string(p.count));
     if (off > 0) q.emplace_back("_getpagesoffset", std::to_string(off));
+    if (!cursor.empty()) q.emplace_back("_cursor", cursor);
     return BuildLink(p.base, p.path, q);
   };
   std::vector<std::pair<std::string, std::string>> out;
-  out.emplace_back("self", url(p.offset));
+  out.emplace_back("self", url(p.offset, p.self_cursor));
   if (p.count <= 0) return out;
-  const bool has_next = p.total ? p.offset + p.count < *p.total : p.has_more;
-  if (has_next) out.emplace_back("next", url(p.offset + p.count));
+  // A page after a cursor is numbered by offset, but matches before it may have dropped out
+  // since the first page: whether it was full says whether more may follow.
+  const bool has_next =
+      p.total && p.self_cursor.empty() ? p.offset + p.count < *p.total : p.has_more;
+  if (has_next) out.emplace_back("next", url(p.offset + p.count, p.next_cursor));
   if (p.offset > 0) out.emplace_back("previous", url(std::max<int64_t>(0, p.offset - p.count)));
   out.emplace_back("first", url(0));
   if (p.total) out.emplace_back("last", url(*p.total > 0 ? (*p.total - 1) / p.count * p.count : 0));

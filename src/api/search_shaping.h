@@ -52,6 +52,10 @@ struct PagingLinks {
   int64_t count = 0;
   std::optional<int64_t> total;  // when known
   bool has_more = false;         // without a total: whether this page was full
+  // _cursor (fhir/search/query.h) of this page, carried by the self link, and of the page after
+  // it, carried by the next link (empty: paging by offset alone).
+  std::string self_cursor;
+  std::string next_cursor;
 };
 
 // self, first, previous, next and last (last only with a total), as (relation, url). A page of

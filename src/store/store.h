@@ -13,6 +13,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <variant>
 #include <vector>
 
 #include "base/result.h"
@@ -228,12 +229,45 @@ struct SortKey {
   std::vector<std::string> union_of;  // as SearchClause::union_of
 };
 
+// The value a match sorts by for one SortKey, as the backend computed it: none (the match has no
+// value of the parameter: it sorts last in both directions), an integer (dates: start_us
+// ascending, end_us descending; _lastUpdated), a real (number, quantity) or text (string, token
+// code, reference target id, uri, _id).
+using SortValue = std::variant<std::monostate, int64_t, double, std::string>;
+
+// Which SortValue alternative a key of this kind sorts by (0: none, 1: int, 2: real, 3: text).
+inline size_t SortValueIndex(SearchKind kind) {
+  switch (kind) {
+    case SearchKind::kDate:
+    case SearchKind::kLastUpdated:
+      return 1;
+    case SearchKind::kNumber:
+    case SearchKind::kQuantity:
+      return 2;
+    default:
+      return 3;
+  }
+}
+
+// A position in a search's order (keyset paging): the matches strictly after the entry whose sort
+// values (one per SearchQuery::sort key) and id these are. Unlike an offset, it does not move
+// when matches before it change or drop out.
+struct SearchAfter {
+  std::vector<SortValue> values;
+  std::string id;
+};
+
 struct SearchQuery {
   std::string type;
   std::vector<SearchClause> all_of;        // AND
   std::vector<SortKey> sort;               // then by id (a stable tiebreak) when empty or tied
   std::optional<int64_t> at_or_before_us;  // snapshot: ignore resources written after it
   int64_t offset = 0;
+  // Only the matches after this position (then `offset` more are skipped). The total, when
+  // counted, still counts every match.
+  std::optional<SearchAfter> after;
+  // Return SearchPage::last, the position of the page's last entry, when the page is full.
+  bool want_last = false;
   int64_t count = 50;      // 0: no entries (e.g. _summary=count)
   bool with_total = true;  // count the matches (costs a second query)
   // with_total: count at most this many matches (0: all of them). When more match, the total is
@@ -269,6 +303,9 @@ struct SearchPage {
   // The ids of every match in order, when SearchQuery::list_ids_up_to asked for them and the
   // backend had them at hand; nullopt otherwise.
   std::optional<std::vector<std::string>> all_ids;
+  // With SearchQuery::want_last and a full page: the position of its last entry, for the next
+  // page's SearchQuery::after.
+  std::optional<SearchAfter> last;
 };
 
 struct HistoryQuery {

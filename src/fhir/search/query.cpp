@@ -10,6 +10,8 @@
 #include <mutex>
 #include <optional>
 
+#include "base/base64.h"
+#include "base/json.h"
 #include "base/time.h"
 #include "base/utf8.h"
 #include "fhir/definitions.h"
@@ -915,6 +917,7 @@ Result<ParsedSearch> ParseSearch(std::string_view type, const Params& params,
   const int64_t now = options.now_us ? options.now_us : NowMicros();
   const Context ctx{now, options.base_url ? *options.base_url : ServerBaseUrl(),
                     &options.value_sets};
+  std::optional<std::string> cursor;
   for (const auto& [name, value] : params) {
     JC_RETURN_IF_ERROR(ValidUtf8(name, value));
     if (name == "_count") {
@@ -929,6 +932,8 @@ Result<ParsedSearch> ParseSearch(std::string_view type, const Params& params,
                                });
       if (!well_formed) return Bad(name, "_getpages is not a key this server made");
       out.results_key = value;
+    } else if (name == "_cursor") {
+      cursor = value;  // decoded once the sort keys are known
     } else if (name == "_snapshot") {
       JC_ASSIGN_OR_RETURN(int64_t s, NonNegative(name, value, INT64_MAX));
       q.at_or_before_us = s;
@@ -958,12 +963,77 @@ Result<ParsedSearch> ParseSearch(std::string_view type, const Params& params,
     }
   }
   FuseRootComposites(type, q.all_of);
+  out.position = q.offset;
+  if (cursor) {
+    JC_ASSIGN_OR_RETURN(store::SearchAfter after, DecodeSearchCursor(*cursor, q.sort));
+    q.after = std::move(after);
+    q.offset = 0;  // the page starts at the cursor; _getpagesoffset only numbers it
+  }
   if (out.summary_count) {
     q.count = 0;
     q.with_total = true;
     q.total_limit = 0;  // the count is the answer
   }
   if (!q.at_or_before_us) q.at_or_before_us = now;
+  return out;
+}
+
+std::string EncodeSearchCursor(const store::SearchAfter& after) {
+  json::array a;
+  for (const store::SortValue& v : after.values) {
+    std::visit(
+        [&](const auto& x) {
+          if constexpr (std::is_same_v<std::decay_t<decltype(x)>, std::monostate>) {
+            a.emplace_back(nullptr);
+          } else if constexpr (std::is_same_v<std::decay_t<decltype(x)>, std::string>) {
+            a.emplace_back(json::string(x));
+          } else {
+            a.emplace_back(x);
+          }
+        },
+        v);
+  }
+  a.emplace_back(json::string(after.id));
+  return EncodeBase64(json::serialize(a), true, false);
+}
+
+Result<store::SearchAfter> DecodeSearchCursor(std::string_view text,
+                                              const std::vector<store::SortKey>& sort) {
+  auto bad = [](std::string_view why) {
+    return Bad("_cursor", fmt::format("_cursor is not a position this server made for this "
+                                      "search ({}): follow the search's own links",
+                                      why));
+  };
+  const std::optional<std::string> bytes = DecodeBase64(text);
+  if (!bytes) return bad("not base64url");
+  auto parsed = ParseJson(*bytes);
+  if (!parsed.ok() || !parsed->is_array()) return bad("not a list of values");
+  const json::array& a = parsed->get_array();
+  if (a.size() != sort.size() + 1) return bad("its values do not match the _sort keys");
+  store::SearchAfter out;
+  for (size_t k = 0; k < sort.size(); ++k) {
+    const json::value& v = a[k];
+    if (v.is_null()) {
+      out.values.emplace_back();
+      continue;
+    }
+    switch (store::SortValueIndex(sort[k].kind)) {
+      case 1:
+        if (!v.is_int64()) return bad("a value of the wrong kind");
+        out.values.emplace_back(v.get_int64());
+        break;
+      case 2:
+        if (!v.is_number()) return bad("a value of the wrong kind");
+        out.values.emplace_back(v.to_number<double>());
+        break;
+      default:
+        if (!v.is_string()) return bad("a value of the wrong kind");
+        out.values.emplace_back(std::string(v.get_string()));
+        break;
+    }
+  }
+  if (!a.back().is_string() || a.back().get_string().empty()) return bad("no id");
+  out.id = std::string(a.back().get_string());
   return out;
 }
 

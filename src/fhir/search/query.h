@@ -37,7 +37,7 @@
 //              characters, in order ("高血压"). Comma = OR.
 //   _id, _lastUpdated, OR with ',', AND with repeated parameters
 //   _sort (several keys, '-' descending, id tiebreak; not composites), _count, _total,
-//   _summary=count, _getpagesoffset/_snapshot/_getpages (paging links)
+//   _summary=count, _getpagesoffset/_snapshot/_getpages/_cursor (paging links)
 // Date range semantics, for a stored range [s, e) and a search range [lo, hi):
 //   eq: lo <= s && e <= hi      ne: !eq        gt: e > hi     lt: s < lo
 //   ge: gt || eq                le: lt || eq   sa: s >= hi    eb: e <= lo
@@ -76,7 +76,7 @@ struct ParseOptions {
   // Without _total=accurate, count at most this many matches (store::SearchQuery::total_limit;
   // 0: count all). _total=estimate is answered the same way: exactly or not at all.
   int64_t total_limit = 0;
-  int64_t now_us = 0;   // for `ap` on dates; 0: the clock
+  int64_t now_us = 0;  // for `ap` on dates; 0: the clock
   // This server's base URL, for reference values: an absolute URL under it names a local
   // resource (see ExtractOptions::base_url). nullopt: ServerBaseUrl().
   std::optional<std::string> base_url;
@@ -86,8 +86,11 @@ struct ParseOptions {
 
 struct ParsedSearch {
   store::SearchQuery query;
+  // The position of the page's first entry among all the matches (_getpagesoffset), for the
+  // paging links. Equal to query.offset, except after a _cursor, which the query starts from.
+  int64_t position = 0;
   // The parameters that took effect, as given (for the self link), without the paging ones
-  // (_count, _getpagesoffset, _snapshot, _getpages) that the caller adds itself.
+  // (_count, _getpagesoffset, _snapshot, _getpages, _cursor) that the caller adds itself.
   Params applied;
   bool summary_count = false;
   std::string results_key;  // _getpages: the key of the search's kept results, if given
@@ -97,6 +100,14 @@ struct ParsedSearch {
 // errors naming the parameter; so are unsupported ones when options.strict.
 Result<ParsedSearch> ParseSearch(std::string_view type, const Params& params,
                                  const ParseOptions& options);
+
+// `_cursor`: a position in a search's order (store::SearchAfter) as the opaque text of a next
+// link: base64url of a JSON array of the sort values and then the id. Decoding checks it against
+// the search's sort keys (a value per key, of the key's kind, or null) and fails with kInvalid
+// naming _cursor otherwise.
+std::string EncodeSearchCursor(const store::SearchAfter& after);
+Result<store::SearchAfter> DecodeSearchCursor(std::string_view text,
+                                              const std::vector<store::SortKey>& sort);
 
 // The search parameters ParseSearch answers for `type` besides _id and _lastUpdated: the
 // indexed ones (IndexedParams, composites included) plus _text and _content, for the

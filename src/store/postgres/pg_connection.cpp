@@ -135,6 +135,11 @@ int64_t PgResult::Int(int row, int col) const {
   return static_cast<int64_t>(v);
 }
 
+double PgResult::Double(int row, int col) const {
+  if (IsNull(row, col) || PQgetlength(r_.get(), row, col) != 8) return 0;
+  return std::bit_cast<double>(static_cast<uint64_t>(Int(row, col)));
+}
+
 bool PgResult::Bool(int row, int col) const {
   return !IsNull(row, col) && PQgetlength(r_.get(), row, col) == 1 &&
          PQgetvalue(r_.get(), row, col)[0] != 0;

@@ -80,6 +80,8 @@ class PgResult {
   std::string String(int row, int col) const { return std::string(Bytes(row, col)); }
   // An int2/int4/int8 column (its binary width tells which); 0 when NULL.
   int64_t Int(int row, int col) const;
+  // A float8 column; 0 when NULL.
+  double Double(int row, int col) const;
   bool Bool(int row, int col) const;
   // The command tag ("COMMIT", "ROLLBACK", "INSERT 0 1" …).
   std::string_view CommandStatus() const;

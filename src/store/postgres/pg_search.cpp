@@ -281,6 +281,14 @@ class PgStatements final : public sql::SearchStatements {
     JC_ASSIGN_OR_RETURN(PgResult r, c_.Query(st.sql, ToPgParams(st.params)));
     return r.rows() ? r.Int(0, 0) : 0;
   }
+  Result<std::vector<SortValue>> SortValues(const sql::Statement& st,
+                                            const std::vector<SortKey>& keys) override {
+    JC_ASSIGN_OR_RETURN(PgResult r, c_.Query(st.sql, ToPgParams(st.params)));
+    if (r.rows() == 0) return std::vector<SortValue>();
+    return sql::ReadSortValues(
+        keys, [&](int col) { return r.IsNull(0, col); }, [&](int col) { return r.Int(0, col); },
+        [&](int col) { return r.Double(0, col); }, [&](int col) { return r.String(0, col); });
+  }
 
  private:
   PgConnection& c_;
@@ -292,7 +300,8 @@ Status PgStatements::All(const SearchQuery& q, const sql::CompiledSearch& compil
   PgConnection& c = c_;
   JC_ASSIGN_OR_RETURN(PgResult r, c.Query(compiled.all->sql, ToPgParams(compiled.all->params)));
   const auto n = static_cast<size_t>(r.rows());
-  if (q.with_total) page.total = sql::TotalFromCount(q, static_cast<int64_t>(n));
+  // After a position the rows are only those past it: the count statement gives the total.
+  if (q.with_total && !q.after) page.total = sql::TotalFromCount(q, static_cast<int64_t>(n));
   if (q.list_ids_up_to > 0 && static_cast<int64_t>(n) <= q.list_ids_up_to) {
     std::vector<std::string> ids;
     ids.reserve(n);

@@ -663,6 +663,56 @@ std::string SortExpr(SqlBuilder& b, const SortKey& k, const std::string& alias) 
   }
 }
 
+// The type a key's sort values are bound as: the column SortValue reads (see SortValueIndex).
+SqlType SortValueType(SearchKind kind) {
+  switch (SortValueIndex(kind)) {
+    case 1:
+      return SqlType::kInt;
+    case 2:
+      return SqlType::kReal;
+    default:
+      return kind == SearchKind::kString || kind == SearchKind::kUri ? SqlType::kText
+                                                                     : SqlType::kBytes;
+  }
+}
+
+std::string BindSortValue(SqlBuilder& b, const SortValue& v, SearchKind kind) {
+  if (const auto* i = std::get_if<int64_t>(&v)) return b.Bind(*i);
+  if (const auto* d = std::get_if<double>(&v)) return b.Bind(*d);
+  return b.Bind(std::get<std::string>(v), SortValueType(kind));
+}
+
+// "the resource row `alias` sorts strictly after q.after" in the order ORDER BY sort keys (each
+// NULLS LAST, in its direction), then id: the first key that differs decides, and a match without
+// a value comes after every match with one. `exprs` are the sort keys' SortExpr.
+std::string AfterCond(SqlBuilder& b, const SearchQuery& q, const std::vector<std::string>& exprs,
+                      const std::string& alias) {
+  const SearchAfter& after = *q.after;
+  std::string any;    // OR of: the keys before k equal, key k after
+  std::string equal;  // AND of the keys so far being equal to the position's
+  auto conj = [](const std::string& a, const std::string& c) {
+    return a.empty() ? c : a + " AND " + c;
+  };
+  for (size_t k = 0; k < q.sort.size(); ++k) {
+    const std::string& e = exprs[k];
+    const SortValue& v = after.values[k];
+    if (std::holds_alternative<std::monostate>(v)) {
+      // Nothing sorts after "no value" in this key: only ties (no value either) go on.
+      equal = conj(equal, e + " IS NULL");
+      continue;
+    }
+    const char* op = q.sort[k].descending ? " < " : " > ";
+    any +=
+        (any.empty() ? "(" : " OR (") +
+        conj(equal, "(" + e + op + BindSortValue(b, v, q.sort[k].kind) + " OR " + e + " IS NULL)") +
+        ")";
+    equal = conj(equal, e + " = " + BindSortValue(b, v, q.sort[k].kind));
+  }
+  any += (any.empty() ? "(" : " OR (") +
+         conj(equal, alias + ".id > " + b.Bind(after.id, SqlType::kBytes)) + ")";
+  return "(" + any + ")";
+}
+
 }  // namespace
 
 namespace {
@@ -737,8 +787,30 @@ Statement WalkStatement(const SearchQuery& q, const Dialect& dialect, const Plan
   if (!q.all_of.empty()) {
     sql += " AND " + AllClauses(w, q.all_of, top, q.type, ClauseMode{.walk = &plan});
   }
+  if (q.after) {
+    // From the position on (a range on the walked index), and only the resources that sort
+    // after it by their own sort value: a resource met again at a later value of its own was
+    // on an earlier page if its first value was.
+    const auto& v = std::get<int64_t>(q.after->values[0]);
+    sql += k.descending ? " AND s.end_us <= " + w.Bind(v) : " AND s.start_us >= " + w.Bind(v);
+    sql += " AND " + AfterCond(w, q, {SortExpr(w, k, "r")}, "r");
+  }
   sql += k.descending ? " ORDER BY s.end_us DESC, r.id" : " ORDER BY s.start_us, r.id";
   return Statement{std::move(sql), w.params()};
+}
+
+// The sort values of one resource (CompiledSearch::last): its id is the last parameter, set by
+// the backend.
+Statement LastStatement(const SearchQuery& q, const Dialect& dialect) {
+  SqlBuilder b(dialect);
+  std::string columns;
+  for (const SortKey& k : q.sort) columns += (columns.empty() ? "" : ", ") + SortExpr(b, k, "r");
+  if (columns.empty()) columns = "r.id";
+  const std::string type = b.Bind(q.type, SqlType::kText);
+  const std::string id = b.Bind(std::string(), SqlType::kBytes);
+  return Statement{
+      "SELECT " + columns + " FROM resource r WHERE r.type = " + type + " AND r.id = " + id,
+      b.params()};
 }
 
 }  // namespace
@@ -770,10 +842,14 @@ CompiledSearch CompileSearch(const SearchQuery& q, const Dialect& dialect,
   }
   if (q.with_total) out.count = Statement{count_sql, b.params()};
   if (q.count <= 0) return out;
+  if (q.want_last) out.last = LastStatement(q, dialect);
   // A listing of every match's id (ids_only) comes after a count that found them few: collect
   // and sort them, never walk in page order to the last one.
   const bool few = plan.selective || q.ids_only;
-  if (!q.ids_only && WorthWalking(q, plan, dialect, estimator)) {
+  // A position among the matches without a value: none with a value follows, no walk.
+  const bool after_valued = !q.after || q.after->values.empty() ||
+                            !std::holds_alternative<std::monostate>(q.after->values[0]);
+  if (!q.ids_only && after_valued && WorthWalking(q, plan, dialect, estimator)) {
     out.walk = WalkStatement(q, dialect, plan);
     // Then the matches without a value of the parameter (they sort last), by id.
     const std::string no_value = dialect.ProbeExists(
@@ -794,11 +870,20 @@ CompiledSearch CompileSearch(const SearchQuery& q, const Dialect& dialect,
   // Few matches: collect them and sort. Many: walk the resources in id order and test each,
   // which stops at the end of the page.
   order += dialect.IdTiebreak("r", !q.all_of.empty() && few);
+  // After a position: the page starts there; the count (built above) still counts every match.
+  std::string page_where = where;
+  if (q.after) {
+    std::vector<std::string> exprs;
+    for (const SortKey& k : q.sort) exprs.push_back(SortExpr(b, k, "r"));
+    page_where += " AND " + AfterCond(b, q, exprs, "r");
+  }
   if (estimator && !q.all_of.empty() && few) {
-    // Few matches, all found and sorted anyway: once, for both the page and the total.
-    out.all = Statement{"SELECT r.rid, r.id FROM resource r WHERE " + where + " ORDER BY " + order,
-                        b.params()};
-    out.count.reset();
+    // Few matches, all found and sorted anyway: once, for both the page and the total (after a
+    // position, the count runs for the total).
+    out.all =
+        Statement{"SELECT r.rid, r.id FROM resource r WHERE " + page_where + " ORDER BY " + order,
+                  b.params()};
+    if (!q.after) out.count.reset();
     return out;
   }
   const std::string limit = b.Bind(q.count);
@@ -813,11 +898,11 @@ CompiledSearch CompileSearch(const SearchQuery& q, const Dialect& dialect,
     const std::string name = b.NewAlias("m");
     with = "WITH " + name + " AS MATERIALIZED (" + scans.rids + ") ";
     columns += ", (" + ReplaceOnce(count_sql, scans.cond, "r.rid IN " + name) + ") AS total";
-    where = ReplaceOnce(where, scans.cond, "r.rid IN " + name);
+    page_where = ReplaceOnce(page_where, scans.cond, "r.rid IN " + name);
     out.page_total = true;
   }
-  std::string sql = with + "SELECT " + columns + " FROM resource r WHERE " + where + " ORDER BY " +
-                    order + " LIMIT " + limit + " OFFSET " + offset;
+  std::string sql = with + "SELECT " + columns + " FROM resource r WHERE " + page_where +
+                    " ORDER BY " + order + " LIMIT " + limit + " OFFSET " + offset;
   out.page = Statement{std::move(sql), b.params()};
   return out;
 }
@@ -867,8 +952,28 @@ std::string ParamCond(SqlBuilder& b, const std::string& param,
   return "param IN (" + in + ")";
 }
 
-Result<SearchPage> RunCompiledSearch(const SearchQuery& q, const CompiledSearch& compiled,
-                                     SearchStatements& run) {
+namespace {
+
+// SearchPage::last: the sort values of the page's last entry, read in the same transaction.
+Status FillLast(const SearchQuery& q, const CompiledSearch& compiled, SearchStatements& run,
+                SearchPage& page) {
+  if (!compiled.last || q.count <= 0 || static_cast<int64_t>(page.entries.size()) < q.count) {
+    return Status::Ok();
+  }
+  Statement st = *compiled.last;
+  st.params.back().value = page.entries.back().id;
+  SearchAfter last;
+  last.id = page.entries.back().id;
+  if (!q.sort.empty()) {
+    JC_ASSIGN_OR_RETURN(last.values, run.SortValues(st, q.sort));
+    if (last.values.size() != q.sort.size()) return Internal("search: no sort values of an entry");
+  }
+  page.last = std::move(last);
+  return Status::Ok();
+}
+
+Result<SearchPage> RunStatements(const SearchQuery& q, const CompiledSearch& compiled,
+                                 SearchStatements& run) {
   SearchPage page;
   if (compiled.page) {
     JC_ASSIGN_OR_RETURN(std::optional<int64_t> counted,
@@ -881,7 +986,7 @@ Result<SearchPage> RunCompiledSearch(const SearchQuery& q, const CompiledSearch&
   }
   if (compiled.all) {
     JC_RETURN_IF_ERROR(run.All(q, compiled, page));
-    return page;
+    if (!compiled.count) return page;  // the total came from every match
   }
   if (compiled.walk) {
     JC_RETURN_IF_ERROR(run.Walk(q, compiled, page));
@@ -894,12 +999,22 @@ Result<SearchPage> RunCompiledSearch(const SearchQuery& q, const CompiledSearch&
   return page;
 }
 
+}  // namespace
+
+Result<SearchPage> RunCompiledSearch(const SearchQuery& q, const CompiledSearch& compiled,
+                                     SearchStatements& run) {
+  JC_ASSIGN_OR_RETURN(SearchPage page, RunStatements(q, compiled, run));
+  JC_RETURN_IF_ERROR(FillLast(q, compiled, run, page));
+  return page;
+}
+
 std::optional<int64_t> TotalFromCount(const SearchQuery& q, int64_t counted) {
   if (q.total_limit > 0 && counted > q.total_limit) return std::nullopt;
   return counted;
 }
 
 std::optional<int64_t> TotalFromPage(const SearchQuery& q, size_t entries) {
+  if (q.after) return std::nullopt;  // how many matches precede the position is not known
   const auto n = static_cast<int64_t>(entries);
   if (q.count <= 0 || n >= q.count || (n == 0 && q.offset > 0)) return std::nullopt;
   return q.offset + n;

@@ -146,7 +146,10 @@ class Dialect {
 // `page_total`: each row of `page` carries a seventh column, the value `count` would return
 // (the two share the evaluation of the index scans); count is then run only when the page has
 // no rows.
+// `last` (SearchQuery::want_last): the sort values of one resource, the columns in sort key
+// order (r.id alone when the query has no sort keys), its last parameter the id the backend sets.
 struct CompiledSearch {
+  std::optional<Statement> last;
   std::optional<Statement> count;
   std::optional<Statement> page;
   bool page_total = false;
@@ -194,7 +197,33 @@ class SearchStatements {
   // CompiledSearch::walk, then rest when the walk ends before the page is full.
   virtual Status Walk(const SearchQuery& q, const CompiledSearch& compiled, SearchPage& page) = 0;
   virtual Result<int64_t> Count(const Statement& count) = 0;
+  // CompiledSearch::last with its id set: the row's columns as the keys' SortValues (none when
+  // NULL; else the alternative SortValueIndex names), or an empty vector when there is no row.
+  virtual Result<std::vector<SortValue>> SortValues(const Statement& last,
+                                                    const std::vector<SortKey>& keys) = 0;
 };
+
+// The row of CompiledSearch::last as SortValues, through a backend's column accessors:
+// is_null(col), as_int(col), as_real(col) and as_text(col).
+template <typename IsNull, typename AsInt, typename AsReal, typename AsText>
+std::vector<SortValue> ReadSortValues(const std::vector<SortKey>& keys, IsNull is_null,
+                                      AsInt as_int, AsReal as_real, AsText as_text) {
+  std::vector<SortValue> out;
+  out.reserve(keys.size());
+  for (size_t k = 0; k < keys.size(); ++k) {
+    const int col = static_cast<int>(k);
+    if (is_null(col)) {
+      out.emplace_back();
+    } else if (SortValueIndex(keys[k].kind) == 1) {
+      out.emplace_back(static_cast<int64_t>(as_int(col)));
+    } else if (SortValueIndex(keys[k].kind) == 2) {
+      out.emplace_back(static_cast<double>(as_real(col)));
+    } else {
+      out.emplace_back(std::string(as_text(col)));
+    }
+  }
+  return out;
+}
 
 // Runs `compiled` through `run`: the page first (when it ends the matches it proves the total,
 // and the count statement, often the dearer of the two, is skipped; with page_total its rows

@@ -38,8 +38,7 @@ class Stmt {
   // Text is bound SQLITE_STATIC: the caller keeps it alive until the Stmt is destroyed.
   void BindText(int i, std::string_view s) {
     // A null data pointer would bind SQL NULL; an empty string_view must bind ''.
-    sqlite3_bind_text64(stmt_, i, s.data() ? s.data() : "", s.size(), SQLITE_STATIC,
-                        SQLITE_UTF8);
+    sqlite3_bind_text64(stmt_, i, s.data() ? s.data() : "", s.size(), SQLITE_STATIC, SQLITE_UTF8);
   }
   void BindInt(int i, int64_t v) { sqlite3_bind_int64(stmt_, i, v); }
   void BindDouble(int i, double v) { sqlite3_bind_double(stmt_, i, v); }
@@ -57,6 +56,7 @@ class Stmt {
   void Reset() { sqlite3_reset(stmt_); }
 
   int64_t ColumnInt(int i) const { return sqlite3_column_int64(stmt_, i); }
+  bool ColumnIsNull(int i) const { return sqlite3_column_type(stmt_, i) == SQLITE_NULL; }
   double ColumnDouble(int i) const { return sqlite3_column_double(stmt_, i); }
   std::string ColumnText(int i) const {
     const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, i));
@@ -107,8 +107,8 @@ class Connection {
 };
 
 // Shorthand: a Stmt for a cached statement of `conn`, or return its error.
-#define JC_SQL_STMT(var, conn, sql)                  \
-  JC_ASSIGN_OR_RETURN(sqlite3_stmt * var##_raw, (conn).Prepare(sql)); \
+#define JC_SQL_STMT(var, conn, sql)                                  \
+  JC_ASSIGN_OR_RETURN(sqlite3_stmt* var##_raw, (conn).Prepare(sql)); \
   ::jiceng::store::sqlite::Stmt var((conn).handle(), var##_raw)
 
 }  // namespace jiceng::store::sqlite

@@ -243,6 +243,17 @@ class SqliteStatements final : public sql::SearchStatements {
     }));
     return counted;
   }
+  Result<std::vector<SortValue>> SortValues(const sql::Statement& st,
+                                            const std::vector<SortKey>& keys) override {
+    JC_SQL_STMT(s, c_, st.sql);
+    BindAll(s, st.params);
+    JC_ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) return std::vector<SortValue>();
+    return sql::ReadSortValues(
+        keys, [&](int col) { return s.ColumnIsNull(col); },
+        [&](int col) { return s.ColumnInt(col); }, [&](int col) { return s.ColumnDouble(col); },
+        [&](int col) { return s.ColumnText(col); });
+  }
 
  private:
   Connection& c_;
@@ -267,7 +278,10 @@ Status SqliteStatements::All(const SearchQuery& q, const sql::CompiledSearch& co
       }
     }));
   }
-  if (q.with_total) page.total = sql::TotalFromCount(q, static_cast<int64_t>(rids.size()));
+  // After a position the rows are only those past it: the count statement gives the total.
+  if (q.with_total && !q.after) {
+    page.total = sql::TotalFromCount(q, static_cast<int64_t>(rids.size()));
+  }
   if (q.list_ids_up_to > 0 && static_cast<int64_t>(rids.size()) <= q.list_ids_up_to) {
     page.all_ids = std::move(ids);
   }

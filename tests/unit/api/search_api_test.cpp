@@ -3,6 +3,7 @@
 // the CapabilityStatement.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -175,6 +176,48 @@ TEST_F(SearchApiTest, CollectedMatchesPageStablyPastTheTotalLimit) {
   auto third = Get(Target(*Link(second, "next")));
   EXPECT_EQ(Entries(third, "match"), V{"Observation/k5"});
   EXPECT_FALSE(Link(third, "next"));
+}
+
+// Past the kept ids (here: none kept), a next link carries a _cursor: the page after the last
+// entry of this one, so that matches on earlier pages that are deleted or updated meanwhile shift
+// nothing. previous, first and self keep working; a cursor that is not the server's is a 400.
+TEST_F(SearchApiTest, NextLinksPastTheKeptIdsStartAfterTheLastEntry) {
+  FhirApiOptions o;
+  o.search_results.max_ids = 0;
+  MakeApi(o);
+  for (int i = 1; i <= 7; ++i) Put(Obs("k" + std::to_string(i), "p1", "8867-4"));
+  for (const std::string sort : {"_id", "-_lastUpdated,_id", "-code,-_id"}) {
+    SCOPED_TRACE(sort);
+    auto b = Get("/fhir/Observation?code=8867-4&_count=2&_sort=" + sort);
+    const V first_page = Entries(b, "match");
+    ASSERT_EQ(first_page.size(), 2u);
+    ASSERT_TRUE(Link(b, "next"));
+    EXPECT_NE(Link(b, "next")->find("_cursor="), std::string::npos);
+    EXPECT_EQ(Link(b, "self")->find("_cursor="), std::string::npos);
+    // Both entries of the first page change after it was served: the rest stays in place.
+    ASSERT_EQ(Call("DELETE", "/fhir/" + first_page[0]).status, 204);
+    Put(Obs(first_page[1].substr(first_page[1].find('/') + 1), "p1", "8867-4"));
+    V rest;
+    auto page = b;
+    while (auto next = Link(page, "next")) {
+      page = Get(Target(*next));
+      EXPECT_EQ(page.at("total"), 5);  // the matches of the snapshot still there unchanged
+      for (std::string& e : Entries(page, "match")) rest.push_back(std::move(e));
+      ASSERT_TRUE(Link(page, "previous"));
+      // self repeats the page.
+      EXPECT_EQ(Entries(Get(Target(*Link(page, "self"))), "match"), Entries(page, "match"));
+    }
+    EXPECT_EQ(rest.size(), 5u);
+    for (const std::string& id : first_page) EXPECT_EQ(std::count(rest.begin(), rest.end(), id), 0);
+    // Put the two back as they were for the next order.
+    Put(Obs(first_page[0].substr(first_page[0].find('/') + 1), "p1", "8867-4"));
+  }
+  Response r = Call("GET", "/fhir/Observation?code=8867-4&_cursor=bm90IGEgY3Vyc29y");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_NE(r.body.find("_cursor"), std::string::npos);
+  // A cursor of another order (two values for one key).
+  r = Call("GET", "/fhir/Observation?_sort=_id&_cursor=WzEsMiwiazEiXQ");
+  EXPECT_EQ(r.status, 400);
 }
 
 TEST_F(SearchApiTest, IncludeIsOffForSummaryCountAndBadValues) {

@@ -1148,12 +1148,49 @@ class Comparison {
           at < actual_ids.size() ? actual_ids[at] : "(end)",
           at < expected_ids.size() ? expected_ids[at] : "(end)");
     }
+    // The same matches again, page by page, each page starting after the last entry of the one
+    // before (SearchQuery::after): for every sorted search and a quarter of the others.
+    const bool paged = std::any_of(s.params.begin(), s.params.end(), [](const auto& p) {
+      return p.first == "_count" || p.first == "_getpagesoffset";
+    });
+    const bool sorted = std::any_of(s.params.begin(), s.params.end(),
+                                    [](const auto& p) { return p.first == "_sort"; });
+    if (out.problem.empty() && actual.ok() && ignore.empty() && !paged &&
+        expected_ids.size() >= 2 && expected_ids.size() <= 500 &&
+        (sorted || ++unsorted_ % 4 == 0)) {
+      out.problem = PageThrough(s, expected_ids);
+    }
     return out;
   }
 
+  // Empty when following SearchPage::last in pages of a third of the matches visits exactly
+  // `expected`, in order.
+  std::string PageThrough(const GeneratedSearch& s, const std::vector<std::string>& expected) {
+    auto parsed = ParseSearch(s.type, s.params, options_);
+    if (!parsed.ok()) return "  reparsing failed: " + parsed.error().message + "\n";
+    store::SearchQuery q = parsed->query;
+    q.count = std::max<int64_t>(1, static_cast<int64_t>(expected.size()) / 3);
+    q.want_last = true;
+    q.with_total = false;
+    std::vector<std::string> ids;
+    for (size_t pages = 0; pages <= expected.size() + 1; ++pages) {
+      auto page = txn_.Search(q);
+      if (!page.ok()) return "  a page after a cursor failed: " + page.error().message + "\n";
+      for (const auto& v : page->entries) ids.push_back(v.id);
+      if (!page->last) break;
+      q.after = page->last;
+    }
+    ++paged_through;
+    if (ids == expected) return {};
+    return fmt::format("  pages of {} after each last entry: {}\n  one search: {}\n", q.count,
+                       FirstIds(ids), FirstIds(expected));
+  }
+
   double reference_seconds = 0, sql_seconds = 0;
+  int64_t paged_through = 0;  // searches also compared page by page
 
  private:
+  int64_t unsorted_ = 0;
   ReferenceSearch& ref_;
   store::IReadTransaction& txn_;
   ParseOptions options_;
@@ -1245,8 +1282,10 @@ TEST_P(SearchDifferential, SqlPathMatchesReferenceOnSynthea) {
     for (const auto& [k, c] : m) out += fmt::format(" {}={}", k, c);
     return out.empty() ? std::string(" none") : out;
   };
-  std::cout << fmt::format("differential: {} searches, {} with results, {} mismatches\n", run,
-                           with_results, mismatches)
+  std::cout << fmt::format(
+                   "differential: {} searches, {} with results, {} mismatches, {} also paged "
+                   "through by cursor\n",
+                   run, with_results, mismatches, comparison.paged_through)
             << fmt::format(
                    "differential: seed {}, {:.1f} s (reference {:.1f} s, sql {:.1f} s), "
                    "{} rejected by both; generators:{}\n",
@@ -1259,6 +1298,7 @@ TEST_P(SearchDifferential, SqlPathMatchesReferenceOnSynthea) {
   // The generator must mostly hit data, or the comparison says little.
   if (!given) {
     EXPECT_GT(with_results * 2, run);
+    EXPECT_GT(comparison.paged_through * 10, run);  // the cursor comparison ran often enough
   }
 }
 

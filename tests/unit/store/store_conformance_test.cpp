@@ -708,6 +708,7 @@ TEST_P(StoreSearchConformance, IndexRowsOfEveryKindAreReplacedOnUpdateAndGoneOnD
 class Q {
  public:
   explicit Q(std::string type = "Observation") { q_.type = std::move(type); }
+  explicit Q(SearchQuery q) : q_(std::move(q)) {}
   Q& Where(SearchKind kind, std::string param, std::vector<SearchValue> any_of) {
     SearchClause c;
     c.kind = kind;
@@ -1173,6 +1174,104 @@ TEST_P(StoreSearchConformance, SortByOneDateOverManyResourcesPagesAcrossMissingV
                                 .Sort(SearchKind::kDate, "date", true)
                                 .Page(18, 5)),
             "d03,d01,n1,n3 total 22");
+}
+
+// Keyset paging (SearchQuery::after): following each full page's `last` visits every match once,
+// in the order of one whole search, in every kind of order (a walk of a date index included), with
+// and without a clause; each page still reports the total of every match.
+TEST_P(StoreSearchConformance, PagesAfterTheLastEntryVisitEveryMatchOnceInOrder) {
+  // k00…k44: a date (a second one for every third; none for every tenth), a string (none for
+  // every sixth; five distinct values), a number (none for every fourth; four distinct values),
+  // even/odd code: many ties, so the id tiebreak and the missing values are crossed by pages.
+  for (int i = 0; i < 45; ++i) {
+    IndexRows idx;
+    if (i % 10 != 9) idx.dates = {{"date", (i * 7) % 11 * 10, (i * 7) % 11 * 10 + 5}};
+    if (i % 3 == 0) idx.dates.push_back({"date", 200 - i, 201 - i});
+    if (i % 6 != 5) idx.strings = {{"name", "s" + std::to_string(i % 5), "S"}};
+    if (i % 4 != 3) idx.numbers = {{"value", (i % 4) * 1.5 - 1}};
+    idx.tokens = {{"code", "urn:s", i % 2 == 0 ? "even" : "odd"}};
+    ASSERT_OK(WriteNext(*store_, "Observation", fmt::format("k{:02}", i), 1000 + i % 7, idx));
+  }
+  auto ids = [](const SearchPage& page) {
+    std::vector<std::string> out;
+    for (const ResourceVersion& v : page.entries) out.push_back(v.id);
+    return out;
+  };
+  using Keys = std::vector<SortKey>;
+  const std::vector<Keys> orders = {
+      {},
+      {{"date", SearchKind::kDate, false}},
+      {{"date", SearchKind::kDate, true}},
+      {{"name", SearchKind::kString, false}},
+      {{"name", SearchKind::kString, true}, {"value", SearchKind::kNumber, false}},
+      {{"value", SearchKind::kNumber, true}, {"date", SearchKind::kDate, false}},
+      {{"_lastUpdated", SearchKind::kLastUpdated, true}, {"code", SearchKind::kToken, false}},
+      {{"_id", SearchKind::kId, true}},
+  };
+  for (const bool with_clause : {false, true}) {
+    for (const Keys& keys : orders) {
+      SearchQuery whole =
+          (with_clause ? Q().Where(SearchKind::kToken, "code", {Token("urn:s", "odd")}) : Q())
+              .query();
+      whole.sort = keys;
+      whole.count = 1000;
+      auto txn = store_->BeginRead();
+      ASSERT_OK(txn);
+      auto all = (*txn)->Search(whole);
+      ASSERT_OK(all);
+      ASSERT_EQ(all->entries.size(), with_clause ? 22u : 45u);
+      for (const int64_t count : {1, 4, 7}) {
+        SearchQuery q = whole;
+        q.count = count;
+        q.want_last = true;
+        std::vector<std::string> paged;
+        for (int pages = 0; pages < 100; ++pages) {
+          auto page = (*txn)->Search(q);
+          ASSERT_OK(page);
+          EXPECT_EQ(page->total, all->total) << pages;
+          for (std::string& id : ids(*page)) paged.push_back(std::move(id));
+          if (!page->last) break;
+          EXPECT_EQ(page->last->id, paged.back());
+          EXPECT_EQ(page->last->values.size(), keys.size());
+          q.after = page->last;
+        }
+        EXPECT_EQ(paged, ids(*all))
+            << "sort keys " << keys.size() << (with_clause ? ", odd" : "") << ", first key "
+            << (keys.empty() ? "-" : keys[0].param)
+            << (keys.empty() || !keys[0].descending ? "" : " desc") << ", pages of " << count;
+      }
+    }
+  }
+}
+
+// A match on an earlier page that changes or is deleted shifts the later pages of a snapshot
+// when they are found by offset, and not when they start after the previous page's last entry.
+TEST_P(StoreSearchConformance, PagesAfterTheLastEntryDoNotShiftWhenEarlierMatchesChange) {
+  for (int i = 0; i < 12; ++i) {
+    ASSERT_OK(WriteNext(*store_, "Observation", fmt::format("m{:02}", i), 1000,
+                        Tokens({{"code", "urn:s", "x"}})));
+  }
+  SearchQuery q =
+      Q().Where(SearchKind::kToken, "code", {Token("urn:s", "x")}).AtOrBefore(5000).query();
+  q.count = 4;
+  q.want_last = true;
+  auto first = [&] {
+    auto txn = store_->BeginRead();
+    EXPECT_TRUE(txn.ok());
+    return (*txn)->Search(q);
+  }();
+  ASSERT_OK(first);
+  ASSERT_TRUE(first->last);
+  EXPECT_EQ(first->last->id, "m03");
+  // m01 is updated (it leaves the snapshot) and m02 deleted, after the first page.
+  ASSERT_OK(WriteNext(*store_, "Observation", "m01", 6000, Tokens({{"code", "urn:s", "x"}})));
+  ASSERT_OK(WriteNext(*store_, "Observation", "m02", 6000, {}, true));
+  SearchQuery by_offset = q;
+  by_offset.offset = 4;
+  EXPECT_EQ(Answer(*store_, Q(by_offset)), "m06,m07,m08,m09 total 10");  // m04 and m05 skipped
+  SearchQuery after = q;
+  after.after = first->last;
+  EXPECT_EQ(Answer(*store_, Q(after)), "m04,m05,m06,m07 total 10");
 }
 
 // _text (the narrative) and _content (narrative and content): every word of a value, each the

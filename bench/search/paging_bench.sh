@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Deep paging over HTTP (issue 3): one search's pages followed through its next links (each
+# starting after the previous page's last entry, `_cursor`) against the same pages asked for by
+# offset alone (`_getpagesoffset`, the search re-run and the matches before it skipped). Kept ids
+# are turned off so that every page runs the search. Prints, per depth, the ms of the page by
+# cursor and by offset.
+#
+#   bench/search/paging_bench.sh BUILD_DIR DB 'Type?criteria' [PAGES]      (default 200 pages)
+#   e.g. bench/search/paging_bench.sh build county.db 'Observation?code=85354-9&_count=50' 400
+#
+# Builds nothing: needs BUILD_DIR/src/cli/jiceng. Needs curl and jq. The database is opened
+# read-mostly (nothing is written by the requests).
+set -euo pipefail
+[ $# -ge 3 ] || { sed -n '2,12p' "$0"; exit 2; }
+build=$(cd "$1" && pwd)
+db=$2
+query=$3
+pages=${4:-200}
+bin=$build/src/cli/jiceng
+port=${PORT:-18093}
+conf=$(mktemp)
+trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -f "$conf"' EXIT
+printf '[fhir]\nsearch_results_max_ids = 0\n[log]\naccess_log = false\n' > "$conf"
+"$bin" serve --db "$db" --listen "127.0.0.1:$port" --config "$conf" > /dev/null 2>&1 &
+pid=$!
+for _ in $(seq 1 600); do curl -sf "http://127.0.0.1:$port/healthz" > /dev/null && break; sleep 0.1; done
+base="http://127.0.0.1:$port/fhir"
+ms() { curl -s -o "$2" -w '%{time_total}' "$1" | awk '{ printf "%.1f", $1 * 1000 }'; }
+page=$(mktemp)
+url="$base/$query"
+printf 'depth(page)  entries  cursor_ms  offset_ms\n'
+for n in $(seq 0 "$pages"); do
+  t_cursor=$(ms "$url" "$page")
+  entries=$(jq '.entry | length' "$page")
+  next=$(jq -r '.link[] | select(.relation == "next") | .url' "$page")
+  if [ "$n" -gt 0 ] && { [ "$n" -le 3 ] || [ $((n % 50)) -eq 0 ] || [ -z "$next" ]; }; then
+    # The same page by offset: the link without its cursor.
+    by_offset=$(printf '%s' "$url" | sed -E 's/[&?]_cursor=[^&]*//')
+    t_offset=$(ms "$by_offset" /dev/null)
+    printf '%11s  %7s  %9s  %9s\n' "$n" "$entries" "$t_cursor" "$t_offset"
+  fi
+  [ -n "$next" ] || break
+  url=$next
+done
+rm -f "$page"
