@@ -278,9 +278,31 @@ std::string ChainRows(SqlBuilder& b, const SearchClause& c, const Scope& scope) 
   return rows;
 }
 
-std::string ChainCond(SqlBuilder& b, const SearchClause& c, const Scope& scope) {
+// Collected: "rid IN (ChainRows)". Probed (`probe`): the resource's own references of `param`,
+// each looked up as its target resource and tested there by probes, so that a walk over many
+// resources never lists every reference to every matching target first (the Observations of the
+// 85,453 patients named 王 in a 1,000,000-resident county: 2-18 s a page).
+std::string ChainCond(SqlBuilder& b, const SearchClause& c, const Scope& scope, bool probe) {
   if (c.links.empty()) return False(b);
-  return scope.alias + ".rid IN (" + ChainRows(b, c, scope) + ")";
+  if (!probe) return scope.alias + ".rid IN (" + ChainRows(b, c, scope) + ")";
+  static const Plan kNothingCounted;
+  std::string any;
+  for (const SearchLink& link : c.links) {
+    const Scope inner{b.NewAlias("t"), b.Bind(link.type, SqlType::kText)};
+    const std::string& a = inner.alias;
+    std::string target = "SELECT 1 FROM resource " + a + " WHERE " + a +
+                         ".type = " + inner.type_param + " AND " + a + ".id = target_id AND " +
+                         b.dialect().Live(a);
+    if (!link.all_of.empty()) {
+      target += " AND " +
+                AllClauses(b, link.all_of, inner, link.type, ClauseMode{.walk = &kNothingCounted});
+    }
+    any += (any.empty() ? "" : " OR ") + std::string("(target_type = ") +
+           b.Bind(link.type, SqlType::kText) + " AND EXISTS (" + target + "))";
+  }
+  return b.dialect().ProbeExists(
+      "idx_reference", SearchKind::kReference, scope.alias,
+      "param = " + b.Bind(c.param, SqlType::kText) + " AND (" + any + ")");
 }
 
 // _has:Observation:subject:code=x: the ids that current resources of links[0].type matching its
@@ -376,7 +398,7 @@ std::string ClauseCond(SqlBuilder& b, const SearchClause& c, const Scope& scope,
     }
     return any.empty() ? False(b) : "(" + any + ")";
   }
-  if (c.kind == SearchKind::kChain) return ChainCond(b, c, scope);
+  if (c.kind == SearchKind::kChain) return ChainCond(b, c, scope, probe);
   if (c.kind == SearchKind::kReverseChain) return ReverseChainCond(b, c, scope);
   if (c.kind == SearchKind::kText) return b.dialect().FullText(b, c, r);
   const char* table = TableOf(c.kind);
@@ -559,7 +581,11 @@ std::string AllClauses(SqlBuilder& b, const std::vector<SearchClause>& clauses, 
     plan.probe.resize(clauses.size());
     for (size_t i = 0; i < clauses.size(); ++i) {
       const bool counted = i < mode.walk->rows.size() && mode.walk->rows[i].has_value();
-      plan.probe[i] = Probeable(clauses[i]) && !counted;
+      // A chain too where the compiler chooses between the two forms (SQLite): its collected
+      // rows are every reference to any target that matches.
+      const bool chain_probe =
+          clauses[i].kind == SearchKind::kChain && b.dialect().CollectsCountedClauses();
+      plan.probe[i] = (Probeable(clauses[i]) || chain_probe) && !counted;
     }
   } else if (mode.planned) {
     plan = *mode.planned;
@@ -858,10 +884,11 @@ CompiledSearch CompileSearch(const SearchQuery& q, const Dialect& dialect,
     return "SELECT count(*) FROM (SELECT 1 FROM resource r WHERE " + w + " LIMIT " +
            std::to_string(q.total_limit + 1) + ") AS m";
   };
-  if (bounded_total && many && !probe_in_id_order) {
-    // A sorted page over many matches, counted up to the limit by probes on its own.
-    SqlBuilder c(dialect);
-    out.count = Statement{bounded_count(top_where(c, ClauseMode{.walk = &plan})), c.params()};
+  if (bounded_total && many) {
+    // Counting up to the limit would probe resources until that many match: at a match in 40
+    // (a blood-pressure code and a patient named 王), 40,000 probes for a page that needs 2,000.
+    // The total is what a short page proves, else left out as past the limit.
+    out.total_from_page = true;
   } else if (bounded_total) {
     count_sql = bounded_count(where);
   } else if (q.with_total) {
@@ -1005,7 +1032,9 @@ Result<SearchPage> RunStatements(const SearchQuery& q, const CompiledSearch& com
   if (compiled.page) {
     JC_ASSIGN_OR_RETURN(std::optional<int64_t> counted,
                         run.Page(*compiled.page, compiled.page_total, page.entries));
-    if (compiled.count) page.total = TotalFromPage(q, page.entries.size());
+    if (compiled.count || compiled.total_from_page) {
+      page.total = TotalFromPage(q, page.entries.size());
+    }
     if (counted) {  // the count statement has nothing to add
       if (!page.total) page.total = TotalFromCount(q, *counted);
       return page;
@@ -1017,7 +1046,9 @@ Result<SearchPage> RunStatements(const SearchQuery& q, const CompiledSearch& com
   }
   if (compiled.walk) {
     JC_RETURN_IF_ERROR(run.Walk(q, compiled, page));
-    if (compiled.count) page.total = TotalFromPage(q, page.entries.size());
+    if (compiled.count || compiled.total_from_page) {
+      page.total = TotalFromPage(q, page.entries.size());
+    }
   }
   if (compiled.count && !page.total) {
     JC_ASSIGN_OR_RETURN(int64_t counted, run.Count(*compiled.count));

@@ -148,9 +148,13 @@ class Dialect {
 // no rows.
 // `last` (SearchQuery::want_last): the sort values of one resource, the columns in sort key
 // order (r.id alone when the query has no sort keys), its last parameter the id the backend sets.
+// `total_from_page`: q.with_total within q.total_limit over many matches (no clause counted
+// under kEstimateCap index rows), with no count statement: the total is the one a page short of
+// q.count proves (TotalFromPage), else unknown.
 struct CompiledSearch {
   std::optional<Statement> last;
   std::optional<Statement> count;
+  bool total_from_page = false;
   std::optional<Statement> page;
   bool page_total = false;
   std::optional<Statement> all;
