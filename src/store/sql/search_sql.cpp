@@ -306,12 +306,29 @@ std::string ChainCond(SqlBuilder& b, const SearchClause& c, const Scope& scope, 
 }
 
 // _has:Observation:subject:code=x: the ids that current resources of links[0].type matching its
-// clauses refer to through `param`, with this scope's type.
-std::string ReverseChainCond(SqlBuilder& b, const SearchClause& c, const Scope& scope) {
+// clauses refer to through `param`, with this scope's type. Probed (`probe`): the references to
+// this one resource (a seek of idx_reference's key), each referrer tested by probes, so that a
+// walk over many resources never lists every referrer that matches first.
+std::string ReverseChainCond(SqlBuilder& b, const SearchClause& c, const Scope& scope, bool probe) {
   if (c.links.size() != 1) return False(b);
   const SearchLink& link = c.links[0];
   const std::string type = b.Bind(link.type, SqlType::kText);
   const std::string param = b.Bind(c.param, SqlType::kText);
+  if (probe) {
+    static const Plan kNothingCounted;
+    const std::string x = b.NewAlias("x");
+    const Scope referrer{b.NewAlias("h"), type};
+    const std::string& h = referrer.alias;
+    std::string tested = "SELECT 1 FROM resource " + h + " WHERE " + h + ".rid = " + x +
+                         ".rid AND " + h + ".type = " + type + " AND " + b.dialect().Live(h);
+    if (!link.all_of.empty()) {
+      tested += " AND " + AllClauses(b, link.all_of, referrer, link.type,
+                                     ClauseMode{.walk = &kNothingCounted});
+    }
+    return "EXISTS (SELECT 1 FROM idx_reference " + x + " WHERE " + x + ".type = " + type +
+           " AND " + x + ".param = " + param + " AND " + x + ".target_id = " + scope.alias +
+           ".id AND " + x + ".target_type = " + scope.type_param + " AND EXISTS (" + tested + "))";
+  }
   const std::string nested = NestedResources(b, "rid", link, "h");
   return scope.alias + ".id IN (SELECT target_id FROM idx_reference WHERE type = " + type +
          " AND param = " + param + " AND target_type = " + scope.type_param + " AND rid IN (" +
@@ -399,7 +416,7 @@ std::string ClauseCond(SqlBuilder& b, const SearchClause& c, const Scope& scope,
     return any.empty() ? False(b) : "(" + any + ")";
   }
   if (c.kind == SearchKind::kChain) return ChainCond(b, c, scope, probe);
-  if (c.kind == SearchKind::kReverseChain) return ReverseChainCond(b, c, scope);
+  if (c.kind == SearchKind::kReverseChain) return ReverseChainCond(b, c, scope, probe);
   if (c.kind == SearchKind::kText) return b.dialect().FullText(b, c, r);
   const char* table = TableOf(c.kind);
   if (!table) return False(b);
@@ -498,11 +515,33 @@ bool Estimable(const SearchClause& c) {
   return true;
 }
 
+constexpr int64_t kTinyEstimate = 1000;
+constexpr int64_t kSelectiveRows = 10000;
+
+Plan PlanClauses(const std::vector<SearchClause>& clauses, const std::string& type,
+                 const Dialect& dialect, RowEstimator* estimator);
+
 // How many index rows (at most kEstimateCap) match clause c on resources of `type`, counted by
 // the backend; nullopt when that is not known cheaply.
 std::optional<int64_t> EstimateRows(const SearchClause& c, const std::string& type,
                                     const Dialect& dialect, RowEstimator& estimator,
                                     int64_t limit) {
+  if (c.kind == SearchKind::kChain || c.kind == SearchKind::kReverseChain) {
+    // Where the compiler chooses between collecting and probing (SQLite): a chain (_has) whose
+    // every target (referrer) type has a criterion counted under kSelectiveRows rows is taken
+    // as that many rows, so that it is collected, and may drive; else it is unknown and a walk
+    // over many resources probes it. A probe walk that never fills its page (the Observations
+    // of the one patient named 王花华 among 6 million) reads the whole type: 30 s.
+    if (!dialect.CollectsCountedClauses() || c.links.empty()) return std::nullopt;
+    int64_t rows = 0;
+    for (const SearchLink& link : c.links) {
+      if (link.all_of.empty()) return std::nullopt;
+      const Plan p = PlanClauses(link.all_of, link.type, dialect, &estimator);
+      if (!p.fewest || *p.fewest >= kSelectiveRows) return std::nullopt;
+      rows += *p.fewest;
+    }
+    return std::min(rows, limit);
+  }
   if (c.kind == SearchKind::kId && !c.any_of.empty()) {
     return static_cast<int64_t>(c.any_of.size());
   }
@@ -529,8 +568,6 @@ std::optional<int64_t> EstimateRows(const SearchClause& c, const std::string& ty
 // probe; no clause is counted past what could still make it drive or be collected.
 // `selective`: some clause has under kSelectiveRows rows, so that the matches are few enough to
 // collect and sort rather than walk in page order (see CompileSearch).
-constexpr int64_t kTinyEstimate = 1000;
-constexpr int64_t kSelectiveRows = 10000;
 constexpr int64_t kProbeCostInRows = 20;
 
 Plan PlanClauses(const std::vector<SearchClause>& clauses, const std::string& type,
@@ -581,10 +618,11 @@ std::string AllClauses(SqlBuilder& b, const std::vector<SearchClause>& clauses, 
     plan.probe.resize(clauses.size());
     for (size_t i = 0; i < clauses.size(); ++i) {
       const bool counted = i < mode.walk->rows.size() && mode.walk->rows[i].has_value();
-      // A chain too where the compiler chooses between the two forms (SQLite): its collected
-      // rows are every reference to any target that matches.
+      // A chain or _has too where the compiler chooses between the two forms (SQLite): its
+      // collected rows are every reference to (or from) any resource that matches.
       const bool chain_probe =
-          clauses[i].kind == SearchKind::kChain && b.dialect().CollectsCountedClauses();
+          (clauses[i].kind == SearchKind::kChain || clauses[i].kind == SearchKind::kReverseChain) &&
+          b.dialect().CollectsCountedClauses();
       plan.probe[i] = (Probeable(clauses[i]) || chain_probe) && !counted;
     }
   } else if (mode.planned) {

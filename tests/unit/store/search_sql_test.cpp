@@ -2,6 +2,8 @@
 // database: placeholders and parameters in step, each dialect's spellings only in its own SQL,
 // the PostgreSQL prefix bound and full-text words. What the statements find is the conformance
 // suite's business (StoreSearchConformance, on every backend).
+#include "store/sql/search_sql.h"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -11,7 +13,6 @@
 #include <vector>
 
 #include "store/postgres/pg_search.h"
-#include "store/sql/search_sql.h"
 #include "store/sqlite/sqlite_search.h"
 
 namespace jiceng::store {
@@ -155,8 +156,8 @@ TEST(SearchSql, EachDialectSpellsOnlyItsOwnSql) {
   const SearchQuery q = Everything();
   const std::string sqlite = CompileSearch(q, sqlite::SqliteDialect()).page->sql;
   const std::string pg = CompileSearch(q, postgres::PostgresDialect()).page->sql;
-  for (const char* own : {"MATCH", "instr(", "jc_sort_key(", "resource_index_keys", "deleted = 0",
-                          "rowid"}) {
+  for (const char* own :
+       {"MATCH", "instr(", "jc_sort_key(", "resource_index_keys", "deleted = 0", "rowid"}) {
     EXPECT_NE(sqlite.find(own), std::string::npos) << own;
     EXPECT_EQ(pg.find(own), std::string::npos) << own;
   }
@@ -239,19 +240,120 @@ TEST(SearchSql, SqlitePageCarriesItsTotalOverSharedScans) {
   EXPECT_FALSE(CompileSearch(q, postgres::PostgresDialect()).page_total);
 }
 
+// A position (keyset paging) adds bound values to the page but not to the count, and the
+// statement that reads a resource's sort values ends with the id the backend sets.
+TEST(SearchSql, PositionAndLastEntryStatementsAreInStepOnBothDialects) {
+  SearchQuery q = Everything();
+  ASSERT_GE(q.sort.size(), 2u);
+  q.offset = 0;
+  q.want_last = true;
+  SearchAfter after;
+  after.id = "o9";
+  for (const SortKey& k : q.sort) {
+    const size_t kind = SortValueIndex(k.kind);
+    after.values.push_back(kind == 1   ? SortValue(int64_t{5})
+                           : kind == 2 ? SortValue(1.5)
+                                       : SortValue(std::string("x")));
+  }
+  after.values[1] = SortValue();  // no value in the second key
+  q.after = after;
+  for (const sql::Dialect* d : {&sqlite::SqliteDialect(), &postgres::PostgresDialect()}) {
+    const char* pattern = d == &sqlite::SqliteDialect() ? R"(\?(\d+))" : R"(\$(\d+)::)";
+    const auto c = CompileSearch(q, *d);
+    ASSERT_TRUE(c.page && c.count && c.last);
+    ExpectInStep(*c.page, pattern);
+    ExpectInStep(*c.count, pattern);
+    ExpectInStep(*c.last, pattern);
+    EXPECT_GT(c.page->params.size(), c.count->params.size() + q.sort.size());
+    EXPECT_NE(c.page->sql.find(" IS NULL"), std::string::npos) << c.page->sql;
+    EXPECT_EQ(c.count->sql.find(" IS NULL"), std::string::npos) << c.count->sql;
+    EXPECT_EQ(c.last->params.back().type, SqlType::kBytes);
+  }
+}
+
+// Counts index rows by table: `token` rows for idx_token scans, `string` for idx_string.
+class TableEstimator final : public sql::RowEstimator {
+ public:
+  TableEstimator(int64_t token, int64_t string) : token_(token), string_(string) {}
+  std::optional<int64_t> CountRows(const sql::Statement& st) override {
+    if (st.sql.find("FROM idx_token") != std::string::npos) return token_;
+    if (st.sql.find("FROM idx_string") != std::string::npos) return string_;
+    return std::nullopt;
+  }
+
+ private:
+  int64_t token_, string_;
+};
+
+// Over many matches (no criterion counted under the cap) SQLite pages in id order by probes and
+// does not count to the limit; a chain whose targets' criterion counts few rows is collected
+// (and may drive), one whose targets are many is probed per resource. PostgreSQL plans alike
+// whatever the counts.
+TEST(SearchSql, ManyMatchesAreProbedAndAChainOfFewTargetsIsCollected) {
+  SearchQuery q;
+  q.type = "Observation";
+  q.count = 50;
+  q.total_limit = 1000;
+  SearchClause code;
+  code.kind = SearchKind::kToken;
+  code.param = "code";
+  SearchValue bp;
+  bp.code = "85354-9";
+  code.any_of = {bp};
+  SearchClause chain;
+  chain.kind = SearchKind::kChain;
+  chain.param = "subject";
+  SearchClause name;
+  name.kind = SearchKind::kString;
+  name.param = "name";
+  SearchValue wang;
+  wang.text = "王";
+  name.any_of = {wang};
+  chain.links = {SearchLink{"Patient", {name}}};
+  q.all_of = {code, chain};
+  const std::string collected_chain = "rid IN (SELECT rid FROM idx_reference";
+  const std::string probed = "EXISTS (SELECT 1 FROM jc_rows(";
+  {
+    TableEstimator many(sql::kEstimateCap, sql::kEstimateCap);
+    const auto c = CompileSearch(q, sqlite::SqliteDialect(), &many);
+    ASSERT_TRUE(c.page);
+    EXPECT_FALSE(c.count);
+    EXPECT_TRUE(c.total_from_page);
+    EXPECT_EQ(c.page->sql.find(collected_chain), std::string::npos) << c.page->sql;
+    EXPECT_NE(c.page->sql.find(probed), std::string::npos) << c.page->sql;
+    EXPECT_EQ(c.page->sql.find("AS MATERIALIZED"), std::string::npos) << c.page->sql;
+  }
+  {
+    TableEstimator few_targets(sql::kEstimateCap, 12);
+    const auto c = CompileSearch(q, sqlite::SqliteDialect(), &few_targets);
+    ASSERT_TRUE(c.all || c.page);  // 12 rows: every match collected, the total with them
+    EXPECT_FALSE(c.total_from_page);
+    const std::string& sql = c.all ? c.all->sql : c.page->sql;
+    EXPECT_NE(sql.find("SELECT rid FROM idx_reference"), std::string::npos) << sql;
+  }
+  {
+    TableEstimator many(sql::kEstimateCap, sql::kEstimateCap);
+    const auto c = CompileSearch(q, postgres::PostgresDialect(), &many);
+    EXPECT_TRUE(c.count);
+    EXPECT_FALSE(c.total_from_page);
+  }
+}
+
 TEST(SearchSql, FullTextWordsAreRunsOfWordCharacters) {
   using V = std::vector<std::string_view>;
   EXPECT_EQ(sql::FullTextWords("zhang.li@jiashan.example anna-lena"),
             (V{"zhang", "li", "jiashan", "example", "anna", "lena"}));
   EXPECT_EQ(sql::FullTextWords("2024-03-05 36.5 o'neil"),
             (V{"2024", "03", "05", "36", "5", "o", "neil"}));
-  EXPECT_EQ(sql::FullTextWords("高 血 压。病，史 ok"),
-            (V{"高", "血", "压", "病", "史", "ok"}));
+  EXPECT_EQ(sql::FullTextWords("高 血 压。病，史 ok"), (V{"高", "血", "压", "病", "史", "ok"}));
   EXPECT_EQ(sql::FullTextWords("  \t--  "), V{});
   EXPECT_EQ(sql::FullTextWords(""), V{});
   EXPECT_EQ(sql::FullTextWords(std::string("a\0b", 3)), (V{"a", "b"}));
   // Bytes that start no character separate words, and never end up inside one.
-  EXPECT_EQ(sql::FullTextWords("ab\xFF" "cd\xC1\x81" "e\xED\xA0\x80" "f"),
+  EXPECT_EQ(sql::FullTextWords("ab\xFF"
+                               "cd\xC1\x81"
+                               "e\xED\xA0\x80"
+                               "f"),
             (V{"ab", "cd", "e", "f"}));
   EXPECT_EQ(sql::FullTextWords("naïve 한국어"), (V{"naïve", "한국어"}));
 }
@@ -259,12 +361,12 @@ TEST(SearchSql, FullTextWordsAreRunsOfWordCharacters) {
 TEST(PgSearch, PrefixUpperBoundIsTheNextTextInCodePointOrder) {
   using postgres::PrefixUpperBound;
   EXPECT_EQ(PrefixUpperBound("abc"), "abd");
-  EXPECT_EQ(PrefixUpperBound("王"), "\xE7\x8E\x8C");            // U+738B → U+738C
-  EXPECT_EQ(PrefixUpperBound("a\x7F"), "a\xC2\x80");            // U+007F → U+0080
-  EXPECT_EQ(PrefixUpperBound("\xDF\xBF"), "\xE0\xA0\x80");      // U+07FF → U+0800
+  EXPECT_EQ(PrefixUpperBound("王"), "\xE7\x8E\x8C");                // U+738B → U+738C
+  EXPECT_EQ(PrefixUpperBound("a\x7F"), "a\xC2\x80");                // U+007F → U+0080
+  EXPECT_EQ(PrefixUpperBound("\xDF\xBF"), "\xE0\xA0\x80");          // U+07FF → U+0800
   EXPECT_EQ(PrefixUpperBound("\xEF\xBF\xBF"), "\xF0\x90\x80\x80");  // U+FFFF → U+10000
   EXPECT_EQ(PrefixUpperBound("\xED\x9F\xBF"), "\xEE\x80\x80");  // U+D7FF → U+E000 (no surrogates)
-  EXPECT_EQ(PrefixUpperBound("a\xF4\x8F\xBF\xBF"), "b");         // U+10FFFF carries
+  EXPECT_EQ(PrefixUpperBound("a\xF4\x8F\xBF\xBF"), "b");        // U+10FFFF carries
   EXPECT_EQ(PrefixUpperBound("\xF4\x8F\xBF\xBF\xF4\x8F\xBF\xBF"), std::nullopt);
   EXPECT_EQ(PrefixUpperBound(""), std::nullopt);
   EXPECT_EQ(PrefixUpperBound("a\xFF"), std::nullopt);  // not UTF-8: PostgreSQL refuses it anyway
