@@ -22,6 +22,26 @@ using sql::CompileSearch;
 using sql::Param;
 using sql::SqlType;
 
+SearchClause Clause(SearchKind kind, std::string param, std::vector<SearchValue> values) {
+  SearchClause c;
+  c.kind = kind;
+  c.param = std::move(param);
+  c.any_of = std::move(values);
+  return c;
+}
+
+SearchValue Code(std::string code) {
+  SearchValue v;
+  v.code = std::move(code);
+  return v;
+}
+
+SearchValue Text(std::string text) {
+  SearchValue v;
+  v.text = std::move(text);
+  return v;
+}
+
 // A query that uses every part of the compiler: each index kind, a chain, _has, a composite,
 // full text, :missing, :not, _id, _lastUpdated, a snapshot, sorts of several kinds, paging.
 SearchQuery Everything() {
@@ -30,13 +50,6 @@ SearchQuery Everything() {
   q.at_or_before_us = 123;
   q.offset = 20;
   q.count = 10;
-  auto clause = [](SearchKind kind, std::string param, std::vector<SearchValue> values) {
-    SearchClause c;
-    c.kind = kind;
-    c.param = std::move(param);
-    c.any_of = std::move(values);
-    return c;
-  };
   SearchValue prefix;
   prefix.text = "王";
   SearchValue contains = prefix;
@@ -44,61 +57,61 @@ SearchQuery Everything() {
   SearchValue exact = prefix;
   exact.string_match = StringMatch::kExact;
   exact.exact = "王";
-  q.all_of.push_back(clause(SearchKind::kString, "name", {prefix, contains, exact}));
+  q.all_of.push_back(Clause(SearchKind::kString, "name", {prefix, contains, exact}));
   SearchValue token;
   token.system = "urn:s";
   token.code = "c";
   SearchValue in;
   in.codes = {"a", "b"};
   SearchValue any_code;  // neither system nor code: any row of the parameter
-  q.all_of.push_back(clause(SearchKind::kToken, "code", {token, in, any_code}));
+  q.all_of.push_back(Clause(SearchKind::kToken, "code", {token, in, any_code}));
   SearchValue date;
   date.prefix = SearchPrefix::kGe;
   date.lo_us = 1;
   date.hi_us = 2;
-  q.all_of.push_back(clause(SearchKind::kDate, "date", {date}));
+  q.all_of.push_back(Clause(SearchKind::kDate, "date", {date}));
   SearchValue number;
   number.prefix = SearchPrefix::kAp;
   number.number = 5;
-  q.all_of.push_back(clause(SearchKind::kNumber, "probability", {number}));
+  q.all_of.push_back(Clause(SearchKind::kNumber, "probability", {number}));
   SearchValue quantity = number;
   quantity.canonical_code = "g";
-  q.all_of.push_back(clause(SearchKind::kQuantity, "value-quantity", {quantity}));
+  q.all_of.push_back(Clause(SearchKind::kQuantity, "value-quantity", {quantity}));
   SearchValue reference;
   reference.type = "Patient";
   reference.code = "p1";
-  q.all_of.push_back(clause(SearchKind::kReference, "subject", {reference}));
+  q.all_of.push_back(Clause(SearchKind::kReference, "subject", {reference}));
   SearchValue below;
   below.text = "http://x";
   below.uri_match = UriMatch::kBelow;
   SearchValue above = below;
   above.uri_match = UriMatch::kAbove;
-  q.all_of.push_back(clause(SearchKind::kUri, "url", {below, above}));
+  q.all_of.push_back(Clause(SearchKind::kUri, "url", {below, above}));
   SearchValue id;
   id.code = "o1";
-  q.all_of.push_back(clause(SearchKind::kId, "_id", {id}));
-  q.all_of.push_back(clause(SearchKind::kLastUpdated, "_lastUpdated", {date}));
+  q.all_of.push_back(Clause(SearchKind::kId, "_id", {id}));
+  q.all_of.push_back(Clause(SearchKind::kLastUpdated, "_lastUpdated", {date}));
   SearchValue words;
   words.words = {"高 血 压", "2010"};
-  q.all_of.push_back(clause(SearchKind::kText, "_content", {words}));
-  SearchClause missing = clause(SearchKind::kToken, "status", {});
+  q.all_of.push_back(Clause(SearchKind::kText, "_content", {words}));
+  SearchClause missing = Clause(SearchKind::kToken, "status", {});
   missing.missing = true;
   q.all_of.push_back(missing);
-  SearchClause negated = clause(SearchKind::kToken, "category", {token});
+  SearchClause negated = Clause(SearchKind::kToken, "category", {token});
   negated.negate = true;
   q.all_of.push_back(negated);
-  SearchClause composite = clause(SearchKind::kComposite, "combo", {});
+  SearchClause composite = Clause(SearchKind::kComposite, "combo", {});
   composite.components = {SearchKind::kToken, SearchKind::kString};
   SearchValue both;
   both.components = {token, prefix};
   composite.any_of = {both};
   q.all_of.push_back(composite);
-  SearchClause chain = clause(SearchKind::kChain, "subject", {});
-  chain.links = {SearchLink{"Patient", {clause(SearchKind::kString, "name", {prefix})}},
-                 SearchLink{"Group", {clause(SearchKind::kString, "name", {prefix})}}};
+  SearchClause chain = Clause(SearchKind::kChain, "subject", {});
+  chain.links = {SearchLink{"Patient", {Clause(SearchKind::kString, "name", {prefix})}},
+                 SearchLink{"Group", {Clause(SearchKind::kString, "name", {prefix})}}};
   q.all_of.push_back(chain);
-  SearchClause has = clause(SearchKind::kReverseChain, "subject", {});
-  has.links = {SearchLink{"Observation", {clause(SearchKind::kToken, "code", {token})}}};
+  SearchClause has = Clause(SearchKind::kReverseChain, "subject", {});
+  has.links = {SearchLink{"Observation", {Clause(SearchKind::kToken, "code", {token})}}};
   q.all_of.push_back(has);
   q.sort = {{"name", SearchKind::kString, true},
             {"date", SearchKind::kDate, false},
@@ -176,20 +189,8 @@ TEST(SearchSql, ParameterTypesFollowTheColumns) {
   SearchQuery q;
   q.type = "Patient";
   q.count = 0;
-  SearchClause name;
-  name.kind = SearchKind::kString;
-  name.param = "name";
-  SearchValue v;
-  v.text = "li";
-  name.any_of = {v};
-  q.all_of.push_back(name);
-  SearchClause id;
-  id.kind = SearchKind::kId;
-  id.param = "_id";
-  SearchValue i;
-  i.code = "x";
-  id.any_of = {i};
-  q.all_of.push_back(id);
+  q.all_of.push_back(Clause(SearchKind::kString, "name", {Text("li")}));
+  q.all_of.push_back(Clause(SearchKind::kId, "_id", {Code("x")}));
   const auto c = CompileSearch(q, postgres::PostgresDialect());
   ASSERT_TRUE(c.count);
   EXPECT_FALSE(c.page);  // count 0: the total only
@@ -294,23 +295,9 @@ TEST(SearchSql, ManyMatchesAreProbedAndAChainOfFewTargetsIsCollected) {
   q.type = "Observation";
   q.count = 50;
   q.total_limit = 1000;
-  SearchClause code;
-  code.kind = SearchKind::kToken;
-  code.param = "code";
-  SearchValue bp;
-  bp.code = "85354-9";
-  code.any_of = {bp};
-  SearchClause chain;
-  chain.kind = SearchKind::kChain;
-  chain.param = "subject";
-  SearchClause name;
-  name.kind = SearchKind::kString;
-  name.param = "name";
-  SearchValue wang;
-  wang.text = "王";
-  name.any_of = {wang};
-  chain.links = {SearchLink{"Patient", {name}}};
-  q.all_of = {code, chain};
+  SearchClause chain = Clause(SearchKind::kChain, "subject", {});
+  chain.links = {SearchLink{"Patient", {Clause(SearchKind::kString, "name", {Text("王")})}}};
+  q.all_of = {Clause(SearchKind::kToken, "code", {Code("85354-9")}), chain};
   const std::string collected_chain = "rid IN (SELECT rid FROM idx_reference";
   const std::string probed = "EXISTS (SELECT 1 FROM jc_rows(";
   {
