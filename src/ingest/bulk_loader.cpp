@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <iterator>
 
 #include "api/interactions.h"
 #include "base/ids.h"
@@ -430,7 +431,16 @@ void BulkLoader::CommitLoop() {
         auto it = std::find_if(jobs_.begin(), jobs_.end(), [](const auto& j) {
           return j->state != Job::State::kReleased && j->state != Job::State::kDone;
         });
-        if (it != jobs_.end() && (*it)->state == Job::State::kReady) {
+        // And it goes only when every batch before it but the last has finished: a batch may
+        // enter the store while its predecessor's commit is still in doubt, but not while an
+        // older one's is, so a failed commit has at most one batch written after it (under
+        // load, a committer once finished the next batch and took the one after it before the
+        // failed batch's committer had recorded the failure).
+        const bool older_finished =
+            it == jobs_.end() ||
+            std::all_of(jobs_.begin(), it == jobs_.begin() ? it : std::prev(it),
+                        [](const auto& j) { return j->state == Job::State::kDone; });
+        if (it != jobs_.end() && (*it)->state == Job::State::kReady && older_finished) {
           job = *it;
           job->state = Job::State::kCommitting;
           break;
