@@ -88,6 +88,8 @@ Result<int64_t> Count(store::IReadTransaction& txn, store::SearchQuery q) {
   q.offset = 0;
   q.with_total = true;
   q.sort.clear();
+  q.after.reset();  // a page's position (in the sort just dropped) restricts no count
+  q.want_last = false;
   JC_ASSIGN_OR_RETURN(store::SearchPage page, txn.Search(q));
   return page.total.value_or(0);
 }
@@ -165,6 +167,8 @@ Result<std::optional<CompartmentQuery>> RestrictToCompartment(store::IReadTransa
     qc.count = n;
     qc.with_total = false;
     qc.sort.clear();
+    qc.after.reset();  // every match of the union: the page's position applies to the union
+    qc.want_last = false;
     JC_ASSIGN_OR_RETURN(store::SearchPage page, txn.Search(qc));
     for (auto& v : page.entries) ids.insert(std::move(v.id));
   }

@@ -644,6 +644,31 @@ std::string CriteriaText(const QueryParams& applied) {
   return out;
 }
 
+// The position of one resource in a search's order (`q`'s sort keys), read again at the
+// snapshot: a page served from kept ids carries it in its next link as a `_cursor` beside
+// `_getpages`, so that a process without those ids (another SQLite process, or this one after
+// a restart or an eviction) continues after the entry rather than at an offset. nullopt when
+// the resource has changed or gone since the snapshot (the link then pages by offset there).
+Result<std::optional<store::SearchAfter>> PositionOf(store::IReadTransaction& txn,
+                                                     const store::SearchQuery& q,
+                                                     const std::string& id, int64_t snapshot) {
+  store::SearchQuery probe;
+  probe.type = q.type;
+  probe.sort = q.sort;
+  probe.at_or_before_us = snapshot;
+  probe.count = 1;
+  probe.with_total = false;
+  probe.want_last = true;
+  probe.timeout_ms = q.timeout_ms;
+  store::SearchClause by_id;
+  by_id.param = "_id";
+  by_id.kind = store::SearchKind::kId;
+  by_id.any_of.emplace_back().code = id;
+  probe.all_of.push_back(std::move(by_id));
+  JC_ASSIGN_OR_RETURN(store::SearchPage found, txn.Search(probe));
+  return std::move(found.last);
+}
+
 // A resource as it was at `at_us`: its current version when written by then, else the newest
 // version written by then; nullopt when it did not exist or was deleted at that instant.
 Result<std::optional<store::ResourceVersion>> ReadAsOf(store::IReadTransaction& txn,
@@ -934,6 +959,12 @@ Response FhirApi::Search(Context& c, const QueryParams& params) {
       more = position + q.count < n;
       results_key = parsed->results_key;
       run = false;
+      if (*more && q.count > 0) {
+        const std::string& last = ids[static_cast<size_t>(position + q.count - 1)];
+        auto after = PositionOf(**txn, q, last, snapshot);
+        if (!after.ok()) return ErrorResponse(after.error());
+        if (*after) next_cursor = search::EncodeSearchCursor(**after);
+      }
     }
   }
   if (run) {
@@ -1006,10 +1037,11 @@ Response FhirApi::Search(Context& c, const QueryParams& params) {
   links.count = count;
   links.total = known_total;
   links.has_more = more.value_or(static_cast<int64_t>(page.size()) == count && count > 0);
-  if (results_key.empty()) {
-    if (q.after) links.self_cursor = search::EncodeSearchCursor(*q.after);
-    links.next_cursor = std::move(next_cursor);
-  }
+  // With kept ids the links carry the cursor too: where the ids are not at hand, the page is
+  // found from it (see PositionOf).
+  if (q.after) links.self_cursor = search::EncodeSearchCursor(*q.after);
+  links.next_cursor = std::move(next_cursor);
+  links.by_kept_ids = !results_key.empty();
   return BundleTextResponse(
       WriteSearchsetPage(std::move(links), parsed->summary_count, parsed->query.with_total,
                          c.format, page, included, warnings),

@@ -11,7 +11,8 @@
 // (IStore::SharesSearchResults: PostgreSQL), in the database too, so that a link that reaches
 // another process behind a load balancer, or this one after a restart, finds them there. A link
 // whose entry is gone (expired, evicted, not shared) is answered by running the search again
-// under the same snapshot, the paging this replaces.
+// under the same snapshot, starting after the link's `_cursor` (the page's last entry's sort
+// values, which the links carry beside the key) or, without one, at the link's offset.
 #pragma once
 
 #include <chrono>

@@ -128,8 +128,9 @@ std::vector<std::pair<std::string, std::string>> MakePagingLinks(const PagingLin
   if (p.count <= 0) return out;
   // A page after a cursor is numbered by offset, but matches before it may have dropped out
   // since the first page: whether it was full says whether more may follow.
-  const bool has_next =
-      p.total && p.self_cursor.empty() ? p.offset + p.count < *p.total : p.has_more;
+  const bool has_next = p.total && (p.self_cursor.empty() || p.by_kept_ids)
+                            ? p.offset + p.count < *p.total
+                            : p.has_more;
   if (has_next) out.emplace_back("next", url(p.offset + p.count, p.next_cursor));
   if (p.offset > 0) out.emplace_back("previous", url(std::max<int64_t>(0, p.offset - p.count)));
   out.emplace_back("first", url(0));

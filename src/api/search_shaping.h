@@ -56,6 +56,9 @@ struct PagingLinks {
   // it, carried by the next link (empty: paging by offset alone).
   std::string self_cursor;
   std::string next_cursor;
+  // The page came from the search's kept ids (the links carry _getpages): the total, when
+  // known, is the kept ids' count, so it decides whether a next page follows.
+  bool by_kept_ids = false;
 };
 
 // self, first, previous, next and last (last only with a total), as (relation, url). A page of

@@ -220,6 +220,52 @@ TEST_F(SearchApiTest, NextLinksPastTheKeptIdsStartAfterTheLastEntry) {
   EXPECT_EQ(r.status, 400);
 }
 
+// Links of pages served from kept ids carry a _cursor beside _getpages: another process (a fresh
+// FhirApi over the same SQLite file keeps no ids of this one's searches) continues after the
+// last entry of the page it was given, so the matches deleted or updated since shift nothing
+// there either.
+TEST_F(SearchApiTest, KeptIdLinksCarryACursorThatAnotherProcessContinuesFrom) {
+  for (int i = 1; i <= 9; ++i) Put(Obs("k" + std::to_string(i), "p1", "8867-4"));
+  for (const std::string sort : {"_id", "-_lastUpdated,_id", "-code,-_id"}) {
+    SCOPED_TRACE(sort);
+    MakeApi(FhirApiOptions{});
+    const std::string search = "/fhir/Observation?code=8867-4&_count=2&_sort=" + sort;
+    auto b = Get(search);
+    ASSERT_EQ(Entries(b, "match").size(), 2u);
+    ASSERT_TRUE(Link(b, "next"));
+    EXPECT_NE(Link(b, "next")->find("_getpages="), std::string::npos);
+    EXPECT_NE(Link(b, "next")->find("_cursor="), std::string::npos);
+    // The second page comes from the kept ids; its next link has a cursor read again.
+    auto second = Get(Target(*Link(b, "next")));
+    const V second_page = Entries(second, "match");
+    ASSERT_EQ(second_page.size(), 2u);
+    ASSERT_TRUE(Link(second, "next"));
+    EXPECT_NE(Link(second, "next")->find("_getpages="), std::string::npos);
+    EXPECT_NE(Link(second, "next")->find("_cursor="), std::string::npos);
+    // The whole order, as this process pages it.
+    V expected = Entries(b, "match");
+    expected.insert(expected.end(), second_page.begin(), second_page.end());
+    for (auto page = second; Link(page, "next");) {
+      page = Get(Target(*Link(page, "next")));
+      for (std::string& e : Entries(page, "match")) expected.push_back(std::move(e));
+    }
+    ASSERT_EQ(expected.size(), 9u);
+
+    // Another process, and both entries of the second page changed since.
+    MakeApi(FhirApiOptions{});
+    ASSERT_EQ(Call("DELETE", "/fhir/" + second_page[0]).status, 204);
+    Put(Obs(second_page[1].substr(second_page[1].find('/') + 1), "p1", "8867-4"));
+    V rest;
+    for (auto page = second; Link(page, "next");) {
+      page = Get(Target(*Link(page, "next")));
+      for (std::string& e : Entries(page, "match")) rest.push_back(std::move(e));
+    }
+    EXPECT_EQ(rest, V(expected.begin() + 4, expected.end()));
+    // Put the two back as they were for the next order.
+    Put(Obs(second_page[0].substr(second_page[0].find('/') + 1), "p1", "8867-4"));
+  }
+}
+
 TEST_F(SearchApiTest, IncludeIsOffForSummaryCountAndBadValues) {
   Seed();
   auto b = Get("/fhir/Observation?_include=Observation:subject&_summary=count");
@@ -280,7 +326,9 @@ TEST_F(SearchApiTest, PagingLinksWalkTheSnapshot) {
   EXPECT_FALSE(Link(n, "next"));
   auto first = Get(Target(*Link(n, "previous")));
   EXPECT_EQ(Entries(first, "match"), (V{"Observation/o1", "Observation/o2", "Observation/o3"}));
-  EXPECT_EQ(*Link(n, "last"), *Link(n, "self"));
+  // self repeats the request (its cursor too); last is the same page by offset.
+  EXPECT_EQ(Entries(Get(Target(*Link(n, "last"))), "match"), V{"Observation/o4"});
+  EXPECT_EQ(Entries(Get(Target(*Link(n, "self"))), "match"), V{"Observation/o4"});
 }
 
 TEST_F(SearchApiTest, PostSearchTakesIncludesAndShapingFromTheBody) {
@@ -309,6 +357,20 @@ TEST_F(SearchApiTest, CompartmentSearch) {
   EXPECT_EQ(Entries(b, "match"), V{"Observation/o4"});
   auto n = Get(Target(*Link(b, "next")));
   EXPECT_EQ(Entries(n, "match"), V{"Observation/o2"});
+  // The same by cursor alone (no ids kept): the union of the parameters' matches is listed
+  // whole, then paged after the cursor.
+  {
+    FhirApiOptions o;
+    o.search_results.max_ids = 0;
+    MakeApi(o);
+    b = Get("/fhir/Patient/p1/Observation?code=29463-7&_sort=-_id&_count=1");
+    ASSERT_TRUE(Link(b, "next"));
+    ASSERT_NE(Link(b, "next")->find("_cursor="), std::string::npos);
+    n = Get(Target(*Link(b, "next")));
+    EXPECT_EQ(n.at("total"), 2);
+    EXPECT_EQ(Entries(n, "match"), V{"Observation/o2"});
+    MakeApi(FhirApiOptions{});
+  }
   // One parameter only (Encounter: subject): no union needed.
   b = Get("/fhir/Patient/p1/Encounter?_include=Encounter:participant");
   EXPECT_EQ(Entries(b, "match"), V{"Encounter/e1"});
