@@ -942,8 +942,9 @@ Response FhirApi::Search(Context& c, const QueryParams& params) {
   std::string results_key;
   std::optional<bool> more;  // whether a later page follows, when the kept ids tell
   auto fingerprint = [&] { return path + "?" + CriteriaText(kept); };  // which search this is
-  const int64_t position = parsed->position;
+  int64_t position = parsed->position;
   std::string next_cursor;  // where the next page starts, when the search is run again for it
+  std::string prev_cursor;  // where the previous page ends, likewise
   if (run && !parsed->results_key.empty()) {
     std::shared_ptr<const SearchResults> kept_results = search_results_.Get(parsed->results_key);
     if (kept_results && kept_results->criteria == fingerprint() &&
@@ -965,6 +966,11 @@ Response FhirApi::Search(Context& c, const QueryParams& params) {
         if (!after.ok()) return ErrorResponse(after.error());
         if (*after) next_cursor = search::EncodeSearchCursor(**after);
       }
+      if (position > 0 && position < n) {
+        auto before = PositionOf(**txn, q, ids[static_cast<size_t>(position)], snapshot);
+        if (!before.ok()) return ErrorResponse(before.error());
+        if (*before) prev_cursor = search::EncodeSearchCursor(**before, true);
+      }
     }
   }
   if (run) {
@@ -979,7 +985,19 @@ Response FhirApi::Search(Context& c, const QueryParams& params) {
     first.want_last = !parsed->summary_count;
     auto found = (*txn)->Search(first);
     if (!found.ok()) return ErrorResponse(found.error());
+    if (q.after && q.backward && static_cast<int64_t>(found->entries.size()) < q.count) {
+      // A previous page that comes back short has reached the start of the matches (some
+      // before it dropped out since its link was made): the page before is the first page.
+      q.after.reset();
+      q.backward = false;
+      position = 0;
+      first = q;
+      first.want_last = true;
+      found = (*txn)->Search(first);
+      if (!found.ok()) return ErrorResponse(found.error());
+    }
     page = std::move(found->entries);
+    if (found->first) prev_cursor = search::EncodeSearchCursor(*found->first, true);
     if (found->total) known_total = found->total;
     if (found->last) next_cursor = search::EncodeSearchCursor(*found->last);
     // Every match's id, even past search_total_limit (the total then stays unreported).
@@ -1039,8 +1057,9 @@ Response FhirApi::Search(Context& c, const QueryParams& params) {
   links.has_more = more.value_or(static_cast<int64_t>(page.size()) == count && count > 0);
   // With kept ids the links carry the cursor too: where the ids are not at hand, the page is
   // found from it (see PositionOf).
-  if (q.after) links.self_cursor = search::EncodeSearchCursor(*q.after);
+  if (q.after) links.self_cursor = search::EncodeSearchCursor(*q.after, q.backward);
   links.next_cursor = std::move(next_cursor);
+  links.prev_cursor = std::move(prev_cursor);
   links.by_kept_ids = !results_key.empty();
   return BundleTextResponse(
       WriteSearchsetPage(std::move(links), parsed->summary_count, parsed->query.with_total,

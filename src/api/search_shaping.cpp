@@ -132,7 +132,8 @@ std::vector<std::pair<std::string, std::string>> MakePagingLinks(const PagingLin
                             ? p.offset + p.count < *p.total
                             : p.has_more;
   if (has_next) out.emplace_back("next", url(p.offset + p.count, p.next_cursor));
-  if (p.offset > 0) out.emplace_back("previous", url(std::max<int64_t>(0, p.offset - p.count)));
+  if (p.offset > 0 || !p.prev_cursor.empty())
+    out.emplace_back("previous", url(std::max<int64_t>(0, p.offset - p.count), p.prev_cursor));
   out.emplace_back("first", url(0));
   if (p.total) out.emplace_back("last", url(*p.total > 0 ? (*p.total - 1) / p.count * p.count : 0));
   return out;

@@ -52,10 +52,11 @@ struct PagingLinks {
   int64_t count = 0;
   std::optional<int64_t> total;  // when known
   bool has_more = false;         // without a total: whether this page was full
-  // _cursor (fhir/search/query.h) of this page, carried by the self link, and of the page after
-  // it, carried by the next link (empty: paging by offset alone).
+  // _cursor (fhir/search/query.h) of this page, carried by the self link, and of the pages after
+  // and before it, carried by the next and previous links (empty: paging by offset alone).
   std::string self_cursor;
   std::string next_cursor;
+  std::string prev_cursor;  // of the page before it, carried by the previous link
   // The page came from the search's kept ids (the links carry _getpages): the total, when
   // known, is the kept ids' count, so it decides whether a next page follows.
   bool by_kept_ids = false;

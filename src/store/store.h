@@ -266,7 +266,12 @@ struct SearchQuery {
   // Only the matches after this position (then `offset` more are skipped). The total, when
   // counted, still counts every match.
   std::optional<SearchAfter> after;
-  // Return SearchPage::last, the position of the page's last entry, when the page is full.
+  // With `after`: the page is instead the `count` matches just before that position, still in the
+  // search's order (a previous page; `offset` is then 0). Fewer than `count` come back when the
+  // position is near the start.
+  bool backward = false;
+  // Return SearchPage::last, the position of the page's last entry, when the page is full, and,
+  // after a position, SearchPage::first.
   bool want_last = false;
   int64_t count = 50;      // 0: no entries (e.g. _summary=count)
   bool with_total = true;  // count the matches (costs a second query)
@@ -306,6 +311,9 @@ struct SearchPage {
   // With SearchQuery::want_last and a full page: the position of its last entry, for the next
   // page's SearchQuery::after.
   std::optional<SearchAfter> last;
+  // With SearchQuery::want_last, `after` and at least one entry: the position of the first entry,
+  // for the previous page's SearchQuery::after (with `backward`).
+  std::optional<SearchAfter> first;
 };
 
 struct HistoryQuery {

@@ -965,8 +965,9 @@ Result<ParsedSearch> ParseSearch(std::string_view type, const Params& params,
   FuseRootComposites(type, q.all_of);
   out.position = q.offset;
   if (cursor) {
-    JC_ASSIGN_OR_RETURN(store::SearchAfter after, DecodeSearchCursor(*cursor, q.sort));
-    q.after = std::move(after);
+    JC_ASSIGN_OR_RETURN(SearchCursor at, DecodeSearchCursor(*cursor, q.sort));
+    q.after = std::move(at.at);
+    q.backward = at.backward;
     q.offset = 0;  // the page starts at the cursor; _getpagesoffset only numbers it
   }
   if (out.summary_count) {
@@ -978,7 +979,7 @@ Result<ParsedSearch> ParseSearch(std::string_view type, const Params& params,
   return out;
 }
 
-std::string EncodeSearchCursor(const store::SearchAfter& after) {
+std::string EncodeSearchCursor(const store::SearchAfter& after, bool backward) {
   json::array a;
   for (const store::SortValue& v : after.values) {
     std::visit(
@@ -994,11 +995,13 @@ std::string EncodeSearchCursor(const store::SearchAfter& after) {
         v);
   }
   a.emplace_back(json::string(after.id));
+  if (backward)
+    return EncodeBase64(json::serialize(json::object{{"before", std::move(a)}}), true, false);
   return EncodeBase64(json::serialize(a), true, false);
 }
 
-Result<store::SearchAfter> DecodeSearchCursor(std::string_view text,
-                                              const std::vector<store::SortKey>& sort) {
+Result<SearchCursor> DecodeSearchCursor(std::string_view text,
+                                        const std::vector<store::SortKey>& sort) {
   auto bad = [](std::string_view why) {
     return Bad("_cursor", fmt::format("_cursor is not a position this server made for this "
                                       "search ({}): follow the search's own links",
@@ -1007,10 +1010,19 @@ Result<store::SearchAfter> DecodeSearchCursor(std::string_view text,
   const std::optional<std::string> bytes = DecodeBase64(text);
   if (!bytes) return bad("not base64url");
   auto parsed = ParseJson(*bytes);
-  if (!parsed.ok() || !parsed->is_array()) return bad("not a list of values");
-  const json::array& a = parsed->get_array();
+  if (!parsed.ok()) return bad("not a list of values");
+  SearchCursor cursor;
+  const json::value* list = &*parsed;
+  if (const json::object* o = parsed->if_object()) {
+    const json::value* before = o->if_contains("before");
+    if (!before || o->size() != 1) return bad("not a list of values");
+    list = before;
+    cursor.backward = true;
+  }
+  if (!list->is_array()) return bad("not a list of values");
+  const json::array& a = list->get_array();
   if (a.size() != sort.size() + 1) return bad("its values do not match the _sort keys");
-  store::SearchAfter out;
+  store::SearchAfter& out = cursor.at;
   for (size_t k = 0; k < sort.size(); ++k) {
     const json::value& v = a[k];
     if (v.is_null()) {
@@ -1034,7 +1046,7 @@ Result<store::SearchAfter> DecodeSearchCursor(std::string_view text,
   }
   if (!a.back().is_string() || a.back().get_string().empty()) return bad("no id");
   out.id = std::string(a.back().get_string());
-  return out;
+  return cursor;
 }
 
 std::vector<const fhir::SearchParamDef*> SearchableParams(std::string_view type) {

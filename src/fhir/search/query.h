@@ -102,12 +102,17 @@ Result<ParsedSearch> ParseSearch(std::string_view type, const Params& params,
                                  const ParseOptions& options);
 
 // `_cursor`: a position in a search's order (store::SearchAfter) as the opaque text of a next
-// link: base64url of a JSON array of the sort values and then the id. Decoding checks it against
-// the search's sort keys (a value per key, of the key's kind, or null) and fails with kInvalid
-// naming _cursor otherwise.
-std::string EncodeSearchCursor(const store::SearchAfter& after);
-Result<store::SearchAfter> DecodeSearchCursor(std::string_view text,
-                                              const std::vector<store::SortKey>& sort);
+// link: base64url of a JSON array of the sort values and then the id; of a previous link (the
+// page before the position: store::SearchQuery::backward), the same array as {"before": […]}.
+// Decoding checks it against the search's sort keys (a value per key, of the key's kind, or null)
+// and fails with kInvalid naming _cursor otherwise.
+std::string EncodeSearchCursor(const store::SearchAfter& after, bool backward = false);
+struct SearchCursor {
+  store::SearchAfter at;
+  bool backward = false;
+};
+Result<SearchCursor> DecodeSearchCursor(std::string_view text,
+                                        const std::vector<store::SortKey>& sort);
 
 // The search parameters ParseSearch answers for `type` besides _id and _lastUpdated: the
 // indexed ones (IndexedParams, composites included) plus _text and _content, for the

@@ -143,8 +143,8 @@ class Dialect final : public sql::Dialect {
            (k.descending ? " DESC" : " ASC") + " LIMIT 1)";
   }
 
-  std::string OrderTerm(const std::string& expr, bool descending) const override {
-    return expr + (descending ? " DESC NULLS LAST" : " ASC NULLS LAST");
+  std::string OrderTerm(const std::string& expr, bool descending, bool nulls_first) const override {
+    return expr + (descending ? " DESC" : " ASC") + (nulls_first ? " NULLS FIRST" : " NULLS LAST");
   }
 
   // The idx_* tables have an index on rid here (pg_schema.cpp).
@@ -356,6 +356,7 @@ Status PgStatements::Walk(const SearchQuery& q, const sql::CompiledSearch& compi
     if (r.rows() < limit) break;  // the walk ended: the matches without a date follow
     limit *= 4;
   }
+  if (!compiled.rest) return Status::Ok();  // a walk backward from a value: nothing follows
   std::vector<sql::Param> rest = compiled.rest->params;
   rest[rest.size() - 2].value = static_cast<int64_t>(count - page.entries.size());
   rest[rest.size() - 1].value = static_cast<int64_t>(offset > distinct ? offset - distinct : 0);

@@ -755,8 +755,9 @@ std::string BindSortValue(SqlBuilder& b, const SortValue& v, SearchKind kind) {
 std::string AfterCond(SqlBuilder& b, const SearchQuery& q, const std::vector<std::string>& exprs,
                       const std::string& alias) {
   const SearchAfter& after = *q.after;
-  std::string any;    // OR of: the keys before k equal, key k after
-  std::string equal;  // AND of the keys so far being equal to the position's
+  const bool back = q.backward;  // strictly before the position instead
+  std::string any;               // OR of: the keys before k equal, key k after (before)
+  std::string equal;             // AND of the keys so far being equal to the position's
   auto conj = [](const std::string& a, const std::string& c) {
     return a.empty() ? c : a + " AND " + c;
   };
@@ -764,19 +765,23 @@ std::string AfterCond(SqlBuilder& b, const SearchQuery& q, const std::vector<std
     const std::string& e = exprs[k];
     const SortValue& v = after.values[k];
     if (std::holds_alternative<std::monostate>(v)) {
-      // Nothing sorts after "no value" in this key: only ties (no value either) go on.
+      // Nothing sorts after "no value" in this key: only ties (no value either) go on. Before it
+      // is every value.
+      if (back) any += (any.empty() ? "(" : " OR (") + conj(equal, e + " IS NOT NULL") + ")";
       equal = conj(equal, e + " IS NULL");
       continue;
     }
-    const char* op = q.sort[k].descending ? " < " : " > ";
-    any +=
-        (any.empty() ? "(" : " OR (") +
-        conj(equal, "(" + e + op + BindSortValue(b, v, q.sort[k].kind) + " OR " + e + " IS NULL)") +
-        ")";
+    // After a value: the next values, and no value (which sorts last). Before it: the values
+    // that precede it (a comparison with NULL is never true).
+    const char* op = q.sort[k].descending != back ? " < " : " > ";
+    const std::string cmp = e + op + BindSortValue(b, v, q.sort[k].kind);
+    any += (any.empty() ? "(" : " OR (") +
+           conj(equal, back ? cmp : "(" + cmp + " OR " + e + " IS NULL)") + ")";
     equal = conj(equal, e + " = " + BindSortValue(b, v, q.sort[k].kind));
   }
   any += (any.empty() ? "(" : " OR (") +
-         conj(equal, alias + ".id > " + b.Bind(after.id, SqlType::kBytes)) + ")";
+         conj(equal, alias + ".id" + (back ? " < " : " > ") + b.Bind(after.id, SqlType::kBytes)) +
+         ")";
   return "(" + any + ")";
 }
 
@@ -857,15 +862,26 @@ Statement WalkStatement(const SearchQuery& q, const Dialect& dialect, const Plan
   if (!q.all_of.empty()) {
     sql += " AND " + AllClauses(w, q.all_of, top, q.type, ClauseMode{.walk = &plan});
   }
+  const bool back = q.after && q.backward;
   if (q.after) {
     // From the position on (a range on the walked index), and only the resources that sort
     // after it by their own sort value: a resource met again at a later value of its own was
     // on an earlier page if its first value was.
     const auto& v = std::get<int64_t>(q.after->values[0]);
-    sql += k.descending ? " AND s.end_us <= " + w.Bind(v) : " AND s.start_us >= " + w.Bind(v);
-    sql += " AND " + AfterCond(w, q, {SortExpr(w, k, "r")}, "r");
+    const char* column = k.descending ? "s.end_us" : "s.start_us";
+    sql += std::string(" AND ") + column + (k.descending != back ? " <= " : " >= ") + w.Bind(v);
+    const std::string own = SortExpr(w, k, "r");
+    sql += " AND " + AfterCond(w, q, {own}, "r");
+    // Backward, the walk meets a resource's other values before its sort value: only the row
+    // at its sort value places it.
+    if (back) sql += std::string(" AND ") + column + " = " + own;
   }
-  sql += k.descending ? " ORDER BY s.end_us DESC, r.id" : " ORDER BY s.start_us, r.id";
+  if (back) {
+    sql +=
+        k.descending ? " ORDER BY s.end_us ASC, r.id DESC" : " ORDER BY s.start_us DESC, r.id DESC";
+  } else {
+    sql += k.descending ? " ORDER BY s.end_us DESC, r.id" : " ORDER BY s.start_us, r.id";
+  }
   return Statement{std::move(sql), w.params()};
 }
 
@@ -943,6 +959,8 @@ CompiledSearch CompileSearch(const SearchQuery& q, const Dialect& dialect,
                             !std::holds_alternative<std::monostate>(q.after->values[0]);
   if (!q.ids_only && after_valued && WorthWalking(q, plan, dialect, estimator)) {
     out.walk = WalkStatement(q, dialect, plan);
+    // Backward from a value: only values precede it.
+    if (q.after && q.backward) return out;
     // Then the matches without a value of the parameter (they sort last), by id.
     const std::string no_value = dialect.ProbeExists(
         "idx_date", SearchKind::kDate, "r", "param = " + b.Bind(q.sort[0].param, SqlType::kText));
@@ -955,13 +973,16 @@ CompiledSearch CompileSearch(const SearchQuery& q, const Dialect& dialect,
                          b.params()};
     return out;
   }
+  // Backward (a page before a position): the reverse order, whose first `count` rows are the
+  // page's, reversed by RunCompiledSearch.
+  const bool back = q.after && q.backward;
   std::string order;
   for (const SortKey& k : q.sort) {
-    order += dialect.OrderTerm(SortExpr(b, k, "r"), k.descending) + ", ";
+    order += dialect.OrderTerm(SortExpr(b, k, "r"), k.descending != back, back) + ", ";
   }
   // Few matches: collect them and sort. Many: walk the resources in id order and test each,
   // which stops at the end of the page.
-  order += dialect.IdTiebreak("r", !q.all_of.empty() && few);
+  order += dialect.IdTiebreak("r", !q.all_of.empty() && few) + (back ? " DESC" : "");
   // After a position: the page starts there; the count (built above) still counts every match.
   std::string page_where = where;
   if (q.after) {
@@ -1047,20 +1068,30 @@ std::string ParamCond(SqlBuilder& b, const std::string& param,
 namespace {
 
 // SearchPage::last: the sort values of the page's last entry, read in the same transaction.
+Result<SearchAfter> PositionOfEntry(const SearchQuery& q, const CompiledSearch& compiled,
+                                    SearchStatements& run, const std::string& id) {
+  Statement st = *compiled.last;
+  st.params.back().value = id;
+  SearchAfter at;
+  at.id = id;
+  if (!q.sort.empty()) {
+    JC_ASSIGN_OR_RETURN(at.values, run.SortValues(st, q.sort));
+    if (at.values.size() != q.sort.size()) return Internal("search: no sort values of an entry");
+  }
+  return at;
+}
+
+// SearchPage::last (a full page) and first (a page after a position): the sort values of the
+// page's last and first entries, read in the same transaction.
 Status FillLast(const SearchQuery& q, const CompiledSearch& compiled, SearchStatements& run,
                 SearchPage& page) {
-  if (!compiled.last || q.count <= 0 || static_cast<int64_t>(page.entries.size()) < q.count) {
-    return Status::Ok();
+  if (!compiled.last || q.count <= 0 || page.entries.empty()) return Status::Ok();
+  if (static_cast<int64_t>(page.entries.size()) >= q.count) {
+    JC_ASSIGN_OR_RETURN(page.last, PositionOfEntry(q, compiled, run, page.entries.back().id));
   }
-  Statement st = *compiled.last;
-  st.params.back().value = page.entries.back().id;
-  SearchAfter last;
-  last.id = page.entries.back().id;
-  if (!q.sort.empty()) {
-    JC_ASSIGN_OR_RETURN(last.values, run.SortValues(st, q.sort));
-    if (last.values.size() != q.sort.size()) return Internal("search: no sort values of an entry");
+  if (q.after) {
+    JC_ASSIGN_OR_RETURN(page.first, PositionOfEntry(q, compiled, run, page.entries.front().id));
   }
-  page.last = std::move(last);
   return Status::Ok();
 }
 
@@ -1100,6 +1131,7 @@ Result<SearchPage> RunStatements(const SearchQuery& q, const CompiledSearch& com
 Result<SearchPage> RunCompiledSearch(const SearchQuery& q, const CompiledSearch& compiled,
                                      SearchStatements& run) {
   JC_ASSIGN_OR_RETURN(SearchPage page, RunStatements(q, compiled, run));
+  if (q.after && q.backward) std::reverse(page.entries.begin(), page.entries.end());
   JC_RETURN_IF_ERROR(FillLast(q, compiled, run, page));
   return page;
 }

@@ -101,7 +101,10 @@ class Dialect {
   virtual std::string SortValue(SqlBuilder& b, const SortKey& k,
                                 const std::string& alias) const = 0;
   // One ORDER BY term; resources without a value sort last in both directions.
-  virtual std::string OrderTerm(const std::string& expr, bool descending) const = 0;
+  // `nulls_first`: the reverse of the usual order, in which a match without a value sorts last
+  // (SearchQuery::backward).
+  virtual std::string OrderTerm(const std::string& expr, bool descending,
+                                bool nulls_first) const = 0;
   // "the resource row `alias` has a row of `kind` in index table `table` satisfying `cond`"
   // (cond reads the idx_* columns: param, value, code, …), testing that one resource's own
   // rows. The compiler drives a search from its most selective clause (an index scan) and

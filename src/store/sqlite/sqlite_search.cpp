@@ -88,8 +88,8 @@ class Dialect final : public sql::Dialect {
     return std::string("(SELECT ") + (k.descending ? "max" : "min") + "(v) FROM (" + parts + "))";
   }
 
-  std::string OrderTerm(const std::string& expr, bool descending) const override {
-    return expr + (descending ? " DESC NULLS LAST" : " ASC NULLS LAST");
+  std::string OrderTerm(const std::string& expr, bool descending, bool nulls_first) const override {
+    return expr + (descending ? " DESC" : " ASC") + (nulls_first ? " NULLS FIRST" : " NULLS LAST");
   }
 
   // jc_rows (index_rows_vtab.cpp) presents the resource's own index rows, decoded from its
@@ -323,7 +323,7 @@ Status SqliteStatements::Walk(const SearchQuery& q, const sql::CompiledSearch& c
       }
     }));
   }
-  if (!ended) return Status::Ok();
+  if (!ended || !compiled.rest) return Status::Ok();  // no rest: a walk backward from a value
   std::vector<sql::Param> params = compiled.rest->params;
   params[params.size() - 2].value = static_cast<int64_t>(count - page.entries.size());
   params[params.size() - 1].value = static_cast<int64_t>(offset > distinct ? offset - distinct : 0);

@@ -198,17 +198,34 @@ TEST_F(SearchApiTest, NextLinksPastTheKeptIdsStartAfterTheLastEntry) {
     ASSERT_EQ(Call("DELETE", "/fhir/" + first_page[0]).status, 204);
     Put(Obs(first_page[1].substr(first_page[1].find('/') + 1), "p1", "8867-4"));
     V rest;
+    std::vector<V> pages;
     auto page = b;
     while (auto next = Link(page, "next")) {
       page = Get(Target(*next));
       EXPECT_EQ(page.at("total"), 5);  // the matches of the snapshot still there unchanged
-      for (std::string& e : Entries(page, "match")) rest.push_back(std::move(e));
+      pages.push_back(Entries(page, "match"));
+      for (const std::string& e : pages.back()) rest.push_back(e);
       ASSERT_TRUE(Link(page, "previous"));
+      EXPECT_NE(Link(page, "previous")->find("_cursor="), std::string::npos);
       // self repeats the page.
       EXPECT_EQ(Entries(Get(Target(*Link(page, "self"))), "match"), Entries(page, "match"));
     }
     EXPECT_EQ(rest.size(), 5u);
     for (const std::string& id : first_page) EXPECT_EQ(std::count(rest.begin(), rest.end(), id), 0);
+    // Back through the previous links: each page before the first entry of the one after it,
+    // the same pages; before the first of them nothing is left in the snapshot (both entries
+    // of the first page changed), so the previous link gives the first page as it is now.
+    ASSERT_EQ(pages.size(), 3u);
+    for (size_t i = pages.size() - 1; i > 0; --i) {
+      page = Get(Target(*Link(page, "previous")));
+      EXPECT_EQ(Entries(page, "match"), pages[i - 1]) << i;
+      EXPECT_EQ(page.at("total"), 5);
+      ASSERT_TRUE(Link(page, "next"));
+      EXPECT_EQ(Entries(Get(Target(*Link(page, "next"))), "match"), pages[i]);
+    }
+    page = Get(Target(*Link(page, "previous")));
+    EXPECT_EQ(Entries(page, "match"), pages[0]);
+    EXPECT_FALSE(Link(page, "previous"));
     // Put the two back as they were for the next order.
     Put(Obs(first_page[0].substr(first_page[0].find('/') + 1), "p1", "8867-4"));
   }
@@ -261,6 +278,11 @@ TEST_F(SearchApiTest, KeptIdLinksCarryACursorThatAnotherProcessContinuesFrom) {
       for (std::string& e : Entries(page, "match")) rest.push_back(std::move(e));
     }
     EXPECT_EQ(rest, V(expected.begin() + 4, expected.end()));
+    // And back: the second page's previous link, before its first entry.
+    ASSERT_TRUE(Link(second, "previous"));
+    EXPECT_NE(Link(second, "previous")->find("_cursor="), std::string::npos);
+    EXPECT_EQ(Entries(Get(Target(*Link(second, "previous"))), "match"),
+              V(expected.begin(), expected.begin() + 2));
     // Put the two back as they were for the next order.
     Put(Obs(second_page[0].substr(second_page[0].find('/') + 1), "p1", "8867-4"));
   }

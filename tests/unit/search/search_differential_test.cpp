@@ -1181,9 +1181,32 @@ class Comparison {
       q.after = page->last;
     }
     ++paged_through;
-    if (ids == expected) return {};
-    return fmt::format("  pages of {} after each last entry: {}\n  one search: {}\n", q.count,
-                       FirstIds(ids), FirstIds(expected));
+    if (ids != expected) {
+      return fmt::format("  pages of {} after each last entry: {}\n  one search: {}\n", q.count,
+                         FirstIds(ids), FirstIds(expected));
+    }
+    // And backward (SearchQuery::backward) from the last match, each page before the first
+    // entry of the one after it: every match but the last.
+    store::SearchQuery whole = q;
+    whole.after.reset();
+    whole.count = static_cast<int64_t>(expected.size());
+    auto all = txn_.Search(whole);
+    if (!all.ok() || !all->last) return "  no position of the last match\n";
+    q.after = all->last;
+    q.backward = true;
+    std::vector<std::string> back;
+    for (size_t pages = 0; pages <= expected.size() + 1; ++pages) {
+      auto page = txn_.Search(q);
+      if (!page.ok()) return "  a page before a cursor failed: " + page.error().message + "\n";
+      std::vector<std::string> got;
+      for (const auto& v : page->entries) got.push_back(v.id);
+      back.insert(back.begin(), got.begin(), got.end());
+      if (!page->first || static_cast<int64_t>(got.size()) < q.count) break;
+      q.after = page->first;
+    }
+    if (back == std::vector<std::string>(expected.begin(), expected.end() - 1)) return {};
+    return fmt::format("  pages of {} before each first entry: {}\n  one search: {}\n", q.count,
+                       FirstIds(back), FirstIds(expected));
   }
 
   double reference_seconds = 0, sql_seconds = 0;

@@ -1240,6 +1240,41 @@ TEST_P(StoreSearchConformance, PagesAfterTheLastEntryVisitEveryMatchOnceInOrder)
             << (keys.empty() ? "-" : keys[0].param)
             << (keys.empty() || !keys[0].descending ? "" : " desc") << ", pages of " << count;
       }
+      // Backward (SearchQuery::backward) from the last match, each page before the previous
+      // one's first entry: every match but the last once, the pages in order, the last short.
+      SearchQuery everything = whole;
+      everything.count = static_cast<int64_t>(all->entries.size());
+      everything.want_last = true;
+      auto whole_page = (*txn)->Search(everything);
+      ASSERT_OK(whole_page);
+      ASSERT_TRUE(whole_page->last);
+      for (const int64_t count : {1, 4, 7}) {
+        SearchQuery q = whole;
+        q.count = count;
+        q.want_last = true;
+        q.backward = true;
+        q.after = whole_page->last;
+        std::vector<std::string> paged;
+        for (int pages = 0; pages < 100; ++pages) {
+          auto page = (*txn)->Search(q);
+          ASSERT_OK(page);
+          EXPECT_EQ(page->total, all->total) << pages;
+          std::vector<std::string> got = ids(*page);
+          paged.insert(paged.begin(), got.begin(), got.end());
+          if (got.empty()) break;
+          ASSERT_TRUE(page->first);
+          EXPECT_EQ(page->first->id, got.front());
+          EXPECT_EQ(page->last.has_value(), static_cast<int64_t>(got.size()) == count);
+          if (static_cast<int64_t>(got.size()) < count) break;
+          q.after = page->first;
+        }
+        std::vector<std::string> expected = ids(*all);
+        expected.pop_back();
+        EXPECT_EQ(paged, expected)
+            << "backward: sort keys " << keys.size() << (with_clause ? ", odd" : "")
+            << ", first key " << (keys.empty() ? "-" : keys[0].param)
+            << (keys.empty() || !keys[0].descending ? "" : " desc") << ", pages of " << count;
+      }
     }
   }
 }
