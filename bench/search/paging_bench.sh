@@ -3,7 +3,8 @@
 # starting after the previous page's last entry, `_cursor`) against the same pages asked for by
 # offset alone (`_getpagesoffset`, the search re-run and the matches before it skipped). Kept ids
 # are turned off so that every page runs the search. Prints, per depth, the ms of the page by
-# cursor and by offset.
+# cursor, of the page before it through its previous link (a backward cursor), and of the same
+# page by offset.
 #
 #   bench/search/paging_bench.sh BUILD_DIR DB 'Type?criteria' [PAGES]      (default 200 pages)
 #   e.g. bench/search/paging_bench.sh build county.db 'Observation?code=85354-9&_count=50' 400
@@ -28,7 +29,7 @@ base="http://127.0.0.1:$port/fhir"
 ms() { curl -s -o "$2" -w '%{time_total}' "$1" | awk '{ printf "%.1f", $1 * 1000 }'; }
 page=$(mktemp)
 url="$base/$query"
-printf 'depth(page)  entries  cursor_ms  offset_ms\n'
+printf 'depth(page)  entries  cursor_ms  previous_ms  offset_ms\n'
 for n in $(seq 0 "$pages"); do
   t_cursor=$(ms "$url" "$page")
   entries=$(jq '.entry | length' "$page")
@@ -37,7 +38,9 @@ for n in $(seq 0 "$pages"); do
     # The same page by offset: the link without its cursor.
     by_offset=$(printf '%s' "$url" | sed -E 's/[&?]_cursor=[^&]*//')
     t_offset=$(ms "$by_offset" /dev/null)
-    printf '%11s  %7s  %9s  %9s\n' "$n" "$entries" "$t_cursor" "$t_offset"
+    previous=$(jq -r '.link[] | select(.relation == "previous") | .url' "$page")
+    t_previous=$(ms "$previous" /dev/null)
+    printf '%11s  %7s  %9s  %11s  %9s\n' "$n" "$entries" "$t_cursor" "$t_previous" "$t_offset"
   fi
   [ -n "$next" ] || break
   url=$next
