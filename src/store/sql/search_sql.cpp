@@ -993,9 +993,12 @@ CompiledSearch CompileSearch(const SearchQuery& q, const Dialect& dialect,
   if (estimator && !q.all_of.empty() && few) {
     // Few matches, all found and sorted anyway: once, for both the page and the total (after a
     // position, the count runs for the total).
-    out.all =
-        Statement{"SELECT r.rid, r.id FROM resource r WHERE " + page_where + " ORDER BY " + order,
-                  b.params()};
+    out.all = Statement{
+        dialect.NumbersAll()
+            ? "SELECT r.rid, r.id, row_number() OVER (ORDER BY " + order +
+                  ") AS n FROM resource r WHERE " + page_where
+            : "SELECT r.rid, r.id FROM resource r WHERE " + page_where + " ORDER BY " + order,
+        b.params()};
     if (!q.after) out.count.reset();
     return out;
   }

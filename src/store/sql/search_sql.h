@@ -132,6 +132,10 @@ class Dialect {
   // the patients named 李…) against the driver's code by rid: 45 ms, against 9 ms for the
   // INTERSECT of the two sets. Two value ranges of one composite: 16 → 13 ms.
   virtual bool IntersectsChainsWithDriver() const { return false; }
+  // Whether `all` numbers its rows in order ("row_number() OVER (ORDER BY …) AS n" as a third
+  // column, the statement unordered) rather than ordering them, for a backend that reads the
+  // page's rows in the same statement (PostgreSQL: one round trip instead of two).
+  virtual bool NumbersAll() const { return false; }
 };
 
 // The statements of one search: `count` when q.with_total (counting at most one past
@@ -144,8 +148,8 @@ class Dialect {
 // rest yields the matches without a value, its last two parameters being the LIMIT and OFFSET
 // the backend sets (the page's remaining room, and the offset less the walk's distinct matches).
 // Or, when an estimator found the matches few, `all` alone: the rid and id of every match in
-// order, from which the backend takes the total and the page (reading those rows by rid), and
-// the ids when SearchQuery::list_ids_up_to asks for them.
+// order (or numbered: Dialect::NumbersAll), from which the backend takes the total and the page
+// (reading those rows by rid), and the ids when SearchQuery::list_ids_up_to asks for them.
 // `page_total`: each row of `page` carries a seventh column, the value `count` would return
 // (the two share the evaluation of the index scans); count is then run only when the page has
 // no rows.
