@@ -960,13 +960,14 @@ Response FhirApi::Search(Context& c, const QueryParams& params) {
       more = position + q.count < n;
       results_key = parsed->results_key;
       run = false;
-      if (*more && q.count > 0) {
+      // Where the ids are shared with every process (PostgreSQL), the links need no cursor.
+      if (*more && q.count > 0 && !search_results_.shared()) {
         const std::string& last = ids[static_cast<size_t>(position + q.count - 1)];
         auto after = PositionOf(**txn, q, last, snapshot);
         if (!after.ok()) return ErrorResponse(after.error());
         if (*after) next_cursor = search::EncodeSearchCursor(**after);
       }
-      if (position > 0 && position < n) {
+      if (position > 0 && position < n && !search_results_.shared()) {
         auto before = PositionOf(**txn, q, ids[static_cast<size_t>(position)], snapshot);
         if (!before.ok()) return ErrorResponse(before.error());
         if (*before) prev_cursor = search::EncodeSearchCursor(**before, true);
@@ -981,8 +982,9 @@ Response FhirApi::Search(Context& c, const QueryParams& params) {
     store::SearchQuery first = q;
     if (first_page) first.list_ids_up_to = max_ids;
     // Without kept ids, the next page starts after this one's last entry (keyset paging):
-    // matches before it that change or drop out since do not shift it.
-    first.want_last = !parsed->summary_count;
+    // matches before it that change or drop out since do not shift it. A first page whose ids
+    // may be kept and shared needs none; it is read below if they are not.
+    first.want_last = !parsed->summary_count && !(first_page && search_results_.shared());
     auto found = (*txn)->Search(first);
     if (!found.ok()) return ErrorResponse(found.error());
     if (q.after && q.backward && static_cast<int64_t>(found->entries.size()) < q.count) {
@@ -1020,6 +1022,12 @@ Response FhirApi::Search(Context& c, const QueryParams& params) {
         for (auto& e : listed->entries) results.ids.push_back(std::move(e.id));
         results_key = search_results_.Put(std::move(results));
       }
+    }
+    if (!first.want_last && results_key.empty() && !found->last &&
+        static_cast<int64_t>(page.size()) == q.count && q.count > 0) {
+      auto after = PositionOf(**txn, q, page.back().id, snapshot);
+      if (!after.ok()) return ErrorResponse(after.error());
+      if (*after) next_cursor = search::EncodeSearchCursor(**after);
     }
   }
 

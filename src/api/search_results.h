@@ -56,6 +56,8 @@ class SearchResultCache {
   explicit SearchResultCache(SearchResultsOptions options, store::IStore* shared = nullptr);
 
   const SearchResultsOptions& options() const { return options_; }
+  // Whether entries are published to the store, so that every process of it finds them.
+  bool shared() const { return shared_ != nullptr; }
 
   // Keeps `results` and returns its key; "" when the cache is off (max_ids or max_bytes 0) or
   // the entry alone exceeds the budget.

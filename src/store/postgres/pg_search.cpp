@@ -390,20 +390,23 @@ Result<SearchPage> QuerySearchUnbounded(PgConnection& c, const SearchQuery& q,
 
 // SearchQuery::timeout_ms on PostgreSQL: statement_timeout for the search's statements, set
 // LOCAL to the transaction the search runs in (a read transaction, or a unit of work's) and put
-// back after it, unless `keep_timeout` (a read transaction: the bound then also covers the rest
-// of the request's reads, and the transaction's end drops it, which saves a round trip). A
+// back after it, unless `timeout_in_force` (a read transaction: the bound then also covers the
+// rest of the request's reads, and the transaction's end drops it, which saves a round trip). A
 // statement it cancels fails with SQLSTATE 57014, which aborts the transaction: the caller's
 // transaction ends with the error.
 Result<SearchPage> QuerySearch(PgConnection& c, const SearchQuery& q, sql::EstimateCache* estimates,
-                               bool keep_timeout) {
+                               int64_t* timeout_in_force) {
   if (q.timeout_ms <= 0) return QuerySearchUnbounded(c, q, estimates);
-  JC_RETURN_IF_ERROR(c.Exec("SET LOCAL statement_timeout = " + std::to_string(q.timeout_ms)));
+  if (!timeout_in_force || *timeout_in_force != q.timeout_ms) {
+    JC_RETURN_IF_ERROR(c.Exec("SET LOCAL statement_timeout = " + std::to_string(q.timeout_ms)));
+    if (timeout_in_force) *timeout_in_force = q.timeout_ms;
+  }
   Result<SearchPage> page = QuerySearchUnbounded(c, q, estimates);
   if (!page.ok()) {
     if (c.LastSqlState() == "57014") return SearchTimedOut(q.timeout_ms);
     return page;
   }
-  if (!keep_timeout) JC_RETURN_IF_ERROR(c.Exec("SET LOCAL statement_timeout TO DEFAULT"));
+  if (!timeout_in_force) JC_RETURN_IF_ERROR(c.Exec("SET LOCAL statement_timeout TO DEFAULT"));
   return page;
 }
 

@@ -32,10 +32,14 @@ const sql::Dialect& PostgresDialect();
 
 // Runs a search: the page of matching current resources, and the total when asked. The
 // planner's row counts are taken from and kept in `estimates` when given (sql::EstimateCache).
-// `keep_timeout`: the search's statement_timeout stays set for the rest of the transaction
-// (a read transaction's), rather than being reset after the search (a unit of work's writes).
+// `timeout_in_force` (a read transaction's): the statement_timeout this transaction has set
+// LOCAL (0: none), updated here. The search's timeout then stays set for the rest of the
+// transaction, whose end drops it, and a later search with the same bound does not set it again
+// (a compartment search sent it before each of its three statements: three round trips).
+// nullptr (a unit of work's writes): the timeout is set for the search and put back after it.
 Result<SearchPage> QuerySearch(PgConnection& c, const SearchQuery& q,
-                               sql::EstimateCache* estimates = nullptr, bool keep_timeout = false);
+                               sql::EstimateCache* estimates = nullptr,
+                               int64_t* timeout_in_force = nullptr);
 
 // The smallest text greater than every text that starts with `prefix`, in code point order
 // (COLLATE "C" on UTF-8): `prefix` with its last code point incremented, dropping trailing

@@ -143,6 +143,56 @@ TEST_F(PostgresStoreTest, ProcessesOpeningTogetherMigrateOnce) {
   EXPECT_EQ(rows->Int(0, 1), postgres::Migrations().back().version);
 }
 
+// SearchQuery::timeout_ms: a search statement that runs past it is cancelled and the search
+// fails with too-costly; in a read transaction the bound set by its first search stays in force
+// for the next (not sent again), and the store goes on serving. The slow statement here is one
+// that waits for a lock another connection holds on the index table it reads.
+TEST_F(PostgresStoreTest, ASearchPastItsTimeoutIsStoppedAndTheBoundHoldsThroughTheTransaction) {
+  auto opened = OpenPostgresStore(db_.url);
+  ASSERT_TRUE(opened.ok()) << opened.error().message;
+  IStore& store = **opened;
+  SearchQuery by_id;
+  by_id.type = "Patient";
+  by_id.timeout_ms = 300;
+  SearchClause id;
+  id.param = "_id";
+  id.kind = SearchKind::kId;
+  id.any_of.emplace_back().code = "p1";
+  by_id.all_of.push_back(id);
+  SearchQuery by_name = by_id;
+  by_name.all_of.clear();
+  SearchClause name;
+  name.param = "name";
+  name.kind = SearchKind::kString;
+  name.any_of.emplace_back().text = "wang";
+  by_name.all_of.push_back(name);
+
+  auto txn = store.BeginRead();
+  ASSERT_TRUE(txn.ok());
+  ASSERT_TRUE((*txn)->Search(by_id).ok());  // sets the bound: reads `resource` only
+  auto locker = PgConnection::Open(db_.url);
+  ASSERT_TRUE(locker.ok());
+  ASSERT_TRUE((*locker)->Exec("BEGIN; LOCK TABLE idx_string IN ACCESS EXCLUSIVE MODE").ok());
+  const auto t0 = std::chrono::steady_clock::now();
+  auto stopped = (*txn)->Search(by_name);  // waits for the lock: the bound still applies
+  ASSERT_FALSE(stopped.ok());
+  ASSERT_FALSE(stopped.error().issues.empty());
+  EXPECT_EQ(stopped.error().issues[0].code, "too-costly") << stopped.error().message;
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(10));
+  txn->reset();
+  // A new transaction's first search is bounded too.
+  auto again = store.BeginRead();
+  ASSERT_TRUE(again.ok());
+  auto stopped_again = (*again)->Search(by_name);
+  ASSERT_FALSE(stopped_again.ok());
+  EXPECT_EQ(stopped_again.error().issues.at(0).code, "too-costly");
+  again->reset();
+  ASSERT_TRUE((*locker)->Exec("ROLLBACK").ok());
+  auto after = store.BeginRead();
+  ASSERT_TRUE(after.ok());
+  EXPECT_TRUE((*after)->Search(by_name).ok());
+}
+
 // After a bulk change the planner's statistics are refreshed (jiceng import, generate --db,
 // migrate-db, reindex call it): without them a search planned right after a large import ran for
 // minutes.
