@@ -540,7 +540,17 @@ std::optional<int64_t> EstimateRows(const SearchClause& c, const std::string& ty
       if (!p.fewest || *p.fewest >= kSelectiveRows) return std::nullopt;
       rows += *p.fewest;
     }
-    return std::min(rows, limit);
+    if (c.kind == SearchKind::kReverseChain) return std::min(rows, limit);
+    // A chain's rows are the references to its targets, which few targets may have many of:
+    // the Observations of the 50 patients named 李 among 200,000 resources are ~15,000, and taken
+    // as 50 the chain drove and probed the code of each (39 ms, against 12 with the code
+    // driving and the chain collected beside it). They are counted, up to the limit.
+    SqlBuilder e(dialect);
+    const Scope scope{"r", e.Bind(type, SqlType::kText)};
+    return estimator.CountRows(Statement{"SELECT count(*) FROM (SELECT 1 FROM (" +
+                                             ChainRows(e, c, scope) + ") AS c LIMIT " +
+                                             std::to_string(limit) + ") AS e",
+                                         e.params()});
   }
   if (c.kind == SearchKind::kId && !c.any_of.empty()) {
     return static_cast<int64_t>(c.any_of.size());

@@ -275,8 +275,12 @@ TEST(SearchSql, PositionAndLastEntryStatementsAreInStepOnBothDialects) {
 // Counts index rows by table: `token` rows for idx_token scans, `string` for idx_string.
 class TableEstimator final : public sql::RowEstimator {
  public:
-  TableEstimator(int64_t token, int64_t string) : token_(token), string_(string) {}
+  TableEstimator(int64_t token, int64_t string, std::optional<int64_t> references = std::nullopt)
+      : token_(token), string_(string), references_(references) {}
   std::optional<int64_t> CountRows(const sql::Statement& st) override {
+    // A chain's references (their targets' criterion nested inside).
+    if (references_ && st.sql.find("(SELECT rid FROM idx_reference") != std::string::npos)
+      return references_;
     if (st.sql.find("FROM idx_token") != std::string::npos) return token_;
     if (st.sql.find("FROM idx_string") != std::string::npos) return string_;
     return std::nullopt;
@@ -284,6 +288,7 @@ class TableEstimator final : public sql::RowEstimator {
 
  private:
   int64_t token_, string_;
+  std::optional<int64_t> references_;
 };
 
 // Over many matches (no criterion counted under the cap) SQLite pages in id order by probes and
@@ -317,6 +322,18 @@ TEST(SearchSql, ManyMatchesAreProbedAndAChainOfFewTargetsIsCollected) {
     EXPECT_FALSE(c.total_from_page);
     const std::string& sql = c.all ? c.all->sql : c.page->sql;
     EXPECT_NE(sql.find("SELECT rid FROM idx_reference"), std::string::npos) << sql;
+  }
+  {
+    // Few targets (12 patients) with many references (50,000 Observations) against a code of
+    // 5,000: the code drives, and the chain is collected beside it rather than driving and
+    // probing the code of each of its 50,000.
+    TableEstimator few_targets_many_references(5000, 12, 50000);
+    const auto c = CompileSearch(q, sqlite::SqliteDialect(), &few_targets_many_references);
+    ASSERT_TRUE(c.all || c.page);
+    const std::string& sql = c.all ? c.all->sql : c.page->sql;
+    EXPECT_EQ(sql.find(probed), std::string::npos) << sql;
+    ASSERT_NE(sql.find("FROM idx_token"), std::string::npos) << sql;
+    EXPECT_LT(sql.find("FROM idx_token"), sql.find("FROM idx_reference")) << sql;
   }
   {
     TableEstimator many(sql::kEstimateCap, sql::kEstimateCap);
