@@ -301,35 +301,54 @@ class PgStatements final : public sql::SearchStatements {
 Status PgStatements::All(const SearchQuery& q, const sql::CompiledSearch& compiled,
                          SearchPage& page) {
   PgConnection& c = c_;
-  const size_t n_params = compiled.all->params.size();
-  const std::string from = "$" + std::to_string(n_params + 1) + "::int8";
-  const std::string to = "$" + std::to_string(n_params + 2) + "::int8";
-  const std::string sql = "WITH m AS MATERIALIZED (" + compiled.all->sql +
-                          ") SELECT x.type, m.id, x.version, x.last_updated_us, x.deleted, " +
-                          (q.ids_only ? std::string("''") : std::string("x.json")) +
-                          ", m.rid, m.n FROM m JOIN resource x ON x.rid = m.rid WHERE m.n > " +
-                          from + " AND m.n <= " + to +
-                          " UNION ALL SELECT NULL, m.id, NULL, NULL, NULL, NULL, m.rid, m.n FROM m";
   const int64_t offset = std::max<int64_t>(q.offset, 0);
+  const int64_t end = offset + std::max<int64_t>(q.count, 0);
+  // The total and the kept ids, from every match's number and id (`number_col`, 1).
+  auto take_matches = [&](const PgResult& r, std::vector<std::pair<int64_t, int>>& matches) {
+    std::sort(matches.begin(), matches.end());
+    const auto n = static_cast<int64_t>(matches.size());
+    // After a position the rows are only those past it: the count statement gives the total.
+    if (q.with_total && !q.after) page.total = sql::TotalFromCount(q, n);
+    if (q.list_ids_up_to > 0 && n <= q.list_ids_up_to) {
+      std::vector<std::string> ids;
+      ids.reserve(matches.size());
+      for (const auto& [number, row] : matches) ids.push_back(r.String(row, 1));
+      page.all_ids = std::move(ids);
+    }
+    return n;
+  };
+  if (q.ids_only) {
+    // An ids-only listing needs no resource row: the numbered ids in the page's range.
+    JC_ASSIGN_OR_RETURN(PgResult r, c.Query(compiled.all->sql, ToPgParams(compiled.all->params)));
+    std::vector<std::pair<int64_t, int>> matches;
+    for (int i = 0; i < r.rows(); ++i) matches.emplace_back(r.Int(i, 2), i);
+    take_matches(r, matches);
+    for (const auto& [number, row] : matches) {
+      if (number <= offset || number > end) continue;
+      ResourceVersion v;
+      v.type = q.type;
+      v.id = r.String(row, 1);
+      page.entries.push_back(std::move(v));
+    }
+    return Status::Ok();
+  }
+  const size_t n_params = compiled.all->params.size();
+  const std::string sql =
+      "WITH m AS MATERIALIZED (" + compiled.all->sql +
+      ") SELECT x.type, m.id, x.version, x.last_updated_us, x.deleted, x.json, m.rid, m.n FROM m "
+      "JOIN resource x ON x.rid = m.rid WHERE m.n > $" +
+      std::to_string(n_params + 1) + "::int8 AND m.n <= $" + std::to_string(n_params + 2) +
+      "::int8 UNION ALL SELECT NULL, m.id, NULL, NULL, NULL, NULL, m.rid, m.n FROM m";
   PgParams params = ToPgParams(compiled.all->params);
   params.Int(offset);
-  params.Int(offset + std::max<int64_t>(q.count, 0));
+  params.Int(end);
   JC_ASSIGN_OR_RETURN(PgResult r, c.Query(sql, params));
-  // The page's rows (type set) and then one row per match (type NULL), each with its number.
+  // The page's rows (type set) and one row per match (type NULL), each with its number.
   std::vector<std::pair<int64_t, int>> page_rows;  // (number, row)
   std::vector<std::pair<int64_t, int>> matches;
   for (int i = 0; i < r.rows(); ++i)
     (r.IsNull(i, 0) ? matches : page_rows).emplace_back(r.Int(i, 7), i);
-  const auto n = static_cast<int64_t>(matches.size());
-  // After a position the rows are only those past it: the count statement gives the total.
-  if (q.with_total && !q.after) page.total = sql::TotalFromCount(q, n);
-  if (q.list_ids_up_to > 0 && n <= q.list_ids_up_to) {
-    std::sort(matches.begin(), matches.end());
-    std::vector<std::string> ids;
-    ids.reserve(matches.size());
-    for (const auto& [number, row] : matches) ids.push_back(r.String(row, 1));
-    page.all_ids = std::move(ids);
-  }
+  const int64_t n = take_matches(r, matches);
   const int64_t expected = std::clamp<int64_t>(n - offset, 0, std::max<int64_t>(q.count, 0));
   if (static_cast<int64_t>(page_rows.size()) != expected) {
     return Internal("search: a matched resource row vanished");

@@ -532,7 +532,11 @@ std::optional<int64_t> EstimateRows(const SearchClause& c, const std::string& ty
     // as that many rows, so that it is collected, and may drive; else it is unknown and a walk
     // over many resources probes it. A probe walk that never fills its page (the Observations
     // of the one patient named 王花华 among 6 million) reads the whole type: 30 s.
-    if (!dialect.CollectsCountedClauses() || c.links.empty()) return std::nullopt;
+    // PostgreSQL: a _has too, so that one whose referrers are few is collected once with its
+    // page, total and ids (the `all` form) rather than run as a page, a count and an ids-only
+    // listing, three times the join (`has-condition` at 200,000 resources: ~10 ms).
+    const bool has_on_pg = c.kind == SearchKind::kReverseChain && !dialect.CollectsCountedClauses();
+    if ((!dialect.CollectsCountedClauses() && !has_on_pg) || c.links.empty()) return std::nullopt;
     int64_t rows = 0;
     for (const SearchLink& link : c.links) {
       if (link.all_of.empty()) return std::nullopt;

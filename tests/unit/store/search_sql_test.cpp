@@ -343,6 +343,32 @@ TEST(SearchSql, ManyMatchesAreProbedAndAChainOfFewTargetsIsCollected) {
   }
 }
 
+// PostgreSQL: a _has whose referrers' criterion counts few is collected once, with the page,
+// total and ids in one statement (`all`); with many referrers it stays a page and a count.
+TEST(SearchSql, AHasOfFewReferrersIsCollectedOnceOnPostgres) {
+  SearchQuery q;
+  q.type = "Patient";
+  q.count = 50;
+  SearchClause has = Clause(SearchKind::kReverseChain, "subject", {});
+  has.links = {SearchLink{"Condition", {Clause(SearchKind::kToken, "code", {Code("E11")})}}};
+  q.all_of = {has};
+  {
+    TableEstimator few(286, 0);
+    const auto c = CompileSearch(q, postgres::PostgresDialect(), &few);
+    ASSERT_TRUE(c.all);
+    EXPECT_FALSE(c.page);
+    EXPECT_FALSE(c.count);
+    EXPECT_NE(c.all->sql.find("row_number() OVER"), std::string::npos) << c.all->sql;
+  }
+  {
+    TableEstimator many(sql::kEstimateCap, 0);
+    const auto c = CompileSearch(q, postgres::PostgresDialect(), &many);
+    EXPECT_FALSE(c.all);
+    EXPECT_TRUE(c.page);
+    EXPECT_TRUE(c.count);
+  }
+}
+
 TEST(SearchSql, FullTextWordsAreRunsOfWordCharacters) {
   using V = std::vector<std::string_view>;
   EXPECT_EQ(sql::FullTextWords("zhang.li@jiashan.example anna-lena"),
