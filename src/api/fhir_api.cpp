@@ -644,14 +644,14 @@ std::string CriteriaText(const QueryParams& applied) {
   return out;
 }
 
-// The position of one resource in a search's order (`q`'s sort keys), read again at the
-// snapshot: a page served from kept ids carries it in its next link as a `_cursor` beside
-// `_getpages`, so that a process without those ids (another SQLite process, or this one after
-// a restart or an eviction) continues after the entry rather than at an offset. nullopt when
-// the resource has changed or gone since the snapshot (the link then pages by offset there).
-Result<std::optional<store::SearchAfter>> PositionOf(store::IReadTransaction& txn,
-                                                     const store::SearchQuery& q,
-                                                     const std::string& id, int64_t snapshot) {
+// The `_cursor` of one resource's position in a search's order (`q`'s sort keys), read again at
+// the snapshot, for a link past (or, `backward`, before) it: a page served from kept ids carries
+// it beside `_getpages`, so that a process without those ids (another SQLite process, or this
+// one after a restart or an eviction) continues from the entry rather than at an offset; a first
+// page that did not ask the store for its last position reads it here. Empty when the resource
+// has changed or gone since the snapshot (the link then pages by offset there).
+Result<std::string> CursorAt(store::IReadTransaction& txn, const store::SearchQuery& q,
+                             const std::string& id, int64_t snapshot, bool backward) {
   store::SearchQuery probe;
   probe.type = q.type;
   probe.sort = q.sort;
@@ -666,7 +666,7 @@ Result<std::optional<store::SearchAfter>> PositionOf(store::IReadTransaction& tx
   by_id.any_of.emplace_back().code = id;
   probe.all_of.push_back(std::move(by_id));
   JC_ASSIGN_OR_RETURN(store::SearchPage found, txn.Search(probe));
-  return std::move(found.last);
+  return found.last ? search::EncodeSearchCursor(*found.last, backward) : std::string();
 }
 
 // A resource as it was at `at_us`: its current version when written by then, else the newest
@@ -963,14 +963,14 @@ Response FhirApi::Search(Context& c, const QueryParams& params) {
       // Where the ids are shared with every process (PostgreSQL), the links need no cursor.
       if (*more && q.count > 0 && !search_results_.shared()) {
         const std::string& last = ids[static_cast<size_t>(position + q.count - 1)];
-        auto after = PositionOf(**txn, q, last, snapshot);
-        if (!after.ok()) return ErrorResponse(after.error());
-        if (*after) next_cursor = search::EncodeSearchCursor(**after);
+        auto cursor = CursorAt(**txn, q, last, snapshot, false);
+        if (!cursor.ok()) return ErrorResponse(cursor.error());
+        next_cursor = std::move(*cursor);
       }
       if (position > 0 && position < n && !search_results_.shared()) {
-        auto before = PositionOf(**txn, q, ids[static_cast<size_t>(position)], snapshot);
-        if (!before.ok()) return ErrorResponse(before.error());
-        if (*before) prev_cursor = search::EncodeSearchCursor(**before, true);
+        auto cursor = CursorAt(**txn, q, ids[static_cast<size_t>(position)], snapshot, true);
+        if (!cursor.ok()) return ErrorResponse(cursor.error());
+        prev_cursor = std::move(*cursor);
       }
     }
   }
@@ -1025,9 +1025,9 @@ Response FhirApi::Search(Context& c, const QueryParams& params) {
     }
     if (!first.want_last && results_key.empty() && !found->last &&
         static_cast<int64_t>(page.size()) == q.count && q.count > 0) {
-      auto after = PositionOf(**txn, q, page.back().id, snapshot);
-      if (!after.ok()) return ErrorResponse(after.error());
-      if (*after) next_cursor = search::EncodeSearchCursor(**after);
+      auto cursor = CursorAt(**txn, q, page.back().id, snapshot, false);
+      if (!cursor.ok()) return ErrorResponse(cursor.error());
+      next_cursor = std::move(*cursor);
     }
   }
 
@@ -1064,7 +1064,7 @@ Response FhirApi::Search(Context& c, const QueryParams& params) {
   links.total = known_total;
   links.has_more = more.value_or(static_cast<int64_t>(page.size()) == count && count > 0);
   // With kept ids the links carry the cursor too: where the ids are not at hand, the page is
-  // found from it (see PositionOf).
+  // found from it (see CursorAt).
   if (q.after) links.self_cursor = search::EncodeSearchCursor(*q.after, q.backward);
   links.next_cursor = std::move(next_cursor);
   links.prev_cursor = std::move(prev_cursor);

@@ -11,8 +11,9 @@
 // (IStore::SharesSearchResults: PostgreSQL), in the database too, so that a link that reaches
 // another process behind a load balancer, or this one after a restart, finds them there. A link
 // whose entry is gone (expired, evicted, not shared) is answered by running the search again
-// under the same snapshot, starting after the link's `_cursor` (the page's last entry's sort
-// values, which the links carry beside the key) or, without one, at the link's offset.
+// under the same snapshot, starting after the link's `_cursor` (the page's edge entry's sort
+// values, which the links carry beside the key where entries are not shared: SQLite) or,
+// without one, at the link's offset.
 #pragma once
 
 #include <chrono>

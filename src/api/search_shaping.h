@@ -56,7 +56,7 @@ struct PagingLinks {
   // and before it, carried by the next and previous links (empty: paging by offset alone).
   std::string self_cursor;
   std::string next_cursor;
-  std::string prev_cursor;  // of the page before it, carried by the previous link
+  std::string prev_cursor;
   // The page came from the search's kept ids (the links carry _getpages): the total, when
   // known, is the kept ids' count, so it decides whether a next page follows.
   bool by_kept_ids = false;

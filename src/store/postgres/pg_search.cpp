@@ -303,7 +303,7 @@ Status PgStatements::All(const SearchQuery& q, const sql::CompiledSearch& compil
   PgConnection& c = c_;
   const int64_t offset = std::max<int64_t>(q.offset, 0);
   const int64_t end = offset + std::max<int64_t>(q.count, 0);
-  // The total and the kept ids, from every match's number and id (`number_col`, 1).
+  // The total and the kept ids, from every match's (number, row); the id is column 1.
   auto take_matches = [&](const PgResult& r, std::vector<std::pair<int64_t, int>>& matches) {
     std::sort(matches.begin(), matches.end());
     const auto n = static_cast<int64_t>(matches.size());
@@ -318,7 +318,8 @@ Status PgStatements::All(const SearchQuery& q, const sql::CompiledSearch& compil
     return n;
   };
   if (q.ids_only) {
-    // An ids-only listing needs no resource row: the numbered ids in the page's range.
+    // An ids-only listing needs no resource row: the numbered ids in the page's range, each
+    // entry with its type and id only (SearchQuery::ids_only is for listing the ids).
     JC_ASSIGN_OR_RETURN(PgResult r, c.Query(compiled.all->sql, ToPgParams(compiled.all->params)));
     std::vector<std::pair<int64_t, int>> matches;
     for (int i = 0; i < r.rows(); ++i) matches.emplace_back(r.Int(i, 2), i);

@@ -1084,7 +1084,7 @@ std::string ParamCond(SqlBuilder& b, const std::string& param,
 
 namespace {
 
-// SearchPage::last: the sort values of the page's last entry, read in the same transaction.
+// The position of one entry of the page (CompiledSearch::last with its id): its sort values.
 Result<SearchAfter> PositionOfEntry(const SearchQuery& q, const CompiledSearch& compiled,
                                     SearchStatements& run, const std::string& id) {
   Statement st = *compiled.last;
