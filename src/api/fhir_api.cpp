@@ -1001,7 +1001,9 @@ Response FhirApi::Search(Context& c, const QueryParams& params) {
     page = std::move(found->entries);
     if (found->first) prev_cursor = search::EncodeSearchCursor(*found->first, true);
     if (found->total) known_total = found->total;
-    if (found->last) next_cursor = search::EncodeSearchCursor(*found->last);
+    if (found->last && !(q.after && q.after->end)) {  // nothing follows the last page
+      next_cursor = search::EncodeSearchCursor(*found->last);
+    }
     // Every match's id, even past search_total_limit (the total then stays unreported).
     if (first_page && found->all_ids &&
         (!known_total || static_cast<int64_t>(found->all_ids->size()) == *known_total) &&
@@ -1062,7 +1064,13 @@ Response FhirApi::Search(Context& c, const QueryParams& params) {
   links.offset = position;
   links.count = count;
   links.total = known_total;
-  links.has_more = more.value_or(static_cast<int64_t>(page.size()) == count && count > 0);
+  links.has_more = more.value_or(static_cast<int64_t>(page.size()) == count && count > 0) &&
+                   !(q.after && q.after->end);
+  if (!parsed->summary_count) {
+    store::SearchAfter end;
+    end.end = true;
+    links.last_cursor = search::EncodeSearchCursor(end, true);
+  }
   // With kept ids the links carry the cursor too: where the ids are not at hand, the page is
   // found from it (see CursorAt).
   if (q.after) links.self_cursor = search::EncodeSearchCursor(*q.after, q.backward);

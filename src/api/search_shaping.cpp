@@ -135,7 +135,15 @@ std::vector<std::pair<std::string, std::string>> MakePagingLinks(const PagingLin
   if (p.offset > 0 || !p.prev_cursor.empty())
     out.emplace_back("previous", url(std::max<int64_t>(0, p.offset - p.count), p.prev_cursor));
   out.emplace_back("first", url(0));
-  if (p.total) out.emplace_back("last", url(*p.total > 0 ? (*p.total - 1) / p.count * p.count : 0));
+  if (!p.last_cursor.empty()) {
+    // The last `count` matches, numbered from the total when it is known. Kept ids serve a page
+    // by its number, so without a total they get no last link.
+    if (p.total || !p.by_kept_ids)
+      out.emplace_back("last",
+                       url(std::max<int64_t>(0, p.total.value_or(0) - p.count), p.last_cursor));
+  } else if (p.total) {
+    out.emplace_back("last", url(*p.total > 0 ? (*p.total - 1) / p.count * p.count : 0));
+  }
   return out;
 }
 

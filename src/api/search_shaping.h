@@ -57,13 +57,16 @@ struct PagingLinks {
   std::string self_cursor;
   std::string next_cursor;
   std::string prev_cursor;
+  // _cursor of the last page (the matches before the end, however many came or went before
+  // them); empty: the last link pages by offset, and only with a total.
+  std::string last_cursor;
   // The page came from the search's kept ids (the links carry _getpages): the total, when
   // known, is the kept ids' count, so it decides whether a next page follows.
   bool by_kept_ids = false;
 };
 
-// self, first, previous, next and last (last only with a total), as (relation, url). A page of
-// zero entries (_count=0, _summary=count) links to itself only.
+// self, first, previous, next and last (last only with a total or a last_cursor), as (relation,
+// url). A page of zero entries (_count=0, _summary=count) links to itself only.
 std::vector<std::pair<std::string, std::string>> MakePagingLinks(const PagingLinks& p);
 
 // Builds a searchset Bundle as text (stored resources embedded without re-parsing unless the

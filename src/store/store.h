@@ -255,6 +255,9 @@ inline size_t SortValueIndex(SearchKind kind) {
 struct SearchAfter {
   std::vector<SortValue> values;
   std::string id;
+  // The position past every match (`values` all empty, no id), for SearchQuery::backward only:
+  // the last page, whose matches are the `count` last ones however many came or went before them.
+  bool end = false;
 };
 
 struct SearchQuery {

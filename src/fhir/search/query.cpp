@@ -980,6 +980,7 @@ Result<ParsedSearch> ParseSearch(std::string_view type, const Params& params,
 }
 
 std::string EncodeSearchCursor(const store::SearchAfter& after, bool backward) {
+  if (after.end) return EncodeBase64(R"({"before":"end"})", true, false);
   json::array a;
   for (const store::SortValue& v : after.values) {
     std::visit(
@@ -1018,6 +1019,11 @@ Result<SearchCursor> DecodeSearchCursor(std::string_view text,
     if (!before || o->size() != 1) return bad("not a list of values");
     list = before;
     cursor.backward = true;
+    if (before->is_string() && before->get_string() == "end") {
+      cursor.at.end = true;
+      cursor.at.values.resize(sort.size());  // no value in any key
+      return cursor;
+    }
   }
   if (!list->is_array()) return bad("not a list of values");
   const json::array& a = list->get_array();

@@ -103,7 +103,8 @@ Result<ParsedSearch> ParseSearch(std::string_view type, const Params& params,
 
 // `_cursor`: a position in a search's order (store::SearchAfter) as the opaque text of a next
 // link: base64url of a JSON array of the sort values and then the id; of a previous link (the
-// page before the position: store::SearchQuery::backward), the same array as {"before": […]}.
+// page before the position: store::SearchQuery::backward), the same array as {"before": […]};
+// of a last link (the page before the end: store::SearchAfter::end), {"before": "end"}.
 // Decoding checks it against the search's sort keys (a value per key, of the key's kind, or null)
 // and fails with kInvalid naming _cursor otherwise.
 std::string EncodeSearchCursor(const store::SearchAfter& after, bool backward = false);

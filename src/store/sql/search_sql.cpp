@@ -769,9 +769,10 @@ std::string BindSortValue(SqlBuilder& b, const SortValue& v, SearchKind kind) {
 std::string AfterCond(SqlBuilder& b, const SearchQuery& q, const std::vector<std::string>& exprs,
                       const std::string& alias) {
   const SearchAfter& after = *q.after;
-  const bool back = q.backward;  // strictly before the position instead
-  std::string any;               // OR of: the keys before k equal, key k after (before)
-  std::string equal;             // AND of the keys so far being equal to the position's
+  const bool back = q.backward;     // strictly before the position instead
+  if (after.end) return "(1 = 1)";  // before the end: every match
+  std::string any;                  // OR of: the keys before k equal, key k after (before)
+  std::string equal;                // AND of the keys so far being equal to the position's
   auto conj = [](const std::string& a, const std::string& c) {
     return a.empty() ? c : a + " AND " + c;
   };
@@ -876,20 +877,23 @@ Statement WalkStatement(const SearchQuery& q, const Dialect& dialect, const Plan
   if (!q.all_of.empty()) {
     sql += " AND " + AllClauses(w, q.all_of, top, q.type, ClauseMode{.walk = &plan});
   }
+  // Backward: from a position with a value, or from the last value of all (a walk after the
+  // matches without a value, SearchAfter::end or a position among them).
   const bool back = q.after && q.backward;
-  if (q.after) {
+  const char* column = k.descending ? "s.end_us" : "s.start_us";
+  const bool from_value = q.after && !q.after->end && !q.after->values.empty() &&
+                          !std::holds_alternative<std::monostate>(q.after->values[0]);
+  if (from_value) {
     // From the position on (a range on the walked index), and only the resources that sort
     // after it by their own sort value: a resource met again at a later value of its own was
     // on an earlier page if its first value was.
     const auto& v = std::get<int64_t>(q.after->values[0]);
-    const char* column = k.descending ? "s.end_us" : "s.start_us";
     sql += std::string(" AND ") + column + (k.descending != back ? " <= " : " >= ") + w.Bind(v);
-    const std::string own = SortExpr(w, k, "r");
-    sql += " AND " + AfterCond(w, q, {own}, "r");
-    // Backward, the walk meets a resource's other values before its sort value: only the row
-    // at its sort value places it.
-    if (back) sql += std::string(" AND ") + column + " = " + own;
+    sql += " AND " + AfterCond(w, q, {SortExpr(w, k, "r")}, "r");
   }
+  // Backward, the walk meets a resource's other values before its sort value: only the row at
+  // its sort value places it.
+  if (back) sql += std::string(" AND ") + column + " = " + SortExpr(w, k, "r");
   if (back) {
     sql +=
         k.descending ? " ORDER BY s.end_us ASC, r.id DESC" : " ORDER BY s.start_us DESC, r.id DESC";
@@ -968,28 +972,36 @@ CompiledSearch CompileSearch(const SearchQuery& q, const Dialect& dialect,
   // A listing of every match's id (ids_only) comes after a count that found them few: collect
   // and sort them, never walk in page order to the last one.
   const bool few = plan.selective || q.ids_only;
-  // A position among the matches without a value: none with a value follows, no walk.
-  const bool after_valued = !q.after || q.after->values.empty() ||
-                            !std::holds_alternative<std::monostate>(q.after->values[0]);
-  if (!q.ids_only && after_valued && WorthWalking(q, plan, dialect, estimator)) {
+  // A position among the matches without a value (or past them all, SearchAfter::end): none with
+  // a value follows it, so a page after it is not walked; a page before it takes the matches
+  // without a value before it, then walks back from the last value of all.
+  const bool after_no_value =
+      q.after && (q.after->end || (!q.after->values.empty() &&
+                                   std::holds_alternative<std::monostate>(q.after->values[0])));
+  const bool back = q.after && q.backward;
+  if (!q.ids_only && (!after_no_value || (back && q.offset <= 0)) &&
+      WorthWalking(q, plan, dialect, estimator)) {
     out.walk = WalkStatement(q, dialect, plan);
     // Backward from a value: only values precede it.
-    if (q.after && q.backward) return out;
-    // Then the matches without a value of the parameter (they sort last), by id.
+    if (back && !after_no_value) return out;
+    // The matches without a value of the parameter (they sort last), by id: after the walk, or
+    // backward before it.
     const std::string no_value = dialect.ProbeExists(
         "idx_date", SearchKind::kDate, "r", "param = " + b.Bind(q.sort[0].param, SqlType::kText));
+    std::string rest_where = where + " AND NOT " + no_value;
+    if (back && !q.after->end) rest_where += " AND r.id < " + b.Bind(q.after->id, SqlType::kBytes);
     const std::string limit = b.Bind(q.count);
     const std::string offset = b.Bind(std::max<int64_t>(q.offset, 0));
-    out.rest = Statement{std::string("SELECT ") + PageColumns(q) + " FROM resource r WHERE " +
-                             where + " AND NOT " + no_value + " ORDER BY " +
-                             dialect.IdTiebreak("r", !q.all_of.empty() && few) + " LIMIT " + limit +
-                             " OFFSET " + offset,
-                         b.params()};
+    out.rest =
+        Statement{std::string("SELECT ") + PageColumns(q) + " FROM resource r WHERE " + rest_where +
+                      " ORDER BY " + dialect.IdTiebreak("r", !q.all_of.empty() && few) +
+                      (back ? " DESC" : "") + " LIMIT " + limit + " OFFSET " + offset,
+                  b.params()};
+    out.rest_first = back;
     return out;
   }
   // Backward (a page before a position): the reverse order, whose first `count` rows are the
   // page's, reversed by RunCompiledSearch.
-  const bool back = q.after && q.backward;
   std::string order;
   for (const SortKey& k : q.sort) {
     order += dialect.OrderTerm(SortExpr(b, k, "r"), k.descending != back, back) + ", ";
@@ -1130,7 +1142,21 @@ Result<SearchPage> RunStatements(const SearchQuery& q, const CompiledSearch& com
     JC_RETURN_IF_ERROR(run.All(q, compiled, page));
     if (!compiled.count) return page;  // the total came from every match
   }
-  if (compiled.walk) {
+  if (compiled.walk && compiled.rest_first) {
+    // Backward from among the matches without a value: those before the position (in reverse),
+    // then the walk back from the last value for the rest of the page.
+    JC_RETURN_IF_ERROR(run.Page(*compiled.rest, false, page.entries));
+    const auto got = static_cast<int64_t>(page.entries.size());
+    if (got < q.count) {
+      SearchQuery walk_q = q;
+      walk_q.count = q.count - got;
+      CompiledSearch walk_only;
+      walk_only.walk = compiled.walk;
+      SearchPage walked;
+      JC_RETURN_IF_ERROR(run.Walk(walk_q, walk_only, walked));
+      for (auto& e : walked.entries) page.entries.push_back(std::move(e));
+    }
+  } else if (compiled.walk) {
     JC_RETURN_IF_ERROR(run.Walk(q, compiled, page));
     if (compiled.count || compiled.total_from_page) {
       page.total = TotalFromPage(q, page.entries.size());

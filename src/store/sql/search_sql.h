@@ -167,6 +167,9 @@ struct CompiledSearch {
   std::optional<Statement> all;
   std::optional<Statement> walk;
   std::optional<Statement> rest;
+  // Backward from among the matches without a value: `rest` (those before the position, in
+  // reverse id order) runs first, and the walk (back from the last value) fills the page.
+  bool rest_first = false;
 };
 
 // Counts the rows of a statement "SELECT count(*) FROM (… LIMIT kEstimateCap) AS e" for the

@@ -132,8 +132,8 @@ TEST_F(SearchApiTest, IncludeCaps) {
   EXPECT_NE(issues[0].find(":iterate stopped"), std::string::npos);
 }
 
-// Past search_total_limit matches the total is left out (and so is the last link) unless the
-// client asks _total=accurate; _summary=count always counts.
+// Past search_total_limit matches the total is left out unless the client asks _total=accurate;
+// _summary=count always counts. The last link, found from the end, needs no total.
 TEST_F(SearchApiTest, TotalIsCountedUpToTheLimitUnlessAccurateIsAsked) {
   Seed();  // four Observations
   FhirApiOptions o;
@@ -141,8 +141,13 @@ TEST_F(SearchApiTest, TotalIsCountedUpToTheLimitUnlessAccurateIsAsked) {
   MakeApi(o);
   auto b = Get("/fhir/Observation?_count=2");
   EXPECT_EQ(b.if_contains("total"), nullptr);
-  EXPECT_EQ(Link(b, "last"), std::nullopt);
+  ASSERT_NE(Link(b, "last"), std::nullopt);
+  EXPECT_NE(Link(b, "last")->find("_cursor="), std::string::npos);
+  EXPECT_EQ(Link(b, "last")->find("_getpagesoffset"), std::string::npos);
   EXPECT_NE(Link(b, "next"), std::nullopt);
+  auto last = Get(Target(*Link(b, "last")));
+  EXPECT_EQ(Entries(last, "match"), (V{"Observation/o3", "Observation/o4"}));
+  EXPECT_FALSE(Link(last, "next"));
   b = Get("/fhir/Observation?_count=2&_total=estimate");
   EXPECT_EQ(b.if_contains("total"), nullptr);
   b = Get("/fhir/Observation?_count=2&_total=accurate");
@@ -235,6 +240,59 @@ TEST_F(SearchApiTest, NextLinksPastTheKeptIdsStartAfterTheLastEntry) {
   // A cursor of another order (two values for one key).
   r = Call("GET", "/fhir/Observation?_sort=_id&_cursor=WzEsMiwiazEiXQ");
   EXPECT_EQ(r.status, 400);
+}
+
+// The last link is the page before the end (a _cursor, not an offset computed from the first
+// page's total): the last _count matches of the snapshot however many before them dropped out
+// since. It has no next link; its previous link goes back by cursor. With kept ids its
+// _getpagesoffset serves the same page, and another process finds it from the cursor.
+TEST_F(SearchApiTest, LastLinkIsTheMatchesBeforeTheEnd) {
+  for (int i = 1; i <= 7; ++i) Put(Obs("k" + std::to_string(i), "p1", "8867-4"));
+  for (const bool kept : {false, true}) {
+    for (const std::string sort : {"_id", "-_lastUpdated,_id", "-code,-_id"}) {
+      SCOPED_TRACE(sort + (kept ? ", kept ids" : ""));
+      FhirApiOptions o;
+      if (!kept) o.search_results.max_ids = 0;
+      MakeApi(o);
+      const std::string search = "/fhir/Observation?code=8867-4&_sort=" + sort;
+      const V order = Entries(Get(search + "&_count=100"), "match");
+      ASSERT_EQ(order.size(), 7u);
+      auto b = Get(search + "&_count=2");
+      ASSERT_TRUE(Link(b, "last"));
+      EXPECT_NE(Link(b, "last")->find("_cursor="), std::string::npos);
+      EXPECT_EQ(Link(b, "last")->find("_getpagesoffset=5") != std::string::npos, true);
+      EXPECT_EQ(Link(b, "last")->find("_getpages=") != std::string::npos, kept);
+      if (kept) {
+        // From the kept ids, then in another process from the cursor: the same page.
+        auto last = Get(Target(*Link(b, "last")));
+        EXPECT_EQ(Entries(last, "match"), V(order.end() - 2, order.end()));
+        EXPECT_FALSE(Link(last, "next"));
+        MakeApi(o);
+        last = Get(Target(*Link(b, "last")));
+        EXPECT_EQ(Entries(last, "match"), V(order.end() - 2, order.end()));
+        EXPECT_FALSE(Link(last, "next"));
+        continue;
+      }
+      // Both entries of the first page change after it was served: by offset the last page
+      // (from 6 of 7) would now be empty.
+      ASSERT_EQ(Call("DELETE", "/fhir/" + order[0]).status, 204);
+      Put(Obs(order[1].substr(order[1].find('/') + 1), "p1", "8867-4"));
+      auto last = Get(Target(*Link(b, "last")));
+      EXPECT_EQ(Entries(last, "match"), V(order.end() - 2, order.end()));
+      EXPECT_EQ(last.at("total"), 5);
+      EXPECT_FALSE(Link(last, "next"));
+      EXPECT_EQ(Entries(Get(Target(*Link(last, "self"))), "match"), Entries(last, "match"));
+      ASSERT_TRUE(Link(last, "previous"));
+      auto prev = Get(Target(*Link(last, "previous")));
+      EXPECT_EQ(Entries(prev, "match"), V(order.end() - 4, order.end() - 2));
+      ASSERT_TRUE(Link(prev, "next"));
+      EXPECT_EQ(Entries(Get(Target(*Link(prev, "next"))), "match"), Entries(last, "match"));
+      // Put the two back as they were for the next order.
+      Put(Obs(order[0].substr(order[0].find('/') + 1), "p1", "8867-4"));
+    }
+  }
+  // A cursor of the end on a forward page is not the server's.
+  EXPECT_EQ(Call("GET", "/fhir/Observation?_cursor=ImVuZCI").status, 400);
 }
 
 // Links of pages served from kept ids carry a _cursor beside _getpages: another process (a fresh
@@ -348,8 +406,9 @@ TEST_F(SearchApiTest, PagingLinksWalkTheSnapshot) {
   EXPECT_FALSE(Link(n, "next"));
   auto first = Get(Target(*Link(n, "previous")));
   EXPECT_EQ(Entries(first, "match"), (V{"Observation/o1", "Observation/o2", "Observation/o3"}));
-  // self repeats the request (its cursor too); last is the same page by offset.
-  EXPECT_EQ(Entries(Get(Target(*Link(n, "last"))), "match"), V{"Observation/o4"});
+  // self repeats the request (its cursor too); last is the last three matches.
+  EXPECT_EQ(Entries(Get(Target(*Link(n, "last"))), "match"),
+            (V{"Observation/o2", "Observation/o3", "Observation/o4"}));
   EXPECT_EQ(Entries(Get(Target(*Link(n, "self"))), "match"), V{"Observation/o4"});
 }
 

@@ -1186,27 +1186,36 @@ class Comparison {
                          FirstIds(ids), FirstIds(expected));
     }
     // And backward (SearchQuery::backward) from the last match, each page before the first
-    // entry of the one after it: every match but the last.
+    // entry of the one after it: every match but the last; from the end (a last link's
+    // SearchAfter::end), every match.
     store::SearchQuery whole = q;
     whole.after.reset();
     whole.count = static_cast<int64_t>(expected.size());
     auto all = txn_.Search(whole);
     if (!all.ok() || !all->last) return "  no position of the last match\n";
-    q.after = all->last;
-    q.backward = true;
-    std::vector<std::string> back;
-    for (size_t pages = 0; pages <= expected.size() + 1; ++pages) {
-      auto page = txn_.Search(q);
-      if (!page.ok()) return "  a page before a cursor failed: " + page.error().message + "\n";
-      std::vector<std::string> got;
-      for (const auto& v : page->entries) got.push_back(v.id);
-      back.insert(back.begin(), got.begin(), got.end());
-      if (!page->first || static_cast<int64_t>(got.size()) < q.count) break;
-      q.after = page->first;
+    store::SearchAfter end;
+    end.end = true;
+    end.values.resize(q.sort.size());
+    for (const bool from_end : {false, true}) {
+      q.after = from_end ? end : *all->last;
+      q.backward = true;
+      std::vector<std::string> back;
+      for (size_t pages = 0; pages <= expected.size() + 1; ++pages) {
+        auto page = txn_.Search(q);
+        if (!page.ok()) return "  a page before a cursor failed: " + page.error().message + "\n";
+        std::vector<std::string> got;
+        for (const auto& v : page->entries) got.push_back(v.id);
+        back.insert(back.begin(), got.begin(), got.end());
+        if (!page->first || static_cast<int64_t>(got.size()) < q.count) break;
+        q.after = page->first;
+      }
+      if (back != std::vector<std::string>(expected.begin(), expected.end() - (from_end ? 0 : 1))) {
+        return fmt::format("  pages of {} before each first entry{}: {}\n  one search: {}\n",
+                           q.count, from_end ? ", from the end" : "", FirstIds(back),
+                           FirstIds(expected));
+      }
     }
-    if (back == std::vector<std::string>(expected.begin(), expected.end() - 1)) return {};
-    return fmt::format("  pages of {} before each first entry: {}\n  one search: {}\n", q.count,
-                       FirstIds(back), FirstIds(expected));
+    return {};
   }
 
   double reference_seconds = 0, sql_seconds = 0;

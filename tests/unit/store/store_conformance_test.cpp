@@ -1242,18 +1242,23 @@ TEST_P(StoreSearchConformance, PagesAfterTheLastEntryVisitEveryMatchOnceInOrder)
       }
       // Backward (SearchQuery::backward) from the last match, each page before the previous
       // one's first entry: every match but the last once, the pages in order, the last short.
+      // From the end (SearchAfter::end, a last page): every match.
       SearchQuery everything = whole;
       everything.count = static_cast<int64_t>(all->entries.size());
       everything.want_last = true;
       auto whole_page = (*txn)->Search(everything);
       ASSERT_OK(whole_page);
       ASSERT_TRUE(whole_page->last);
-      for (const int64_t count : {1, 4, 7}) {
+      SearchAfter end;
+      end.end = true;
+      end.values.resize(keys.size());
+      for (const auto& [from_end, count] : std::vector<std::pair<bool, int64_t>>{
+               {false, 1}, {false, 4}, {false, 7}, {true, 1}, {true, 4}, {true, 7}}) {
         SearchQuery q = whole;
         q.count = count;
         q.want_last = true;
         q.backward = true;
-        q.after = whole_page->last;
+        q.after = from_end ? end : *whole_page->last;
         std::vector<std::string> paged;
         for (int pages = 0; pages < 100; ++pages) {
           auto page = (*txn)->Search(q);
@@ -1269,10 +1274,11 @@ TEST_P(StoreSearchConformance, PagesAfterTheLastEntryVisitEveryMatchOnceInOrder)
           q.after = page->first;
         }
         std::vector<std::string> expected = ids(*all);
-        expected.pop_back();
+        if (!from_end) expected.pop_back();
         EXPECT_EQ(paged, expected)
-            << "backward: sort keys " << keys.size() << (with_clause ? ", odd" : "")
-            << ", first key " << (keys.empty() ? "-" : keys[0].param)
+            << "backward" << (from_end ? " from the end" : "") << ": sort keys " << keys.size()
+            << (with_clause ? ", odd" : "") << ", first key "
+            << (keys.empty() ? "-" : keys[0].param)
             << (keys.empty() || !keys[0].descending ? "" : " desc") << ", pages of " << count;
       }
     }
