@@ -986,9 +986,10 @@ CompiledSearch CompileSearch(const SearchQuery& q, const Dialect& dialect,
     if (back && !after_no_value) return out;
     // The matches without a value of the parameter (they sort last), by id: after the walk, or
     // backward before it.
-    const std::string no_value = dialect.ProbeExists(
-        "idx_date", SearchKind::kDate, "r", "param = " + b.Bind(q.sort[0].param, SqlType::kText));
-    std::string rest_where = where + " AND NOT " + no_value;
+    const std::string type = b.Bind(q.type, SqlType::kText);
+    std::string rest_where = where + " AND " +
+                             dialect.HasNoRow("idx_date", SearchKind::kDate, "r", type,
+                                              b.Bind(q.sort[0].param, SqlType::kText));
     if (back && !q.after->end) rest_where += " AND r.id < " + b.Bind(q.after->id, SqlType::kBytes);
     const std::string limit = b.Bind(q.count);
     const std::string offset = b.Bind(std::max<int64_t>(q.offset, 0));
@@ -999,6 +1000,32 @@ CompiledSearch CompileSearch(const SearchQuery& q, const Dialect& dialect,
                   b.params()};
     out.rest_first = back;
     return out;
+  }
+  if (estimator && !q.all_of.empty() && few && q.after && !q.sort.empty()) {
+    // Few matches after a position: as below, but each match's sort values are read once, into
+    // a materialised common table expression, rather than once for the position's test (up to
+    // three times a key) and again for the order (the date-sorted 5,700 Observations of a code
+    // at 200,000 resources: a page after a cursor 50-95 ms, by offset 33-37).
+    std::string keys;
+    std::string order;
+    std::vector<std::string> exprs;
+    for (size_t i = 0; i < q.sort.size(); ++i) {
+      const SortKey& k = q.sort[i];
+      keys += ", " + SortExpr(b, k, "r") + " AS k" + std::to_string(i);
+      exprs.push_back("k.k" + std::to_string(i));
+      order += dialect.OrderTerm(exprs.back(), k.descending != back, back) + ", ";
+    }
+    order += dialect.IdTiebreak("k", true) + (back ? " DESC" : "");
+    const std::string with = "WITH k AS MATERIALIZED (SELECT r.rid, r.id" + keys +
+                             " FROM resource r WHERE " + where + ") ";
+    const std::string cond = AfterCond(b, q, exprs, "k");
+    out.all =
+        Statement{dialect.NumbersAll()
+                      ? with + "SELECT k.rid, k.id, row_number() OVER (ORDER BY " + order +
+                            ") AS n FROM k WHERE " + cond
+                      : with + "SELECT k.rid, k.id FROM k WHERE " + cond + " ORDER BY " + order,
+                  b.params()};
+    return out;  // the count runs for the total
   }
   // Backward (a page before a position): the reverse order, whose first `count` rows are the
   // page's, reversed by RunCompiledSearch.

@@ -100,6 +100,15 @@ class Dialect final : public sql::Dialect {
            alias + ".rid), " + std::to_string(static_cast<int>(kind)) + ") WHERE " + cond + ")";
   }
 
+  // Every rid of the parameter, collected once from the index's primary key, and each resource
+  // looked up in that set: probing each resource's own index keys instead cost ~4.6 us a
+  // resource (the undated of 17,490 Encounters: 81 ms, this form 18).
+  std::string HasNoRow(const char* table, SearchKind, const std::string& alias,
+                       const std::string& type, const std::string& param) const override {
+    return alias + ".rid NOT IN (SELECT rid FROM " + table + " WHERE type = " + type +
+           " AND param = " + param + ")";
+  }
+
   bool IntersectsCollectedScans() const override { return true; }
 
   // "+id" is not indexable, so with criteria SQLite filters first and sorts the page after.
