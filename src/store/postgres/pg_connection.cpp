@@ -230,9 +230,11 @@ Status PgConnection::ExecNow(const std::string& sql, bool commit) {
   return Status::Ok();
 }
 
-Result<PgResult> PgConnection::Query(const std::string& sql, const PgParams& params) {
-  if (lazy_begin_.empty() && unread_.empty() && !end_pending_) return QueryNow(sql, params);
-  const std::vector<PgStatement> one = {{&sql, &params}};
+Result<PgResult> PgConnection::Query(const std::string& sql, const PgParams& params,
+                                     bool plan_each_time) {
+  if (lazy_begin_.empty() && unread_.empty() && !end_pending_)
+    return QueryNow(sql, params, plan_each_time);
+  const std::vector<PgStatement> one = {{&sql, &params, plan_each_time}};
   return WithLazyBegin<Result<PgResult>>([&](const std::string& prefix) -> Result<PgResult> {
     JC_ASSIGN_OR_RETURN(std::vector<PgResult> results, QueryPipelined(prefix, one));
     return std::move(results.back());
@@ -267,8 +269,23 @@ struct WireParams {
 
 }  // namespace
 
-Result<PgResult> PgConnection::QueryNow(const std::string& sql, const PgParams& params) {
+Result<PgResult> PgConnection::QueryNow(const std::string& sql, const PgParams& params,
+                                        bool plan_each_time) {
   last_sqlstate_.clear();
+  if (plan_each_time) {
+    const auto& types = params.types();
+    const WireParams wire(params);
+    PGresult* r = PQexecParams(conn_, sql.c_str(), wire.count(),
+                               reinterpret_cast<const Oid*>(types.data()), wire.values.data(),
+                               wire.lengths.data(), wire.formats.data(), /*resultFormat=*/1);
+    const ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+      Error e = LastError(r, "query");
+      PQclear(r);
+      return e;
+    }
+    return PgResult(r);
+  }
   auto it = prepared_.find(sql);
   if (it == prepared_.end()) {
     std::string name = "s" + std::to_string(next_name_++);
@@ -307,7 +324,7 @@ Result<std::vector<PgResult>> PgConnection::QueryPipelined(
   struct Step {
     const std::string* sql;
     const PgParams* params;
-    std::string name;
+    std::string name;  // empty: sent unnamed, planned for its values (PgStatement::plan_each_time)
     bool prepare;
     Role role;
   };
@@ -317,7 +334,11 @@ Result<std::vector<PgResult>> PgConnection::QueryPipelined(
   // Statements not prepared yet on this connection, by SQL text: a text that occurs twice in
   // one pipeline is prepared once.
   std::unordered_map<std::string_view, std::string> preparing;
-  auto add = [&](const std::string& text, const PgParams& p, Role role) {
+  auto add = [&](const std::string& text, const PgParams& p, Role role, bool each_time = false) {
+    if (each_time) {
+      steps.push_back({&text, &p, std::string(), false, role});
+      return;
+    }
     if (auto it = prepared_.find(text); it != prepared_.end()) {
       steps.push_back({&text, &p, it->second, false, role});
       return;
@@ -334,7 +355,8 @@ Result<std::vector<PgResult>> PgConnection::QueryPipelined(
   if (end_pending_) add(kRollback, kNoParams, Role::kEnd);
   end_pending_ = false;
   if (!prefix.empty()) add(prefix, kNoParams, Role::kBegin);
-  for (const PgStatement& st : statements) add(*st.sql, *st.params, Role::kStatement);
+  for (const PgStatement& st : statements)
+    add(*st.sql, *st.params, Role::kStatement, st.plan_each_time);
 
   if (PQpipelineStatus(conn_) == PQ_PIPELINE_OFF && PQenterPipelineMode(conn_) != 1) {
     return Lost("enter pipeline mode");
@@ -346,6 +368,12 @@ Result<std::vector<PgResult>> PgConnection::QueryPipelined(
       sent =
           PQsendPrepare(conn_, step.name.c_str(), step.sql->c_str(), static_cast<int>(types.size()),
                         reinterpret_cast<const Oid*>(types.data()));
+    } else if (step.name.empty()) {
+      const auto& types = step.params->types();
+      const WireParams wire(*step.params);
+      sent = PQsendQueryParams(conn_, step.sql->c_str(), wire.count(),
+                               reinterpret_cast<const Oid*>(types.data()), wire.values.data(),
+                               wire.lengths.data(), wire.formats.data(), /*resultFormat=*/1);
     } else {
       const WireParams wire(*step.params);
       sent = PQsendQueryPrepared(conn_, step.name.c_str(), wire.count(), wire.values.data(),

@@ -99,6 +99,7 @@ class PgResult {
 struct PgStatement {
   const std::string* sql;
   const PgParams* params;
+  bool plan_each_time = false;  // see PgConnection::Query
 };
 
 class PgConnection {
@@ -114,7 +115,12 @@ class PgConnection {
   // Runs `sql` ($1, $2 … placeholders) as a prepared statement: prepared on this connection the
   // first time it is seen, by name afterwards (keyed by the SQL text, so call sites never manage
   // names). The parameter types are fixed by the first call.
-  Result<PgResult> Query(const std::string& sql, const PgParams& params = {});
+  // `plan_each_time`: sent unnamed instead (parsed and planned for these values each time, never
+  // kept), for a statement whose best plan depends on its values: PostgreSQL plans a prepared
+  // statement once for any values after its fifth run when that looks no dearer, and a search
+  // over many rows then kept a plan 2.5 times slower than the one for its own values.
+  Result<PgResult> Query(const std::string& sql, const PgParams& params = {},
+                         bool plan_each_time = false);
   // Runs `statements` in order in one round trip (one pipeline, prepared like Query's), and
   // returns their results in order. The server stops at the first failure and skips the rest,
   // which is then the call's error (inside a transaction block, the transaction is aborted as
@@ -170,7 +176,7 @@ class PgConnection {
   template <class R, class F>
   R WithLazyBegin(F run);
   Status ExecNow(const std::string& sql, bool commit);
-  Result<PgResult> QueryNow(const std::string& sql, const PgParams& params);
+  Result<PgResult> QueryNow(const std::string& sql, const PgParams& params, bool plan_each_time);
   // Sends the pending end (if any), `prefix` (if any) and the statements in one pipeline, and
   // reads every answer due before them (the ROLLBACKs sent without waiting), then theirs: the
   // statements' results, in order.

@@ -264,10 +264,12 @@ class Estimator final : public sql::RowEstimator {
 // Each statement of a compiled search on one connection (sql::RunCompiledSearch runs them).
 class PgStatements final : public sql::SearchStatements {
  public:
-  explicit PgStatements(PgConnection& c) : c_(c) {}
+  // `each_time`: the search's statements are planned for their values each time
+  // (sql::CompiledSearch::plan_each_time, PgConnection::Query).
+  PgStatements(PgConnection& c, bool each_time) : c_(c), each_(each_time) {}
   Result<std::optional<int64_t>> Page(const sql::Statement& st, bool page_total,
                                       std::vector<ResourceVersion>& entries) override {
-    JC_ASSIGN_OR_RETURN(PgResult r, c_.Query(st.sql, ToPgParams(st.params)));
+    JC_ASSIGN_OR_RETURN(PgResult r, c_.Query(st.sql, ToPgParams(st.params), each_));
     entries.reserve(static_cast<size_t>(r.rows()));
     for (int i = 0; i < r.rows(); ++i) entries.push_back(RowToVersion(r, i));
     if (page_total && r.rows() > 0) return std::optional<int64_t>(r.Int(0, 6));
@@ -278,7 +280,7 @@ class PgStatements final : public sql::SearchStatements {
   // The page of a walk (sql::CompiledSearch::walk, then rest).
   Status Walk(const SearchQuery& q, const sql::CompiledSearch& compiled, SearchPage& page) override;
   Result<int64_t> Count(const sql::Statement& st) override {
-    JC_ASSIGN_OR_RETURN(PgResult r, c_.Query(st.sql, ToPgParams(st.params)));
+    JC_ASSIGN_OR_RETURN(PgResult r, c_.Query(st.sql, ToPgParams(st.params), each_));
     return r.rows() ? r.Int(0, 0) : 0;
   }
   Result<std::vector<SortValue>> SortValues(const sql::Statement& st,
@@ -292,6 +294,7 @@ class PgStatements final : public sql::SearchStatements {
 
  private:
   PgConnection& c_;
+  bool each_;
 };
 
 // Every match's rid, id and number in order (`all`, numbered), and the page's rows joined by rid,
@@ -320,7 +323,8 @@ Status PgStatements::All(const SearchQuery& q, const sql::CompiledSearch& compil
   if (q.ids_only) {
     // An ids-only listing needs no resource row: the numbered ids in the page's range, each
     // entry with its type and id only (SearchQuery::ids_only is for listing the ids).
-    JC_ASSIGN_OR_RETURN(PgResult r, c.Query(compiled.all->sql, ToPgParams(compiled.all->params)));
+    JC_ASSIGN_OR_RETURN(PgResult r, c.Query(compiled.all->sql, ToPgParams(compiled.all->params),
+                                            compiled.plan_each_time));
     std::vector<std::pair<int64_t, int>> matches;
     for (int i = 0; i < r.rows(); ++i) matches.emplace_back(r.Int(i, 2), i);
     take_matches(r, matches);
@@ -343,7 +347,7 @@ Status PgStatements::All(const SearchQuery& q, const sql::CompiledSearch& compil
   PgParams params = ToPgParams(compiled.all->params);
   params.Int(offset);
   params.Int(end);
-  JC_ASSIGN_OR_RETURN(PgResult r, c.Query(sql, params));
+  JC_ASSIGN_OR_RETURN(PgResult r, c.Query(sql, params, compiled.plan_each_time));
   // The page's rows (type set) and one row per match (type NULL), each with its number.
   std::vector<std::pair<int64_t, int>> page_rows;  // (number, row)
   std::vector<std::pair<int64_t, int>> matches;
@@ -374,7 +378,7 @@ Status PgStatements::Walk(const SearchQuery& q, const sql::CompiledSearch& compi
   for (;;) {
     PgParams params = ToPgParams(compiled.walk->params);
     params.Int(limit);
-    JC_ASSIGN_OR_RETURN(PgResult r, c.Query(sql, params));
+    JC_ASSIGN_OR_RETURN(PgResult r, c.Query(sql, params, compiled.plan_each_time));
     page.entries.clear();
     distinct = 0;
     std::unordered_set<int64_t> seen;
@@ -391,7 +395,8 @@ Status PgStatements::Walk(const SearchQuery& q, const sql::CompiledSearch& compi
   std::vector<sql::Param> rest = compiled.rest->params;
   rest[rest.size() - 2].value = static_cast<int64_t>(count - page.entries.size());
   rest[rest.size() - 1].value = static_cast<int64_t>(offset > distinct ? offset - distinct : 0);
-  JC_ASSIGN_OR_RETURN(PgResult r, c.Query(compiled.rest->sql, ToPgParams(rest)));
+  JC_ASSIGN_OR_RETURN(PgResult r,
+                      c.Query(compiled.rest->sql, ToPgParams(rest), compiled.plan_each_time));
   for (int i = 0; i < r.rows(); ++i) page.entries.push_back(RowToVersion(r, i));
   return Status::Ok();
 }
@@ -402,7 +407,7 @@ Result<SearchPage> QuerySearchUnbounded(PgConnection& c, const SearchQuery& q,
   sql::EstimateCache::Estimator cached(estimator, estimates);
   const sql::CompiledSearch compiled = sql::CompileSearch(q, PostgresDialect(), &cached);
   if (estimator.failure()) return *estimator.failure();
-  PgStatements run(c);
+  PgStatements run(c, compiled.plan_each_time);
   return sql::RunCompiledSearch(q, compiled, run);
 }
 

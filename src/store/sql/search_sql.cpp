@@ -948,6 +948,7 @@ CompiledSearch CompileSearch(const SearchQuery& q, const Dialect& dialect,
                                      : ClauseMode{.planned = &plan, .scans = &scans});
 
   CompiledSearch out;
+  out.plan_each_time = !q.all_of.empty() && (!plan.fewest || *plan.fewest > kTinyEstimate);
   std::string count_sql;
   // One more than the limit, to tell "exactly the limit" from "more" (TotalFromCount). The
   // limit is the server's setting, not a request's value: a literal keeps the statement one

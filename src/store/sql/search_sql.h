@@ -177,6 +177,10 @@ struct CompiledSearch {
   // Backward from among the matches without a value: `rest` (those before the position, in
   // reverse id order) runs first, and the walk (back from the last value) fills the page.
   bool rest_first = false;
+  // The search is not driven by a clause of few index rows (kTinyEstimate): how many rows its
+  // statements read depends on their values, so a backend whose plans can be kept and reused for
+  // any values (PostgreSQL's prepared statements) plans them for these values each time.
+  bool plan_each_time = false;
 };
 
 // Counts the rows of a statement "SELECT count(*) FROM (… LIMIT kEstimateCap) AS e" for the

@@ -1263,6 +1263,46 @@ TEST_F(PostgresStoreTest, APipelinedPrepareOrBeginFailureLeavesTheConnectionUsab
   }
 }
 
+// A statement planned for its values each time (PgConnection::Query's plan_each_time, a search
+// over many rows) is sent unnamed, alone or in a pipeline with a pending BEGIN: it answers, is
+// never kept as a prepared statement, fails like any other, and the same text sent the usual way
+// is prepared once.
+TEST_F(PostgresStoreTest, AStatementPlannedEachTimeIsNeverPrepared) {
+  auto opened = PgConnection::Open(db_.url);
+  ASSERT_TRUE(opened.ok()) << opened.error().message;
+  PgConnection& c = **opened;
+  const std::string sql = "SELECT $1::int8 + 1";
+  auto prepared = [&] {
+    auto r = c.Query("SELECT count(*) FROM pg_prepared_statements WHERE statement = $1",
+                     postgres::PgParams().Text(sql));
+    EXPECT_TRUE(r.ok()) << r.error().message;
+    return r.ok() ? r->Int(0, 0) : -1;
+  };
+  auto one = c.Query(sql, postgres::PgParams().Int(41), true);
+  ASSERT_TRUE(one.ok()) << one.error().message;
+  EXPECT_EQ(one->Int(0, 0), 42);
+  EXPECT_EQ(prepared(), 0);
+  c.BeginLazily("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+  one = c.Query(sql, postgres::PgParams().Int(1), true);  // with the BEGIN, in one pipeline
+  ASSERT_TRUE(one.ok()) << one.error().message;
+  EXPECT_EQ(one->Int(0, 0), 2);
+  EXPECT_TRUE(c.InTransaction());
+  EXPECT_EQ(prepared(), 0);
+  auto bad = c.Query("SELEC $1::int8", postgres::PgParams().Int(1), true);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(c.LastSqlState(), "42601");
+  EXPECT_TRUE(c.Healthy());
+  c.EndLazily();
+  one = c.Query(sql, postgres::PgParams().Int(2));  // the usual way, after the pending ROLLBACK
+  ASSERT_TRUE(one.ok()) << one.error().message;
+  EXPECT_EQ(one->Int(0, 0), 3);
+  EXPECT_EQ(prepared(), 1);
+  one = c.Query(sql, postgres::PgParams().Int(3), true);
+  ASSERT_TRUE(one.ok()) << one.error().message;
+  EXPECT_EQ(one->Int(0, 0), 4);
+  EXPECT_EQ(prepared(), 1);
+}
+
 // The server drops a pooled read connection whose previous transaction's ROLLBACK is pending or
 // sent with its answer unread: the next read transaction reopens it and answers, since nothing
 // of it had run.
