@@ -275,9 +275,15 @@ TEST(SearchSql, PositionAndLastEntryStatementsAreInStepOnBothDialects) {
 // Counts index rows by table: `token` rows for idx_token scans, `string` for idx_string.
 class TableEstimator final : public sql::RowEstimator {
  public:
-  TableEstimator(int64_t token, int64_t string, std::optional<int64_t> references = std::nullopt)
-      : token_(token), string_(string), references_(references) {}
+  TableEstimator(int64_t token, int64_t string, std::optional<int64_t> references = std::nullopt,
+                 std::optional<int64_t> resources = std::nullopt)
+      : token_(token), string_(string), references_(references), resources_(resources) {}
   std::optional<int64_t> CountRows(const sql::Statement& st) override {
+    // A type's resources, counted up to the statement's limit.
+    if (resources_ && st.sql.find("FROM resource r WHERE") != std::string::npos) {
+      const int64_t limit = std::stoll(st.sql.substr(st.sql.rfind("LIMIT ") + 6));
+      return std::min(*resources_, limit);
+    }
     // A chain's references (their targets' criterion nested inside).
     if (references_ && st.sql.find("(SELECT rid FROM idx_reference") != std::string::npos)
       return references_;
@@ -289,6 +295,7 @@ class TableEstimator final : public sql::RowEstimator {
  private:
   int64_t token_, string_;
   std::optional<int64_t> references_;
+  std::optional<int64_t> resources_;
 };
 
 // Over many matches (no criterion counted under the cap) SQLite pages in id order by probes and
@@ -366,6 +373,42 @@ TEST(SearchSql, AHasOfFewReferrersIsCollectedOnceOnPostgres) {
     EXPECT_FALSE(c.all);
     EXPECT_TRUE(c.page);
     EXPECT_TRUE(c.count);
+  }
+}
+
+// SQLite: a _has is collected when its referrers are few for the targets there are (each
+// referrer's target looked up costs about what testing one target does, and a probing walk tests
+// T / referrers x a page of them), else probed by a walk in id order.
+TEST(SearchSql, AHasIsCollectedBelowItsBreakEvenWithAProbingWalk) {
+  SearchQuery q;
+  q.type = "Patient";
+  q.count = 50;
+  q.total_limit = 1000;
+  SearchClause has = Clause(SearchKind::kReverseChain, "subject", {});
+  has.links = {SearchLink{"Condition", {Clause(SearchKind::kToken, "code", {Code("E11")})}}};
+  q.all_of = {has};
+  const std::string collected = "SELECT target_id FROM idx_reference";
+  auto sql = [&](sql::RowEstimator& estimator) {
+    const auto c = CompileSearch(q, sqlite::SqliteDialect(), &estimator);
+    return c.all ? c.all->sql : c.page ? c.page->sql : std::string();
+  };
+  {
+    // 8,292 referrers among 203,965 patients (a county of 2.2 million resources): probed; so
+    // are 286 among 660 (the Synthea sample x 22), where a page is found in ~116 tests.
+    TableEstimator county(8292, 0, std::nullopt, 203965);
+    EXPECT_EQ(sql(county).find(collected), std::string::npos) << sql(county);
+    TableEstimator dense(286, 0, std::nullopt, 660);
+    EXPECT_EQ(sql(dense).find(collected), std::string::npos) << sql(dense);
+  }
+  {
+    // 2,000 among 203,965: collected.
+    TableEstimator rare(2000, 0, std::nullopt, 203965);
+    EXPECT_NE(sql(rare).find(collected), std::string::npos) << sql(rare);
+  }
+  {
+    // Past the count's cap the targets are taken as ten times it: 5,000 referrers collected.
+    TableEstimator city(5000, 0, std::nullopt, 5000000);
+    EXPECT_NE(sql(city).find(collected), std::string::npos) << sql(city);
   }
 }
 
