@@ -376,6 +376,23 @@ TEST(SearchSql, AHasOfFewReferrersIsCollectedOnceOnPostgres) {
   }
 }
 
+// A date eq (the stored range within the searched one) bounds both columns on both sides, so
+// that an index on either reads only the range (with only "end <= hi", SQLite read every date
+// before it).
+TEST(SearchSql, ADateEqBoundsBothColumnsOnBothSides) {
+  SearchQuery q;
+  q.type = "Encounter";
+  SearchValue day;
+  day.prefix = SearchPrefix::kEq;
+  day.lo_us = 1000;
+  day.hi_us = 2000;
+  q.all_of = {Clause(SearchKind::kDate, "date", {day})};
+  const auto c = CompileSearch(q, sqlite::SqliteDialect());
+  const std::string& sql = c.all ? c.all->sql : c.page->sql;
+  for (const std::string bound : {"start_us >= ", "start_us <= ", "end_us >= ", "end_us <= "})
+    EXPECT_NE(sql.find(bound), std::string::npos) << bound << " in " << sql;
+}
+
 // SQLite: a _has is collected when its referrers are few for the targets there are (each
 // referrer's target looked up costs about what testing one target does, and a probing walk tests
 // T / referrers x a page of them), else probed by a walk in id order.
