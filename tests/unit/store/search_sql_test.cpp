@@ -343,6 +343,17 @@ TEST(SearchSql, ManyMatchesAreProbedAndAChainOfFewTargetsIsCollected) {
     EXPECT_LT(sql.find("FROM idx_token"), sql.find("FROM idx_reference")) << sql;
   }
   {
+    // The chain drives at 46,805 references (not few) and the code, uncounted, is probed beside
+    // it: the total is not counted to the limit (each count probes until 1,001 match), only
+    // proven by a short page.
+    TableEstimator chain_drives(sql::kEstimateCap, 12, 46805);
+    const auto c = CompileSearch(q, sqlite::SqliteDialect(), &chain_drives);
+    ASSERT_TRUE(c.page);
+    EXPECT_FALSE(c.count);
+    EXPECT_TRUE(c.total_from_page);
+    EXPECT_NE(c.page->sql.find(probed), std::string::npos) << c.page->sql;
+  }
+  {
     TableEstimator many(sql::kEstimateCap, sql::kEstimateCap);
     const auto c = CompileSearch(q, postgres::PostgresDialect(), &many);
     EXPECT_TRUE(c.count);
