@@ -272,22 +272,8 @@ struct WireParams {
 Result<PgResult> PgConnection::QueryNow(const std::string& sql, const PgParams& params,
                                         bool plan_each_time) {
   last_sqlstate_.clear();
-  if (plan_each_time) {
-    const auto& types = params.types();
-    const WireParams wire(params);
-    PGresult* r = PQexecParams(conn_, sql.c_str(), wire.count(),
-                               reinterpret_cast<const Oid*>(types.data()), wire.values.data(),
-                               wire.lengths.data(), wire.formats.data(), /*resultFormat=*/1);
-    const ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
-    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-      Error e = LastError(r, "query");
-      PQclear(r);
-      return e;
-    }
-    return PgResult(r);
-  }
   auto it = prepared_.find(sql);
-  if (it == prepared_.end()) {
+  if (it == prepared_.end() && !plan_each_time) {
     std::string name = "s" + std::to_string(next_name_++);
     const auto& types = params.types();
     PGresult* r = PQprepare(conn_, name.c_str(), sql.c_str(), static_cast<int>(types.size()),
@@ -301,8 +287,14 @@ Result<PgResult> PgConnection::QueryNow(const std::string& sql, const PgParams& 
     it = prepared_.emplace(sql, std::move(name)).first;
   }
   const WireParams wire(params);
-  PGresult* r = PQexecPrepared(conn_, it->second.c_str(), wire.count(), wire.values.data(),
-                               wire.lengths.data(), wire.formats.data(), /*resultFormat=*/1);
+  // Planned each time: sent unnamed, parsed and planned with its values (PQexecParams).
+  PGresult* r =
+      plan_each_time
+          ? PQexecParams(conn_, sql.c_str(), wire.count(),
+                         reinterpret_cast<const Oid*>(params.types().data()), wire.values.data(),
+                         wire.lengths.data(), wire.formats.data(), /*resultFormat=*/1)
+          : PQexecPrepared(conn_, it->second.c_str(), wire.count(), wire.values.data(),
+                           wire.lengths.data(), wire.formats.data(), /*resultFormat=*/1);
   const ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
   if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
     Error e = LastError(r, "query");
