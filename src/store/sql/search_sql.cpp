@@ -340,16 +340,63 @@ std::string ReverseChainCond(SqlBuilder& b, const SearchClause& c, const Scope& 
          nested + "))";
 }
 
-// Both components within one composite row.
-std::string CompositeCond(SqlBuilder& b, const SearchClause& c, const SearchValue& v) {
-  if (c.components.size() != 2 || v.components.size() != 2) return False(b);
-  const std::string first = TokenCond(b, v.components[0], kCompositeFirst);
-  return "(" + first + " AND " + ValueCond(b, c.components[1], v.components[1], kCompositeSecond) +
-         ")";
+// The (system1, code2, system2) of idx_composite's rows under `rows` (the type and parameter,
+// unqualified) and code1 = `code` (system1 = `system` when given), one index seek each: a
+// recursive CTE per key column, each next value the min() past the one before
+// (Dialect::LooseScansCompositeKeys). A row-value comparison past the previous triple, tried
+// first, was sought on system1 alone: every row of the code again.
+std::string CompositeKeys(SqlBuilder& b, const std::string& rows, const std::string& code,
+                          const std::optional<std::string>& system) {
+  const std::string ka = b.NewAlias("ka"), kb = b.NewAlias("kb"), kc = b.NewAlias("kc");
+  const std::string under = "FROM idx_composite WHERE " + rows + " AND code1 = " + code;
+  std::string sql = "WITH RECURSIVE ";
+  if (system) {
+    sql += ka + "(s1) AS (SELECT " + *system + "), ";
+  } else {
+    sql += ka + "(s1) AS (SELECT min(system1) " + under +
+           " UNION ALL SELECT (SELECT min(system1) " + under + " AND system1 > " + ka +
+           ".s1) FROM " + ka + " WHERE " + ka + ".s1 IS NOT NULL), ";
+  }
+  sql += kb + "(s1, c2) AS (SELECT " + ka + ".s1, (SELECT min(code2) " + under +
+         " AND system1 = " + ka + ".s1) FROM " + ka + " WHERE " + ka +
+         ".s1 IS NOT NULL UNION ALL SELECT " + kb + ".s1, (SELECT min(code2) " + under +
+         " AND system1 = " + kb + ".s1 AND code2 > " + kb + ".c2) FROM " + kb + " WHERE " + kb +
+         ".c2 IS NOT NULL), ";
+  sql += kc + "(s1, c2, s2) AS (SELECT " + kb + ".s1, " + kb + ".c2, (SELECT min(system2) " +
+         under + " AND system1 = " + kb + ".s1 AND code2 = " + kb + ".c2) FROM " + kb + " WHERE " +
+         kb + ".c2 IS NOT NULL UNION ALL SELECT " + kc + ".s1, " + kc +
+         ".c2, (SELECT min(system2) " + under + " AND system1 = " + kc + ".s1 AND code2 = " + kc +
+         ".c2 AND system2 > " + kc + ".s2) FROM " + kc + " WHERE " + kc + ".s2 IS NOT NULL) ";
+  return sql + "SELECT s1, c2, s2 FROM " + kc + " WHERE s2 IS NOT NULL";
 }
 
-// The OR of a clause's values over its index table's columns; empty when it has none.
-std::string AnyValue(SqlBuilder& b, const SearchClause& c) {
+// Both components within one composite row. `rows`: for collected rows (not a probe), the
+// condition on their type and parameter, so that a code with a value without a unit can list
+// the keys between them first where the dialect does (CompositeKeys).
+std::string CompositeCond(SqlBuilder& b, const SearchClause& c, const SearchValue& v,
+                          const std::string* rows) {
+  if (c.components.size() != 2 || v.components.size() != 2) return False(b);
+  const SearchValue& first = v.components[0];
+  const SearchValue& second = v.components[1];
+  const bool bare_value = c.components[1] == SearchKind::kNumber ||
+                          (c.components[1] == SearchKind::kQuantity &&
+                           second.canonical_code.empty() && second.code.empty() && !second.system);
+  if (rows && b.dialect().LooseScansCompositeKeys() && bare_value && !first.code.empty() &&
+      first.codes.empty()) {
+    const std::string code = b.Bind(first.code, SqlType::kBytes);
+    std::optional<std::string> system;
+    if (first.system) system = b.Bind(*first.system, SqlType::kBytes);
+    return "(code1 = " + code + (system ? " AND system1 = " + *system : "") +
+           " AND (system1, code2, system2) IN (" + CompositeKeys(b, *rows, code, system) +
+           ") AND " + ValueCond(b, c.components[1], second, kCompositeSecond) + ")";
+  }
+  return "(" + TokenCond(b, first, kCompositeFirst) + " AND " +
+         ValueCond(b, c.components[1], second, kCompositeSecond) + ")";
+}
+
+// The OR of a clause's values over its index table's columns; empty when it has none. `rows`:
+// see CompositeCond.
+std::string AnyValue(SqlBuilder& b, const SearchClause& c, const std::string* rows = nullptr) {
   // References to several ids of one type (an _include/_revinclude page, patient=a,b,…): one
   // "target_id IN (…)", which the key serves with one seek per id, where an OR of pairs may be
   // read as a scan of the whole parameter.
@@ -370,7 +417,7 @@ std::string AnyValue(SqlBuilder& b, const SearchClause& c) {
   std::string any;
   for (const SearchValue& v : c.any_of) {
     any += (any.empty() ? "" : " OR ") + (c.kind == SearchKind::kComposite
-                                              ? CompositeCond(b, c, v)
+                                              ? CompositeCond(b, c, v, rows)
                                               : ValueCond(b, c.kind, v, kTableColumns));
   }
   return any;
@@ -398,7 +445,8 @@ std::optional<std::string> CollectedRows(SqlBuilder& b, const SearchClause& c, c
   const char* table = TableOf(c.kind);
   if (!table) return std::nullopt;
   const std::string param = ParamCond(b, c);
-  const std::string any = AnyValue(b, c);
+  const std::string keys = "type = " + scope.type_param + " AND " + param;
+  const std::string any = AnyValue(b, c, &keys);
   if (any.empty()) return std::nullopt;
   return RowsOf(table, scope, param) + " AND (" + any + ")";
 }
@@ -428,7 +476,8 @@ std::string ClauseCond(SqlBuilder& b, const SearchClause& c, const Scope& scope,
   const std::string param = ParamCond(b, c);
   const std::string rows = RowsOf(table, scope, param);
   if (c.missing) return r + ".rid " + (*c.missing ? "NOT IN (" : "IN (") + rows + ")";
-  const std::string any = AnyValue(b, c);
+  const std::string keys = "type = " + scope.type_param + " AND " + param;
+  const std::string any = AnyValue(b, c, probe ? nullptr : &keys);
   if (any.empty()) return False(b);
   if (probe) {
     return std::string(c.negate ? "NOT " : "") +
@@ -596,7 +645,8 @@ std::optional<int64_t> EstimateRows(const SearchClause& c, const std::string& ty
   SqlBuilder e(dialect);
   const std::string type_param = e.Bind(type, SqlType::kText);
   const std::string param = ParamCond(e, c);
-  const std::string any = AnyValue(e, c);
+  const std::string keys = "type = " + type_param + " AND " + param;
+  const std::string any = AnyValue(e, c, &keys);
   if (any.empty()) return std::nullopt;
   return estimator.CountRows(Statement{std::string("SELECT count(*) FROM (SELECT 1 FROM ") +
                                            TableOf(c.kind) + " WHERE type = " + type_param +

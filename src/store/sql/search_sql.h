@@ -127,6 +127,11 @@ class Dialect {
   // PostgreSQL plans each "rid IN (…)" as a semi-join itself, and the nested form with the
   // unary plus made it re-run a chain's subquery per row (a page that did not end in 17 min).
   virtual bool IntersectsCollectedScans() const { return false; }
+  // Whether a composite's collected rows of a code and a value without a unit list the few
+  // (system1, code2, system2) under the code first, by one seek each (a loose index scan in a
+  // recursive CTE), so that the key's range on number2 serves the value: without them every row
+  // of the code is read (SQLite, which has no skip scan without ANALYZE statistics).
+  virtual bool LooseScansCompositeKeys() const { return false; }
   // Whether a clause whose index rows were counted (RowEstimator) and found few enough is
   // collected as a second index scan ("rid IN (…)") rather than probed per candidate. SQLite
   // needs the counts to choose; PostgreSQL chooses between the two forms itself, and two

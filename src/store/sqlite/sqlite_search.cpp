@@ -110,6 +110,7 @@ class Dialect final : public sql::Dialect {
   }
 
   bool IntersectsCollectedScans() const override { return true; }
+  bool LooseScansCompositeKeys() const override { return true; }
 
   // "+id" is not indexable, so with criteria SQLite filters first and sorts the page after.
   std::string IdTiebreak(const std::string& alias, bool with_criteria) const override {

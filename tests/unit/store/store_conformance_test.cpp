@@ -1355,12 +1355,15 @@ TEST_P(StoreSearchConformance, FullTextWordsPrefixesAndPhrases) {
   EXPECT_EQ(search("_content", {Words({"\"quoted\""})}), " total 0");
 }
 
-// Composites match both components within one row; the second component is of any kind.
+// Composites match both components within one row; the second component is of any kind. A code
+// with a value without a unit matches under every system of the code and every unit (SQLite lists
+// those keys first: Dialect::LooseScansCompositeKeys).
 TEST_P(StoreSearchConformance, CompositesMatchWithinOneRow) {
-  auto row = [](std::string code1, std::string code2, std::string system2, double number) {
+  auto row = [](std::string code1, std::string code2, std::string system2, double number,
+                std::string system1 = "http://loinc.org") {
     CompositeIndexRow r;
     r.param = "combo";
-    r.system1 = "http://loinc.org";
+    r.system1 = std::move(system1);
     r.code1 = std::move(code1);
     r.code2 = std::move(code2);
     r.system2 = std::move(system2);
@@ -1393,6 +1396,25 @@ TEST_P(StoreSearchConformance, CompositesMatchWithinOneRow) {
   EXPECT_EQ(composite(SearchKind::kString, Token(std::nullopt, "note"),
                       Text("stage", StringMatch::kContains)),
             "o2 total 1");
+  // The same code under other units and another system, and a value below the bound.
+  IndexRows c;
+  c.composites = {row("8480-6", "kPa", "http://unitsofmeasure.org", 160)};
+  ASSERT_OK(WriteNext(*store_, "Observation", "o3", 1, c));
+  IndexRows d;
+  d.composites = {row("8480-6", "mm[Hg]", "http://unitsofmeasure.org", 200, "urn:other")};
+  ASSERT_OK(WriteNext(*store_, "Observation", "o4", 1, d));
+  IndexRows e;
+  e.composites = {row("8480-6", "mm[Hg]", "", 120), row("8480-6", "", "", 145, "")};
+  ASSERT_OK(WriteNext(*store_, "Observation", "o5", 1, e));
+  EXPECT_EQ(composite(SearchKind::kQuantity, Token(std::nullopt, "8480-6"), high),
+            "o1,o3,o4,o5 total 4");
+  EXPECT_EQ(composite(SearchKind::kQuantity, Token("http://loinc.org", "8480-6"), high),
+            "o1,o3 total 2");
+  EXPECT_EQ(composite(SearchKind::kQuantity, Token("", "8480-6"), high), "o5 total 1");
+  EXPECT_EQ(composite(SearchKind::kQuantity, Token("urn:none", "8480-6"), high), " total 0");
+  EXPECT_EQ(composite(SearchKind::kNumber, Token(std::nullopt, "8480-6"),
+                      Number(SearchPrefix::kGt, 190, 0.5)),
+            "o4 total 1");
 }
 
 // Chains follow references to current resources of the link's type that match; _has goes the
