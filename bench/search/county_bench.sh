@@ -16,15 +16,10 @@ build=$(cd "$1" && pwd)
 db=$2
 queries=${3:-$here/county_queries.txt}
 bin=$build/src/cli/jiceng
-port=${PORT:-18097}
-conf=$(mktemp)
+# shellcheck source=bench/search/serve_without_kept_ids.sh
+. "$here/serve_without_kept_ids.sh"
+serve_without_kept_ids "$bin" "$db" "${PORT:-18097}"
 out=$(mktemp)
-trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -f "$conf" "$out"' EXIT
-printf '[fhir]\nsearch_results_max_ids = 0\n[log]\naccess_log = false\n' > "$conf"
-"$bin" serve --db "$db" --listen "127.0.0.1:$port" --config "$conf" > /dev/null 2>&1 &
-pid=$!
-for _ in $(seq 1 600); do curl -sf "http://127.0.0.1:$port/healthz" > /dev/null && break; sleep 0.1; done
-base="http://127.0.0.1:$port/fhir"
 echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg); binary: $("$bin" version 2>&1 | head -1)"
 printf '%9s  %5s  %s\n' "median_ms" "page" "search"
 grep -v '^#' "$queries" | while read -r q; do
@@ -39,3 +34,4 @@ print(path + "?" + "&".join(k + "=" + urllib.parse.quote(v, safe=",:") for k, _,
   median=$(printf '%s\n' "${times[@]:1}" | sort -n | awk '{ a[NR] = $1 } END { printf "%.1f", (a[2] + a[3]) / 2 * 1000 }')
   printf '%9s  %5s  %s\n' "$median" "$page" "$q"
 done
+rm -f "$out"

@@ -19,14 +19,9 @@ db=$2
 query=$3
 pages=${4:-200}
 bin=$build/src/cli/jiceng
-port=${PORT:-18093}
-conf=$(mktemp)
-trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -f "$conf"' EXIT
-printf '[fhir]\nsearch_results_max_ids = 0\n[log]\naccess_log = false\n' > "$conf"
-"$bin" serve --db "$db" --listen "127.0.0.1:$port" --config "$conf" > /dev/null 2>&1 &
-pid=$!
-for _ in $(seq 1 600); do curl -sf "http://127.0.0.1:$port/healthz" > /dev/null && break; sleep 0.1; done
-base="http://127.0.0.1:$port/fhir"
+# shellcheck source=bench/search/serve_without_kept_ids.sh
+. "$(dirname "$0")/serve_without_kept_ids.sh"
+serve_without_kept_ids "$bin" "$db" "${PORT:-18093}"
 ms() { curl -s -o "$2" -w '%{time_total}' "$1" | awk '{ printf "%.1f", $1 * 1000 }'; }
 page=$(mktemp)
 url="$base/$query"
