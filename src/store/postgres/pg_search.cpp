@@ -323,8 +323,8 @@ Status PgStatements::All(const SearchQuery& q, const sql::CompiledSearch& compil
   if (q.ids_only) {
     // An ids-only listing needs no resource row: the numbered ids in the page's range, each
     // entry with its type and id only (SearchQuery::ids_only is for listing the ids).
-    JC_ASSIGN_OR_RETURN(PgResult r, c.Query(compiled.all->sql, ToPgParams(compiled.all->params),
-                                            compiled.plan_each_time));
+    JC_ASSIGN_OR_RETURN(PgResult r,
+                        c.Query(compiled.all->sql, ToPgParams(compiled.all->params), each_));
     std::vector<std::pair<int64_t, int>> matches;
     for (int i = 0; i < r.rows(); ++i) matches.emplace_back(r.Int(i, 2), i);
     take_matches(r, matches);
@@ -347,7 +347,7 @@ Status PgStatements::All(const SearchQuery& q, const sql::CompiledSearch& compil
   PgParams params = ToPgParams(compiled.all->params);
   params.Int(offset);
   params.Int(end);
-  JC_ASSIGN_OR_RETURN(PgResult r, c.Query(sql, params, compiled.plan_each_time));
+  JC_ASSIGN_OR_RETURN(PgResult r, c.Query(sql, params, each_));
   // The page's rows (type set) and one row per match (type NULL), each with its number.
   std::vector<std::pair<int64_t, int>> page_rows;  // (number, row)
   std::vector<std::pair<int64_t, int>> matches;
@@ -378,7 +378,7 @@ Status PgStatements::Walk(const SearchQuery& q, const sql::CompiledSearch& compi
   for (;;) {
     PgParams params = ToPgParams(compiled.walk->params);
     params.Int(limit);
-    JC_ASSIGN_OR_RETURN(PgResult r, c.Query(sql, params, compiled.plan_each_time));
+    JC_ASSIGN_OR_RETURN(PgResult r, c.Query(sql, params, each_));
     page.entries.clear();
     distinct = 0;
     std::unordered_set<int64_t> seen;
@@ -395,8 +395,7 @@ Status PgStatements::Walk(const SearchQuery& q, const sql::CompiledSearch& compi
   std::vector<sql::Param> rest = compiled.rest->params;
   rest[rest.size() - 2].value = static_cast<int64_t>(count - page.entries.size());
   rest[rest.size() - 1].value = static_cast<int64_t>(offset > distinct ? offset - distinct : 0);
-  JC_ASSIGN_OR_RETURN(PgResult r,
-                      c.Query(compiled.rest->sql, ToPgParams(rest), compiled.plan_each_time));
+  JC_ASSIGN_OR_RETURN(PgResult r, c.Query(compiled.rest->sql, ToPgParams(rest), each_));
   for (int i = 0; i < r.rows(); ++i) page.entries.push_back(RowToVersion(r, i));
   return Status::Ok();
 }

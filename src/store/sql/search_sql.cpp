@@ -846,16 +846,23 @@ std::string BindSortValue(SqlBuilder& b, const SortValue& v, SearchKind kind) {
   return b.Bind(std::get<std::string>(v), SortValueType(kind));
 }
 
+// Whether a position lies among the matches without a value of the first sort key (or past them
+// all, SearchAfter::end): none with a value follows it, so it is not a place in a walk of the
+// key's values.
+bool AmongNoValues(const SearchAfter& at) {
+  return at.end || (!at.values.empty() && std::holds_alternative<std::monostate>(at.values[0]));
+}
+
 // "the resource row `alias` sorts strictly after q.after" in the order ORDER BY sort keys (each
 // NULLS LAST, in its direction), then id: the first key that differs decides, and a match without
 // a value comes after every match with one. `exprs` are the sort keys' SortExpr.
 std::string AfterCond(SqlBuilder& b, const SearchQuery& q, const std::vector<std::string>& exprs,
                       const std::string& alias) {
   const SearchAfter& after = *q.after;
-  const bool back = q.backward;     // strictly before the position instead
-  if (after.end) return "(1 = 1)";  // before the end: every match
-  std::string any;                  // OR of: the keys before k equal, key k after (before)
-  std::string equal;                // AND of the keys so far being equal to the position's
+  const bool back = q.backward;                           // strictly before the position instead
+  if (after.end) return std::string(b.dialect().True());  // before the end: every match
+  std::string any;    // OR of: the keys before k equal, key k after (before)
+  std::string equal;  // AND of the keys so far being equal to the position's
   auto conj = [](const std::string& a, const std::string& c) {
     return a.empty() ? c : a + " AND " + c;
   };
@@ -964,9 +971,7 @@ Statement WalkStatement(const SearchQuery& q, const Dialect& dialect, const Plan
   // matches without a value, SearchAfter::end or a position among them).
   const bool back = q.after && q.backward;
   const char* column = k.descending ? "s.end_us" : "s.start_us";
-  const bool from_value = q.after && !q.after->end && !q.after->values.empty() &&
-                          !std::holds_alternative<std::monostate>(q.after->values[0]);
-  if (from_value) {
+  if (q.after && !AmongNoValues(*q.after)) {
     // From the position on (a range on the walked index), and only the resources that sort
     // after it by their own sort value: a resource met again at a later value of its own was
     // on an earlier page if its first value was.
@@ -1001,6 +1006,12 @@ Statement LastStatement(const SearchQuery& q, const Dialect& dialect) {
 }
 
 }  // namespace
+
+std::string Dialect::HasNoRow(SqlBuilder& b, const char* table, SearchKind kind,
+                              const std::string& alias, const std::string& /*type*/,
+                              const std::string& param) const {
+  return "NOT " + ProbeExists(table, kind, alias, "param = " + b.Bind(param, SqlType::kText));
+}
 
 CompiledSearch CompileSearch(const SearchQuery& q, const Dialect& dialect,
                              RowEstimator* estimator) {
@@ -1066,9 +1077,7 @@ CompiledSearch CompileSearch(const SearchQuery& q, const Dialect& dialect,
   // A position among the matches without a value (or past them all, SearchAfter::end): none with
   // a value follows it, so a page after it is not walked; a page before it takes the matches
   // without a value before it, then walks back from the last value of all.
-  const bool after_no_value =
-      q.after && (q.after->end || (!q.after->values.empty() &&
-                                   std::holds_alternative<std::monostate>(q.after->values[0])));
+  const bool after_no_value = q.after && AmongNoValues(*q.after);
   const bool back = q.after && q.backward;
   if (!q.ids_only && (!after_no_value || (back && q.offset <= 0)) &&
       WorthWalking(q, plan, dialect, estimator)) {
@@ -1077,10 +1086,9 @@ CompiledSearch CompileSearch(const SearchQuery& q, const Dialect& dialect,
     if (back && !after_no_value) return out;
     // The matches without a value of the parameter (they sort last), by id: after the walk, or
     // backward before it.
-    const std::string type = b.Bind(q.type, SqlType::kText);
-    std::string rest_where = where + " AND " +
-                             dialect.HasNoRow("idx_date", SearchKind::kDate, "r", type,
-                                              b.Bind(q.sort[0].param, SqlType::kText));
+    std::string rest_where =
+        where + " AND " +
+        dialect.HasNoRow(b, "idx_date", SearchKind::kDate, "r", q.type, q.sort[0].param);
     if (back && !q.after->end) rest_where += " AND r.id < " + b.Bind(q.after->id, SqlType::kBytes);
     const std::string limit = b.Bind(q.count);
     const std::string offset = b.Bind(std::max<int64_t>(q.offset, 0));

@@ -111,13 +111,12 @@ class Dialect {
   // probes each candidate with the other clauses through this.
   virtual std::string ProbeExists(const char* table, SearchKind kind, const std::string& alias,
                                   const std::string& cond) const = 0;
-  // "the resource row `alias` has no row of parameter `param` (a bound parameter, as is `type`)
-  // in index table `table`", for the matches without a value of a sort key, which are many
-  // resources to test: NOT ProbeExists unless a backend has a cheaper form.
-  virtual std::string HasNoRow(const char* table, SearchKind kind, const std::string& alias,
-                               const std::string& /*type*/, const std::string& param) const {
-    return "NOT " + ProbeExists(table, kind, alias, "param = " + param);
-  }
+  // "the resource row `alias` (of `type`) has no row of parameter `param` in index table
+  // `table`", for the matches without a value of a sort key, which are many resources to test:
+  // NOT ProbeExists unless a backend has a cheaper form. Binds what it uses through `b`.
+  virtual std::string HasNoRow(SqlBuilder& b, const char* table, SearchKind kind,
+                               const std::string& alias, const std::string& /*type*/,
+                               const std::string& param) const;
   // The last ORDER BY term, the id tiebreak. `with_criteria`: the search has clauses, so the
   // planner must drive from them rather than walk the whole type in id order to skip a sort.
   virtual std::string IdTiebreak(const std::string& alias, bool with_criteria) const = 0;
