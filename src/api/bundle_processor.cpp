@@ -343,7 +343,7 @@ Result<json::object> BundleProcessor::Process(json::value bundle_value) {
     std::set<std::string> touched;
     for (auto& e : entries) {
       if (e.verb == Verb::kPost) {
-        e.assigned_id = NewUuid();
+        e.assigned_id = NewResourceId();
         if (!e.full_url.empty()) {
           if (refmap.count(e.full_url))
             return Invalid(fmt::format("fullUrl '{}' appears twice", e.full_url), Loc(e.index, "fullUrl"));
@@ -408,7 +408,7 @@ Result<json::object> BundleProcessor::Process(json::value bundle_value) {
           e.version = std::move(r->version);
           return Status::Ok();
         }
-        std::string id = e.assigned_id.empty() ? NewUuid() : e.assigned_id;
+        std::string id = e.assigned_id.empty() ? NewResourceId() : e.assigned_id;
         auto r = Interactions::Create(txn, std::move(e.resource), id, e.if_none_exist);
         if (!r.ok()) return r.error();
         e.status = r->status;
@@ -416,9 +416,11 @@ Result<json::object> BundleProcessor::Process(json::value bundle_value) {
         return Status::Ok();
       }
       case Verb::kPut: {
-        Result<WriteResult> r = e.conditional
-            ? Interactions::ConditionalUpdate(txn, e.type, e.criteria, std::move(e.resource), NewUuid(), e.if_match)
-            : Interactions::Update(txn, e.type, e.id, std::move(e.resource), e.if_match);
+        Result<WriteResult> r =
+            e.conditional
+                ? Interactions::ConditionalUpdate(txn, e.type, e.criteria, std::move(e.resource),
+                                                  NewResourceId(), e.if_match)
+                : Interactions::Update(txn, e.type, e.id, std::move(e.resource), e.if_match);
         if (!r.ok()) return r.error();
         e.status = r->status;
         e.version = std::move(r->version);

@@ -444,7 +444,7 @@ Response FhirApi::Create(Context& c) {
   auto parsed = ParseAndValidate(c.req, c.type, options_);
   if (!parsed.ok()) return ErrorResponse(parsed.error());
   std::string if_none_exist(c.req.Header("if-none-exist").value_or(""));
-  std::string id = NewUuid();
+  std::string id = NewResourceId();
   Result<WriteResult> result = Error();
   Status st;
   if (if_none_exist.empty()) {
@@ -497,7 +497,7 @@ Response FhirApi::UpdateConditional(Context& c) {
   if (!if_match.ok()) return ErrorResponse(if_match.error());
   if (auto bid = FindString(parsed->resource, "id"); bid && !IsValidId(*bid))
     return ErrorResponse(Invalid(fmt::format("'{}' is not a valid id", *bid), c.type + ".id"));
-  std::string new_id = NewUuid();
+  std::string new_id = NewResourceId();
   Result<WriteResult> result = Error();
   Status st = store_.Write([&](store::IWriteTransaction& txn) -> Status {
     result = Interactions::ConditionalUpdate(txn, c.type, criteria, std::move(parsed->resource),

@@ -1,30 +1,60 @@
 #include "base/ids.h"
 
+#include <chrono>
 #include <random>
 
 namespace jiceng {
 
-std::string NewUuid() {
+namespace {
+
+std::mt19937_64& ThreadRng() {
   thread_local std::mt19937_64 rng{[] {
     std::random_device rd;
     std::seed_seq seq{rd(), rd(), rd(), rd(), rd(), rd(), rd(), rd()};
     return std::mt19937_64(seq);
   }()};
-  uint64_t a = rng(), b = rng();
-  a = (a & 0xFFFFFFFFFFFF0FFFULL) | 0x0000000000004000ULL;  // version 4
-  b = (b & 0x3FFFFFFFFFFFFFFFULL) | 0x8000000000000000ULL;  // variant 10
+  return rng;
+}
+
+// The 128 bits hi:lo as 8-4-4-4-12 lower-case hex.
+std::string FormatUuid(uint64_t hi, uint64_t lo) {
   static const char* kHex = "0123456789abcdef";
   std::string s(36, '-');
   int pos = 0;
-  auto put = [&](uint64_t v, int nibble_from, int count) {
-    for (int i = 0; i < count; ++i) {
+  auto put = [&](uint64_t v) {
+    for (int i = 15; i >= 0; --i) {
       if (pos == 8 || pos == 13 || pos == 18 || pos == 23) ++pos;
-      s[pos++] = kHex[(v >> ((nibble_from - i) * 4)) & 0xF];
+      s[pos++] = kHex[(v >> (i * 4)) & 0xF];
     }
   };
-  put(a, 15, 16);
-  put(b, 15, 16);
+  put(hi);
+  put(lo);
   return s;
+}
+
+constexpr uint64_t kVariant = 0x8000000000000000ULL;  // variant 10
+constexpr uint64_t kVariantMask = 0x3FFFFFFFFFFFFFFFULL;
+
+}  // namespace
+
+std::string NewUuid() {
+  auto& rng = ThreadRng();
+  uint64_t a = rng(), b = rng();
+  a = (a & 0xFFFFFFFFFFFF0FFFULL) | 0x0000000000004000ULL;  // version 4
+  return FormatUuid(a, (b & kVariantMask) | kVariant);
+}
+
+std::string UuidV7(uint64_t unix_ms, uint64_t rand_a, uint64_t rand_b) {
+  uint64_t hi = ((unix_ms & 0xFFFFFFFFFFFFULL) << 16) | 0x7000ULL | (rand_a & 0x0FFFULL);
+  return FormatUuid(hi, (rand_b & kVariantMask) | kVariant);
+}
+
+std::string NewResourceId() {
+  auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::system_clock::now().time_since_epoch());
+  auto& rng = ThreadRng();
+  uint64_t a = rng(), b = rng();
+  return UuidV7(static_cast<uint64_t>(now.count()), a, b);
 }
 
 bool IsValidId(std::string_view id) {

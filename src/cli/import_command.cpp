@@ -117,7 +117,7 @@ std::optional<ingest::Batch> BundleToBatch(json::object& bundle, const std::stri
     if (FindString(res->get_object(), "resourceType").value_or("") != type) return std::nullopt;
     std::string id;
     if (method == "POST" && slash == std::string::npos) {
-      id = NewUuid();
+      id = NewResourceId();
     } else if (method == "PUT" && slash != std::string::npos) {
       id = url.substr(slash + 1);
       auto body_id = FindString(res->get_object(), "id");

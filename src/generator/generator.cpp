@@ -10,6 +10,7 @@
 
 #include <fmt/format.h>
 
+#include "base/ids.h"
 #include "generator/fhir_build.h"
 #include "generator/rng.h"
 #include "generator/tables.h"
@@ -175,6 +176,7 @@ struct RunState {
   int64_t window_start = 0;
   IdNumberAllocator ids;
   std::vector<std::string_view> city_county_codes;
+  uint64_t ids_issued = 0;  // resource ids made so far (HouseholdWriter::Uuid)
 };
 
 class HouseholdWriter {
@@ -227,12 +229,14 @@ class HouseholdWriter {
   std::string household_surname_py_;
 };
 
+// A version-7 UUID, as the server assigns (base/ids.h NewResourceId), on the generator's own
+// clock: one millisecond per id from the start of the history window, so that ids follow the
+// load order (and a load appends to the (type, id) index) and are the same for the same seed.
 std::string HouseholdWriter::Uuid() {
   uint64_t a = rng_.Next(), b = rng_.Next();
-  a = (a & 0xFFFFFFFFFFFF0FFFULL) | 0x0000000000004000ULL;
-  b = (b & 0x3FFFFFFFFFFFFFFFULL) | 0x8000000000000000ULL;
-  return fmt::format("{:08x}-{:04x}-{:04x}-{:04x}-{:012x}", a >> 32, (a >> 16) & 0xFFFF, a & 0xFFFF,
-                     b >> 48, b & 0xFFFFFFFFFFFFULL);
+  constexpr uint64_t kMsPerDay = 86'400'000;
+  uint64_t ms = static_cast<uint64_t>(run_.window_start) * kMsPerDay + run_.ids_issued++;
+  return UuidV7(ms, a, b);
 }
 
 std::string HouseholdWriter::Phone() {

@@ -191,7 +191,7 @@ void BulkLoader::Prepare(Job& job) {
       job.rejections.push_back({item.source, name, DescribeError(e)});
       continue;
     }
-    if (id.empty()) id = NewUuid();
+    if (id.empty()) id = NewResourceId();
 
     Prepared p;
     api::StampMeta(r, id, 1, kPlaceholderUs);

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <bit>
 #include <charconv>
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
@@ -496,6 +497,30 @@ TEST(Ids, UuidShapeAndValidity) {
   EXPECT_FALSE(IsValidId(""));
   EXPECT_FALSE(IsValidId("a/b"));
   EXPECT_FALSE(IsValidId(std::string(65, 'a')));
+}
+
+// RFC 9562: 48 bits of Unix milliseconds, version 7, 12 + 62 other bits, variant 10.
+TEST(Ids, VersionSevenUuidCarriesItsMillisecondsFirst) {
+  EXPECT_EQ(UuidV7(0x017F22E279B0ULL, 0xCC3, 0x18C4DC0C0C07398FULL),
+            "017f22e2-79b0-7cc3-98c4-dc0c0c07398f");  // RFC 9562 appendix A.6
+  EXPECT_EQ(UuidV7(1, ~0ULL, ~0ULL), "00000000-0001-7fff-bfff-ffffffffffff");
+  EXPECT_LT(UuidV7(1000, ~0ULL, ~0ULL), UuidV7(1001, 0, 0));  // text order is time order
+
+  auto before = std::chrono::duration_cast<std::chrono::milliseconds>(
+                    std::chrono::system_clock::now().time_since_epoch())
+                    .count();
+  std::string id = NewResourceId();
+  auto after = std::chrono::duration_cast<std::chrono::milliseconds>(
+                   std::chrono::system_clock::now().time_since_epoch())
+                   .count();
+  ASSERT_EQ(id.size(), 36u);
+  EXPECT_TRUE(IsValidId(id));
+  EXPECT_EQ(id[14], '7');
+  EXPECT_TRUE(id[19] == '8' || id[19] == '9' || id[19] == 'a' || id[19] == 'b') << id;
+  auto ms = static_cast<int64_t>(std::stoull(id.substr(0, 8) + id.substr(9, 4), nullptr, 16));
+  EXPECT_GE(ms, before);
+  EXPECT_LE(ms, after);
+  EXPECT_NE(NewResourceId(), NewResourceId());
 }
 
 // The published FNV-1a 64 test vectors: stored keys depend on these exact values.

@@ -159,6 +159,26 @@ TEST(Generator, BatchSizeDoesNotChangeContent) {
   }
 }
 
+// Residents' resources get version-7 UUIDs that rise in the order they are written, so a load
+// appends to the store's (type, id) index (base/ids.h NewResourceId says why).
+TEST(Generator, ResourceIdsAreVersionSevenInWritingOrder) {
+  auto c = Generate(Small(300));
+  std::string last;
+  size_t uuids = 0;
+  for (const auto& b : c.batches) {
+    if (b.kind != BatchKind::kHouseholds) continue;
+    for (const auto& r : b.resources) {
+      std::string id(Str(r, "id"));
+      ASSERT_EQ(id.size(), 36u) << id;
+      EXPECT_EQ(id[14], '7') << id;
+      EXPECT_GT(id, last);
+      last = id;
+      ++uuids;
+    }
+  }
+  EXPECT_GT(uuids, 1000u);
+}
+
 TEST(Generator, DirectoryShape) {
   GeneratorOptions o = Small(100);
   auto c = Generate(o);
