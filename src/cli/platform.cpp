@@ -82,8 +82,8 @@ void AddBulkLoadStoreFlags(CLI::App& cmd, BulkLoadFlags& flags, const std::strin
   cmd.add_option("--index-run-mib", flags.index_run_mib,
                  help_prefix +
                      "SQLite, into an empty database: memory for search index rows held before "
-                     "a sorted run is inserted, MiB (0: a quarter of physical memory, at least "
-                     "512)")
+                     "a sorted run is spilled to a temporary file beside the database, MiB (0: "
+                     "a quarter of physical memory, at least 512)")
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 24))
       ->capture_default_str();
 }

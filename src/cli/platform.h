@@ -44,8 +44,9 @@ struct BulkLoadFlags {
 // so the SQLite writer gets a larger page cache (the random inserts into the (type, id) index of
 // resources stay in memory; a 1,000,000-resident county has ~11 million resources), the WAL may
 // grow further between checkpoints (fewer copies of the same hot pages into the database file),
-// and the search index rows are held in memory up to --index-run-mib before a sorted run goes
-// into the B-trees. Commits stay durable (docs/operations.md, "Import").
+// and the search index rows are held in memory up to --index-run-mib before a sorted run is
+// spilled to a temporary file (all runs are merged into the B-trees at the end). Commits stay
+// durable (docs/operations.md, "Import").
 store::StoreOptions BulkLoadStoreOptions(const BulkLoadFlags& flags);
 // Adds --cache-mib, --checkpoint-mib and --index-run-mib (their help prefixed by `help_prefix`).
 void AddBulkLoadStoreFlags(CLI::App& cmd, BulkLoadFlags& flags, const std::string& help_prefix);

@@ -5,9 +5,11 @@
 // random leaves of B-trees that soon outgrow every cache: the writer thread spent ~60 % of its
 // time on them, and the import slowed from ~9,000 resources/s into a new file to ~1,000/s into a
 // 5 GB one (docs/benchmarks.md, issue 5). In bulk mode the writer holds a new resource's rows in
-// an IndexRunBuffer (index_runs.h) across units and commits, and inserts them in a few large runs
-// sorted by primary key (one at the end of a load that fits SqliteOptions::bulk_build_rows), so
-// each B-tree is written in order, close to append-only. Everything else (resource, history,
+// an IndexRunBuffer (index_runs.h) across units and commits, spills each
+// SqliteOptions::bulk_build_rows of them to a temporary file as a run sorted by primary key, and
+// at the end inserts every run merged, so each B-tree is written once, in order, append-only
+// (an update of a resource the load already wrote inserts what is held first, which a bulk load
+// of new resources does not do). Everything else (resource, history,
 // resource_index_keys, full text) is written and committed durably as usual.
 //
 // Crash safety: BeginBulkLoad records `index_build_pending` in store_state before the first

@@ -1,12 +1,15 @@
 #include "store/sqlite/index_runs.h"
 
 #include <sqlite3.h>
+#include <fcntl.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <bit>
 #include <condition_variable>
+#include <cerrno>
 #include <cstddef>
 #include <cstdlib>
 #include <cstring>
@@ -58,6 +61,8 @@ const std::array<KindLayout, IndexRunBuffer::kKinds>& Layouts() {
   }};
   return layouts;
 }
+
+static_assert(kRowsArg <= 32, "IndexRunBuffer::RowView::slots holds every jc_pending column");
 
 constexpr size_t kHeader = 12;  // u32 type+param id, u32 key length, u32 tail length
 
@@ -370,6 +375,33 @@ void IndexRunBuffer::truncate(const Mark& m) {
   }
 }
 
+void IndexRunBuffer::RankTypeParams() {
+  // The rank of each type+param in (type, param) order: the first two key columns of every
+  // table. Ids handed out later rank among the earlier ones by name, so runs sorted at
+  // different times still merge in one order.
+  tp_ = TypeParamNames();  // every id a record holds was handed out before this
+  std::vector<uint32_t> by_name(tp_.size());
+  std::iota(by_name.begin(), by_name.end(), 0u);
+  std::sort(by_name.begin(), by_name.end(),
+            [&](uint32_t x, uint32_t y) { return tp_[x] < tp_[y]; });
+  rank_.assign(tp_.size(), 0);
+  for (uint32_t r = 0; r < by_name.size(); ++r) rank_[by_name[r]] = r;
+}
+
+namespace {
+
+// The order of two records of one kind: type+param by rank, then the key bytes.
+bool RecordLess(const std::vector<uint32_t>& rank, const char* x, const char* y) {
+  const uint32_t rx = rank[GetU32(x)], ry = rank[GetU32(y)];
+  if (rx != ry) return rx < ry;
+  const uint32_t lx = GetU32(x + 4), ly = GetU32(y + 4);
+  const int c = std::memcmp(x + kHeader, y + kHeader, std::min(lx, ly));
+  if (c != 0) return c < 0;
+  return lx < ly;
+}
+
+}  // namespace
+
 void IndexRunBuffer::Sort(int kind, const std::vector<uint32_t>& rank) {
   const RecordArena& a = arena_[kind];
   std::vector<SortEntry>& order = order_[kind];
@@ -392,25 +424,165 @@ void IndexRunBuffer::Sort(int kind, const std::vector<uint32_t>& rank) {
   });
 }
 
-Status IndexRunBuffer::Flush(Connection& c) {
+Status IndexRunBuffer::SortAll() {
+  std::atomic<int> next{0};
+  auto work = [&] {
+    for (int k; (k = next.fetch_add(1)) < kKinds;) Sort(k, rank_);
+  };
+  std::thread helper(work);
+  work();
+  helper.join();
+  return Status::Ok();
+}
+
+size_t IndexRunBuffer::spilled_rows() const {
+  size_t n = 0;
+  for (const Spilled& sp : spills_)
+    for (size_t r : sp.rows) n += r;
+  return n;
+}
+
+size_t IndexRunBuffer::rows(int kind) const {
+  size_t n = rows_[kind];
+  for (const Spilled& sp : spills_) n += sp.rows[kind];
+  return n;
+}
+
+void IndexRunBuffer::UnmapSpilled() {
+  if (spill_map_ != nullptr) munmap(const_cast<char*>(spill_map_), spill_map_size_);
+  spill_map_ = nullptr;
+  spill_map_size_ = 0;
+}
+
+void IndexRunBuffer::CloseSpill() {
+  UnmapSpilled();
+  if (spill_fd_ >= 0) ::close(spill_fd_);
+  spill_fd_ = -1;
+  spill_size_ = 0;
+  spills_.clear();
+}
+
+namespace {
+
+// An unlinked temporary file in `dir` (O_TMPFILE, else a named one removed at once): nothing
+// is left behind when the process ends, however it ends.
+int OpenTemporaryFile(const std::string& dir) {
+  int fd = ::open(dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+  if (fd >= 0) return fd;
+  std::string name = dir + "/.jiceng-index-run-XXXXXX";
+  fd = ::mkostemp(name.data(), O_CLOEXEC);
+  if (fd >= 0) ::unlink(name.c_str());
+  return fd;
+}
+
+Status WriteAll(int fd, const char* data, size_t n) {
+  while (n > 0) {
+    const ssize_t w = ::write(fd, data, n);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return Internal(std::string("writing a spilled index run: ") + std::strerror(errno));
+    }
+    data += w;
+    n -= static_cast<size_t>(w);
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status IndexRunBuffer::Spill(const std::string& dir) {
   if (count_ == 0) return Status::Ok();
-  // The rank of each type+param in (type, param) order: the first two key columns of every table.
-  tp_ = TypeParamNames();  // every id a record holds was handed out before this
-  std::vector<uint32_t> by_name(tp_.size());
-  std::iota(by_name.begin(), by_name.end(), 0u);
-  std::sort(by_name.begin(), by_name.end(),
-            [&](uint32_t x, uint32_t y) { return tp_[x] < tp_[y]; });
-  std::vector<uint32_t> rank(tp_.size());
-  for (uint32_t r = 0; r < by_name.size(); ++r) rank[by_name[r]] = r;
-  // Two threads sort the tables (a bulk load's workers are idle while the writer flushes), and
-  // the writer inserts each table as soon as it is sorted: while it inserts the first, the
-  // helper sorts the rest. Whichever thread claims a table first sorts it.
+  UnmapSpilled();  // the file grows
+  if (spill_fd_ < 0) {
+    spill_fd_ = OpenTemporaryFile(dir);
+    if (spill_fd_ < 0) {
+      return Internal("cannot create a temporary file in " + dir +
+                      " for index runs: " + std::strerror(errno));
+    }
+  }
+  RankTypeParams();
+  JC_RETURN_IF_ERROR(SortAll());
+  Spilled sp;
+  std::string buffer;
+  constexpr size_t kBuffer = size_t{4} << 20;
+  buffer.reserve(kBuffer + RecordArena::kChunk / 64);
+  uint64_t at = spill_size_;
+  Status st = Status::Ok();
+  for (int k = 0; k < kKinds && st.ok(); ++k) {
+    sp.offset[k] = at;
+    sp.rows[k] = rows_[k];
+    for (const SortEntry& e : order_[k]) {
+      const char* p = arena_[k].At(e.pos);
+      buffer.append(p, RecordSize(p));
+      if (buffer.size() >= kBuffer) {
+        st = WriteAll(spill_fd_, buffer.data(), buffer.size());
+        if (!st.ok()) break;
+        at += buffer.size();
+        buffer.clear();
+      }
+    }
+    if (st.ok()) {
+      st = WriteAll(spill_fd_, buffer.data(), buffer.size());
+      at += buffer.size();
+      buffer.clear();
+    }
+    sp.bytes[k] = at - sp.offset[k];
+  }
+  if (!st.ok()) {
+    (void)::ftruncate(spill_fd_, static_cast<off_t>(spill_size_));
+    (void)::lseek(spill_fd_, static_cast<off_t>(spill_size_), SEEK_SET);
+    return st;
+  }
+  spill_size_ = at;
+  spills_.push_back(sp);
+  for (int k = 0; k < kKinds; ++k) {
+    arena_[k].Clear();
+    order_[k].clear();
+    rows_[k] = 0;
+  }
+  count_ = 0;
+  return Status::Ok();
+}
+
+Status IndexRunBuffer::MapSpilled() {
+  if (spills_.empty() || spill_size_ == 0 || spill_map_ != nullptr) return Status::Ok();
+  void* map = mmap(nullptr, spill_size_, PROT_READ, MAP_PRIVATE, spill_fd_, 0);
+  if (map == MAP_FAILED) {
+    return Internal(std::string("mapping the spilled index runs: ") + std::strerror(errno));
+  }
+  (void)madvise(map, spill_size_, MADV_SEQUENTIAL);
+  spill_map_ = static_cast<const char*>(map);
+  spill_map_size_ = spill_size_;
+  return Status::Ok();
+}
+
+Status IndexRunBuffer::Scan(const std::function<void(int kind, std::string_view record)>& f) {
+  RankTypeParams();
+  JC_RETURN_IF_ERROR(MapSpilled());
+  JC_RETURN_IF_ERROR(SortAll());
+  for (int k = 0; k < kKinds; ++k) {
+    for (Reader r = Read(k); !r.done(); r.Next()) f(k, {r.record(), RecordSize(r.record())});
+  }
+  return Status::Ok();
+}
+
+Status IndexRunBuffer::Flush(Connection& c) {
+  if (empty()) return Status::Ok();
+  RankTypeParams();
+  JC_RETURN_IF_ERROR(MapSpilled());
+  // Smallest table first, so the writer starts inserting at once while the helper sorts the
+  // larger ones; whichever thread claims a table first sorts it (a bulk load's workers are
+  // idle while the writer flushes).
+  std::vector<int> order(kKinds);
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(),
+                   [&](int x, int y) { return rows_[x] < rows_[y]; });
   std::array<std::atomic<bool>, kKinds> claimed{};
   std::array<bool, kKinds> sorted{};
   std::mutex mu;
   std::condition_variable cv;
   auto sort_one = [&](int k) {
-    Sort(k, rank);
+    Sort(k, rank_);
     {
       std::lock_guard lock(mu);
       sorted[k] = true;
@@ -418,10 +590,10 @@ Status IndexRunBuffer::Flush(Connection& c) {
     cv.notify_all();
   };
   std::thread helper([&] {
-    for (int k = 0; k < kKinds; ++k)
+    for (int k : order)
       if (!claimed[k].exchange(true)) sort_one(k);
   });
-  Status inserted = InsertIndexRuns(c, *this, [&](int k) {
+  Status inserted = InsertIndexRuns(c, *this, order, [&](int k) {
     if (!claimed[k].exchange(true)) return sort_one(k);
     std::unique_lock lock(mu);
     cv.wait(lock, [&] { return sorted[k]; });
@@ -434,75 +606,160 @@ Status IndexRunBuffer::Flush(Connection& c) {
     rows_[k] = 0;
   }
   count_ = 0;
+  CloseSpill();
   return Status::Ok();
 }
 
-void IndexRunBuffer::Column(int kind, size_t i, int column, sqlite3_context* ctx) const {
-  const char* p = arena_[kind].At(order_[kind][i].pos);
-  const uint32_t tp = GetU32(p);
-  if (column == kType || column == kParam) {
-    const std::string& s = column == kType ? tp_[tp].first : tp_[tp].second;
-    sqlite3_result_text64(ctx, s.data(), s.size(), SQLITE_STATIC, SQLITE_UTF8);
+// ---- reading a table's rows in key order ------------------------------------------------------
+
+namespace {
+// Rows of the memory's run whose records are asked for ahead of the one read: rows in key order
+// are scattered over the arena, and without it each row waited on a cache miss.
+constexpr size_t kPrefetchAhead = 8;
+}  // namespace
+
+IndexRunBuffer::Reader IndexRunBuffer::Read(int kind) const {
+  Reader r;
+  r.runs_ = this;
+  r.kind_ = kind;
+  for (const Spilled& sp : spills_) {
+    if (sp.rows[kind] == 0 || spill_map_ == nullptr) continue;
+    Reader::Source s;
+    s.at = spill_map_ + sp.offset[kind];
+    s.end = s.at + sp.bytes[kind];
+    r.sources_.push_back(s);
+  }
+  if (rows_[kind] > 0) {
+    Reader::Source s;
+    s.memory = true;
+    s.n = order_[kind].size();
+    for (size_t i = 0; i < kPrefetchAhead && i < s.n; ++i)
+      __builtin_prefetch(arena_[kind].At(order_[kind][i].pos));
+    r.sources_.push_back(s);
+  }
+  if (r.sources_.size() == 1) {
+    r.current_ = r.Head(r.sources_[0]);
+  } else if (r.sources_.size() > 1) {
+    for (int i = 0; i < static_cast<int>(r.sources_.size()); ++i) r.heap_.push_back(i);
+    auto greater = [&r](int a, int b) { return r.Less(b, a); };
+    std::make_heap(r.heap_.begin(), r.heap_.end(), greater);
+    r.current_ = r.Head(r.sources_[static_cast<size_t>(r.heap_.front())]);
+  }
+  return r;
+}
+
+const char* IndexRunBuffer::Reader::Head(const Source& s) const {
+  if (s.memory) return s.i < s.n ? runs_->arena_[kind_].At(runs_->order_[kind_][s.i].pos) : nullptr;
+  return s.at < s.end ? s.at : nullptr;
+}
+
+void IndexRunBuffer::Reader::Advance(Source& s) const {
+  if (s.memory) {
+    ++s.i;
+    if (s.i + kPrefetchAhead < s.n) {
+      const char* p = runs_->arena_[kind_].At(runs_->order_[kind_][s.i + kPrefetchAhead].pos);
+      __builtin_prefetch(p);
+      __builtin_prefetch(p + 64);
+    }
+  } else {
+    s.at += RecordSize(s.at);
+  }
+}
+
+bool IndexRunBuffer::Reader::Less(int a, int b) const {
+  return RecordLess(runs_->rank_, Head(sources_[static_cast<size_t>(a)]),
+                    Head(sources_[static_cast<size_t>(b)]));
+}
+
+void IndexRunBuffer::Reader::Next() {
+  if (current_ == nullptr) return;
+  if (heap_.empty()) {  // one source
+    Advance(sources_[0]);
+    current_ = Head(sources_[0]);
     return;
   }
+  auto greater = [this](int a, int b) { return Less(b, a); };
+  std::pop_heap(heap_.begin(), heap_.end(), greater);
+  Source& s = sources_[static_cast<size_t>(heap_.back())];
+  Advance(s);
+  if (Head(s) == nullptr) {
+    heap_.pop_back();
+  } else {
+    std::push_heap(heap_.begin(), heap_.end(), greater);
+  }
+  current_ = heap_.empty() ? nullptr : Head(sources_[static_cast<size_t>(heap_.front())]);
+}
+
+void IndexRunBuffer::Decode(int kind, const char* p, RowView& row) const {
+  row.record = p;
   const uint32_t key_len = GetU32(p + 4);
   const char* key = p + kHeader;
-  if (column == kRid) {
-    sqlite3_result_int64(ctx, GetOrderedInt(key + key_len - 8));
-    return;
-  }
+  auto offset = [p](const char* at) { return static_cast<uint32_t>(at - p); };
   const KindLayout& layout = Layouts()[kind];
   const char* at = key;
   for (const FieldSpec& f : layout.key) {
+    RowView::Slot& slot = row.slots[static_cast<size_t>(f.column)];
+    slot.offset = offset(at);
+    slot.type = static_cast<uint8_t>(f.type);
     if (f.type == Field::kText) {
-      bool escaped = false;
-      const char* end = SkipKeyText(at, key + key_len, escaped);
-      if (f.column == column) {
-        if (!escaped) {
-          sqlite3_result_text64(ctx, at, static_cast<sqlite3_uint64>(end - 2 - at), SQLITE_STATIC,
-                                SQLITE_UTF8);
-        } else {
-          std::string s;
-          for (const char* q = at; q < end - 2; ++q) {
-            s.push_back(*q);
-            if (*q == '\0') ++q;  // the FF after an escaped 00
-          }
-          sqlite3_result_text64(ctx, s.data(), s.size(), SQLITE_TRANSIENT, SQLITE_UTF8);
-        }
-        return;
-      }
+      const char* end = SkipKeyText(at, key + key_len, slot.escaped);
+      slot.length = static_cast<uint32_t>(end - 2 - at);
       at = end;
     } else {
-      if (f.column == column) {
-        const int64_t v = GetOrderedInt(at);
-        if (f.type == Field::kInt) {
-          sqlite3_result_int64(ctx, v);
-        } else {
-          sqlite3_result_double(ctx, OrderedToDouble(v));
-        }
-        return;
-      }
       at += 8;
     }
   }
   at = key + key_len;
   for (const FieldSpec& f : layout.tail) {
+    RowView::Slot& slot = row.slots[static_cast<size_t>(f.column)];
+    slot.type = static_cast<uint8_t>(f.type);
     if (f.type == Field::kText) {
-      const uint32_t n = GetU32(at);
-      if (f.column == column) {
-        sqlite3_result_text64(ctx, at + 4, n, SQLITE_STATIC, SQLITE_UTF8);
-        return;
-      }
-      at += 4 + n;
+      slot.length = GetU32(at);
+      slot.offset = offset(at + 4);
+      at += 4 + slot.length;
     } else {
-      if (f.column == column) {
-        sqlite3_result_double(ctx, OrderedToDouble(GetOrderedInt(at)));
-        return;
-      }
+      slot.offset = offset(at);
       at += 8;
     }
   }
-  // A column this kind does not have: NULL.
+}
+
+void IndexRunBuffer::Column(const RowView& row, int column, sqlite3_context* ctx) const {
+  const char* p = row.record;
+  if (column == kType || column == kParam) {
+    const auto& tp = tp_[GetU32(p)];
+    const std::string& s = column == kType ? tp.first : tp.second;
+    sqlite3_result_text64(ctx, s.data(), s.size(), SQLITE_STATIC, SQLITE_UTF8);
+    return;
+  }
+  if (column == kRid) {
+    sqlite3_result_int64(ctx, GetOrderedInt(p + kHeader + GetU32(p + 4) - 8));
+    return;
+  }
+  if (column < 0 || static_cast<size_t>(column) >= row.slots.size()) return;
+  const RowView::Slot& slot = row.slots[static_cast<size_t>(column)];
+  if (slot.offset == 0) return;  // a column this kind does not have: NULL
+  const char* at = p + slot.offset;
+  switch (static_cast<Field>(slot.type)) {
+    case Field::kText:
+      if (!slot.escaped) {
+        sqlite3_result_text64(ctx, at, slot.length, SQLITE_STATIC, SQLITE_UTF8);
+      } else {
+        std::string s;
+        for (const char* q = at; q < at + slot.length; ++q) {
+          s.push_back(*q);
+          if (*q == '\0') ++q;  // the FF after an escaped 00
+        }
+        sqlite3_result_text64(ctx, s.data(), s.size(), SQLITE_TRANSIENT, SQLITE_UTF8);
+      }
+      return;
+    case Field::kInt:
+      sqlite3_result_int64(ctx, GetOrderedInt(at));
+      return;
+    case Field::kReal:
+      sqlite3_result_double(ctx, OrderedToDouble(GetOrderedInt(at)));
+      return;
+  }
 }
 
 }  // namespace jiceng::store::sqlite

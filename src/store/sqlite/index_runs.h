@@ -14,6 +14,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -87,6 +88,11 @@ class IndexRunBuffer {
  public:
   static constexpr int kKinds = 8;  // SearchKind kToken … kComposite, the idx_* tables
 
+  IndexRunBuffer() = default;
+  ~IndexRunBuffer() { CloseSpill(); }
+  IndexRunBuffer(const IndexRunBuffer&) = delete;
+  IndexRunBuffer& operator=(const IndexRunBuffer&) = delete;
+
   // Encodes the idx_* rows of `index` (not full text) for a resource of `type` into `records`,
   // with rid 0: on any thread (a bulk load's workers, SqliteStore::PrecomputeIndex), so that the
   // writer only copies them in (AddEncoded).
@@ -96,8 +102,10 @@ class IndexRunBuffer {
   bool AddEncoded(int64_t rid, std::string_view records);
   // Appends the idx_* rows of `index` (not full text) for resource `rid` of `type`.
   void Add(std::string_view type, int64_t rid, const IndexRows& index);
+  // Rows held in memory (not those spilled).
   size_t size() const { return count_; }
-  bool empty() const { return count_ == 0; }
+  // Nothing held, in memory or spilled.
+  bool empty() const { return count_ == 0 && spills_.empty(); }
 
   // What is held, and dropping what was added since (a unit of work that rolled back).
   struct Mark {
@@ -108,14 +116,70 @@ class IndexRunBuffer {
   Mark mark() const;
   void truncate(const Mark& m);
 
-  // Sorts each table's rows (on two threads) and inserts them, then empties the buffer.
-  Status Flush(Connection& c);
+  // Sorts the rows held in memory (on two threads), appends each table's in key order to this
+  // buffer's spill file (an unlinked temporary file in `dir`, created by the first spill), and
+  // empties the memory. A load of more rows than memory holds thus inserts nothing until
+  // Flush, which merges every spilled run: each idx_* B-tree is written once, in key order,
+  // however large the load (inserting a run into B-trees that earlier runs had filled made a
+  // 1,000,000-resident load stall for minutes; docs/benchmarks.md, session 15). On an error
+  // (a full disk) the rows stay in memory and the file is cut back.
+  Status Spill(const std::string& dir);
+  size_t spilled_runs() const { return spills_.size(); }
+  size_t spilled_rows() const;
 
-  // For the jc_pending module (sqlite_index_write.cpp), after Flush has sorted kind `kind`: the
-  // number of rows, and column `column` (a jc_pending column number) of the i-th in key order
-  // into `ctx` (NULL for a column the kind does not have).
-  size_t rows(int kind) const { return rows_[kind]; }
-  void Column(int kind, size_t i, int column, sqlite3_context* ctx) const;
+  // Sorts each table's rows held in memory (on two threads), inserts them merged with the
+  // spilled runs' (smallest table first, each as soon as it is sorted), then empties the
+  // buffer and its spill file.
+  Status Flush(Connection& c);
+  // Calls f(kind, record) for every row held, memory and spilled, in the order Flush inserts
+  // them (each kind in key order), without inserting or dropping any: for checks and tests.
+  Status Scan(const std::function<void(int kind, std::string_view record)>& f);
+
+  // For the jc_pending module (sqlite_index_write.cpp), during Flush: the rows of kind `kind`
+  // (memory and spilled) and, after Flush has sorted the memory's, a Reader over them in key
+  // order; a row decoded into a RowView (each column found once, not once per column asked
+  // for); and column `column` (a jc_pending column number) of it into `ctx` (NULL for a column
+  // the kind does not have).
+  size_t rows(int kind) const;
+  struct RowView {
+    struct Slot {
+      uint32_t offset = 0;  // in the record; 0 (the header's place): the column is NULL
+      uint32_t length = 0;  // of a text
+      uint8_t type = 0;     // Field
+      bool escaped = false;
+    };
+    const char* record = nullptr;  // the row decoded, null before the first
+    std::array<Slot, 32> slots{};  // by jc_pending column number
+  };
+  class Reader {
+   public:
+    Reader() = default;
+    bool done() const { return current_ == nullptr; }
+    const char* record() const { return current_; }
+    void Next();
+
+   private:
+    friend class IndexRunBuffer;
+    // A sequence of records in key order: the memory's sorted rows [i, n), or a spilled
+    // section [at, end).
+    struct Source {
+      const char* at = nullptr;
+      const char* end = nullptr;
+      size_t i = 0, n = 0;
+      bool memory = false;
+    };
+    const char* Head(const Source& s) const;
+    void Advance(Source& s) const;
+    bool Less(int a, int b) const;  // source a's head sorts before source b's
+    const IndexRunBuffer* runs_ = nullptr;
+    int kind_ = 0;
+    std::vector<Source> sources_;
+    std::vector<int> heap_;  // sources with rows left, a min-heap on their heads (2 or more)
+    const char* current_ = nullptr;
+  };
+  Reader Read(int kind) const;
+  void Decode(int kind, const char* record, RowView& row) const;
+  void Column(const RowView& row, int column, sqlite3_context* ctx) const;
 
  private:
   struct SortEntry {
@@ -127,8 +191,27 @@ class IndexRunBuffer {
   std::array<RecordArena, kKinds> arena_;
   std::array<size_t, kKinds> rows_{};
   std::array<std::vector<SortEntry>, kKinds> order_;
-  std::vector<std::pair<std::string, std::string>> tp_;  // TypeParamNames() at the last Flush
+  std::vector<std::pair<std::string, std::string>> tp_;  // TypeParamNames() at the last sort
+  std::vector<uint32_t> rank_;  // of each type+param id in (type, param) order, at the last sort
   size_t count_ = 0;
+
+  // The runs spilled since the last Flush: each table's sorted records at [offset, offset +
+  // bytes) of the spill file.
+  struct Spilled {
+    std::array<uint64_t, kKinds> offset{}, bytes{};
+    std::array<size_t, kKinds> rows{};
+  };
+  void RankTypeParams();
+  Status SortAll();     // every kind, on two threads
+  Status MapSpilled();  // the spill file, for Readers
+  void UnmapSpilled();
+  void CloseSpill();
+  std::vector<Spilled> spills_;
+  int spill_fd_ = -1;
+  uint64_t spill_size_ = 0;
+  const char* spill_map_ = nullptr;  // the file mapped during Flush
+  size_t spill_map_size_ = 0;
+
 };
 
 }  // namespace jiceng::store::sqlite

@@ -39,6 +39,8 @@ struct PendingCursor {
   SearchKind kind = SearchKind::kToken;
   size_t at = 0;
   size_t size = 0;
+  IndexRunBuffer::Reader reader;  // runs: their rows in key order
+  IndexRunBuffer::RowView view;   // … the reader's current row, decoded by its first column
 };
 
 // IndexRunBuffer's arena of each idx_* table (its order: token, string, date, number, quantity,
@@ -163,26 +165,34 @@ int PendingFilter(sqlite3_vtab_cursor* c, int, const char*, int argc, sqlite3_va
     return SQLITE_OK;
   }
   cur->runs = static_cast<const IndexRunBuffer*>(sqlite3_value_pointer(argv[0], kRunsPointerType));
+  cur->reader = IndexRunBuffer::Reader();
+  cur->view = IndexRunBuffer::RowView();
   const int run = RunKind(cur->kind);
-  if (cur->runs != nullptr && run >= 0) cur->size = cur->runs->rows(run);
+  if (cur->runs != nullptr && run >= 0) cur->reader = cur->runs->Read(run);
   return SQLITE_OK;  // neither: not bound by the store, no rows
 }
 
 int PendingNext(sqlite3_vtab_cursor* c) {
-  ++reinterpret_cast<PendingCursor*>(c)->at;
+  auto* cur = reinterpret_cast<PendingCursor*>(c);
+  ++cur->at;
+  if (cur->runs != nullptr) cur->reader.Next();
   return SQLITE_OK;
 }
 
 int PendingEof(sqlite3_vtab_cursor* c) {
   auto* cur = reinterpret_cast<PendingCursor*>(c);
+  if (cur->runs != nullptr) return cur->reader.done();
   return cur->at >= cur->size;
 }
 
 int PendingColumnValue(sqlite3_vtab_cursor* c, sqlite3_context* ctx, int col) {
-  const auto* cur = reinterpret_cast<const PendingCursor*>(c);
+  auto* cur = reinterpret_cast<PendingCursor*>(c);
   const size_t i = cur->at;
   if (cur->runs != nullptr) {
-    cur->runs->Column(RunKind(cur->kind), i, col, ctx);
+    const char* record = cur->reader.record();
+    if (record == nullptr) return SQLITE_OK;
+    if (cur->view.record != record) cur->runs->Decode(RunKind(cur->kind), record, cur->view);
+    cur->runs->Column(cur->view, col, ctx);
     return SQLITE_OK;
   }
   const PendingIndexRows& p = *cur->rows;
@@ -632,7 +642,7 @@ Status ReplaceIndexRows(Connection& c, std::string_view type, int64_t rid, bool 
   if (!fresh) {
     // The old rows may still be pending (written earlier in this unit, or held in a bulk load's
     // runs): insert them first so that the delete below finds them.
-    if (runs != nullptr && !runs->empty()) JC_RETURN_IF_ERROR(runs->Flush(c));
+    if (runs != nullptr && !runs->empty()) JC_RETURN_IF_ERROR(runs->Flush(c));  // spilled too
     if (pending != nullptr && !pending->empty()) JC_RETURN_IF_ERROR(pending->Flush(c));
     JC_ASSIGN_OR_RETURN(std::optional<IndexRows> old, ReadIndexKeys(c, rid));
     if (old) JC_RETURN_IF_ERROR(DeleteRows(c, type, rid, *old));
@@ -709,16 +719,18 @@ int64_t OrderedFromDouble(double d) {
   return bits < 0 ? std::numeric_limits<int64_t>::min() - bits - 1 : bits;
 }
 
-Status InsertIndexRuns(Connection& c, const IndexRunBuffer& runs,
+Status InsertIndexRuns(Connection& c, const IndexRunBuffer& runs, const std::vector<int>& order,
                        const std::function<void(int)>& before) {
-  for (const KindInsert& k : kKindInserts) {
-    const int run = RunKind(k.kind);
-    if (run < 0) continue;
+  for (int run : order) {
+    const KindInsert* k = nullptr;
+    for (const KindInsert& x : kKindInserts)
+      if (RunKind(x.kind) == run) k = &x;
+    if (k == nullptr) continue;
     if (before) before(run);
     if (runs.rows(run) == 0) continue;
-    JC_SQL_STMT(s, c, k.sql);
+    JC_SQL_STMT(s, c, k->sql);
     sqlite3_bind_pointer(s_raw, 1, const_cast<IndexRunBuffer*>(&runs), kRunsPointerType, nullptr);
-    s.BindInt(2, static_cast<int64_t>(k.kind));
+    s.BindInt(2, static_cast<int64_t>(k->kind));
     JC_RETURN_IF_ERROR(s.Run());
   }
   return Status::Ok();

@@ -114,10 +114,10 @@ class PendingIndexRows {
 // (PendingIndexRows, IndexRunBuffer) order doubles by it.
 int64_t OrderedFromDouble(double d);
 
-// Inserts the sorted runs of `runs` (IndexRunBuffer::Flush sorts them) through jc_pending,
-// table by table, calling `before(run)` (when given) before each table's (it waits for that
-// run to be sorted).
-Status InsertIndexRuns(Connection& c, const IndexRunBuffer& runs,
+// Inserts the rows of `runs` (IndexRunBuffer::Flush sorts those in memory; spilled runs are
+// sorted) through jc_pending, table by table in `order` (IndexRunBuffer kinds), calling
+// `before(run)` (when given) before each table's (it waits for that run to be sorted).
+Status InsertIndexRuns(Connection& c, const IndexRunBuffer& runs, const std::vector<int>& order,
                        const std::function<void(int)>& before = {});
 
 // Registers jc_pending(rows, kind) on `db`: the rows of one SearchKind of a PendingIndexRows

@@ -14,6 +14,7 @@
 #include <cstring>
 #include <deque>
 #include <exception>
+#include <filesystem>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -33,6 +34,16 @@ namespace sqlite {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+// Where a bulk load of the file at `db_path` spills its index runs: beside the database, whose
+// disk must hold the indexes anyway (the system's temporary directory for an in-memory one).
+std::string SpillDirectory(const std::string& db_path) {
+  std::filesystem::path p(db_path);
+  if (db_path.empty() || db_path == ":memory:" || db_path.rfind("file:", 0) == 0)
+    return std::filesystem::temp_directory_path().string();
+  std::filesystem::path dir = p.parent_path();
+  return dir.empty() ? "." : dir.string();
+}
 
 // The DbSeconds children this backend records into, looked up once per store.
 struct Timers {
@@ -422,7 +433,8 @@ class SqliteReadTransaction final : public IReadTransaction {
 // (SqliteStore::BeginBulkLoad).
 struct BulkRows {
   IndexRunBuffer runs;
-  int64_t run_rows = 0;  // SqliteOptions::bulk_build_rows
+  int64_t run_rows = 0;   // SqliteOptions::bulk_build_rows: held in memory before a spill
+  std::string spill_dir;  // where runs spill (the database's directory)
   // EndBulkLoad has inserted the last run: later units write as usual, and the writer drops
   // this holder once the group is done (a transaction of the group may still point to it).
   bool ended = false;
@@ -488,12 +500,13 @@ class SqliteWriteTransaction final : public IWriteTransaction {
     if (bulk_ != nullptr) runs_mark_ = bulk_->runs.mark();
   }
   // Writes what the unit still holds back (its idx_* rows) inside the unit, so that a failure
-  // fails the unit and a rollback of the unit undoes them. A bulk load's rows wait for a run.
+  // fails the unit and a rollback of the unit undoes them. A bulk load's rows wait for the end
+  // of the load, spilled to a temporary file whenever a run's worth is held.
   Status FinishUnit() {
     JC_RETURN_IF_ERROR(pending_.Flush(conn_));
     if (IndexRunBuffer* runs = Runs();
         runs != nullptr && static_cast<int64_t>(runs->size()) >= bulk_->run_rows) {
-      return runs->Flush(conn_);
+      return runs->Spill(bulk_->spill_dir);
     }
     return Status::Ok();
   }
@@ -687,6 +700,7 @@ class SqliteStore final : public IStore {
       engaged = true;
       bulk_ = std::make_unique<BulkRows>();  // on the writer thread, which alone uses it
       bulk_->run_rows = options_.bulk_build_rows;
+      bulk_->spill_dir = SpillDirectory(path_);
       bulk_->lost = crashed;
       return Status::Ok();
     }));
@@ -709,7 +723,7 @@ class SqliteStore final : public IStore {
         rebuild = true;
         return Status::Ok();
       }
-      const auto total = static_cast<int64_t>(bulk_->runs.size());
+      const auto total = static_cast<int64_t>(bulk_->runs.size() + bulk_->runs.spilled_rows());
       JC_RETURN_IF_ERROR(bulk_->runs.Flush(c));
       bulk_->ended = true;
       if (progress) progress(total, total);

@@ -53,9 +53,10 @@ struct SqliteOptions {
   // power cut (not after a crash of the process) something a reader saw, but whose writer was
   // never acknowledged, can be missing. false: fsync inside COMMIT (synchronous=FULL).
   bool sync_off_writer = true;
-  // Index rows a bulk load (IStore::BeginBulkLoad) holds before inserting them as one sorted run
-  // (~50 bytes each in memory; 8 million: ~400 MB, the rows of ~400,000 resources). Fewer,
-  // larger runs overlap less in key order, so the B-trees are written closer to append-only.
+  // Index rows a bulk load (IStore::BeginBulkLoad) holds in memory before spilling them as one
+  // sorted run to a temporary file beside the database (~50 bytes each in memory; 8 million:
+  // ~400 MB, the rows of ~400,000 resources). The end of the load merges every run into the
+  // empty B-trees, so each is written once, in key order (index_runs.h).
   // `jiceng import` and `generate --db` set it from --index-run-mib (cli/platform.h).
   int64_t bulk_build_rows = 8'000'000;
   // The writer's page cache during a bulk load: it starts at this (or cache_kib, if smaller)

@@ -703,6 +703,79 @@ TEST(IndexRunBuffer, EncodedRecordsAreTakenWholeOrNotAtAll) {
   EXPECT_EQ(runs.rows(4), 1u);
 }
 
+// Rows spilled to a temporary file in several runs come back merged with those still in
+// memory in one key order: the same records, in the same order, as one run held in memory.
+// Type+param pairs first seen after a spill sort among the earlier ones by name, and nothing
+// is left in the directory.
+TEST(IndexRunBuffer, SpilledRunsMergeWithMemoryInOneKeyOrder) {
+  const std::string dir = ::testing::TempDir() + "/jiceng-spill-test";
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  auto rows_of = [](int i) {
+    IndexRows rows;
+    // Values that repeat across runs, keys that share prefixes, a NUL byte, and parameters that
+    // only appear late ("zz-late" after "code", "a-late" before it).
+    rows.tokens.push_back({"code", "http://loinc.org", std::to_string(i % 37)});
+    if (i > 500) rows.tokens.push_back({i % 2 ? "zz-late" : "a-late", "", std::to_string(i % 5)});
+    rows.strings.push_back({"name", std::string("n\0", 2) + std::to_string(i % 11), "N"});
+    rows.dates.push_back({"date", int64_t{1'700'000'000'000'000} - (i % 13) * 1000, i * 10});
+    rows.quantities.push_back({"value-quantity", 100.0 + i % 7, "http://unitsofmeasure.org",
+                               "mm[Hg]", 100.0 + i % 7, "mm[Hg]"});
+    return rows;
+  };
+  sqlite::IndexRunBuffer spilled, held;
+  for (int i = 1; i <= 900; ++i) {
+    const IndexRows rows = rows_of(i);
+    spilled.Add(i % 3 ? "Observation" : "Patient", i, rows);
+    held.Add(i % 3 ? "Observation" : "Patient", i, rows);
+    if (i % 200 == 0) {
+      ASSERT_TRUE(spilled.Spill(dir).ok());
+    }
+  }
+  EXPECT_EQ(spilled.spilled_runs(), 4u);
+  EXPECT_EQ(spilled.size(), 100u * 5u);  // rows of the last 100 resources are in memory
+  EXPECT_EQ(spilled.spilled_rows() + spilled.size(), held.size());
+  EXPECT_EQ(spilled.rows(0), held.rows(0));
+  EXPECT_TRUE(fs::is_empty(dir));  // the spill file has no name
+
+  auto scan = [](sqlite::IndexRunBuffer& runs) {
+    std::vector<std::pair<int, std::string>> out;
+    EXPECT_TRUE(runs.Scan([&](int kind, std::string_view r) { out.emplace_back(kind, r); }).ok());
+    return out;
+  };
+  const auto merged = scan(spilled);
+  const auto one_run = scan(held);
+  ASSERT_EQ(merged.size(), held.size());
+  EXPECT_TRUE(merged == one_run);
+  // Each kind's records ascend: by type+param name (the token run's "a-late" rows come before
+  // "code", "zz-late" after), then by key bytes.
+  const auto names = sqlite::TypeParamNames();
+  auto name_of = [&](const std::string& r) {
+    uint32_t id;
+    std::memcpy(&id, r.data(), 4);
+    return names[id];
+  };
+  for (size_t i = 1; i < merged.size(); ++i) {
+    if (merged[i].first != merged[i - 1].first) continue;
+    const auto a = name_of(merged[i - 1].second), b = name_of(merged[i].second);
+    ASSERT_LE(a, b) << i;
+    if (a == b) {
+      uint32_t la, lb;
+      std::memcpy(&la, merged[i - 1].second.data() + 4, 4);
+      std::memcpy(&lb, merged[i].second.data() + 4, 4);
+      ASSERT_LE(merged[i - 1].second.substr(12, la), merged[i].second.substr(12, lb)) << i;
+    }
+  }
+  EXPECT_EQ(name_of(merged.front().second).second, "a-late");
+  // Spilling again after a scan appends to the file and still merges.
+  spilled.Add("Patient", 901, rows_of(901));
+  held.Add("Patient", 901, rows_of(901));
+  ASSERT_TRUE(spilled.Spill(dir).ok());
+  EXPECT_TRUE(scan(spilled) == scan(held));
+  EXPECT_TRUE(fs::is_empty(dir));
+  fs::remove_all(dir);
+}
+
 // Every idx_* row of the file at `path`, one line each, in primary-key order.
 std::string DumpIndexTables(const std::string& path) {
   auto conn = sqlite::Connection::Open(path, {});
