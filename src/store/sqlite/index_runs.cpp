@@ -566,40 +566,72 @@ Status IndexRunBuffer::Scan(const std::function<void(int kind, std::string_view 
   return Status::Ok();
 }
 
-Status IndexRunBuffer::Flush(Connection& c) {
-  if (empty()) return Status::Ok();
-  RankTypeParams();
-  JC_RETURN_IF_ERROR(MapSpilled());
-  // Smallest table first, so the writer starts inserting at once while the helper sorts the
-  // larger ones; whichever thread claims a table first sorts it (a bulk load's workers are
-  // idle while the writer flushes).
-  std::vector<int> order(kKinds);
-  std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(),
-                   [&](int x, int y) { return rows_[x] < rows_[y]; });
+struct IndexRunBuffer::Flushing {
+  std::vector<int> order;
   std::array<std::atomic<bool>, kKinds> claimed{};
   std::array<bool, kKinds> sorted{};
   std::mutex mu;
   std::condition_variable cv;
-  auto sort_one = [&](int k) {
-    Sort(k, rank_);
-    {
-      std::lock_guard lock(mu);
-      sorted[k] = true;
+  std::thread helper;
+};
+
+IndexRunBuffer::IndexRunBuffer() = default;
+
+IndexRunBuffer::~IndexRunBuffer() {
+  EndFlush(false);
+  CloseSpill();
+}
+
+Result<std::vector<int>> IndexRunBuffer::BeginFlush() {
+  EndFlush(false);
+  RankTypeParams();
+  JC_RETURN_IF_ERROR(MapSpilled());
+  flushing_ = std::make_unique<Flushing>();
+  Flushing& f = *flushing_;
+  // Smallest table first, so the writer starts inserting at once while the helper sorts the
+  // larger ones; whichever thread claims a table first sorts it (a bulk load's workers are
+  // idle while the writer flushes).
+  f.order.resize(kKinds);
+  std::iota(f.order.begin(), f.order.end(), 0);
+  std::stable_sort(f.order.begin(), f.order.end(),
+                   [&](int x, int y) { return rows_[x] < rows_[y]; });
+  f.helper = std::thread([this, &f] {
+    for (int k : f.order) {
+      if (f.claimed[k].exchange(true)) continue;
+      Sort(k, rank_);
+      {
+        std::lock_guard lock(f.mu);
+        f.sorted[k] = true;
+      }
+      f.cv.notify_all();
     }
-    cv.notify_all();
-  };
-  std::thread helper([&] {
-    for (int k : order)
-      if (!claimed[k].exchange(true)) sort_one(k);
   });
-  Status inserted = InsertIndexRuns(c, *this, order, [&](int k) {
-    if (!claimed[k].exchange(true)) return sort_one(k);
-    std::unique_lock lock(mu);
-    cv.wait(lock, [&] { return sorted[k]; });
-  });
-  helper.join();
-  JC_RETURN_IF_ERROR(inserted);
+  return f.order;
+}
+
+void IndexRunBuffer::AwaitSorted(int kind) {
+  Flushing& f = *flushing_;
+  if (!f.claimed[kind].exchange(true)) {
+    Sort(kind, rank_);
+    std::lock_guard lock(f.mu);
+    f.sorted[kind] = true;
+    return;
+  }
+  std::unique_lock lock(f.mu);
+  f.cv.wait(lock, [&] { return f.sorted[kind]; });
+}
+
+Status IndexRunBuffer::FlushKind(Connection& c, int kind) {
+  if (flushing_ == nullptr) return Internal("IndexRunBuffer::FlushKind outside BeginFlush");
+  return InsertIndexRuns(c, *this, {kind}, [this](int k) { AwaitSorted(k); });
+}
+
+void IndexRunBuffer::EndFlush(bool done) {
+  if (flushing_ != nullptr) {
+    if (flushing_->helper.joinable()) flushing_->helper.join();
+    flushing_.reset();
+  }
+  if (!done) return;
   for (int k = 0; k < kKinds; ++k) {
     arena_[k].Clear();
     order_[k].clear();
@@ -607,6 +639,18 @@ Status IndexRunBuffer::Flush(Connection& c) {
   }
   count_ = 0;
   CloseSpill();
+}
+
+Status IndexRunBuffer::Flush(Connection& c) {
+  if (empty()) return Status::Ok();
+  JC_ASSIGN_OR_RETURN(std::vector<int> order, BeginFlush());
+  for (int k : order) {
+    if (Status st = FlushKind(c, k); !st.ok()) {
+      EndFlush(false);
+      return st;
+    }
+  }
+  EndFlush(true);
   return Status::Ok();
 }
 

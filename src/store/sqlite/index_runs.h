@@ -15,6 +15,7 @@
 #include <array>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -88,8 +89,8 @@ class IndexRunBuffer {
  public:
   static constexpr int kKinds = 8;  // SearchKind kToken … kComposite, the idx_* tables
 
-  IndexRunBuffer() = default;
-  ~IndexRunBuffer() { CloseSpill(); }
+  IndexRunBuffer();
+  ~IndexRunBuffer();
   IndexRunBuffer(const IndexRunBuffer&) = delete;
   IndexRunBuffer& operator=(const IndexRunBuffer&) = delete;
 
@@ -131,6 +132,14 @@ class IndexRunBuffer {
   // spilled runs' (smallest table first, each as soon as it is sorted), then empties the
   // buffer and its spill file.
   Status Flush(Connection& c);
+  // Flush in steps, so that a caller can commit each table on its own (and a checkpoint copy
+  // one table's pages while the next is inserted): BeginFlush starts sorting on a helper thread
+  // and returns the tables in the order to insert them; FlushKind inserts one (sorting it first
+  // if the helper has not reached it); EndFlush waits for the helper and, when `done`, empties
+  // the buffer and its spill file (otherwise the rows stay, as after a failed Flush).
+  Result<std::vector<int>> BeginFlush();
+  Status FlushKind(Connection& c, int kind);
+  void EndFlush(bool done);
   // Calls f(kind, record) for every row held, memory and spilled, in the order Flush inserts
   // them (each kind in key order), without inserting or dropping any: for checks and tests.
   Status Scan(const std::function<void(int kind, std::string_view record)>& f);
@@ -201,6 +210,9 @@ class IndexRunBuffer {
     std::array<uint64_t, kKinds> offset{}, bytes{};
     std::array<size_t, kKinds> rows{};
   };
+  struct Flushing;  // the state of a flush in steps: its helper thread and what it sorted
+  void AwaitSorted(int kind);
+  std::unique_ptr<Flushing> flushing_;
   void RankTypeParams();
   Status SortAll();     // every kind, on two threads
   Status MapSpilled();  // the spill file, for Readers
