@@ -323,6 +323,20 @@ TEST(SearchSql, ManyMatchesAreProbedAndAChainOfFewTargetsIsCollected) {
     EXPECT_EQ(c.page->sql.find("AS MATERIALIZED"), std::string::npos) << c.page->sql;
   }
   {
+    // Listed first, the chain is still probed last: each candidate's own code (one decode of its
+    // keys) before its reference's target (a look-up and a second decode).
+    SearchQuery chain_first = q;
+    std::swap(chain_first.all_of[0], chain_first.all_of[1]);
+    TableEstimator many(sql::kEstimateCap, sql::kEstimateCap);
+    const auto c = CompileSearch(chain_first, sqlite::SqliteDialect(), &many);
+    ASSERT_TRUE(c.page);
+    const std::string& sql = c.page->sql;
+    const size_t code = sql.find("WHERE rid = r.rid), 1)"), reference = sql.find("WHERE rid = r.rid), 5)");
+    ASSERT_NE(code, std::string::npos) << sql;
+    ASSERT_NE(reference, std::string::npos) << sql;
+    EXPECT_LT(code, reference) << sql;
+  }
+  {
     TableEstimator few_targets(sql::kEstimateCap, 12);
     const auto c = CompileSearch(q, sqlite::SqliteDialect(), &few_targets);
     ASSERT_TRUE(c.all || c.page);  // 12 rows: every match collected, the total with them
