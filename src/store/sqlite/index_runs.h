@@ -140,6 +140,7 @@ class IndexRunBuffer {
   Result<std::vector<int>> BeginFlush();
   Status FlushKind(Connection& c, int kind);
   void EndFlush(bool done);
+  bool flushing() const { return flushing_ != nullptr; }
   // Calls f(kind, record) for every row held, memory and spilled, in the order Flush inserts
   // them (each kind in key order), without inserting or dropping any: for checks and tests.
   Status Scan(const std::function<void(int kind, std::string_view record)>& f);

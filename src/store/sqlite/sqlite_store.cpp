@@ -504,8 +504,8 @@ class SqliteWriteTransaction final : public IWriteTransaction {
   // of the load, spilled to a temporary file whenever a run's worth is held.
   Status FinishUnit() {
     JC_RETURN_IF_ERROR(pending_.Flush(conn_));
-    if (IndexRunBuffer* runs = Runs();
-        runs != nullptr && static_cast<int64_t>(runs->size()) >= bulk_->run_rows) {
+    if (IndexRunBuffer* runs = Runs(); runs != nullptr && !runs->flushing() &&
+                                       static_cast<int64_t>(runs->size()) >= bulk_->run_rows) {
       return runs->Spill(bulk_->spill_dir);
     }
     return Status::Ok();
