@@ -66,6 +66,10 @@ static_assert(kRowsArg <= 32, "IndexRunBuffer::RowView::slots holds every jc_pen
 
 constexpr size_t kHeader = 12;  // u32 type+param id, u32 key length, u32 tail length
 
+// Rows of a sorted run whose records are asked for ahead of the one read: rows in key order are
+// scattered over the arena, and without it each row waited on a cache miss.
+constexpr size_t kPrefetchAhead = 8;
+
 void PutU32(std::string& out, uint32_t v) { out.append(reinterpret_cast<const char*>(&v), 4); }
 uint32_t GetU32(const char* p) {
   uint32_t v;
@@ -511,8 +515,12 @@ Status IndexRunBuffer::Spill(const std::string& dir) {
   for (int k = 0; k < kKinds && st.ok(); ++k) {
     sp.offset[k] = at;
     sp.rows[k] = rows_[k];
-    for (const SortEntry& e : order_[k]) {
-      const char* p = arena_[k].At(e.pos);
+    const std::vector<SortEntry>& order = order_[k];
+    for (size_t i = 0; i < order.size(); ++i) {
+      // Records in key order are scattered over the arena: ask for one ahead of its copy.
+      if (i + kPrefetchAhead < order.size())
+        __builtin_prefetch(arena_[k].At(order[i + kPrefetchAhead].pos));
+      const char* p = arena_[k].At(order[i].pos);
       buffer.append(p, RecordSize(p));
       if (buffer.size() >= kBuffer) {
         st = WriteAll(spill_fd_, buffer.data(), buffer.size());
@@ -655,12 +663,6 @@ Status IndexRunBuffer::Flush(Connection& c) {
 }
 
 // ---- reading a table's rows in key order ------------------------------------------------------
-
-namespace {
-// Rows of the memory's run whose records are asked for ahead of the one read: rows in key order
-// are scattered over the arena, and without it each row waited on a cache miss.
-constexpr size_t kPrefetchAhead = 8;
-}  // namespace
 
 IndexRunBuffer::Reader IndexRunBuffer::Read(int kind) const {
   Reader r;
