@@ -767,6 +767,15 @@ TEST(IndexRunBuffer, SpilledRunsMergeWithMemoryInOneKeyOrder) {
     }
   }
   EXPECT_EQ(name_of(merged.front().second).second, "a-late");
+  // A spill that cannot write (here: no such directory) fails and keeps the rows in memory.
+  {
+    sqlite::IndexRunBuffer cannot;
+    cannot.Add("Patient", 1, rows_of(1));
+    const size_t held_rows = cannot.size();
+    EXPECT_FALSE(cannot.Spill(dir + "/no/such/directory").ok());
+    EXPECT_EQ(cannot.size(), held_rows);
+    EXPECT_EQ(cannot.spilled_runs(), 0u);
+  }
   // Spilling again after a scan appends to the file and still merges.
   spilled.Add("Patient", 901, rows_of(901));
   held.Add("Patient", 901, rows_of(901));
