@@ -1,5 +1,6 @@
-// store/sqlite/index_runs: a bulk load's idx_* rows, held as byte records and inserted in large
-// runs sorted by primary key (bulk_index_build.h says why).
+// store/sqlite/index_runs: a bulk load's idx_* rows, held as byte records, spilled to a
+// temporary file in runs sorted by primary key, and inserted at the end with every run merged
+// (bulk_index_build.h says why).
 //
 // Each row is one record in its kind's arena: a header (the row's type+param as a dictionary
 // id, the length of its key and of its tail), then its key, the table's primary-key columns
