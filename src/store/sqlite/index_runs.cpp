@@ -509,7 +509,7 @@ Status IndexRunBuffer::Spill(const std::string& dir) {
   Spilled sp;
   std::string buffer;
   constexpr size_t kBuffer = size_t{4} << 20;
-  buffer.reserve(kBuffer + RecordArena::kChunk / 64);
+  buffer.reserve(kBuffer);
   uint64_t at = spill_size_;
   Status st = Status::Ok();
   for (int k = 0; k < kKinds && st.ok(); ++k) {

@@ -19,6 +19,7 @@
 #include <thread>
 #include <vector>
 
+#include "base/files.h"
 #include "base/metrics.h"
 #include "base/thread_name.h"
 #include "store/sqlite/bulk_index_build.h"
@@ -38,10 +39,9 @@ using Clock = std::chrono::steady_clock;
 // Where a bulk load of the file at `db_path` spills its index runs: beside the database, whose
 // disk must hold the indexes anyway (the system's temporary directory for an in-memory one).
 std::string SpillDirectory(const std::string& db_path) {
-  std::filesystem::path p(db_path);
   if (db_path.empty() || db_path == ":memory:" || db_path.rfind("file:", 0) == 0)
-    return std::filesystem::temp_directory_path().string();
-  std::filesystem::path dir = p.parent_path();
+    return TempDirectory().string();
+  std::filesystem::path dir = std::filesystem::path(db_path).parent_path();
   return dir.empty() ? "." : dir.string();
 }
 
