@@ -368,6 +368,30 @@ TEST(SearchSql, ManyMatchesAreProbedAndAChainOfFewTargetsIsCollected) {
     EXPECT_NE(c.page->sql.find(probed), std::string::npos) << c.page->sql;
   }
   {
+    // A counted code (41,499 rows) beside a chain whose targets are too many to count (the
+    // patients named 陈 of a county): the chain is probed on each candidate, not collected, and
+    // the total is left to the page. Beside a selective code (500 rows), the same probe: every
+    // match is then collected through it, the chain's references never listed.
+    for (const int64_t code_rows : {int64_t{41499}, int64_t{500}}) {
+      TableEstimator many_targets(code_rows, sql::kEstimateCap);
+      const auto c = CompileSearch(q, sqlite::SqliteDialect(), &many_targets);
+      ASSERT_TRUE(c.all || c.page);
+      const std::string& sql = c.all ? c.all->sql : c.page->sql;
+      EXPECT_EQ(sql.find(collected_chain), std::string::npos) << code_rows << ": " << sql;
+      EXPECT_NE(sql.find(probed), std::string::npos) << code_rows << ": " << sql;
+      EXPECT_NE(sql.find("rid IN (SELECT rid FROM idx_token"), std::string::npos) << sql;
+      EXPECT_EQ(c.total_from_page, code_rows > 10000) << code_rows;
+    }
+    // Beside a code of 500 (counted under 1,000, which ends the counting before the chain), a
+    // chain of few targets is still counted and collected.
+    TableEstimator few_targets(500, 12);
+    const auto c = CompileSearch(q, sqlite::SqliteDialect(), &few_targets);
+    ASSERT_TRUE(c.all || c.page);
+    const std::string& sql = c.all ? c.all->sql : c.page->sql;
+    EXPECT_NE(sql.find("SELECT rid FROM idx_reference"), std::string::npos) << sql;
+    EXPECT_EQ(sql.find(probed), std::string::npos) << sql;
+  }
+  {
     TableEstimator many(sql::kEstimateCap, sql::kEstimateCap);
     const auto c = CompileSearch(q, postgres::PostgresDialect(), &many);
     EXPECT_TRUE(c.count);
