@@ -267,6 +267,94 @@ Result<IndexRows> DecodeIndexKeys(std::string_view blob) {
 
 namespace {
 
+// Each kind's field types in order ('T' text, 'R' 8 raw bytes), read off ForEachKind's layout
+// once, so that the view decoder cannot drift from the encoder either.
+struct FieldTypes {
+  std::string& out;
+  bool text(std::string&) {
+    out.push_back('T');
+    return true;
+  }
+  template <typename T>
+  bool raw(T&) {
+    static_assert(sizeof(T) == sizeof(uint64_t), "raw fields are 8 bytes (KindRows::Field::bits)");
+    out.push_back('R');
+    return true;
+  }
+};
+
+// The kinds as written, each with its field types.
+using KindLayouts = std::vector<std::pair<SearchKind, std::string>>;
+
+const KindLayouts& Layouts() {
+  static const KindLayouts layouts = [] {
+    KindLayouts l;
+    IndexRows one;
+    ForEachKind([](SearchKind, auto& list, auto) { list.resize(1); }, one);
+    ForEachKind(
+        [&](SearchKind kind, auto& list, auto fields) {
+          std::string types;
+          FieldTypes f{types};
+          fields(f, list[0]);
+          l.emplace_back(kind, std::move(types));
+        },
+        one);
+    return l;
+  }();
+  return layouts;
+}
+
+}  // namespace
+
+Status DecodeKindRows(std::string_view blob, SearchKind kind, KindRows& out) {
+  out.fields.clear();
+  out.width = 0;
+  out.dictionary.clear();
+  const auto damaged = [] { return Internal("resource_index_keys: damaged row"); };
+  Reader r(blob);
+  char version = 0;
+  if (!r.Byte(version) || (version != kInlineStrings && version != kDictionary)) {
+    return Internal("resource_index_keys: unknown format version");
+  }
+  if (version == kDictionary) {
+    uint64_t n = 0;
+    if (!r.Varint(n) || n > blob.size()) return damaged();
+    out.dictionary.resize(n);
+    for (auto& text : out.dictionary) {
+      if (!r.TextView(text)) return damaged();
+    }
+  }
+  for (const auto& [k, types] : Layouts()) {
+    uint64_t n = 0;
+    if (!r.Varint(n) || n > blob.size()) return damaged();
+    const bool wanted = k == kind;
+    if (wanted) {
+      out.width = types.size();
+      out.fields.resize(n * types.size());
+    }
+    size_t at = 0;
+    for (uint64_t row = 0; row < n; ++row) {
+      for (const char type : types) {
+        KindRows::Field field;
+        if (type == 'R') {
+          if (!r.Raw(field.bits)) return damaged();
+        } else if (version == kDictionary) {
+          uint64_t i = 0;
+          if (!r.Varint(i) || i >= out.dictionary.size()) return damaged();
+          field.text = out.dictionary[i];
+        } else if (!r.TextView(field.text)) {
+          return damaged();
+        }
+        if (wanted) out.fields[at++] = field;
+      }
+    }
+    if (wanted) return Status::Ok();  // the kinds after it are not read
+  }
+  return Status::Ok();
+}
+
+namespace {
+
 // jc_sort_key(keys, kind, param, descending). Decodes only what it needs: the rows of one kind.
 void SortKeyFunction(sqlite3_context* ctx, int, sqlite3_value** argv) {
   if (sqlite3_value_type(argv[0]) != SQLITE_BLOB) return;  // NULL: no rows, sorts last
@@ -277,50 +365,54 @@ void SortKeyFunction(sqlite3_context* ctx, int, sqlite3_value** argv) {
   const std::string_view param(p ? p : "", static_cast<size_t>(sqlite3_value_bytes(argv[2])));
   const bool descending = sqlite3_value_int(argv[3]) != 0;
 
-  auto decoded = DecodeIndexKeys(blob);
-  if (!decoded.ok()) {
-    sqlite3_result_error(ctx, decoded.error().message.c_str(), -1);
+  thread_local KindRows rows;
+  if (Status s = DecodeKindRows(blob, kind, rows); !s.ok()) {
+    sqlite3_result_error(ctx, s.error().message.c_str(), -1);
     return;
   }
-  const IndexRows& rows = *decoded;
-  std::optional<std::string> best_text;
+  std::optional<std::string_view> best_text;
   std::optional<double> best_real;
   std::optional<int64_t> best_int;
   auto better = [&](const auto& v, const auto& best) {
     return !best || (descending ? v > *best : v < *best);
   };
-  auto take_text = [&](const std::string& par, const std::string& v) {
-    if (par == param && better(v, best_text)) best_text = v;
+  // The field a kind sorts by, in its row's field order (param first: TokenIndexRow is param,
+  // system, code; DateIndexRow param, start_us, end_us; ReferenceIndexRow param, target_type,
+  // target_id; the value second for strings, numbers, quantities and uris).
+  auto take_text = [&](size_t field, bool skip_empty) {
+    for (size_t i = 0; i < rows.rows(); ++i) {
+      if (rows.at(i, 0).text != param) continue;
+      const std::string_view v = rows.at(i, field).text;
+      if (skip_empty && v.empty()) continue;
+      if (better(v, best_text)) best_text = v;
+    }
   };
-  auto take_real = [&](const std::string& par, double v) {
-    if (par == param && better(v, best_real)) best_real = v;
+  auto take_bits = [&](size_t field, auto& best) {
+    using T = typename std::decay_t<decltype(best)>::value_type;
+    for (size_t i = 0; i < rows.rows(); ++i) {
+      if (rows.at(i, 0).text != param) continue;
+      T v;
+      std::memcpy(&v, &rows.at(i, field).bits, sizeof v);
+      if (better(v, best)) best = v;
+    }
   };
   switch (kind) {
     case SearchKind::kToken:
-      for (const auto& r : rows.tokens) {
-        if (!r.code.empty()) take_text(r.param, r.code);  // "system|" rows have no code to sort by
-      }
+      take_text(2, /*skip_empty=*/true);  // "system|" rows have no code to sort by
       break;
     case SearchKind::kString:
-      for (const auto& r : rows.strings) take_text(r.param, r.value);
+    case SearchKind::kUri:
+      take_text(1, false);
       break;
     case SearchKind::kDate:
-      for (const auto& r : rows.dates) {
-        const int64_t v = descending ? r.end_us : r.start_us;
-        if (r.param == param && better(v, best_int)) best_int = v;
-      }
+      take_bits(descending ? 2 : 1, best_int);
       break;
     case SearchKind::kNumber:
-      for (const auto& r : rows.numbers) take_real(r.param, r.value);
-      break;
     case SearchKind::kQuantity:
-      for (const auto& r : rows.quantities) take_real(r.param, r.value);
+      take_bits(1, best_real);
       break;
     case SearchKind::kReference:
-      for (const auto& r : rows.references) take_text(r.param, r.target_id);
-      break;
-    case SearchKind::kUri:
-      for (const auto& r : rows.uris) take_text(r.param, r.value);
+      take_text(2, false);
       break;
     default:
       break;

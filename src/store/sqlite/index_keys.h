@@ -13,6 +13,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "base/result.h"
 #include "store/store.h"
@@ -23,6 +24,26 @@ namespace jiceng::store::sqlite {
 
 std::string EncodeIndexKeys(const IndexRows& rows);
 Result<IndexRows> DecodeIndexKeys(std::string_view blob);
+
+// The rows of one SearchKind in a resource's keys, without copying: each text field a view into
+// the blob, each integer or double field its 8 bytes; `width` fields a row, in the field order of
+// the kind's row type (TokenIndexRow: param, system, code; …; the layout index_keys.cpp writes).
+// The other kinds are skipped, not decoded: a search that probes candidates (jc_rows) decoded
+// every row of each one into strings to read one kind's few.
+struct KindRows {
+  struct Field {
+    std::string_view text;
+    uint64_t bits = 0;  // an int64_t or a double, by the field's type
+  };
+  size_t width = 0;
+  std::vector<Field> fields;                // rows x width
+  std::vector<std::string_view> dictionary;  // scratch, reused
+  size_t rows() const { return width == 0 ? 0 : fields.size() / width; }
+  const Field& at(size_t row, size_t field) const { return fields[row * width + field]; }
+};
+// Fills `out` with the rows of `kind` in `blob` (views into `blob`, valid while it is). An error
+// for a damaged blob (never a read past its end); no rows for a kind the keys do not hold.
+Status DecodeKindRows(std::string_view blob, SearchKind kind, KindRows& out);
 
 // Registers jc_sort_key(keys BLOB, kind INTEGER, param TEXT, descending INTEGER) on `db`: the
 // value a search sorts a resource by for `param` of SearchKind `kind` — the smallest of its

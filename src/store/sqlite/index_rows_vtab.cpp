@@ -8,7 +8,7 @@
 // (The idx_* tables have no index on rid: a probe through them would scan a whole parameter.)
 #include <sqlite3.h>
 
-#include <memory>
+#include <cstring>
 #include <new>
 #include <string>
 #include <vector>
@@ -32,27 +32,58 @@ constexpr const char* kDeclaration =
 
 struct Cursor {
   sqlite3_vtab_cursor base;  // first: SQLite casts between the two
-  IndexRows rows;
+  std::string keys;          // the blob of the current Filter (argv lives only during the call)
+  KindRows rows;             // views into `keys`
   SearchKind kind = SearchKind::kToken;
   size_t at = 0;
-
-  size_t Size() const {
-    switch (kind) {
-      case SearchKind::kToken: return rows.tokens.size();
-      case SearchKind::kString: return rows.strings.size();
-      case SearchKind::kDate: return rows.dates.size();
-      case SearchKind::kNumber: return rows.numbers.size();
-      case SearchKind::kQuantity: return rows.quantities.size();
-      case SearchKind::kReference: return rows.references.size();
-      case SearchKind::kUri: return rows.uris.size();
-      case SearchKind::kComposite: return rows.composites.size();
-      default: return 0;
-    }
-  }
 };
 
-void Text(sqlite3_context* ctx, const std::string& s) {
-  sqlite3_result_text64(ctx, s.data(), s.size(), SQLITE_TRANSIENT, SQLITE_UTF8);
+// Where each column of a kind sits among its row's fields (KindRows, in the field order of the
+// kind's row type: TokenIndexRow is param, system, code; and so on), and its SQL type.
+enum class As : uint8_t { kText, kInt, kReal };
+struct Slot {
+  int column;
+  uint8_t field;
+  As as;
+};
+struct KindColumns {
+  SearchKind kind;
+  std::vector<Slot> slots;
+};
+
+const std::vector<KindColumns>& Columns() {
+  static const std::vector<KindColumns> columns = {
+      {SearchKind::kToken, {{kParam, 0, As::kText}, {kSystem, 1, As::kText}, {kCode, 2, As::kText}}},
+      {SearchKind::kString,
+       {{kParam, 0, As::kText}, {kValue, 1, As::kText}, {kExact, 2, As::kText}}},
+      {SearchKind::kDate, {{kParam, 0, As::kText}, {kStartUs, 1, As::kInt}, {kEndUs, 2, As::kInt}}},
+      {SearchKind::kNumber, {{kParam, 0, As::kText}, {kValue, 1, As::kReal}}},
+      {SearchKind::kQuantity,
+       {{kParam, 0, As::kText},
+        {kValue, 1, As::kReal},
+        {kSystem, 2, As::kText},
+        {kCode, 3, As::kText},
+        {kCanonicalValue, 4, As::kReal},
+        {kCanonicalCode, 5, As::kText}}},
+      {SearchKind::kReference,
+       {{kParam, 0, As::kText},
+        {kTargetType, 1, As::kText},
+        {kTargetId, 2, As::kText},
+        {kUrl, 3, As::kText}}},
+      {SearchKind::kUri, {{kParam, 0, As::kText}, {kValue, 1, As::kText}}},
+      {SearchKind::kComposite,
+       {{kParam, 0, As::kText},
+        {kSystem1, 1, As::kText},
+        {kCode1, 2, As::kText},
+        {kCode2, 3, As::kText},
+        {kSystem2, 4, As::kText},
+        {kNumber2, 5, As::kReal},
+        {kCanonicalCode2, 6, As::kText},
+        {kCanonicalNumber2, 7, As::kReal},
+        {kStart2Us, 8, As::kInt},
+        {kEnd2Us, 9, As::kInt}}},
+  };
+  return columns;
 }
 
 int Connect(sqlite3* db, void*, int, const char* const*, sqlite3_vtab** out, char**) {
@@ -111,19 +142,18 @@ int Close(sqlite3_vtab_cursor* c) {
 
 int Filter(sqlite3_vtab_cursor* c, int, const char*, int argc, sqlite3_value** argv) {
   auto* cur = reinterpret_cast<Cursor*>(c);
-  cur->rows = IndexRows{};
+  cur->rows.fields.clear();
+  cur->rows.width = 0;
   cur->at = 0;
   if (argc != 2 || sqlite3_value_type(argv[0]) != SQLITE_BLOB) return SQLITE_OK;  // no keys
   cur->kind = static_cast<SearchKind>(sqlite3_value_int(argv[1]));
   const auto* data = static_cast<const char*>(sqlite3_value_blob(argv[0]));
-  auto decoded = DecodeIndexKeys(
-      std::string_view(data ? data : "", static_cast<size_t>(sqlite3_value_bytes(argv[0]))));
-  if (!decoded.ok()) {
+  cur->keys.assign(data ? data : "", static_cast<size_t>(sqlite3_value_bytes(argv[0])));
+  if (Status s = DecodeKindRows(cur->keys, cur->kind, cur->rows); !s.ok()) {
     sqlite3_free(c->pVtab->zErrMsg);
-    c->pVtab->zErrMsg = sqlite3_mprintf("%s", decoded.error().message.c_str());
+    c->pVtab->zErrMsg = sqlite3_mprintf("%s", s.error().message.c_str());
     return SQLITE_CORRUPT;
   }
-  cur->rows = std::move(decoded).value();
   return SQLITE_OK;
 }
 
@@ -134,83 +164,36 @@ int Next(sqlite3_vtab_cursor* c) {
 
 int Eof(sqlite3_vtab_cursor* c) {
   auto* cur = reinterpret_cast<Cursor*>(c);
-  return cur->at >= cur->Size();
+  return cur->at >= cur->rows.rows();
 }
 
 int ColumnValue(sqlite3_vtab_cursor* c, sqlite3_context* ctx, int col) {
   const auto* cur = reinterpret_cast<const Cursor*>(c);
-  const size_t i = cur->at;
-  const IndexRows& r = cur->rows;
-  switch (cur->kind) {
-    case SearchKind::kToken: {
-      const auto& x = r.tokens[i];
-      if (col == kParam) Text(ctx, x.param);
-      else if (col == kCode) Text(ctx, x.code);
-      else if (col == kSystem) Text(ctx, x.system);
-      break;
-    }
-    case SearchKind::kString: {
-      const auto& x = r.strings[i];
-      if (col == kParam) Text(ctx, x.param);
-      else if (col == kValue) Text(ctx, x.value);
-      else if (col == kExact) Text(ctx, x.exact);
-      break;
-    }
-    case SearchKind::kDate: {
-      const auto& x = r.dates[i];
-      if (col == kParam) Text(ctx, x.param);
-      else if (col == kStartUs) sqlite3_result_int64(ctx, x.start_us);
-      else if (col == kEndUs) sqlite3_result_int64(ctx, x.end_us);
-      break;
-    }
-    case SearchKind::kNumber: {
-      const auto& x = r.numbers[i];
-      if (col == kParam) Text(ctx, x.param);
-      else if (col == kValue) sqlite3_result_double(ctx, x.value);
-      break;
-    }
-    case SearchKind::kQuantity: {
-      const auto& x = r.quantities[i];
-      if (col == kParam) Text(ctx, x.param);
-      else if (col == kValue) sqlite3_result_double(ctx, x.value);
-      else if (col == kCode) Text(ctx, x.code);
-      else if (col == kSystem) Text(ctx, x.system);
-      else if (col == kCanonicalCode) Text(ctx, x.canonical_code);
-      else if (col == kCanonicalValue) sqlite3_result_double(ctx, x.canonical_value);
-      break;
-    }
-    case SearchKind::kReference: {
-      const auto& x = r.references[i];
-      if (col == kParam) Text(ctx, x.param);
-      else if (col == kTargetId) Text(ctx, x.target_id);
-      else if (col == kTargetType) Text(ctx, x.target_type);
-      else if (col == kUrl) Text(ctx, x.url);
-      break;
-    }
-    case SearchKind::kUri: {
-      const auto& x = r.uris[i];
-      if (col == kParam) Text(ctx, x.param);
-      else if (col == kValue) Text(ctx, x.value);
-      break;
-    }
-    case SearchKind::kComposite: {
-      const auto& x = r.composites[i];
-      switch (col) {
-        case kParam: Text(ctx, x.param); break;
-        case kCode1: Text(ctx, x.code1); break;
-        case kSystem1: Text(ctx, x.system1); break;
-        case kCode2: Text(ctx, x.code2); break;
-        case kSystem2: Text(ctx, x.system2); break;
-        case kNumber2: sqlite3_result_double(ctx, x.number2); break;
-        case kStart2Us: sqlite3_result_int64(ctx, x.start2_us); break;
-        case kEnd2Us: sqlite3_result_int64(ctx, x.end2_us); break;
-        case kCanonicalCode2: Text(ctx, x.canonical_code2); break;
-        case kCanonicalNumber2: sqlite3_result_double(ctx, x.canonical_number2); break;
-        default: break;
+  for (const KindColumns& k : Columns()) {
+    if (k.kind != cur->kind) continue;
+    for (const Slot& slot : k.slots) {
+      if (slot.column != col) continue;
+      const KindRows::Field& f = cur->rows.at(cur->at, slot.field);
+      switch (slot.as) {
+        case As::kText:
+          sqlite3_result_text64(ctx, f.text.data(), f.text.size(), SQLITE_TRANSIENT, SQLITE_UTF8);
+          break;
+        case As::kInt: {
+          int64_t v;
+          std::memcpy(&v, &f.bits, sizeof v);
+          sqlite3_result_int64(ctx, v);
+          break;
+        }
+        case As::kReal: {
+          double v;
+          std::memcpy(&v, &f.bits, sizeof v);
+          sqlite3_result_double(ctx, v);
+          break;
+        }
       }
-      break;
+      return SQLITE_OK;
     }
-    default: break;
+    break;
   }
   return SQLITE_OK;  // columns a kind does not have are NULL
 }

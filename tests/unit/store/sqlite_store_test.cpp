@@ -324,6 +324,66 @@ TEST(IndexKeysTest, RoundTripsEveryKindExactly) {
   EXPECT_FALSE(sqlite::DecodeIndexKeys("\x02").ok());
 }
 
+// One kind's rows read as views (DecodeKindRows, for probes and sort keys) are the same fields
+// as the full decode's, in the row types' field order; the kinds before and after it are
+// skipped; a damaged blob is an error wherever it is cut.
+TEST(IndexKeysTest, OneKindDecodesAsViewsOfTheSameFields) {
+  IndexRows rows;
+  rows.tokens.push_back({"code", "http://loinc.org", "8480-6"});
+  rows.tokens.push_back({"code", "http://snomed.info/sct", "271649006"});
+  rows.strings.push_back({"name", "zhang san", "张三"});
+  rows.dates.push_back({"date", -5, 1700000000000000});
+  rows.numbers.push_back({"probability", 0.1 + 0.2});
+  rows.quantities.push_back({"value-quantity", 129.5, "http://unitsofmeasure.org", "mm[Hg]",
+                             17290.5, "g.m-1.s-2"});
+  rows.references.push_back({"subject", "Patient", "p1", "http://x/Patient/p1"});
+  rows.uris.push_back({"url", "http://example.org/fhir/ValueSet/x"});
+  rows.composites.push_back({"code-value-quantity", "http://loinc.org", "8480-6", "mm[Hg]",
+                             "http://unitsofmeasure.org", 129.5, "g.m-1.s-2", 17290.5, 3, 4});
+  const std::string blob = sqlite::EncodeIndexKeys(rows);
+  sqlite::KindRows view;
+  auto bits = [](auto v) {
+    uint64_t b;
+    std::memcpy(&b, &v, sizeof b);
+    return b;
+  };
+  ASSERT_TRUE(sqlite::DecodeKindRows(blob, SearchKind::kToken, view).ok());
+  ASSERT_EQ(view.rows(), 2u);
+  EXPECT_EQ(view.at(1, 0).text, "code");
+  EXPECT_EQ(view.at(1, 1).text, "http://snomed.info/sct");
+  EXPECT_EQ(view.at(1, 2).text, "271649006");
+  ASSERT_TRUE(sqlite::DecodeKindRows(blob, SearchKind::kString, view).ok());
+  ASSERT_EQ(view.rows(), 1u);
+  EXPECT_EQ(view.at(0, 2).text, "张三");
+  ASSERT_TRUE(sqlite::DecodeKindRows(blob, SearchKind::kDate, view).ok());
+  EXPECT_EQ(view.at(0, 1).bits, bits(int64_t{-5}));
+  EXPECT_EQ(view.at(0, 2).bits, bits(int64_t{1700000000000000}));
+  ASSERT_TRUE(sqlite::DecodeKindRows(blob, SearchKind::kQuantity, view).ok());
+  ASSERT_EQ(view.width, 6u);
+  EXPECT_EQ(view.at(0, 1).bits, bits(129.5));
+  EXPECT_EQ(view.at(0, 3).text, "mm[Hg]");
+  EXPECT_EQ(view.at(0, 4).bits, bits(17290.5));
+  EXPECT_EQ(view.at(0, 5).text, "g.m-1.s-2");
+  ASSERT_TRUE(sqlite::DecodeKindRows(blob, SearchKind::kReference, view).ok());
+  EXPECT_EQ(view.at(0, 1).text, "Patient");
+  EXPECT_EQ(view.at(0, 2).text, "p1");
+  ASSERT_TRUE(sqlite::DecodeKindRows(blob, SearchKind::kComposite, view).ok());
+  ASSERT_EQ(view.width, 10u);
+  EXPECT_EQ(view.at(0, 2).text, "8480-6");
+  EXPECT_EQ(view.at(0, 5).bits, bits(129.5));
+  EXPECT_EQ(view.at(0, 9).bits, bits(int64_t{4}));
+  // A kind that never occurs in the keys (not an idx_* kind): no rows.
+  ASSERT_TRUE(sqlite::DecodeKindRows(blob, SearchKind::kChain, view).ok());
+  EXPECT_EQ(view.rows(), 0u);
+  // Cut anywhere before the composites (the last kind), reading them fails cleanly.
+  for (size_t cut = 0; cut < blob.size(); ++cut) {
+    EXPECT_FALSE(
+        sqlite::DecodeKindRows(std::string_view(blob).substr(0, cut), SearchKind::kComposite, view)
+            .ok())
+        << cut;
+  }
+}
+
 // A database written by a binary that knew only migrations 1 to 3 (index rows found through
 // per-table rid indexes) is migrated to index keys: afterwards an update still replaces the old
 // rows, a delete removes them, and sorting by a parameter works.
