@@ -661,7 +661,8 @@ std::optional<int64_t> EstimateRows(const SearchClause& c, const std::string& ty
 // order; a clause with under kTinyEstimate rows ends the counting): the fewest drive, and
 // another clause is a second index scan intersected with the first ("rid IN (…)") when its rows
 // cost less to collect than probing every candidate would (a probe decodes the candidate's
-// index keys, measured at some twenty times the cost of collecting one index row), else a
+// index keys, measured at some twenty times the cost of collecting one index row before probes
+// decoded only the kind they test, which about halved them; not measured again since), else a
 // probe; no clause is counted past what could still make it drive or be collected.
 // `selective`: some clause has under kSelectiveRows rows, so that the matches are few enough to
 // collect and sort rather than walk in page order (see CompileSearch).
