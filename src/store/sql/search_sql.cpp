@@ -662,7 +662,8 @@ std::optional<int64_t> EstimateRows(const SearchClause& c, const std::string& ty
 // another clause is a second index scan intersected with the first ("rid IN (…)") when its rows
 // cost less to collect than probing every candidate would (a probe decodes the candidate's
 // index keys, measured at some twenty times the cost of collecting one index row before probes
-// decoded only the kind they test, which about halved them; not measured again since), else a
+// decoded only the kind they test, which about halved them; 10 then made no measurable
+// difference, docs/benchmarks.md session 16), else a
 // probe; no clause is counted past what could still make it drive or be collected.
 // `selective`: some clause has under kSelectiveRows rows, so that the matches are few enough to
 // collect and sort rather than walk in page order (see CompileSearch).
@@ -711,9 +712,10 @@ Plan PlanClauses(const std::vector<SearchClause>& clauses, const std::string& ty
       // 1,000,000-resident county collected the references to 55,077 patients named 陈 (387 ms)
       // where walking the 41,499 Conditions coded E11 in id order fills the page in 21-32 ms
       // (docs/benchmarks.md, session 16). A chain the loop above did not reach (the driver
-      // counted under kTinyEstimate) is counted now, up to what would still collect it. A
-      // probed clause leaves the total to the page (CompileSearch), and beside a selective
-      // driver probing each candidate is bounded where collecting the chain is not.
+      // counted under kTinyEstimate) is counted now, up to what would still collect it. Beside
+      // a driver of many rows a probed clause leaves the total to the page (CompileSearch);
+      // beside a selective one every candidate is probed, a bounded cost where collecting the
+      // chain is not.
       if (clauses[i].kind == SearchKind::kChain && dialect.CollectsCountedClauses() &&
           rows[plan.driver] && estimator) {
         const int64_t limit = std::min(kEstimateCap, driver_rows * kProbeCostInRows + 1);
