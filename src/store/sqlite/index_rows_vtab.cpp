@@ -173,6 +173,7 @@ int ColumnValue(sqlite3_vtab_cursor* c, sqlite3_context* ctx, int col) {
     if (k.kind != cur->kind) continue;
     for (const Slot& slot : k.slots) {
       if (slot.column != col) continue;
+      if (slot.field >= cur->rows.width) break;  // a layout this table does not know: NULL
       const KindRows::Field& f = cur->rows.at(cur->at, slot.field);
       switch (slot.as) {
         case As::kText:
