@@ -384,6 +384,57 @@ TEST(IndexKeysTest, OneKindDecodesAsViewsOfTheSameFields) {
   }
 }
 
+// jc_sort_key reads one kind of a resource's keys: the smallest value of the parameter
+// ascending, the largest descending (a date by its start, resp. its end), a token's code but
+// never an empty one, a reference's target id, and NULL when the parameter has no row.
+TEST(IndexKeysTest, SortKeyOfEachKind) {
+  IndexRows rows;
+  rows.tokens = {{"code", "urn:s", "b"}, {"code", "urn:s", ""}, {"code", "urn:t", "a2"}};
+  rows.strings = {{"name", "li", "Li"}, {"name", "wang", "Wang"}};
+  rows.dates = {{"date", 100, 900}, {"date", 50, 60}};
+  rows.numbers = {{"probability", 0.5}, {"probability", -2.0}};
+  rows.quantities = {{"value-quantity", 120.0, "u", "mm[Hg]", 120.0, "mm[Hg]"},
+                     {"value-quantity", 80.0, "u", "mm[Hg]", 80.0, "mm[Hg]"}};
+  rows.references = {{"subject", "Patient", "p9", ""}, {"subject", "Patient", "p1", ""}};
+  rows.uris = {{"url", "http://b"}, {"url", "http://a"}};
+  const std::string blob = sqlite::EncodeIndexKeys(rows);
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(":memory:", &db), SQLITE_OK);
+  ASSERT_EQ(sqlite::RegisterSortKeyFunction(db), SQLITE_OK);
+  sqlite3_stmt* st = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(db, "SELECT jc_sort_key(?1, ?2, ?3, ?4)", -1, &st, nullptr),
+            SQLITE_OK);
+  auto key = [&](SearchKind kind, const char* param, bool descending) {
+    sqlite3_reset(st);
+    sqlite3_bind_blob(st, 1, blob.data(), static_cast<int>(blob.size()), SQLITE_STATIC);
+    sqlite3_bind_int(st, 2, static_cast<int>(kind));
+    sqlite3_bind_text(st, 3, param, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 4, descending ? 1 : 0);
+    EXPECT_EQ(sqlite3_step(st), SQLITE_ROW);
+    const auto* text = reinterpret_cast<const char*>(sqlite3_column_text(st, 0));
+    switch (sqlite3_column_type(st, 0)) {
+      case SQLITE_NULL: return std::string("NULL");
+      case SQLITE_INTEGER: return std::to_string(sqlite3_column_int64(st, 0));
+      case SQLITE_FLOAT: return fmt::format("{}", sqlite3_column_double(st, 0));
+      default: return std::string(text ? text : "");
+    }
+  };
+  EXPECT_EQ(key(SearchKind::kToken, "code", false), "a2");  // the empty code is no sort value
+  EXPECT_EQ(key(SearchKind::kToken, "code", true), "b");
+  EXPECT_EQ(key(SearchKind::kString, "name", false), "li");
+  EXPECT_EQ(key(SearchKind::kString, "name", true), "wang");
+  EXPECT_EQ(key(SearchKind::kDate, "date", false), "50");   // the smallest start
+  EXPECT_EQ(key(SearchKind::kDate, "date", true), "900");   // the largest end
+  EXPECT_EQ(key(SearchKind::kNumber, "probability", false), "-2");
+  EXPECT_EQ(key(SearchKind::kQuantity, "value-quantity", false), "80");
+  EXPECT_EQ(key(SearchKind::kQuantity, "value-quantity", true), "120");
+  EXPECT_EQ(key(SearchKind::kReference, "subject", false), "p1");
+  EXPECT_EQ(key(SearchKind::kUri, "url", true), "http://b");
+  EXPECT_EQ(key(SearchKind::kString, "family", false), "NULL");
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+}
+
 // A database written by a binary that knew only migrations 1 to 3 (index rows found through
 // per-table rid indexes) is migrated to index keys: afterwards an update still replaces the old
 // rows, a delete removes them, and sorting by a parameter works.
