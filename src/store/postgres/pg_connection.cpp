@@ -184,7 +184,7 @@ Error PgConnection::LastError(pg_result* r, std::string_view what) {
 
 template <class R, class F>
 R PgConnection::WithLazyBegin(F run) {
-  std::string prefix = std::move(lazy_begin_);
+  std::vector<std::string> prefix = std::move(lazy_begin_);
   lazy_begin_.clear();
   R r = run(prefix);
   // Nothing of the transaction has been seen by the caller yet: on a connection that turned out
@@ -198,13 +198,13 @@ Status PgConnection::Exec(const std::string& sql) {
   if (lazy_begin_.empty() && unread_.empty() && !end_pending_) {
     return ExecNow(sql, sql == "COMMIT");
   }
-  return WithLazyBegin<Status>([&](const std::string& prefix) -> Status {
+  return WithLazyBegin<Status>([&](const std::vector<std::string>& prefix) -> Status {
     JC_RETURN_IF_ERROR(DrainUnread());
     // Exec is the simple query protocol: the pending ROLLBACK and the BEGIN ride in the same
     // command string.
     std::string text = end_pending_ ? "ROLLBACK; " : "";
     end_pending_ = false;
-    if (!prefix.empty()) text += prefix + "; ";
+    for (const std::string& p : prefix) text += p + "; ";
     return ExecNow(text + sql, sql == "COMMIT");
   });
 }
@@ -235,16 +235,17 @@ Result<PgResult> PgConnection::Query(const std::string& sql, const PgParams& par
   if (lazy_begin_.empty() && unread_.empty() && !end_pending_)
     return QueryNow(sql, params, plan_each_time);
   const std::vector<PgStatement> one = {{&sql, &params, plan_each_time}};
-  return WithLazyBegin<Result<PgResult>>([&](const std::string& prefix) -> Result<PgResult> {
-    JC_ASSIGN_OR_RETURN(std::vector<PgResult> results, QueryPipelined(prefix, one));
-    return std::move(results.back());
-  });
+  return WithLazyBegin<Result<PgResult>>(
+      [&](const std::vector<std::string>& prefix) -> Result<PgResult> {
+        JC_ASSIGN_OR_RETURN(std::vector<PgResult> results, QueryPipelined(prefix, one));
+        return std::move(results.back());
+      });
 }
 
 Result<std::vector<PgResult>> PgConnection::QueryBatch(const std::vector<PgStatement>& statements) {
   if (statements.empty()) return std::vector<PgResult>();
   return WithLazyBegin<Result<std::vector<PgResult>>>(
-      [&](const std::string& prefix) { return QueryPipelined(prefix, statements); });
+      [&](const std::vector<std::string>& prefix) { return QueryPipelined(prefix, statements); });
 }
 
 namespace {
@@ -309,7 +310,7 @@ Result<PgResult> PgConnection::QueryNow(const std::string& sql, const PgParams& 
 // connection is prepared in the same round trip. The server stops at the first failure and skips
 // the rest up to the Sync (PGRES_PIPELINE_ABORTED), so the first failed step is the call's error.
 Result<std::vector<PgResult>> PgConnection::QueryPipelined(
-    const std::string& prefix, const std::vector<PgStatement>& statements) {
+    const std::vector<std::string>& prefix, const std::vector<PgStatement>& statements) {
   last_sqlstate_.clear();
   if (broken_) return Lost("query");
   enum class Role { kEnd, kBegin, kStatement };
@@ -346,7 +347,7 @@ Result<std::vector<PgResult>> PgConnection::QueryPipelined(
   };
   if (end_pending_) add(kRollback, kNoParams, Role::kEnd);
   end_pending_ = false;
-  if (!prefix.empty()) add(prefix, kNoParams, Role::kBegin);
+  for (const std::string& p : prefix) add(p, kNoParams, Role::kBegin);
   for (const PgStatement& st : statements)
     add(*st.sql, *st.params, Role::kStatement, st.plan_each_time);
 
@@ -462,7 +463,16 @@ Error PgConnection::Lost(std::string_view what) {
                    (msg.empty() ? std::string("pipeline out of step") : msg));
 }
 
-void PgConnection::BeginLazily(std::string begin_sql) { lazy_begin_ = std::move(begin_sql); }
+void PgConnection::BeginLazily(std::string begin_sql) {
+  lazy_begin_.clear();
+  lazy_begin_.push_back(std::move(begin_sql));
+}
+
+bool PgConnection::AppendToLazyBegin(std::string sql) {
+  if (lazy_begin_.empty()) return false;
+  lazy_begin_.push_back(std::move(sql));
+  return true;
+}
 
 void PgConnection::EndLazily() {
   if (!lazy_begin_.empty()) {

@@ -142,6 +142,11 @@ class PgConnection {
   // broken at that point (a server restart since its last use) is reset and both are sent once
   // more: nothing of the transaction had run yet, so the retry is invisible.
   void BeginLazily(std::string begin_sql);
+  // Queues `sql` (one statement without parameters, e.g. "SET LOCAL statement_timeout = 5000")
+  // behind the BeginLazily statement when that has not been sent yet, to ride in the same round
+  // trip; a failure of either is the next statement's. Returns false, queuing nothing, when no
+  // begin is waiting (the transaction has started, or there is none): run it with Exec then.
+  bool AppendToLazyBegin(std::string sql);
   // Ends the current transaction with ROLLBACK, lazily: nothing is sent now. The ROLLBACK goes
   // out in front of the connection's next statement, in that statement's round trip, or with
   // SendPendingEnd. Until then the transaction (its snapshot, its locks) stays open on the
@@ -171,7 +176,8 @@ class PgConnection {
  private:
   explicit PgConnection(pg_conn* conn) : conn_(conn) {}
   Error LastError(pg_result* r, std::string_view what);
-  // Runs `run(prefix)` with the statement queued by BeginLazily as `prefix` (empty if none),
+  // Runs `run(prefix)` with the statements queued by BeginLazily and AppendToLazyBegin as
+  // `prefix` (empty if none),
   // resetting a broken connection and running it once more when there was one.
   template <class R, class F>
   R WithLazyBegin(F run);
@@ -180,7 +186,7 @@ class PgConnection {
   // Sends the pending end (if any), `prefix` (if any) and the statements in one pipeline, and
   // reads every answer due before them (the ROLLBACKs sent without waiting), then theirs: the
   // statements' results, in order.
-  Result<std::vector<PgResult>> QueryPipelined(const std::string& prefix,
+  Result<std::vector<PgResult>> QueryPipelined(const std::vector<std::string>& prefix,
                                                const std::vector<PgStatement>& statements);
   // Reads the answers of the oldest unread pipeline: `commands` results, each followed by the
   // null that ends it, then its Sync. `out` gets the results in order.
@@ -195,7 +201,7 @@ class PgConnection {
   pg_conn* conn_;
   std::string last_sqlstate_;
   std::unordered_map<std::string, std::string> prepared_;  // SQL text → statement name
-  std::string lazy_begin_;                                 // BeginLazily's statement, not sent yet
+  std::vector<std::string> lazy_begin_;  // BeginLazily's statement (and more), not sent yet
   bool end_pending_ = false;                               // EndLazily's ROLLBACK, not sent yet
   std::vector<size_t> unread_;  // per pipeline sent without waiting: its number of commands
   bool broken_ = false;         // the protocol state is unknown: unusable until Reset

@@ -400,12 +400,25 @@ Status PgStatements::Walk(const SearchQuery& q, const sql::CompiledSearch& compi
   return Status::Ok();
 }
 
+// Runs `sql` (a SET LOCAL) with the transaction's BEGIN when that has not been sent yet, else
+// on its own.
+Status SetLocal(PgConnection& c, std::string sql) {
+  if (c.AppendToLazyBegin(sql)) return Status::Ok();
+  return c.Exec(sql);
+}
+
 Result<SearchPage> QuerySearchUnbounded(PgConnection& c, const SearchQuery& q,
-                                        sql::EstimateCache* estimates) {
+                                        sql::EstimateCache* estimates, SearchSettings* in_force) {
   Estimator estimator(c);
   sql::EstimateCache::Estimator cached(estimator, estimates);
   const sql::CompiledSearch compiled = sql::CompileSearch(q, PostgresDialect(), &cached);
   if (estimator.failure()) return *estimator.failure();
+  if (in_force && in_force->generic_plans == compiled.plan_each_time) {
+    JC_RETURN_IF_ERROR(SetLocal(c, compiled.plan_each_time
+                                       ? "SET LOCAL plan_cache_mode = auto"
+                                       : "SET LOCAL plan_cache_mode = force_generic_plan"));
+    in_force->generic_plans = !compiled.plan_each_time;
+  }
   PgStatements run(c, compiled.plan_each_time);
   return sql::RunCompiledSearch(q, compiled, run);
 }
@@ -414,23 +427,26 @@ Result<SearchPage> QuerySearchUnbounded(PgConnection& c, const SearchQuery& q,
 
 // SearchQuery::timeout_ms on PostgreSQL: statement_timeout for the search's statements, set
 // LOCAL to the transaction the search runs in (a read transaction, or a unit of work's) and put
-// back after it, unless `timeout_in_force` (a read transaction: the bound then also covers the
-// rest of the request's reads, and the transaction's end drops it, which saves a round trip). A
+// back after it, unless `in_force` (a read transaction: the bound then also covers the rest of
+// the request's reads, and the transaction's end drops it, which saves a round trip). A
 // statement it cancels fails with SQLSTATE 57014, which aborts the transaction: the caller's
 // transaction ends with the error.
 Result<SearchPage> QuerySearch(PgConnection& c, const SearchQuery& q, sql::EstimateCache* estimates,
-                               int64_t* timeout_in_force) {
-  if (q.timeout_ms <= 0) return QuerySearchUnbounded(c, q, estimates);
-  if (!timeout_in_force || *timeout_in_force != q.timeout_ms) {
-    JC_RETURN_IF_ERROR(c.Exec("SET LOCAL statement_timeout = " + std::to_string(q.timeout_ms)));
-    if (timeout_in_force) *timeout_in_force = q.timeout_ms;
+                               SearchSettings* in_force) {
+  if (q.timeout_ms <= 0) return QuerySearchUnbounded(c, q, estimates, in_force);
+  if (!in_force || in_force->timeout_ms != q.timeout_ms) {
+    // In a read transaction not begun yet, the SET rides with the BEGIN and the search's first
+    // statement: one round trip for the three.
+    JC_RETURN_IF_ERROR(
+        SetLocal(c, "SET LOCAL statement_timeout = " + std::to_string(q.timeout_ms)));
+    if (in_force) in_force->timeout_ms = q.timeout_ms;
   }
-  Result<SearchPage> page = QuerySearchUnbounded(c, q, estimates);
+  Result<SearchPage> page = QuerySearchUnbounded(c, q, estimates, in_force);
   if (!page.ok()) {
     if (c.LastSqlState() == "57014") return SearchTimedOut(q.timeout_ms);
     return page;
   }
-  if (!timeout_in_force) JC_RETURN_IF_ERROR(c.Exec("SET LOCAL statement_timeout TO DEFAULT"));
+  if (!in_force) JC_RETURN_IF_ERROR(c.Exec("SET LOCAL statement_timeout TO DEFAULT"));
   return page;
 }
 

@@ -30,16 +30,30 @@ ResourceVersion RowToVersion(const PgResult& r, int row);
 // tsvector columns of fts_resource, and sort values as min()/max() over the idx_* tables by rid.
 const sql::Dialect& PostgresDialect();
 
+// The settings a read transaction has set LOCAL for its searches, so that a later search in the
+// same transaction sends only what changes (a compartment search sent its timeout before each of
+// its three statements: three round trips). The transaction's end drops them all.
+struct SearchSettings {
+  int64_t timeout_ms = 0;      // statement_timeout (0: none set)
+  bool generic_plans = false;  // plan_cache_mode = force_generic_plan
+};
+
 // Runs a search: the page of matching current resources, and the total when asked. The
 // planner's row counts are taken from and kept in `estimates` when given (sql::EstimateCache).
-// `timeout_in_force` (a read transaction's): the statement_timeout this transaction has set
-// LOCAL (0: none), updated here. The search's timeout then stays set for the rest of the
-// transaction, whose end drops it, and a later search with the same bound does not set it again
-// (a compartment search sent it before each of its three statements: three round trips).
-// nullptr (a unit of work's writes): the timeout is set for the search and put back after it.
+// `in_force` (a read transaction's): what this transaction has set LOCAL, updated here.
+// - The search's timeout then stays set for the rest of the transaction.
+// - A search driven by a clause of few index rows (not CompiledSearch::plan_each_time) runs
+//   with generic plans: its prepared statements are planned once for any values, never again
+//   per run. PostgreSQL's own choice kept planning them for each run's values (0.2–0.6 ms a
+//   statement, more than running it) because a generic plan's estimate looked dearer, although
+//   its plan was the same. A search over many rows goes back to the default, and sends its
+//   statements unnamed (planned for their values).
+// - Both ride with the transaction's BEGIN when it has not been sent yet (no round trip).
+// nullptr (a unit of work's writes): the timeout is set for the search and put back after it,
+// and plans are left to PostgreSQL.
 Result<SearchPage> QuerySearch(PgConnection& c, const SearchQuery& q,
                                sql::EstimateCache* estimates = nullptr,
-                               int64_t* timeout_in_force = nullptr);
+                               SearchSettings* in_force = nullptr);
 
 // The smallest text greater than every text that starts with `prefix`, in code point order
 // (COLLATE "C" on UTF-8): `prefix` with its last code point incremented, dropping trailing

@@ -365,11 +365,11 @@ class PgReadTransaction final : public IReadTransaction {
   }
   Result<SearchPage> Search(const SearchQuery& query) override {
     ScopedTimer t(timers_.search);
-    return QuerySearch(*conn_, query, estimates_.get(), &timeout_in_force_);
+    return QuerySearch(*conn_, query, estimates_.get(), &settings_);
   }
 
  private:
-  int64_t timeout_in_force_ = 0;  // statement_timeout set LOCAL in this transaction (ms; 0: none)
+  SearchSettings settings_;  // what this transaction's searches have set LOCAL
   std::shared_ptr<ReadPool> pool_;
   std::unique_ptr<PgConnection> conn_;
   const Timers timers_;

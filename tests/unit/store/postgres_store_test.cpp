@@ -20,6 +20,7 @@
 #include "store/postgres/pg_connection.h"
 #include "store/postgres/pg_put.h"
 #include "store/postgres/pg_schema.h"
+#include "store/postgres/pg_search.h"
 #include "store/store_factory.h"
 #include "store_conformance.h"
 
@@ -191,6 +192,57 @@ TEST_F(PostgresStoreTest, ASearchPastItsTimeoutIsStoppedAndTheBoundHoldsThroughT
   auto after = store.BeginRead();
   ASSERT_TRUE(after.ok());
   EXPECT_TRUE((*after)->Search(by_name).ok());
+}
+
+// In a read transaction, a search driven by a clause of few index rows runs with generic plans
+// (planned once per statement and connection), and one over many rows with PostgreSQL's own
+// choice; the setting goes out with the transaction's BEGIN when it can, and ends with the
+// transaction. A unit of work's search (no settings) leaves plans alone.
+TEST_F(PostgresStoreTest, ASearchOfFewRowsRunsWithGenericPlansForItsTransactionOnly) {
+  auto opened = OpenPostgresStore(db_.url);  // migrates
+  ASSERT_TRUE(opened.ok()) << opened.error().message;
+  auto conn = PgConnection::Open(db_.url);
+  ASSERT_TRUE(conn.ok()) << conn.error().message;
+  PgConnection& c = **conn;
+  // 1,001 name rows (over the compiler's kTinyEstimate): a search of them is planned each time.
+  ASSERT_TRUE(c.Exec("INSERT INTO idx_string (type, param, value, exact, rid) SELECT 'Patient', "
+                     "'name', 'zhang', 'zhang', g FROM generate_series(1, 1001) g")
+                  .ok());
+  auto by_name = [](std::string text) {
+    SearchQuery q;
+    q.type = "Patient";
+    q.timeout_ms = 5000;
+    SearchClause name;
+    name.param = "name";
+    name.kind = SearchKind::kString;
+    name.any_of.emplace_back().text = std::move(text);
+    q.all_of.push_back(name);
+    return q;
+  };
+  const SearchQuery few = by_name("wang");
+  const SearchQuery many = by_name("zhang");
+  auto mode = [&] {
+    auto r = c.Query("SELECT current_setting('plan_cache_mode')");
+    EXPECT_TRUE(r.ok()) << r.error().message;
+    return r.ok() ? r->String(0, 0) : std::string("<error>");
+  };
+  postgres::SearchSettings settings;
+  c.BeginLazily("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+  ASSERT_TRUE(postgres::QuerySearch(c, few, nullptr, &settings).ok());
+  EXPECT_TRUE(settings.generic_plans);
+  EXPECT_EQ(settings.timeout_ms, 5000);
+  EXPECT_EQ(mode(), "force_generic_plan");
+  ASSERT_TRUE(postgres::QuerySearch(c, many, nullptr, &settings).ok());
+  EXPECT_FALSE(settings.generic_plans);
+  EXPECT_EQ(mode(), "auto");
+  ASSERT_TRUE(postgres::QuerySearch(c, few, nullptr, &settings).ok());
+  EXPECT_EQ(mode(), "force_generic_plan");
+  c.EndLazily();
+  EXPECT_EQ(mode(), "auto");  // LOCAL: gone with the transaction
+  ASSERT_TRUE(c.Exec("BEGIN").ok());
+  ASSERT_TRUE(postgres::QuerySearch(c, few).ok());
+  EXPECT_EQ(mode(), "auto");
+  ASSERT_TRUE(c.Exec("ROLLBACK").ok());
 }
 
 // After a bulk change the planner's statistics are refreshed (jiceng import, generate --db,
@@ -1261,6 +1313,49 @@ TEST_F(PostgresStoreTest, APipelinedPrepareOrBeginFailureLeavesTheConnectionUsab
     EXPECT_FALSE(c.InTransaction());
     EXPECT_EQ(isolation(), "read committed");
   }
+}
+
+// Statements queued behind a lazy BEGIN (AppendToLazyBegin, a search's statement_timeout) go
+// out with it and the next statement, in one round trip: they take effect in that transaction
+// only, a failing one fails that statement and leaves the connection usable, and nothing is
+// queued once the transaction has begun or when none is waiting.
+TEST_F(PostgresStoreTest, AStatementQueuedBehindALazyBeginRidesWithIt) {
+  auto opened = PgConnection::Open(db_.url);
+  ASSERT_TRUE(opened.ok()) << opened.error().message;
+  PgConnection& c = **opened;
+  auto timeout = [&] {
+    auto r = c.Query("SELECT current_setting('statement_timeout')");
+    EXPECT_TRUE(r.ok()) << r.error().message;
+    return r.ok() ? r->String(0, 0) : std::string("<error>");
+  };
+  EXPECT_FALSE(c.AppendToLazyBegin("SET LOCAL statement_timeout = 1234"));  // no begin waiting
+  EXPECT_EQ(timeout(), "0");
+  for (int round = 0; round < 2; ++round) {  // the second round: every text prepared already
+    c.BeginLazily("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+    EXPECT_TRUE(c.AppendToLazyBegin("SET LOCAL statement_timeout = 1234"));
+    EXPECT_FALSE(c.InTransaction());  // nothing sent yet
+    EXPECT_EQ(timeout(), "1234ms");
+    EXPECT_TRUE(c.InTransaction());
+    EXPECT_FALSE(c.AppendToLazyBegin("SET LOCAL statement_timeout = 99"));  // begun already
+    EXPECT_EQ(timeout(), "1234ms");
+    c.EndLazily();
+    EXPECT_EQ(timeout(), "0");  // LOCAL: gone with the transaction
+  }
+  c.BeginLazily("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+  EXPECT_TRUE(c.AppendToLazyBegin("SET LOCAL statement_timeout = nonsense"));
+  auto refused = c.Query("SELECT 1");
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(c.LastSqlState(), "22023");
+  EXPECT_TRUE(c.Healthy());
+  c.EndLazily();
+  EXPECT_EQ(timeout(), "0");
+  EXPECT_FALSE(c.InTransaction());
+  // A begin queued with a statement behind it, then ended unsent: nothing to end.
+  c.BeginLazily("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+  EXPECT_TRUE(c.AppendToLazyBegin("SET LOCAL statement_timeout = 1234"));
+  c.EndLazily();
+  EXPECT_FALSE(c.EndPending());
+  EXPECT_EQ(timeout(), "0");
 }
 
 // A statement planned for its values each time (PgConnection::Query's plan_each_time, a search
