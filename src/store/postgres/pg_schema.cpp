@@ -255,6 +255,23 @@ CREATE UNLOGGED TABLE search_results (
 CREATE INDEX search_results_by_expiry ON search_results (expires_us);
 )sql";
 
+// Schema v9 — resource's key covers what a search reads of each match (type, deleted,
+// last_updated_us, id), so that collecting a search's matches by rid is an index-only scan: the
+// 704 matches of the 200,000-resource mix's conditions-by-code cost 4 buffers each (3 of the key,
+// 1 of the heap page, whose rows are a few KB of json) and 3.9–5.0 ms; covered, 2.3–3.5 ms. The
+// key is replaced rather than a second index added: one index entry per row written, as before.
+// The history's foreign key depends on the key, so it is dropped and declared again (a check of
+// every history row, once).
+constexpr const char* kSchemaV9 = R"sql(
+CREATE UNIQUE INDEX resource_pkey_covering ON resource (rid)
+  INCLUDE (type, deleted, last_updated_us, id);
+ALTER TABLE resource_history DROP CONSTRAINT resource_history_rid_fkey;
+ALTER TABLE resource DROP CONSTRAINT resource_pkey,
+  ADD CONSTRAINT resource_pkey PRIMARY KEY USING INDEX resource_pkey_covering;
+ALTER TABLE resource_history ADD CONSTRAINT resource_history_rid_fkey
+  FOREIGN KEY (rid) REFERENCES resource(rid);
+)sql";
+
 constexpr Migration kMigrations[] = {
     {1, "resource, history and token index", kSchemaV1},
     {2, "typed search index tables", kSchemaV2},
@@ -264,6 +281,7 @@ constexpr Migration kMigrations[] = {
     {6, "date index by end", kSchemaV6},
     {7, "distribution key on every table", kSchemaV7},
     {8, "search results shared by processes", kSchemaV8},
+    {9, "resource key covering a search's columns", kSchemaV9},
 };
 
 int64_t NowUs() {

@@ -144,6 +144,37 @@ TEST_F(PostgresStoreTest, ProcessesOpeningTogetherMigrateOnce) {
   EXPECT_EQ(rows->Int(0, 1), postgres::Migrations().back().version);
 }
 
+// Migration 9: resource's key covers the columns a search reads of each match (rid, type,
+// deleted, last_updated_us, id), so collecting matches by rid never reads the rows themselves,
+// and the history's foreign key still holds.
+TEST_F(PostgresStoreTest, TheResourceKeyCoversWhatASearchReadsOfAMatch) {
+  auto opened = OpenPostgresStore(db_.url);
+  ASSERT_TRUE(opened.ok()) << opened.error().message;
+  auto conn = PgConnection::Open(db_.url);
+  ASSERT_TRUE(conn.ok()) << conn.error().message;
+  PgConnection& c = **conn;
+  ASSERT_TRUE(c.Exec("INSERT INTO resource (type, id, version, last_updated_us, json) SELECT "
+                     "'Patient', convert_to('p' || g, 'UTF8'), 1, g, '\\x7b7d' FROM "
+                     "generate_series(1, 200) g")
+                  .ok());
+  ASSERT_TRUE(c.Exec("VACUUM ANALYZE resource").ok());  // all visible: no heap fetch needed
+  ASSERT_TRUE(c.Exec("SET enable_seqscan = off; SET enable_bitmapscan = off").ok());
+  auto plan = c.Query(
+      "EXPLAIN (COSTS OFF) SELECT r.rid, r.id FROM resource r WHERE r.type = 'Patient' AND NOT "
+      "r.deleted AND r.last_updated_us <= 100 AND r.rid IN (SELECT rid FROM resource WHERE rid "
+      "IN (3, 5, 7))");
+  ASSERT_TRUE(plan.ok()) << plan.error().message;
+  std::string text;
+  for (int i = 0; i < plan->rows(); ++i) text += plan->String(i, 0) + "\n";
+  EXPECT_NE(text.find("Index Only Scan using resource_pkey on resource r"), std::string::npos)
+      << text;
+  auto orphan = c.Exec(
+      "INSERT INTO resource_history (rid, type, id, version, last_updated_us, deleted, json) "
+      "VALUES (999999, 'Patient', 'x', 1, 1, false, '')");
+  EXPECT_FALSE(orphan.ok());
+  EXPECT_EQ(c.LastSqlState(), "23503");  // foreign_key_violation
+}
+
 // SearchQuery::timeout_ms: a search statement that runs past it is cancelled and the search
 // fails with too-costly; in a read transaction the bound set by its first search stays in force
 // for the next (not sent again), and the store goes on serving. The slow statement here is one
