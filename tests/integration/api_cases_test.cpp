@@ -4,11 +4,13 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <chrono>
 #include <filesystem>
 #include <map>
 #include <ostream>
 #include <regex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "base/json.h"
@@ -95,6 +97,10 @@ TEST_P(ApiCases, Run) {
     auto step = ParseJson(step_text)->get_object();
     std::string name = std::string(FindString(step, "name").value_or("step " + std::to_string(n)));
     SCOPED_TRACE(std::string(BackendName(GetParam().backend)) + " " + file + " / " + name);
+    // "pause_ms": wait before the request, e.g. so that a write falls in a later millisecond
+    // than the one before it (lastUpdated and _since have millisecond precision).
+    if (auto* pause = Find(step, "pause_ms"))
+      std::this_thread::sleep_for(std::chrono::milliseconds(pause->to_number<int>()));
     const auto& req = step.at("request").get_object();
     std::string target;
     if (auto url = FindString(req, "url")) {
