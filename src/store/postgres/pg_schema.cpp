@@ -272,6 +272,18 @@ ALTER TABLE resource_history ADD CONSTRAINT resource_history_rid_fkey
   FOREIGN KEY (rid) REFERENCES resource(rid);
 )sql";
 
+// Schema v10 — idx_date's rid index leads with (rid, param, end_us) and carries start_us, so
+// the sort value of a search sorted by a date ("the latest first": the highest end_us of the
+// resource's rows of the parameter, pg_search.cpp SortValue) is read by one backward index-only
+// step, where it visited the heap for every row of the resource and sorted them. A search of the
+// 200,000-resource mix sorted by -date over 726 matches (EXECUTE of its statement, median of
+// 30): 7.0 → 5.7 ms. Deleting a resource's rows by rid is served as before.
+constexpr const char* kSchemaV10 = R"sql(
+CREATE INDEX idx_date_by_rid_param ON idx_date (rid, param, end_us) INCLUDE (start_us);
+DROP INDEX idx_date_by_rid;
+ALTER INDEX idx_date_by_rid_param RENAME TO idx_date_by_rid;
+)sql";
+
 constexpr Migration kMigrations[] = {
     {1, "resource, history and token index", kSchemaV1},
     {2, "typed search index tables", kSchemaV2},
@@ -282,6 +294,7 @@ constexpr Migration kMigrations[] = {
     {7, "distribution key on every table", kSchemaV7},
     {8, "search results shared by processes", kSchemaV8},
     {9, "resource key covering a search's columns", kSchemaV9},
+    {10, "date rows by rid and parameter", kSchemaV10},
 };
 
 int64_t NowUs() {
