@@ -531,6 +531,10 @@ Replay RunRequests(const std::string& db,
       if (resp.contains("location")) assigned(std::string(resp.at("location").as_string()));
     }
   }
+  // Stopped cleanly, as a deployment stops it: SQLite's full text of the last writes, which may
+  // still wait to be indexed in a batch (fts_pending), is indexed before the database closes.
+  server->Kill(SIGTERM);
+  EXPECT_EQ(server->Wait(), 0);
   return out;
 }
 

@@ -661,6 +661,12 @@ Status ReplaceIndexRows(Connection& c, std::string_view type, int64_t rid, bool 
   // At most one full-text row per resource.
   const FullTextIndexRow* text = index.full_text.empty() ? nullptr : &index.full_text.front();
   if (deferred_full_text == nullptr) {
+    // Written now: a row of an older version still waiting (fts_pending) must not overwrite it.
+    if (!fresh) {
+      JC_SQL_STMT(s, c, "DELETE FROM fts_pending WHERE rid = ?1");
+      s.BindInt(1, rid);
+      JC_RETURN_IF_ERROR(s.Run());
+    }
     JC_RETURN_IF_ERROR(ReplaceFullText(c, rid, fresh, text));
   } else if (text != nullptr || !fresh) {
     deferred_full_text->push_back(
@@ -740,12 +746,69 @@ int RegisterPendingRowsTable(sqlite3* db) {
   return sqlite3_create_module_v2(db, "jc_pending", &kPendingModule, nullptr, nullptr);
 }
 
-Status FlushFullText(Connection& c, FullTextQueue& queue) {
+Status QueueFullText(Connection& c, FullTextQueue& queue) {
+  for (const FullTextWrite& w : queue) {
+    JC_SQL_STMT(s, c,
+                "INSERT OR REPLACE INTO fts_pending(rid, fresh, narrative, content) "
+                "VALUES (?1, ?2, ?3, ?4)");
+    s.BindInt(1, w.rid);
+    // A waiting row replaced by a later version's: whether fts_resource holds an older row is
+    // then unknown here, and deleting a row that is not there costs a look-up only.
+    s.BindInt(2, w.fresh ? 1 : 0);
+    if (w.row) {
+      s.BindText(3, w.row->narrative);
+      s.BindText(4, w.row->content);
+    } else {
+      s.BindNull(3);  // no text any more: the flush deletes the old row only
+      s.BindNull(4);
+    }
+    JC_RETURN_IF_ERROR(s.Run());
+  }
+  queue.clear();
+  return Status::Ok();
+}
+
+Result<int64_t> IndexFullText(Connection& c, FullTextQueue& queue) {
+  // In rid order, a chunk at a time: the rows read are held in memory while they are indexed.
+  constexpr int kChunk = 1000;
+  int64_t indexed = 0;
+  int64_t after = std::numeric_limits<int64_t>::min();
+  for (;;) {
+    FullTextQueue chunk;
+    {
+      JC_SQL_STMT(s, c,
+                  "SELECT rid, fresh, narrative, content FROM fts_pending WHERE rid > ?1 "
+                  "ORDER BY rid LIMIT ?2");
+      s.BindInt(1, after);
+      s.BindInt(2, kChunk);
+      for (;;) {
+        JC_ASSIGN_OR_RETURN(bool row, s.Step());
+        if (!row) break;
+        FullTextWrite& w = chunk.emplace_back();
+        w.rid = s.ColumnInt(0);
+        w.fresh = s.ColumnInt(1) != 0;
+        if (!s.ColumnIsNull(2)) w.row = FullTextIndexRow{s.ColumnText(2), s.ColumnText(3)};
+      }
+    }
+    if (chunk.empty()) break;
+    after = chunk.back().rid;
+    for (const FullTextWrite& w : chunk) {
+      JC_RETURN_IF_ERROR(ReplaceFullText(c, w.rid, w.fresh, w.row ? &*w.row : nullptr));
+    }
+    indexed += static_cast<int64_t>(chunk.size());
+    if (chunk.size() < static_cast<size_t>(kChunk)) break;
+  }
+  if (indexed > 0) JC_RETURN_IF_ERROR(c.Exec("DELETE FROM fts_pending"));
   for (const FullTextWrite& w : queue) {
     JC_RETURN_IF_ERROR(ReplaceFullText(c, w.rid, w.fresh, w.row ? &*w.row : nullptr));
   }
   queue.clear();
-  return Status::Ok();
+  return indexed;
+}
+
+Result<int64_t> CountPendingFullText(Connection& c) {
+  JC_ASSIGN_OR_RETURN(std::optional<int64_t> n, c.QueryInt("SELECT count(*) FROM fts_pending"));
+  return n.value_or(0);
 }
 
 }  // namespace jiceng::store::sqlite

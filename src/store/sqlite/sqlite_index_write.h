@@ -134,8 +134,29 @@ Status ReplaceIndexRows(Connection& c, std::string_view type, int64_t rid, bool 
                         const IndexRows& index, FullTextQueue* deferred_full_text = nullptr,
                         PendingIndexRows* pending = nullptr, IndexRunBuffer* runs = nullptr);
 
-// Writes the queued full-text rows in order and empties the queue.
-Status FlushFullText(Connection& c, FullTextQueue& queue);
+// ---- full text of recent writes, indexed in batches (fts_pending) ----------------------------
+//
+// Why: FTS5 writes a new segment (and rewrites its structure record) at every commit that
+// touched it: ~4.5 of the ~30 WAL pages of a single create, and 12-17 % of the rate of creates
+// with 4 clients (docs/benchmarks.md, session 17). A transaction with few full-text rows
+// appends them to fts_pending instead (one small row per resource, in the same transaction:
+// durable and rolled back like the rest), and they reach fts_resource together, one segment
+// for the batch, when
+// - a transaction's rows and those waiting reach a batch (SqliteStore, kFullTextBatch),
+// - a _text/_content search is about to run (it must see every acknowledged write),
+// - the writer has been idle a moment.
+
+// Appends the queued rows to fts_pending (the latest row of a resource replaces any waiting
+// one) and empties the queue.
+Status QueueFullText(Connection& c, FullTextQueue& queue);
+
+// Indexes every row waiting in fts_pending, empties it, then writes the queued rows (newer than
+// any waiting: a resource's older text never overwrites its newer) and empties the queue.
+// Returns how many waiting rows were indexed.
+Result<int64_t> IndexFullText(Connection& c, FullTextQueue& queue);
+
+// The number of rows waiting in fts_pending.
+Result<int64_t> CountPendingFullText(Connection& c);
 
 // The index keys of `rid` as last written (nullopt: the resource has no index rows), and their
 // replacement (an empty IndexRows removes them). Used by ReplaceIndexRows and the migration

@@ -335,6 +335,19 @@ CREATE TABLE store_state (
 ) WITHOUT ROWID;
 )sql";
 
+// Schema v7 — full text of recent writes, waiting to be indexed in a batch (see
+// sqlite_index_write.h, QueueFullText): one row per resource, its latest text. `fresh`: the
+// resource had no row in fts_resource when its text was queued; NULL text: none any more (the
+// row is deleted when indexed).
+constexpr const char* kSchemaV7 = R"sql(
+CREATE TABLE fts_pending (
+  rid INTEGER PRIMARY KEY,
+  fresh INTEGER NOT NULL,
+  narrative TEXT,
+  content TEXT
+);
+)sql";
+
 constexpr Migration kMigrations[] = {
     {1, "resource, history and token index", kSchemaV1},
     {2, "typed search index tables", kSchemaV2},
@@ -342,6 +355,7 @@ constexpr Migration kMigrations[] = {
     {4, "index keys per resource instead of rid indexes", kSchemaV4, &BackfillIndexKeys},
     {5, "date index by end", kSchemaV5},
     {6, "store state flags", kSchemaV6},
+    {7, "full text of recent writes, indexed in batches", kSchemaV7},
 };
 
 int64_t NowUs() {

@@ -298,6 +298,37 @@ Status PutVersion(Connection& c, const ResourceVersion& v, const IndexRows& inde
   return ReplaceIndexRows(c, v.type, rid, v.version == 1, index, deferred_full_text, pending, runs);
 }
 
+// Whether a search has a _text/_content clause anywhere (chains and _has included): only those
+// read fts_resource, which must then hold every acknowledged write's text.
+bool UsesFullText(const std::vector<SearchClause>& clauses) {
+  for (const SearchClause& c : clauses) {
+    if (c.kind == SearchKind::kText) return true;
+    for (const SearchLink& l : c.links)
+      if (UsesFullText(l.all_of)) return true;
+  }
+  return false;
+}
+
+// How a read transaction asks its store to index the full text waiting in fts_pending: through
+// this holder, which the store clears when it closes (a read transaction may outlive it).
+class FullTextCatchUp {
+ public:
+  explicit FullTextCatchUp(std::function<Status()> run) : run_(std::move(run)) {}
+  Status Run() {
+    std::lock_guard lock(mu_);
+    if (!run_) return Error(ErrorCode::kUnavailable, "store is closed");
+    return run_();
+  }
+  void Clear() {
+    std::lock_guard lock(mu_);  // waits for a catch-up under way
+    run_ = nullptr;
+  }
+
+ private:
+  std::mutex mu_;
+  std::function<Status()> run_;
+};
+
 // ---- read pool -------------------------------------------------------------------------------
 
 // Shared by the store and every open read transaction, so a transaction that outlives Close()
@@ -377,11 +408,13 @@ class SqliteReadTransaction final : public IReadTransaction {
   // Timers are copied: a read transaction may outlive its store (the histograms live in the
   // process-wide registry).
   SqliteReadTransaction(std::shared_ptr<ReadPool> pool, std::unique_ptr<Connection> conn,
-                        const Timers& timers, std::shared_ptr<sql::EstimateCache> estimates)
+                        const Timers& timers, std::shared_ptr<sql::EstimateCache> estimates,
+                        std::shared_ptr<FullTextCatchUp> full_text)
       : pool_(std::move(pool)),
         conn_(std::move(conn)),
         timers_(timers),
-        estimates_(std::move(estimates)) {}
+        estimates_(std::move(estimates)),
+        full_text_(std::move(full_text)) {}
   ~SqliteReadTransaction() override {
     // Ends the snapshot; ROLLBACK is safe even if an error already ended the transaction.
     if (conn_->InTransaction()) (void)conn_->Exec("ROLLBACK");
@@ -419,14 +452,30 @@ class SqliteReadTransaction final : public IReadTransaction {
   }
   Result<SearchPage> Search(const SearchQuery& query) override {
     ScopedTimer t(timers_.search);
+    if (UsesFullText(query.all_of)) JC_RETURN_IF_ERROR(CatchUpFullText());
     return QuerySearch(*conn_, query, estimates_.get());
   }
 
  private:
+  // A _text/_content search sees every write acknowledged before it: when text waits in
+  // fts_pending in this transaction's snapshot, the writer indexes it (a unit of work of its
+  // own), and the transaction continues in a new snapshot that includes it. Reads made before
+  // in this transaction were of the older snapshot.
+  Status CatchUpFullText() {
+    JC_ASSIGN_OR_RETURN(std::optional<int64_t> waiting,
+                        conn_->QueryInt("SELECT EXISTS (SELECT 1 FROM fts_pending)"));
+    if (!waiting || *waiting == 0) return Status::Ok();
+    JC_RETURN_IF_ERROR(conn_->Exec("ROLLBACK"));
+    Status indexed = full_text_->Run();
+    JC_RETURN_IF_ERROR(conn_->Exec("BEGIN DEFERRED"));
+    return indexed;
+  }
+
   std::shared_ptr<ReadPool> pool_;
   std::unique_ptr<Connection> conn_;
   const Timers timers_;
   std::shared_ptr<sql::EstimateCache> estimates_;  // shared with the store and its other reads
+  std::shared_ptr<FullTextCatchUp> full_text_;
 };
 
 // The idx_* rows of a bulk load held by the writer thread between runs
@@ -451,8 +500,11 @@ class SqliteWriteTransaction final : public IWriteTransaction {
   // `bulk` (a bulk load is under way, bulk_index_build.h): the idx_* rows are held there across
   // units and transactions, and inserted only once a run's worth has gathered (or when the load
   // ends), so that each insert covers a large sorted run.
-  SqliteWriteTransaction(Connection& conn, FullTextQueue& full_text, BulkRows* bulk)
-      : conn_(conn), full_text_(full_text), bulk_(bulk) {}
+  // `full_text_swept`: set when a search of the transaction indexed the rows waiting in
+  // fts_pending (the group runner's count of them is then 0).
+  SqliteWriteTransaction(Connection& conn, FullTextQueue& full_text, BulkRows* bulk,
+                         bool* full_text_swept)
+      : conn_(conn), full_text_(full_text), bulk_(bulk), full_text_swept_(full_text_swept) {}
 
   // For the store's own units of work (the bulk index build).
   Connection& connection() { return conn_; }
@@ -481,15 +533,21 @@ class SqliteWriteTransaction final : public IWriteTransaction {
   }
   Result<SearchPage> Search(const SearchQuery& query) override {
     JC_RETURN_IF_ERROR(pending_.Flush(conn_));
-    if (!full_text_.empty()) {
-      // Earlier units' rows now get written inside this unit's savepoint: keep a copy, to queue
-      // them again if this unit rolls back.
-      restore_.insert(restore_.end(), full_text_.begin(),
-                      full_text_.begin() + static_cast<std::ptrdiff_t>(unit_mark_));
-      JC_RETURN_IF_ERROR(FlushFullText(conn_, full_text_));
-      unit_mark_ = 0;
-    }
+    if (UsesFullText(query.all_of)) JC_RETURN_IF_ERROR(IndexWaitingFullText());
     return QuerySearch(conn_, query);
+  }
+
+  // Indexes the text waiting in fts_pending and this transaction's queued rows, so that
+  // fts_resource holds every write up to here.
+  Status IndexWaitingFullText() {
+    // Earlier units' rows now get written inside this unit's savepoint: keep a copy, to queue
+    // them again if this unit rolls back (a rollback restores fts_pending by itself).
+    restore_.insert(restore_.end(), full_text_.begin(),
+                    full_text_.begin() + static_cast<std::ptrdiff_t>(unit_mark_));
+    JC_ASSIGN_OR_RETURN(int64_t swept, IndexFullText(conn_, full_text_));
+    if (swept > 0 && full_text_swept_ != nullptr) *full_text_swept_ = true;
+    unit_mark_ = 0;
+    return Status::Ok();
   }
 
   // Unit boundaries inside the group's transaction, for the full-text queue.
@@ -558,6 +616,7 @@ class SqliteWriteTransaction final : public IWriteTransaction {
   IndexRunBuffer* Runs() { return bulk_ != nullptr && !bulk_->ended ? &bulk_->runs : nullptr; }
 
   BulkRows* const bulk_;            // a bulk load's (writer thread), or null
+  bool* const full_text_swept_;     // see the constructor
   IndexRunBuffer::Mark runs_mark_;  // bulk_->runs when the current unit began
   IndexRunBuffer::Mark txn_mark_;   // … and when the transaction began
   size_t unit_mark_ = 0;            // full_text_ rows before it belong to earlier units
@@ -592,6 +651,9 @@ class SqliteStore final : public IStore {
       NameThisThread("jc-checkpoint");
       CheckpointLoop();
     });
+    if (auto waiting = CountPendingFullText(*writer_conn_); waiting.ok()) {
+      full_text_waiting_ = *waiting;  // left by an earlier run: indexed once the writer idles
+    }
     writer_thread_ = std::thread([this] {
       NameThisThread("jc-sqlite-write");
       WriterLoop();
@@ -609,7 +671,7 @@ class SqliteStore final : public IStore {
       return std::move(s).error();
     }
     return std::unique_ptr<IReadTransaction>(
-        new SqliteReadTransaction(pool_, std::move(conn), timers_, estimates_));
+        new SqliteReadTransaction(pool_, std::move(conn), timers_, estimates_, full_text_));
   }
 
   Status Write(const WriteWork& work) override {
@@ -631,6 +693,7 @@ class SqliteStore final : public IStore {
   }
 
   void Close() override {
+    full_text_->Clear();  // read transactions that outlive the store can no longer write
     {
       std::lock_guard lock(mu_);
       if (closed_) return;
@@ -880,8 +943,23 @@ class SqliteStore final : public IStore {
     for (;;) {
       {
         std::unique_lock lock(mu_);
-        writer_cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
-        if (queue_.empty()) return;  // stopping and drained
+        const auto ready = [&] { return stopping_ || !queue_.empty(); };
+        if (full_text_waiting_ > 0 && options_.full_text_idle_ms > 0) {
+          if (!writer_cv_.wait_for(lock, std::chrono::milliseconds(options_.full_text_idle_ms),
+                                   ready)) {
+            lock.unlock();
+            IndexWaitingFullTextWhileIdle();
+            continue;
+          }
+        } else {
+          writer_cv_.wait(lock, ready);
+        }
+        if (queue_.empty()) {  // stopping and drained
+          lock.unlock();
+          // A database closed cleanly has all its text indexed (only a crash leaves rows waiting).
+          if (full_text_waiting_ > 0) IndexWaitingFullTextWhileIdle();
+          return;
+        }
         // The previous group's callers were just woken and are likely about to submit again:
         // waiting a fraction of an fsync for them lets them share the next one instead of
         // splitting into a group of one and a group of the rest. A lone sequential caller
@@ -912,6 +990,32 @@ class SqliteStore final : public IStore {
       }
       group.clear();
     }
+  }
+
+  // The writer has been idle for full_text_idle_ms with text waiting in fts_pending: index it,
+  // so that a _text/_content search rarely has to wait for that. Not synced here: the next
+  // group's fsync covers it, and until then a crash loses the indexing and the deletion of the
+  // waiting rows together (one transaction), which stay to be indexed again.
+  void IndexWaitingFullTextWhileIdle() {
+    const WriteWork work = [](IWriteTransaction& txn) {
+      return static_cast<SqliteWriteTransaction&>(txn).IndexWaitingFullText();
+    };
+    Pending p{&work};
+    const std::vector<Pending*> group = {&p};
+    RunGroup(group);
+    if (!p.status.ok()) {
+      // Not retried while idle (a search still indexes them first, or reports why it cannot).
+      spdlog::warn("sqlite: indexing the waiting full text failed: {}", p.status.error().message);
+      full_text_waiting_ = 0;
+    }
+  }
+
+  // Indexes the text waiting in fts_pending now, as a unit of work (a read transaction's
+  // _text/_content search, SqliteReadTransaction::CatchUpFullText).
+  Status IndexWaitingFullText() {
+    return Write([](IWriteTransaction& txn) {
+      return static_cast<SqliteWriteTransaction&>(txn).IndexWaitingFullText();
+    });
   }
 
   void Acknowledge(const std::vector<Pending*>& group) {
@@ -1010,7 +1114,8 @@ class SqliteStore final : public IStore {
     ScopedTimer group_timer(timers_.write_group);
     Connection& c = *writer_conn_;
     FullTextQueue full_text;  // this transaction's full-text rows, written just before COMMIT
-    SqliteWriteTransaction txn(c, full_text, bulk_.get());
+    bool swept = false;       // a search of the transaction indexed the waiting full text
+    SqliteWriteTransaction txn(c, full_text, bulk_.get(), &swept);
     size_t next = 0;
     // Normally one pass; another pass only if SQLite aborted the whole transaction under a
     // unit (I/O error, disk full): the units before it lost their writes and are failed, the
@@ -1018,6 +1123,7 @@ class SqliteStore final : public IStore {
     while (next < group.size()) {
       const size_t first = next;
       full_text.clear();
+      swept = false;
       if (Status s = c.Exec("BEGIN IMMEDIATE"); !s.ok()) {
         for (size_t i = next; i < group.size(); ++i) group[i]->status = s;
         return;
@@ -1080,8 +1186,10 @@ class SqliteStore final : public IStore {
         }
       }
       if (aborted || restart) continue;
-      Status commit = FlushFullText(c, full_text);
+      int64_t waiting = swept ? 0 : full_text_waiting_;
+      Status commit = FinishFullText(c, full_text, waiting);
       if (commit.ok()) commit = Commit(c);
+      if (commit.ok()) full_text_waiting_ = waiting;
       timers_.commits->Increment();
       timers_.units->Increment(static_cast<double>(next - first));
       if (!commit.ok()) {
@@ -1090,6 +1198,24 @@ class SqliteStore final : public IStore {
         for (size_t i = first; i < next; ++i) group[i]->status = commit;
       }
     }
+  }
+
+  // A transaction's full-text rows, just before its COMMIT: appended to fts_pending while fewer
+  // than options_.full_text_batch rows wait there (counting them), else indexed with all the
+  // waiting ones, one FTS5 segment for them all (an import's transactions always are).
+  // `waiting`: the rows waiting before, then after this transaction (an over-count when a row
+  // replaced a waiting one of the same resource: the batch then comes a little early).
+  Status FinishFullText(Connection& c, FullTextQueue& queue, int64_t& waiting) {
+    if (queue.empty()) return Status::Ok();
+    const auto n = static_cast<int64_t>(queue.size());
+    if (waiting + n < options_.full_text_batch) {
+      JC_RETURN_IF_ERROR(QueueFullText(c, queue));
+      waiting += n;
+      return Status::Ok();
+    }
+    JC_RETURN_IF_ERROR(IndexFullText(c, queue));
+    waiting = 0;
+    return Status::Ok();
   }
 
   Status Commit(Connection& c) {
@@ -1120,6 +1246,10 @@ class SqliteStore final : public IStore {
   std::unique_ptr<Connection> writer_conn_;      // used only by the writer thread until Close
   std::unique_ptr<Connection> checkpoint_conn_;  // used only by the checkpoint thread
   int wal_pages_ = 0;            // frames in the WAL after the last commit (writer thread only)
+  int64_t full_text_waiting_ = 0;  // rows in fts_pending, as far as the writer knows (its own)
+  // Lets read transactions ask for the waiting full text to be indexed (cleared by Close).
+  const std::shared_ptr<FullTextCatchUp> full_text_ =
+      std::make_shared<FullTextCatchUp>([this] { return IndexWaitingFullText(); });
   int caught_up_at_ = -1;        // wal_pages_ when the writer last copied the whole WAL
   int checkpoint_asked_at_ = 0;  // wal_pages_ when a background pass was last asked for
   std::shared_ptr<ReadPool> pool_;

@@ -66,6 +66,12 @@ struct SqliteOptions {
   // memory): 110,499 resources loaded ~15 % faster with 64 MiB than with 1 GiB
   // (docs/benchmarks.md, session 11); the 45 GB county still gets the whole cache_kib.
   int64_t bulk_cache_min_kib = 65536;
+  // Full text of recent writes waits in fts_pending (sqlite_index_write.h, QueueFullText) until
+  // this many rows have gathered (a transaction that brings it there indexes them all, one FTS5
+  // segment for the batch), a _text/_content search needs them, or the writer has been idle for
+  // full_text_idle_ms. 0: every transaction indexes its own rows (one segment per commit).
+  int full_text_batch = 256;
+  int full_text_idle_ms = 50;
 };
 
 // Opens (creating if missing) the database at `path` and brings its schema up to date in one

@@ -736,6 +736,125 @@ TEST_F(SqliteStoreTest, WritesAreAcknowledgedAfterTheWalSyncInBothSyncModes) {
   }
 }
 
+// Full text of recent writes waits in fts_pending until a batch has gathered (then a single
+// transaction indexes it all), a _text/_content search needs it, the writer idles, or the store
+// closes; rows left by a crash are indexed after the next open. A search always sees every
+// write acknowledged before it, the latest version's text only.
+TEST_F(SqliteStoreTest, FullTextWaitsForABatchYetEverySearchSeesIt) {
+  auto put = [](IStore& store, const std::string& id, int64_t version, const std::string& text) {
+    return store.Write([&](IWriteTransaction& txn) -> Status {
+      IndexRows rows;
+      rows.full_text = {{"", text}};
+      return txn.Put(ResourceVersion{"Patient", id, version, version, false, "{}"}, rows);
+    });
+  };
+  auto found = [](IStore& store, const std::string& word) {
+    SearchQuery q;
+    q.type = "Patient";
+    SearchClause c;
+    c.param = "_content";
+    c.kind = SearchKind::kText;
+    c.any_of.emplace_back().words = {word};
+    q.all_of.push_back(c);
+    auto txn = store.BeginRead();
+    EXPECT_TRUE(txn.ok());
+    if (!txn.ok()) return std::string("<begin>");
+    auto page = (*txn)->Search(q);
+    EXPECT_TRUE(page.ok()) << (page.ok() ? "" : page.error().message);
+    std::string ids;
+    if (page.ok())
+      for (const ResourceVersion& v : page->entries) ids += (ids.empty() ? "" : ",") + v.id;
+    return ids;
+  };
+  auto count = [&](const char* table) {
+    auto conn = sqlite::Connection::Open(path_, {});
+    EXPECT_TRUE(conn.ok());
+    if (!conn.ok()) return int64_t{-1};
+    auto n = (*conn)->QueryInt(fmt::format("SELECT count(*) FROM {}", table).c_str());
+    EXPECT_TRUE(n.ok());
+    return n.ok() ? n->value_or(-1) : -1;
+  };
+  SqliteOptions options;
+  options.full_text_batch = 4;
+  options.full_text_idle_ms = 0;  // never while idle: each step below is then deterministic
+  {
+    auto opened = OpenSqliteStore(path_, options);
+    ASSERT_TRUE(opened.ok()) << opened.error().message;
+    IStore& store = **opened;
+    ASSERT_TRUE(put(store, "a", 1, "alpha").ok());
+    ASSERT_TRUE(put(store, "b", 1, "alpha").ok());
+    ASSERT_TRUE(put(store, "c", 1, "alpha").ok());
+    EXPECT_EQ(count("fts_pending"), 3);
+    EXPECT_EQ(count("fts_resource"), 0);
+    EXPECT_EQ(found(store, "alpha"), "a,b,c");  // indexed first
+    EXPECT_EQ(count("fts_pending"), 0);
+    EXPECT_EQ(count("fts_resource"), 3);
+    // A new version's text waits, and replaces the indexed one when it is indexed.
+    ASSERT_TRUE(put(store, "a", 2, "beta").ok());
+    EXPECT_EQ(count("fts_pending"), 1);
+    EXPECT_EQ(found(store, "alpha"), "b,c");
+    EXPECT_EQ(found(store, "beta"), "a");
+    // Two versions waiting: only the latest counts.
+    ASSERT_TRUE(put(store, "b", 2, "gamma").ok());
+    ASSERT_TRUE(put(store, "b", 3, "delta").ok());
+    EXPECT_EQ(found(store, "gamma"), "");
+    EXPECT_EQ(found(store, "delta"), "b");
+    // A batch: 3 waiting, the fourth write indexes all of them in its transaction.
+    for (const char* id : {"d", "e", "f"}) ASSERT_TRUE(put(store, id, 1, "epsilon").ok());
+    EXPECT_EQ(count("fts_pending"), 3);
+    ASSERT_TRUE(put(store, "g", 1, "epsilon").ok());
+    EXPECT_EQ(count("fts_pending"), 0);
+    EXPECT_EQ(count("fts_resource"), 7);
+    // A unit of work that searches sees its own group's text and what waits.
+    ASSERT_TRUE(put(store, "h", 1, "zeta").ok());
+    std::string in_unit;
+    ASSERT_TRUE(
+        store
+            .Write([&](IWriteTransaction& txn) -> Status {
+              IndexRows rows;
+              rows.full_text = {{"", "zeta"}};
+              JC_RETURN_IF_ERROR(txn.Put(ResourceVersion{"Patient", "i", 1, 1, false, "{}"}, rows));
+              SearchQuery q;
+              q.type = "Patient";
+              SearchClause c;
+              c.param = "_content";
+              c.kind = SearchKind::kText;
+              c.any_of.emplace_back().words = {"zeta"};
+              q.all_of.push_back(c);
+              JC_ASSIGN_OR_RETURN(SearchPage page, txn.Search(q));
+              for (const ResourceVersion& v : page.entries) in_unit += v.id;
+              return Status::Ok();
+            })
+            .ok());
+    EXPECT_EQ(in_unit, "hi");
+    ASSERT_TRUE(put(store, "j", 1, "eta").ok());
+    EXPECT_EQ(count("fts_pending"), 1);
+    store.Close();  // indexes what waits
+  }
+  EXPECT_EQ(count("fts_pending"), 0);
+  {
+    // As a crash leaves it: a resource's text written and acknowledged, not yet indexed.
+    auto conn = sqlite::Connection::Open(path_, {});
+    ASSERT_TRUE(conn.ok());
+    ASSERT_TRUE((*conn)
+                    ->Exec("INSERT INTO fts_pending(rid, fresh, narrative, content) SELECT rid, "
+                           "0, '', 'theta' FROM resource WHERE id = 'c'")
+                    .ok());
+  }
+  {
+    options.full_text_idle_ms = 20;
+    auto opened = OpenSqliteStore(path_, options);
+    ASSERT_TRUE(opened.ok()) << opened.error().message;
+    for (int i = 0; i < 200 && count("fts_pending") != 0; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    EXPECT_EQ(count("fts_pending"), 0);  // indexed while the writer idled
+    EXPECT_EQ(found(**opened, "theta"), "c");
+    EXPECT_EQ(found(**opened, "alpha"), "");
+    EXPECT_EQ(found(**opened, "eta"), "j");
+  }
+}
+
 TEST_F(SqliteStoreTest, WriteFromInsideAWorkIsAnErrorNotADeadlock) {
   auto store = OpenSqliteStore(path_);
   ASSERT_TRUE(store.ok());
