@@ -748,7 +748,7 @@ TEST_F(SqliteStoreTest, FullTextWaitsForABatchYetEverySearchSeesIt) {
       return txn.Put(ResourceVersion{"Patient", id, version, version, false, "{}"}, rows);
     });
   };
-  auto found = [](IStore& store, const std::string& word) {
+  auto content = [](const std::string& word) {
     SearchQuery q;
     q.type = "Patient";
     SearchClause c;
@@ -756,6 +756,10 @@ TEST_F(SqliteStoreTest, FullTextWaitsForABatchYetEverySearchSeesIt) {
     c.kind = SearchKind::kText;
     c.any_of.emplace_back().words = {word};
     q.all_of.push_back(c);
+    return q;
+  };
+  auto found = [&](IStore& store, const std::string& word) {
+    const SearchQuery q = content(word);
     auto txn = store.BeginRead();
     EXPECT_TRUE(txn.ok());
     if (!txn.ok()) return std::string("<begin>");
@@ -814,14 +818,7 @@ TEST_F(SqliteStoreTest, FullTextWaitsForABatchYetEverySearchSeesIt) {
               IndexRows rows;
               rows.full_text = {{"", "zeta"}};
               JC_RETURN_IF_ERROR(txn.Put(ResourceVersion{"Patient", "i", 1, 1, false, "{}"}, rows));
-              SearchQuery q;
-              q.type = "Patient";
-              SearchClause c;
-              c.param = "_content";
-              c.kind = SearchKind::kText;
-              c.any_of.emplace_back().words = {"zeta"};
-              q.all_of.push_back(c);
-              JC_ASSIGN_OR_RETURN(SearchPage page, txn.Search(q));
+              JC_ASSIGN_OR_RETURN(SearchPage page, txn.Search(content("zeta")));
               for (const ResourceVersion& v : page.entries) in_unit += v.id;
               return Status::Ok();
             })
