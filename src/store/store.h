@@ -440,10 +440,11 @@ class IStore {
   }
 
   // After a bulk change (import, generate --db, migrate-db, reindex): brings the query planner's
-  // statistics up to date, where the backend's planner keeps them. PostgreSQL: ANALYZE (its
-  // autovacuum does it only later; a search planned without statistics right after a 200,000-
-  // resource import ran for minutes instead of milliseconds). SQLite: nothing (the search
-  // compiler counts index rows itself, sql::RowEstimator).
+  // statistics up to date, where the backend's planner keeps them. PostgreSQL: VACUUM (ANALYZE)
+  // (its autovacuum does it only later; a search planned without statistics right after a
+  // 200,000-resource import ran for minutes instead of milliseconds, and index-only scans visit
+  // the heap until a VACUUM has set the visibility map). SQLite: nothing (the search compiler
+  // counts index rows itself, sql::RowEstimator).
   virtual Status RefreshStatistics() { return Status::Ok(); }
 
   // The kept ids of a search's later pages (api/search_results.h), where every server process of

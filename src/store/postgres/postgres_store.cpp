@@ -548,8 +548,12 @@ class PostgresStore final : public IStore {
     return search_results_.Find(key, now_us, expires_us);
   }
 
-  // ANALYZE of this store's own tables (those of its schema: a bare ANALYZE would visit every
-  // schema of the database).
+  // VACUUM (ANALYZE) of this store's own tables (those of its schema: a bare one would visit every
+  // schema of the database). ANALYZE for the planner; VACUUM for the visibility map, without which
+  // every index-only scan (the covering keys of the search statements) still visits the heap for
+  // each row until autovacuum comes by: right after a 200,000-resource import a chained search ran
+  // 14 ms instead of 8, a value range 10 instead of 7.6. VACUUM cannot run inside a transaction:
+  // the connection is an idle one of the read pool.
   Status RefreshStatistics() override {
     JC_ASSIGN_OR_RETURN(std::unique_ptr<PgConnection> conn, pool_->Acquire());
     Status s = [&]() -> Status {
@@ -560,7 +564,7 @@ class PostgresStore final : public IStore {
       for (int i = 0; i < tables.rows(); ++i) {
         names += (names.empty() ? "" : ", ") + tables.String(i, 0);
       }
-      return names.empty() ? Status::Ok() : conn->Exec("ANALYZE " + names);
+      return names.empty() ? Status::Ok() : conn->Exec("VACUUM (ANALYZE) " + names);
     }();
     pool_->Release(std::move(conn));
     return s;
