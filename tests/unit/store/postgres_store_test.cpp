@@ -308,6 +308,7 @@ TEST_F(PostgresStoreTest, RefreshStatisticsAnalyzesAndVacuumsTheStoresTables) {
                          "'Patient', convert_to('p' || g, 'UTF8'), 1, g, '\\x7b7d' FROM "
                          "generate_series(1, 2000) g")
                   .ok());
+  ASSERT_TRUE((*conn)->Exec("ALTER TABLE resource SET (autovacuum_enabled = off)").ok());
   const char* analyzed =
       "SELECT count(*) FILTER (WHERE last_analyze IS NOT NULL), count(*) FROM pg_stat_user_tables "
       "WHERE schemaname = current_schema() AND relname IN ('resource', 'resource_history', "
@@ -324,9 +325,20 @@ TEST_F(PostgresStoreTest, RefreshStatisticsAnalyzesAndVacuumsTheStoresTables) {
   ASSERT_TRUE(after.ok());
   EXPECT_EQ(after->Int(0, 1), 4);
   EXPECT_EQ(after->Int(0, 0), 4);
-  auto visible_after = (*conn)->Query(visible);
-  ASSERT_TRUE(visible_after.ok());
-  EXPECT_GT(visible_after->Int(0, 0), 0);
+  // A snapshot older than the rows, held by a test running alongside in the same database, keeps
+  // VACUUM from marking their pages: it is repeated until that snapshot has gone. ANALYZE alone
+  // never marks them (and autovacuum is kept off the table meanwhile).
+  int64_t all_visible = 0;
+  for (int i = 0; i < 100 && all_visible == 0; ++i) {
+    if (i > 0) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      ASSERT_TRUE((*opened)->RefreshStatistics().ok());
+    }
+    auto visible_after = (*conn)->Query(visible);
+    ASSERT_TRUE(visible_after.ok());
+    all_visible = visible_after->Int(0, 0);
+  }
+  EXPECT_GT(all_visible, 0);
 }
 
 // Migration 11: a search's kept ids go into search_results as they are, not compressed (random
