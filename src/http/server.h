@@ -16,8 +16,9 @@ namespace jiceng::http {
 
 class ServerImpl;
 
-// Called once per request on one of the server's threads. It may block (SQLite I/O, waiting
-// for a group commit): the server runs `threads` I/O threads so other connections keep going.
+// Called once per request on the thread of the connection's loop. It may block (SQLite I/O,
+// waiting for a group commit), holding that loop only: the server runs `threads` loops, and a
+// new connection goes to the one serving the fewest connections.
 // An exception escaping the handler becomes a 500 OperationOutcome.
 using Handler = std::function<api::Response(api::Request&)>;
 
@@ -35,8 +36,9 @@ class Server {
   // certificate when enabled. Returns the bound port.
   Result<uint16_t> Start();
 
-  // Serves on the configured number of threads (the caller's thread is one of them) and returns
-  // once Stop() has drained every connection. The caller may close the database afterwards.
+  // Serves on the configured number of loop threads (the caller's thread runs the acceptor and
+  // the shutdown) and returns once Stop() has drained every connection. The caller may close
+  // the database afterwards.
   void Run();
 
   // Graceful stop, callable from any thread and more than once: stops accepting, closes idle

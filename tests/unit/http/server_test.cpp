@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdlib>
 #include <filesystem>
 #include <mutex>
@@ -381,6 +382,52 @@ TEST(ServerTest, ManyConcurrentBlockingHandlers) {
   for (auto& t : clients) t.join();
   EXPECT_EQ(ok, 30);
   (void)start;
+}
+
+// Each connection lives on one loop (one thread); a new one goes to the loop serving the fewest.
+// With two loops, a handler blocked on the first connection's loop must not hold up a second
+// connection, nor a third opened after the second closed (its loop is free again).
+TEST(ServerTest, ANewConnectionGoesToALoopNotHeldByABlockedHandler) {
+  Config c;
+  c.threads = 2;
+  std::mutex mu;
+  std::condition_variable cv;
+  bool entered = false;
+  bool released = false;
+  RunningServer s(c, [&](api::Request& req) {
+    if (req.path == "/block") {
+      std::unique_lock lock(mu);
+      entered = true;
+      cv.notify_all();
+      cv.wait_for(lock, 10s, [&] { return released; });
+    }
+    return Text("ok");
+  });
+  std::thread blocked([&] {
+    HttpClient cl("127.0.0.1", s.port());
+    auto r = cl.Send("GET", "/block", "");
+    EXPECT_TRUE(r.ok() && r->status == 200);
+  });
+  {
+    std::unique_lock lock(mu);
+    ASSERT_TRUE(cv.wait_for(lock, 10s, [&] { return entered; }));
+  }
+  auto answered_while_blocked = [&] {
+    HttpClient cl("127.0.0.1", s.port());
+    auto r = cl.Send("GET", "/fast", "");
+    std::lock_guard lock(mu);
+    return r.ok() && r->status == 200 && !released;
+  };
+  EXPECT_TRUE(answered_while_blocked());  // the second loop
+  // The second connection has closed: once the server has seen it go, its loop is the least busy.
+  std::this_thread::sleep_for(300ms);
+  EXPECT_TRUE(answered_while_blocked());
+  {
+    std::lock_guard lock(mu);
+    released = true;
+  }
+  cv.notify_all();
+  blocked.join();
 }
 
 }  // namespace
