@@ -296,49 +296,30 @@ TEST_F(PostgresStoreTest, ASearchOfFewRowsRunsWithGenericPlansForItsTransactionO
 
 // After a bulk change the planner's statistics are refreshed (jiceng import, generate --db,
 // migrate-db, reindex call it): without them a search planned right after a large import ran for
-// minutes. The same VACUUM sets the visibility map, without which an index-only scan still reads
-// the heap page of every row.
+// minutes. The same command VACUUMs, which sets the visibility map, without which an index-only
+// scan still reads the heap page of every row. (Whether VACUUM can mark the pages depends on the
+// oldest snapshot of the whole database, which the tests running alongside hold: the test checks
+// that the VACUUM ran.)
 TEST_F(PostgresStoreTest, RefreshStatisticsAnalyzesAndVacuumsTheStoresTables) {
   auto opened = OpenPostgresStore(db_.url);
   ASSERT_TRUE(opened.ok()) << opened.error().message;
   auto conn = PgConnection::Open(db_.url);
   ASSERT_TRUE(conn.ok());
-  ASSERT_TRUE((*conn)
-                  ->Exec("INSERT INTO resource (type, id, version, last_updated_us, json) SELECT "
-                         "'Patient', convert_to('p' || g, 'UTF8'), 1, g, '\\x7b7d' FROM "
-                         "generate_series(1, 2000) g")
-                  .ok());
-  ASSERT_TRUE((*conn)->Exec("ALTER TABLE resource SET (autovacuum_enabled = off)").ok());
-  const char* analyzed =
-      "SELECT count(*) FILTER (WHERE last_analyze IS NOT NULL), count(*) FROM pg_stat_user_tables "
-      "WHERE schemaname = current_schema() AND relname IN ('resource', 'resource_history', "
-      "'idx_token', 'idx_reference')";
-  const char* visible = "SELECT relallvisible FROM pg_class WHERE oid = 'resource'::regclass";
-  auto before = (*conn)->Query(analyzed);
+  const char* done =
+      "SELECT count(*) FILTER (WHERE last_analyze IS NOT NULL), count(*) FILTER (WHERE "
+      "last_vacuum IS NOT NULL), count(*) FROM pg_stat_user_tables WHERE schemaname = "
+      "current_schema() AND relname IN ('resource', 'resource_history', 'idx_token', "
+      "'idx_reference')";
+  auto before = (*conn)->Query(done);
   ASSERT_TRUE(before.ok()) << before.error().message;
   EXPECT_EQ(before->Int(0, 0), 0);
-  auto visible_before = (*conn)->Query(visible);
-  ASSERT_TRUE(visible_before.ok()) << visible_before.error().message;
-  EXPECT_EQ(visible_before->Int(0, 0), 0);
+  EXPECT_EQ(before->Int(0, 1), 0);
   ASSERT_TRUE((*opened)->RefreshStatistics().ok());
-  auto after = (*conn)->Query(analyzed);
+  auto after = (*conn)->Query(done);
   ASSERT_TRUE(after.ok());
-  EXPECT_EQ(after->Int(0, 1), 4);
+  EXPECT_EQ(after->Int(0, 2), 4);
   EXPECT_EQ(after->Int(0, 0), 4);
-  // A snapshot older than the rows, held by a test running alongside in the same database, keeps
-  // VACUUM from marking their pages: it is repeated until that snapshot has gone. ANALYZE alone
-  // never marks them (and autovacuum is kept off the table meanwhile).
-  int64_t all_visible = 0;
-  for (int i = 0; i < 100 && all_visible == 0; ++i) {
-    if (i > 0) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-      ASSERT_TRUE((*opened)->RefreshStatistics().ok());
-    }
-    auto visible_after = (*conn)->Query(visible);
-    ASSERT_TRUE(visible_after.ok());
-    all_visible = visible_after->Int(0, 0);
-  }
-  EXPECT_GT(all_visible, 0);
+  EXPECT_EQ(after->Int(0, 1), 4);
 }
 
 // Migration 11: a search's kept ids go into search_results as they are, not compressed (random
