@@ -4,9 +4,14 @@
 // one thread, and a control loop (acceptor, signals, shutdown) on the thread that calls Run().
 // A connection lives on one loop for its whole life: every step of a request (read, handler,
 // write, timers) runs on that loop's thread, with no hand-off between threads. A new connection
-// goes to the loop serving the fewest, so that connections do not share a loop while there are
-// no more of them than loops: a handler may block (SQLite, a group commit's fsync, a PostgreSQL
-// round trip), and while it does its loop serves nothing else.
+// goes to the loop serving the fewest. A handler may block (SQLite, a group commit's fsync, a
+// PostgreSQL round trip, a search of 100 ms): a connection alone on its loop runs its handlers
+// inline (so do reads by id, IsBoundedRead), and one that shares its loop hands each other
+// handler to a pool of handler threads (as many
+// as loops, at least the default count) and waits for the answer without holding the loop, so that
+// a slow request never holds up another connection's (with handlers inline on shared loops, reads
+// by id with 64 connections beside two clients searching for 70 ms each had a p99 of 290 ms,
+// against 9 ms before).
 //
 // Measured against one io_context run by all the threads (session 18): a search over one
 // keep-alive connection woke every one of the 8 threads 1.5 times per request (~16 context
@@ -36,9 +41,13 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 #include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <unordered_map>
 #include <vector>
@@ -115,6 +124,32 @@ bool IsFramingHeader(std::string_view name) {
          beast::iequals(name, "connection");
 }
 
+// A request whose handler does a bounded amount of work and waits for nothing but its own
+// statements: a read of one resource or one version by id, and the server's own routes. It runs
+// on its loop's thread even when the loop serves other connections (handing it to a handler
+// thread would cost more than the read: reads by id with 64 connections on 8 loops, 53,000/s
+// inline, 35,000/s handed over).
+bool IsBoundedRead(const api::Request& r) {
+  if (r.method != "GET" && r.method != "HEAD") return false;
+  std::string_view path = r.path;
+  if (path == "/healthz" || path == "/metrics" || path == "/fhir/metadata") return true;
+  constexpr std::string_view kBase = "/fhir/";
+  if (!path.starts_with(kBase)) return false;
+  path.remove_prefix(kBase.size());
+  std::vector<std::string_view> parts;
+  for (size_t at = 0;;) {
+    const size_t slash = path.find('/', at);
+    parts.push_back(path.substr(at, slash == std::string_view::npos ? slash : slash - at));
+    if (slash == std::string_view::npos) break;
+    at = slash + 1;
+  }
+  auto is_type = [](std::string_view t) { return !t.empty() && t[0] >= 'A' && t[0] <= 'Z'; };
+  auto is_id = [](std::string_view id) { return !id.empty() && id[0] != '$' && id[0] != '_'; };
+  if (parts.size() == 2) return is_type(parts[0]) && is_id(parts[1]);
+  return parts.size() == 4 && is_type(parts[0]) && is_id(parts[1]) && parts[2] == "_history" &&
+         is_id(parts[3]);
+}
+
 class ConnectionBase {
  public:
   virtual ~ConnectionBase() = default;
@@ -124,6 +159,70 @@ class ConnectionBase {
 };
 
 }  // namespace
+
+// The handler threads: each task goes to one idle thread (one wake-up, where an io_context shared
+// by several threads woke several).
+class HandlerPool {
+ public:
+  explicit HandlerPool(int threads) : size_(std::max(threads, 1)) {}
+  ~HandlerPool() { Stop(); }
+  HandlerPool(const HandlerPool&) = delete;
+  HandlerPool& operator=(const HandlerPool&) = delete;
+
+  void Post(std::function<void()> task) {
+    {
+      std::unique_lock lock(mu_);
+      if (stop_) {  // never once the loops have ended; run rather than drop it
+        lock.unlock();
+        task();
+        return;
+      }
+      if (threads_.empty()) {  // started at the first task: a server of lone connections has none
+        for (int i = 0; i < size_; ++i) {
+          threads_.emplace_back([this] {
+            NameThisThread("jc-handler");
+            Work();
+          });
+        }
+      }
+      tasks_.push_back(std::move(task));
+    }
+    cv_.notify_one();
+  }
+
+  // Runs what is queued, then joins the threads.
+  void Stop() {
+    std::vector<std::thread> threads;
+    {
+      std::lock_guard lock(mu_);
+      stop_ = true;
+      threads.swap(threads_);
+    }
+    cv_.notify_all();
+    for (auto& t : threads) t.join();
+  }
+
+ private:
+  void Work() {
+    std::unique_lock lock(mu_);
+    for (;;) {
+      cv_.wait(lock, [&] { return stop_ || !tasks_.empty(); });
+      if (tasks_.empty()) return;  // stopping, nothing left
+      std::function<void()> task = std::move(tasks_.front());
+      tasks_.pop_front();
+      lock.unlock();
+      task();
+      lock.lock();
+    }
+  }
+
+  const int size_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> tasks_;
+  std::vector<std::thread> threads_;
+  bool stop_ = false;
+};
 
 int DefaultThreadCount() {
   int cores = static_cast<int>(std::thread::hardware_concurrency());
@@ -136,6 +235,7 @@ class ServerImpl {
       : config_(config),
         handler_(std::move(handler)),
         threads_(config.threads > 0 ? config.threads : DefaultThreadCount()),
+        handlers_(std::max(threads_, DefaultThreadCount())),
         ioc_(1),
         control_(asio::make_strand(ioc_)),
         acceptor_(control_),
@@ -153,6 +253,7 @@ class ServerImpl {
   uint16_t port() const { return port_; }
 
   const Config& config() const { return config_; }
+  HandlerPool& handlers() { return handlers_; }
   bool stopping() const { return stopping_.load(std::memory_order_relaxed); }
 
   // Answers the built-in routes or calls the handler; never throws.
@@ -173,6 +274,7 @@ class ServerImpl {
     asio::io_context ioc{1};
     asio::executor_work_guard<asio::io_context::executor_type> work{ioc.get_executor()};
     std::atomic<int> connections{0};
+    std::atomic<bool> handler_inline{false};  // its thread is in a handler now
   };
 
   awaitable<void> AcceptLoop();
@@ -186,6 +288,7 @@ class ServerImpl {
   Handler handler_;
   int threads_;
   std::vector<std::unique_ptr<Loop>> loops_;
+  HandlerPool handlers_;
   asio::io_context ioc_;  // the control loop
   // Acceptor, grace timer and signals are only touched on this strand.
   asio::strand<asio::io_context::executor_type> control_;
@@ -210,8 +313,12 @@ class Connection final : public ConnectionBase,
   static constexpr bool kTls = !std::is_same_v<Stream, beast::tcp_stream>;
 
   template <class... Args>
-  Connection(ServerImpl& server, tcp::socket socket, std::string remote, Args&... args)
-      : server_(server), stream_(std::move(socket), args...), remote_(std::move(remote)) {
+  Connection(ServerImpl& server, ServerImpl::Loop& loop, tcp::socket socket, std::string remote,
+             Args&... args)
+      : server_(server),
+        loop_(loop),
+        stream_(std::move(socket), args...),
+        remote_(std::move(remote)) {
     fd_ = Tcp().socket().native_handle();
   }
 
@@ -344,7 +451,7 @@ class Connection final : public ConnectionBase,
       request.body = std::move(req.body());
       request.remote = remote_;
       request.scheme = kTls ? "https" : "http";
-      response = server_.Dispatch(request);
+      response = co_await Handle(request);
     }
     const bool keep_alive = req.keep_alive() && !stop_requested_ && !server_.stopping();
     size_t bytes = head ? 0 : response.body.size();
@@ -357,6 +464,33 @@ class Connection final : public ConnectionBase,
       co_return false;
     }
     co_return true;
+  }
+
+  // Inline when this connection is alone on its loop or the request is a bounded read; otherwise
+  // on a handler thread, the loop serving its other connections meanwhile.
+  awaitable<api::Response> Handle(api::Request& request) {
+    if (loop_.connections.load(std::memory_order_relaxed) <= 1 || IsBoundedRead(request)) {
+      loop_.handler_inline.store(true, std::memory_order_relaxed);
+      api::Response response = server_.Dispatch(request);
+      loop_.handler_inline.store(false, std::memory_order_relaxed);
+      co_return response;
+    }
+    co_return co_await asio::async_initiate<decltype(asio::use_awaitable), void(api::Response)>(
+        [this, &request](auto handler) {
+          // The loop stays running until the answer is back on it (the work guard), also when
+          // the server is stopping.
+          auto work = asio::make_work_guard(loop_.ioc);
+          auto shared = std::make_shared<decltype(handler)>(std::move(handler));
+          server_.handlers().Post([this, &request, shared, work]() mutable {
+            api::Response response = server_.Dispatch(request);
+            auto executor = asio::get_associated_executor(*shared, loop_.ioc.get_executor());
+            asio::post(executor, [shared, response = std::move(response)]() mutable {
+              std::move (*shared)(std::move(response));
+            });
+            work.reset();
+          });
+        },
+        asio::use_awaitable);
   }
 
   awaitable<bool> Write(api::Response& response, unsigned version, bool head, bool keep_alive) {
@@ -408,6 +542,7 @@ class Connection final : public ConnectionBase,
   }
 
   ServerImpl& server_;
+  ServerImpl::Loop& loop_;
   Stream stream_;
   std::string remote_;
   beast::flat_buffer buffer_;
@@ -525,16 +660,18 @@ awaitable<void> ServerImpl::AcceptLoop() {
   }
 }
 
-// The first of the loops serving the fewest connections (counts read without a lock: a
-// connection ending meanwhile only makes the choice slightly stale).
+// The first of the loops serving the fewest connections, among them preferably one whose thread
+// is not in a handler (whose first request would wait for that handler). Read without a lock: a
+// connection ending meanwhile only makes the choice slightly stale.
 ServerImpl::Loop& ServerImpl::LeastBusyLoop() {
-  Loop* best = loops_.front().get();
-  int fewest = best->connections.load(std::memory_order_relaxed);
+  Loop* best = nullptr;
+  int best_score = 0;
   for (const auto& loop : loops_) {
-    const int n = loop->connections.load(std::memory_order_relaxed);
-    if (n < fewest) {
+    const int score = 2 * loop->connections.load(std::memory_order_relaxed) +
+                      (loop->handler_inline.load(std::memory_order_relaxed) ? 1 : 0);
+    if (!best || score < best_score) {
       best = loop.get();
-      fewest = n;
+      best_score = score;
     }
   }
   return *best;
@@ -542,7 +679,7 @@ ServerImpl::Loop& ServerImpl::LeastBusyLoop() {
 
 template <class Stream, class... Args>
 void ServerImpl::Launch(Loop& loop, tcp::socket socket, Args&... args) {
-  auto conn = std::make_shared<Connection<Stream>>(*this, std::move(socket), args...);
+  auto conn = std::make_shared<Connection<Stream>>(*this, loop, std::move(socket), args...);
   uint64_t id;
   {
     std::lock_guard lock(conns_mu_);
@@ -591,6 +728,7 @@ void ServerImpl::Run() {
   ioc_.run();
   for (auto& loop : loops_) loop->work.reset();
   for (auto& t : pool) t.join();
+  handlers_.Stop();
 }
 
 void ServerImpl::Stop() {

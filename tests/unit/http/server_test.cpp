@@ -399,7 +399,7 @@ TEST(ServerTest, ANewConnectionGoesToALoopNotHeldByABlockedHandler) {
       std::unique_lock lock(mu);
       entered = true;
       cv.notify_all();
-      cv.wait_for(lock, 10s, [&] { return released; });
+      cv.wait_for(lock, 20s, [&] { return released; });  // past the client's 10 s timeout
     }
     return Text("ok");
   });
@@ -424,6 +424,48 @@ TEST(ServerTest, ANewConnectionGoesToALoopNotHeldByABlockedHandler) {
   EXPECT_TRUE(answered_while_blocked());
   {
     std::lock_guard lock(mu);
+    released = true;
+  }
+  cv.notify_all();
+  blocked.join();
+}
+
+// A connection that shares its loop hands its handler to a handler thread: with one loop and two
+// connections, a handler blocked for the first does not hold up the second.
+TEST(ServerTest, AHandlerOfAConnectionSharingItsLoopDoesNotHoldTheLoop) {
+  Config c;
+  c.threads = 1;
+  std::mutex mu;
+  std::condition_variable cv;
+  bool entered = false;
+  bool released = false;
+  RunningServer s(c, [&](api::Request& req) {
+    if (req.path == "/block") {
+      std::unique_lock lock(mu);
+      entered = true;
+      cv.notify_all();
+      cv.wait_for(lock, 20s, [&] { return released; });  // past the client's 10 s timeout
+    }
+    return Text("ok");
+  });
+  HttpClient first("127.0.0.1", s.port());
+  HttpClient second("127.0.0.1", s.port());
+  auto r = first.Send("GET", "/fast", "");
+  ASSERT_TRUE(r.ok() && r->status == 200);
+  r = second.Send("GET", "/fast", "");  // both connections now live on the one loop
+  ASSERT_TRUE(r.ok() && r->status == 200);
+  std::thread blocked([&] {
+    auto b = first.Send("GET", "/block", "");
+    EXPECT_TRUE(b.ok() && b->status == 200);
+  });
+  {
+    std::unique_lock lock(mu);
+    ASSERT_TRUE(cv.wait_for(lock, 10s, [&] { return entered; }));
+  }
+  r = second.Send("GET", "/fast", "");
+  {
+    std::lock_guard lock(mu);
+    EXPECT_TRUE(r.ok() && r->status == 200 && !released);
     released = true;
   }
   cv.notify_all();
