@@ -384,50 +384,70 @@ TEST(ServerTest, ManyConcurrentBlockingHandlers) {
   (void)start;
 }
 
+// A handler that blocks on "/block" until Release() and answers everything else at once. It
+// waits at most 20 s, past the client's 10 s timeout: a request held up behind it fails rather
+// than passes late.
+class BlockingHandler {
+ public:
+  Handler handler() {
+    return [this](api::Request& req) {
+      if (req.path == "/block") {
+        std::unique_lock lock(mu_);
+        entered_ = true;
+        cv_.notify_all();
+        cv_.wait_for(lock, 20s, [&] { return released_; });
+      }
+      return Text("ok");
+    };
+  }
+  bool WaitEntered() {
+    std::unique_lock lock(mu_);
+    return cv_.wait_for(lock, 10s, [&] { return entered_; });
+  }
+  // Sends GET /fast on `client`: whether it was answered while /block was still held.
+  bool AnsweredWhileBlocked(HttpClient& client) {
+    auto r = client.Send("GET", "/fast", "");
+    std::lock_guard lock(mu_);
+    return r.ok() && r->status == 200 && !released_;
+  }
+  void Release() {
+    {
+      std::lock_guard lock(mu_);
+      released_ = true;
+    }
+    cv_.notify_all();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool entered_ = false;
+  bool released_ = false;
+};
+
 // Each connection lives on one loop (one thread); a new one goes to the loop serving the fewest.
 // With two loops, a handler blocked on the first connection's loop must not hold up a second
 // connection, nor a third opened after the second closed (its loop is free again).
 TEST(ServerTest, ANewConnectionGoesToALoopNotHeldByABlockedHandler) {
   Config c;
   c.threads = 2;
-  std::mutex mu;
-  std::condition_variable cv;
-  bool entered = false;
-  bool released = false;
-  RunningServer s(c, [&](api::Request& req) {
-    if (req.path == "/block") {
-      std::unique_lock lock(mu);
-      entered = true;
-      cv.notify_all();
-      cv.wait_for(lock, 20s, [&] { return released; });  // past the client's 10 s timeout
-    }
-    return Text("ok");
-  });
-  std::thread blocked([&] {
+  BlockingHandler gate;
+  RunningServer s(c, gate.handler());
+  std::jthread blocked([&] {
     HttpClient cl("127.0.0.1", s.port());
     auto r = cl.Send("GET", "/block", "");
     EXPECT_TRUE(r.ok() && r->status == 200);
   });
+  ASSERT_TRUE(gate.WaitEntered());
   {
-    std::unique_lock lock(mu);
-    ASSERT_TRUE(cv.wait_for(lock, 10s, [&] { return entered; }));
+    HttpClient second("127.0.0.1", s.port());
+    EXPECT_TRUE(gate.AnsweredWhileBlocked(second));  // the second loop
   }
-  auto answered_while_blocked = [&] {
-    HttpClient cl("127.0.0.1", s.port());
-    auto r = cl.Send("GET", "/fast", "");
-    std::lock_guard lock(mu);
-    return r.ok() && r->status == 200 && !released;
-  };
-  EXPECT_TRUE(answered_while_blocked());  // the second loop
   // The second connection has closed: once the server has seen it go, its loop is the least busy.
   std::this_thread::sleep_for(300ms);
-  EXPECT_TRUE(answered_while_blocked());
-  {
-    std::lock_guard lock(mu);
-    released = true;
-  }
-  cv.notify_all();
-  blocked.join();
+  HttpClient third("127.0.0.1", s.port());
+  EXPECT_TRUE(gate.AnsweredWhileBlocked(third));
+  gate.Release();
 }
 
 // A connection that shares its loop hands its handler to a handler thread: with one loop and two
@@ -435,41 +455,21 @@ TEST(ServerTest, ANewConnectionGoesToALoopNotHeldByABlockedHandler) {
 TEST(ServerTest, AHandlerOfAConnectionSharingItsLoopDoesNotHoldTheLoop) {
   Config c;
   c.threads = 1;
-  std::mutex mu;
-  std::condition_variable cv;
-  bool entered = false;
-  bool released = false;
-  RunningServer s(c, [&](api::Request& req) {
-    if (req.path == "/block") {
-      std::unique_lock lock(mu);
-      entered = true;
-      cv.notify_all();
-      cv.wait_for(lock, 20s, [&] { return released; });  // past the client's 10 s timeout
-    }
-    return Text("ok");
-  });
+  BlockingHandler gate;
+  RunningServer s(c, gate.handler());
   HttpClient first("127.0.0.1", s.port());
   HttpClient second("127.0.0.1", s.port());
   auto r = first.Send("GET", "/fast", "");
   ASSERT_TRUE(r.ok() && r->status == 200);
   r = second.Send("GET", "/fast", "");  // both connections now live on the one loop
   ASSERT_TRUE(r.ok() && r->status == 200);
-  std::thread blocked([&] {
+  std::jthread blocked([&] {
     auto b = first.Send("GET", "/block", "");
     EXPECT_TRUE(b.ok() && b->status == 200);
   });
-  {
-    std::unique_lock lock(mu);
-    ASSERT_TRUE(cv.wait_for(lock, 10s, [&] { return entered; }));
-  }
-  r = second.Send("GET", "/fast", "");
-  {
-    std::lock_guard lock(mu);
-    EXPECT_TRUE(r.ok() && r->status == 200 && !released);
-    released = true;
-  }
-  cv.notify_all();
-  blocked.join();
+  ASSERT_TRUE(gate.WaitEntered());
+  EXPECT_TRUE(gate.AnsweredWhileBlocked(second));
+  gate.Release();
 }
 
 }  // namespace
