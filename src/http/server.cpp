@@ -4,14 +4,17 @@
 // one thread, and a control loop (acceptor, signals, shutdown) on the thread that calls Run().
 // A connection lives on one loop for its whole life: every step of a request (read, handler,
 // write, timers) runs on that loop's thread, with no hand-off between threads. A new connection
-// goes to the loop serving the fewest. A handler may block (SQLite, a group commit's fsync, a
-// PostgreSQL round trip, a search of 100 ms): a connection alone on its loop runs its handlers
-// inline (so do reads by id, IsBoundedRead), and one that shares its loop hands each other
-// handler to a pool of handler threads (as many
-// as loops, at least the default count) and waits for the answer without holding the loop, so that
-// a slow request never holds up another connection's (with handlers inline on shared loops, reads
-// by id with 64 connections beside two clients searching for 70 ms each had a p99 of 290 ms,
-// against 9 ms before).
+// goes to the loop serving the fewest, skipping loops whose thread is in a handler.
+//
+// A handler may block (SQLite, a group commit's fsync, a PostgreSQL round trip, a search of
+// 100 ms). A connection alone on its loop runs its handlers inline, and so does any read by id
+// (IsBoundedRead); a connection that shares its loop hands each other handler to a pool of
+// handler threads (as many as loops, at least the default count) and waits for the answer
+// without holding the loop, so that a slow request does not hold up another connection's (with
+// every handler inline, reads by id with 64 connections beside two clients searching for 70 ms
+// each had a p99 of 290 ms, against 9 ms before). Left: a read by id waits inline for a database
+// read connection when searches hold them all (as it waited for a free thread before), and a
+// connection that arrives while every loop is in a handler waits for one of them.
 //
 // Measured against one io_context run by all the threads (session 18): a search over one
 // keep-alive connection woke every one of the 8 threads 1.5 times per request (~16 context
@@ -50,6 +53,7 @@
 #include <string_view>
 #include <thread>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "base/metrics.h"
@@ -164,7 +168,14 @@ class ConnectionBase {
 // by several threads woke several).
 class HandlerPool {
  public:
-  explicit HandlerPool(int threads) : size_(std::max(threads, 1)) {}
+  explicit HandlerPool(int threads) {
+    for (int i = 0; i < std::max(threads, 1); ++i) {
+      threads_.emplace_back([this] {
+        NameThisThread("jc-handler");
+        Work();
+      });
+    }
+  }
   ~HandlerPool() { Stop(); }
   HandlerPool(const HandlerPool&) = delete;
   HandlerPool& operator=(const HandlerPool&) = delete;
@@ -176,14 +187,6 @@ class HandlerPool {
         lock.unlock();
         task();
         return;
-      }
-      if (threads_.empty()) {  // started at the first task: a server of lone connections has none
-        for (int i = 0; i < size_; ++i) {
-          threads_.emplace_back([this] {
-            NameThisThread("jc-handler");
-            Work();
-          });
-        }
       }
       tasks_.push_back(std::move(task));
     }
@@ -216,7 +219,6 @@ class HandlerPool {
     }
   }
 
-  const int size_;
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<std::function<void()>> tasks_;
@@ -274,7 +276,7 @@ class ServerImpl {
     asio::io_context ioc{1};
     asio::executor_work_guard<asio::io_context::executor_type> work{ioc.get_executor()};
     std::atomic<int> connections{0};
-    std::atomic<bool> handler_inline{false};  // its thread is in a handler now
+    std::atomic<bool> handler_inline{false};  // its thread is in a handler other than a read by id
   };
 
   awaitable<void> AcceptLoop();
@@ -469,7 +471,8 @@ class Connection final : public ConnectionBase,
   // Inline when this connection is alone on its loop or the request is a bounded read; otherwise
   // on a handler thread, the loop serving its other connections meanwhile.
   awaitable<api::Response> Handle(api::Request& request) {
-    if (loop_.connections.load(std::memory_order_relaxed) <= 1 || IsBoundedRead(request)) {
+    if (IsBoundedRead(request)) co_return server_.Dispatch(request);
+    if (loop_.connections.load(std::memory_order_relaxed) <= 1) {
       loop_.handler_inline.store(true, std::memory_order_relaxed);
       api::Response response = server_.Dispatch(request);
       loop_.handler_inline.store(false, std::memory_order_relaxed);
@@ -636,6 +639,7 @@ awaitable<void> ServerImpl::AcceptLoop() {
       co_await pause.async_wait(kTuple);
       continue;
     }
+    if (stopping()) co_return;  // Stop() has listed the live connections already; this one closes
     // The loop is chosen once the connection has arrived (chosen before the wait, it would miss
     // every connection that ended during the wait) and the descriptor moves to it.
     Loop& loop = LeastBusyLoop();
@@ -660,18 +664,18 @@ awaitable<void> ServerImpl::AcceptLoop() {
   }
 }
 
-// The first of the loops serving the fewest connections, among them preferably one whose thread
-// is not in a handler (whose first request would wait for that handler). Read without a lock: a
-// connection ending meanwhile only makes the choice slightly stale.
+// The first of the loops serving the fewest connections, skipping those whose thread is in a
+// handler (a search, a write: the new connection's first request would wait for it) unless all
+// are. Read without a lock: a connection ending meanwhile only makes the choice slightly stale.
 ServerImpl::Loop& ServerImpl::LeastBusyLoop() {
   Loop* best = nullptr;
-  int best_score = 0;
+  std::pair<bool, int> best_key;
   for (const auto& loop : loops_) {
-    const int score = 2 * loop->connections.load(std::memory_order_relaxed) +
-                      (loop->handler_inline.load(std::memory_order_relaxed) ? 1 : 0);
-    if (!best || score < best_score) {
+    const std::pair<bool, int> key{loop->handler_inline.load(std::memory_order_relaxed),
+                                   loop->connections.load(std::memory_order_relaxed)};
+    if (!best || key < best_key) {
       best = loop.get();
-      best_score = score;
+      best_key = key;
     }
   }
   return *best;

@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "support/http_client.h"
@@ -470,6 +471,56 @@ TEST(ServerTest, AHandlerOfAConnectionSharingItsLoopDoesNotHoldTheLoop) {
   ASSERT_TRUE(gate.WaitEntered());
   EXPECT_TRUE(gate.AnsweredWhileBlocked(second));
   gate.Release();
+}
+
+// A loop whose thread is in a long handler (inline: its connection was alone) takes no new
+// connection while another loop can: with two loops, one blocked inline and the other serving
+// two connections already, a fourth connection still goes to the second loop.
+TEST(ServerTest, ALoopInALongHandlerTakesNoNewConnection) {
+  Config c;
+  c.threads = 2;
+  BlockingHandler gate;
+  RunningServer s(c, gate.handler());
+  std::jthread blocked([&] {
+    HttpClient cl("127.0.0.1", s.port());
+    auto r = cl.Send("GET", "/block", "");
+    EXPECT_TRUE(r.ok() && r->status == 200);
+  });
+  ASSERT_TRUE(gate.WaitEntered());
+  HttpClient second("127.0.0.1", s.port());
+  HttpClient third("127.0.0.1", s.port());
+  EXPECT_TRUE(gate.AnsweredWhileBlocked(second));
+  EXPECT_TRUE(gate.AnsweredWhileBlocked(third));
+  HttpClient fourth("127.0.0.1", s.port());
+  EXPECT_TRUE(gate.AnsweredWhileBlocked(fourth));
+  gate.Release();
+}
+
+// A graceful stop waits for a handler that was handed to a handler thread, whose answer then
+// goes out (with Connection: close) before Run() returns.
+TEST(ServerTest, AGracefulStopWaitsForAHandedOverHandler) {
+  Config c;
+  c.threads = 1;
+  c.limits.shutdown_grace_ms = 10000;
+  BlockingHandler gate;
+  RunningServer s(c, gate.handler());
+  HttpClient first("127.0.0.1", s.port());
+  HttpClient second("127.0.0.1", s.port());
+  ASSERT_TRUE(first.Send("GET", "/fast", "").ok());
+  ASSERT_TRUE(second.Send("GET", "/fast", "").ok());  // both on the one loop: /block goes over
+  std::optional<Result<jiceng::testing::ClientResponse>> answer;
+  std::jthread blocked([&] { answer = first.Send("GET", "/block", ""); });
+  ASSERT_TRUE(gate.WaitEntered());
+  std::jthread stopper([&] { s.StopAndJoin(); });
+  std::this_thread::sleep_for(200ms);
+  EXPECT_FALSE(s.stopped());
+  gate.Release();
+  stopper.join();
+  blocked.join();
+  EXPECT_TRUE(s.stopped());
+  ASSERT_TRUE(answer && answer->ok());
+  EXPECT_EQ((*answer)->status, 200);
+  EXPECT_EQ((*answer)->Header("connection"), "close");
 }
 
 }  // namespace
