@@ -23,6 +23,26 @@ prometheus::Family<prometheus::Histogram>& HttpLatencySeconds() {
   return f;
 }
 
+prometheus::Family<prometheus::Counter>& HttpHandlers() {
+  static auto& f = prometheus::BuildCounter()
+                       .Name("jiceng_http_handlers_total")
+                       .Help(
+                           "HTTP handlers run, by mode: inline on the connection's loop thread, "
+                           "or handed_over to a handler thread")
+                       .Register(Registry());
+  return f;
+}
+
+prometheus::Family<prometheus::Gauge>& HttpState() {
+  static auto& f = prometheus::BuildGauge()
+                       .Name("jiceng_http_state")
+                       .Help(
+                           "Open HTTP connections (connections) and handlers waiting for a "
+                           "handler thread (handlers_waiting)")
+                       .Register(Registry());
+  return f;
+}
+
 prometheus::Family<prometheus::Histogram>& DbSeconds() {
   static auto& f = prometheus::BuildHistogram()
                        .Name("jiceng_db_operation_duration_seconds")

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <prometheus/counter.h>
+#include <prometheus/gauge.h>
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 
@@ -15,6 +16,14 @@ prometheus::Registry& Registry();
 // HTTP requests by method, route class and status (http/ records these).
 prometheus::Family<prometheus::Counter>& HttpRequests();
 prometheus::Family<prometheus::Histogram>& HttpLatencySeconds();
+// HTTP handlers by where they ran (http/server.cpp): mode="inline" on the connection's own loop
+// thread, mode="handed_over" on a handler thread (the connection shared its loop with others and
+// the request was not a read by id). Many handed over: more `server.threads` would serve them
+// inline.
+prometheus::Family<prometheus::Counter>& HttpHandlers();
+// Open HTTP connections (name="connections") and handlers waiting for a free handler thread
+// (name="handlers_waiting").
+prometheus::Family<prometheus::Gauge>& HttpState();
 // Database operations by backend and operation ("read", "write_commit", "history", …).
 prometheus::Family<prometheus::Histogram>& DbSeconds();
 

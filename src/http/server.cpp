@@ -120,6 +120,18 @@ void RecordMetrics(std::string_view method, std::string_view route, int status, 
   c->second->Increment();
 }
 
+// The children of the HTTP state metrics, resolved once (Family::Add locks and hashes).
+struct ServerMetrics {
+  prometheus::Counter& inline_handlers = metrics::HttpHandlers().Add({{"mode", "inline"}});
+  prometheus::Counter& handed_over = metrics::HttpHandlers().Add({{"mode", "handed_over"}});
+  prometheus::Gauge& connections = metrics::HttpState().Add({{"name", "connections"}});
+  prometheus::Gauge& handlers_waiting = metrics::HttpState().Add({{"name", "handlers_waiting"}});
+};
+ServerMetrics& Metrics() {
+  static ServerMetrics m;
+  return m;
+}
+
 bool HasLineBreak(std::string_view s) { return s.find_first_of("\r\n") != std::string_view::npos; }
 
 // Headers the server owns: message framing must follow what we actually send.
@@ -190,6 +202,7 @@ class HandlerPool {
       }
       tasks_.push_back(std::move(task));
     }
+    Metrics().handlers_waiting.Increment();
     cv_.notify_one();
   }
 
@@ -214,6 +227,7 @@ class HandlerPool {
       std::function<void()> task = std::move(tasks_.front());
       tasks_.pop_front();
       lock.unlock();
+      Metrics().handlers_waiting.Decrement();
       task();
       lock.lock();
     }
@@ -471,13 +485,18 @@ class Connection final : public ConnectionBase,
   // Inline when this connection is alone on its loop or the request is a bounded read; otherwise
   // on a handler thread, the loop serving its other connections meanwhile.
   awaitable<api::Response> Handle(api::Request& request) {
-    if (IsBoundedRead(request)) co_return server_.Dispatch(request);
+    if (IsBoundedRead(request)) {
+      Metrics().inline_handlers.Increment();
+      co_return server_.Dispatch(request);
+    }
     if (loop_.connections.load(std::memory_order_relaxed) <= 1) {
+      Metrics().inline_handlers.Increment();
       loop_.handler_inline.store(true, std::memory_order_relaxed);
       api::Response response = server_.Dispatch(request);
       loop_.handler_inline.store(false, std::memory_order_relaxed);
       co_return response;
     }
+    Metrics().handed_over.Increment();
     co_return co_await asio::async_initiate<decltype(asio::use_awaitable), void(api::Response)>(
         [this, &request](auto handler) {
           // The loop stays running until the answer is back on it (the work guard), also when
@@ -691,10 +710,12 @@ void ServerImpl::Launch(Loop& loop, tcp::socket socket, Args&... args) {
     conns_.emplace(id, conn);
   }
   loop.connections.fetch_add(1, std::memory_order_relaxed);
+  Metrics().connections.Increment();
   auto executor = conn->executor();
   asio::co_spawn(executor, Connection<Stream>::Run(std::move(conn)),
                  [this, id, &loop](std::exception_ptr) {
                    loop.connections.fetch_sub(1, std::memory_order_relaxed);
+                   Metrics().connections.Decrement();
                    OnConnectionDone(id);
                  });
 }

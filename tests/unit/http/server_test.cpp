@@ -11,6 +11,7 @@
 #include <optional>
 #include <thread>
 
+#include "base/metrics.h"
 #include "support/http_client.h"
 
 namespace jiceng::http {
@@ -230,6 +231,8 @@ TEST(ServerTest, HealthzAndMetrics) {
   EXPECT_NE(metrics->body.find("jiceng_http_request_duration_seconds_bucket"),
             std::string::npos);
   EXPECT_EQ(metrics->body.find("abc"), std::string::npos);  // ids never become labels
+  EXPECT_NE(metrics->body.find(R"(jiceng_http_handlers_total{mode="inline"})"), std::string::npos);
+  EXPECT_NE(metrics->body.find(R"(jiceng_http_state{name="connections"})"), std::string::npos);
 }
 
 TEST(ServerTest, Expect100ContinueGetsInterimResponse) {
@@ -458,6 +461,8 @@ TEST(ServerTest, AHandlerOfAConnectionSharingItsLoopDoesNotHoldTheLoop) {
   c.threads = 1;
   BlockingHandler gate;
   RunningServer s(c, gate.handler());
+  auto& handed_over = metrics::HttpHandlers().Add({{"mode", "handed_over"}});
+  const double handed_over_before = handed_over.Value();
   HttpClient first("127.0.0.1", s.port());
   HttpClient second("127.0.0.1", s.port());
   auto r = first.Send("GET", "/fast", "");
@@ -471,6 +476,9 @@ TEST(ServerTest, AHandlerOfAConnectionSharingItsLoopDoesNotHoldTheLoop) {
   ASSERT_TRUE(gate.WaitEntered());
   EXPECT_TRUE(gate.AnsweredWhileBlocked(second));
   gate.Release();
+  blocked.join();
+  // /fast on the second connection and /block, at least (/metrics counts every server here).
+  EXPECT_GE(handed_over.Value() - handed_over_before, 2);
 }
 
 // A loop whose thread is in a long handler (inline: its connection was alone) takes no new
