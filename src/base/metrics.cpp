@@ -27,8 +27,8 @@ prometheus::Family<prometheus::Counter>& HttpHandlers() {
   static auto& f = prometheus::BuildCounter()
                        .Name("jiceng_http_handlers_total")
                        .Help(
-                           "HTTP handlers run, by mode: inline on the connection's loop thread, "
-                           "or handed_over to a handler thread")
+                           "HTTP handlers handed over to a handler thread (mode=handed_over); "
+                           "the rest of the requests ran on their connection's loop thread")
                        .Register(Registry());
   return f;
 }

@@ -16,10 +16,10 @@ prometheus::Registry& Registry();
 // HTTP requests by method, route class and status (http/ records these).
 prometheus::Family<prometheus::Counter>& HttpRequests();
 prometheus::Family<prometheus::Histogram>& HttpLatencySeconds();
-// HTTP handlers by where they ran (http/server.cpp): mode="inline" on the connection's own loop
-// thread, mode="handed_over" on a handler thread (the connection shared its loop with others and
-// the request was not a read by id). Many handed over: more `server.threads` would serve them
-// inline.
+// HTTP handlers handed to a handler thread (http/server.cpp; mode="handed_over"): the connection
+// shared its loop with others and the request was not a read by id. The others ran inline, on the
+// connection's own loop thread (not counted: jiceng_http_requests_total less these). Many handed
+// over: more `server.threads` would serve them inline.
 prometheus::Family<prometheus::Counter>& HttpHandlers();
 // Open HTTP connections (name="connections") and handlers waiting for a free handler thread
 // (name="handlers_waiting").

@@ -122,7 +122,6 @@ void RecordMetrics(std::string_view method, std::string_view route, int status, 
 
 // The children of the HTTP state metrics, resolved once (Family::Add locks and hashes).
 struct ServerMetrics {
-  prometheus::Counter& inline_handlers = metrics::HttpHandlers().Add({{"mode", "inline"}});
   prometheus::Counter& handed_over = metrics::HttpHandlers().Add({{"mode", "handed_over"}});
   prometheus::Gauge& connections = metrics::HttpState().Add({{"name", "connections"}});
   prometheus::Gauge& handlers_waiting = metrics::HttpState().Add({{"name", "handlers_waiting"}});
@@ -485,12 +484,11 @@ class Connection final : public ConnectionBase,
   // Inline when this connection is alone on its loop or the request is a bounded read; otherwise
   // on a handler thread, the loop serving its other connections meanwhile.
   awaitable<api::Response> Handle(api::Request& request) {
-    if (IsBoundedRead(request)) {
-      Metrics().inline_handlers.Increment();
-      co_return server_.Dispatch(request);
-    }
+    // Only the handed over are counted: a shared counter bumped by every request cost reads by
+    // id 9 % (58,000 → 52,700/s with 64 connections); the inline ones are the rest of
+    // jiceng_http_requests_total.
+    if (IsBoundedRead(request)) co_return server_.Dispatch(request);
     if (loop_.connections.load(std::memory_order_relaxed) <= 1) {
-      Metrics().inline_handlers.Increment();
       loop_.handler_inline.store(true, std::memory_order_relaxed);
       api::Response response = server_.Dispatch(request);
       loop_.handler_inline.store(false, std::memory_order_relaxed);

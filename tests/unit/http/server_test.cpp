@@ -231,7 +231,6 @@ TEST(ServerTest, HealthzAndMetrics) {
   EXPECT_NE(metrics->body.find("jiceng_http_request_duration_seconds_bucket"),
             std::string::npos);
   EXPECT_EQ(metrics->body.find("abc"), std::string::npos);  // ids never become labels
-  EXPECT_NE(metrics->body.find(R"(jiceng_http_handlers_total{mode="inline"})"), std::string::npos);
   EXPECT_NE(metrics->body.find(R"(jiceng_http_state{name="connections"})"), std::string::npos);
 }
 
