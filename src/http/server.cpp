@@ -199,9 +199,9 @@ class HandlerPool {
         task();
         return;
       }
+      Metrics().handlers_waiting.Increment();  // before a thread can take it and decrement
       tasks_.push_back(std::move(task));
     }
-    Metrics().handlers_waiting.Increment();
     cv_.notify_one();
   }
 
