@@ -403,6 +403,14 @@ class BlockingHandler {
       return Text("ok");
     };
   }
+  // Sends GET /block on a connection of its own, from a thread of its own (joined when dropped).
+  static std::jthread BlockOnNewConnection(uint16_t port) {
+    return std::jthread([port] {
+      HttpClient cl("127.0.0.1", port);
+      auto r = cl.Send("GET", "/block", "");
+      EXPECT_TRUE(r.ok() && r->status == 200);
+    });
+  }
   bool WaitEntered() {
     std::unique_lock lock(mu_);
     return cv_.wait_for(lock, 10s, [&] { return entered_; });
@@ -428,19 +436,27 @@ class BlockingHandler {
   bool released_ = false;
 };
 
+// A server of `threads` loops whose handler is a BlockingHandler.
+struct GatedServer {
+  explicit GatedServer(int threads, int shutdown_grace_ms = 0)
+      : server(WithThreads(threads, shutdown_grace_ms), gate.handler()) {}
+  static Config WithThreads(int threads, int shutdown_grace_ms) {
+    Config c;
+    c.threads = threads;
+    if (shutdown_grace_ms > 0) c.limits.shutdown_grace_ms = shutdown_grace_ms;
+    return c;
+  }
+  BlockingHandler gate;
+  RunningServer server;
+};
+
 // Each connection lives on one loop (one thread); a new one goes to the loop serving the fewest.
 // With two loops, a handler blocked on the first connection's loop must not hold up a second
 // connection, nor a third opened after the second closed (its loop is free again).
 TEST(ServerTest, ANewConnectionGoesToALoopNotHeldByABlockedHandler) {
-  Config c;
-  c.threads = 2;
-  BlockingHandler gate;
-  RunningServer s(c, gate.handler());
-  std::jthread blocked([&] {
-    HttpClient cl("127.0.0.1", s.port());
-    auto r = cl.Send("GET", "/block", "");
-    EXPECT_TRUE(r.ok() && r->status == 200);
-  });
+  GatedServer g(2);
+  auto& [gate, s] = g;
+  std::jthread blocked = gate.BlockOnNewConnection(s.port());
   ASSERT_TRUE(gate.WaitEntered());
   {
     HttpClient second("127.0.0.1", s.port());
@@ -456,10 +472,8 @@ TEST(ServerTest, ANewConnectionGoesToALoopNotHeldByABlockedHandler) {
 // A connection that shares its loop hands its handler to a handler thread: with one loop and two
 // connections, a handler blocked for the first does not hold up the second.
 TEST(ServerTest, AHandlerOfAConnectionSharingItsLoopDoesNotHoldTheLoop) {
-  Config c;
-  c.threads = 1;
-  BlockingHandler gate;
-  RunningServer s(c, gate.handler());
+  GatedServer g(1);
+  auto& [gate, s] = g;
   auto& handed_over = metrics::HttpHandlers().Add({{"mode", "handed_over"}});
   const double handed_over_before = handed_over.Value();
   HttpClient first("127.0.0.1", s.port());
@@ -484,15 +498,9 @@ TEST(ServerTest, AHandlerOfAConnectionSharingItsLoopDoesNotHoldTheLoop) {
 // connection while another loop can: with two loops, one blocked inline and the other serving
 // two connections already, a fourth connection still goes to the second loop.
 TEST(ServerTest, ALoopInALongHandlerTakesNoNewConnection) {
-  Config c;
-  c.threads = 2;
-  BlockingHandler gate;
-  RunningServer s(c, gate.handler());
-  std::jthread blocked([&] {
-    HttpClient cl("127.0.0.1", s.port());
-    auto r = cl.Send("GET", "/block", "");
-    EXPECT_TRUE(r.ok() && r->status == 200);
-  });
+  GatedServer g(2);
+  auto& [gate, s] = g;
+  std::jthread blocked = gate.BlockOnNewConnection(s.port());
   ASSERT_TRUE(gate.WaitEntered());
   HttpClient second("127.0.0.1", s.port());
   HttpClient third("127.0.0.1", s.port());
@@ -506,11 +514,8 @@ TEST(ServerTest, ALoopInALongHandlerTakesNoNewConnection) {
 // A graceful stop waits for a handler that was handed to a handler thread, whose answer then
 // goes out (with Connection: close) before Run() returns.
 TEST(ServerTest, AGracefulStopWaitsForAHandedOverHandler) {
-  Config c;
-  c.threads = 1;
-  c.limits.shutdown_grace_ms = 10000;
-  BlockingHandler gate;
-  RunningServer s(c, gate.handler());
+  GatedServer g(1, /*shutdown_grace_ms=*/10000);
+  auto& [gate, s] = g;
   HttpClient first("127.0.0.1", s.port());
   HttpClient second("127.0.0.1", s.port());
   ASSERT_TRUE(first.Send("GET", "/fast", "").ok());
