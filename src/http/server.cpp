@@ -151,17 +151,20 @@ bool IsBoundedRead(const api::Request& r) {
   constexpr std::string_view kBase = "/fhir/";
   if (!path.starts_with(kBase)) return false;
   path.remove_prefix(kBase.size());
-  std::vector<std::string_view> parts;
-  for (size_t at = 0;;) {
-    const size_t slash = path.find('/', at);
-    parts.push_back(path.substr(at, slash == std::string_view::npos ? slash : slash - at));
+  // Up to five segments, without allocating (this runs for every request).
+  std::string_view parts[5];
+  size_t n = 0;
+  for (;;) {
+    if (n == std::size(parts)) return false;
+    const size_t slash = path.find('/');
+    parts[n++] = path.substr(0, slash);
     if (slash == std::string_view::npos) break;
-    at = slash + 1;
+    path.remove_prefix(slash + 1);
   }
   auto is_type = [](std::string_view t) { return !t.empty() && t[0] >= 'A' && t[0] <= 'Z'; };
   auto is_id = [](std::string_view id) { return !id.empty() && id[0] != '$' && id[0] != '_'; };
-  if (parts.size() == 2) return is_type(parts[0]) && is_id(parts[1]);
-  return parts.size() == 4 && is_type(parts[0]) && is_id(parts[1]) && parts[2] == "_history" &&
+  if (n == 2) return is_type(parts[0]) && is_id(parts[1]);
+  return n == 4 && is_type(parts[0]) && is_id(parts[1]) && parts[2] == "_history" &&
          is_id(parts[3]);
 }
 

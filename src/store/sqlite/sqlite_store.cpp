@@ -544,8 +544,7 @@ class SqliteWriteTransaction final : public IWriteTransaction {
     // them again if this unit rolls back (a rollback restores fts_pending by itself).
     restore_.insert(restore_.end(), full_text_.begin(),
                     full_text_.begin() + static_cast<std::ptrdiff_t>(unit_mark_));
-    JC_ASSIGN_OR_RETURN(int64_t swept, IndexFullText(conn_, full_text_));
-    (void)swept;
+    JC_RETURN_IF_ERROR(IndexFullText(conn_, full_text_));
     // fts_pending is empty now, whatever the writer's count said (it can over-count: a row that
     // replaced a waiting one), so an idle writer does not sweep an empty table again and again.
     if (full_text_swept_ != nullptr) *full_text_swept_ = true;

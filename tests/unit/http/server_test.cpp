@@ -535,5 +535,32 @@ TEST(ServerTest, AGracefulStopWaitsForAHandedOverHandler) {
   EXPECT_EQ((*answer)->Header("connection"), "close");
 }
 
+// On a shared loop, a read by id (or of one version) runs inline; anything else is handed over.
+TEST(ServerTest, OnASharedLoopOnlyReadsByIdRunInline) {
+  Config c;
+  c.threads = 1;
+  RunningServer s(c, [](api::Request&) { return Text("ok"); });
+  auto& handed_over = metrics::HttpHandlers().Add({{"mode", "handed_over"}});
+  HttpClient first("127.0.0.1", s.port());
+  HttpClient second("127.0.0.1", s.port());
+  ASSERT_TRUE(first.Send("GET", "/fhir/Patient/a").ok());
+  ASSERT_TRUE(second.Send("GET", "/fhir/Patient/a").ok());  // both on the one loop now
+  auto handed = [&](std::string_view method, std::string_view target) {
+    const double before = handed_over.Value();
+    auto r = second.Send(method, target, "");
+    EXPECT_TRUE(r.ok() && r->status == 200) << target;
+    return handed_over.Value() - before > 0;
+  };
+  EXPECT_FALSE(handed("GET", "/fhir/Patient/a"));
+  EXPECT_FALSE(handed("HEAD", "/fhir/Patient/a/_history/2"));
+  EXPECT_FALSE(handed("GET", "/fhir/metadata"));
+  EXPECT_TRUE(handed("GET", "/fhir/Patient?name=x"));
+  EXPECT_TRUE(handed("GET", "/fhir/Patient/a/_history"));
+  EXPECT_TRUE(handed("GET", "/fhir/Patient/$match"));
+  EXPECT_TRUE(handed("GET", "/fhir/Patient/a/$everything"));
+  EXPECT_TRUE(handed("GET", "/fhir/Patient/a/_history/2/x"));
+  EXPECT_TRUE(handed("POST", "/fhir/Patient/a"));
+}
+
 }  // namespace
 }  // namespace jiceng::http
