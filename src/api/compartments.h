@@ -42,9 +42,10 @@ struct CompartmentQuery {
 
 // Restricts `q` (of q.type) to the compartment `compartment`/`id`: a resource is in it when ANY
 // of its compartment parameters references Compartment/id ("{def}": the resource itself, when
-// `include_self`). The store ANDs clauses, so one parameter that can match becomes one more
-// clause; when several can (counted first, within the snapshot), the union of their matches
-// becomes an _id clause. With `count` the total is always computed. nullopt: q.type can never
+// `include_self`). The store ANDs clauses: the reference parameters become one more clause,
+// over their rows together when there are several (SearchClause::union_of); with the resource
+// itself among them (counted first, within the snapshot), the union of their matches becomes an
+// _id clause. With `count` the total is always computed. nullopt: q.type can never
 // be in this compartment.
 Result<std::optional<CompartmentQuery>> RestrictToCompartment(store::IReadTransaction& txn,
                                                               const store::SearchQuery& q,
@@ -52,7 +53,8 @@ Result<std::optional<CompartmentQuery>> RestrictToCompartment(store::IReadTransa
                                                               std::string_view id, bool count,
                                                               bool include_self);
 
-// Upper bound of the union of several parameters' matches (the _id clause above).
+// Upper bound of the union of several parameters' matches (the _id clause above, when the
+// compartment's own resource is one of them).
 inline constexpr int64_t kMaxCompartmentUnion = 20000;
 
 namespace internal {
