@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cctype>
 #include <exception>
+#include <functional>
 #include <map>
 
 #include "api/bundle_processor.h"
@@ -689,6 +690,96 @@ Result<std::optional<store::ResourceVersion>> ReadAsOf(store::IReadTransaction& 
   return v;
 }
 
+// One part of a search across several types in order (the types of a compartment, and for
+// $everything the focus resource first): a store search of `size` matches, or one resource.
+struct SearchPart {
+  int64_t size = 0;
+  store::SearchQuery query;
+  std::optional<store::ResourceVersion> resource;  // set: the part is this resource alone
+};
+
+struct PartsPage {
+  std::vector<store::ResourceVersion> entries;
+  int64_t total = 0;
+  std::string results_key;  // the kept matches' key (_getpages) for the links; "" when none
+};
+
+// A page [offset, offset + count) of a search across parts, stable while the data changes, as a
+// type's search is (api/search_results.h): a first page with more to come keeps every match as
+// "Type/id", and a later page that carries the key serves its slice as each resource was at the
+// snapshot, deleted or updated since or not. Without an entry (more than max_ids matches, or
+// expired, or kept by another process on SQLite) the page is found by its offset in the parts
+// under the snapshot, which a match before it that changed since shifts (docs/api.md).
+// `criteria`: which search this is (path and applied parameters); `parts`: the parts, counted.
+Result<PartsPage> PageAcrossParts(store::IReadTransaction& txn, SearchResultCache& kept,
+                                  const std::string& criteria, int64_t snapshot,
+                                  const std::string& results_key, int64_t offset, int64_t count,
+                                  bool summary_only,
+                                  const std::function<Result<std::vector<SearchPart>>()>& parts) {
+  PartsPage out;
+  if (!results_key.empty()) {
+    std::shared_ptr<const SearchResults> entry = kept.Get(results_key);
+    if (entry && entry->criteria == criteria && entry->snapshot_us == snapshot) {
+      const auto n = static_cast<int64_t>(entry->ids.size());
+      for (int64_t i = offset; i < n && i < offset + count; ++i) {
+        const std::string& ref = entry->ids[static_cast<size_t>(i)];
+        const size_t slash = ref.find('/');
+        if (slash == std::string::npos) return Internal("kept match without a type: " + ref);
+        JC_ASSIGN_OR_RETURN(std::optional<store::ResourceVersion> v,
+                            ReadAsOf(txn, ref.substr(0, slash), ref.substr(slash + 1), snapshot));
+        if (v) out.entries.push_back(std::move(*v));
+      }
+      out.total = n;
+      out.results_key = results_key;
+      return out;
+    }
+  }
+  JC_ASSIGN_OR_RETURN(std::vector<SearchPart> all, parts());
+  std::vector<int64_t> sizes;
+  for (const SearchPart& p : all) {
+    sizes.push_back(p.size);
+    out.total += p.size;
+  }
+  for (const PartSlice& s : SliceParts(sizes, offset, count)) {
+    const SearchPart& part = all[s.part];
+    if (part.resource) {
+      out.entries.push_back(*part.resource);
+      continue;
+    }
+    store::SearchQuery q = part.query;
+    q.offset = s.offset;
+    q.count = s.count;
+    q.with_total = false;
+    JC_ASSIGN_OR_RETURN(store::SearchPage found, txn.Search(q));
+    for (auto& v : found.entries) out.entries.push_back(std::move(v));
+  }
+  const bool more = out.total > static_cast<int64_t>(out.entries.size());
+  if (offset != 0 || count <= 0 || summary_only || !more || out.total > kept.options().max_ids)
+    return out;
+  SearchResults results{criteria, snapshot, {}};
+  results.ids.reserve(static_cast<size_t>(out.total));
+  for (const SearchPart& part : all) {
+    if (part.resource) {
+      if (part.size > 0) results.ids.push_back(part.resource->type + "/" + part.resource->id);
+      continue;
+    }
+    if (part.size == 0) continue;
+    store::SearchQuery q = part.query;
+    q.offset = 0;
+    q.count = part.size;
+    q.with_total = false;
+    q.ids_only = true;
+    q.after.reset();
+    q.want_last = false;
+    JC_ASSIGN_OR_RETURN(store::SearchPage listed, txn.Search(q));
+    if (static_cast<int64_t>(listed.entries.size()) != part.size) return out;  // not as counted
+    for (const store::ResourceVersion& e : listed.entries)
+      results.ids.push_back(q.type + "/" + e.id);
+  }
+  out.results_key = kept.Put(std::move(results));
+  return out;
+}
+
 }  // namespace
 
 Response FhirApi::History(Context& c, const std::string& type, const std::string& id) {
@@ -1172,28 +1263,21 @@ Response FhirApi::SearchCompartmentAll(Context& c, const QueryParams& params) {
   if (!txn.ok()) return ErrorResponse(txn.error());
   auto focus = ReadFocus(**txn, c.type, c.id);
   if (!focus.ok()) return ErrorResponse(focus.error());
-  std::vector<store::SearchQuery> queries;
-  std::vector<int64_t> sizes;
-  for (auto& p : parsed) {
-    p.query.at_or_before_us = snapshot;
-    auto r = RestrictToCompartment(**txn, p.query, c.type, c.id, true, true);
-    if (!r.ok()) return ErrorResponse(r.error());
-    if (!*r) continue;
-    sizes.push_back((*r)->total.value_or(0));
-    queries.push_back(std::move((*r)->query));
-  }
-  int64_t total = 0;
-  for (int64_t n : sizes) total += n;
-  std::vector<store::ResourceVersion> page;
-  for (const PartSlice& s : SliceParts(sizes, offset, page_count)) {
-    store::SearchQuery q = queries[s.part];
-    q.offset = s.offset;
-    q.count = s.count;
-    q.with_total = false;
-    auto found = (*txn)->Search(q);
-    if (!found.ok()) return ErrorResponse(found.error());
-    for (auto& v : found->entries) page.push_back(std::move(v));
-  }
+  const std::string path = fmt::format("/{}/{}/*", c.type, c.id);
+  auto parts = [&]() -> Result<std::vector<SearchPart>> {
+    std::vector<SearchPart> out;
+    for (auto& p : parsed) {
+      p.query.at_or_before_us = snapshot;
+      JC_ASSIGN_OR_RETURN(std::optional<CompartmentQuery> r,
+                          RestrictToCompartment(**txn, p.query, c.type, c.id, true, true));
+      if (r) out.push_back(SearchPart{r->total.value_or(0), std::move(r->query), std::nullopt});
+    }
+    return out;
+  };
+  auto paged = PageAcrossParts(**txn, search_results_, path + "?" + CriteriaText(kept), snapshot,
+                               paging.results_key, offset, page_count, paging.summary_count, parts);
+  if (!paged.ok()) return ErrorResponse(paged.error());
+  std::vector<store::ResourceVersion> page = std::move(paged->entries);
   std::vector<store::ResourceVersion> included;
   if (!paging.summary_count && !shaping->includes.empty() && !page.empty()) {
     IncludeOptions io;
@@ -1208,14 +1292,16 @@ Response FhirApi::SearchCompartmentAll(Context& c, const QueryParams& params) {
       warnings.push_back(
           Issue{"warning", "incomplete", "_include/_revinclude results were cut short", ""});
   }
+  if (!paged->results_key.empty()) kept.emplace_back("_getpages", paged->results_key);
   kept.emplace_back("_snapshot", std::to_string(snapshot));
   PagingLinks links;
   links.base = c.base;
-  links.path = fmt::format("/{}/{}/*", c.type, c.id);
+  links.path = path;
   links.params = std::move(kept);
   links.offset = offset;
   links.count = count;
-  links.total = total;
+  links.total = paged->total;
+  links.by_kept_ids = !paged->results_key.empty();
   return BundleTextResponse(
       WriteSearchsetPage(std::move(links), paging.summary_count, paging.query.with_total, c.format,
                          page, included, warnings),
@@ -1275,50 +1361,45 @@ Response FhirApi::Everything(Context& c) {
   if (!txn.ok()) return ErrorResponse(txn.error());
   auto focus = ReadFocus(**txn, c.type, c.id);
   if (!focus.ok()) return ErrorResponse(focus.error());
-  const bool focus_in = wanted(c.type) && focus->last_updated_us <= snapshot &&
-                        (!since || focus->last_updated_us >= *since);
-  std::vector<int64_t> sizes{focus_in ? 1 : 0};
-  std::vector<store::SearchQuery> queries{store::SearchQuery{}};
-  for (const std::string& t : CompartmentResourceTypes(c.type)) {
-    if (!wanted(t)) continue;
-    store::SearchQuery q;
-    q.type = t;
-    q.at_or_before_us = snapshot;
-    if (since) {
-      // _lastUpdated >= since: "ge" over the one-microsecond range starting at since.
-      store::SearchClause sc;
-      sc.param = "_lastUpdated";
-      sc.kind = store::SearchKind::kLastUpdated;
-      store::SearchValue v;
-      v.prefix = store::SearchPrefix::kGe;
-      v.lo_us = *since;
-      v.hi_us = *since + 1;
-      sc.any_of.push_back(v);
-      q.all_of.push_back(std::move(sc));
+  auto parts = [&]() -> Result<std::vector<SearchPart>> {
+    // The focus as it was at the snapshot (a later page of a search whose focus changed since).
+    JC_ASSIGN_OR_RETURN(std::optional<store::ResourceVersion> at,
+                        ReadAsOf(**txn, c.type, c.id, snapshot));
+    const bool focus_in = wanted(c.type) && at && (!since || at->last_updated_us >= *since);
+    std::vector<SearchPart> out;
+    // The part is the focus even when it is not in the page (size 0).
+    out.push_back(SearchPart{focus_in ? 1 : 0, {}, at ? std::move(at) : std::optional(*focus)});
+    for (const std::string& t : CompartmentResourceTypes(c.type)) {
+      if (!wanted(t)) continue;
+      store::SearchQuery q;
+      q.type = t;
+      q.at_or_before_us = snapshot;
+      if (since) {
+        // _lastUpdated >= since: "ge" over the one-microsecond range starting at since.
+        store::SearchClause sc;
+        sc.param = "_lastUpdated";
+        sc.kind = store::SearchKind::kLastUpdated;
+        store::SearchValue v;
+        v.prefix = store::SearchPrefix::kGe;
+        v.lo_us = *since;
+        v.hi_us = *since + 1;
+        sc.any_of.push_back(v);
+        q.all_of.push_back(std::move(sc));
+      }
+      // The focus itself ("{def}") is the first entry already.
+      JC_ASSIGN_OR_RETURN(std::optional<CompartmentQuery> r,
+                          RestrictToCompartment(**txn, q, c.type, c.id, true, false));
+      if (!r || r->total.value_or(0) == 0) continue;
+      out.push_back(SearchPart{*r->total, std::move(r->query), std::nullopt});
     }
-    // The focus itself ("{def}") is the first entry already.
-    auto r = RestrictToCompartment(**txn, q, c.type, c.id, true, false);
-    if (!r.ok()) return ErrorResponse(r.error());
-    if (!*r || (*r)->total.value_or(0) == 0) continue;
-    sizes.push_back(*(*r)->total);
-    queries.push_back(std::move((*r)->query));
-  }
-  int64_t total = 0;
-  for (int64_t n : sizes) total += n;
-  std::vector<store::ResourceVersion> page;
-  for (const PartSlice& s : SliceParts(sizes, offset, page_count)) {
-    if (s.part == 0) {
-      page.push_back(*focus);
-      continue;
-    }
-    store::SearchQuery q = queries[s.part];
-    q.offset = s.offset;
-    q.count = s.count;
-    q.with_total = false;
-    auto found = (*txn)->Search(q);
-    if (!found.ok()) return ErrorResponse(found.error());
-    for (auto& v : found->entries) page.push_back(std::move(v));
-  }
+    return out;
+  };
+  const std::string path = fmt::format("/{}/{}/$everything", c.type, c.id);
+  auto paged =
+      PageAcrossParts(**txn, search_results_, path + "?" + CriteriaText(kept), snapshot,
+                      paging->results_key, offset, page_count, paging->summary_count, parts);
+  if (!paged.ok()) return ErrorResponse(paged.error());
+  std::vector<store::ResourceVersion> page = std::move(paged->entries);
   std::vector<store::ResourceVersion> included;
   if (!page.empty()) {
     IncludeOptions io;
@@ -1342,14 +1423,16 @@ Response FhirApi::Everything(Context& c) {
                                            options_.max_include_count),
                                ""});
   }
+  if (!paged->results_key.empty()) kept.emplace_back("_getpages", paged->results_key);
   kept.emplace_back("_snapshot", std::to_string(snapshot));
   PagingLinks links;
   links.base = c.base;
-  links.path = fmt::format("/{}/{}/$everything", c.type, c.id);
+  links.path = path;
   links.params = std::move(kept);
   links.offset = offset;
   links.count = count;
-  links.total = total;
+  links.total = paged->total;
+  links.by_kept_ids = !paged->results_key.empty();
   return BundleTextResponse(
       WriteSearchsetPage(std::move(links), paging->summary_count,
                          /*show_total=*/true, c.format, page, included, warnings),

@@ -64,7 +64,8 @@ Result<SearchShaping> SplitShaping(const SearchParams& params, bool strict) {
 }
 
 bool IsPagingParam(std::string_view name) {
-  return name == "_count" || name == "_getpagesoffset" || name == "_snapshot";
+  return name == "_count" || name == "_getpagesoffset" || name == "_snapshot" ||
+         name == "_getpages";
 }
 
 void NormalizeSort(SearchParams& applied, const std::vector<store::SortKey>& keys,
