@@ -348,6 +348,16 @@ void StringValues(const fhirpath::Item& i, Values& out) {
       if (!s.empty()) out.strings.push_back(std::move(s));
     }
   }
+  // A Chinese name also as written: the family name (in CJK script) then the given names.
+  if (i.FhirType() == "HumanName") {
+    const std::vector<std::string> family = StringMembers(*o, "family");
+    const std::vector<std::string> given = StringMembers(*o, "given");
+    if (family.size() == 1 && search::HasCjk(family[0]) && !given.empty()) {
+      std::string whole = family[0];
+      for (const std::string& g : given) whole += g;
+      if (whole != family[0]) out.strings.push_back(std::move(whole));
+    }
+  }
 }
 
 void AddPeriod(const json::object& o, int offset, Values& out) {

@@ -290,6 +290,23 @@ void AddStringMember(std::vector<store::StringIndexRow>& out, const std::string&
   }
 }
 
+// A Chinese name is written and searched whole, family name first and no space (王小明), where
+// FHIR stores it in parts ({"family": "王", "given": ["小明"]}) and a search matches any one
+// part: without this value `name=王小明` found only a name whose `text` was filled in. Only for a
+// family name in CJK script: "SmithJohn" is no way of writing a Western name.
+std::optional<std::string> ChineseFullName(const json::object& name) {
+  auto family = FindString(name, "family");
+  if (!family || !HasCjk(*family)) return std::nullopt;
+  std::string full(*family);
+  const json::value* given = Find(name, "given");
+  if (!given || !given->is_array()) return std::nullopt;
+  for (const json::value& g : given->get_array()) {
+    if (g.is_string()) full += g.get_string();
+  }
+  if (full.size() == family->size() || FindString(name, "text") == full) return std::nullopt;
+  return full;
+}
+
 void ExtractString(const Item& i, const CompiledParam& p, store::IndexRows& rows) {
   const std::string& code = p.def->code;
   if (auto s = AsString(i)) return AddString(rows.strings, code, *s);
@@ -299,6 +316,7 @@ void ExtractString(const Item& i, const CompiledParam& p, store::IndexRows& rows
   if (t == "HumanName") {
     for (auto k : {"family", "given", "prefix", "suffix", "text"})
       AddStringMember(rows.strings, code, *o, k);
+    if (auto full = ChineseFullName(*o)) AddString(rows.strings, code, *full);
   } else if (t == "Address") {
     for (auto k : {"line", "city", "district", "state", "postalCode", "country", "text"})
       AddStringMember(rows.strings, code, *o, k);

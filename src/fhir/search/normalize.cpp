@@ -93,6 +93,17 @@ std::string FullTextForm(std::string_view text) {
   return out;
 }
 
+bool HasCjk(std::string_view text) {
+  for (size_t i = 0; i < text.size();) {
+    if (static_cast<unsigned char>(text[i]) < 0x80) {
+      ++i;
+      continue;
+    }
+    if (IsCjk(Decode(text, i))) return true;
+  }
+  return false;
+}
+
 bool HasWordCharacter(std::string_view text) {
   for (size_t i = 0; i < text.size();) {
     const char32_t cp = Decode(text, i);

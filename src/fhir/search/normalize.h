@@ -20,6 +20,9 @@ std::string NormalizeString(std::string_view text);
 // tokenizer sees each as a word of its own and "高血压" is found as the phrase "高 血 压".
 std::string FullTextForm(std::string_view text);
 
+// Whether `text` holds a CJK ideograph or kana (a script written without spaces between words).
+bool HasCjk(std::string_view text);
+
 // Whether `text` holds a character a word tokenizer keeps (a letter or digit, by an
 // approximation: ASCII letters and digits, and non-ASCII characters outside the common
 // punctuation and symbol blocks). A search word without one would match nothing.

@@ -149,6 +149,14 @@ TEST(Normalize, CanonicalUnits) {
   EXPECT_FALSE(Canonicalize(5, "mmol/L"));  // molar ↔ mass is never converted here
 }
 
+TEST(Extract, AChineseNameIsAlsoIndexedWhole) {
+  auto rows = Extract(R"({"resourceType":"Patient","id":"p1",
+    "name":[{"family":"欧阳","given":["小","明"]},{"family":"Smith","given":["John"]},
+            {"family":"李"}]})");
+  EXPECT_EQ(Values(Of(rows.strings, "name")),
+            (std::vector<std::string>{"john", "smith", "小", "明", "李", "欧阳", "欧阳小明"}));
+}
+
 TEST(Extract, PatientNameGenderBirthDate) {
   auto rows = Extract(R"({"resourceType":"Patient","id":"p1",
     "name":[{"family":"王","given":["小明"],"text":"王小明"},{"family":"Müller","given":["Anna","Maria"]}],
@@ -161,6 +169,7 @@ TEST(Extract, PatientNameGenderBirthDate) {
   EXPECT_EQ(Values(Of(rows.strings, "name")),
             (std::vector<std::string>{"anna", "maria", "muller", "小明", "王", "王小明"}));
   EXPECT_EQ(Values(Of(rows.strings, "family")), (std::vector<std::string>{"muller", "王"}));
+  EXPECT_EQ(Of(rows.strings, "name").size(), 6u);  // 王小明 once, from the text
   auto gender = Of(rows.tokens, "gender");
   ASSERT_EQ(gender.size(), 1u);
   EXPECT_EQ(gender[0].code, "male");
