@@ -5,10 +5,13 @@
 #
 #   bench/ingest/run.sh BIN [RESIDENTS] [WORKDIR]     (RESIDENTS default 50000; the issue's
 #                                                      scale figure is 1000000)
-# GENERATE_DB=1 also times `jiceng generate --db` (generation and load in one process).
+# COUNTIES=N generates a city of N counties (the residents spread over them; 4 counties are the
+# ~1,000 institutions the issue's scale figure names). GENERATE_DB=1 also times
+# `jiceng generate --db` (generation and load in one process).
 set -euo pipefail
 bin=$(realpath "$1")
 residents=${2:-50000}
+counties=${COUNTIES:-1}
 work=${3:-$(mktemp -d /tmp/jiceng-ingest-bench.XXXXXX)}
 mkdir -p "$work"
 cd "$work"
@@ -17,19 +20,21 @@ rm -rf gen bench.db bench.db-wal bench.db-shm gen.db gen.db-wal gen.db-shm
 now() { date +%s.%N; }
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(awk '/MemTotal/ {printf "%.0f GB RAM", $2/1048576}' /proc/meminfo)"
 echo "binary: $bin ($("$bin" version))"
-echo "command: bench/ingest/run.sh $1 $residents"
+echo "command: COUNTIES=$counties bench/ingest/run.sh $1 $residents"
 
 t0=$(now)
-"$bin" generate --out gen --format ndjson --residents "$residents" --seed 42 --quiet >gen.log
+"$bin" generate --out gen --format ndjson --residents "$residents" --counties "$counties" --seed 42 \
+  --quiet >gen.log
 t1=$(now)
 resources=$(awk '$1 == "resources" {print $2}' gen/summary.txt)
-"$bin" import --db bench.db --errors import-errors.txt gen 2>import.err | tee import.log
+institutions=$(awk '$1 == "Organization" {print $2}' gen/summary.txt)
+/usr/bin/time -v "$bin" import --db bench.db --errors import-errors.txt gen 2>import.err | tee import.log
 t2=$(now)
-grep '^import stages' import.err || true
+grep -E '^import stages|Maximum resident|Percent of CPU' import.err || true
 db_bytes=$(( $(stat -c %s bench.db) + $(stat -c %s bench.db-wal 2>/dev/null || echo 0) ))
 
-awk -v r="$resources" -v n="$residents" -v g="$(echo "$t1 - $t0" | bc)" -v i="$(echo "$t2 - $t1" | bc)" -v b="$db_bytes" 'BEGIN {
-  printf "residents %d, resources %d (%.1f per resident)\n", n, r, r / n
+awk -v r="$resources" -v n="$residents" -v c="$counties" -v o="$institutions" -v g="$(echo "$t1 - $t0" | bc)" -v i="$(echo "$t2 - $t1" | bc)" -v b="$db_bytes" 'BEGIN {
+  printf "residents %d in %d counties (%d Organizations), resources %d (%.1f per resident)\n", n, c, o, r, r / n
   printf "generate (NDJSON files): %.1f s, %.0f resources/s\n", g, r / g
   printf "import (SQLite, durable): %.1f s, %.0f resources/s\n", i, r / i
   printf "total: %.1f s\n", g + i
@@ -38,7 +43,7 @@ awk -v r="$resources" -v n="$residents" -v g="$(echo "$t1 - $t0" | bc)" -v i="$(
 
 if [ "${GENERATE_DB:-0}" = 1 ]; then
   t3=$(now)
-  "$bin" generate --db gen.db --residents "$residents" --seed 42 --quiet
+  "$bin" generate --db gen.db --residents "$residents" --counties "$counties" --seed 42 --quiet
   t4=$(now)
   echo "generate --db: $(echo "$t4 - $t3" | bc) s"
 fi
