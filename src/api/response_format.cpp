@@ -86,16 +86,17 @@ Result<std::string> FormatResource(const std::string& stored, const FormatOption
     keep("meta");
     keep("implicitRules");
     keep("modifierExtension");
-    if (o.summary == "text") {
-      keep("text");
-      // Mandatory elements stay in a text summary.
-      for (const auto* e : fhir::Definitions::Get().Children(type))
-        if (e->min > 0) keep(e->name);
+    // Mandatory elements (min > 0; a choice element by its typed name) stay in a subset.
+    auto keep_mandatory = [&] {
       for (auto& kv : r)
         if (!out.contains(kv.key()) && kv.key().size() > 0) {
           const auto res = fhir::Definitions::Get().Resolve(type, kv.key());
           if (res.element && res.element->min > 0) out[kv.key()] = kv.value();
         }
+    };
+    if (o.summary == "text") {
+      keep("text");
+      keep_mandatory();
     } else if (o.summary == "data") {
       out = r;
       out.erase("text");
@@ -113,6 +114,9 @@ Result<std::string> FormatResource(const std::string& stored, const FormatOption
               std::isupper(static_cast<unsigned char>(kv.key()[name.size()])))
             out[kv.key()] = kv.value();
       }
+      // R4 search, _elements: "Servers SHOULD always return mandatory elements whether they are
+      // requested or not" (Observation.status and code with _elements=value).
+      keep_mandatory();
     }
     AddSubsettedTag(out);
     v = std::move(out);

@@ -421,8 +421,10 @@ TEST_F(SearchApiTest, PostSearchTakesIncludesAndShapingFromTheBody) {
   auto b = ParseJson(r.body)->get_object();
   EXPECT_EQ(Entries(b, "match"), V{"Observation/o2"});
   EXPECT_EQ(Entries(b, "include"), V{"Patient/p1"});
-  EXPECT_EQ(b.at("entry").at(0).at("resource").get_object().if_contains("code"),
-            nullptr);  // _elements
+  const json::object& o2 = b.at("entry").at(0).at("resource").get_object();
+  EXPECT_NE(o2.if_contains("status"), nullptr);   // _elements
+  EXPECT_NE(o2.if_contains("code"), nullptr);     // mandatory
+  EXPECT_EQ(o2.if_contains("subject"), nullptr);  // neither
 }
 
 TEST_F(SearchApiTest, CompartmentSearch) {
