@@ -23,6 +23,24 @@ class R4Model final : public ModelInfo {
     info.is_choice = p->element->is_choice;
     return info;
   }
+  PropertyInfo ResolveElement(std::string_view context, std::string_view name) const override {
+    // Elements other than choices are keyed by their own name.
+    PropertyInfo info = Resolve(context, name);
+    if (info.found && !info.is_choice) return info;
+    const fhir::ContextDef* ctx = defs_.FindContext(context);
+    if (!ctx) return {};
+    for (const fhir::ElementDef* el : ctx->children) {
+      // max 0: prohibited by a constraint profile, as Resolve treats it.
+      if (el->is_choice && el->max > 0 && el->name == name) {
+        PropertyInfo choice;
+        choice.found = true;
+        choice.element_name = el->name;
+        choice.is_choice = true;
+        return choice;
+      }
+    }
+    return {};
+  }
   bool KnowsContext(std::string_view context) const override {
     return defs_.FindContext(context) != nullptr;
   }

@@ -410,7 +410,8 @@ class Evaluator {
       EmitProperty(v, e, pi, out);
       return Status::Ok();
     }
-    if (env_.opt.strict && known && !model.Resolve(ctx, name).found) {
+    // By its FHIRPath name: a choice element ("value") absent from the data is no JSON property.
+    if (env_.opt.strict && known && !model.ResolveElement(ctx, name).found) {
       return ExecError("unknown element '" + std::string(name) + "' on " + std::string(ctx));
     }
     return Status::Ok();

@@ -35,6 +35,7 @@ constexpr std::string_view kComplex[] = {
 class Basic final : public ModelInfo {
  public:
   PropertyInfo Resolve(std::string_view, std::string_view) const override { return {}; }
+  PropertyInfo ResolveElement(std::string_view, std::string_view) const override { return {}; }
   bool KnowsContext(std::string_view) const override { return false; }
   std::string_view BaseType(std::string_view type) const override {
     for (const auto& [t, b] : kBases) {

@@ -23,6 +23,10 @@ class ModelInfo {
   // Resolves JSON property `json_name` (choice suffixes included: "valueQuantity") within a
   // type name or backbone element path.
   virtual PropertyInfo Resolve(std::string_view context, std::string_view json_name) const = 0;
+  // Resolves element `name` as an expression names it (a choice element by its bare name:
+  // "value") within a context. A choice element has no single type: `type` and `context` are
+  // empty then. Used where no JSON is at hand, to check paths against the model.
+  virtual PropertyInfo ResolveElement(std::string_view context, std::string_view name) const = 0;
   // Whether the model describes `context`; when it does, an unresolved property is an error in
   // the expression rather than a gap in the model.
   virtual bool KnowsContext(std::string_view context) const = 0;

@@ -194,6 +194,25 @@ TEST(FhirPath, ValuesArithmeticAndVariables) {
   EXPECT_FALSE(Compile("Patient.name.noSuchFunction()").ok());
 }
 
+// The error message of a strict evaluation of `expr`, or "" when it succeeds.
+std::string StrictError(std::string_view expr, const json::value& resource) {
+  auto e = Compile(expr);
+  if (!e.ok()) return "compile: " + e.error().message;
+  EvalOptions opts;
+  opts.model = &DefinitionsModel();
+  opts.strict = true;
+  auto r = Evaluate(*e, resource, opts);
+  return r.ok() ? "" : r.error().message;
+}
+
+TEST(FhirPath, StrictAbsentChoiceElementIsEmptyNotUnknown) {
+  json::value bare = Json(R"({"resourceType": "Observation", "status": "final"})");
+  EXPECT_EQ(StrictError("Observation.value", bare), "");
+  EXPECT_EQ(StrictError("Observation.effective.exists()", bare), "");
+  EXPECT_NE(StrictError("Observation.valu", bare).find("unknown element 'valu'"),
+            std::string::npos);
+}
+
 TEST(FhirPath, CompiledOnceEvaluatedMany) {
   auto expr = Compile("Patient.identifier.where(system = 'urn:id').value");
   ASSERT_TRUE(expr.ok());
