@@ -10,6 +10,7 @@
 #include "base/time.h"
 #include "fhir/fhirpath/ast.h"
 #include "fhir/fhirpath/navigation.h"
+#include "fhir/fhirpath/static_check.h"
 
 namespace jiceng::fhirpath {
 namespace {
@@ -1754,6 +1755,9 @@ Result<Collection> EvaluateOn(const Expression& expr, const Collection& input,
                               const json::value* resource, const EvalOptions& options) {
   Env env{options, options.model ? *options.model : BasicModel(), resource,
           options.root_resource ? options.root_resource : resource, input};
+  // Semantic errors hold whatever the data, so they are looked for before evaluating: a
+  // branch the data never reaches is as wrong as one it does.
+  if (options.strict) JC_RETURN_IF_ERROR(CheckStrict(expr.root()));
   Evaluator ev(env);
   Frame f{&env.context, -1, nullptr};
   return ev.Eval(expr.root(), f);

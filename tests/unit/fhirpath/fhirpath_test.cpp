@@ -205,6 +205,30 @@ std::string StrictError(std::string_view expr, const json::value& resource) {
   return r.ok() ? "" : r.error().message;
 }
 
+TEST(FhirPath, StrictOrderedFunctionsOnChildrenAreErrors) {
+  json::value patient = Json(R"({"resourceType": "Patient", "active": true,
+      "name": [{"family": "Li", "given": ["Wei", "Ming"]}], "birthDate": "1980-02-03"})");
+  // children()/descendants() have no defined order, nor has anything that keeps their items.
+  for (const char* expr :
+       {"Patient.children().skip(1)", "Patient.children().first()", "Patient.descendants().last()",
+        "Patient.children().tail()", "Patient.children().take(2)", "Patient.children()[0]",
+        "Patient.children().where($this.exists()).first()", "Patient.children().family.first()",
+        "Patient.name.select(children()).first()", "(Patient.name | Patient.children()).last()",
+        // Found whatever the data: where(false) never runs select's argument.
+        "Patient.name.where(false).select(children().first())"}) {
+    EXPECT_NE(StrictError(expr, patient).find("undefined"), std::string::npos) << expr;
+    Eval(expr, patient);  // not strict: evaluates as before (Eval expects no error)
+  }
+  // Order-independent uses of them, and ordered functions on ordered collections, still run.
+  for (const char* expr :
+       {"Patient.children().count()", "Patient.children().exists()", "Patient.name.given.skip(1)",
+        "Patient.name.first().given[1]", "Patient.children().distinct().count()",
+        "Patient.descendants().where($this = 'Ming').single()"}) {
+    EXPECT_EQ(StrictError(expr, patient), "") << expr;
+  }
+  EXPECT_EQ(Eval("Patient.children().skip(1).count()", patient)[0].integer(), 2);
+}
+
 TEST(FhirPath, StrictAbsentChoiceElementIsEmptyNotUnknown) {
   json::value bare = Json(R"({"resourceType": "Observation", "status": "final"})");
   EXPECT_EQ(StrictError("Observation.value", bare), "");
