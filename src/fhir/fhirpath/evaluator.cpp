@@ -1757,7 +1757,7 @@ Result<Collection> EvaluateOn(const Expression& expr, const Collection& input,
           options.root_resource ? options.root_resource : resource, input};
   // Semantic errors hold whatever the data, so they are looked for before evaluating: a
   // branch the data never reaches is as wrong as one it does.
-  if (options.strict) JC_RETURN_IF_ERROR(CheckStrict(expr.root()));
+  if (options.strict) JC_RETURN_IF_ERROR(CheckStrict(expr.root(), env.model));
   Evaluator ev(env);
   Frame f{&env.context, -1, nullptr};
   return ev.Eval(expr.root(), f);

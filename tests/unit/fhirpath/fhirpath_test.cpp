@@ -229,6 +229,34 @@ TEST(FhirPath, StrictOrderedFunctionsOnChildrenAreErrors) {
   EXPECT_EQ(Eval("Patient.children().skip(1).count()", patient)[0].integer(), 2);
 }
 
+TEST(FhirPath, StrictMembersAfterTypeCastsMustExist) {
+  // Observation.value is a Quantity here, so `as Period` is empty at run time: only the model
+  // can tell that Period has no `unit`.
+  for (const char* expr :
+       {"(Observation.value as Period).unit", "Observation.value.as(Period).unit",
+        "Observation.value.ofType(FHIR.Period).unit", "(Observation.value as Period).start.unit",
+        "(%resource as Observation).component.unit"}) {
+    std::string error = StrictError(expr, kObservation);
+    EXPECT_NE(error.find("'unit' is not an element of "), std::string::npos)
+        << expr << ": " << error;
+    EXPECT_TRUE(Eval(expr, kObservation).empty()) << expr << ": not strict, just empty";
+  }
+  EXPECT_NE(StrictError("(Observation.value as Period).unit", kObservation).find("of Period"),
+            std::string::npos);
+  // Elements the cast type has are fine, found or not, choice elements included.
+  for (const char* expr :
+       {"(Observation.value as Period).start", "(Observation.value as Quantity).unit",
+        "Observation.value.ofType(Quantity).code", "(%resource as Observation).value.unit",
+        "(%resource as Observation).component.code.text", "(%resource as Resource).id"}) {
+    EXPECT_EQ(StrictError(expr, kObservation), "") << expr;
+  }
+  EvalOptions strict;
+  strict.strict = true;
+  Collection unit = Eval("(Observation.value as Quantity).unit", kObservation, strict);
+  ASSERT_EQ(unit.size(), 1u);
+  EXPECT_EQ(unit[0].ToText(), "beats/min");
+}
+
 TEST(FhirPath, StrictAbsentChoiceElementIsEmptyNotUnknown) {
   json::value bare = Json(R"({"resourceType": "Observation", "status": "final"})");
   EXPECT_EQ(StrictError("Observation.value", bare), "");
