@@ -143,6 +143,25 @@ std::optional<ingest::Batch> BundleToBatch(json::object& bundle, const std::stri
   return batch;
 }
 
+// An entry's OperationOutcome as one line, like the loader's rejections: each issue's
+// diagnostics and where ("… (at Patient.birthDate)"), joined by "; ".
+std::string DescribeOutcome(const json::value& outcome) {
+  std::string out;
+  const json::array* issues =
+      outcome.is_object() ? FindArray(outcome.get_object(), "issue") : nullptr;
+  if (!issues) return ToJson(outcome);
+  for (const json::value& i : *issues) {
+    if (!i.is_object()) continue;
+    const json::object& o = i.get_object();
+    std::string one(FindString(o, "diagnostics").value_or(FindString(o, "code").value_or("")));
+    if (const json::array* at = FindArray(o, "expression");
+        at && !at->empty() && at->at(0).is_string())
+      one += " (at " + std::string(at->at(0).get_string()) + ")";
+    out += (out.empty() ? "" : "; ") + one;
+  }
+  return out.empty() ? ToJson(outcome) : out;
+}
+
 // The general path for Bundles the loader cannot take: the API's transaction processor.
 void ProcessBundle(Platform& p, const std::string& source, json::value v, ErrorSink& errors,
                    FallbackStats& stats) {
@@ -161,7 +180,8 @@ void ProcessBundle(Platform& p, const std::string& source, json::value v, ErrorS
     const auto& resp = e.at("response").get_object();
     if (resp.contains("outcome")) {
       ++stats.rejected;
-      errors.Write(fmt::format("{}: Bundle.entry[{}]", source, i), "", ToJson(resp.at("outcome")));
+      errors.Write(fmt::format("{}: Bundle.entry[{}]", source, i), "",
+                   DescribeOutcome(resp.at("outcome")));
     } else {
       ++stats.loaded;
       if (auto loc = FindString(resp, "location"))
@@ -208,10 +228,19 @@ int RunImport(const ImportFlags& f) {
   for (const auto& path : f.paths) {
     std::error_code ec;
     if (fs::is_directory(path, ec)) {
-      for (const auto& de : fs::directory_iterator(path))
+      for (const auto& de : fs::directory_iterator(path)) {
         if (de.is_regular_file() &&
-            (de.path().extension() == ".json" || de.path().extension() == ".ndjson"))
+            (de.path().extension() == ".json" || de.path().extension() == ".ndjson")) {
           files.push_back(de.path());
+        } else if (!f.quiet) {
+          // Said, not silently passed over: a compressed export (.ndjson.gz) or a subdirectory
+          // of files the user meant to load is otherwise missing from the count unexplained.
+          std::cerr << "jiceng import: skipped " << de.path().string()
+                    << (de.is_directory() ? " (a directory: name its files or it)"
+                                          : " (not .json or .ndjson)")
+                    << "\n";
+        }
+      }
     } else if (fs::exists(path, ec)) {
       files.emplace_back(path);
     } else {
@@ -253,6 +282,10 @@ int RunImport(const ImportFlags& f) {
   lo.unit_size = f.unit_size;
   lo.on_reject = [&errors](const ingest::Rejection& r) {
     errors.Write(r.source, r.resource, r.reason);
+  };
+  // --lenient keeps an unknown element; where it was is written down as a warning all the same.
+  lo.on_warning = [&errors](const ingest::Rejection& w) {
+    errors.Write(w.source, w.resource, "warning (loaded): " + w.reason);
   };
   // Into an empty database the search indexes are built once at the end, in key order
   // (IStore::BeginBulkLoad); a Bundle that needs the transaction processor (which searches)
@@ -375,9 +408,10 @@ int RunImport(const ImportFlags& f) {
         s.write_s, s.batches);
   }
   std::cout << fmt::format(
-      "imported {} resources from {} files in {:.2f} s ({:.0f} resources/s); {} rejected{}\n",
+      "imported {} resources from {} files in {:.2f} s ({:.0f} resources/s); {} rejected{}{}\n",
       loaded, files_done, secs, secs > 0 ? static_cast<double>(loaded) / secs : 0.0, rejected,
-      rejected && !f.error_file.empty() ? " (see " + f.error_file + ")" : "");
+      s.warnings ? fmt::format(", {} warnings", s.warnings) : "",
+      (rejected || s.warnings) && !f.error_file.empty() ? " (see " + f.error_file + ")" : "");
   if (!by_type.empty()) std::cout << "loaded: " << by_type << "\n";
   p.store->Close();
   if (!failed.ok()) {

@@ -61,6 +61,7 @@ struct BulkLoader::Job {
   } state = State::kQueued;
   std::vector<Prepared> prepared;
   std::vector<Rejection> rejections;  // in input order: found while preparing, then writing
+  std::vector<Rejection> warnings;    // in input order (the resource may still be rejected later)
   int64_t loaded = 0;
   double parse_s = 0, validate_s = 0, index_s = 0, serialize_s = 0, write_s = 0;
 };
@@ -180,9 +181,16 @@ void BulkLoader::Prepare(Job& job) {
       continue;
     }
     std::vector<Issue> errors;
-    for (auto& issue : options_.validate(r, lo_.strict))
-      if (issue.severity == "error" || issue.severity == "fatal")
+    for (auto& issue : options_.validate(r, lo_.strict)) {
+      if (issue.severity == "error" || issue.severity == "fatal") {
         errors.push_back(std::move(issue));
+      } else if (issue.severity == "warning") {
+        job.warnings.push_back(
+            {item.source, name,
+             issue.diagnostics +
+                 (issue.expression.empty() ? "" : " (at " + issue.expression + ")")});
+      }
+    }
     auto t2 = Clock::now();
     job.validate_s += std::chrono::duration<double>(t2 - t1).count();
     if (!errors.empty()) {
@@ -393,15 +401,19 @@ void BulkLoader::ReportFinished() {
     }
   }
   if (finished.empty()) return;
-  if (lo_.on_reject)
-    for (const auto& job : finished)
+  for (const auto& job : finished) {
+    if (lo_.on_warning)
+      for (const auto& w : job->warnings) lo_.on_warning(w);
+    if (lo_.on_reject)
       for (const auto& r : job->rejections) lo_.on_reject(r);
+  }
   std::lock_guard lock(mu_);
   for (const auto& job : finished) {
     for (const auto& p : job->prepared)
       if (p.committed) ++stats_.loaded_by_type[p.version.type];
     stats_.loaded += job->loaded;
     stats_.rejected += static_cast<int64_t>(job->rejections.size());
+    stats_.warnings += static_cast<int64_t>(job->warnings.size());
     stats_.batches += 1;
     stats_.input_bytes_done += job->batch.input_bytes;
     stats_.parse_s += job->parse_s;

@@ -69,6 +69,9 @@ struct LoaderOptions {
   int unit_size = 0;
   // Called for each rejection, on one thread at a time, in input order.
   std::function<void(const Rejection&)> on_reject;
+  // Likewise for each warning about a resource that was loaded all the same (an unknown element
+  // kept under !strict): `reason` says what, and where in the resource.
+  std::function<void(const Rejection&)> on_warning;
 };
 
 // Counters (snapshot). Stage times: parse/validate/index/serialise are CPU seconds summed over the
@@ -77,6 +80,8 @@ struct LoaderOptions {
 struct LoaderStats {
   int64_t loaded = 0;
   int64_t rejected = 0;
+  int64_t warnings =
+      0;  // issues of severity warning on resources offered (LoaderOptions::on_warning)
   int64_t batches = 0;
   int64_t input_bytes_done = 0;
   std::map<std::string, int64_t> loaded_by_type;

@@ -155,6 +155,38 @@ TEST(Cli, ImportRejectsOneBadLineAndCommitsTheRest) {
   EXPECT_EQ(p2->status, 404);
 }
 
+TEST(Cli, LenientImportLoadsUnknownElementsAndSaysWhere) {
+  TempDir dir;
+  const fs::path in = dir.path() / "in";
+  fs::create_directories(in / "more");
+  {
+    std::ofstream out(in / "patients.ndjson");
+    out << R"({"resourceType":"Patient","id":"p1","gender":"female","shoeSize":41})"
+        << "\n";
+    out << R"({"resourceType":"Patient","id":"p2","gender":"male"})"
+        << "\n";
+  }
+  std::ofstream(in / "notes.txt") << "not FHIR\n";
+  const std::string db = (dir.path() / "l.db").string();
+  const fs::path errors = dir.path() / "errors.txt";
+  auto r = Jiceng({"import", "--db", db, "--lenient", "--errors", errors.string(), in.string()},
+                  dir.path());
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("imported 2 resources"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("0 rejected, 1 warnings (see"), std::string::npos) << r.out;
+  const std::string err = ReadFile(errors);
+  EXPECT_NE(err.find("patients.ndjson:1: Patient/p1: warning (loaded): "), std::string::npos)
+      << err;
+  EXPECT_NE(err.find("shoeSize"), std::string::npos) << err;
+  EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << err;
+  // What a directory holds besides .json and .ndjson files is named, not passed over.
+  EXPECT_NE(r.err.find("skipped " + (in / "notes.txt").string() + " (not .json or .ndjson)"),
+            std::string::npos)
+      << r.err;
+  EXPECT_NE(r.err.find("skipped " + (in / "more").string() + " (a directory"), std::string::npos)
+      << r.err;
+}
+
 TEST(Cli, ExportImportRoundTripKeepsCountsPerType) {
   TempDir dir;
   const std::string db = (dir.path() / "a.db").string();
