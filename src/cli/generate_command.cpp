@@ -251,7 +251,10 @@ void AddGenerateCommand(CLI::App& app) {
   AddBulkLoadStoreFlags(*cmd, flags->bulk, "With --db: ");
   cmd->add_option("--threads", flags->threads, "With --db: validation threads (0: one per core)")
       ->capture_default_str();
-  cmd->add_option("--format", flags->format, "ndjson | bundles")
+  cmd->add_option("--format", flags->format,
+                  "ndjson (one file per type, ids kept) | bundles (the directory by PUT, each "
+                  "household a transaction that POSTs its resources: the server assigns their "
+                  "ids, so duplicates.csv then matches by its identifier columns)")
       ->check(CLI::IsMember({"ndjson", "bundles"}))
       ->capture_default_str();
   cmd->add_flag("--quiet", flags->quiet, "No progress line on stderr");
