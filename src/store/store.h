@@ -68,7 +68,7 @@ struct QuantityIndexRow {
   std::string system;  // may be empty
   std::string code;    // the coded unit, else the human unit
   double canonical_value = 0;
-  std::string canonical_code;  // UCUM canonical unit ("g", "m", "mm[Hg]") or empty
+  std::string canonical_code;  // base-unit code ("g", "m3", "m-3.mol", search::Canonicalize)
 };
 struct ReferenceIndexRow {
   std::string param;

@@ -682,13 +682,16 @@ bool MatchToken(const SearchValue& v, const Token& t) {
   return v.any_code || t.code == v.code;
 }
 
-// The factor to the canonical unit and the canonical unit, for UCUM codes the server converts.
-std::optional<std::pair<Decimal, std::string>> Canonical(std::string_view system,
-                                                         std::string_view code) {
+// The base-unit code and the exact factor (search::CanonicalUnitOf), for UCUM codes the server
+// converts.
+std::optional<search::CanonicalUnit> Canonical(std::string_view system, std::string_view code) {
   if (!system.empty() && system != "http://unitsofmeasure.org") return std::nullopt;
-  auto c = search::Canonicalize(1.0, code);
-  if (!c) return std::nullopt;
-  return std::make_pair(DecimalFromDouble(c->value), std::string(c->code));
+  return search::CanonicalUnitOf(code);
+}
+
+// m × 10^e, the decimal part of a factor.
+Decimal DecimalPart(const ucum::Factor& f) {
+  return *ParseDecimal(std::to_string(f.mantissa) + "e" + std::to_string(f.exponent));
 }
 
 bool MatchQuantity(const SearchValue& v, const QuantityValue& q) {
@@ -698,11 +701,18 @@ bool MatchQuantity(const SearchValue& v, const QuantityValue& q) {
                                          : (q.system == v.unit_system && q.code == v.code);
   if (v.code.empty()) same_unit = q.system == v.unit_system;  // "5.4|system|"
   if (same_unit && MatchNumber(v.prefix, q.value, v.number)) return true;
-  // Commensurable UCUM units compare on canonical values (70 kg finds 70000 g).
+  // Commensurable UCUM units compare on values in base units (70 kg finds 70000 g): the stored
+  // q·(ms/ds) against the searched x·(mx/dx), both sides multiplied by ds·dx to stay decimal.
   auto search_unit = Canonical(v.unit_system, v.code);
   auto stored_unit = Canonical(q.system, q.code);
-  if (search_unit && stored_unit && search_unit->second == stored_unit->second) {
-    return MatchScaled(v.prefix, q.value, stored_unit->first, v.number, search_unit->first);
+  if (search_unit && stored_unit && search_unit->code == stored_unit->code) {
+    const Decimal stored_factor =
+        Multiply(DecimalPart(stored_unit->factor),
+                 *ParseDecimal(std::to_string(search_unit->factor.denominator)));
+    const Decimal search_factor =
+        Multiply(DecimalPart(search_unit->factor),
+                 *ParseDecimal(std::to_string(stored_unit->factor.denominator)));
+    return MatchScaled(v.prefix, q.value, stored_factor, v.number, search_factor);
   }
   return false;
 }

@@ -5,7 +5,7 @@
 // implements the matching rules of https://hl7.org/fhir/R4/search.html itself. It shares
 // nothing with the SQL path (fhir/search/query, extractor, store/sqlite) except the string
 // normalisation (search::NormalizeString) and the table of commensurable units
-// (search::Canonicalize), which are the server's documented choices, not matching logic.
+// (search::CanonicalUnitOf), which are the server's documented choices, not matching logic.
 //
 // It is written to be read, not to be fast: the only concession is that the values a parameter
 // takes on a resource are computed once and cached.
@@ -22,7 +22,7 @@
 //              number examples: "le100: less or equal to exactly 100"), ap within 10% of x
 //   quantity   as number on the value; number|system|code: system and code (or, without a
 //              system, the code or the human unit) must match, and UCUM units the server
-//              converts (search::Canonicalize) compare on canonical values
+//              converts (search::CanonicalUnitOf) compare on values in base units, exactly
 //   reference  id (any type), Type/id, absolute URL, :Type, :identifier, :missing
 //   uri        exact, :below (starts with), :above (is a prefix of the search value)
 //   composite  token$value within one element of the composite's expression

@@ -7,6 +7,7 @@
 #include <cstdlib>
 
 #include "base/time.h"
+#include "fhir/ucum.h"
 
 namespace jiceng::fhirpath {
 namespace {
@@ -63,74 +64,9 @@ std::array<int64_t, 6> Components(const DateTime& d, bool to_utc) {
   return {n.year, n.month, n.day, n.hour, n.minute, n.second * 1000LL + n.millis};
 }
 
-struct UnitDims {
-  double factor = 1;
-  std::array<int, 5> dims{};  // g, m, s, mol, (unused)
-};
-
-bool LookupAtom(std::string_view atom, UnitDims& out) {
-  struct Atom {
-    std::string_view code;
-    double factor;
-    int dim;  // index into dims; -1 dimensionless
-    int power;
-  };
-  static constexpr Atom kAtoms[] = {
-      {"g", 1, 0, 1},          {"m", 1, 1, 1},        {"s", 1, 2, 1},
-      {"mol", 1, 3, 1},        {"L", 1e-3, 1, 3},     {"l", 1e-3, 1, 3},
-      {"min", 60, 2, 1},       {"h", 3600, 2, 1},     {"d", 86400, 2, 1},
-      {"wk", 604800, 2, 1},    {"mo", 2629800, 2, 1}, {"a", 31557600, 2, 1},
-      {"[in_i]", 0.0254, 1, 1}, {"[ft_i]", 0.3048, 1, 1}, {"[lb_av]", 453.59237, 0, 1},
-      {"1", 1, -1, 0},         {"%", 0.01, -1, 0},
-  };
-  for (const Atom& a : kAtoms) {
-    if (a.code == atom) {
-      out.factor = a.factor;
-      out.dims = {};
-      if (a.dim >= 0) out.dims[static_cast<size_t>(a.dim)] = a.power;
-      return true;
-    }
-  }
-  return false;
-}
-
-bool ParseUnitTerm(std::string_view term, UnitDims& out) {
-  // Trailing exponent, e.g. "m2", "s-1".
-  size_t end = term.size();
-  while (end > 0 && IsDigit(term[end - 1])) --end;
-  if (end > 0 && end < term.size() && term[end - 1] == '-') --end;
-  int exponent = 1;
-  std::string_view atom = term;
-  if (end < term.size() && end > 0) {
-    exponent = std::atoi(std::string(term.substr(end)).c_str());
-    atom = term.substr(0, end);
-  }
-  UnitDims base;
-  if (!LookupAtom(atom, base)) {
-    static constexpr std::pair<std::string_view, double> kPrefixes[] = {
-        {"k", 1e3}, {"M", 1e6}, {"d", 1e-1}, {"c", 1e-2}, {"m", 1e-3},
-        {"u", 1e-6}, {"n", 1e-9}, {"p", 1e-12}};
-    bool found = false;
-    for (const auto& [p, f] : kPrefixes) {
-      if (atom.size() > p.size() && atom.substr(0, p.size()) == p) {
-        std::string_view rest = atom.substr(p.size());
-        if ((rest == "g" || rest == "m" || rest == "s" || rest == "L" || rest == "l" ||
-             rest == "mol") &&
-            LookupAtom(rest, base)) {
-          base.factor *= f;
-          found = true;
-          break;
-        }
-      }
-    }
-    if (!found) return false;
-  }
-  out.factor = std::pow(base.factor, exponent);
-  for (size_t i = 0; i < out.dims.size(); ++i) out.dims[i] = base.dims[i] * exponent;
-  return true;
-}
-
-std::optional<UnitDims> ParseUnit(std::string_view unit) {
+// A UCUM unit (fhir/ucum) or a calendar keyword, read as the UCUM unit of the same name
+// (comparison keeps year/month keywords apart from 'a'/'mo': UnitsComparable).
+std::optional<ucum::Unit> ParseUnit(std::string_view unit) {
   std::string_view cal = CalendarUnit(unit);
   if (!cal.empty()) {
     if (cal == "week") unit = "wk";
@@ -142,27 +78,7 @@ std::optional<UnitDims> ParseUnit(std::string_view unit) {
     else if (cal == "year") unit = "a";
     else if (cal == "month") unit = "mo";
   }
-  UnitDims result;
-  size_t pos = 0;
-  bool divide = false;
-  while (pos <= unit.size()) {
-    size_t next = unit.find_first_of("./", pos);
-    std::string_view term = unit.substr(pos, next == std::string_view::npos ? next : next - pos);
-    if (term.empty()) return std::nullopt;
-    UnitDims t;
-    if (!ParseUnitTerm(term, t)) return std::nullopt;
-    if (divide) {
-      result.factor /= t.factor;
-      for (size_t i = 0; i < t.dims.size(); ++i) result.dims[i] -= t.dims[i];
-    } else {
-      result.factor *= t.factor;
-      for (size_t i = 0; i < t.dims.size(); ++i) result.dims[i] += t.dims[i];
-    }
-    if (next == std::string_view::npos) break;
-    divide = unit[next] == '/';
-    pos = next + 1;
-  }
-  return result;
+  return ucum::Parse(unit);
 }
 
 bool IsCalendarYearMonth(std::string_view unit) {
@@ -406,31 +322,23 @@ std::optional<double> ConvertQuantityValue(const Quantity& from, std::string_vie
     double months_to = CalendarUnit(to_unit) == "year" ? 12 : 1;
     return from.value.value * months_from / months_to;
   }
-  return from.value.value * uf->factor / ut->factor;
+  return from.value.value * uf->factor.ToDouble() / ut->factor.ToDouble();
 }
 
 std::optional<Quantity> MultiplyQuantity(const Quantity& a, const Quantity& b, bool divide) {
   auto ua = ParseUnit(a.unit), ub = ParseUnit(b.unit);
   if (!ua || !ub) return std::nullopt;
-  UnitDims r;
-  r.factor = divide ? ua->factor / ub->factor : ua->factor * ub->factor;
-  for (size_t i = 0; i < r.dims.size(); ++i) {
-    r.dims[i] = divide ? ua->dims[i] - ub->dims[i] : ua->dims[i] + ub->dims[i];
+  ucum::Dimensions dims;
+  for (size_t i = 0; i < dims.size(); ++i) {
+    dims[i] = divide ? ua->dims[i] - ub->dims[i] : ua->dims[i] + ub->dims[i];
   }
+  const double fa = ua->factor.ToDouble(), fb = ub->factor.ToDouble();
   if (divide && b.value.value == 0) return std::nullopt;
   Quantity q;
   q.value.value = (divide ? a.value.value / b.value.value : a.value.value * b.value.value) *
-                  r.factor;
+                  (divide ? fa / fb : fa * fb);
   q.value.scale = -1;
-  static constexpr std::string_view kBase[] = {"g", "m", "s", "mol", "?"};
-  std::string unit;
-  for (size_t i = 0; i < r.dims.size(); ++i) {
-    if (r.dims[i] == 0) continue;
-    if (!unit.empty()) unit += '.';
-    unit += kBase[i];
-    if (r.dims[i] != 1) unit += std::to_string(r.dims[i]);
-  }
-  q.unit = unit.empty() ? "1" : unit;
+  q.unit = ucum::BaseCode(dims);
   return q;
 }
 

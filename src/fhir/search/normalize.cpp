@@ -181,24 +181,6 @@ std::string NormalizeString(std::string_view text) {
   return out;
 }
 
-std::span<const ConvertibleUnit> ConvertibleUnits() {
-  static constexpr ConvertibleUnit kUnits[] = {
-      {"g", 1, "g"},          {"kg", 1000, "g"},     {"mg", 1e-3, "g"},
-      {"ug", 1e-6, "g"},      {"[lb_av]", 453.59237, "g"},
-      {"m", 1, "m"},          {"cm", 1e-2, "m"},     {"mm", 1e-3, "m"},
-      {"km", 1e3, "m"},       {"[in_i]", 0.0254, "m"},
-      {"mm[Hg]", 1, "mm[Hg]"}, {"kPa", 7.50061683, "mm[Hg]"},
-  };
-  return kUnits;
-}
-
-std::optional<CanonicalQuantity> Canonicalize(double value, std::string_view code) {
-  for (const ConvertibleUnit& u : ConvertibleUnits()) {
-    if (u.code == code) return CanonicalQuantity{value * u.factor, u.canonical};
-  }
-  return std::nullopt;
-}
-
 // ---- Decimal ----------------------------------------------------------------------------------
 
 namespace {
@@ -445,6 +427,54 @@ double SmallestDoubleAtLeast(const Decimal& bound, const Decimal& factor, bool s
   }
   if (hi > kMaxKey) return std::numeric_limits<double>::infinity();
   return FromOrderKey(hi);
+}
+
+// ---- UCUM units --------------------------------------------------------------------------
+
+namespace {
+// Far above any real unit's (mL/h: 9; [psi]: 16129); keeps CanonicalNumber's division in 64 bits.
+constexpr uint64_t kMaxDenominator = 1'000'000'000'000'000'000ULL / 10;
+}  // namespace
+
+std::optional<CanonicalUnit> CanonicalUnitOf(std::string_view ucum_code) {
+  auto u = ucum::Parse(ucum_code);
+  if (!u || u->factor.denominator > kMaxDenominator) return std::nullopt;
+  return CanonicalUnit{ucum::BaseCode(u->dims), u->factor};
+}
+
+double CanonicalNumber(const Decimal& value, const ucum::Factor& factor) {
+  constexpr size_t kDigits = 40;
+  Decimal p =
+      MultiplyDecimal(value, Decimal{false, std::to_string(factor.mantissa), factor.exponent});
+  if (factor.denominator != 1 && !p.digits.empty()) {
+    // Long division, with enough zeros appended that the quotient has at least kDigits digits
+    // (the denominator has at most 18).
+    const size_t pad = kDigits + 20;
+    const std::string dividend = p.digits + std::string(pad, '0');
+    std::string quotient;
+    uint64_t rest = 0;  // < denominator <= kMaxDenominator: rest * 10 + 9 fits
+    for (char c : dividend) {
+      rest = rest * 10 + static_cast<unsigned>(c - '0');
+      const auto q = static_cast<unsigned>(rest / factor.denominator);
+      rest %= factor.denominator;
+      if (q != 0 || !quotient.empty()) quotient += static_cast<char>('0' + q);
+    }
+    p.digits = std::move(quotient);
+    p.exponent -= static_cast<int>(pad);
+  }
+  // Truncated to kDigits significant digits: a function of the exact value alone, however it
+  // was reached, so equal values meet in the same double.
+  if (p.digits.size() > kDigits) {
+    p.exponent += static_cast<int>(p.digits.size() - kDigits);
+    p.digits.resize(kDigits);
+  }
+  return ApproximateDouble(p);
+}
+
+std::optional<CanonicalQuantity> Canonicalize(double value, std::string_view ucum_code) {
+  auto unit = CanonicalUnitOf(ucum_code);
+  if (!unit || !std::isfinite(value)) return std::nullopt;
+  return CanonicalQuantity{CanonicalNumber(DecimalOf(value), unit->factor), std::move(unit->code)};
 }
 
 }  // namespace jiceng::search

@@ -3,9 +3,10 @@
 #pragma once
 
 #include <optional>
-#include <span>
 #include <string>
 #include <string_view>
+
+#include "fhir/ucum.h"
 
 namespace jiceng::search {
 
@@ -27,24 +28,6 @@ bool HasCjk(std::string_view text);
 // approximation: ASCII letters and digits, and non-ASCII characters outside the common
 // punctuation and symbol blocks). A search word without one would match nothing.
 bool HasWordCharacter(std::string_view text);
-
-// The UCUM units the search compares across (mass → g, length → m, pressure → mm[Hg]): each
-// with its factor to the canonical unit of its family. Deliberately small: the commensurable
-// units that clinical data in the county actually uses. Molar ↔ mass conversions are never made
-// here (glucose mmol/L ↔ mg/dL needs a molar mass).
-struct ConvertibleUnit {
-  std::string_view code;
-  double factor;  // the decimal its literal is (453.59237) is the exact factor
-  std::string_view canonical;
-};
-std::span<const ConvertibleUnit> ConvertibleUnits();
-
-// A quantity in canonical UCUM units; nullopt when the unit is not in ConvertibleUnits().
-struct CanonicalQuantity {
-  double value = 0;
-  std::string_view code;
-};
-std::optional<CanonicalQuantity> Canonicalize(double value, std::string_view ucum_code);
 
 // ---- decimal numbers, exactly ----------------------------------------------------------------
 //
@@ -87,5 +70,36 @@ int Magnitude(const Decimal& d);
 //   v >= SmallestDoubleAtLeast(b, f, true)   ⇔  DecimalOf(v)·f >  b
 // so a SQL comparison of the stored double with it decides exactly what the decimals would.
 double SmallestDoubleAtLeast(const Decimal& bound, const Decimal& factor, bool strictly);
+
+// ---- UCUM units --------------------------------------------------------------------------
+//
+// Number and quantity search compare commensurable UCUM units (system empty or UCUM) on their
+// values in base units: every unit fhir/ucum understands (prefixes, products and quotients,
+// exponents, the metric, clinical and customary atoms: mL and L, mg/dL and g/L, s, min and h,
+// mmol/L and umol/L, kPa and mm[Hg], [in_i], [lb_av] …). Amounts of substance are never
+// converted to masses (glucose mmol/L ↔ mg/dL needs a molar mass), and the temperature units
+// with an offset (Cel, [degF]) are not converted at all: ucum::Parse does not read them, so they
+// compare only with the same code (K converts like any base unit).
+
+// A unit's base-unit code (ucum::BaseCode: "g", "m3", "m-3.mol") and its exact factor to it.
+struct CanonicalUnit {
+  std::string code;
+  ucum::Factor factor;
+};
+std::optional<CanonicalUnit> CanonicalUnitOf(std::string_view ucum_code);
+
+// value × factor as a double, as the index stores it and the search bounds are computed: the
+// exact product, truncated to 40 significant digits, rounded to the nearest double. Equal
+// quantities get the same double whatever their units (60 mL/h and 1 mL/min, whose factors are
+// not decimals), and it never decreases as the value grows. So canonical comparisons are exact
+// except between values that differ by less than a double's rounding (about 1e-16 relatively).
+double CanonicalNumber(const Decimal& value, const ucum::Factor& factor);
+
+// A stored quantity in base units; nullopt when CanonicalUnitOf does not know its unit.
+struct CanonicalQuantity {
+  double value = 0;
+  std::string code;
+};
+std::optional<CanonicalQuantity> Canonicalize(double value, std::string_view ucum_code);
 
 }  // namespace jiceng::search

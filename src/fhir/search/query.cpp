@@ -224,6 +224,40 @@ Result<store::SearchValue> NumberValue(std::string_view param, std::string raw) 
 
 constexpr std::string_view kUcum = "http://unitsofmeasure.org";
 
+// The comparison of a stored quantity's canonical value (CanonicalNumber, in base units) with
+// the search number x in `unit`, as NumberComparison does for raw values: the bounds are x, or
+// the range around it, computed exactly in the searched unit and each mapped to base units by
+// CanonicalNumber as the stored values were, so that equal quantities always compare equal
+// (60 mL/h and 1 mL/min); only values closer than a double's rounding in base units (about
+// 1e-16 relatively) may be taken for each other. `ap` is the range [0.9x, 1.1x] of the
+// searched unit.
+store::SearchValue CanonicalComparison(SearchPrefix prefix, const Decimal& x,
+                                       const CanonicalUnit& unit) {
+  auto to = [&](const Decimal& d) { return CanonicalNumber(d, unit.factor); };
+  store::SearchValue v;
+  v.canonical_code = unit.code;
+  v.prefix = prefix;
+  v.number = to(x);
+  if (prefix == SearchPrefix::kAp) {
+    Decimal a = MultiplyDecimal(x, Decimal{false, "9", -1});
+    Decimal b = MultiplyDecimal(x, Decimal{false, "11", -1});
+    if (CompareDecimal(a, b) > 0) std::swap(a, b);
+    v.prefix = SearchPrefix::kEq;
+    v.lo = to(a);
+    v.hi = std::nextafter(to(b), std::numeric_limits<double>::infinity());  // <= to(b)
+  } else if (prefix == SearchPrefix::kEq || prefix == SearchPrefix::kNe) {
+    Decimal h = HalfUnit(x);
+    v.hi = to(AddDecimal(x, h));
+    h.negative = true;
+    v.lo = to(AddDecimal(x, h));
+    // A range narrower than the doubles' spacing at its place (x written with 17 digits) may
+    // round to nothing; it always holds x's own double, so that a value written out in full is
+    // found by its own text in any unit.
+    if (v.hi <= v.number) v.hi = std::nextafter(v.number, std::numeric_limits<double>::infinity());
+  }
+  return v;
+}
+
 // A quantity search value, [prefix]number[|system|code], as the alternatives (OR) the store
 // compares. R4 search ("quantity"):
 //   number              the number alone, any unit
@@ -231,11 +265,12 @@ constexpr std::string_view kUcum = "http://unitsofmeasure.org";
 //   number||code        "either the code (code) or the stated human unit (unit)" matches
 //                       (the extractor indexes the unit as one more row, kHumanUnitSystem)
 //   number|system|      any code of that system
-// and the server compares commensurable UCUM units (ConvertibleUnits: 70 kg finds 70000 g):
-// when the searched unit is one of them (system empty or UCUM), one alternative per unit of its
-// family and stored system ('' or UCUM), each with the search range converted into that unit
-// exactly (NumberComparison) and compared with the stored value as it is. Rows of other units,
-// other systems and human units are never converted.
+// and the server compares commensurable UCUM units (CanonicalUnitOf: 1 L finds 1500 mL, 5
+// mmol/L finds 3000 umol/L, never a mass per volume): when the searched code is a unit it
+// understands (system empty or UCUM), one more alternative compares the rows of its base-unit
+// code (extracted from system '' or UCUM) on their canonical values (CanonicalComparison).
+// Rows of other units, other systems and human units are never converted; the unit as given is
+// also compared on the raw values, exactly.
 Result<std::vector<store::SearchValue>> QuantityValues(std::string_view param,
                                                        const std::string& raw) {
   auto parts = SplitEscaped(raw, '|');
@@ -246,39 +281,15 @@ Result<std::vector<store::SearchValue>> QuantityValues(std::string_view param,
   const SearchPrefix prefix = TakePrefix(number);
   JC_ASSIGN_OR_RETURN(Decimal x, SearchNumber(param, number));
   std::vector<store::SearchValue> out;
-  auto add = [&](std::optional<std::string> system, std::string code, const Decimal& searched,
-                 const Decimal& stored) {
-    store::SearchValue v = NumberComparison(prefix, x, searched, stored);
-    v.system = std::move(system);
-    v.code = std::move(code);
-    out.push_back(std::move(v));
-  };
   const std::string system = parts.size() == 3 ? parts[1] : "";
   const std::string code = parts.size() == 3 ? parts[2] : "";
-  if (code.empty()) {
-    // "5.4" and "5.4||" name no unit; "5.4|system|" any code of the system.
-    add(system.empty() ? std::nullopt : std::optional<std::string>(system), "", One(), One());
-    return out;
-  }
-  // The unit as given: without a system the code in any system, or the human unit.
-  add(system.empty() ? std::nullopt : std::optional<std::string>(system), code, One(), One());
-  if (!system.empty() && system != kUcum) return out;
-  std::optional<ConvertibleUnit> searched;
-  for (const ConvertibleUnit& u : ConvertibleUnits()) {
-    if (u.code == code) searched = u;
-  }
-  if (!searched) return out;
-  const Decimal searched_factor = DecimalOf(searched->factor);
-  for (const ConvertibleUnit& u : ConvertibleUnits()) {
-    if (u.canonical != searched->canonical) continue;
-    const Decimal stored_factor = DecimalOf(u.factor);
-    for (std::string_view stored_system : {std::string_view(), kUcum}) {
-      // The alternative above already covers the searched unit in the searched system (in
-      // every system when none was given).
-      if (u.code == code && (system.empty() || stored_system == system)) continue;
-      add(std::string(stored_system), std::string(u.code), searched_factor, stored_factor);
-    }
-  }
+  store::SearchValue v = NumberComparison(prefix, x, One(), One());
+  if (!system.empty()) v.system = system;
+  v.code = code;
+  out.push_back(std::move(v));
+  // "5.4" and "5.4||" name no unit; "5.4|system|" any code of the system.
+  if (code.empty() || (!system.empty() && system != kUcum)) return out;
+  if (auto unit = CanonicalUnitOf(code)) out.push_back(CanonicalComparison(prefix, x, *unit));
   return out;
 }
 

@@ -67,6 +67,8 @@ CREATE INDEX idx_token_by_rid ON idx_token(rid);
 // match keys that may be arbitrary data (ids, codes, systems) are bytea as in v1; text that
 // search compares by prefix or range (string values, URLs) is text COLLATE "C", so a b-tree range
 // scan serves LIKE 'abc%' and the order is bytewise like SQLite's. REAL is double precision.
+// idx_quantity's canonical_code/canonical_value: as SQLite's (the base-unit code since 2026-11;
+// rows written earlier need `jiceng reindex` or `migrate-db` to compare across units again).
 // Unlike SQLite, a btree index takes space beside the heap; the primary keys still double as the
 // search indexes.
 constexpr const char* kSchemaV2 = R"sql(

@@ -94,9 +94,14 @@ CREATE INDEX idx_token_by_rid ON idx_token(rid);
 // * idx_date: [start_us, end_us) in UTC microseconds; open Period ends are ±2^63.
 // * idx_quantity: canonical_code/canonical_value hold the UCUM canonical form when the unit has
 //   one (kg → g), so that searches compare across commensurable units; a second index serves
-//   those canonical searches. Its primary-key columns are declared first: SQLite 3.40's
-//   integrity_check misreads non-key NOT NULL columns declared before a key column of a
-//   WITHOUT ROWID table and reports them as NULL (a false positive that fails health checks).
+//   those canonical searches. Since 2026-11 the form is the base-unit code of any unit
+//   fhir/ucum reads ("m3" for mL, "m-1.s-2.g" for mm[Hg]; search::Canonicalize), where it was
+//   "g", "m" or "mm[Hg]" for twelve units before, and searches read these columns (they
+//   converted the search value into each of the twelve units before): rows written earlier
+//   are found across units again after `jiceng reindex` (docs/operations.md). Its primary-key
+//   columns are declared first: SQLite 3.40's integrity_check misreads non-key NOT NULL columns
+//   declared before a key column of a WITHOUT ROWID table and reports them as NULL (a false
+//   positive that fails health checks).
 // * idx_reference: target_type/target_id for "Type/id" (relative or absolute), url for absolute
 //   and canonical references.
 // Rows of resources written before v2 are not back-filled here: a reindex rewrites them.

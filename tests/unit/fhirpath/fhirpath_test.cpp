@@ -181,6 +181,15 @@ TEST(FhirPath, ValuesArithmeticAndVariables) {
   EXPECT_EQ(Eval("@2014-01-31 + 1 month", empty)[0].ToText(), "2014-02-28");
   EXPECT_EQ(Eval("1 'kg' = 1000 'g'", empty)[0].boolean(), true);
   EXPECT_EQ(Eval("3 'cm' < 1 'm'", empty)[0].boolean(), true);
+  // The general UCUM parser (fhir/ucum) shared with search: quotients, customary and
+  // bracketed units; moles and grams never compare.
+  EXPECT_EQ(Eval("1 'L' = 1000 'mL'", empty)[0].boolean(), true);
+  EXPECT_EQ(Eval("100 'mg/dL' = 1 'g/L'", empty)[0].boolean(), true);
+  EXPECT_EQ(Eval("5 'mmol/L' = 5000 'umol/L'", empty)[0].boolean(), true);
+  EXPECT_EQ(Eval("16 'kPa' > 119 'mm[Hg]'", empty)[0].boolean(), true);
+  EXPECT_EQ(Eval("1 '[ft_i]' = 12 '[in_i]'", empty)[0].boolean(), true);
+  EXPECT_EQ(Eval("(5 'mmol/L').comparable(90 'mg/dL')", empty)[0].boolean(), false);
+  EXPECT_EQ(Eval("2 'h' = 120 'min'", empty)[0].boolean(), true);
   EXPECT_TRUE(Eval("@2012-04 = @2012-04-15", empty).empty());  // precision differs
   EXPECT_EQ(Eval("(1 | 2 | 3).aggregate($this + $total, 0)", empty)[0].integer(), 6);
   EvalOptions opts;

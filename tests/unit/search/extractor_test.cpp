@@ -145,8 +145,22 @@ TEST(Normalize, CanonicalUnits) {
   EXPECT_DOUBLE_EQ(Canonicalize(70, "kg")->value, 70000);
   EXPECT_EQ(Canonicalize(70, "kg")->code, "g");
   EXPECT_DOUBLE_EQ(Canonicalize(170, "cm")->value, 1.7);
-  EXPECT_EQ(Canonicalize(120, "mm[Hg]")->code, "mm[Hg]");
-  EXPECT_FALSE(Canonicalize(5, "mmol/L"));  // molar ↔ mass is never converted here
+  EXPECT_EQ(Canonicalize(120, "mm[Hg]")->code, "m-1.s-2.g");
+  EXPECT_DOUBLE_EQ(Canonicalize(120, "mm[Hg]")->value, 120 * 133322.0);
+  EXPECT_EQ(Canonicalize(16, "kPa")->code, "m-1.s-2.g");
+  // Molar ↔ mass is never converted: mmol/L and mg/dL have different base units.
+  EXPECT_EQ(Canonicalize(5, "mmol/L")->code, "m-3.mol");
+  EXPECT_EQ(Canonicalize(5000, "umol/L")->value, Canonicalize(5, "mmol/L")->value);
+  EXPECT_EQ(Canonicalize(90, "mg/dL")->code, "m-3.g");
+  EXPECT_EQ(Canonicalize(1500, "mL")->value, Canonicalize(1.5, "L")->value);
+  EXPECT_EQ(Canonicalize(1500, "mL")->code, "m3");
+  // Factors that are not decimals: equal quantities still meet in the same double.
+  EXPECT_EQ(Canonicalize(60, "mL/h")->value, Canonicalize(1, "mL/min")->value);
+  EXPECT_EQ(Canonicalize(72, "/min")->value, Canonicalize(4320, "/h")->value);
+  EXPECT_EQ(Canonicalize(1, "[oz_av]")->value, 28.349523125);
+  // Not converted: offsets (Cel, [degF]), annotations, arbitrary units, unknown codes.
+  for (const char* unit : {"Cel", "[degF]", "{cells}/uL", "[iU]/L", "mmHg", "", "kg/", "(g"})
+    EXPECT_FALSE(Canonicalize(1, unit)) << unit;
 }
 
 TEST(Extract, AChineseNameIsAlsoIndexedWhole) {
@@ -340,9 +354,9 @@ TEST(Extract, CompositeRowsStayWithinOneElement) {
   ASSERT_EQ(comp.size(), 3u);  // two codings × one value, and one × one: never 150 with 8462-4
   for (const auto& r : comp) {
     EXPECT_EQ(r.code2, "mm[Hg]");
-    EXPECT_EQ(r.canonical_code2, "mm[Hg]");
+    EXPECT_EQ(r.canonical_code2, "m-1.s-2.g");  // in base units: 1 mm[Hg] = 133322 g/(m.s2)
     EXPECT_DOUBLE_EQ(r.number2, r.code1 == "8462-4" ? 70 : 150);
-    EXPECT_DOUBLE_EQ(r.canonical_number2, r.number2);
+    EXPECT_DOUBLE_EQ(r.canonical_number2, r.number2 * 133322);
   }
   // combo-code-value-quantity is code-value-quantity | component-code-value-quantity: no rows
   // of its own (StoredAsUnionOf); the panel has no value of its own.
@@ -492,7 +506,7 @@ TEST(Extract, QuantityHumanUnitIsOneMoreRow) {
   ASSERT_EQ(vq.size(), 2u);
   EXPECT_EQ(vq[0].code, "mm[Hg]");
   EXPECT_EQ(vq[0].system, "http://unitsofmeasure.org");
-  EXPECT_EQ(vq[0].canonical_code, "mm[Hg]");
+  EXPECT_EQ(vq[0].canonical_code, "m-1.s-2.g");
   EXPECT_EQ(vq[1].code, "mmHg");
   EXPECT_EQ(vq[1].system, kHumanUnitSystem);
   EXPECT_DOUBLE_EQ(vq[1].value, 135.5);

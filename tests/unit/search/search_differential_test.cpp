@@ -142,6 +142,26 @@ constexpr std::string_view kSupplement = R"json({
     "code": {"coding": [{"system": "http://loinc.org", "code": "2339-0", "display": "Glucose"}]},
     "subject": {"reference": "sup-p2"}, "issued": "2024-03-05T02:00:00.123Z",
     "valueQuantity": {"value": 5.35, "unit": "mmol/L"}}},
+  {"fullUrl": "urn:uuid:sup-v1", "request": {"method": "POST", "url": "Observation"},
+   "resource": {"resourceType": "Observation", "id": "sup-v1", "status": "final",
+    "code": {"coding": [{"system": "http://loinc.org", "code": "9187-6", "display": "Urine output"}]},
+    "subject": {"reference": "urn:uuid:sup-p1"}, "effectiveDateTime": "2024-03-06",
+    "valueQuantity": {"value": 1500, "unit": "mL", "system": "http://unitsofmeasure.org", "code": "mL"}}},
+  {"fullUrl": "urn:uuid:sup-v2", "request": {"method": "POST", "url": "Observation"},
+   "resource": {"resourceType": "Observation", "id": "sup-v2", "status": "final",
+    "code": {"coding": [{"system": "http://loinc.org", "code": "2339-0", "display": "Glucose"}]},
+    "subject": {"reference": "urn:uuid:sup-p3"}, "effectiveDateTime": "2024-03-06",
+    "valueQuantity": {"value": 3000, "unit": "µmol/L", "system": "http://unitsofmeasure.org", "code": "umol/L"}}},
+  {"fullUrl": "urn:uuid:sup-v3", "request": {"method": "POST", "url": "Observation"},
+   "resource": {"resourceType": "Observation", "id": "sup-v3", "status": "final",
+    "code": {"coding": [{"system": "http://loinc.org", "code": "2345-7", "display": "Glucose"}]},
+    "subject": {"reference": "urn:uuid:sup-p3"}, "effectiveDateTime": "2024-03-07",
+    "valueQuantity": {"value": 96, "unit": "mg/dL", "system": "http://unitsofmeasure.org", "code": "mg/dL"}}},
+  {"fullUrl": "urn:uuid:sup-v4", "request": {"method": "POST", "url": "Observation"},
+   "resource": {"resourceType": "Observation", "id": "sup-v4", "status": "final",
+    "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4", "display": "Heart rate"}]},
+    "subject": {"reference": "urn:uuid:sup-p1"}, "effectiveDateTime": "2024-03-07",
+    "valueQuantity": {"value": 4320, "unit": "/h", "system": "http://unitsofmeasure.org", "code": "/h"}}},
   {"fullUrl": "urn:uuid:sup-u2", "request": {"method": "POST", "url": "Observation"},
    "resource": {"resourceType": "Observation", "id": "sup-u2", "status": "final",
     "code": {"coding": [{"system": "http://loinc.org", "code": "8310-5"}]},
@@ -705,19 +725,22 @@ class Generator {
     if (form == 0) return Prefix(true) + number;
     if (form == 1) return Prefix(true) + number + "|" + Escape(q.system) + "|" + Escape(q.code);
     if (form == 2) return Prefix(true) + number + "||" + Escape(Chance(0.5) ? q.code : q.unit);
-    // Another unit of the same dimension (the server converts mass, length and pressure).
-    static const std::vector<std::string> kUnits = {"g",  "kg", "mg",     "[lb_av]", "m",
-                                                    "cm", "mm", "mm[Hg]", "kPa"};
-    auto from = search::Canonicalize(1.0, q.code);
+    // Another unit of the same dimension (the server converts every UCUM unit it reads, mass
+    // and amount of substance never into each other), or the stored unit itself.
+    static const std::vector<std::string> kUnits = {
+        "g",   "kg",  "mg", "[lb_av]", "m",      "cm",      "mm",    "mm[Hg]",
+        "kPa", "mL",  "L",  "dL",      "umol/L", "mmol/L",  "mg/dL", "g/L",
+        "s",   "min", "h",  "/min",    "/h",     "10*3/uL", "10*9/L"};
+    auto from = search::CanonicalUnitOf(q.code);
     if (!from) return Prefix(true) + number + "|" + Escape(q.system) + "|" + Escape(q.code);
-    std::vector<std::string> same;
+    std::vector<std::string> same = {q.code};
     for (const std::string& u : kUnits) {
-      auto to = search::Canonicalize(1.0, u);
+      auto to = search::CanonicalUnitOf(u);
       if (to && to->code == from->code) same.push_back(u);
     }
     const std::string& unit = Pick(same);
-    const double value =
-        std::strtod(number.c_str(), nullptr) * from->value / search::Canonicalize(1.0, unit)->value;
+    const double value = std::strtod(number.c_str(), nullptr) * from->factor.ToDouble() /
+                         search::CanonicalUnitOf(unit)->factor.ToDouble();
     return Prefix(true) + fmt::format("{:.{}f}", value, Uniform(0, 4)) +
            (Chance(0.5) ? "|http://unitsofmeasure.org|" : "||") + Escape(unit);
   }

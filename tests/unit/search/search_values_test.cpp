@@ -104,6 +104,51 @@ TEST_P(SearchValuesTest, QuantityUnitsConvertExactly) {
             V({"lb"}));
 }
 
+// Any unit the UCUM parser reads compares with the commensurable ones, in base units: volumes,
+// concentrations, rates; amounts of substance never with masses, temperatures with an offset
+// never by a factor.
+TEST_P(SearchValuesTest, QuantityUcumUnitsCompareInBaseUnits) {
+  const std::string ucum = R"(,"system":"http://unitsofmeasure.org")";
+  Weight("ml1500", R"({"value":1500,"code":"mL")" + ucum + "}");
+  Weight("l08", R"({"value":0.8,"code":"L"})");
+  Weight("umol3000", R"({"value":3000,"code":"umol/L")" + ucum + "}");
+  Weight("mmol7", R"({"value":7,"code":"mmol/L")" + ucum + "}");
+  Weight("mgdl96", R"({"value":96,"code":"mg/dL")" + ucum + "}");
+  Weight("hr", R"({"value":4320,"code":"/h")" + ucum + "}");
+  Weight("cel", R"({"value":37,"code":"Cel")" + ucum + "}");
+  Weight("kpa", R"({"value":16,"code":"kPa")" + ucum + "}");
+  Weight("cells", R"({"value":5,"code":"10*3/uL")" + ucum + "}");
+  EXPECT_EQ(Ids("Observation", "value-quantity=ge1|http://unitsofmeasure.org|L"), V({"ml1500"}));
+  EXPECT_EQ(Ids("Observation", "value-quantity=lt1||L"), V({"l08"}));
+  EXPECT_EQ(Ids("Observation", "value-quantity=1.5|http://unitsofmeasure.org|L"), V({"ml1500"}));
+  EXPECT_EQ(Ids("Observation", "value-quantity=ap1.4||L"), V({"ml1500"}));  // [1.26, 1.54]
+  EXPECT_EQ(Ids("Observation", "value-quantity=800|http://unitsofmeasure.org|mL"), V({"l08"}));
+  EXPECT_EQ(Ids("Observation", "value-quantity=15|http://unitsofmeasure.org|dL"), V({"ml1500"}));
+  // 3000 umol/L is 3 mmol/L; mg/dL (a mass) is never compared with either.
+  EXPECT_EQ(Ids("Observation", "value-quantity=lt5|http://unitsofmeasure.org|mmol/L"),
+            V({"umol3000"}));
+  EXPECT_EQ(Ids("Observation", "value-quantity=gt0|http://unitsofmeasure.org|mmol/L"),
+            V({"mmol7", "umol3000"}));
+  EXPECT_EQ(Ids("Observation", "value-quantity=gt0|http://unitsofmeasure.org|mg/dL"),
+            V({"mgdl96"}));
+  EXPECT_EQ(Ids("Observation", "value-quantity=0.96||g/L"), V({"mgdl96"}));
+  EXPECT_EQ(Ids("Observation", "value-quantity=ne3||mmol/L&value-quantity=gt0||mol/L"),
+            V({"mmol7"}));
+  // Rates whose factors are not decimals: 4320 /h is exactly 72 /min, and 1.2 /s.
+  EXPECT_EQ(Ids("Observation", "value-quantity=72||/min"), V({"hr"}));
+  EXPECT_EQ(Ids("Observation", "value-quantity=ge72|http://unitsofmeasure.org|/min"), V({"hr"}));
+  EXPECT_EQ(Ids("Observation", "value-quantity=gt72|http://unitsofmeasure.org|/min"), V());
+  EXPECT_EQ(Ids("Observation", "value-quantity=le1.2||Hz"), V({"hr"}));
+  // Pressure: 16 kPa = 120.0 mm[Hg]; counts per volume with powers of ten.
+  EXPECT_EQ(Ids("Observation", "value-quantity=120.0||mm[Hg]"), V({"kpa"}));
+  EXPECT_EQ(Ids("Observation", "value-quantity=5e9|http://unitsofmeasure.org|/L"), V({"cells"}));
+  EXPECT_EQ(Ids("Observation", "value-quantity=5||10*9/L"), V({"cells"}));
+  // Celsius is not converted (an offset, not a factor): found by its own code only.
+  EXPECT_EQ(Ids("Observation", "value-quantity=37||Cel"), V({"cel"}));
+  EXPECT_EQ(Ids("Observation", "value-quantity=310.15||K"), V());
+  EXPECT_EQ(Ids("Observation", "value-quantity=37||K"), V());
+}
+
 // R4 search, quantity: "5.4||mg ... the unit - either the code (code) or the stated human unit
 // (unit)"; with a system, system and code must match.
 TEST_P(SearchValuesTest, QuantityHumanUnit) {
