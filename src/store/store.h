@@ -89,6 +89,9 @@ struct UriIndexRow {
 //             canonical_code2/canonical_number2 as in QuantityIndexRow
 //   date      [start2_us, end2_us) as in DateIndexRow
 //   string    code2 = normalised text, system2 = text as written
+//   reference code2 = target id, system2 = target type (may be empty) for a resource of this
+//             server (relative, or absolute under the base); code2 = URL, system2 = '' for
+//             any other absolute reference (an id holds no ':', so the two never meet)
 // Token :of-type rows are stored here too, under param "<code>:of-type": first component the
 // Identifier.type coding, second the Identifier's system (system2) and value (code2).
 struct CompositeIndexRow {

@@ -465,6 +465,18 @@ void AddItemValues(const fhirpath::Item& i, std::string_view kind, int offset, V
     UriValues(i, out);
 }
 
+// The definition of a composite's k-th component. R4's DocumentReference-relationship lists
+// relatesto (a reference) beside the expression `code` and relation (a token) beside `target`;
+// it is read as the expressions say: relation for `code`, relatesto for `target`.
+const fhir::SearchParamDef* ComponentDef(const fhir::SearchParamDef& p, size_t k) {
+  std::string_view url = p.components[k].definition;
+  if (p.url == "http://hl7.org/fhir/SearchParameter/DocumentReference-relationship" &&
+      p.components.size() == 2) {
+    url = p.components[1 - k].definition;
+  }
+  return fhir::Definitions::Get().SearchParamByUrl(url);
+}
+
 bool SupportedKind(std::string_view kind) {
   return kind == "string" || kind == "token" || kind == "date" || kind == "number" ||
          kind == "quantity" || kind == "reference" || kind == "uri" || kind == "composite";
@@ -1044,8 +1056,9 @@ struct ReferenceSearch::Impl {
     if (!Compiled(p->expression)) return nullptr;
     if (p->type == "composite") {
       if (p->components.empty()) return nullptr;
-      for (const auto& c : p->components) {
-        const fhir::SearchParamDef* d = fhir::Definitions::Get().SearchParamByUrl(c.definition);
+      for (size_t k = 0; k < p->components.size(); ++k) {
+        const auto& c = p->components[k];
+        const fhir::SearchParamDef* d = ComponentDef(*p, k);
         if (!d || d->type == "composite" || !SupportedKind(d->type) || !Compiled(c.expression)) {
           return nullptr;
         }
@@ -1065,8 +1078,9 @@ struct ReferenceSearch::Impl {
     }
     for (const fhirpath::Item& element : *items) {
       std::vector<Values> components;
-      for (const auto& c : p.components) {
-        const fhir::SearchParamDef* d = fhir::Definitions::Get().SearchParamByUrl(c.definition);
+      for (size_t k = 0; k < p.components.size(); ++k) {
+        const auto& c = p.components[k];
+        const fhir::SearchParamDef* d = ComponentDef(p, k);
         Values v;
         auto sub = fhirpath::EvaluateOn(*Compiled(c.expression), {element}, &resource, eval);
         if (sub.ok()) {
@@ -1232,8 +1246,7 @@ struct ReferenceSearch::Impl {
         return Bad(name, "composite value needs every component");
       SearchValue v;
       for (size_t k = 0; k < pieces.size(); ++k) {
-        const fhir::SearchParamDef* d =
-            fhir::Definitions::Get().SearchParamByUrl(p->components[k].definition);
+        const fhir::SearchParamDef* d = ComponentDef(*p, k);
         JC_ASSIGN_OR_RETURN(SearchValue c, ParseValue(name, d->type, "", pieces[k], options));
         v.components.push_back(std::move(c));
       }
@@ -1248,8 +1261,7 @@ struct ReferenceSearch::Impl {
             values.composites.begin(), values.composites.end(),
             [&](const std::vector<Values>& element) {
               for (size_t k = 0; k < element.size(); ++k) {
-                const fhir::SearchParamDef* d =
-                    fhir::Definitions::Get().SearchParamByUrl(p->components[k].definition);
+                const fhir::SearchParamDef* d = ComponentDef(*p, k);
                 if (!MatchValue(v.components[k], d->type, "", element[k])) {
                   return false;
                 }

@@ -51,22 +51,27 @@ bool Indexable(const fhir::SearchParamDef& p) {
   return p.code != "_id" && p.code != "_lastUpdated";
 }
 
+// Whether the definition `d` is the parameter of component expression `expr`: its own
+// expression is "<Type>.<path>" ending in ".<expr>" (relatesTo.code for `code`).
+bool DefinesComponent(const fhir::SearchParamDef& d, std::string_view expr) {
+  const std::string_view e = d.expression;
+  return e.size() > expr.size() && e.ends_with(expr) && e[e.size() - expr.size() - 1] == '.';
+}
+
 // The composites the index can store (see store::CompositeIndexRow): two components, a token
-// then a token, quantity, date or string. That covers every R4 composite except the
-// MolecularSequence coordinates (three components) and DocumentReference relationship (whose R4
-// definition swaps the component expressions, so its rows would be meaningless).
+// then a token, quantity, date, string or reference. That covers every R4 composite except the
+// four MolecularSequence coordinates, whose three components (a token and two numbers) the
+// table has no slots for: the third number would need columns of its own, in the primary key.
 std::vector<const fhir::SearchParamDef*> CompositeComponents(const fhir::SearchParamDef& p) {
-  const auto& defs = fhir::Definitions::Get();
   if (p.components.size() != 2) return {};
-  std::vector<const fhir::SearchParamDef*> out;
   for (const auto& c : p.components) {
-    const fhir::SearchParamDef* d = defs.SearchParamByUrl(c.definition);
-    if (!d || c.expression.empty()) return {};
-    out.push_back(d);
+    if (c.expression.empty()) return {};
   }
-  if (out[0]->type != "token") return {};
+  std::vector<const fhir::SearchParamDef*> out = CompositeComponentDefs(p);
+  if (out.size() != 2 || out[0]->type != "token") return {};
   const std::string& t = out[1]->type;
-  if (t != "token" && t != "quantity" && t != "date" && t != "string") return {};
+  if (t != "token" && t != "quantity" && t != "date" && t != "string" && t != "reference")
+    return {};
   return out;
 }
 
@@ -725,8 +730,8 @@ void ExtractComposite(const Item& element, const CompiledParam& p, const json::v
   // One side with a single value makes as many rows as the other has values, which the element
   // itself bounds: then every pair is kept, as the search's composite fusion relies on (a code
   // with its one value: query.cpp, FuseRootComposites).
-  const size_t seconds =
-      second.tokens.size() + second.quantities.size() + second.dates.size() + second.strings.size();
+  const size_t seconds = second.tokens.size() + second.quantities.size() + second.dates.size() +
+                         second.strings.size() + second.references.size();
   const size_t cap = first.tokens.size() <= 1 || seconds <= 1 ? std::numeric_limits<size_t>::max()
                                                               : kMaxRowsPerElement;
   size_t made = 0;
@@ -768,6 +773,16 @@ void ExtractComposite(const Item& element, const CompiledParam& p, const json::v
         store::CompositeIndexRow r;
         r.code2 = v.value;
         r.system2 = v.exact;
+        add(std::move(r));
+      }
+    } else if (kind == "reference") {
+      for (const store::ReferenceIndexRow& v : second.references) {
+        store::CompositeIndexRow r;
+        // A resource of this server by id and type; any other by its URL alone (see
+        // store::CompositeIndexRow).
+        r.code2 = v.target_id.empty() ? v.url : v.target_id;
+        r.system2 = v.target_id.empty() ? "" : v.target_type;
+        if (r.code2.empty()) continue;
         add(std::move(r));
       }
     }
@@ -873,6 +888,24 @@ store::IndexRows ExtractIndexRows(const json::value& resource, const ExtractOpti
   }
   ExtractFullText(resource.get_object(), rows);
   return rows;
+}
+
+std::vector<const fhir::SearchParamDef*> CompositeComponentDefs(const fhir::SearchParamDef& p) {
+  std::vector<const fhir::SearchParamDef*> out;
+  for (const auto& c : p.components) {
+    const fhir::SearchParamDef* d = fhir::Definitions::Get().SearchParamByUrl(c.definition);
+    if (!d) return {};
+    out.push_back(d);
+  }
+  if (out.size() == 2) {
+    const std::string& e0 = p.components[0].expression;
+    const std::string& e1 = p.components[1].expression;
+    if (!DefinesComponent(*out[0], e0) && !DefinesComponent(*out[1], e1) &&
+        DefinesComponent(*out[0], e1) && DefinesComponent(*out[1], e0)) {
+      std::swap(out[0], out[1]);
+    }
+  }
+  return out;
 }
 
 std::vector<const fhir::SearchParamDef*> IndexedParams(std::string_view type) {

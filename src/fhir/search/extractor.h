@@ -59,6 +59,14 @@ store::IndexRows ExtractIndexRows(const json::value& resource);
 // read it, so that system|code searches are not widened.
 inline constexpr std::string_view kHumanUnitSystem = "(human unit)";
 
+// The definitions of a composite's components, in the order of its component expressions (the
+// order of the '$'-separated parts of a search value). R4's DocumentReference-relationship names
+// them the wrong way round (relatesto, a reference, for `code`; relation, a token, for
+// `target`): where each definition's expression ends in the other component's expression and
+// not in its own, the two are swapped back, so relationship is relation$relatesto
+// ("replaces$DocumentReference/1"). Empty when a definition is unknown.
+std::vector<const fhir::SearchParamDef*> CompositeComponentDefs(const fhir::SearchParamDef& p);
+
 // The parameters of `type` that ExtractIndexRows indexes (and therefore search can answer).
 std::vector<const fhir::SearchParamDef*> IndexedParams(std::string_view type);
 

@@ -396,16 +396,10 @@ std::vector<std::string> TargetsOf(const fhir::SearchParamDef& def) {
   return out;
 }
 
-// The component definitions of an indexed composite (the extractor only indexes composites
-// whose components resolve).
+// The component definitions of an indexed composite, in the order of its value's parts (the
+// extractor only indexes composites whose components resolve).
 std::vector<const fhir::SearchParamDef*> ComponentsOf(const fhir::SearchParamDef& def) {
-  std::vector<const fhir::SearchParamDef*> out;
-  for (const auto& c : def.components) {
-    const fhir::SearchParamDef* d = fhir::Definitions::Get().SearchParamByUrl(c.definition);
-    if (!d) return {};
-    out.push_back(d);
-  }
-  return out;
+  return CompositeComponentDefs(def);
 }
 
 Result<store::SearchValue> StringValue(std::string_view param, const std::string& part,
@@ -436,6 +430,8 @@ Result<std::vector<store::SearchValue>> ComponentValues(std::string_view param, 
       return one(DateValue(param, Unescape(part), ctx.now_us));
     case SearchKind::kString:
       return one(StringValue(param, part, store::StringMatch::kStartsWith));
+    case SearchKind::kReference:
+      return ReferenceValues(param, Unescape(part), "", ctx);
     default:
       break;
   }

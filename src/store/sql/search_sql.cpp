@@ -58,6 +58,14 @@ struct Columns {
   const char* canonical_number = "canonical_value";
   const char* start = "start_us";
   const char* end = "end_us";
+  // reference: the target's id and type, and an absolute URL naming no local resource; where
+  // url_only is set, a URL is stored in `url` with that column ''.
+  const char* target_id = "target_id";
+  const char* target_type = "target_type";
+  SqlType target_type_type = SqlType::kText;
+  const char* url = "url";
+  SqlType url_type = SqlType::kText;
+  const char* url_only = nullptr;
 };
 constexpr Columns kTableColumns{};
 constexpr Columns kCompositeFirst{.code = "code1", .system = "system1"};
@@ -70,7 +78,13 @@ constexpr Columns kCompositeSecond{.text = "code2",
                                    .canonical_code = "canonical_code2",
                                    .canonical_number = "canonical_number2",
                                    .start = "start2_us",
-                                   .end = "end2_us"};
+                                   .end = "end2_us",
+                                   .target_id = "code2",
+                                   .target_type = "system2",
+                                   .target_type_type = SqlType::kBytes,
+                                   .url = "code2",
+                                   .url_type = SqlType::kBytes,
+                                   .url_only = "system2"};
 
 std::string False(SqlBuilder& b) { return std::string(b.dialect().False()); }
 
@@ -200,9 +214,20 @@ std::string ValueCond(SqlBuilder& b, SearchKind kind, const SearchValue& v, cons
       return cond + ")";
     }
     case SearchKind::kReference: {
-      if (!v.url.empty()) return "url = " + b.Bind(v.url, SqlType::kText);
-      std::string cond = "(target_id = " + b.Bind(v.code, SqlType::kBytes);
-      if (!v.type.empty()) cond += " AND target_type = " + b.Bind(v.type, SqlType::kText);
+      if (!v.url.empty()) {
+        std::string cond = std::string(cols.url) + " = " + b.Bind(v.url, cols.url_type);
+        if (cols.url_only) {
+          cond = "(" + cond + " AND " + cols.url_only + " = " +
+                 b.Bind(std::string(), SqlType::kBytes) + ")";
+        }
+        return cond;
+      }
+      std::string cond =
+          "(" + std::string(cols.target_id) + " = " + b.Bind(v.code, SqlType::kBytes);
+      if (!v.type.empty()) {
+        cond +=
+            " AND " + std::string(cols.target_type) + " = " + b.Bind(v.type, cols.target_type_type);
+      }
       return cond + ")";
     }
     case SearchKind::kUri:

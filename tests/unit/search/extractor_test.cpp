@@ -8,6 +8,7 @@
 #include <limits>
 
 #include "base/time.h"
+#include "fhir/definitions.h"
 #include "fhir/search/normalize.h"
 #include "fhir/search/query.h"
 
@@ -390,7 +391,40 @@ TEST(Extract, IndexedCompositesAreTheStorableOnes) {
   EXPECT_TRUE(has("Group", "characteristic-value"));
   EXPECT_TRUE(has("ValueSet", "context-type-value"));
   EXPECT_FALSE(has("MolecularSequence", "chromosome-variant-coordinate"));  // three components
-  EXPECT_FALSE(has("DocumentReference", "relationship"));
+  EXPECT_TRUE(has("DocumentReference", "relationship"));
+}
+
+// R4's DocumentReference-relationship names its component definitions the wrong way round
+// (relatesto, a reference, beside the expression `code`): read as its expressions say, relation
+// (the code) then relatesto (the target), one row per relatesTo element.
+TEST(Extract, DocumentReferenceRelationshipIsCodeThenTarget) {
+  const fhir::SearchParamDef* def =
+      fhir::Definitions::Get().FindSearchParam("DocumentReference", "relationship");
+  ASSERT_NE(def, nullptr);
+  auto parts = CompositeComponentDefs(*def);
+  ASSERT_EQ(parts.size(), 2u);
+  EXPECT_EQ(parts[0]->code, "relation");
+  EXPECT_EQ(parts[1]->code, "relatesto");
+  // Composites whose definitions are in order keep it.
+  auto value = CompositeComponentDefs(
+      *fhir::Definitions::Get().FindSearchParam("Observation", "code-value-quantity"));
+  ASSERT_EQ(value.size(), 2u);
+  EXPECT_EQ(value[0]->code, "code");
+  EXPECT_EQ(value[1]->code, "value-quantity");
+
+  auto rows = Extract(R"({"resourceType":"DocumentReference","status":"current",
+    "content":[{"attachment":{"url":"http://x.example/a.pdf"}}],
+    "relatesTo":[{"code":"replaces","target":{"reference":"DocumentReference/d0"}},
+                 {"code":"appends","target":{"reference":"http://other.example/fhir/DocumentReference/x"}}]})");
+  auto rel = Of(rows.composites, "relationship");
+  ASSERT_EQ(rel.size(), 2u);
+  std::sort(rel.begin(), rel.end(), [](const auto& a, const auto& b) { return a.code1 < b.code1; });
+  EXPECT_EQ(rel[0].code1, "appends");
+  EXPECT_EQ(rel[0].code2, "http://other.example/fhir/DocumentReference/x");  // another server's
+  EXPECT_EQ(rel[0].system2, "");
+  EXPECT_EQ(rel[1].code1, "replaces");
+  EXPECT_EQ(rel[1].code2, "d0");
+  EXPECT_EQ(rel[1].system2, "DocumentReference");
 }
 
 TEST(Query, SearchableParamsAddTextAndContent) {

@@ -149,6 +149,33 @@ TEST_P(SearchValuesTest, QuantityUcumUnitsCompareInBaseUnits) {
   EXPECT_EQ(Ids("Observation", "value-quantity=37||K"), V());
 }
 
+// R4 composite search on DocumentReference relationship, relation$relatesto (the code, then
+// the target), both in one relatesTo element.
+TEST_P(SearchValuesTest, DocumentReferenceRelationship) {
+  Put(R"({"resourceType":"DocumentReference","id":"d1","status":"current",
+    "content":[{"attachment":{"url":"http://x.example/a.pdf"}}],
+    "relatesTo":[{"code":"replaces","target":{"reference":"DocumentReference/d0"}},
+                 {"code":"appends","target":{"reference":"http://other.example/fhir/DocumentReference/x"}}]})");
+  Put(R"({"resourceType":"DocumentReference","id":"d2","status":"current",
+    "content":[{"attachment":{"url":"http://x.example/b.pdf"}}],
+    "relatesTo":[{"code":"transforms","target":{"reference":"DocumentReference/d0"}}]})");
+  EXPECT_EQ(Ids("DocumentReference", "relationship=replaces$DocumentReference/d0"), V({"d1"}));
+  EXPECT_EQ(Ids("DocumentReference", "relationship=replaces$d0"), V({"d1"}));
+  EXPECT_EQ(Ids("DocumentReference", "relationship=transforms$DocumentReference/d0"), V({"d2"}));
+  EXPECT_EQ(Ids("DocumentReference", "relationship=replaces$Patient/d0"), V());
+  // Code and target from different elements do not match.
+  EXPECT_EQ(Ids("DocumentReference", "relationship=appends$DocumentReference/d0"), V());
+  EXPECT_EQ(Ids("DocumentReference",
+                "relationship=appends$http://other.example/fhir/DocumentReference/x"),
+            V({"d1"}));
+  EXPECT_EQ(Ids("DocumentReference",
+                "relationship=replaces$http://other.example/fhir/DocumentReference/x"),
+            V());
+  EXPECT_EQ(Ids("DocumentReference",
+                "relationship=replaces$DocumentReference/d0,transforms$DocumentReference/d0"),
+            V({"d1", "d2"}));
+}
+
 // R4 search, quantity: "5.4||mg ... the unit - either the code (code) or the stated human unit
 // (unit)"; with a system, system and code must match.
 TEST_P(SearchValuesTest, QuantityHumanUnit) {
