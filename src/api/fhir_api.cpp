@@ -1487,7 +1487,9 @@ json::array SearchParamsOf(std::string_view type) {
                    {"type", "date"},
                    {"definition", "http://hl7.org/fhir/SearchParameter/Resource-lastUpdated"}},
   };
-  for (const fhir::SearchParamDef* p : search::IndexedParams(type)) {
+  // Every parameter a search answers (SearchableParams: the indexed ones and _text/_content),
+  // not only those with index rows.
+  for (const fhir::SearchParamDef* p : search::SearchableParams(type)) {
     out.emplace_back(json::object{{"name", p->code}, {"type", p->type}, {"definition", p->url}});
   }
   return out;
