@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 PKGS=(
   g++ cmake ninja-build ccache pkg-config git
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev libboost-system1.81-dev
-  libssl-dev libsqlite3-dev sqlite3 libpq-dev libjemalloc-dev
+  libssl-dev libsqlite3-dev sqlite3 libpq-dev libjemalloc-dev libxml2-dev
   libspdlog-dev libfmt-dev libcli11-dev libtomlplusplus-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   prometheus-cpp-dev wrk nginx-light curl
