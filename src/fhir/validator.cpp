@@ -6,6 +6,7 @@
 #include <string_view>
 
 #include "fhir/definitions.h"
+#include "fhir/xhtml.h"
 
 namespace jiceng::fhir {
 
@@ -238,6 +239,14 @@ class Walker {
       const char* why = nullptr;
       if (!CheckPrimitive(p.primitive, v, &why)) {
         Error("value", std::string("Invalid ") + std::string(p.type) + ": " + why);
+        return;
+      }
+      // Narrative is rendered as HTML by clients: its rules are a safety matter, not a
+      // leniency one, so lenient mode checks them too. Only Narrative.div has this type.
+      if (p.primitive == PrimitiveKind::kXhtml) {
+        std::string narrative_why;
+        if (!CheckNarrativeXhtml(v.get_string(), &narrative_why))
+          Error("value", "Invalid xhtml: " + narrative_why);
         return;
       }
       if (p.required_codes && v.is_string() && p.primitive == PrimitiveKind::kCode &&

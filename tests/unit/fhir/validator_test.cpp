@@ -200,6 +200,38 @@ TEST(ValidatorTest, RequiredBindings) {
   ExpectValid(R"({"resourceType":"Patient","name":[{"use":"official"}],"gender":"unknown"})");
 }
 
+TEST(ValidatorTest, NarrativeRules) {
+  // Narrative safety is checked in lenient mode too: it is not a question of legacy data.
+  for (bool strict : {true, false}) {
+    ExpectOne(R"({"resourceType":"Patient","text":{"status":"generated",
+      "div":"<div xmlns=\"http://www.w3.org/1999/xhtml\"><p>x</p><script>alert(1)</script></div>"}})",
+              "value", "Patient.text.div", strict);
+    ExpectOne(R"({"resourceType":"Patient","text":{"status":"generated",
+      "div":"<div xmlns=\"http://www.w3.org/1999/xhtml\" onclick=\"alert(1)\">x</div>"}})",
+              "value", "Patient.text.div", strict);
+  }
+  auto issues = Check(R"({"resourceType":"Patient","text":{"status":"generated",
+    "div":"<div xmlns=\"http://www.w3.org/1999/xhtml\"><a href=\"javascript:alert(1)\">x</a></div>"}})");
+  ASSERT_EQ(issues.size(), 1u);
+  EXPECT_EQ(issues[0].diagnostics,
+            "Invalid xhtml: attribute 'href': URL scheme 'javascript:' is not allowed (only http, "
+            "https, ftp, mailto, "
+            "tel, urn, relative references and data:image in img src) at div/a (line 1)");
+  ExpectOne(R"({"resourceType":"Observation","status":"final","code":{"text":"x"},
+    "text":{"status":"generated","div":"<div>no namespace</div>"}})",
+            "value", "Observation.text.div");
+  ExpectOne(
+      R"({"resourceType":"Patient","text":{"status":"empty","div":"<div xmlns=\"http://www.w3.org/1999/xhtml\"> </div>"}})",
+      "value", "Patient.text.div");
+  // Nested resources are checked where they sit.
+  ExpectOne(
+      R"({"resourceType":"Bundle","type":"collection","entry":[{"resource":{"resourceType":"Patient",
+    "text":{"status":"generated","div":"<div xmlns=\"http://www.w3.org/1999/xhtml\"><iframe src=\"http://x\"/></div>"}}}]})",
+      "value", "Bundle.entry[0].resource.text.div");
+  ExpectValid(R"({"resourceType":"Patient","text":{"status":"generated",
+    "div":"<div xmlns=\"http://www.w3.org/1999/xhtml\"><p>患者 <b>李</b></p><img src=\"#photo\"/></div>"}})");
+}
+
 TEST(ValidatorTest, ExtensionsAcceptAnyValueType) {
   ExpectValid(R"({"resourceType":"Patient","extension":[{"url":"http://x","valueAddress":{"city":"Kunming"}},
     {"url":"http://y","extension":[{"url":"a","valueCoding":{"code":"c"}}]},{"url":"http://z","valueReference":{"reference":"Patient/1"}}],
