@@ -11,6 +11,7 @@
 #include "fhir/fhirpath/ast.h"
 #include "fhir/fhirpath/navigation.h"
 #include "fhir/fhirpath/static_check.h"
+#include "fhir/xhtml.h"
 
 namespace jiceng::fhirpath {
 namespace {
@@ -1083,7 +1084,17 @@ Result<Collection> Evaluator::Function(const AstNode& n, const Frame& f) {
       if (in.size() > 1) return ExecError("conformsTo() on a collection");
       return Bool(TypeMatches(in[0], type, true));
     }
-    case Fn::kHtmlChecks: return Bool(true);
+    case Fn::kHtmlChecks: {
+      // FHIR's htmlChecks(): on a single xhtml element, whether the narrative rules (txt-1,
+      // txt-2) hold; undefined (empty) on anything else. A string node of unknown type (no
+      // model) is taken for xhtml, as untyped data is elsewhere.
+      if (in.empty()) return Collection{};
+      if (in.size() > 1) return ExecError("htmlChecks() on a collection");
+      const Item& i = in[0];
+      if (!i.is_node() || !i.json() || !i.json()->is_string()) return Collection{};
+      if (i.FhirType() != "xhtml" && !i.FhirType().empty()) return Collection{};
+      return Bool(fhir::CheckNarrativeXhtml(i.json()->get_string()));
+    }
     case Fn::kType: {
       Collection out;
       for (const Item& i : in) {

@@ -274,6 +274,33 @@ TEST(FhirPath, StrictAbsentChoiceElementIsEmptyNotUnknown) {
             std::string::npos);
 }
 
+TEST(FhirPath, HtmlChecksGivesTheNarrativeVerdict) {
+  json::value good = Json(R"({"resourceType": "Patient", "text": {"status": "generated",
+      "div": "<div xmlns=\"http://www.w3.org/1999/xhtml\"><p>李 <b>伟</b></p></div>"}})");
+  json::value bad = Json(R"({"resourceType": "Patient", "text": {"status": "generated",
+      "div": "<div xmlns=\"http://www.w3.org/1999/xhtml\"><script>alert(1)</script>x</div>"}})");
+  json::value blank = Json(R"({"resourceType": "Patient", "text": {"status": "empty",
+      "div": "<div xmlns=\"http://www.w3.org/1999/xhtml\">  </div>"}})");
+  Collection div = Eval("Patient.text.div", good);
+  ASSERT_EQ(div.size(), 1u);
+  EXPECT_EQ(div[0].FhirType(), "xhtml");
+  ASSERT_EQ(Eval("Patient.text.div.htmlChecks()", good).size(), 1u);
+  EXPECT_TRUE(Eval("Patient.text.div.htmlChecks()", good)[0].boolean());
+  EXPECT_FALSE(Eval("Patient.text.div.htmlChecks()", bad)[0].boolean());    // txt-1
+  EXPECT_FALSE(Eval("Patient.text.div.htmlChecks()", blank)[0].boolean());  // txt-2
+  // The invariants' own form: evaluated with the div as context.
+  auto expr = Compile("htmlChecks()");
+  ASSERT_TRUE(expr.ok());
+  auto on_bad =
+      EvaluateOn(*expr, Eval("Patient.text.div", bad), &bad, {.model = &DefinitionsModel()});
+  ASSERT_TRUE(on_bad.ok());
+  ASSERT_EQ(on_bad->size(), 1u);
+  EXPECT_FALSE((*on_bad)[0].boolean());
+  // Undefined on anything but xhtml, and on nothing.
+  EXPECT_TRUE(Eval("Patient.text.status.htmlChecks()", good).empty());
+  EXPECT_TRUE(Eval("Patient.birthDate.htmlChecks()", good).empty());
+}
+
 TEST(FhirPath, CompiledOnceEvaluatedMany) {
   auto expr = Compile("Patient.identifier.where(system = 'urn:id').value");
   ASSERT_TRUE(expr.ok());
