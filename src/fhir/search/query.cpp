@@ -152,6 +152,15 @@ const Decimal& One() {
   return kOne;
 }
 
+// "Approximately" (ap): within 10% of x, [0.9x, 1.1x] in order (x may be negative); the margin is
+// the server's choice, R4 leaves it open.
+std::pair<Decimal, Decimal> ApproximateBounds(const Decimal& x) {
+  Decimal a = MultiplyDecimal(x, Decimal{false, "9", -1});
+  Decimal b = MultiplyDecimal(x, Decimal{false, "11", -1});
+  if (CompareDecimal(a, b) > 0) std::swap(a, b);
+  return {std::move(a), std::move(b)};
+}
+
 // The comparison of a stored number with the search number x as bounds on the stored doubles.
 // Units: the stored value is in a unit with factor `stored` to its canonical unit, x in one with
 // factor `searched` (both One() when no unit is converted), and the comparison is of
@@ -182,10 +191,7 @@ store::SearchValue NumberComparison(SearchPrefix prefix, const Decimal& x, const
   v.prefix = prefix;
   v.number = ApproximateDouble(x);
   if (prefix == SearchPrefix::kAp) {
-    // "Approximately": within 10% of x (the server's choice; R4 leaves the margin open).
-    Decimal a = MultiplyDecimal(xs, Decimal{false, "9", -1});
-    Decimal b = MultiplyDecimal(xs, Decimal{false, "11", -1});
-    if (CompareDecimal(a, b) > 0) std::swap(a, b);
+    const auto [a, b] = ApproximateBounds(xs);
     v.prefix = SearchPrefix::kEq;
     v.lo = at_least(a);
     v.hi = above(b);
@@ -239,9 +245,7 @@ store::SearchValue CanonicalComparison(SearchPrefix prefix, const Decimal& x,
   v.prefix = prefix;
   v.number = to(x);
   if (prefix == SearchPrefix::kAp) {
-    Decimal a = MultiplyDecimal(x, Decimal{false, "9", -1});
-    Decimal b = MultiplyDecimal(x, Decimal{false, "11", -1});
-    if (CompareDecimal(a, b) > 0) std::swap(a, b);
+    const auto [a, b] = ApproximateBounds(x);
     v.prefix = SearchPrefix::kEq;
     v.lo = to(a);
     v.hi = std::nextafter(to(b), std::numeric_limits<double>::infinity());  // <= to(b)
