@@ -92,6 +92,10 @@ struct UriIndexRow {
 //   reference code2 = target id, system2 = target type (may be empty) for a resource of this
 //             server (relative, or absolute under the base); code2 = URL, system2 = '' for
 //             any other absolute reference (an id holds no ':', so the two never meet)
+// A composite of a token and two numbers (R4's four MolecularSequence coordinates: chromosome
+// or referenceseqid, then start and end) keeps the first number in number2 and the second, an
+// integer position, in end2_us. Both are key columns, so two variants of one resource that
+// differ in either number stay two rows, and a search pairs start and end within one variant.
 // Token :of-type rows are stored here too, under param "<code>:of-type": first component the
 // Identifier.type coding, second the Identifier's system (system2) and value (code2).
 struct CompositeIndexRow {

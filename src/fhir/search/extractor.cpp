@@ -58,17 +58,21 @@ bool DefinesComponent(const fhir::SearchParamDef& d, std::string_view expr) {
   return e.size() > expr.size() && e.ends_with(expr) && e[e.size() - expr.size() - 1] == '.';
 }
 
-// The composites the index can store (see store::CompositeIndexRow): two components, a token
-// then a token, quantity, date, string or reference. That covers every R4 composite except the
-// four MolecularSequence coordinates, whose three components (a token and two numbers) the
-// table has no slots for: the third number would need columns of its own, in the primary key.
+// The composites the index can store (see store::CompositeIndexRow): a token then a token,
+// quantity, date, string or reference; or a token then two numbers, the layout of the four R4
+// MolecularSequence coordinates (chromosome or referenceseqid, then start and end), whose second
+// number (an integer position) takes end2_us. That covers every R4 composite.
 std::vector<const fhir::SearchParamDef*> CompositeComponents(const fhir::SearchParamDef& p) {
-  if (p.components.size() != 2) return {};
+  if (p.components.size() != 2 && p.components.size() != 3) return {};
   for (const auto& c : p.components) {
     if (c.expression.empty()) return {};
   }
   std::vector<const fhir::SearchParamDef*> out = CompositeComponentDefs(p);
-  if (out.size() != 2 || out[0]->type != "token") return {};
+  if (out.size() != p.components.size() || out[0]->type != "token") return {};
+  if (out.size() == 3) {
+    if (out[1]->type != "number" || out[2]->type != "number") return {};
+    return out;
+  }
   const std::string& t = out[1]->type;
   if (t != "token" && t != "quantity" && t != "date" && t != "string" && t != "reference")
     return {};
@@ -708,22 +712,49 @@ void ExtractItem(const Item& i, const CompiledParam& p, const ExtractOptions& op
 }
 
 // Rows of one element of a composite: every combination of the first component's tokens with
-// the second component's values, all taken from this element only.
+// the other components' values, all taken from this element only.
 void ExtractComposite(const Item& element, const CompiledParam& p, const json::value& resource,
                       const ExtractOptions& options, store::IndexRows& rows) {
   // A pathological element (hundreds of codings x values) must not explode the index.
   constexpr size_t kMaxRowsPerElement = 64;
   Scratch& scratch = ThreadScratch();
   Collection& items = scratch.component_items;
-  store::IndexRows first, second;
-  // The value component first: most elements have one value type, so most composites of an
+  store::IndexRows first, second, third;
+  // The value components first: most elements have one value type, so most composites of an
   // Observation (code-value-quantity, -concept, -date, -string) stop here.
-  for (size_t k : {1, 0}) {
+  const size_t n = p.components.size();
+  for (size_t j = 0; j < n; ++j) {
+    const size_t k = (j + 1) % n;  // 1, (2,) then 0
     if (!EvaluateParam(p.components[k], element, resource, items, scratch.component_ws) ||
         items.empty()) {
       return;
     }
-    for (const Item& i : items) ExtractItem(i, p.components[k], options, k == 0 ? first : second);
+    store::IndexRows& into = k == 0 ? first : k == 1 ? second : third;
+    for (const Item& i : items) ExtractItem(i, p.components[k], options, into);
+  }
+  if (p.components.size() == 3) {
+    // A token and two numbers (the MolecularSequence coordinates): start in number2, end in
+    // end2_us (see store::CompositeIndexRow). The end is an R4 integer; a value that is not a
+    // whole number in range would not survive the integer column, so it indexes nothing.
+    size_t made = 0;
+    for (const store::TokenIndexRow& t : first.tokens) {
+      for (const store::NumberIndexRow& start : second.numbers) {
+        for (const store::NumberIndexRow& end : third.numbers) {
+          if (!(end.value >= -9.0e18 && end.value <= 9.0e18) ||
+              end.value != static_cast<double>(static_cast<int64_t>(end.value)))
+            continue;
+          if (made++ >= kMaxRowsPerElement) return;
+          store::CompositeIndexRow r;
+          r.param = p.def->code;
+          r.system1 = t.system;
+          r.code1 = t.code;
+          r.number2 = start.value;
+          r.end2_us = static_cast<int64_t>(end.value);
+          rows.composites.push_back(std::move(r));
+        }
+      }
+    }
+    return;
   }
   const std::string& kind = p.components[1].def->type;
   const std::string& code2 = p.components[1].def->code;

@@ -9,9 +9,9 @@
 // type (HumanName → its parts as strings, CodeableConcept → its codings as tokens plus its text,
 // Period → one date range, …); see the .cpp for the table.
 //
-// Composite parameters are indexed as store::CompositeIndexRow (two components: a token, then a
-// token, quantity, date or string — every R4 composite but the MolecularSequence coordinates
-// and DocumentReference relationship), one row per value combination within one element.
+// Composite parameters are indexed as store::CompositeIndexRow (a token, then a token, quantity,
+// date, string or reference; or a token then two numbers, the MolecularSequence coordinates:
+// every R4 composite), one row per value combination within one element.
 // Token parameters also yield "<code>:of-type" composite rows for Identifiers with a type, and
 // reference parameters "<code>:identifier" token rows for Reference.identifier.
 //

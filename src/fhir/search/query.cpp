@@ -436,6 +436,8 @@ Result<std::vector<store::SearchValue>> ComponentValues(std::string_view param, 
       return one(StringValue(param, part, store::StringMatch::kStartsWith));
     case SearchKind::kReference:
       return ReferenceValues(param, Unescape(part), "", ctx);
+    case SearchKind::kNumber:  // the start and end of a MolecularSequence coordinate
+      return one(NumberValue(param, Unescape(part)));
     default:
       break;
   }
@@ -616,7 +618,8 @@ Result<Parsed> ParseCriterion(std::string_view type, std::string_view name,
       for (const fhir::SearchParamDef* d : ComponentsOf(*def)) {
         if (auto k = KindOf(d->type)) c.components.push_back(*k);
       }
-      if (c.components.size() != 2 || def->components.size() != 2)
+      if (c.components.size() != def->components.size() ||
+          (c.components.size() != 2 && c.components.size() != 3))
         return Unsupported("this composite");
     }
   }
@@ -735,7 +738,8 @@ Result<Parsed> ParseCriterion(std::string_view type, std::string_view name,
         if (v.text.empty()) return Bad(name, fmt::format("Empty value for parameter {}", name));
         break;
       case SearchKind::kComposite: {
-        // code$value: each component parsed as its own kind, both matched in one element.
+        // code$value (code$number$number): each component parsed as its own kind, all matched
+        // in one element.
         auto pieces = SplitKeep(part, '$');
         if (pieces.size() != c.components.size()) {
           return Bad(name, fmt::format("Parameter {} takes {} components separated by '$'", name,

@@ -22,9 +22,10 @@
 //   composite  code$value with each component parsed as its own type, both matched within the
 //              same element (Observation code-value-quantity, component-code-value-quantity,
 //              combo-code-value-quantity, code-value-concept/-date/-string, useContext
-//              context-type-quantity/-value, Group characteristic-value); :missing. Not the
-//              MolecularSequence coordinates (three components) nor DocumentReference
-//              relationship (its R4 definition swaps the component expressions).
+//              context-type-quantity/-value, Group characteristic-value); :missing. The
+//              MolecularSequence coordinates take token$number$number (chromosome-variant-
+//              coordinate=1$gt100$lt200), start and end matched within one variant (or one
+//              referenceSeq window), each number as a number parameter.
 //   chains     subject.name=x, subject:Patient.name=x, encounter.subject.identifier=x (any
 //              parameter, with its modifiers, at the end; up to 4 levels with _has). Without a
 //              type modifier every target type of the reference that has the chained parameter

@@ -395,14 +395,20 @@ std::string CompositeKeys(SqlBuilder& b, const std::string& rows, const std::str
   return sql + "SELECT s1, c2, s2 FROM " + kc + " WHERE s2 IS NOT NULL";
 }
 
-// Both components within one composite row. `rows`: for collected rows (not a probe), the
+// Every component within one composite row. `rows`: for collected rows (not a probe), the
 // condition on their type and parameter, so that a code with a value without a unit can list
-// the keys between them first where the dialect does (CompositeKeys).
+// the keys between them first where the dialect does (CompositeKeys). A third component is the
+// end of a MolecularSequence coordinate, a number in end2_us (see store::CompositeIndexRow).
 std::string CompositeCond(SqlBuilder& b, const SearchClause& c, const SearchValue& v,
                           const std::string* rows) {
-  if (c.components.size() != 2 || v.components.size() != 2) return False(b);
+  const size_t n = c.components.size();
+  if ((n != 2 && n != 3) || v.components.size() != n) return False(b);
+  if (n == 3 && (c.components[1] != SearchKind::kNumber || c.components[2] != SearchKind::kNumber))
+    return False(b);
   const SearchValue& first = v.components[0];
   const SearchValue& second = v.components[1];
+  std::string values = ValueCond(b, c.components[1], second, kCompositeSecond);
+  if (n == 3) values += " AND " + NumberCond(b, v.components[2], kCompositeSecond.end);
   const bool bare_value = c.components[1] == SearchKind::kNumber ||
                           (c.components[1] == SearchKind::kQuantity &&
                            second.canonical_code.empty() && second.code.empty() && !second.system);
@@ -413,10 +419,9 @@ std::string CompositeCond(SqlBuilder& b, const SearchClause& c, const SearchValu
     if (first.system) system = b.Bind(*first.system, SqlType::kBytes);
     return "(code1 = " + code + (system ? " AND system1 = " + *system : "") +
            " AND (system1, code2, system2) IN (" + CompositeKeys(b, *rows, code, system) +
-           ") AND " + ValueCond(b, c.components[1], second, kCompositeSecond) + ")";
+           ") AND " + values + ")";
   }
-  return "(" + TokenCond(b, first, kCompositeFirst) + " AND " +
-         ValueCond(b, c.components[1], second, kCompositeSecond) + ")";
+  return "(" + TokenCond(b, first, kCompositeFirst) + " AND " + values + ")";
 }
 
 // The OR of a clause's values over its index table's columns; empty when it has none. `rows`:

@@ -176,8 +176,9 @@ CREATE INDEX idx_uri_by_rid ON idx_uri(rid);
 //   one element (Observation component-code-value-quantity …), plus token :of-type rows under
 //   "<code>:of-type". The first component is a token (code1, system1); the second sits in the
 //   columns of its kind (token/string: code2 + system2, quantity: number2 + code2 + system2 and
-//   the canonical pair, date: [start2_us, end2_us)); unused columns hold '' or 0. Same shape as
-//   the v2 tables, key columns declared first (see idx_quantity).
+//   the canonical pair, date: [start2_us, end2_us); the token-number-number MolecularSequence
+//   coordinates: number2 and end2_us); unused columns hold '' or 0. Same shape as the v2
+//   tables, key columns declared first (see idx_quantity).
 // * fts_resource: FTS5 over the narrative (_text) and the text content (_content) of each
 //   resource, rowid = the resource's rid. Text arrives normalised with every CJK ideograph a
 //   word of its own, so unicode61 finds Chinese by characters (a phrase query in order).

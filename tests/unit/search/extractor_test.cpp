@@ -390,7 +390,10 @@ TEST(Extract, IndexedCompositesAreTheStorableOnes) {
   EXPECT_TRUE(has("Observation", "code-value-concept"));
   EXPECT_TRUE(has("Group", "characteristic-value"));
   EXPECT_TRUE(has("ValueSet", "context-type-value"));
-  EXPECT_FALSE(has("MolecularSequence", "chromosome-variant-coordinate"));  // three components
+  EXPECT_TRUE(has("MolecularSequence", "chromosome-variant-coordinate"));  // three components
+  EXPECT_TRUE(has("MolecularSequence", "chromosome-window-coordinate"));
+  EXPECT_TRUE(has("MolecularSequence", "referenceseqid-variant-coordinate"));
+  EXPECT_TRUE(has("MolecularSequence", "referenceseqid-window-coordinate"));
   EXPECT_TRUE(has("DocumentReference", "relationship"));
 }
 
@@ -425,6 +428,46 @@ TEST(Extract, DocumentReferenceRelationshipIsCodeThenTarget) {
   EXPECT_EQ(rel[1].code1, "replaces");
   EXPECT_EQ(rel[1].code2, "d0");
   EXPECT_EQ(rel[1].system2, "DocumentReference");
+}
+
+// The MolecularSequence coordinates: one row per variant (the chromosome from the resource,
+// %resource.referenceSeq.chromosome, start and end from the variant), start in number2 and end
+// in end2_us; the window composites one row from referenceSeq.
+TEST(Extract, MolecularSequenceCoordinatesAreTokenNumberNumber) {
+  auto rows = Extract(R"({"resourceType":"MolecularSequence","coordinateSystem":0,
+    "referenceSeq":{"chromosome":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/chromosome-human","code":"1"}]},
+      "genomeBuild":"GRCh38","windowStart":5,"windowEnd":500},
+    "variant":[{"start":10,"end":20},{"start":150,"end":300},{"start":7}]})");
+  auto variants = Of(rows.composites, "chromosome-variant-coordinate");
+  ASSERT_EQ(variants.size(), 2u);  // the variant without an end makes no row
+  std::sort(variants.begin(), variants.end(),
+            [](const auto& a, const auto& b) { return a.number2 < b.number2; });
+  EXPECT_EQ(variants[0].code1, "1");
+  EXPECT_EQ(variants[0].system1, "http://terminology.hl7.org/CodeSystem/chromosome-human");
+  EXPECT_EQ(variants[0].number2, 10);
+  EXPECT_EQ(variants[0].end2_us, 20);
+  EXPECT_EQ(variants[0].start2_us, 0);
+  EXPECT_EQ(variants[0].code2, "");
+  EXPECT_EQ(variants[1].number2, 150);
+  EXPECT_EQ(variants[1].end2_us, 300);
+  auto window = Of(rows.composites, "chromosome-window-coordinate");
+  ASSERT_EQ(window.size(), 1u);
+  EXPECT_EQ(window[0].code1, "1");
+  EXPECT_EQ(window[0].number2, 5);
+  EXPECT_EQ(window[0].end2_us, 500);
+  EXPECT_TRUE(Of(rows.composites, "referenceseqid-variant-coordinate").empty());
+
+  rows = Extract(R"({"resourceType":"MolecularSequence","coordinateSystem":1,
+    "referenceSeq":{"referenceSeqId":{"coding":[{"system":"http://www.ncbi.nlm.nih.gov/nuccore","code":"NC_000001.11"}]},
+      "windowStart":100,"windowEnd":200},
+    "variant":[{"start":120,"end":180}]})");
+  auto by_id = Of(rows.composites, "referenceseqid-variant-coordinate");
+  ASSERT_EQ(by_id.size(), 1u);
+  EXPECT_EQ(by_id[0].code1, "NC_000001.11");
+  EXPECT_EQ(by_id[0].number2, 120);
+  EXPECT_EQ(by_id[0].end2_us, 180);
+  ASSERT_EQ(Of(rows.composites, "referenceseqid-window-coordinate").size(), 1u);
+  EXPECT_TRUE(Of(rows.composites, "chromosome-variant-coordinate").empty());
 }
 
 TEST(Query, SearchableParamsAddTextAndContent) {

@@ -176,6 +176,40 @@ TEST_P(SearchValuesTest, DocumentReferenceRelationship) {
             V({"d1", "d2"}));
 }
 
+// R4's MolecularSequence coordinates, token$number$number: the chromosome (or reference
+// sequence id) with a variant's start and end, or with the reference window, each number
+// compared with its prefix, start and end within ONE variant.
+TEST_P(SearchValuesTest, MolecularSequenceCoordinates) {
+  Put(R"({"resourceType":"MolecularSequence","id":"m1","coordinateSystem":0,
+    "referenceSeq":{"chromosome":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/chromosome-human","code":"1"}]},
+      "genomeBuild":"GRCh38","windowStart":5,"windowEnd":500},
+    "variant":[{"start":10,"end":20},{"start":150,"end":300}]})");
+  Put(R"({"resourceType":"MolecularSequence","id":"m2","coordinateSystem":1,
+    "referenceSeq":{"referenceSeqId":{"coding":[{"system":"http://www.ncbi.nlm.nih.gov/nuccore","code":"NC_000001.11"}]},
+      "windowStart":100,"windowEnd":200},
+    "variant":[{"start":120,"end":180}]})");
+  const std::string_view t = "MolecularSequence";
+  // [10,20] has no start above 100, [150,300] no end below 200: no single variant matches.
+  EXPECT_EQ(Ids(t, "chromosome-variant-coordinate=1$gt100$lt200"), V());
+  EXPECT_EQ(Ids(t, "chromosome-variant-coordinate=1$gt100$lt400"), V({"m1"}));
+  EXPECT_EQ(Ids(t, "chromosome-variant-coordinate=1$ge10$le20"), V({"m1"}));
+  EXPECT_EQ(Ids(t, "chromosome-variant-coordinate=1$10$20"), V({"m1"}));
+  EXPECT_EQ(Ids(t, "chromosome-variant-coordinate=1$gt10$le20"), V());
+  EXPECT_EQ(Ids(t, "chromosome-variant-coordinate=2$ge10$le20"), V());
+  EXPECT_EQ(Ids(t,
+                "chromosome-variant-coordinate=http://terminology.hl7.org/CodeSystem/"
+                "chromosome-human|1$150$300"),
+            V({"m1"}));
+  EXPECT_EQ(Ids(t, "chromosome-variant-coordinate=1$gt100$lt200,1$lt100$lt100"), V({"m1"}));
+  EXPECT_EQ(Ids(t, "chromosome-window-coordinate=1$5$500"), V({"m1"}));
+  EXPECT_EQ(Ids(t, "chromosome-window-coordinate=1$gt5$500"), V());
+  EXPECT_EQ(Ids(t, "referenceseqid-variant-coordinate=NC_000001.11$gt100$lt200"), V({"m2"}));
+  EXPECT_EQ(Ids(t, "referenceseqid-variant-coordinate=NC_000001.11$gt120$lt200"), V());
+  EXPECT_EQ(Ids(t, "referenceseqid-window-coordinate=NC_000001.11$ge100$le200"), V({"m2"}));
+  EXPECT_EQ(Ids(t, "referenceseqid-window-coordinate=NC_000001.11$ge100$lt200"), V());
+  EXPECT_EQ(Ids(t, "chromosome-variant-coordinate:missing=false"), V({"m1"}));
+}
+
 // R4 search, quantity: "5.4||mg ... the unit - either the code (code) or the stated human unit
 // (unit)"; with a system, system and code must match.
 TEST_P(SearchValuesTest, QuantityHumanUnit) {
