@@ -175,6 +175,21 @@ constexpr std::string_view kSupplement = R"json({
    "resource": {"resourceType": "Observation", "id": "sup-u4", "status": "final",
     "code": {"text": "尿蛋白"}, "valueCodeableConcept": {"text": "阳性"},
     "effectiveDateTime": "2023"}},
+  {"fullUrl": "urn:uuid:sup-ms1", "request": {"method": "POST", "url": "MolecularSequence"},
+   "resource": {"resourceType": "MolecularSequence", "id": "sup-ms1", "coordinateSystem": 0,
+    "referenceSeq": {"chromosome": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/chromosome-human", "code": "1"}]},
+     "genomeBuild": "GRCh38", "windowStart": 5, "windowEnd": 500},
+    "variant": [{"start": 10, "end": 20}, {"start": 150, "end": 300}, {"start": 150, "end": 160}]}},
+  {"fullUrl": "urn:uuid:sup-ms2", "request": {"method": "POST", "url": "MolecularSequence"},
+   "resource": {"resourceType": "MolecularSequence", "id": "sup-ms2", "coordinateSystem": 1,
+    "referenceSeq": {"referenceSeqId": {"coding": [{"system": "http://www.ncbi.nlm.nih.gov/nuccore", "code": "NC_000001.11"}]},
+     "windowStart": 100, "windowEnd": 200},
+    "variant": [{"start": 120, "end": 180}, {"start": 19, "end": 20}]}},
+  {"fullUrl": "urn:uuid:sup-ms3", "request": {"method": "POST", "url": "MolecularSequence"},
+   "resource": {"resourceType": "MolecularSequence", "id": "sup-ms3", "coordinateSystem": 0,
+    "referenceSeq": {"chromosome": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/chromosome-human", "code": "1"}]},
+     "genomeBuild": "GRCh37", "windowStart": 100, "windowEnd": 120},
+    "variant": [{"start": 100, "end": 400}]}},
   {"fullUrl": "urn:uuid:sup-r1", "request": {"method": "POST", "url": "RiskAssessment"},
    "resource": {"resourceType": "RiskAssessment", "id": "sup-r1", "status": "final",
     "subject": {"reference": "urn:uuid:sup-p1"}, "prediction": [{"probabilityDecimal": 100}]}},
@@ -1020,18 +1035,24 @@ class Generator {
         link->target_type, {{"_has:" + source + ":" + link->param->code + ":" + tail, value}}, ""};
   }
 
-  // code-value-quantity=http://loinc.org|8480-6$gt100 and the like.
+  // code-value-quantity=http://loinc.org|8480-6$gt100 and the like; the MolecularSequence
+  // coordinates (token$number$number) of the supplement's sequences now and then, as no
+  // Synthea Bundle has one.
   std::optional<GeneratedSearch> Composite() {
-    const std::string type = Chance(0.7) ? "Observation" : PickType();
+    const double roll = Uniform(0, 99) / 100.0;
+    const std::string type = roll < 0.65   ? "Observation"
+                             : roll < 0.75 ? "MolecularSequence"
+                                           : PickType();
     if (composites_[type].empty()) return std::nullopt;
     const size_t i = PickResource(type);
     const fhir::SearchParamDef* p = Pick(composites_[type]);
     const Values& v = ref_.ValuesOf(type, i, *p);
-    if (v.composites.empty() || p->components.size() != 2) return std::nullopt;
+    if (v.composites.empty() || (p->components.size() != 2 && p->components.size() != 3))
+      return std::nullopt;
     const std::vector<Values>& element = Pick(v.composites);
     const auto& defs = fhir::Definitions::Get();
     std::string value;
-    for (size_t k = 0; k < 2; ++k) {
+    for (size_t k = 0; k < p->components.size(); ++k) {
       const fhir::SearchParamDef* c = defs.SearchParamByUrl(p->components[k].definition);
       std::string part;
       if (c->type == "token")
@@ -1042,6 +1063,8 @@ class Generator {
         part = DateValue(element[k]);
       else if (c->type == "string")
         part = StringValue("", element[k]);
+      else if (c->type == "number")
+        part = NumberValue(element[k]);
       else
         return std::nullopt;
       value += (k ? "$" : "") + part;
