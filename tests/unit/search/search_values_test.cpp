@@ -208,6 +208,11 @@ TEST_P(SearchValuesTest, MolecularSequenceCoordinates) {
   EXPECT_EQ(Ids(t, "referenceseqid-window-coordinate=NC_000001.11$ge100$le200"), V({"m2"}));
   EXPECT_EQ(Ids(t, "referenceseqid-window-coordinate=NC_000001.11$ge100$lt200"), V());
   EXPECT_EQ(Ids(t, "chromosome-variant-coordinate:missing=false"), V({"m1"}));
+  // Beside a clause that drives the search (_id), the composite is tested on the candidate's
+  // own rows (SQLite probes them): the pairing holds there too.
+  EXPECT_EQ(Ids(t, "_id=m1&chromosome-variant-coordinate=1$gt100$lt200"), V());
+  EXPECT_EQ(Ids(t, "_id=m1&chromosome-variant-coordinate=1$gt100$lt400"), V({"m1"}));
+  EXPECT_EQ(Ids(t, "_id=m1,m2&chromosome-variant-coordinate=1$ge10$le20"), V({"m1"}));
 }
 
 // R4 search, quantity: "5.4||mg ... the unit - either the code (code) or the stated human unit
