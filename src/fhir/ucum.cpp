@@ -145,8 +145,8 @@ constexpr AtomDef kAtoms[] = {
     {"bar", true, "1e5", "Pa"},
     {"atm", false, "101325", "Pa"},
     // Chemical and clinical units.
-    {"eq", true, "1", "mol"},
-    {"osm", true, "1", "mol"},
+    // Not eq (equivalents) nor osm: UCUM makes each 1 mol, but 1 mEq/L of calcium is 0.5
+    // mmol/L; a search must not equate them, so they stay compared as written.
     {"g%", true, "1", "g/dl"},
     {"kat", true, "1", "mol/s"},
     {"U", true, "1", "umol/min"},
@@ -226,8 +226,12 @@ class Parser {
 
   std::optional<Unit> Component() {
     if (pos_ < s_.size() && s_[pos_] == '(') {
+      // Each '(' recurses: a code of a million of them (Quantity.code is any string a client
+      // sends) would overflow the stack. No real unit nests past a few levels.
+      if (++depth_ > kMaxDepth) return std::nullopt;
       ++pos_;
       auto t = Term();
+      --depth_;
       if (!t || pos_ >= s_.size() || s_[pos_] != ')') return std::nullopt;
       ++pos_;
       return t;
@@ -294,6 +298,8 @@ class Parser {
 
   std::string_view s_;
   size_t pos_ = 0;
+  static constexpr int kMaxDepth = 16;
+  int depth_ = 0;
   const AtomTable& atoms_;
 };
 

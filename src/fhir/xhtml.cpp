@@ -171,11 +171,26 @@ struct XmlFree {
 
 class Checker {
  public:
+  // An HTML parser ends a comment where XML does not: "<!-->" and "<!--->" are empty comments
+  // to a browser, and "--!>" closes one, so `<!--><img src=x onerror=…>-->` is one comment here
+  // and script there. A comment that could read so (any '<' or '>', or a leading '-') is refused.
+  static std::string CommentProblem(xmlNodePtr n) {
+    std::string_view text = View(n->content);
+    if (text.find_first_of("<>") != std::string_view::npos || text.starts_with('-'))
+      return "a comment holding '<' or '>', or starting with '-', is not allowed (browsers read "
+             "it differently)" +
+             At(n);
+    return {};
+  }
+
   // Empty when the tree is fine.
   std::string Run(xmlDocPtr doc) {
     if (doc->intSubset || doc->extSubset) return "a DOCTYPE is not allowed";
     for (xmlNodePtr n = doc->children; n; n = n->next) {
       if (n->type == XML_PI_NODE) return "processing instructions are not allowed" + At(n);
+      if (n->type == XML_COMMENT_NODE) {
+        if (std::string problem = CommentProblem(n); !problem.empty()) return problem;
+      }
       if (n->type == XML_DTD_NODE) return "a DOCTYPE is not allowed";
     }
     xmlNodePtr root = xmlDocGetRootElement(doc);
@@ -248,6 +263,7 @@ class Checker {
           }
           break;
         case XML_COMMENT_NODE:
+          if (std::string problem = CommentProblem(c); !problem.empty()) return problem;
           break;
         case XML_CDATA_SECTION_NODE:
           // An HTML parser reads "<![CDATA[" as a bogus comment ending at the first '>', so the

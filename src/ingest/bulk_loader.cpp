@@ -181,11 +181,12 @@ void BulkLoader::Prepare(Job& job) {
       continue;
     }
     std::vector<Issue> errors;
+    std::vector<Rejection> warnings;  // kept only if the resource is not rejected
     for (auto& issue : options_.validate(r, lo_.strict)) {
       if (issue.severity == "error" || issue.severity == "fatal") {
         errors.push_back(std::move(issue));
       } else if (issue.severity == "warning") {
-        job.warnings.push_back(
+        warnings.push_back(
             {item.source, name,
              issue.diagnostics +
                  (issue.expression.empty() ? "" : " (at " + issue.expression + ")")});
@@ -199,6 +200,7 @@ void BulkLoader::Prepare(Job& job) {
       job.rejections.push_back({item.source, name, DescribeError(e)});
       continue;
     }
+    for (Rejection& w : warnings) job.warnings.push_back(std::move(w));
     if (id.empty()) id = NewResourceId();
 
     Prepared p;

@@ -26,7 +26,8 @@ class R4Model final : public ModelInfo {
   PropertyInfo ResolveElement(std::string_view context, std::string_view name) const override {
     // Elements other than choices are keyed by their own name.
     PropertyInfo info = Resolve(context, name);
-    if (info.found && !info.is_choice) return info;
+    // A typed choice name (valueQuantity) is an element too; the bare name (value) is below.
+    if (info.found) return info;
     const fhir::ContextDef* ctx = defs_.FindContext(context);
     if (!ctx) return {};
     for (const fhir::ElementDef* el : ctx->children) {

@@ -140,6 +140,14 @@ TEST(XhtmlTest, NoDoctypeEntitiesOrProcessingInstructions) {
   ExpectBad(Div("<![CDATA[><script>alert(1)</script>]]>"), "CDATA sections are not allowed");
 }
 
+TEST(XhtmlTest, CommentsABrowserWouldEndEarly) {
+  // One comment to XML; to an HTML parser "<!-->" is an empty comment and the img runs.
+  ExpectBad(Div(R"h(<!--><img src="x" onerror="alert(1)">-->text)h"), "comment");
+  ExpectBad(Div(R"h(<!---><img src="x" onerror="alert(1)">-->text)h"), "comment");
+  ExpectBad(kOpen + "text</div><!--><img src=x onerror=alert(1)>-->", "comment");
+  ExpectOk(Div("text<!-- a plain note -->"));
+}
+
 TEST(XhtmlTest, EmptyContent) {
   ExpectBad(R"h(<div xmlns="http://www.w3.org/1999/xhtml"/>)h", "no content (txt-2");
   ExpectBad(Div(" \n\t "), "no content");

@@ -270,6 +270,7 @@ TEST(FhirPath, StrictAbsentChoiceElementIsEmptyNotUnknown) {
   json::value bare = Json(R"({"resourceType": "Observation", "status": "final"})");
   EXPECT_EQ(StrictError("Observation.value", bare), "");
   EXPECT_EQ(StrictError("Observation.effective.exists()", bare), "");
+  EXPECT_EQ(StrictError("Observation.valueQuantity", bare), "");  // a typed choice name
   EXPECT_NE(StrictError("Observation.valu", bare).find("unknown element 'valu'"),
             std::string::npos);
 }

@@ -155,6 +155,11 @@ TEST(Normalize, CanonicalUnits) {
   EXPECT_EQ(Canonicalize(90, "mg/dL")->code, "m-3.g");
   EXPECT_EQ(Canonicalize(1500, "mL")->value, Canonicalize(1.5, "L")->value);
   EXPECT_EQ(Canonicalize(1500, "mL")->code, "m3");
+  // Equivalents are not moles (1 mEq/L of calcium is 0.5 mmol/L): compared only as written.
+  EXPECT_FALSE(Canonicalize(2.5, "meq/L").has_value());
+  // A code nested past any real unit is not read (deep recursion would overflow the stack).
+  EXPECT_FALSE(Canonicalize(1, std::string(100000, '(') + "g" + std::string(100000, ')')));
+  EXPECT_EQ(Canonicalize(1, "((g))")->code, "g");
   // Factors that are not decimals: equal quantities still meet in the same double.
   EXPECT_EQ(Canonicalize(60, "mL/h")->value, Canonicalize(1, "mL/min")->value);
   EXPECT_EQ(Canonicalize(72, "/min")->value, Canonicalize(4320, "/h")->value);
