@@ -10,6 +10,9 @@
 # command, then stops the cluster and removes the directory whatever happens (trap). Exits with
 # the command's status.
 #
+# JICENG_PG_SETTINGS adds server settings, e.g. JICENG_PG_SETTINGS="-c shared_buffers=4GB" for a
+# benchmark whose database should stay in PostgreSQL's own cache (docs/benchmarks.md).
+#
 # initdb and postgres refuse to run as root, and CI runs as root: the server then runs as the
 # unprivileged system user jiceng-pg (created once with useradd -r), which owns the directory.
 # The cluster trusts local connections (loopback and its own socket only): it lives for one
@@ -73,7 +76,7 @@ as_pg "$PG_BIN/initdb" --no-sync -D "$PG_DATA" -U postgres -A trust -E UTF8 --lo
 # Durability stays on (fsync, synchronous_commit): tests and benchmarks see real commits.
 as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$PG_DIR/server.log" -w -t 60 \
   -o "-c listen_addresses=127.0.0.1 -c port=$PG_PORT -c unix_socket_directories=$PG_DIR \
-      -c max_connections=300 -c shared_buffers=128MB" start >/dev/null \
+      -c max_connections=300 -c shared_buffers=128MB ${JICENG_PG_SETTINGS:-}" start >/dev/null \
   || { cat "$PG_DIR/server.log" >&2; exit 1; }
 "$PG_BIN/createdb" -h 127.0.0.1 -p "$PG_PORT" -U postgres jiceng_test
 

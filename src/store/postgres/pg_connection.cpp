@@ -186,16 +186,20 @@ template <class R, class F>
 R PgConnection::WithLazyBegin(F run) {
   std::vector<std::string> prefix = std::move(lazy_begin_);
   lazy_begin_.clear();
+  const bool begins = !prefix.empty();
+  prefix.insert(prefix.end(), std::make_move_iterator(deferred_.begin()),
+                std::make_move_iterator(deferred_.end()));
+  deferred_.clear();
   R r = run(prefix);
   // Nothing of the transaction has been seen by the caller yet: on a connection that turned out
   // to be broken (or left in doubt by the previous transaction's ROLLBACK), a fresh connection
   // and a fresh transaction are as good.
-  if (!r.ok() && !prefix.empty() && !Healthy() && Reset().ok()) r = run(prefix);
+  if (!r.ok() && begins && !Healthy() && Reset().ok()) r = run(prefix);
   return r;
 }
 
 Status PgConnection::Exec(const std::string& sql) {
-  if (lazy_begin_.empty() && unread_.empty() && !end_pending_) {
+  if (lazy_begin_.empty() && deferred_.empty() && unread_.empty() && !end_pending_) {
     return ExecNow(sql, sql == "COMMIT");
   }
   return WithLazyBegin<Status>([&](const std::vector<std::string>& prefix) -> Status {
@@ -232,7 +236,7 @@ Status PgConnection::ExecNow(const std::string& sql, bool commit) {
 
 Result<PgResult> PgConnection::Query(const std::string& sql, const PgParams& params,
                                      bool plan_each_time) {
-  if (lazy_begin_.empty() && unread_.empty() && !end_pending_)
+  if (lazy_begin_.empty() && deferred_.empty() && unread_.empty() && !end_pending_)
     return QueryNow(sql, params, plan_each_time);
   const std::vector<PgStatement> one = {{&sql, &params, plan_each_time}};
   return WithLazyBegin<Result<PgResult>>(
@@ -465,16 +469,22 @@ Error PgConnection::Lost(std::string_view what) {
 
 void PgConnection::BeginLazily(std::string begin_sql) {
   lazy_begin_.clear();
+  deferred_.clear();
   lazy_begin_.push_back(std::move(begin_sql));
 }
 
-bool PgConnection::AppendToLazyBegin(std::string sql) {
-  if (lazy_begin_.empty()) return false;
-  lazy_begin_.push_back(std::move(sql));
+bool PgConnection::Defer(std::string sql) {
+  if (!lazy_begin_.empty()) {
+    lazy_begin_.push_back(std::move(sql));
+    return true;
+  }
+  if (!InTransaction()) return false;
+  deferred_.push_back(std::move(sql));
   return true;
 }
 
 void PgConnection::EndLazily() {
+  deferred_.clear();  // never sent: they would have ended with the transaction
   if (!lazy_begin_.empty()) {
     lazy_begin_.clear();  // never sent: there is nothing to end
     return;
@@ -517,6 +527,7 @@ Status PgConnection::Reset() {
   prepared_.clear();
   unread_.clear();
   lazy_begin_.clear();
+  deferred_.clear();
   end_pending_ = false;
   broken_ = false;
   next_name_ = 0;

@@ -143,10 +143,13 @@ class PgConnection {
   // more: nothing of the transaction had run yet, so the retry is invisible.
   void BeginLazily(std::string begin_sql);
   // Queues `sql` (one statement without parameters, e.g. "SET LOCAL statement_timeout = 5000")
-  // behind the BeginLazily statement when that has not been sent yet, to ride in the same round
-  // trip; a failure of either is the next statement's. Returns false, queuing nothing, when no
-  // begin is waiting (the transaction has started, or there is none): run it with Exec then.
-  bool AppendToLazyBegin(std::string sql);
+  // to ride in the round trip of the connection's next statement, just before it: behind the
+  // BeginLazily statement when that has not been sent yet, else inside the transaction already
+  // begun. A failure of `sql` is the next statement's (inside a begun transaction nothing is
+  // retried on a broken connection: part of the transaction had run). Returns false, queuing
+  // nothing, outside a transaction (no begin waiting, none begun, or its end pending): run it
+  // with Exec then. A transaction ended before its next statement drops what was queued.
+  bool Defer(std::string sql);
   // Ends the current transaction with ROLLBACK, lazily: nothing is sent now. The ROLLBACK goes
   // out in front of the connection's next statement, in that statement's round trip, or with
   // SendPendingEnd. Until then the transaction (its snapshot, its locks) stays open on the
@@ -176,9 +179,9 @@ class PgConnection {
  private:
   explicit PgConnection(pg_conn* conn) : conn_(conn) {}
   Error LastError(pg_result* r, std::string_view what);
-  // Runs `run(prefix)` with the statements queued by BeginLazily and AppendToLazyBegin as
-  // `prefix` (empty if none),
-  // resetting a broken connection and running it once more when there was one.
+  // Runs `run(prefix)` with the statements queued by BeginLazily and Defer as `prefix` (empty
+  // if none), resetting a broken connection and running it once more when a BEGIN was among
+  // them (nothing of the transaction had run).
   template <class R, class F>
   R WithLazyBegin(F run);
   Status ExecNow(const std::string& sql, bool commit);
@@ -202,6 +205,7 @@ class PgConnection {
   std::string last_sqlstate_;
   std::unordered_map<std::string, std::string> prepared_;  // SQL text → statement name
   std::vector<std::string> lazy_begin_;  // BeginLazily's statement (and more), not sent yet
+  std::vector<std::string> deferred_;    // Defer's statements in a begun transaction, not sent yet
   bool end_pending_ = false;                               // EndLazily's ROLLBACK, not sent yet
   std::vector<size_t> unread_;  // per pipeline sent without waiting: its number of commands
   bool broken_ = false;         // the protocol state is unknown: unusable until Reset

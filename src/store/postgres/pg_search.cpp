@@ -400,10 +400,12 @@ Status PgStatements::Walk(const SearchQuery& q, const sql::CompiledSearch& compi
   return Status::Ok();
 }
 
-// Runs `sql` (a SET LOCAL) with the transaction's BEGIN when that has not been sent yet, else
-// on its own.
+// Runs `sql` (a SET LOCAL) in the round trip of the transaction's next statement (with its BEGIN
+// when that has not been sent yet), or on its own outside a transaction. Sent on its own, the
+// two settings of a search after a read in the same transaction (a compartment search checks
+// its resource first) cost two round trips of their own.
 Status SetLocal(PgConnection& c, std::string sql) {
-  if (c.AppendToLazyBegin(sql)) return Status::Ok();
+  if (c.Defer(sql)) return Status::Ok();
   return c.Exec(sql);
 }
 
@@ -446,7 +448,7 @@ Result<SearchPage> QuerySearch(PgConnection& c, const SearchQuery& q, sql::Estim
     if (c.LastSqlState() == "57014") return SearchTimedOut(q.timeout_ms);
     return page;
   }
-  if (!in_force) JC_RETURN_IF_ERROR(c.Exec("SET LOCAL statement_timeout TO DEFAULT"));
+  if (!in_force) JC_RETURN_IF_ERROR(SetLocal(c, "SET LOCAL statement_timeout TO DEFAULT"));
   return page;
 }
 

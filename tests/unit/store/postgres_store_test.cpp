@@ -1406,11 +1406,12 @@ TEST_F(PostgresStoreTest, APipelinedPrepareOrBeginFailureLeavesTheConnectionUsab
   }
 }
 
-// Statements queued behind a lazy BEGIN (AppendToLazyBegin, a search's statement_timeout) go
-// out with it and the next statement, in one round trip: they take effect in that transaction
-// only, a failing one fails that statement and leaves the connection usable, and nothing is
-// queued once the transaction has begun or when none is waiting.
-TEST_F(PostgresStoreTest, AStatementQueuedBehindALazyBeginRidesWithIt) {
+// Statements deferred (PgConnection::Defer, a search's SET LOCALs) go out with the next
+// statement, in its round trip: behind a lazy BEGIN not sent yet, or inside the transaction
+// already begun. They take effect in that transaction only, a failing one fails that statement
+// and leaves the connection usable, those of a transaction that ends first are dropped, and
+// nothing is queued outside a transaction.
+TEST_F(PostgresStoreTest, AStatementDeferredRidesWithTheNextOne) {
   auto opened = PgConnection::Open(db_.url);
   ASSERT_TRUE(opened.ok()) << opened.error().message;
   PgConnection& c = **opened;
@@ -1419,21 +1420,30 @@ TEST_F(PostgresStoreTest, AStatementQueuedBehindALazyBeginRidesWithIt) {
     EXPECT_TRUE(r.ok()) << r.error().message;
     return r.ok() ? r->String(0, 0) : std::string("<error>");
   };
-  EXPECT_FALSE(c.AppendToLazyBegin("SET LOCAL statement_timeout = 1234"));  // no begin waiting
+  EXPECT_FALSE(c.Defer("SET LOCAL statement_timeout = 1234"));  // no transaction
   EXPECT_EQ(timeout(), "0");
   for (int round = 0; round < 2; ++round) {  // the second round: every text prepared already
     c.BeginLazily("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
-    EXPECT_TRUE(c.AppendToLazyBegin("SET LOCAL statement_timeout = 1234"));
+    EXPECT_TRUE(c.Defer("SET LOCAL statement_timeout = 1234"));
     EXPECT_FALSE(c.InTransaction());  // nothing sent yet
     EXPECT_EQ(timeout(), "1234ms");
     EXPECT_TRUE(c.InTransaction());
-    EXPECT_FALSE(c.AppendToLazyBegin("SET LOCAL statement_timeout = 99"));  // begun already
-    EXPECT_EQ(timeout(), "1234ms");
+    EXPECT_TRUE(c.Defer("SET LOCAL statement_timeout = 99"));  // begun: before the next one
+    EXPECT_TRUE(c.Defer("SET LOCAL lock_timeout = 77"));
+    EXPECT_EQ(timeout(), "99ms");
+    auto lock = c.Query("SELECT current_setting('lock_timeout')");
+    ASSERT_TRUE(lock.ok()) << lock.error().message;
+    EXPECT_EQ(lock->String(0, 0), "77ms");
+    EXPECT_TRUE(c.Exec("SELECT 1").ok());  // nothing deferred: sent alone
+    EXPECT_TRUE(c.Defer("SET LOCAL statement_timeout = 5"));
+    EXPECT_TRUE(c.Exec("SELECT 1").ok());  // the simple protocol carries it too
+    EXPECT_EQ(timeout(), "5ms");
     c.EndLazily();
+    EXPECT_FALSE(c.Defer("SET LOCAL statement_timeout = 6"));  // its end is pending
     EXPECT_EQ(timeout(), "0");  // LOCAL: gone with the transaction
   }
   c.BeginLazily("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
-  EXPECT_TRUE(c.AppendToLazyBegin("SET LOCAL statement_timeout = nonsense"));
+  EXPECT_TRUE(c.Defer("SET LOCAL statement_timeout = nonsense"));
   auto refused = c.Query("SELECT 1");
   ASSERT_FALSE(refused.ok());
   EXPECT_EQ(c.LastSqlState(), "22023");
@@ -1441,11 +1451,27 @@ TEST_F(PostgresStoreTest, AStatementQueuedBehindALazyBeginRidesWithIt) {
   c.EndLazily();
   EXPECT_EQ(timeout(), "0");
   EXPECT_FALSE(c.InTransaction());
+  // Inside a begun transaction, a failing one fails the next statement as well.
+  c.BeginLazily("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+  ASSERT_TRUE(c.Query("SELECT 1").ok());
+  EXPECT_TRUE(c.Defer("SET LOCAL statement_timeout = nonsense"));
+  refused = c.Query("SELECT 2");
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(c.LastSqlState(), "22023");
+  EXPECT_TRUE(c.Healthy());
+  c.EndLazily();
+  EXPECT_EQ(timeout(), "0");
   // A begin queued with a statement behind it, then ended unsent: nothing to end.
   c.BeginLazily("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
-  EXPECT_TRUE(c.AppendToLazyBegin("SET LOCAL statement_timeout = 1234"));
+  EXPECT_TRUE(c.Defer("SET LOCAL statement_timeout = 1234"));
   c.EndLazily();
   EXPECT_FALSE(c.EndPending());
+  EXPECT_EQ(timeout(), "0");
+  // Deferred in a begun transaction that then ends: dropped, never seen by the next one.
+  c.BeginLazily("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+  ASSERT_TRUE(c.Query("SELECT 1").ok());
+  EXPECT_TRUE(c.Defer("SET statement_timeout = 4321"));  // not LOCAL: would outlive it if sent
+  c.EndLazily();
   EXPECT_EQ(timeout(), "0");
 }
 
