@@ -2,6 +2,7 @@
 # The foundation benchmarks over HTTP on PostgreSQL (issue 4), beside pgbench's own baseline:
 #   pgbench -S          select-only, -c 8 -j 2 (simple and prepared protocol), scale 5
 #   read by id          wrk -t2 -c64, keep-alive, one 3 KB Patient
+#   create              jiceng-loadgen, 4 connections, single Observations (as bench/http_bench.sh)
 #   transaction Bundles jiceng-loadgen --bundles, the 30 Synthea Bundles (x REPEAT), 2 connections
 # Each jiceng part runs `jiceng serve --db postgresql://…` on a fresh database of a throwaway
 # cluster (scripts/with-postgres.sh; the script starts one itself when JICENG_TEST_PG_URL is not
@@ -11,7 +12,7 @@
 # when the machine is shared.
 # Usage: bench/pg_bench.sh [BUILD_DIR]   Env: DURATION (s, default 5), REPEAT (default 1),
 #        JICENG (the jiceng binary, default BUILD_DIR/src/cli/jiceng), PGBENCH_CLIENTS (8),
-#        PARTS (default "pgbench read bundles": which parts to run)
+#        PARTS (default "pgbench read create bundles": which parts to run)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ -z "${JICENG_TEST_PG_URL:-}" ]; then
@@ -23,7 +24,7 @@ loadgen=$build/bench/loadgen/jiceng-loadgen
 duration=${DURATION:-5}
 repeat=${REPEAT:-1}
 clients=${PGBENCH_CLIENTS:-8}
-parts=" ${PARTS:-pgbench read bundles} "
+parts=" ${PARTS:-pgbench read create bundles} "
 synthea=../shared/data/synthea-r4
 pg_bin=${JICENG_TEST_PG_BIN:-/usr/lib/postgresql/15/bin}
 work=$(mktemp -d /tmp/jiceng-pg-bench.XXXXXX)
@@ -115,6 +116,26 @@ cpu_start
 wrk -t2 -c64 -d"${duration}s" "http://127.0.0.1:$port/fhir/Patient/bench-1" >"$work/wrk.out"
 grep -E "Requests/sec|Latency|requests in" "$work/wrk.out"
 cpu_report "$(sed -n 's/^ *\([0-9]*\) requests in.*/\1/p' "$work/wrk.out")"
+echo "    after: $(load)"
+stop_server
+fi
+
+# --- create -------------------------------------------------------------------------------
+if [[ $parts == *" create "* ]]; then
+start_server "$(fresh_db jiceng_bench_create)"
+python3 - "$synthea" "$work/obs.json" <<'PY'
+import json, sys, glob
+b = json.load(open(sorted(glob.glob(sys.argv[1] + '/*.json'))[0]))
+o = next(e['resource'] for e in b['entry'] if e['resource']['resourceType'] == 'Observation' and 'component' in e['resource'])
+o.pop('id', None); o['subject'] = {'reference': 'Patient/bench-1'}; o.pop('encounter', None)
+json.dump(o, open(sys.argv[2], 'w'))
+PY
+echo "--- create: POST /fhir/Observation ($(wc -c <"$work/obs.json") bytes), 4 connections, ${duration}s [$(load)]"
+cpu_start
+"$loadgen" --url "http://127.0.0.1:$port/fhir/Observation" --method POST --body-file "$work/obs.json" \
+  --header "Content-Type: application/fhir+json" --header "Prefer: return=minimal" --connections 4 \
+  --duration "$duration" | tee "$work/create.out"
+cpu_report "$(sed -n 's/^requests: *\([0-9]*\).*/\1/p' "$work/create.out")"
 echo "    after: $(load)"
 stop_server
 fi
