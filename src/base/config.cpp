@@ -58,10 +58,11 @@ Result<Config> ParseConfig(std::string_view text, const std::string& source_name
   Config c;
   JC_RETURN_IF_ERROR(CheckKeys(root, {"server", "fhir", "log", "limits", "tls"}, ""));
   if (auto* s = root["server"].as_table()) {
-    JC_RETURN_IF_ERROR(CheckKeys(*s,
-                                 {"listen", "db", "base_url", "threads", "timezone_offset_minutes",
-                                  "db_read_connections", "db_read_pipelines", "db_read_url"},
-                                 "server"));
+    JC_RETURN_IF_ERROR(CheckKeys(
+        *s,
+        {"listen", "db", "base_url", "threads", "timezone_offset_minutes", "db_read_connections",
+         "db_read_pipelines", "db_read_url", "db_write_lock_timeout_ms", "db_write_begin_attempts"},
+        "server"));
     JC_RETURN_IF_ERROR(Take(*s, "db_read_connections", c.db_read_connections, "server"));
     if (c.db_read_connections < 1 || c.db_read_connections > 1024)
       return Invalid("server.db_read_connections must be in [1, 1024]");
@@ -69,6 +70,12 @@ Result<Config> ParseConfig(std::string_view text, const std::string& source_name
     JC_RETURN_IF_ERROR(Take(*s, "db_read_url", c.db_read_url, "server"));
     if (c.db_read_pipelines < 1 || c.db_read_pipelines > 1024)
       return Invalid("server.db_read_pipelines must be in [1, 1024]");
+    JC_RETURN_IF_ERROR(Take(*s, "db_write_lock_timeout_ms", c.db_write_lock_timeout_ms, "server"));
+    if (c.db_write_lock_timeout_ms < 0)
+      return Invalid("server.db_write_lock_timeout_ms must be >= 0 (0: wait forever)");
+    JC_RETURN_IF_ERROR(Take(*s, "db_write_begin_attempts", c.db_write_begin_attempts, "server"));
+    if (c.db_write_begin_attempts < 1 || c.db_write_begin_attempts > 100)
+      return Invalid("server.db_write_begin_attempts must be in [1, 100]");
     JC_RETURN_IF_ERROR(Take(*s, "listen", c.listen, "server"));
     JC_RETURN_IF_ERROR(Take(*s, "db", c.db, "server"));
     JC_RETURN_IF_ERROR(Take(*s, "base_url", c.base_url, "server"));

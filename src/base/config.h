@@ -35,6 +35,12 @@ struct Config {
   int db_read_pipelines = 2;
   // PostgreSQL: where reads and searches go (e.g. a streaming replica); empty: `db` itself.
   std::string db_read_url;
+  // PostgreSQL: the longest wait for the write lock shared by every process of one database
+  // (and for a row lock held by a session outside jiceng) before a write fails with 503, and
+  // the attempts at opening a write transaction, reconnecting in between (a restart, a
+  // failover), before it does (store::PostgresOptions::write_lock_timeout_ms, begin_attempts).
+  int db_write_lock_timeout_ms = 30000;
+  int db_write_begin_attempts = 4;
   bool strict_validation = true;  // false: unknown elements accepted with a warning
   // [fhir] search_total_limit: see api::FhirApiOptions::search_total_limit (0: count all).
   int64_t search_total_limit = 1000;

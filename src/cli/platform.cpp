@@ -22,6 +22,8 @@ Result<std::unique_ptr<Platform>> OpenPlatform(const Config& config,
   store_options.read_connections = config.db_read_connections;
   store_options.pg_read_pipelines = config.db_read_pipelines;
   store_options.pg_read_url = config.db_read_url;
+  store_options.pg_write_lock_timeout_ms = config.db_write_lock_timeout_ms;
+  store_options.pg_write_begin_attempts = config.db_write_begin_attempts;
   JC_ASSIGN_OR_RETURN(p->store, store::OpenStore(config.db, store_options));
   auto& o = p->fhir_options;
   o.strict_validation = config.strict_validation;

@@ -15,6 +15,8 @@ Result<std::unique_ptr<IStore>> OpenStore(const std::string& db, const StoreOpti
     pg.read_connections = options.read_connections;
     pg.read_pipelines = options.pg_read_pipelines;
     pg.read_url = options.pg_read_url;
+    pg.write_lock_timeout_ms = options.pg_write_lock_timeout_ms;
+    pg.begin_attempts = options.pg_write_begin_attempts;
     return OpenPostgresStore(db, pg);
   }
   if (!options.pg_read_url.empty()) {

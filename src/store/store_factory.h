@@ -18,6 +18,8 @@ struct StoreOptions {
   int read_connections = 8;   // pooled read connections (both backends)
   int pg_read_pipelines = 2;  // PostgreSQL: see PostgresOptions::read_pipelines
   std::string pg_read_url;    // PostgreSQL: see PostgresOptions::read_url (empty: `db`)
+  int pg_write_lock_timeout_ms = 30000;  // PostgreSQL: see PostgresOptions
+  int pg_write_begin_attempts = 4;       // PostgreSQL: PostgresOptions::begin_attempts
   // SQLite only, for bulk loads (`import`, `generate --db`); 0 keeps SqliteOptions' default.
   int64_t sqlite_cache_kib = 0;             // the writer's page cache
   int sqlite_wal_autocheckpoint_pages = 0;  // WAL growth between background checkpoints

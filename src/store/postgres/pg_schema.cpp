@@ -226,10 +226,12 @@ CREATE INDEX idx_date_by_end ON idx_date(type, param, end_us);
 // Schema v7 — the distribution key on every table (issue "the path past one machine"): every
 // row of a resource carries shard_key, a hash of the id of the Patient whose compartment holds
 // the resource (pg_put.h, DistributionKey), 0 for shared data outside any patient compartment.
-// A patient's resources, their history and their index rows then share one value, by which the
-// schema can be sharded (e.g. Citus create_distributed_table(…, 'shard_key')) or partitioned
-// without a query having to join across nodes for one patient. Adding a column with a constant
-// default rewrites no table; rows written before v7 keep 0 until `jiceng reindex` sets their key.
+// A patient's resources, their history and their index rows then share one value, the one a
+// sharded or partitioned schema would split by, so that one patient's rows stay together. It is
+// not enough to distribute these tables as they are (keys and unique indexes without shard_key,
+// a key updated in place when a resource moves to another patient): docs/operations.md, "The
+// distribution key", lists what that needs. Adding a column with a constant default rewrites no
+// table; rows written before v7 keep 0 until `jiceng reindex` sets their key.
 constexpr const char* kSchemaV7 = R"sql(
 ALTER TABLE resource ADD COLUMN shard_key bigint NOT NULL DEFAULT 0;
 ALTER TABLE resource_history ADD COLUMN shard_key bigint NOT NULL DEFAULT 0;

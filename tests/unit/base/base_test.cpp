@@ -568,6 +568,14 @@ TEST(Config, UnknownKeyIsAnError) {
   EXPECT_FALSE(ParseConfig("[fhir]\nexport_file_resources = 0\n", "t").ok());
   EXPECT_FALSE(ParseConfig("[server]\ndb_read_pipelines = 0\n", "t").ok());
   EXPECT_EQ(ParseConfig("[server]\ndb_read_pipelines = 4\n", "t")->db_read_pipelines, 4);
+  EXPECT_EQ(ParseConfig("", "t")->db_write_lock_timeout_ms, 30000);
+  EXPECT_EQ(ParseConfig("[server]\ndb_write_lock_timeout_ms = 0\n", "t")->db_write_lock_timeout_ms,
+            0);
+  EXPECT_FALSE(ParseConfig("[server]\ndb_write_lock_timeout_ms = -1\n", "t").ok());
+  EXPECT_EQ(ParseConfig("", "t")->db_write_begin_attempts, 4);
+  EXPECT_EQ(ParseConfig("[server]\ndb_write_begin_attempts = 9\n", "t")->db_write_begin_attempts,
+            9);
+  EXPECT_FALSE(ParseConfig("[server]\ndb_write_begin_attempts = 0\n", "t").ok());
   EXPECT_FALSE(ParseConfig("[server\n", "t").ok());
 }
 
