@@ -155,6 +155,10 @@ class Dialect final : public sql::Dialect {
 
   std::string IdTiebreak(const std::string& alias, bool) const override { return alias + ".id"; }
 
+  // A scalar subquery is never pulled up into a join: the EXISTS stays a per-row SubPlan, and
+  // the walk an index scan of resource (type, id) in page order that stops at its LIMIT.
+  std::string PerRow(const std::string& test) const override { return "(SELECT " + test + ")"; }
+
   // The row counts choose the driving clause, the walk and the collect-all page here, not the
   // form of the other clauses (sql::Dialect::CollectsCountedClauses).
   bool CollectsCountedClauses() const override { return false; }
