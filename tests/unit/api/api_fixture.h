@@ -1,11 +1,17 @@
-// A FhirApi in process over a real SQLite store in a temporary directory, with helpers to call
-// it and read its Bundles (tests of api/ that go through the REST surface without HTTP).
+// A FhirApi in process over a real store, with helpers to call it and read its Bundles (tests of
+// api/ that go through the REST surface without HTTP). Parameterised by backend, like the store
+// and integration suites, so every test runs on both: SQLite on a file in a temporary directory,
+// and PostgreSQL in a fresh schema of the database JICENG_TEST_PG_URL names (TestDatabase of
+// tests/integration/integration_env.h). Without that URL the PostgreSQL variants are skipped on
+// a developer machine and FAIL when CI is set (JC_REQUIRE_BACKEND).
+//
+//   using MyApiTest = testing::ApiTest;
+//   TEST_P(MyApiTest, …) { … }
+//   JC_API_ON_EVERY_BACKEND(MyApiTest);
 #pragma once
 
 #include <gtest/gtest.h>
-#include <stdlib.h>
 
-#include <filesystem>
 #include <memory>
 #include <optional>
 #include <string>
@@ -16,27 +22,47 @@
 #include "base/json.h"
 #include "fhir/definitions.h"
 #include "fhir/validator.h"
+#include "integration/integration_env.h"
+#include "store/postgres/postgres_store.h"
 #include "store/sqlite/sqlite_store.h"
+
+// Runs the TEST_Ps of `suite` once per backend: test names end in /Sqlite and /Postgres.
+#define JC_API_ON_EVERY_BACKEND(suite)                                               \
+  INSTANTIATE_TEST_SUITE_P(Backend, suite,                                           \
+                           ::testing::Values(::jiceng::testing::Backend::kSqlite,    \
+                                             ::jiceng::testing::Backend::kPostgres), \
+                           ::jiceng::api::testing::ApiBackendName)
 
 namespace jiceng::api::testing {
 
-namespace fs = std::filesystem;
+using ::jiceng::testing::Backend;
 
-class ApiTest : public ::testing::Test {
+inline std::string ApiBackendName(const ::testing::TestParamInfo<Backend>& info) {
+  return ::jiceng::testing::BackendName(info.param);
+}
+
+class ApiTest : public ::testing::TestWithParam<Backend> {
  protected:
   void SetUp() override {
-    std::string tmpl = (fs::path(::testing::TempDir()) / "jiceng-api-XXXXXX").string();
-    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
-    dir_ = tmpl;
-    auto s = store::OpenSqliteStore(dir_ + "/t.db");
+    JC_REQUIRE_BACKEND(GetParam());
+    db_ = ::jiceng::testing::TestDatabase::Create(GetParam());
+    ASSERT_TRUE(db_);
+    dir_ = db_->dir().string();
+    Result<std::unique_ptr<store::IStore>> s = [&]() -> Result<std::unique_ptr<store::IStore>> {
+      if (GetParam() == Backend::kSqlite) return store::OpenSqliteStore(db_->db());
+      store::PostgresOptions options;
+      options.read_connections = 4;  // as the store and search suites' PostgreSQL stores
+      return store::OpenPostgresStore(db_->db(), options);
+    }();
     ASSERT_TRUE(s.ok()) << s.error().message;
     store_ = std::move(*s);
     MakeApi(FhirApiOptions{});
   }
   void TearDown() override {
     api_.reset();
-    store_->Close();
-    fs::remove_all(dir_);
+    if (store_) store_->Close();
+    store_.reset();
+    db_.reset();  // removes the directory, and the PostgreSQL schema
   }
 
   void MakeApi(FhirApiOptions o) {
@@ -163,7 +189,8 @@ class ApiTest : public ::testing::Test {
            R"("}]},"subject":{"reference":"Patient/)" + patient + R"("})" + extra + "}";
   }
 
-  std::string dir_;
+  std::unique_ptr<::jiceng::testing::TestDatabase> db_;
+  std::string dir_;  // a scratch directory beside the database (exports)
   std::unique_ptr<store::IStore> store_;
   std::unique_ptr<FhirApi> api_;
 };

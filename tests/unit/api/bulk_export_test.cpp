@@ -1,6 +1,6 @@
 // $export (FHIR Bulk Data: system, Patient and Group level) through FhirApi in process: kick-off,
 // polling, the manifest and its NDJSON files, _type and _since, cancelling, and the errors of a
-// bad request.
+// bad request; on each backend (api_fixture.h).
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -80,7 +80,7 @@ class BulkExportTest : public testing::ApiTest {
   std::string last_status_url_;
 };
 
-TEST_F(BulkExportTest, ExportsEveryTypeAsNdjsonFilesListedInTheManifest) {
+TEST_P(BulkExportTest, ExportsEveryTypeAsNdjsonFilesListedInTheManifest) {
   FhirApiOptions o;
   o.export_dir = dir_ + "/exports";
   o.export_file_resources = 2;  // three Observations: two files
@@ -121,7 +121,7 @@ TEST_F(BulkExportTest, ExportsEveryTypeAsNdjsonFilesListedInTheManifest) {
   EXPECT_EQ(Call("GET", Target(std::string(first.at("url").as_string()))).status, 404);
 }
 
-TEST_F(BulkExportTest, TypeAndSinceNarrowTheExport) {
+TEST_P(BulkExportTest, TypeAndSinceNarrowTheExport) {
   Seed();
   std::this_thread::sleep_for(std::chrono::milliseconds(5));
   const std::string since = FormatInstant(NowMicros());
@@ -139,7 +139,7 @@ TEST_F(BulkExportTest, TypeAndSinceNarrowTheExport) {
   EXPECT_EQ(got, (std::set<std::string>{"Observation/o9", "Patient/p2"}));
 }
 
-TEST_F(BulkExportTest, BadKickOffsAreRefusedWithAnOutcome) {
+TEST_P(BulkExportTest, BadKickOffsAreRefusedWithAnOutcome) {
   // Without Prefer: respond-async.
   EXPECT_EQ(Call("GET", "/fhir/$export").status, 400);
   HeaderList async{{"prefer", "respond-async"}};
@@ -166,7 +166,7 @@ namespace {
 
 // Patient level: every resource in some Patient's compartment, and nothing else (not the
 // Organization or the Practitioners, not an Observation about a Group).
-TEST_F(BulkExportTest, PatientLevelExportsThePatientCompartmentsOnly) {
+TEST_P(BulkExportTest, PatientLevelExportsThePatientCompartmentsOnly) {
   Seed();
   Put(R"({"resourceType":"Observation","id":"og","status":"final","code":{"text":"x"},
           "subject":{"reference":"Group/g1"}})");
@@ -186,7 +186,7 @@ TEST_F(BulkExportTest, PatientLevelExportsThePatientCompartmentsOnly) {
 
 // Group level: the compartments of the Group's active Patient members. o4 is about p2 but
 // performed by p1, so it is in p1's compartment too; so is the Group itself (R4: Group.member).
-TEST_F(BulkExportTest, GroupLevelExportsItsActiveMembersCompartments) {
+TEST_P(BulkExportTest, GroupLevelExportsItsActiveMembersCompartments) {
   Seed();
   Put(R"({"resourceType":"Group","id":"g1","type":"person","actual":true,"member":[
           {"entity":{"reference":"Patient/p1"}},
@@ -204,7 +204,7 @@ TEST_F(BulkExportTest, GroupLevelExportsItsActiveMembersCompartments) {
             (std::set<std::string>{"Patient/p2", "Observation/o3", "Observation/o4"}));
 }
 
-TEST_F(BulkExportTest, PatientAndGroupLevelErrorsAndCapabilities) {
+TEST_P(BulkExportTest, PatientAndGroupLevelErrorsAndCapabilities) {
   Seed();
   const HeaderList async = {{"prefer", "respond-async"}};
   EXPECT_EQ(Call("GET", "/fhir/Observation/$export", {}, async).status, 404);
@@ -237,7 +237,7 @@ TEST_F(BulkExportTest, PatientAndGroupLevelErrorsAndCapabilities) {
 // The jobs live in their directory, not in one FhirApi: a second server on the same database and
 // directory (another process, or this one after a restart) answers the status, the files and
 // DELETE of a job the first one ran.
-TEST_F(BulkExportTest, JobsOutliveTheirServerAndAreSharedThroughTheDirectory) {
+TEST_P(BulkExportTest, JobsOutliveTheirServerAndAreSharedThroughTheDirectory) {
   Seed();
   const json::object m = Export("?_type=Patient,Observation");
   const std::string status = Target(last_status_url_);
@@ -318,7 +318,7 @@ class BulkExportJobsTest : public BulkExportTest {
 // The process running a job stops (here: its BulkExports is destroyed, which leaves the job on
 // disk as running and releases its lock, as a kill -9 or a restart does). Another BulkExports
 // on the directory takes the job over at a poll and runs it again from the start.
-TEST_F(BulkExportJobsTest, ARunningJobWhoseProcessIsGoneIsTakenOverAndRunAgain) {
+TEST_P(BulkExportJobsTest, ARunningJobWhoseProcessIsGoneIsTakenOverAndRunAgain) {
   Seed();
   std::atomic<bool> in_observation{false};
   BulkExportsOptions o = Options();
@@ -356,7 +356,7 @@ TEST_F(BulkExportJobsTest, ARunningJobWhoseProcessIsGoneIsTakenOverAndRunAgain) 
 
 // A job deleted by another process while it runs: its directory goes, and the process running
 // it stops and leaves nothing behind.
-TEST_F(BulkExportJobsTest, ADeleteFromAnotherProcessStopsTheJob) {
+TEST_P(BulkExportJobsTest, ADeleteFromAnotherProcessStopsTheJob) {
   Seed();
   std::atomic<bool> in_observation{false}, release{false};
   BulkExportsOptions o = Options();
@@ -392,7 +392,7 @@ TEST_F(BulkExportJobsTest, ADeleteFromAnotherProcessStopsTheJob) {
 }
 
 // Finished jobs stay for the retention period, then go at the next start-up or kick-off.
-TEST_F(BulkExportJobsTest, FinishedJobsAreRemovedAfterTheRetention) {
+TEST_P(BulkExportJobsTest, FinishedJobsAreRemovedAfterTheRetention) {
   Seed();
   BulkExports kept(*store_, Options());
   auto id = kept.Start(Request({"Patient"}));
@@ -409,6 +409,9 @@ TEST_F(BulkExportJobsTest, FinishedJobsAreRemovedAfterTheRetention) {
   EXPECT_FALSE(expiring.Get(*id));
   EXPECT_FALSE(fs::exists(o.dir + "/" + *id));
 }
+
+JC_API_ON_EVERY_BACKEND(BulkExportTest);
+JC_API_ON_EVERY_BACKEND(BulkExportJobsTest);
 
 }  // namespace
 }  // namespace jiceng::api

@@ -1,6 +1,6 @@
-// Search result shaping through FhirApi in process, over a real SQLite store: _include and
-// _revinclude (with :iterate and the caps), compartment search, $everything, paging links and
-// the CapabilityStatement.
+// Search result shaping through FhirApi in process, over a real store of each backend (SQLite and
+// PostgreSQL, api_fixture.h): _include and _revinclude (with :iterate and the caps), compartment
+// search, $everything, paging links and the CapabilityStatement.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -18,7 +18,6 @@
 #include "base/time.h"
 #include "fhir/definitions.h"
 #include "fhir/validator.h"
-#include "store/sqlite/sqlite_store.h"
 
 namespace jiceng::api {
 namespace {
@@ -29,7 +28,7 @@ using SearchApiTest = testing::ApiTest;
 
 using V = std::vector<std::string>;
 
-TEST_F(SearchApiTest, IncludeAddsTargetsOnceWithoutCountingThem) {
+TEST_P(SearchApiTest, IncludeAddsTargetsOnceWithoutCountingThem) {
   Seed();
   auto b = Get("/fhir/Observation?code=8867-4&_include=Observation:subject");
   EXPECT_EQ(b.at("total"), 2);
@@ -49,7 +48,7 @@ TEST_F(SearchApiTest, IncludeAddsTargetsOnceWithoutCountingThem) {
   EXPECT_EQ(Entries(b, "include"), V{"Patient/p1"});
 }
 
-TEST_F(SearchApiTest, IncludeWildcards) {
+TEST_P(SearchApiTest, IncludeWildcards) {
   Seed();
   auto b = Get("/fhir/Observation?_id=o1&_include=*");
   EXPECT_EQ(Entries(b, "match"), V{"Observation/o1"});
@@ -62,7 +61,7 @@ TEST_F(SearchApiTest, IncludeWildcards) {
   EXPECT_EQ(Entries(b, "include"), V{"Practitioner/d1"});
 }
 
-TEST_F(SearchApiTest, RevInclude) {
+TEST_P(SearchApiTest, RevInclude) {
   Seed();
   auto b = Get("/fhir/Patient?_id=p1&_revinclude=Observation:subject");
   EXPECT_EQ(b.at("total"), 1);
@@ -79,7 +78,7 @@ TEST_F(SearchApiTest, RevInclude) {
             (V{"Observation/o1", "Observation/o2", "Observation/o3", "Encounter/e1"}));
 }
 
-TEST_F(SearchApiTest, IterateFollowsIncludedResourcesAndStops) {
+TEST_P(SearchApiTest, IterateFollowsIncludedResourcesAndStops) {
   Seed();
   // A cycle o10 -> o11 -> o12 -> o10.
   Put(Obs("o10", "p1", "1", R"(,"hasMember":[{"reference":"Observation/o11"}])"));
@@ -106,7 +105,7 @@ TEST_F(SearchApiTest, IterateFollowsIncludedResourcesAndStops) {
             (V{"Observation/o3", "Observation/o4", "Practitioner/d1", "Patient/p1"}));
 }
 
-TEST_F(SearchApiTest, IncludeCaps) {
+TEST_P(SearchApiTest, IncludeCaps) {
   Seed();
   FhirApiOptions o;
   o.max_include_count = 2;
@@ -134,7 +133,7 @@ TEST_F(SearchApiTest, IncludeCaps) {
 
 // Past search_total_limit matches the total is left out unless the client asks _total=accurate;
 // _summary=count always counts. The last link, found from the end, needs no total.
-TEST_F(SearchApiTest, TotalIsCountedUpToTheLimitUnlessAccurateIsAsked) {
+TEST_P(SearchApiTest, TotalIsCountedUpToTheLimitUnlessAccurateIsAsked) {
   Seed();  // four Observations
   FhirApiOptions o;
   o.search_total_limit = 3;
@@ -162,7 +161,7 @@ TEST_F(SearchApiTest, TotalIsCountedUpToTheLimitUnlessAccurateIsAsked) {
 // A search that collects every match anyway keeps their ids for stable paging even past
 // search_total_limit: its total stays unreported on every page, and the later pages neither
 // shift when a match is deleted nor offer a page after the last.
-TEST_F(SearchApiTest, CollectedMatchesPageStablyPastTheTotalLimit) {
+TEST_P(SearchApiTest, CollectedMatchesPageStablyPastTheTotalLimit) {
   FhirApiOptions o;
   o.search_total_limit = 3;
   MakeApi(o);
@@ -186,7 +185,7 @@ TEST_F(SearchApiTest, CollectedMatchesPageStablyPastTheTotalLimit) {
 // Past the kept ids (here: none kept), a next link carries a _cursor: the page after the last
 // entry of this one, so that matches on earlier pages that are deleted or updated meanwhile shift
 // nothing. previous, first and self keep working; a cursor that is not the server's is a 400.
-TEST_F(SearchApiTest, NextLinksPastTheKeptIdsStartAfterTheLastEntry) {
+TEST_P(SearchApiTest, NextLinksPastTheKeptIdsStartAfterTheLastEntry) {
   FhirApiOptions o;
   o.search_results.max_ids = 0;
   MakeApi(o);
@@ -246,7 +245,7 @@ TEST_F(SearchApiTest, NextLinksPastTheKeptIdsStartAfterTheLastEntry) {
 // page's total): the last _count matches of the snapshot however many before them dropped out
 // since. It has no next link; its previous link goes back by cursor. With kept ids its
 // _getpagesoffset serves the same page, and another process finds it from the cursor.
-TEST_F(SearchApiTest, LastLinkIsTheMatchesBeforeTheEnd) {
+TEST_P(SearchApiTest, LastLinkIsTheMatchesBeforeTheEnd) {
   for (int i = 1; i <= 7; ++i) Put(Obs("k" + std::to_string(i), "p1", "8867-4"));
   for (const bool kept : {false, true}) {
     for (const std::string sort : {"_id", "-_lastUpdated,_id", "-code,-_id"}) {
@@ -301,7 +300,7 @@ TEST_F(SearchApiTest, LastLinkIsTheMatchesBeforeTheEnd) {
 // fresh FhirApi has none of this one's searches) the links carry a _cursor beside _getpages and
 // the other process pages from it; where they are shared through the database (PostgreSQL,
 // IStore::SharesSearchResults) the other process finds them there and the links carry none.
-TEST_F(SearchApiTest, KeptIdLinksLetAnotherProcessContinue) {
+TEST_P(SearchApiTest, KeptIdLinksLetAnotherProcessContinue) {
   const bool with_cursor = !store_->SharesSearchResults();
   for (int i = 1; i <= 9; ++i) Put(Obs("k" + std::to_string(i), "p1", "8867-4"));
   for (const std::string sort : {"_id", "-_lastUpdated,_id", "-code,-_id"}) {
@@ -350,7 +349,7 @@ TEST_F(SearchApiTest, KeptIdLinksLetAnotherProcessContinue) {
   }
 }
 
-TEST_F(SearchApiTest, IncludeIsOffForSummaryCountAndBadValues) {
+TEST_P(SearchApiTest, IncludeIsOffForSummaryCountAndBadValues) {
   Seed();
   auto b = Get("/fhir/Observation?_include=Observation:subject&_summary=count");
   EXPECT_EQ(b.at("total"), 4);
@@ -367,7 +366,7 @@ TEST_F(SearchApiTest, IncludeIsOffForSummaryCountAndBadValues) {
   EXPECT_NE(r.body.find("nope"), std::string::npos);
 }
 
-TEST_F(SearchApiTest, NearAndQueryAreNotSupported) {
+TEST_P(SearchApiTest, NearAndQueryAreNotSupported) {
   Put(R"({"resourceType":"Location","id":"l1","name":"Clinic"})");
   auto b = Get("/fhir/Location?near=30.8|120.9|10|km");
   EXPECT_EQ(Entries(b, "match"), V{"Location/l1"});
@@ -389,7 +388,7 @@ TEST_F(SearchApiTest, NearAndQueryAreNotSupported) {
       200);
 }
 
-TEST_F(SearchApiTest, CountZeroHasNoNextLink) {
+TEST_P(SearchApiTest, CountZeroHasNoNextLink) {
   Seed();
   auto b = Get("/fhir/Observation?_count=0");
   EXPECT_EQ(b.at("total"), 4);
@@ -397,7 +396,7 @@ TEST_F(SearchApiTest, CountZeroHasNoNextLink) {
   EXPECT_EQ(b.if_contains("entry"), nullptr);
 }
 
-TEST_F(SearchApiTest, PagingLinksWalkTheSnapshot) {
+TEST_P(SearchApiTest, PagingLinksWalkTheSnapshot) {
   Seed();
   auto b = Get("/fhir/Observation?_count=3&_sort=_id");
   EXPECT_EQ(Entries(b, "match"), (V{"Observation/o1", "Observation/o2", "Observation/o3"}));
@@ -416,7 +415,7 @@ TEST_F(SearchApiTest, PagingLinksWalkTheSnapshot) {
   EXPECT_EQ(Entries(Get(Target(*Link(n, "self"))), "match"), V{"Observation/o4"});
 }
 
-TEST_F(SearchApiTest, PostSearchTakesIncludesAndShapingFromTheBody) {
+TEST_P(SearchApiTest, PostSearchTakesIncludesAndShapingFromTheBody) {
   Seed();
   Response r = Call("POST", "/fhir/Observation/_search",
                     "_id=o2&_include=Observation:subject&_elements=status",
@@ -431,7 +430,7 @@ TEST_F(SearchApiTest, PostSearchTakesIncludesAndShapingFromTheBody) {
   EXPECT_EQ(o2.if_contains("subject"), nullptr);  // neither
 }
 
-TEST_F(SearchApiTest, CompartmentSearch) {
+TEST_P(SearchApiTest, CompartmentSearch) {
   Seed();
   // subject OR performer: o4 is about p2 but performed by p1.
   auto b = Get("/fhir/Patient/p1/Observation");
@@ -484,7 +483,7 @@ TEST_F(SearchApiTest, CompartmentSearch) {
   Get("/fhir/Patient/p2/Observation", 410);
 }
 
-TEST_F(SearchApiTest, CompartmentSearchOfEveryType) {
+TEST_P(SearchApiTest, CompartmentSearchOfEveryType) {
   Seed();
   auto b = Get("/fhir/Patient/p1/*");
   EXPECT_EQ(b.at("total"), 4);
@@ -511,7 +510,7 @@ TEST_F(SearchApiTest, CompartmentSearchOfEveryType) {
   EXPECT_EQ(Entries(b, "match"), (V{"Encounter/e1", "Observation/o1"}));
 }
 
-TEST_F(SearchApiTest, EverythingPagesTheCompartmentAndAddsReferencedResources) {
+TEST_P(SearchApiTest, EverythingPagesTheCompartmentAndAddsReferencedResources) {
   Seed();
   auto b = Get("/fhir/Patient/p1/$everything");
   EXPECT_EQ(b.at("type"), "searchset");
@@ -549,7 +548,7 @@ TEST_F(SearchApiTest, EverythingPagesTheCompartmentAndAddsReferencedResources) {
   EXPECT_EQ(Get("/fhir/Patient/p1/$everything").at("total"), 6);
 }
 
-TEST_F(SearchApiTest, EverythingSinceAndErrors) {
+TEST_P(SearchApiTest, EverythingSinceAndErrors) {
   Seed();
   // `_since` has millisecond precision: keep the seed and the update apart.
   std::this_thread::sleep_for(std::chrono::milliseconds(3));
@@ -579,7 +578,7 @@ TEST_F(SearchApiTest, EverythingSinceAndErrors) {
   EXPECT_TRUE(got.count("Practitioner/d2"));
 }
 
-TEST_F(SearchApiTest, CapabilityStatementSaysWhatExists) {
+TEST_P(SearchApiTest, CapabilityStatementSaysWhatExists) {
   auto cs = Get("/fhir/metadata");
   const auto& rest = cs.at("rest").at(0).get_object();
   const json::object* patient = nullptr;
@@ -620,6 +619,8 @@ TEST_F(SearchApiTest, CapabilityStatementSaysWhatExists) {
     for (const auto& p : r.at("searchParam").get_array()) EXPECT_NE(p.at("name"), "near");
   }
 }
+
+JC_API_ON_EVERY_BACKEND(SearchApiTest);
 
 }  // namespace
 }  // namespace jiceng::api
