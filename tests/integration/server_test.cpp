@@ -1,12 +1,15 @@
 // Whole-server behaviour over HTTP, on each backend (SQLite and PostgreSQL): the Synthea sample
 // in strict and lenient mode, concurrent If-Match updates (one server, and two servers on one
-// database), durability under kill -9 (acknowledged creates, a $export job), graceful shutdown.
+// database), conditional creates racing from two servers (alone and in transactions), durability
+// under kill -9 (acknowledged creates, a $export job), graceful shutdown.
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
+#include <barrier>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -245,6 +248,172 @@ TEST_P(Concurrency, TwoServersOnOneDatabaseIfMatchExactlyOneWins) {
           << cur->body;
     }
   }
+}
+
+// The total a search reports and the ids of its entries (-1 and none when it failed).
+std::pair<int64_t, std::vector<std::string>> SearchIds(HttpClient& c, const std::string& target) {
+  auto r = c.Send("GET", target);
+  if (!r.ok() || r->status != 200) return {-1, {}};
+  auto v = ParseJson(r->body);
+  if (!v.ok() || !v->is_object() || !v->get_object().contains("total")) return {-1, {}};
+  std::vector<std::string> ids;
+  if (const auto* entries = v->get_object().if_contains("entry")) {
+    for (const auto& e : entries->as_array())
+      ids.emplace_back(e.at("resource").at("id").as_string());
+  }
+  return {v->at("total").to_number<int64_t>(), ids};
+}
+
+// Two servers on one database, and in every round both POST the same Patient with the same
+// If-None-Exist (an identifier no resource has yet) at once, one to each. Whichever process
+// writes second must find the first one's Patient: both answers are 201 or 200, exactly one is
+// 201, both name the same Patient, and a search by the identifier on either server finds only it.
+TEST_P(Concurrency, TwoServersOnOneDatabaseConditionalCreateMakesOneResource) {
+  JC_REQUIRE_BACKEND(GetParam());
+  auto db = TestDatabase::Create(GetParam());
+  ASSERT_TRUE(db);
+  auto a = StartServer(db->db());
+  ASSERT_TRUE(a);
+  auto b = StartServer(db->db());
+  ASSERT_TRUE(b);
+  const uint16_t ports[2] = {a->port(), b->port()};
+  constexpr int kRounds = 30;
+  const std::string system = "urn:jiceng:test:conditional-create";
+  // Per round and server: the status of the answer, and the id of the Patient in its body.
+  std::vector<std::array<int, 2>> status(kRounds, {0, 0});
+  std::vector<std::array<std::string, 2>> ids(kRounds);
+  std::barrier start(2);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 2; ++t) {
+    threads.emplace_back([&, t] {
+      HttpClient c("127.0.0.1", ports[t]);
+      (void)c.Send("GET", "/fhir/metadata");  // connected before the first round
+      for (int round = 0; round < kRounds; ++round) {
+        const std::string value = "cc-" + std::to_string(round);
+        Headers h = kJson;
+        h.emplace_back("If-None-Exist", "identifier=" + system + "|" + value);
+        const std::string body = R"({"resourceType":"Patient","identifier":[{"system":")" + system +
+                                 R"(","value":")" + value + R"("}]})";
+        start.arrive_and_wait();  // both requests leave together
+        auto r = c.Send("POST", "/fhir/Patient", body, h);
+        if (!r.ok()) continue;
+        status[round][t] = r->status;
+        auto v = ParseJson(r->body);
+        if (v.ok() && v->is_object()) {
+          if (auto id = FindString(v->get_object(), "id")) ids[round][t] = std::string(*id);
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (int round = 0; round < kRounds; ++round) {
+    SCOPED_TRACE("round " + std::to_string(round));
+    for (int t = 0; t < 2; ++t) {
+      EXPECT_TRUE(status[round][t] == 201 || status[round][t] == 200) << status[round][t];
+    }
+    EXPECT_EQ(std::count(status[round].begin(), status[round].end(), 201), 1);
+    EXPECT_FALSE(ids[round][0].empty());
+    EXPECT_EQ(ids[round][0], ids[round][1]);
+    for (uint16_t port : ports) {
+      HttpClient c("127.0.0.1", port);
+      auto [total, found] =
+          SearchIds(c, "/fhir/Patient?identifier=" + system + "|cc-" + std::to_string(round));
+      EXPECT_EQ(total, 1);
+      EXPECT_EQ(found, std::vector<std::string>{ids[round][0]});
+    }
+  }
+  HttpClient c("127.0.0.1", a->port());
+  EXPECT_EQ(CountVersions(c, "Patient"), kRounds);  // nothing else was written
+}
+
+// Two servers on one database, and in every round both run a transaction at once, one to each:
+// a conditional create of the same Patient (ifNoneExist on its identifier) and an Observation
+// whose subject is that entry's fullUrl. Both transactions commit; afterwards there is exactly
+// one Patient with the identifier, and both Observations refer to it (the transaction that
+// found the other's Patient pointed its fullUrl there, not at an id it never created).
+TEST_P(Concurrency, TwoServersOnOneDatabaseTransactionsCreateOnePatientForBothObservations) {
+  JC_REQUIRE_BACKEND(GetParam());
+  auto db = TestDatabase::Create(GetParam());
+  ASSERT_TRUE(db);
+  auto a = StartServer(db->db());
+  ASSERT_TRUE(a);
+  auto b = StartServer(db->db());
+  ASSERT_TRUE(b);
+  const uint16_t ports[2] = {a->port(), b->port()};
+  constexpr int kRounds = 30;
+  const std::string system = "urn:jiceng:test:transaction";
+  // Per round and server: the status of the answer, and those of its two entries.
+  std::vector<std::array<int, 2>> status(kRounds, {0, 0});
+  std::vector<std::array<std::string, 2>> patient_status(kRounds), observation_status(kRounds);
+  std::barrier start(2);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 2; ++t) {
+    threads.emplace_back([&, t] {
+      HttpClient c("127.0.0.1", ports[t]);
+      (void)c.Send("GET", "/fhir/metadata");  // connected before the first round
+      for (int round = 0; round < kRounds; ++round) {
+        const std::string value = "tx-" + std::to_string(round);
+        const std::string full_url =
+            fmt::format("urn:uuid:{:08x}-0000-4000-8000-{:012x}", round, t);
+        // The Observation's subject is the Patient entry's fullUrl.
+        const std::string bundle = fmt::format(R"({{"resourceType":"Bundle","type":"transaction",
+          "entry":[
+            {{"fullUrl":"{0}",
+              "resource":{{"resourceType":"Patient",
+                           "identifier":[{{"system":"{1}","value":"{2}"}}]}},
+              "request":{{"method":"POST","url":"Patient","ifNoneExist":"identifier={1}|{2}"}}}},
+            {{"resource":{{"resourceType":"Observation","status":"final","code":{{"text":"race"}},
+                           "identifier":[{{"system":"{1}","value":"{2}"}}],
+                           "subject":{{"reference":"{0}"}}}},
+              "request":{{"method":"POST","url":"Observation"}}}}]}})",
+                                               full_url, system, value);
+        start.arrive_and_wait();  // both transactions leave together
+        auto r = c.Send("POST", "/fhir", bundle, kJson);
+        if (!r.ok()) continue;
+        status[round][t] = r->status;
+        auto v = ParseJson(r->body);
+        if (!v.ok() || !v->is_object() || !v->get_object().contains("entry")) continue;
+        const auto& entries = v->at("entry").as_array();
+        if (entries.size() != 2) continue;
+        patient_status[round][t] = std::string(entries[0].at("response").at("status").as_string());
+        observation_status[round][t] =
+            std::string(entries[1].at("response").at("status").as_string());
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  HttpClient c("127.0.0.1", a->port());
+  for (int round = 0; round < kRounds; ++round) {
+    SCOPED_TRACE("round " + std::to_string(round));
+    const std::string value = "tx-" + std::to_string(round);
+    EXPECT_EQ(status[round][0], 200);
+    EXPECT_EQ(status[round][1], 200);
+    EXPECT_EQ(std::count(patient_status[round].begin(), patient_status[round].end(), "201 Created"),
+              1);
+    EXPECT_EQ(std::count(patient_status[round].begin(), patient_status[round].end(), "200 OK"), 1);
+    EXPECT_EQ(observation_status[round][0], "201 Created");
+    EXPECT_EQ(observation_status[round][1], "201 Created");
+    auto [patients, patient_ids] = SearchIds(c, "/fhir/Patient?identifier=" + system + "|" + value);
+    EXPECT_EQ(patients, 1);
+    ASSERT_EQ(patient_ids.size(), 1u);
+    auto r = c.Send("GET", "/fhir/Observation?identifier=" + system + "|" + value);
+    ASSERT_TRUE(r.ok());
+    ASSERT_EQ(r->status, 200);
+    auto bundle = ParseJson(r->body);
+    ASSERT_TRUE(bundle.ok());
+    EXPECT_EQ(bundle->at("total").to_number<int64_t>(), 2);
+    int referring = 0;
+    if (const auto* entries = bundle->get_object().if_contains("entry")) {
+      for (const auto& e : entries->as_array()) {
+        EXPECT_EQ(e.at("resource").at("subject").at("reference").as_string(),
+                  "Patient/" + patient_ids[0]);
+        ++referring;
+      }
+    }
+    EXPECT_EQ(referring, 2);
+  }
+  EXPECT_EQ(CountVersions(c, "Patient"), kRounds);
+  EXPECT_EQ(CountVersions(c, "Observation"), 2 * kRounds);
 }
 
 TEST_P(Durability, AcknowledgedCreatesSurviveKill9) {
