@@ -153,7 +153,8 @@ void AddExportCommand(CLI::App& app) {
   auto flags = std::make_shared<ExportFlags>();
   auto* cmd = app.add_subcommand(
       "export", "Write current resources as NDJSON, one <Type>.ndjson per resource type");
-  cmd->add_option("--db", flags->db, "Database (SQLite file)")->capture_default_str();
+  cmd->add_option("--db", flags->db, "Database (SQLite file or postgresql:// URL)")
+      ->capture_default_str();
   cmd->add_option("--out", flags->out, "Output directory")->capture_default_str();
   cmd->add_option("--type", flags->types, "Only these resource types (comma-separated)")
       ->delimiter(',');

@@ -240,7 +240,8 @@ void AddGenerateCommand(CLI::App& app) {
       ->capture_default_str();
   auto* out = cmd->add_option("--out", flags->out, "Output directory")->capture_default_str();
   cmd->add_option("--db", flags->db,
-                  "Load straight into this database (SQLite file) instead of writing files")
+                  "Load straight into this database (SQLite file or postgresql:// URL) instead of "
+                  "writing files")
       ->excludes(out);
   cmd->add_option("--truth", flags->truth,
                   "With --db: duplicate truth CSV (default <db>.duplicates.csv)");

@@ -428,7 +428,8 @@ void AddImportCommand(CLI::App& app) {
   auto* cmd = app.add_subcommand(
       "import",
       "Load FHIR Bundles (.json), single resources (.json) or NDJSON files into the database");
-  cmd->add_option("--db", flags->db, "Database (SQLite file)")->capture_default_str();
+  cmd->add_option("--db", flags->db, "Database (SQLite file or postgresql:// URL)")
+      ->capture_default_str();
   cmd->add_flag("--lenient", flags->lenient, "Accept unknown elements with a warning");
   cmd->add_option("--errors", flags->error_file,
                   "Write rejected entries and why to this file (default: stderr)");

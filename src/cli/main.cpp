@@ -91,7 +91,8 @@ int main(int argc, char** argv) {
   ServeFlags flags;
   auto* serve = app.add_subcommand("serve", "Run the server");
   serve->add_option("--config", flags.config_file, "TOML configuration file");
-  serve->add_option("--db", flags.db, "SQLite database file (overrides the config)");
+  serve->add_option("--db", flags.db,
+                    "SQLite database file or postgresql:// URL (overrides the config)");
   serve->add_option("--listen", flags.listen, "HOST:PORT to listen on; port 0 picks a free port");
   serve->add_option("--threads", flags.threads, "Server threads (0: automatic)");
   serve->add_flag("--lenient", flags.lenient, "Accept unknown elements with a warning");
