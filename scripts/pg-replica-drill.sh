@@ -4,6 +4,11 @@
 # `jiceng serve` writing to the primary and reading through `server.db_read_url` from the standby.
 # Checks that a resource written over HTTP becomes readable (and searchable) through the replica,
 # prints how long that took, and that an If-Match update (whose read runs on the primary) works.
+# Then proves that reads really ran on the standby, not on the primary: the read URL carries an
+# application_name, and during a burst of reads by id and searches through a restarted jiceng the
+# standby's pg_stat_activity must show the read pool and the primary's must not; the standby's
+# pg_stat_database transaction counters (read once jiceng's backends there have exited, which
+# flushes their statistics) must have grown by at least one transaction per request.
 # Usage: scripts/pg-replica-drill.sh [BUILD_DIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,8 +23,15 @@ work=$(mktemp -d /tmp/jiceng-replica.XXXXXX)
 as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u jiceng-pg -- "$@"; else "$@"; fi; }
 [ "$(id -u)" -eq 0 ] && chown jiceng-pg "$work"
 server_pid=""
+stop_server() {
+  if [ -n "$server_pid" ]; then
+    kill "$server_pid" 2>/dev/null || true
+    wait "$server_pid" 2>/dev/null || true
+    server_pid=""
+  fi
+}
 cleanup() {
-  [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null || true
+  stop_server
   as_pg "$pg_bin/pg_ctl" -D "$work/standby" -m fast -w stop >/dev/null 2>&1 || true
   [ -n "${KEEP:-}" ] && cat "$work/standby.log" >&2
   psql "$JICENG_TEST_PG_URL" -qc "DROP SCHEMA IF EXISTS $schema CASCADE" 2>/dev/null || true
@@ -40,25 +52,32 @@ max_conn=$(psql "$JICENG_TEST_PG_URL" -Atc 'SHOW max_connections')
 as_pg "$pg_bin/pg_ctl" -D "$work/standby" -l "$work/standby.log" -w -t 60 \
   -o "-c port=$standby_port -c listen_addresses=127.0.0.1 -c unix_socket_directories=$work -c max_connections=$max_conn" start \
   >/dev/null
-standby_url="postgresql://postgres@127.0.0.1:$standby_port/${JICENG_TEST_PG_URL##*/}?options=-csearch_path%3D$schema"
+read_app=jiceng_drill_read_$$
+standby_url="postgresql://postgres@127.0.0.1:$standby_port/${JICENG_TEST_PG_URL##*/}?options=-csearch_path%3D$schema&application_name=$read_app"
 in_recovery=$(psql "$standby_url" -Atc 'SELECT pg_is_in_recovery()')
 [ "$in_recovery" = t ] || { echo "FAIL: the standby is not in recovery" >&2; exit 1; }
 echo "standby: $standby_url (hot standby, streaming from port $port)"
 
 printf '[server]\ndb_read_url = "%s"\n' "$standby_url" >"$work/jiceng.toml"
-"$bin" serve --db "$primary_url" --config "$work/jiceng.toml" --listen 127.0.0.1:0 \
-  --no-access-log >"$work/server.out" 2>&1 &
-server_pid=$!
-for _ in $(seq 100); do
-  http=$(sed -n 's/^jiceng: listening on \(http:\/\/127.0.0.1:[0-9]*\)$/\1/p' "$work/server.out")
-  [ -n "$http" ] && break
-  sleep 0.1
-done
-[ -n "${http:-}" ] || { cat "$work/server.out" >&2; exit 1; }
+serve() {  # starts jiceng writing to the primary and reading from the standby; sets $http
+  "$bin" serve --db "$primary_url" --config "$work/jiceng.toml" --listen 127.0.0.1:0 \
+    --no-access-log >"$work/server.out" 2>&1 &
+  server_pid=$!
+  http=""
+  for _ in $(seq 100); do
+    http=$(sed -n 's/^jiceng: listening on \(http:\/\/127.0.0.1:[0-9]*\)$/\1/p' "$work/server.out")
+    [ -n "$http" ] && return
+    sleep 0.1
+  done
+  cat "$work/server.out" >&2
+  exit 1
+}
+serve
 
-python3 - "$http" <<'EOF'
+python3 - "$http" "$work/ids" <<'EOF'
 import json, sys, time, urllib.request
 base = sys.argv[1] + "/fhir"
+ids = []
 def call(method, path, body=None, headers=None):
     req = urllib.request.Request(base + path, method=method,
                                  data=json.dumps(body).encode() if body else None,
@@ -72,6 +91,7 @@ lags = []
 for i in range(20):
     status, created, _ = call("POST", "/Patient", {"resourceType": "Patient", "name": [{"family": f"Replica{i}"}]})
     assert status == 201, (status, created)
+    ids.append(created["id"])
     t0 = time.perf_counter()
     while True:
         status, _, _ = call("GET", "/Patient/" + created["id"])
@@ -94,5 +114,56 @@ lags.sort()
 print(f"replica reads: 20 creates readable through the standby after {lags[len(lags)//2]:.1f} ms "
       f"(median), {lags[-1]:.1f} ms (max); search through the standby found all 20; "
       f"If-Match update 200 then 412")
+open(sys.argv[2], "w").write("\n".join(ids))
 EOF
+
+# Did the reads reach the standby? Count the standby's transactions over a burst of reads through
+# a fresh jiceng. A backend's statistics reach pg_stat_database when it goes idle (at most once a
+# second) or when it exits, so the counters are read only once no read-pool backend is left.
+standby_sql() { psql "$standby_url" -XAtqc "$1"; }
+read_backends() {  # read_backends URL: jiceng read-pool connections open on that server
+  psql "$1" -XAtqc "SELECT count(*) FROM pg_stat_activity WHERE application_name = '$read_app' AND pid <> pg_backend_pid()"
+}
+wait_read_backends_gone() {
+  for _ in $(seq 100); do
+    [ "$(read_backends "$standby_url")" = 0 ] && return
+    sleep 0.05
+  done
+  echo "FAIL: jiceng's read backends on the standby did not exit" >&2
+  exit 1
+}
+xacts='SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = current_database()'
+stop_server
+wait_read_backends_gone
+before=$(standby_sql "$xacts")
+serve
+requests=$(python3 - "$http" "$work/ids" <<'EOF'
+import sys, urllib.request
+base = sys.argv[1] + "/fhir"
+ids = open(sys.argv[2]).read().split()
+n = 0
+for _ in range(10):
+    for pid in ids:
+        with urllib.request.urlopen(f"{base}/Patient/{pid}") as r:
+            assert r.status == 200
+        n += 1
+for i in range(20):
+    with urllib.request.urlopen(f"{base}/Patient?family=Replica{i}") as r:
+        assert r.status == 200
+    n += 1
+print(n)
+EOF
+)
+on_standby=$(read_backends "$standby_url")
+on_primary=$(read_backends "$JICENG_TEST_PG_URL")
+stop_server
+wait_read_backends_gone
+after=$(standby_sql "$xacts")
+echo "reads on the standby: $((after - before)) transactions there for $requests reads and" \
+  "searches (pg_stat_database); read pool during the burst: $on_standby connections on the" \
+  "standby, $on_primary on the primary (pg_stat_activity)"
+if [ "$on_standby" -lt 1 ] || [ "$on_primary" -ne 0 ] || [ $((after - before)) -lt "$requests" ]; then
+  echo "FAIL: the reads did not all go to the standby" >&2
+  exit 1
+fi
 echo "PASS"
