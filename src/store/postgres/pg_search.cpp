@@ -155,6 +155,15 @@ class Dialect final : public sql::Dialect {
 
   std::string IdTiebreak(const std::string& alias, bool) const override { return alias + ".id"; }
 
+  // PostgreSQL's planner reads a candidate's heap row (its JSON included) wherever the columns
+  // it returns need it, and sorts the candidates with it: `Observation?code=85354-9&date=2025-06`
+  // over a 100,000-resident county read 21,484 rows to keep 50 (176 ms). The rids alone come from
+  // resource's covering key; ARRAY(…) keeps the order of its subquery, WITH ORDINALITY numbers it.
+  bool ReadsPageRowsLast() const override { return true; }
+  std::string InOrder(const std::string& rids, const std::string& alias) const override {
+    return "unnest(ARRAY(" + rids + ")) WITH ORDINALITY AS " + alias + "(rid, n)";
+  }
+
   // A scalar subquery is never pulled up into a join: the EXISTS stays a per-row SubPlan, and
   // the walk an index scan of resource (type, id) in page order that stops at its LIMIT.
   std::string PerRow(const std::string& test) const override { return "(SELECT " + test + ")"; }

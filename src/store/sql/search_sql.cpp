@@ -1003,6 +1003,13 @@ std::string ReplaceOnce(const std::string& text, const std::string& from, const 
   return text.substr(0, at) + to + text.substr(at + from.size());
 }
 
+// `text` with every `from` replaced by `to` (the page's columns under another alias).
+std::string ReplaceAll(std::string text, const std::string& from, const std::string& to) {
+  for (size_t at = text.find(from); at != std::string::npos; at = text.find(from, at + to.size()))
+    text.replace(at, from.size(), to);
+  return text;
+}
+
 constexpr const char* kPageColumns =
     "r.type, r.id, r.version, r.last_updated_us, r.deleted, r.json";
 // SearchQuery::ids_only: the same columns with an empty JSON text.
@@ -1269,8 +1276,18 @@ CompiledSearch CompileSearch(const SearchQuery& q, const Dialect& dialect,
     page_where = ReplaceOnce(page_where, scans.cond, "r.rid IN " + name);
     out.page_total = true;
   }
-  std::string sql = with + "SELECT " + columns + " FROM resource r WHERE " + page_where +
-                    " ORDER BY " + order + " LIMIT " + limit + " OFFSET " + offset;
+  const std::string rows = "FROM resource r WHERE " + page_where + " ORDER BY " + order +
+                           " LIMIT " + limit + " OFFSET " + offset;
+  std::string sql;
+  if (!q.ids_only && dialect.ReadsPageRowsLast()) {
+    // The page's rids first, from the keys (index-only), then its rows: a page chosen among
+    // many candidates otherwise read every candidate's row, JSON included, and sorted them.
+    sql = with + "SELECT " + ReplaceAll(columns, "r.", "x.") + " FROM " +
+          dialect.InOrder("SELECT r.rid " + rows, "p") + " JOIN resource x ON x.rid = p.rid" +
+          " ORDER BY p.n";
+  } else {
+    sql = with + "SELECT " + columns + " " + rows;
+  }
   out.page = Statement{std::move(sql), b.params()};
   return out;
 }

@@ -111,6 +111,15 @@ class Dialect {
   // probes each candidate with the other clauses through this.
   virtual std::string ProbeExists(const char* table, SearchKind kind, const std::string& alias,
                                   const std::string& cond) const = 0;
+  // Whether a page's statement finds the page's rids first and reads their rows after (InOrder),
+  // rather than selecting the rows themselves in order.
+  virtual bool ReadsPageRowsLast() const { return false; }
+  // The rows of `rids` (a statement yielding one column, rid, in order) as a FROM item named
+  // `alias` with the columns (rid, n), n their 1-based position, for ReadsPageRowsLast.
+  virtual std::string InOrder(const std::string& rids, const std::string& alias) const {
+    (void)rids, (void)alias;
+    return "";
+  }
   // `test` (a probe: an EXISTS on the row `r`) as a test the database runs on each row it
   // reaches, for a walk in id order that stops at its page. PostgreSQL otherwise turns an EXISTS
   // into a semi-join and may drive from it: `Observation?code=85354-9&component-value-quantity=

@@ -402,6 +402,10 @@ TEST(SearchSql, ManyMatchesAreProbedAndAChainOfFewTargetsIsCollected) {
     EXPECT_NE(c.page->sql.find("(SELECT EXISTS (SELECT 1 FROM idx_token"), std::string::npos)
         << c.page->sql;
     EXPECT_NE(c.page->sql.find("ORDER BY r.id"), std::string::npos) << c.page->sql;
+    // The page's rids first, its rows (JSON) only for them (Dialect::ReadsPageRowsLast).
+    EXPECT_NE(c.page->sql.find("FROM unnest(ARRAY(SELECT r.rid FROM resource r"), std::string::npos)
+        << c.page->sql;
+    EXPECT_NE(c.page->sql.find("x.json"), std::string::npos) << c.page->sql;
   }
 }
 
