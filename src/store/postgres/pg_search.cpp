@@ -166,7 +166,11 @@ class Dialect final : public sql::Dialect {
 
   // A scalar subquery is never pulled up into a join: the EXISTS stays a per-row SubPlan, and
   // the walk an index scan of resource (type, id) in page order that stops at its LIMIT.
-  std::string PerRow(const std::string& test) const override { return "(SELECT " + test + ")"; }
+  // A test in its WHERE, not its select list: an uncorrelated "rid IN (…)" there (a chain's set)
+  // is a qualification PostgreSQL hashes once and tests each row against.
+  std::string PerRow(const std::string& test) const override {
+    return "(SELECT TRUE WHERE " + test + ")";
+  }
 
   // The row counts choose the driving clause, the walk and the collect-all page here, not the
   // form of the other clauses (sql::Dialect::CollectsCountedClauses).

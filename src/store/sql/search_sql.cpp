@@ -808,7 +808,11 @@ std::string AllClauses(SqlBuilder& b, const std::vector<SearchClause>& clauses, 
       const bool chain_probe =
           (clauses[i].kind == SearchKind::kChain || clauses[i].kind == SearchKind::kReverseChain) &&
           b.dialect().CollectsCountedClauses();
-      plan.probe[i] = (Probeable(clauses[i]) || chain_probe) && !counted;
+      // PostgreSQL, walking row by row (per_row): a counted clause is probed too. Collected, its
+      // planner joined the set and sorted every match instead of walking the date index:
+      // `Immunization?date=2025&_sort=-date` over a 100,000-resident county, 124 ms.
+      const bool probe_counted = mode.per_row && !b.dialect().CollectsCountedClauses();
+      plan.probe[i] = (Probeable(clauses[i]) || chain_probe) && (!counted || probe_counted);
     }
   } else if (mode.planned) {
     plan = *mode.planned;
@@ -888,6 +892,9 @@ std::string AllClauses(SqlBuilder& b, const std::vector<SearchClause>& clauses, 
       }
     }
     std::string cond = ClauseCond(b, clauses[i], scope, plan.probe[i]);
+    // Only the probes: a chain collected beside them (PostgreSQL) stays a set its planner may
+    // drive from — the Observations of one patient with a blood-pressure code, the chain made
+    // per-row too, walked all 571,668 Observations of a 100,000-resident county (1.0-1.6 s).
     if (mode.per_row && plan.probe[i]) cond = b.dialect().PerRow(cond);
     sql += (sql.empty() ? "" : " AND ") + cond;
   }
@@ -1073,7 +1080,8 @@ Statement WalkStatement(const SearchQuery& q, const Dialect& dialect, const Plan
       " AND " + dialect.Live("r");
   if (q.at_or_before_us) sql += " AND r.last_updated_us <= " + w.Bind(*q.at_or_before_us);
   if (!q.all_of.empty()) {
-    sql += " AND " + AllClauses(w, q.all_of, top, q.type, ClauseMode{.walk = &plan});
+    sql +=
+        " AND " + AllClauses(w, q.all_of, top, q.type, ClauseMode{.walk = &plan, .per_row = true});
   }
   // Backward: from a position with a value, or from the last value of all (a walk after the
   // matches without a value, SearchAfter::end or a position among them).
