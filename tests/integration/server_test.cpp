@@ -12,6 +12,7 @@
 #include <barrier>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <set>
@@ -264,6 +265,25 @@ std::pair<int64_t, std::vector<std::string>> SearchIds(HttpClient& c, const std:
   return {v->at("total").to_number<int64_t>(), ids};
 }
 
+// `rounds` rounds on two servers at once: in each, one thread per server calls send(round, t, c)
+// on its keep-alive connection c to ports[t], both released together by a barrier.
+void RaceOnTwoServers(const uint16_t (&ports)[2], int rounds,
+                      const std::function<void(int round, int t, HttpClient& c)>& send) {
+  std::barrier start(2);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 2; ++t) {
+    threads.emplace_back([&, t] {
+      HttpClient c("127.0.0.1", ports[t]);
+      (void)c.Send("GET", "/fhir/metadata");  // connected before the first round
+      for (int round = 0; round < rounds; ++round) {
+        start.arrive_and_wait();  // both requests leave together
+        send(round, t, c);
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+}
+
 // Two servers on one database, and in every round both POST the same Patient with the same
 // If-None-Exist (an identifier no resource has yet) at once, one to each. Whichever process
 // writes second must find the first one's Patient: both answers are 201 or 200, exactly one is
@@ -282,30 +302,20 @@ TEST_P(Concurrency, TwoServersOnOneDatabaseConditionalCreateMakesOneResource) {
   // Per round and server: the status of the answer, and the id of the Patient in its body.
   std::vector<std::array<int, 2>> status(kRounds, {0, 0});
   std::vector<std::array<std::string, 2>> ids(kRounds);
-  std::barrier start(2);
-  std::vector<std::thread> threads;
-  for (int t = 0; t < 2; ++t) {
-    threads.emplace_back([&, t] {
-      HttpClient c("127.0.0.1", ports[t]);
-      (void)c.Send("GET", "/fhir/metadata");  // connected before the first round
-      for (int round = 0; round < kRounds; ++round) {
-        const std::string value = "cc-" + std::to_string(round);
-        Headers h = kJson;
-        h.emplace_back("If-None-Exist", "identifier=" + system + "|" + value);
-        const std::string body = R"({"resourceType":"Patient","identifier":[{"system":")" + system +
-                                 R"(","value":")" + value + R"("}]})";
-        start.arrive_and_wait();  // both requests leave together
-        auto r = c.Send("POST", "/fhir/Patient", body, h);
-        if (!r.ok()) continue;
-        status[round][t] = r->status;
-        auto v = ParseJson(r->body);
-        if (v.ok() && v->is_object()) {
-          if (auto id = FindString(v->get_object(), "id")) ids[round][t] = std::string(*id);
-        }
-      }
-    });
-  }
-  for (auto& t : threads) t.join();
+  RaceOnTwoServers(ports, kRounds, [&](int round, int t, HttpClient& c) {
+    const std::string value = "cc-" + std::to_string(round);
+    Headers h = kJson;
+    h.emplace_back("If-None-Exist", "identifier=" + system + "|" + value);
+    const std::string body = R"({"resourceType":"Patient","identifier":[{"system":")" + system +
+                             R"(","value":")" + value + R"("}]})";
+    auto r = c.Send("POST", "/fhir/Patient", body, h);
+    if (!r.ok()) return;
+    status[round][t] = r->status;
+    auto v = ParseJson(r->body);
+    if (v.ok() && v->is_object()) {
+      if (auto id = FindString(v->get_object(), "id")) ids[round][t] = std::string(*id);
+    }
+  });
   for (int round = 0; round < kRounds; ++round) {
     SCOPED_TRACE("round " + std::to_string(round));
     for (int t = 0; t < 2; ++t) {
@@ -345,18 +355,11 @@ TEST_P(Concurrency, TwoServersOnOneDatabaseTransactionsCreateOnePatientForBothOb
   // Per round and server: the status of the answer, and those of its two entries.
   std::vector<std::array<int, 2>> status(kRounds, {0, 0});
   std::vector<std::array<std::string, 2>> patient_status(kRounds), observation_status(kRounds);
-  std::barrier start(2);
-  std::vector<std::thread> threads;
-  for (int t = 0; t < 2; ++t) {
-    threads.emplace_back([&, t] {
-      HttpClient c("127.0.0.1", ports[t]);
-      (void)c.Send("GET", "/fhir/metadata");  // connected before the first round
-      for (int round = 0; round < kRounds; ++round) {
-        const std::string value = "tx-" + std::to_string(round);
-        const std::string full_url =
-            fmt::format("urn:uuid:{:08x}-0000-4000-8000-{:012x}", round, t);
-        // The Observation's subject is the Patient entry's fullUrl.
-        const std::string bundle = fmt::format(R"({{"resourceType":"Bundle","type":"transaction",
+  RaceOnTwoServers(ports, kRounds, [&](int round, int t, HttpClient& c) {
+    const std::string value = "tx-" + std::to_string(round);
+    const std::string full_url = fmt::format("urn:uuid:{:08x}-0000-4000-8000-{:012x}", round, t);
+    // The Observation's subject is the Patient entry's fullUrl.
+    const std::string bundle = fmt::format(R"({{"resourceType":"Bundle","type":"transaction",
           "entry":[
             {{"fullUrl":"{0}",
               "resource":{{"resourceType":"Patient",
@@ -366,22 +369,17 @@ TEST_P(Concurrency, TwoServersOnOneDatabaseTransactionsCreateOnePatientForBothOb
                            "identifier":[{{"system":"{1}","value":"{2}"}}],
                            "subject":{{"reference":"{0}"}}}},
               "request":{{"method":"POST","url":"Observation"}}}}]}})",
-                                               full_url, system, value);
-        start.arrive_and_wait();  // both transactions leave together
-        auto r = c.Send("POST", "/fhir", bundle, kJson);
-        if (!r.ok()) continue;
-        status[round][t] = r->status;
-        auto v = ParseJson(r->body);
-        if (!v.ok() || !v->is_object() || !v->get_object().contains("entry")) continue;
-        const auto& entries = v->at("entry").as_array();
-        if (entries.size() != 2) continue;
-        patient_status[round][t] = std::string(entries[0].at("response").at("status").as_string());
-        observation_status[round][t] =
-            std::string(entries[1].at("response").at("status").as_string());
-      }
-    });
-  }
-  for (auto& t : threads) t.join();
+                                           full_url, system, value);
+    auto r = c.Send("POST", "/fhir", bundle, kJson);
+    if (!r.ok()) return;
+    status[round][t] = r->status;
+    auto v = ParseJson(r->body);
+    if (!v.ok() || !v->is_object() || !v->get_object().contains("entry")) return;
+    const auto& entries = v->at("entry").as_array();
+    if (entries.size() != 2) return;
+    patient_status[round][t] = std::string(entries[0].at("response").at("status").as_string());
+    observation_status[round][t] = std::string(entries[1].at("response").at("status").as_string());
+  });
   HttpClient c("127.0.0.1", a->port());
   for (int round = 0; round < kRounds; ++round) {
     SCOPED_TRACE("round " + std::to_string(round));
