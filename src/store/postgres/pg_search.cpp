@@ -390,6 +390,17 @@ Status PgStatements::Walk(const SearchQuery& q, const sql::CompiledSearch& compi
   const auto count = static_cast<size_t>(q.count);
   const std::string sql =
       compiled.walk->sql + " LIMIT $" + std::to_string(compiled.walk->params.size() + 1) + "::int8";
+  // The walk is chosen because reading the date index in order until the page is full costs
+  // less than sorting every match (sql::WorthWalking, from counted rows). PostgreSQL's planner,
+  // estimating the parameter's rows from its statistics (527 onset dates for 16,810), sorted all
+  // of them instead: `Condition?code=I10&_sort=-onset-date` over a 100,000-resident county,
+  // 87-228 ms. Without sorts it walks the index backward (an incremental sort orders ties by
+  // id): ~15 ms. Off for the walk's statements only: the rest (by id, after the walk ended) and
+  // every later statement of the transaction plan as usual.
+  const auto set = [&](const char* setting) {
+    return c.Defer(setting) ? Status::Ok() : c.Exec(setting);
+  };
+  JC_RETURN_IF_ERROR(set("SET LOCAL enable_sort = off"));
   size_t distinct = 0;
   int64_t limit = static_cast<int64_t>(offset + count) + 64;
   for (;;) {
@@ -404,10 +415,11 @@ Status PgStatements::Walk(const SearchQuery& q, const sql::CompiledSearch& compi
       if (++distinct <= offset) continue;
       page.entries.push_back(RowToVersion(r, i));
     }
-    if (page.entries.size() == count) return Status::Ok();
+    if (page.entries.size() == count) return set("SET LOCAL enable_sort = on");
     if (r.rows() < limit) break;  // the walk ended: the matches without a date follow
     limit *= 4;
   }
+  JC_RETURN_IF_ERROR(set("SET LOCAL enable_sort = on"));
   if (!compiled.rest) return Status::Ok();  // a walk backward from a value: nothing follows
   std::vector<sql::Param> rest = compiled.rest->params;
   rest[rest.size() - 2].value = static_cast<int64_t>(count - page.entries.size());
