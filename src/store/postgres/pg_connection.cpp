@@ -2,6 +2,7 @@
 
 #include <libpq-fe.h>
 
+#include <algorithm>
 #include <bit>
 #include <cstring>
 #include <optional>
@@ -120,6 +121,41 @@ PgParams& PgParams::BoolArray(const std::vector<bool>& v) {
     out += x ? '\1' : '\0';
   }
   return Add(PgType::kBoolArray, std::move(out));
+}
+
+// COPY's binary file format: the signature, the flags (no OIDs) and the length of the header
+// extension (none).
+constexpr std::string_view kCopySignature("PGCOPY\n\377\r\n\0", 11);
+
+PgCopyRows::PgCopyRows(int columns) : columns_(static_cast<uint16_t>(columns)) {
+  data_.append(kCopySignature);
+  PutInt32(data_, 0);
+  PutInt32(data_, 0);
+}
+
+PgCopyRows& PgCopyRows::Row() {
+  ++rows_;
+  data_ += static_cast<char>(columns_ >> 8);
+  data_ += static_cast<char>(columns_);
+  return *this;
+}
+
+PgCopyRows& PgCopyRows::Field(std::string_view v) {
+  PutInt32(data_, static_cast<uint32_t>(v.size()));
+  data_.append(v);
+  return *this;
+}
+
+PgCopyRows& PgCopyRows::Int(int64_t v) {
+  PutInt32(data_, 8);
+  PutInt64(data_, static_cast<uint64_t>(v));
+  return *this;
+}
+
+PgCopyRows& PgCopyRows::Float(double v) {
+  PutInt32(data_, 8);
+  PutInt64(data_, std::bit_cast<uint64_t>(v));
+  return *this;
 }
 
 void PgResult::Deleter::operator()(pg_result* r) const { PQclear(r); }
@@ -257,6 +293,67 @@ Result<std::vector<PgResult>> PgConnection::QueryBatch(const std::vector<PgState
   if (statements.empty()) return std::vector<PgResult>();
   return WithLazyBegin<Result<std::vector<PgResult>>>(
       [&](const std::vector<std::string>& prefix) { return QueryPipelined(prefix, statements); });
+}
+
+Status PgConnection::CopyIn(const std::vector<PgCopy>& copies) {
+  if (copies.empty()) return Status::Ok();
+  std::string text;
+  for (const PgCopy& copy : copies) text += (text.empty() ? "" : "; ") + *copy.sql;
+  if (lazy_begin_.empty() && deferred_.empty() && unread_.empty() && !end_pending_) {
+    return CopyNow(text, copies);
+  }
+  return WithLazyBegin<Status>([&](const std::vector<std::string>& prefix) -> Status {
+    JC_RETURN_IF_ERROR(DrainUnread());
+    // As Exec: the pending ROLLBACK and the BEGIN ride in the same query string.
+    std::string all = end_pending_ ? "ROLLBACK; " : "";
+    end_pending_ = false;
+    for (const std::string& p : prefix) all += p + "; ";
+    return CopyNow(all + text, copies);
+  });
+}
+
+Status PgConnection::CopyNow(const std::string& text, const std::vector<PgCopy>& copies) {
+  last_sqlstate_.clear();
+  if (broken_) return Lost("copy");
+  if (PQsendQuery(conn_, text.c_str()) != 1) return Lost("send");
+  // libpq copies each piece into its output buffer: pieces of a bounded size keep that buffer
+  // small whatever the number of rows.
+  constexpr size_t kPiece = 256 * 1024;
+  static constexpr char kTrailer[2] = {'\xff', '\xff'};  // field count -1: the end of the rows
+  size_t next = 0;
+  std::optional<Error> failure;
+  // One answer per statement of `text`; a COPY's is PGRES_COPY_IN (send its rows, then its
+  // own result follows), and after the first failure the server skips the rest. Every answer is
+  // read up to the end (null), so that the connection is ready for its next statement.
+  while (PGresult* r = PQgetResult(conn_)) {
+    const ExecStatusType st = PQresultStatus(r);
+    if (st == PGRES_COPY_IN) {
+      PQclear(r);
+      if (next >= copies.size()) {  // cannot happen: one COPY_IN per COPY statement of `text`
+        if (PQputCopyEnd(conn_, "jiceng: unexpected COPY") != 1) return Lost("copy");
+        continue;
+      }
+      const PgCopyRows& rows = *copies[next++].rows;
+      const std::string& data = rows.data();
+      for (size_t at = 0; at < data.size(); at += kPiece) {
+        const size_t n = std::min(kPiece, data.size() - at);
+        if (PQputCopyData(conn_, data.data() + at, static_cast<int>(n)) != 1) return Lost("copy");
+      }
+      if (PQputCopyData(conn_, kTrailer, 2) != 1 || PQputCopyEnd(conn_, nullptr) != 1) {
+        return Lost("copy");
+      }
+      copied_rows_ += rows.rows();
+      continue;
+    }
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && st != PGRES_EMPTY_QUERY && !failure) {
+      failure = LastError(r, "copy");
+    }
+    PQclear(r);
+  }
+  if (failure) return std::move(*failure);
+  if (PQstatus(conn_) != CONNECTION_OK) return Lost("copy");
+  if (next != copies.size()) return Internal("postgres: copy: fewer COPYs ran than were sent");
+  return Status::Ok();
 }
 
 namespace {

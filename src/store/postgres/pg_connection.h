@@ -94,6 +94,40 @@ class PgResult {
   std::unique_ptr<pg_result, Deleter> r_;
 };
 
+// The rows of one COPY … FROM STDIN (FORMAT binary) (PgConnection::CopyIn), in COPY's binary
+// file format: a header, then per row its field count and per field its byte length and bytes,
+// each value in the same binary form as a parameter of its type (text and bytea as raw bytes,
+// int8 and float8 big-endian). Every row must have the number of fields given at construction,
+// in the column order of the COPY statement (the server refuses any other count).
+class PgCopyRows {
+ public:
+  explicit PgCopyRows(int columns);
+  // Starts the next row; its fields follow.
+  PgCopyRows& Row();
+  PgCopyRows& Text(std::string_view v) { return Field(v); }
+  PgCopyRows& Bytes(std::string_view v) { return Field(v); }
+  PgCopyRows& Int(int64_t v);
+  PgCopyRows& Float(double v);
+  PgCopyRows& Bool(bool v) { return Field(std::string_view(v ? "\1" : "\0", 1)); }
+
+  size_t rows() const { return rows_; }
+  // The header and the rows, without the trailer (CopyIn sends it).
+  const std::string& data() const { return data_; }
+
+ private:
+  PgCopyRows& Field(std::string_view v);
+  uint16_t columns_;
+  size_t rows_ = 0;
+  std::string data_;
+};
+
+// One COPY of PgConnection::CopyIn: "COPY table(columns…) FROM STDIN (FORMAT binary)" and its
+// rows, both borrowed for the length of the call.
+struct PgCopy {
+  const std::string* sql;
+  const PgCopyRows* rows;
+};
+
 // One statement of a batch (PgConnection::QueryBatch): its SQL and its parameters, both
 // borrowed for the length of the call.
 struct PgStatement {
@@ -127,6 +161,17 @@ class PgConnection {
   // by any failed statement). Their answers must stay small (no large result sets but the
   // last's): they are read only once every statement has been sent.
   Result<std::vector<PgResult>> QueryBatch(const std::vector<PgStatement>& statements);
+  // Runs `copies` in order (COPY … FROM STDIN, binary rows), the bulk-load path: the server
+  // inserts a COPY's rows several to a heap page per WAL record, with no array to build, send
+  // and unpack as for INSERT … SELECT FROM unnest($1…). COPY cannot ride in a pipeline (libpq
+  // refuses it there), so the COPYs go as one simple-protocol query string, and each costs one
+  // round trip (its rows are sent when the server asks for them) plus one for the last answer.
+  // The server stops at the first failure and skips the rest, which is then the call's error
+  // (inside a transaction block, the transaction is aborted as by any failed statement).
+  Status CopyIn(const std::vector<PgCopy>& copies);
+  // Rows sent by CopyIn on this connection so far (tests and benchmarks see which path a write
+  // took).
+  uint64_t CopiedRows() const { return copied_rows_; }
 
   // ---- transactions in one round trip (libpq pipeline mode) ----------------------------------
   //
@@ -186,6 +231,9 @@ class PgConnection {
   R WithLazyBegin(F run);
   Status ExecNow(const std::string& sql, bool commit);
   Result<PgResult> QueryNow(const std::string& sql, const PgParams& params, bool plan_each_time);
+  // Sends `text` (statements without parameters, among them the COPYs) and the rows of each
+  // COPY as the server asks for it; reads every answer.
+  Status CopyNow(const std::string& text, const std::vector<PgCopy>& copies);
   // Sends the pending end (if any), `prefix` (if any) and the statements in one pipeline, and
   // reads every answer due before them (the ROLLBACKs sent without waiting), then theirs: the
   // statements' results, in order.
@@ -210,6 +258,7 @@ class PgConnection {
   std::vector<size_t> unread_;  // per pipeline sent without waiting: its number of commands
   bool broken_ = false;         // the protocol state is unknown: unusable until Reset
   uint64_t next_name_ = 0;      // prepared statement names s0, s1, … on this connection
+  uint64_t copied_rows_ = 0;    // CopiedRows
 };
 
 // Quotes an SQL identifier ("name" with inner quotes doubled), for DDL built at run time.

@@ -12,6 +12,7 @@
 #include <atomic>
 #include <chrono>
 #include <latch>
+#include <limits>
 #include <optional>
 #include <random>
 #include <thread>
@@ -1420,6 +1421,55 @@ TEST_F(PostgresStoreTest, ConnectionsRunWithoutJit) {
   EXPECT_EQ(jit(), "off UTC");
   ASSERT_TRUE(c.Reset().ok());
   EXPECT_EQ(jit(), "off UTC");
+}
+
+// CopyIn (binary COPY … FROM STDIN, outside any pipeline): several COPYs in one call, each row
+// as sent; a BEGIN queued lazily rides in front of them; a COPY the server refuses is the call's
+// error, skips the COPYs after it, and leaves the connection usable.
+TEST_F(PostgresStoreTest, CopyInSendsRowsAsTheyAreAndAFailureLeavesTheConnectionUsable) {
+  auto conn = PgConnection::Open(db_.url);
+  ASSERT_TRUE(conn.ok()) << conn.error().message;
+  PgConnection& c = **conn;
+  ASSERT_TRUE(c.Exec("CREATE TABLE a (t text, b bytea, i int8, f float8, x bool); "
+                     "CREATE TABLE b (i int8 PRIMARY KEY)")
+                  .ok());
+  postgres::PgCopyRows a(5), b(1), bad(1);
+  a.Row().Text("it's \\ \"q\" 张").Bytes(std::string("\0\xff\n", 3)).Int(-5).Float(-0.0).Bool(true);
+  a.Row().Text("").Bytes("").Int(std::numeric_limits<int64_t>::max()).Float(1e-310).Bool(false);
+  b.Row().Int(1);
+  b.Row().Int(2);
+  bad.Row().Int(1);  // a duplicate key
+  const std::string copy_a = "COPY a FROM STDIN (FORMAT binary)";
+  const std::string copy_b = "COPY b FROM STDIN (FORMAT binary)";
+  c.BeginLazily("BEGIN");
+  Status s = c.CopyIn({{&copy_a, &a}, {&copy_b, &b}});
+  ASSERT_TRUE(s.ok()) << s.error().message;
+  EXPECT_TRUE(c.InTransaction());
+  EXPECT_EQ(c.CopiedRows(), 4u);
+  auto r = c.Query("SELECT t, b, i, f::text, x, (SELECT count(*) FROM b) FROM a ORDER BY i");
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  ASSERT_EQ(r->rows(), 2);
+  EXPECT_EQ(r->String(0, 0), "it's \\ \"q\" 张");
+  EXPECT_EQ(r->String(0, 1), std::string("\0\xff\n", 3));
+  EXPECT_EQ(r->Int(0, 2), -5);
+  EXPECT_EQ(r->String(0, 3), "-0");
+  EXPECT_TRUE(r->Bool(0, 4));
+  EXPECT_EQ(r->String(1, 0), "");
+  EXPECT_EQ(r->Int(1, 2), std::numeric_limits<int64_t>::max());
+  EXPECT_EQ(r->String(1, 3), "1e-310");
+  EXPECT_FALSE(r->Bool(1, 4));
+  EXPECT_EQ(r->Int(0, 5), 2);
+  ASSERT_TRUE(c.Exec("COMMIT").ok());
+
+  s = c.CopyIn({{&copy_b, &bad}, {&copy_a, &a}});
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().code, ErrorCode::kConflict) << s.error().message;
+  EXPECT_EQ(c.LastSqlState(), "23505");
+  EXPECT_TRUE(c.Healthy());
+  r = c.Query("SELECT (SELECT count(*) FROM a), (SELECT count(*) FROM b)");
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->Int(0, 0), 2);  // the COPY after the failed one did not run
+  EXPECT_EQ(r->Int(0, 1), 2);
 }
 
 // Statements deferred (PgConnection::Defer, a search's SET LOCALs) go out with the next
