@@ -219,6 +219,27 @@ const std::string& ResourceSql() {
   return sql;
 }
 
+// A flush whose new resources (version 1) are many writes their resource and history rows by
+// COPY instead (PendingPuts::Flush), with rids drawn beforehand from the resource table's identity
+// sequence. A version 1 is never stale unless its resource exists already (written by someone
+// outside the write lock): COPY then fails on the (type, id) key, and the flush with it.
+const std::string& NextRidsSql() {
+  static const std::string sql =
+      "SELECT nextval(pg_get_serial_sequence('resource', 'rid')) FROM generate_series(1, $1)";
+  return sql;
+}
+constexpr const char* kVersionCopyColumns =
+    "(rid, type, id, version, last_updated_us, deleted, json, shard_key) FROM STDIN "
+    "(FORMAT binary)";
+const std::string& ResourceCopySql() {
+  static const std::string sql = std::string("COPY resource") + kVersionCopyColumns;
+  return sql;
+}
+const std::string& HistoryCopySql() {
+  static const std::string sql = std::string("COPY resource_history") + kVersionCopyColumns;
+  return sql;
+}
+
 // The statements of one index table, over arrays of (type, columns…, rid).
 struct TableSql {
   // Rows of new resources: nothing to conflict with (duplicates are removed beforehand).
@@ -230,6 +251,8 @@ struct TableSql {
   // the rids of the new rows, then their key columns). Row-wise NOT IN over a subquery plans as
   // a hashed subplan: one probe per old row, whatever the numbers.
   std::string remove;
+  // The same rows as `insert` by COPY (binary), for a batch with many of them.
+  std::string copy;
 };
 
 TableSql MakeTableSql(const IndexTable& t) {
@@ -260,6 +283,8 @@ TableSql MakeTableSql(const IndexTable& t) {
   TableSql sql;
   sql.insert = std::string("INSERT INTO ") + t.name + "(" + Join(names, ", ") +
                ") SELECT * FROM unnest(" + Join(arrays, ", ") + ")";
+  sql.copy =
+      std::string("COPY ") + t.name + "(" + Join(names, ", ") + ") FROM STDIN (FORMAT binary)";
   {
     std::vector<std::string> set, old_cols, new_cols;
     for (const std::string& c : non_key) {
@@ -386,6 +411,32 @@ struct TableRows {
     p.IntArray(rid).IntArray(shard);
     return p;
   }
+  // The same rows for TableSql::copy, in the same column order.
+  PgCopyRows CopyRows(const IndexTable& t) const {
+    PgCopyRows out(static_cast<int>(columns.size()) + 3);
+    for (size_t i = 0; i < size(); ++i) {
+      out.Row().Text(type[i]);
+      for (size_t c = 0; c < columns.size(); ++c) {
+        const ColumnValues& v = columns[c];
+        switch (t.columns[c].type) {
+          case ColumnType::kText:
+            out.Text(v.bytes[i]);
+            break;
+          case ColumnType::kBytes:
+            out.Bytes(v.bytes[i]);
+            break;
+          case ColumnType::kInt:
+            out.Int(v.ints[i]);
+            break;
+          case ColumnType::kFloat:
+            out.Float(v.floats[i]);
+            break;
+        }
+      }
+      out.Int(rid[i]).Int(shard[i]);
+    }
+    return out;
+  }
   // (replaced rids, rid, key columns…): the parameters of TableSql::remove.
   PgParams Keys(const IndexTable& t, const std::vector<int64_t>& replaced) const {
     PgParams p;
@@ -443,6 +494,9 @@ std::string Key(SV type, SV id) {
 constexpr size_t kMaxQueued = 1000;
 constexpr size_t kMaxQueuedBytes = 4 << 20;
 
+// A copy_min_rows no table reaches.
+constexpr size_t kNeverCopy = static_cast<size_t>(-1);
+
 // A resource whose index rows are written: new (no old rows) or replacing its old rows.
 struct IndexedResource {
   SV type;
@@ -452,7 +506,11 @@ struct IndexedResource {
 };
 
 // Round trip 2 of a flush, and all of a reindex: the index rows of `items`, table by table.
-Status WriteIndexRows(PgConnection& c, std::span<const IndexedResource> items) {
+// The rows of new resources of a table go by COPY when there are at least `copy_min_rows` of
+// them (PendingPuts::set_copy_min_rows), before the pipeline of the other statements; `copies`
+// (the resource and history rows of new resources, when the flush copies them) go first of all.
+Status WriteIndexRows(PgConnection& c, std::span<const IndexedResource> items, size_t copy_min_rows,
+                      std::vector<PgCopy> copies = {}) {
   const std::vector<IndexTable>& tables = IndexTables();
   TextStore text;
   std::vector<TableRows> fresh, replacing;
@@ -497,6 +555,7 @@ Status WriteIndexRows(PgConnection& c, std::span<const IndexedResource> items) {
   // Every statement's parameters stay in place until the batch has run.
   std::deque<PgParams> params;
   std::vector<PgStatement> statements;
+  std::deque<PgCopyRows> copy_rows;
   const std::vector<TableSql>& sql = TableStatements();
   for (size_t t = 0; t < tables.size(); ++t) {
     if (!replaced.empty()) {
@@ -504,7 +563,11 @@ Status WriteIndexRows(PgConnection& c, std::span<const IndexedResource> items) {
       statements.push_back(
           {&sql[t].remove, &params.emplace_back(replacing[t].Keys(tables[t], replaced))});
     }
-    if (fresh[t].size() > 0) {
+    if (fresh[t].size() > 0 && fresh[t].size() >= copy_min_rows) {
+      // Rows of new resources only: they touch no rows of the resources being replaced, so
+      // they may go before or after the pipeline below.
+      copies.push_back({&sql[t].copy, &copy_rows.emplace_back(fresh[t].CopyRows(tables[t]))});
+    } else if (fresh[t].size() > 0) {
       statements.push_back({&sql[t].insert, &params.emplace_back(fresh[t].Rows(tables[t]))});
     }
     if (replacing[t].size() > 0) {
@@ -523,6 +586,15 @@ Status WriteIndexRows(PgConnection& c, std::span<const IndexedResource> items) {
   };
   add_text(FullTextInsertSql(), fresh_text);
   add_text(FullTextUpsertSql(), replacing_text);
+  if (Status copied = c.CopyIn(copies); !copied.ok()) {
+    Error e = std::move(copied).error();
+    // Index rows of new rids cannot collide: a unique violation is a new resource's row, whose
+    // type and id a writer outside jiceng's write lock has taken meanwhile.
+    if (e.code == ErrorCode::kConflict) {
+      e.message = "Put: a new resource of this unit was written concurrently: " + e.message;
+    }
+    return e;
+  }
   if (auto done = c.QueryBatch(statements); !done.ok()) return std::move(done).error();
   return Status::Ok();
 }
@@ -555,7 +627,7 @@ Status ReplaceIndex(PgConnection& c, std::string_view type, std::string_view id,
     return std::move(moved).error();
   }
   const IndexedResource item{type, rid, /*is_new=*/false, &index};
-  return WriteIndexRows(c, std::span<const IndexedResource>(&item, 1));
+  return WriteIndexRows(c, std::span<const IndexedResource>(&item, 1), kNeverCopy);
 }
 
 Status PendingPuts::Add(const ResourceVersion& v, const IndexRows& index) {
@@ -592,13 +664,22 @@ Status PendingPuts::Flush(PgConnection& c) {
   const std::unordered_map<std::string, size_t> keys = std::move(keys_);
   Clear();
 
-  // ---- round trip 1: resource and history rows, and the rids ----
+  // ---- round trip 1: resource and history rows (or the rids of new ones), and the rids ----
   std::vector<int64_t> rids(puts.size(), 0);
+  // New resources go by COPY when they are many (copy_min_rows): then round trip 1 only draws
+  // their rids, and their rows go with the index rows' COPYs.
+  size_t new_count = 0;
+  for (const Put& p : puts) new_count += p.version.version == 1 ? 1 : 0;
+  const bool copy_new = new_count > 0 && new_count >= copy_min_rows_;
+  auto by_statement = [&](const Put& p) { return !copy_new || p.version.version != 1; };
+  PgParams upsert_params, rid_params;
+  std::vector<PgStatement> statements;
   {
     std::vector<SV> types, ids, jsons;
     std::vector<int64_t> versions, updated, shards;
     std::vector<bool> deleted;
     for (const Put& p : puts) {
+      if (!by_statement(p)) continue;
       types.push_back(p.version.type);
       ids.push_back(p.version.id);
       versions.push_back(p.version.version);
@@ -607,20 +688,61 @@ Status PendingPuts::Flush(PgConnection& c) {
       jsons.push_back(p.version.json);
       shards.push_back(DistributionKey(p.index.patient_compartment));
     }
-    PgParams params;
-    params.TextArray(types)
-        .BytesArray(ids)
-        .IntArray(versions)
-        .IntArray(updated)
-        .BoolArray(deleted)
-        .BytesArray(jsons)
-        .IntArray(shards);
-    JC_ASSIGN_OR_RETURN(PgResult r, c.Query(ResourceSql(), params));
+    if (!types.empty()) {
+      upsert_params.TextArray(types)
+          .BytesArray(ids)
+          .IntArray(versions)
+          .IntArray(updated)
+          .BoolArray(deleted)
+          .BytesArray(jsons)
+          .IntArray(shards);
+      statements.push_back({&ResourceSql(), &upsert_params});
+    }
+  }
+  const bool upserted = !statements.empty();
+  if (copy_new) {
+    rid_params.Int(static_cast<int64_t>(new_count));
+    statements.push_back({&NextRidsSql(), &rid_params});
+  }
+  std::vector<PgResult> results;
+  if (statements.size() == 1 && upserted) {  // the common case: no pipeline needed
+    JC_ASSIGN_OR_RETURN(PgResult r, c.Query(ResourceSql(), upsert_params));
+    results.push_back(std::move(r));
+  } else {
+    JC_ASSIGN_OR_RETURN(results, c.QueryBatch(statements));
+  }
+  if (upserted) {
+    const PgResult& r = results.front();
     for (int row = 0; row < r.rows(); ++row) {
       auto it = keys.find(Key(r.Bytes(row, 1), r.Bytes(row, 2)));
       if (it == keys.end()) return Internal("Put: the database returned a resource not written");
       rids[it->second] = r.Int(row, 0);
     }
+  }
+  PgCopyRows resource_rows(8), history_rows(8);
+  std::vector<PgCopy> copies;
+  if (copy_new) {
+    const PgResult& r = results.back();
+    if (static_cast<size_t>(r.rows()) != new_count) return Internal("Put: too few rids drawn");
+    int row = 0;
+    for (size_t i = 0; i < puts.size(); ++i) {
+      if (by_statement(puts[i])) continue;
+      const ResourceVersion& v = puts[i].version;
+      rids[i] = r.Int(row++, 0);
+      const int64_t shard = DistributionKey(puts[i].index.patient_compartment);
+      for (PgCopyRows* out : {&resource_rows, &history_rows}) {
+        out->Row()
+            .Int(rids[i])
+            .Text(v.type)
+            .Bytes(v.id)
+            .Int(v.version)
+            .Int(v.last_updated_us)
+            .Bool(v.deleted)
+            .Bytes(v.json)
+            .Int(shard);
+      }
+    }
+    copies = {{&ResourceCopySql(), &resource_rows}, {&HistoryCopySql(), &history_rows}};
   }
   std::optional<Error> stale;
   for (size_t i = 0; i < puts.size() && !stale; ++i) {
@@ -638,7 +760,7 @@ Status PendingPuts::Flush(PgConnection& c) {
     // Version 1 was inserted (it would have been stale otherwise): it has no old rows.
     items.push_back({p.version.type, rids[i], p.version.version == 1, &p.index});
   }
-  JC_RETURN_IF_ERROR(WriteIndexRows(c, items));
+  JC_RETURN_IF_ERROR(WriteIndexRows(c, items, copy_min_rows_, std::move(copies)));
   if (stale) return std::move(*stale);
   return Status::Ok();
 }

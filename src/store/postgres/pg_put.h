@@ -3,7 +3,7 @@
 //
 // A unit of work's Puts are queued and written together (PendingPuts::Flush) when the unit
 // ends, before any read of the unit that could see them, and when the queue grows large. A
-// flush costs two round trips whatever the number of resources:
+// flush costs two round trips whatever the number of resources (a bulk flush a few more, below):
 //
 //  1. one statement upserts every resource row and appends every history row, and returns the
 //     rids (data-modifying CTEs over unnest() of one array parameter per column);
@@ -15,6 +15,15 @@
 //     at all, the cheapest for an update of a few fields).
 // Tables without rows in the batch get no statement: most resources have rows of three or four
 // kinds out of nine, and each statement costs an executor start-up per table.
+//
+// Bulk flushes (PostgresOptions::copy_min_rows): a table that gets at least that many rows of
+// new resources in one flush gets them by COPY … FROM STDIN (FORMAT binary) instead of INSERT …
+// unnest(), and so do the resource and history rows when that many new resources (version 1) are
+// queued; round trip 1 then draws their rids from the resource table's identity sequence. COPY
+// cannot ride in the pipeline, and each one costs a round trip of its own: worth it only for
+// many rows (docs/benchmarks.md, "COPY for bulk writes"). A version 1 whose resource exists
+// already (written outside the write lock) then fails its COPY on the (type, id) key instead of
+// being found stale: kConflict all the same, for the whole flush.
 //
 // A stale Put (its version is not newer than the stored one: a writer outside jiceng's write
 // lock) writes nothing, neither its history row nor its index rows, and the flush reports it
@@ -65,6 +74,9 @@ class PendingPuts {
   Status Flush(PgConnection& c);
   // Forgets the queue (the unit of work failed: its transaction or savepoint is rolled back).
   void Clear();
+  // A flush writes the rows of new resources of an index table by COPY instead of INSERT …
+  // unnest() when they are at least `n` (PostgresOptions::copy_min_rows).
+  void set_copy_min_rows(size_t n) { copy_min_rows_ = n; }
 
  private:
   struct Put {
@@ -74,6 +86,7 @@ class PendingPuts {
   std::vector<Put> puts_;
   std::unordered_map<std::string, size_t> keys_;  // Key(type, id) → index in puts_
   size_t bytes_ = 0;
+  size_t copy_min_rows_ = static_cast<size_t>(-1);  // never, unless set
 };
 
 }  // namespace jiceng::store::postgres

@@ -386,7 +386,9 @@ class PgReadTransaction final : public IReadTransaction {
 // read and Finish return its error.
 class PgWriteTransaction final : public IWriteTransaction {
  public:
-  explicit PgWriteTransaction(PgConnection& conn) : conn_(conn) {}
+  PgWriteTransaction(PgConnection& conn, int copy_min_rows) : conn_(conn) {
+    if (copy_min_rows > 0) queue_.set_copy_min_rows(static_cast<size_t>(copy_min_rows));
+  }
 
   Result<std::optional<ResourceVersion>> ReadCurrent(std::string_view type,
                                                      std::string_view id) override {
@@ -664,7 +666,7 @@ class PostgresStore final : public IStore {
   void RunGroup(const std::vector<Pending*>& group) {
     ScopedTimer group_timer(timers_.write_group);
     PgConnection& c = *writer_conn_;
-    PgWriteTransaction txn(c);
+    PgWriteTransaction txn(c, options_.copy_min_rows);
     if (Status s = Begin(c); !s.ok()) {
       for (Pending* p : group) p->status = s;
       return;

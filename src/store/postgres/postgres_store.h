@@ -64,6 +64,13 @@ struct PostgresOptions {
   int write_lock_timeout_ms = 30000;
   // Attempts at opening a write transaction (reconnecting in between) before the group fails.
   int begin_attempts = 4;
+  // A flush of queued Puts (pg_put.h) writes a table's rows of new resources by
+  // COPY … FROM STDIN (FORMAT binary) when it has at least this many of them, else by
+  // INSERT … SELECT FROM unnest() in the flush's pipeline (a COPY costs a round trip of its own).
+  // 0 or less: never by COPY. 128: where COPY stopped losing in wall time in
+  // bench/store/pg_flush_bench (load 1.3: COPY/unnest 1.06–1.11 at 64 rows per table, 0.99–1.00
+  // at 128; backend CPU 0.91–0.94 at 128), docs/benchmarks.md "COPY for bulk writes".
+  int copy_min_rows = 128;
 };
 
 // Connects to `url` (postgresql://user@host:port/db?… or any libpq connection string) and
