@@ -74,9 +74,10 @@ serve() {  # starts jiceng on the database; sets $http
   fail "jiceng did not start"
 }
 
-# The primary, archiving every completed WAL segment. The archive_command refuses to overwrite a
-# segment already archived (a non-zero exit makes PostgreSQL keep the segment and retry), and
-# copies to a temporary name, fsyncs, and renames: the manual's plain `cp %p DIR/%f` leaves a
+# The primary, archiving every completed WAL segment. The archive_command never overwrites a
+# segment already archived: the same content counts as archived (cut off after its rename, a
+# retry must not fail for good), a different one fails (a non-zero exit makes PostgreSQL keep the
+# segment and retry), and it copies to a temporary name, fsyncs, and renames: the manual's plain `cp %p DIR/%f` leaves a
 # truncated segment under the final name when it is cut off (seen here: the archiver killed
 # mid-copy by an immediate shutdown), which the restore then refuses ("has wrong size") and which
 # `test ! -f` would never replace.
@@ -87,7 +88,7 @@ as_pg tee -a "$data/postgresql.conf" >/dev/null <<EOF
 # pg-pitr-drill
 wal_level = replica
 archive_mode = on
-archive_command = 'test ! -f $archive/%f && cp %p $archive/%f.tmp && sync $archive/%f.tmp && mv $archive/%f.tmp $archive/%f && sync $archive'
+archive_command = 'if test -f $archive/%f; then cmp -s %p $archive/%f; else cp %p $archive/%f.tmp && sync $archive/%f.tmp && mv $archive/%f.tmp $archive/%f && sync $archive; fi'
 EOF
 pg_start pg-primary.log
 "$pg_bin/createdb" -h 127.0.0.1 -p "$port" -U postgres jiceng_pitr

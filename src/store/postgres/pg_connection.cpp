@@ -242,6 +242,8 @@ R PgConnection::WithLazyBegin(F run) {
 }
 
 Status PgConnection::Exec(const std::string& sql) {
+  // A rollback undoes what deferred settings would have set: they go with it, unsent.
+  if (sql.starts_with("ROLLBACK")) deferred_.clear();
   if (lazy_begin_.empty() && deferred_.empty() && unread_.empty() && !end_pending_) {
     return ExecNow(sql, sql == "COMMIT");
   }
@@ -582,7 +584,9 @@ bool PgConnection::Defer(std::string sql) {
     lazy_begin_.push_back(std::move(sql));
     return true;
   }
-  if (!InTransaction()) return false;
+  // Not in a transaction an error aborted: it would refuse the statement, and with it the
+  // ROLLBACK TO SAVEPOINT or ROLLBACK it would be sent in front of.
+  if (!InTransaction() || PQtransactionStatus(conn_) == PQTRANS_INERROR) return false;
   deferred_.push_back(std::move(sql));
   return true;
 }

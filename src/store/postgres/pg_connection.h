@@ -192,8 +192,9 @@ class PgConnection {
   // BeginLazily statement when that has not been sent yet, else inside the transaction already
   // begun. A failure of `sql` is the next statement's (inside a begun transaction nothing is
   // retried on a broken connection: part of the transaction had run). Returns false, queuing
-  // nothing, outside a transaction (no begin waiting, none begun, or its end pending): run it
-  // with Exec then. A transaction ended before its next statement drops what was queued.
+  // nothing, outside a transaction (no begin waiting, none begun, or its end pending) and in a
+  // transaction an error aborted: run it with Exec then. A transaction ended before its next
+  // statement drops what was queued, and so does a ROLLBACK (to a savepoint or not) sent by Exec.
   bool Defer(std::string sql);
   // Ends the current transaction with ROLLBACK, lazily: nothing is sent now. The ROLLBACK goes
   // out in front of the connection's next statement, in that statement's round trip, or with

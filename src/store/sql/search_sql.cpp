@@ -1173,10 +1173,11 @@ CompiledSearch CompileSearch(const SearchQuery& q, const Dialect& dialect,
   const bool probed_count =
       estimator && dialect.CollectsCountedClauses() && !plan.selective &&
       std::any_of(plan.probe.begin(), plan.probe.end(), [](bool probe) { return probe; });
-  if (bounded_total && (many || probed_count)) {
+  if (bounded_total && (many || probed_count) && q.count > 0) {
     // Counting up to the limit would probe resources until that many match: at a match in 40
     // (a blood-pressure code and a patient named 王), 40,000 probes for a page that needs 2,000.
-    // The total is what a short page proves, else left out as past the limit.
+    // The total is what a short page proves, else left out as past the limit. Not for
+    // _count=0: the total is all that was asked for, and there is no page to prove it.
     out.total_from_page = true;
   } else if (bounded_total) {
     count_sql = bounded_count(where);
@@ -1287,7 +1288,9 @@ CompiledSearch CompileSearch(const SearchQuery& q, const Dialect& dialect,
   const std::string rows = "FROM resource r WHERE " + page_where + " ORDER BY " + order +
                            " LIMIT " + limit + " OFFSET " + offset;
   std::string sql;
-  if (!q.ids_only && dialect.ReadsPageRowsLast()) {
+  // Not with a total column: its subquery's own "r." would be renamed too (page_total comes
+  // with intersected scans, which only SQLite has).
+  if (!q.ids_only && !out.page_total && dialect.ReadsPageRowsLast()) {
     // The page's rids first, from the keys (index-only), then its rows: a page chosen among
     // many candidates otherwise read every candidate's row, JSON included, and sorted them.
     sql = with + "SELECT " + ReplaceAll(columns, "r.", "x.") + " FROM " +

@@ -1708,6 +1708,17 @@ TEST_F(PostgresStoreTest, AStatementDeferredRidesWithTheNextOne) {
   c.EndLazily();
   EXPECT_FALSE(c.EndPending());
   EXPECT_EQ(timeout(), "0");
+  // Not in a transaction an error aborted (it would be refused in front of the ROLLBACK), and a
+  // ROLLBACK TO SAVEPOINT drops what was deferred before it.
+  c.BeginLazily("BEGIN");
+  ASSERT_TRUE(c.Exec("SAVEPOINT w").ok());
+  EXPECT_FALSE(c.Query("SELECT 1/0").ok());
+  EXPECT_FALSE(c.Defer("SET LOCAL statement_timeout = 7"));
+  ASSERT_TRUE(c.Exec("ROLLBACK TO SAVEPOINT w").ok());
+  EXPECT_TRUE(c.Defer("SET LOCAL statement_timeout = nonsense"));
+  EXPECT_TRUE(c.Exec("ROLLBACK TO SAVEPOINT w; RELEASE SAVEPOINT w").ok());
+  EXPECT_EQ(timeout(), "0");  // the transaction is usable, the bad setting never sent
+  c.EndLazily();
   // Deferred in a begun transaction that then ends: dropped, never seen by the next one.
   c.BeginLazily("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
   ASSERT_TRUE(c.Query("SELECT 1").ok());

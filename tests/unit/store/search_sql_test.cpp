@@ -407,6 +407,16 @@ TEST(SearchSql, ManyMatchesAreProbedAndAChainOfFewTargetsIsCollected) {
     EXPECT_NE(c.page->sql.find("FROM unnest(ARRAY(SELECT r.rid FROM resource r"), std::string::npos)
         << c.page->sql;
     EXPECT_NE(c.page->sql.find("x.json"), std::string::npos) << c.page->sql;
+    // _count=0 asks for the total alone: it is counted (to the limit), on both backends.
+    SearchQuery only_total = q;
+    only_total.count = 0;
+    only_total.with_total = true;
+    for (const sql::Dialect* d : {&sqlite::SqliteDialect(), &postgres::PostgresDialect()}) {
+      TableEstimator counted(sql::kEstimateCap, sql::kEstimateCap);
+      const auto t = CompileSearch(only_total, *d, &counted);
+      EXPECT_TRUE(t.count);
+      EXPECT_FALSE(t.total_from_page);
+    }
     // The chain stays a set the planner may drive from (one patient's Observations).
     EXPECT_NE(c.page->sql.find("AND r.rid IN (SELECT rid FROM idx_reference"), std::string::npos)
         << c.page->sql;
