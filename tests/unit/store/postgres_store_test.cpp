@@ -1063,6 +1063,16 @@ TEST_F(PostgresStoreTest, CopyWritesTheSameRowsAsUnnest) {
             150u * (2 + 3 + 3 + 2 + 4 + 2 + 3 + 2 + 1) - 1 + 60u * (3 + 3 + 2 + 4 + 2 + 3 + 2));
   ASSERT_EQ(copied.size(), unnested.size());
   for (size_t i = 0; i < copied.size(); ++i) ASSERT_EQ(copied[i], unnested[i]) << "row " << i;
+  {
+    // At 50, the second flush's 60 new resources go by COPY beside its 100 replaced ones: their
+    // rids drawn in the same round trip as the others' upsert (pg_put.cpp, round trip 1).
+    FreshDatabase third = CreateDatabase();
+    const auto [mixed, mixed_rows] = write(third.url, 50);
+    DropDatabase(third.schema);
+    EXPECT_EQ(mixed_rows, copied_rows + 60u * (2 + 1));  // resource, history, composite rows
+    ASSERT_EQ(mixed.size(), unnested.size());
+    for (size_t i = 0; i < mixed.size(); ++i) ASSERT_EQ(mixed[i], unnested[i]) << "row " << i;
+  }
   // Spot checks of what both hold.
   auto has = [&](const std::string& part) {
     return std::any_of(copied.begin(), copied.end(),
