@@ -295,6 +295,59 @@ TEST_F(PostgresStoreTest, ASearchOfFewRowsRunsWithGenericPlansForItsTransactionO
   ASSERT_TRUE(c.Exec("ROLLBACK").ok());
 }
 
+// A search that walks a date index in page order runs its walk without sorts (pg_search.cpp,
+// PgStatements::Walk: the planner otherwise sorted every match) and puts sorting back for the
+// rest of its transaction. 1,200 Observations of one code (over kTinyEstimate): the walk is the
+// compiler's choice.
+TEST_F(PostgresStoreTest, ADateWalkRunsWithoutSortsAndPutsThemBack) {
+  auto opened = OpenPostgresStore(db_.url);  // migrates
+  ASSERT_TRUE(opened.ok()) << opened.error().message;
+  auto conn = PgConnection::Open(db_.url);
+  ASSERT_TRUE(conn.ok()) << conn.error().message;
+  PgConnection& c = **conn;
+  ASSERT_TRUE(
+      c.Exec("INSERT INTO resource (rid, type, id, version, last_updated_us, deleted, json) "
+             "SELECT g, 'Observation', convert_to('o' || g, 'UTF8'), 1, 1, false, "
+             "convert_to('{}', 'UTF8') FROM generate_series(1, 1200) g; "
+             "INSERT INTO idx_token (type, param, code, system, rid) SELECT 'Observation', "
+             "'code', 'x', '', g FROM generate_series(1, 1200) g; "
+             "INSERT INTO idx_date (type, param, start_us, end_us, rid) SELECT "
+             "'Observation', 'date', g * 1000, g * 1000 + 999, g "
+             "FROM generate_series(1, 1200) g")
+          .ok());
+  SearchQuery q;
+  q.type = "Observation";
+  q.count = 10;
+  SearchClause code;
+  code.param = "code";
+  code.kind = SearchKind::kToken;
+  code.any_of.emplace_back().code = "x";
+  q.all_of.push_back(code);
+  q.sort = {{"date", SearchKind::kDate, true}};
+  {
+    // The compiler walks with these counts (as QuerySearch's estimator finds them).
+    class Counts final : public sql::RowEstimator {
+     public:
+      std::optional<int64_t> CountRows(const sql::Statement&) override { return 1200; }
+    } counts;
+    ASSERT_TRUE(sql::CompileSearch(q, postgres::PostgresDialect(), &counts).walk);
+  }
+  auto sorting = [&] {
+    auto r = c.Query("SELECT current_setting('enable_sort')");
+    EXPECT_TRUE(r.ok()) << r.error().message;
+    return r.ok() ? r->String(0, 0) : std::string("<error>");
+  };
+  postgres::SearchSettings settings;
+  c.BeginLazily("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+  auto page = postgres::QuerySearch(c, q, nullptr, &settings);
+  ASSERT_TRUE(page.ok()) << page.error().message;
+  ASSERT_EQ(page->entries.size(), 10u);
+  EXPECT_EQ(page->entries.front().id, "o1200");  // the latest first
+  EXPECT_EQ(page->entries.back().id, "o1191");
+  EXPECT_EQ(sorting(), "on");
+  c.EndLazily();
+}
+
 // After a bulk change the planner's statistics are refreshed (jiceng import, generate --db,
 // migrate-db, reindex call it): without them a search planned right after a large import ran for
 // minutes. The same command VACUUMs, which sets the visibility map, without which an index-only
