@@ -31,17 +31,10 @@ bin=$(realpath "$bin")
 
 work=$(mktemp -d /tmp/jiceng-pitr.XXXXXX)
 chmod 0755 "$work"
-as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u jiceng-pg -- "$@"; else "$@"; fi; }
+# shellcheck source=scripts/drill-common.sh
+. scripts/drill-common.sh
 [ "$(id -u)" -eq 0 ] && chown jiceng-pg "$work"
 data=$work/data archive=$work/archive backup=$work/basebackup
-server_pid=""
-stop_server() {
-  if [ -n "$server_pid" ]; then
-    kill "$server_pid" 2>/dev/null || true
-    wait "$server_pid" 2>/dev/null || true
-    server_pid=""
-  fi
-}
 cleanup() {
   stop_server
   as_pg "$pg_bin/pg_ctl" -D "$data" -m immediate -w stop >/dev/null 2>&1 || true

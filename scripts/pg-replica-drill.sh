@@ -20,16 +20,9 @@ bin=$build/src/cli/jiceng
 pg_bin=${JICENG_TEST_PG_BIN:-/usr/lib/postgresql/15/bin}
 port=$(sed -E 's#^postgres(ql)?://[^@]*@[^:]*:([0-9]+)/.*#\2#' <<<"$JICENG_TEST_PG_URL")
 work=$(mktemp -d /tmp/jiceng-replica.XXXXXX)
-as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u jiceng-pg -- "$@"; else "$@"; fi; }
+# shellcheck source=scripts/drill-common.sh
+. scripts/drill-common.sh
 [ "$(id -u)" -eq 0 ] && chown jiceng-pg "$work"
-server_pid=""
-stop_server() {
-  if [ -n "$server_pid" ]; then
-    kill "$server_pid" 2>/dev/null || true
-    wait "$server_pid" 2>/dev/null || true
-    server_pid=""
-  fi
-}
 cleanup() {
   stop_server
   as_pg "$pg_bin/pg_ctl" -D "$work/standby" -m fast -w stop >/dev/null 2>&1 || true
