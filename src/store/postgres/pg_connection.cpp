@@ -244,7 +244,7 @@ R PgConnection::WithLazyBegin(F run) {
 Status PgConnection::Exec(const std::string& sql) {
   // A rollback undoes what deferred settings would have set: they go with it, unsent.
   if (sql.starts_with("ROLLBACK")) deferred_.clear();
-  if (lazy_begin_.empty() && deferred_.empty() && unread_.empty() && !end_pending_) {
+  if (!Queued()) {
     return ExecNow(sql, sql == "COMMIT");
   }
   return WithLazyBegin<Status>([&](const std::vector<std::string>& prefix) -> Status {
@@ -281,8 +281,7 @@ Status PgConnection::ExecNow(const std::string& sql, bool commit) {
 
 Result<PgResult> PgConnection::Query(const std::string& sql, const PgParams& params,
                                      bool plan_each_time) {
-  if (lazy_begin_.empty() && deferred_.empty() && unread_.empty() && !end_pending_)
-    return QueryNow(sql, params, plan_each_time);
+  if (!Queued()) return QueryNow(sql, params, plan_each_time);
   const std::vector<PgStatement> one = {{&sql, &params, plan_each_time}};
   return WithLazyBegin<Result<PgResult>>(
       [&](const std::vector<std::string>& prefix) -> Result<PgResult> {
@@ -301,7 +300,7 @@ Status PgConnection::CopyIn(const std::vector<PgCopy>& copies) {
   if (copies.empty()) return Status::Ok();
   std::string text;
   for (const PgCopy& copy : copies) text += (text.empty() ? "" : "; ") + *copy.sql;
-  if (lazy_begin_.empty() && deferred_.empty() && unread_.empty() && !end_pending_) {
+  if (!Queued()) {
     return CopyNow(text, copies);
   }
   return WithLazyBegin<Status>([&](const std::vector<std::string>& prefix) -> Status {

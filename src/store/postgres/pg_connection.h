@@ -224,6 +224,11 @@ class PgConnection {
 
  private:
   explicit PgConnection(pg_conn* conn) : conn_(conn) {}
+  // Something must go out with (or be read before) the next statement: a lazy BEGIN, deferred
+  // statements, a pending ROLLBACK or the answers of pipelines sent without waiting.
+  bool Queued() const {
+    return !lazy_begin_.empty() || !deferred_.empty() || !unread_.empty() || end_pending_;
+  }
   Error LastError(pg_result* r, std::string_view what);
   // Runs `run(prefix)` with the statements queued by BeginLazily and Defer as `prefix` (empty
   // if none), resetting a broken connection and running it once more when a BEGIN was among

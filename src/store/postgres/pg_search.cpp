@@ -278,6 +278,15 @@ class Estimator final : public sql::RowEstimator {
   std::optional<Error> failure_;
 };
 
+// Runs `sql` (a SET LOCAL) in the round trip of the transaction's next statement (with its BEGIN
+// when that has not been sent yet), or on its own outside a transaction. Sent on its own, the
+// two settings of a search after a read in the same transaction (a compartment search checks
+// its resource first) cost two round trips of their own.
+Status SetLocal(PgConnection& c, std::string sql) {
+  if (c.Defer(sql)) return Status::Ok();
+  return c.Exec(sql);
+}
+
 // Each statement of a compiled search on one connection (sql::RunCompiledSearch runs them).
 class PgStatements final : public sql::SearchStatements {
  public:
@@ -397,10 +406,7 @@ Status PgStatements::Walk(const SearchQuery& q, const sql::CompiledSearch& compi
   // 87-228 ms. Without sorts it walks the index backward (an incremental sort orders ties by
   // id): ~15 ms. Off for the walk's statements only: the rest (by id, after the walk ended) and
   // every later statement of the transaction plan as usual.
-  const auto set = [&](const char* setting) {
-    return c.Defer(setting) ? Status::Ok() : c.Exec(setting);
-  };
-  JC_RETURN_IF_ERROR(set("SET LOCAL enable_sort = off"));
+  JC_RETURN_IF_ERROR(SetLocal(c, "SET LOCAL enable_sort = off"));
   size_t distinct = 0;
   int64_t limit = static_cast<int64_t>(offset + count) + 64;
   for (;;) {
@@ -415,11 +421,11 @@ Status PgStatements::Walk(const SearchQuery& q, const sql::CompiledSearch& compi
       if (++distinct <= offset) continue;
       page.entries.push_back(RowToVersion(r, i));
     }
-    if (page.entries.size() == count) return set("SET LOCAL enable_sort = on");
+    if (page.entries.size() == count) return SetLocal(c, "SET LOCAL enable_sort = on");
     if (r.rows() < limit) break;  // the walk ended: the matches without a date follow
     limit *= 4;
   }
-  JC_RETURN_IF_ERROR(set("SET LOCAL enable_sort = on"));
+  JC_RETURN_IF_ERROR(SetLocal(c, "SET LOCAL enable_sort = on"));
   if (!compiled.rest) return Status::Ok();  // a walk backward from a value: nothing follows
   std::vector<sql::Param> rest = compiled.rest->params;
   rest[rest.size() - 2].value = static_cast<int64_t>(count - page.entries.size());
@@ -427,15 +433,6 @@ Status PgStatements::Walk(const SearchQuery& q, const sql::CompiledSearch& compi
   JC_ASSIGN_OR_RETURN(PgResult r, c.Query(compiled.rest->sql, ToPgParams(rest), each_));
   for (int i = 0; i < r.rows(); ++i) page.entries.push_back(RowToVersion(r, i));
   return Status::Ok();
-}
-
-// Runs `sql` (a SET LOCAL) in the round trip of the transaction's next statement (with its BEGIN
-// when that has not been sent yet), or on its own outside a transaction. Sent on its own, the
-// two settings of a search after a read in the same transaction (a compartment search checks
-// its resource first) cost two round trips of their own.
-Status SetLocal(PgConnection& c, std::string sql) {
-  if (c.Defer(sql)) return Status::Ok();
-  return c.Exec(sql);
 }
 
 Result<SearchPage> QuerySearchUnbounded(PgConnection& c, const SearchQuery& q,
