@@ -333,7 +333,7 @@ TEST_P(SearchApiTest, KeptIdLinksLetAnotherProcessContinue) {
     // process finds them once the insert has landed, so wait for that (a miss in between is the
     // documented window, in which the other process pages without them).
     if (store_->SharesSearchResults()) {
-      const std::string& link = *Link(second, "next");
+      const std::string link = *Link(second, "next");
       const size_t at = link.find("_getpages=") + std::string("_getpages=").size();
       const std::string key = link.substr(at, link.find('&', at) - at);
       bool visible = false;
