@@ -172,6 +172,17 @@ class Dialect final : public sql::Dialect {
     return "(SELECT TRUE WHERE " + test + ")";
   }
 
+  // Nested CASEs: PostgreSQL evaluates a CASE's branches in order, each only when reached, where
+  // it reorders the terms of an AND by their estimated cost.
+  std::string InTurn(const std::vector<std::string>& tests) const override {
+    if (tests.empty()) return std::string(True());
+    std::string sql = tests.back();
+    for (size_t i = tests.size() - 1; i-- > 0;) {
+      sql = "CASE WHEN " + tests[i] + " THEN " + sql + " END";
+    }
+    return tests.size() == 1 ? sql : "(" + sql + ")";
+  }
+
   // The row counts choose the driving clause, the walk and the collect-all page here, not the
   // form of the other clauses (sql::Dialect::CollectsCountedClauses).
   bool CollectsCountedClauses() const override { return false; }

@@ -1,6 +1,7 @@
 #include "store/sql/search_sql.h"
 
 #include <algorithm>
+#include <limits>
 #include <utility>
 
 #include "base/utf8.h"
@@ -674,8 +675,10 @@ std::optional<int64_t> EstimateRows(const SearchClause& c, const std::string& ty
     // PostgreSQL: a _has too, so that one whose referrers are few is collected once with its
     // page, total and ids (the `all` form) rather than run as a page, a count and an ids-only
     // listing, three times the join (`has-condition` at 200,000 resources: ~10 ms).
-    const bool has_on_pg = c.kind == SearchKind::kReverseChain && !dialect.CollectsCountedClauses();
-    if ((!dialect.CollectsCountedClauses() && !has_on_pg) || c.links.empty()) return std::nullopt;
+    // And a chain: of few references it drives a collected search (the Observations of one
+    // patient); of more, a walk tests each row against the set (AllClauses), or probes it when
+    // uncounted.
+    if (c.links.empty()) return std::nullopt;
     int64_t rows = 0;
     for (const SearchLink& link : c.links) {
       if (link.all_of.empty()) return std::nullopt;
@@ -812,7 +815,14 @@ std::string AllClauses(SqlBuilder& b, const std::vector<SearchClause>& clauses, 
       // planner joined the set and sorted every match instead of walking the date index:
       // `Immunization?date=2025&_sort=-date` over a 100,000-resident county, 124 ms.
       const bool probe_counted = mode.per_row && !b.dialect().CollectsCountedClauses();
-      plan.probe[i] = (Probeable(clauses[i]) || chain_probe) && (!counted || probe_counted);
+      // And an uncounted chain: collected, its planner drove from the set, probed each
+      // reference's resource and sorted the matches: `Observation?code=85354-9&subject.name=王`
+      // over a 100,000-resident county probed the 47,855 Observations of the patients named 王
+      // (500 ms), where the walk tests ~1,800 Observations to fill its page. A counted chain
+      // stays a set, which the walk tests each row against (below).
+      const bool chain_per_row = probe_counted && clauses[i].kind == SearchKind::kChain && !counted;
+      plan.probe[i] =
+          (Probeable(clauses[i]) || chain_probe || chain_per_row) && (!counted || probe_counted);
     }
   } else if (mode.planned) {
     plan = *mode.planned;
@@ -836,6 +846,18 @@ std::string AllClauses(SqlBuilder& b, const std::vector<SearchClause>& clauses, 
            (clauses[i].kind == SearchKind::kChain || clauses[i].kind == SearchKind::kReverseChain);
   };
   const auto after_driver = order.begin() + (mode.walk || order.empty() ? 0 : 1);
+  // PostgreSQL's walk tests each row in the order of the SQL (Dialect::InTurn): the clauses of
+  // fewest counted rows first, so that the fewest rows reach the next test. The month of a
+  // blood-pressure code tested the code of every Observation walked (3,217 probes for a page)
+  // before the month (95 after it).
+  if (mode.walk && mode.per_row && !b.dialect().CollectsCountedClauses()) {
+    auto rows_of = [&](size_t i) {
+      return i < mode.walk->rows.size() && mode.walk->rows[i] ? *mode.walk->rows[i]
+                                                              : std::numeric_limits<int64_t>::max();
+    };
+    std::stable_sort(order.begin(), order.end(),
+                     [&](size_t x, size_t y) { return rows_of(x) < rows_of(y); });
+  }
   std::stable_partition(after_driver, order.end(), [&](size_t i) { return !is_chain(i); });
   // Where the dialect asks for it (IntersectsCollectedScans), the clauses collected as index
   // scans are intersected among themselves first, the driver's rows outermost
@@ -846,6 +868,7 @@ std::string AllClauses(SqlBuilder& b, const std::vector<SearchClause>& clauses, 
   // one by one to keep the 4,263 also referring to a patient named 李.
   std::vector<std::string> lists;
   std::string sql;
+  std::vector<std::string> per_row;  // a walk's probes, tested in turn after the rest
   // IntersectsChainsWithDriver: a driver whose rows were counted, and the chains and the few-row
   // clauses beside it, as one INTERSECT of their rids.
   if (!mode.walk && b.dialect().IntersectsChainsWithDriver() && !clauses.empty() &&
@@ -895,9 +918,21 @@ std::string AllClauses(SqlBuilder& b, const std::vector<SearchClause>& clauses, 
     // Only the probes: a chain collected beside them (PostgreSQL) stays a set its planner may
     // drive from — the Observations of one patient with a blood-pressure code, the chain made
     // per-row too, walked all 571,668 Observations of a 100,000-resident county (1.0-1.6 s).
-    if (mode.per_row && plan.probe[i]) cond = b.dialect().PerRow(cond);
+    // A counted chain in PostgreSQL's walk: its set, hashed once and tested per row, first when
+    // it has the fewest rows. `Observation?subject:Patient.birthdate=lt1940&code=85354-9` over a
+    // 100,000-resident county: the 23,475 Observations of the 1,457 patients born before 1940,
+    // then the code of the 173 of them walked, 62 ms a page; each chain probed per row after the
+    // code, 145 ms; the set joined and every match probed for the code, 240 ms.
+    const bool chain_set = mode.per_row && !plan.probe[i] &&
+                           clauses[i].kind == SearchKind::kChain &&
+                           !b.dialect().CollectsCountedClauses();
+    if (mode.per_row && (plan.probe[i] || chain_set)) {
+      per_row.push_back(b.dialect().PerRow(cond));
+      continue;
+    }
     sql += (sql.empty() ? "" : " AND ") + cond;
   }
+  if (!per_row.empty()) sql += (sql.empty() ? "" : " AND ") + b.dialect().InTurn(per_row);
   if (lists.empty()) return sql;
   std::string rids;
   if (lists.size() == 1) {
@@ -1123,6 +1158,12 @@ Statement LastStatement(const SearchQuery& q, const Dialect& dialect) {
 
 }  // namespace
 
+std::string Dialect::InTurn(const std::vector<std::string>& tests) const {
+  std::string sql;
+  for (const std::string& t : tests) sql += (sql.empty() ? "" : " AND ") + t;
+  return sql.empty() ? std::string(True()) : sql;
+}
+
 std::string Dialect::HasNoRow(SqlBuilder& b, const char* table, SearchKind kind,
                               const std::string& alias, const std::string& /*type*/,
                               const std::string& param) const {
@@ -1147,14 +1188,33 @@ CompiledSearch CompileSearch(const SearchQuery& q, const Dialect& dialect,
   // code's 1,952,310 Observations in a 1,000,000-resident county: 0.4-1.5 s). So probes serve a
   // page in id order and a total counted up to a limit.
   const bool many = estimator && !q.all_of.empty() && !plan.fewest;
+  // PostgreSQL walks too when the fewest rows counted are still many (not `selective`): its
+  // planner, estimating a month of dates at 146 rows for 21,484, collected them, probed each
+  // for a blood-pressure code and sorted the 15,473 matches (231 ms a page over a 100,000-
+  // resident county), where the walk tests 3,217 Observations, the month first (11 ms). The
+  // walk's worst case, a page that never fills, tests every resource of the type: 0.36-0.43 s
+  // for 571,668 Observations, where collecting the month and probing it took 0.23 s. (A
+  // (type, id) key covering the walk's columns made that 0.28-0.31 s, but the planner then
+  // scanned the whole type to join a collected clause of a few hundred rows: 53 → 137 ms.)
+  const bool walks_counted =
+      estimator && !q.all_of.empty() && !dialect.CollectsCountedClauses() && !plan.selective;
   const bool bounded_total = q.with_total && q.total_limit > 0;
   const bool probe_in_id_order =
-      many && q.sort.empty() && !q.ids_only && (!q.with_total || bounded_total);
+      (many || walks_counted) && q.sort.empty() && !q.ids_only && (!q.with_total || bounded_total);
   SqlBuilder b(dialect);
   ClauseMode::Scans scans;  // the top level's intersected index scans (SQLite), if any
   std::string where =
       top_where(b, probe_in_id_order ? ClauseMode{.walk = &plan, .per_row = true}
                                      : ClauseMode{.planned = &plan, .scans = &scans});
+
+  // The count beside such a walk over counted clauses (walks_counted; `many` leaves its total to
+  // the page) is planned as a collected search, not tested row by row in id order:
+  // `Patient?name=王` walked ~12,000 Patients to count 1,001 (58 ms, against 38 planned).
+  SqlBuilder planned_count(dialect);
+  const bool count_planned = probe_in_id_order && !many;
+  const std::string count_where =
+      count_planned ? top_where(planned_count, ClauseMode{.planned = &plan}) : where;
+  const std::vector<Param>& count_params = count_planned ? planned_count.params() : b.params();
 
   CompiledSearch out;
   out.plan_each_time = !q.all_of.empty() && (!plan.fewest || *plan.fewest > kTinyEstimate);
@@ -1170,9 +1230,16 @@ CompiledSearch CompileSearch(const SearchQuery& q, const Dialect& dialect,
   // count probes the driver's rows until the limit matches (the 46,805 Observations of the
   // patients born before 1940 in a county of 2.2 million resources, each probed for a
   // blood-pressure code: ~70 of the search's 100 ms).
-  const bool probed_count =
-      estimator && dialect.CollectsCountedClauses() && !plan.selective &&
-      std::any_of(plan.probe.begin(), plan.probe.end(), [](bool probe) { return probe; });
+  // PostgreSQL probes every clause beside the driver (CollectsCountedClauses): for its total, a
+  // clause counted at rows SQLite would collect is not one, so both backends report the same.
+  bool probed_count = false;
+  for (size_t i = 0; estimator && !plan.selective && i < plan.probe.size(); ++i) {
+    const bool collected_on_sqlite = i < plan.rows.size() && plan.rows[i] && plan.fewest &&
+                                     *plan.rows[i] <= *plan.fewest * kProbeCostInRows;
+    if (plan.probe[i] && (dialect.CollectsCountedClauses() || !collected_on_sqlite)) {
+      probed_count = true;
+    }
+  }
   if (bounded_total && (many || probed_count) && q.count > 0) {
     // Counting up to the limit would probe resources until that many match: at a match in 40
     // (a blood-pressure code and a patient named 王), 40,000 probes for a page that needs 2,000.
@@ -1180,11 +1247,11 @@ CompiledSearch CompileSearch(const SearchQuery& q, const Dialect& dialect,
     // _count=0: the total is all that was asked for, and there is no page to prove it.
     out.total_from_page = true;
   } else if (bounded_total) {
-    count_sql = bounded_count(where);
+    count_sql = bounded_count(count_where);
   } else if (q.with_total) {
-    count_sql = "SELECT count(*) FROM resource r WHERE " + where;
+    count_sql = "SELECT count(*) FROM resource r WHERE " + count_where;
   }
-  if (!count_sql.empty()) out.count = Statement{count_sql, b.params()};
+  if (!count_sql.empty()) out.count = Statement{count_sql, count_params};
   if (q.count <= 0) return out;
   if (q.want_last) out.last = LastStatement(q, dialect);
   // A listing of every match's id (ids_only) comes after a count that found them few: collect

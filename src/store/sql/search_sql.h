@@ -126,6 +126,11 @@ class Dialect {
   // gt160` over a 100,000-resident county read all 12,276 quantities above 160 (a sequential
   // scan), sorted the matches and kept 50: 163 ms, where the walk tests a few hundred rows.
   virtual std::string PerRow(const std::string& test) const { return test; }
+  // The conjunction of a walk's per-row tests (PerRow), each tested only on the rows that passed
+  // the ones before it: the compiler puts the most selective first. AND by default. PostgreSQL
+  // orders the tests of a row by its own cost estimates, which put a set hashed once (a counted
+  // clause) after a probe of every row (an index lookup each).
+  virtual std::string InTurn(const std::vector<std::string>& tests) const;
   // "the resource row `alias` (of `type`) has no row of parameter `param` in index table
   // `table`", for the matches without a value of a sort key, which are many resources to test:
   // NOT ProbeExists unless a backend has a cheaper form. Binds what it uses through `b`.

@@ -417,10 +417,90 @@ TEST(SearchSql, ManyMatchesAreProbedAndAChainOfFewTargetsIsCollected) {
       EXPECT_TRUE(t.count);
       EXPECT_FALSE(t.total_from_page);
     }
-    // The chain stays a set the planner may drive from (one patient's Observations).
-    EXPECT_NE(c.page->sql.find("AND r.rid IN (SELECT rid FROM idx_reference"), std::string::npos)
+    // A chain whose targets are too many to count is probed per row as well, after the code
+    // (in turn: Dialect::InTurn), never collected for the planner to drive from.
+    EXPECT_EQ(c.page->sql.find("r.rid IN (SELECT rid FROM idx_reference"), std::string::npos)
         << c.page->sql;
+    const size_t code =
+        c.page->sql.find("CASE WHEN (SELECT TRUE WHERE EXISTS (SELECT 1 FROM idx_token");
+    const size_t chain =
+        c.page->sql.find("THEN (SELECT TRUE WHERE EXISTS (SELECT 1 FROM idx_reference");
+    EXPECT_NE(code, std::string::npos) << c.page->sql;
+    EXPECT_NE(chain, std::string::npos) << c.page->sql;
   }
+  {
+    // PostgreSQL, a chain counted at few references (one patient's Observations): it drives,
+    // collected with every match, no walk.
+    TableEstimator one_patient(sql::kEstimateCap, 1, 40);
+    const auto c = CompileSearch(q, postgres::PostgresDialect(), &one_patient);
+    ASSERT_TRUE(c.all);
+    EXPECT_FALSE(c.page);
+    EXPECT_NE(c.all->sql.find("r.rid IN (SELECT rid FROM idx_reference"), std::string::npos)
+        << c.all->sql;
+  }
+  {
+    // PostgreSQL, a chain counted at many references (the 23,475 Observations of the patients
+    // born before 1940): a walk in id order that tests each row against the chain's set first
+    // (hashed once: a per-row subquery), then probes the uncounted code; the total is left to
+    // the page.
+    TableEstimator old_patients(sql::kEstimateCap, 1457, 23475);
+    const auto c = CompileSearch(q, postgres::PostgresDialect(), &old_patients);
+    ASSERT_TRUE(c.page);
+    EXPECT_TRUE(c.total_from_page);
+    const std::string& sql = c.page->sql;
+    const size_t chain =
+        sql.find("CASE WHEN (SELECT TRUE WHERE r.rid IN (SELECT rid FROM idx_reference");
+    const size_t code = sql.find("THEN (SELECT TRUE WHERE EXISTS (SELECT 1 FROM idx_token");
+    EXPECT_NE(chain, std::string::npos) << sql;
+    EXPECT_NE(code, std::string::npos) << sql;
+    EXPECT_LT(chain, code) << sql;
+    EXPECT_NE(sql.find("ORDER BY r.id LIMIT"), std::string::npos) << sql;
+  }
+}
+
+// PostgreSQL: a search whose fewest counted rows are still many (not selective) walks in id order
+// too, testing each row in turn from the clause of fewest rows, and counts its total as a
+// collected search, not row by row.
+TEST(SearchSql, PostgresWalksCountedClausesOfManyRowsInTurn) {
+  SearchQuery q;
+  q.type = "Observation";
+  q.count = 50;
+  q.with_total = true;
+  q.total_limit = 1000;
+  const SearchClause code = Clause(SearchKind::kToken, "code", {Code("85354-9")});
+  // A string clause stands in for a month of dates (TableEstimator counts strings).
+  const SearchClause name = Clause(SearchKind::kString, "performer-name", {Text("wang")});
+  q.all_of = {code, name};
+  // The code counted at 100,000 (the cap: unknown), the string at 21,484: the string first.
+  TableEstimator month(sql::kEstimateCap, 21484);
+  auto c = CompileSearch(q, postgres::PostgresDialect(), &month);
+  ASSERT_TRUE(c.page);
+  EXPECT_FALSE(c.all);
+  EXPECT_TRUE(c.total_from_page);  // the code is probed: the page proves the total
+  const std::string& sql = c.page->sql;
+  const size_t first = sql.find("CASE WHEN (SELECT TRUE WHERE EXISTS (SELECT 1 FROM idx_string");
+  const size_t then = sql.find("THEN (SELECT TRUE WHERE EXISTS (SELECT 1 FROM idx_token");
+  EXPECT_NE(first, std::string::npos) << sql;
+  EXPECT_NE(then, std::string::npos) << sql;
+  EXPECT_NE(sql.find("ORDER BY r.id LIMIT"), std::string::npos) << sql;
+  // One clause of many rows: nothing is probed beside it, so the total is counted, planned
+  // ("rid IN (…)" for the planner to drive from), not walked row by row.
+  q.all_of = {name};
+  c = CompileSearch(q, postgres::PostgresDialect(), &month);
+  ASSERT_TRUE(c.page);
+  ASSERT_TRUE(c.count);
+  EXPECT_FALSE(c.total_from_page);
+  EXPECT_NE(c.page->sql.find("(SELECT TRUE WHERE EXISTS (SELECT 1 FROM idx_string"),
+            std::string::npos)
+      << c.page->sql;
+  EXPECT_NE(c.count->sql.find("r.rid IN (SELECT rid FROM idx_string"), std::string::npos)
+      << c.count->sql;
+  EXPECT_EQ(c.count->sql.find("SELECT TRUE"), std::string::npos) << c.count->sql;
+  // A selective clause (under 10,000 rows) is collected and sorted, as before.
+  TableEstimator few(sql::kEstimateCap, 5000);
+  c = CompileSearch(q, postgres::PostgresDialect(), &few);
+  EXPECT_TRUE(c.all);
+  EXPECT_FALSE(c.page);
 }
 
 // PostgreSQL: a _has whose referrers' criterion counts few is collected once, with the page,
