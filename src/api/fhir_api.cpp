@@ -648,9 +648,9 @@ std::string CriteriaText(const QueryParams& applied) {
 // The `_cursor` of one resource's position in a search's order (`q`'s sort keys), read again at
 // the snapshot, for a link past (or, `backward`, before) it: a page served from kept ids carries
 // it beside `_getpages`, so that a process without those ids (another SQLite process, or this
-// one after a restart or an eviction) continues from the entry rather than at an offset; a first
-// page that did not ask the store for its last position reads it here. Empty when the resource
-// has changed or gone since the snapshot (the link then pages by offset there).
+// one after a restart or an eviction) continues from the entry rather than at an offset. Empty
+// when the resource has changed or gone since the snapshot (the link then pages by offset
+// there).
 Result<std::string> CursorAt(store::IReadTransaction& txn, const store::SearchQuery& q,
                              const std::string& id, int64_t snapshot, bool backward) {
   store::SearchQuery probe;
@@ -1051,7 +1051,8 @@ Response FhirApi::Search(Context& c, const QueryParams& params) {
       more = position + q.count < n;
       results_key = parsed->results_key;
       run = false;
-      // Where the ids are shared with every process (PostgreSQL), the links need no cursor.
+      // Where the ids are shared with every process (PostgreSQL), the links of a page served
+      // from them need no cursor: the ids were found, so every process finds them.
       if (*more && q.count > 0 && !search_results_.shared()) {
         const std::string& last = ids[static_cast<size_t>(position + q.count - 1)];
         auto cursor = CursorAt(**txn, q, last, snapshot, false);
@@ -1074,8 +1075,10 @@ Response FhirApi::Search(Context& c, const QueryParams& params) {
     if (first_page) first.list_ids_up_to = max_ids;
     // Without kept ids, the next page starts after this one's last entry (keyset paging):
     // matches before it that change or drop out since do not shift it. A first page whose ids
-    // may be kept and shared needs none; it is read below if they are not.
-    first.want_last = !parsed->summary_count && !(first_page && search_results_.shared());
+    // are kept carries it too, also where they are shared (PostgreSQL): they are published off
+    // the request's path, and a link followed on another process before they land pages from
+    // the cursor rather than at an offset.
+    first.want_last = !parsed->summary_count;
     auto found = (*txn)->Search(first);
     if (!found.ok()) return ErrorResponse(found.error());
     if (q.after && q.backward && static_cast<int64_t>(found->entries.size()) < q.count) {
@@ -1115,12 +1118,6 @@ Response FhirApi::Search(Context& c, const QueryParams& params) {
         for (auto& e : listed->entries) results.ids.push_back(std::move(e.id));
         results_key = search_results_.Put(std::move(results));
       }
-    }
-    if (!first.want_last && results_key.empty() && !found->last &&
-        static_cast<int64_t>(page.size()) == q.count && q.count > 0) {
-      auto cursor = CursorAt(**txn, q, page.back().id, snapshot, false);
-      if (!cursor.ok()) return ErrorResponse(cursor.error());
-      next_cursor = std::move(*cursor);
     }
   }
 

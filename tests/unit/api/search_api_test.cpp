@@ -299,7 +299,8 @@ TEST_P(SearchApiTest, LastLinkIsTheMatchesBeforeTheEnd) {
 // updated since shift nothing there either. Where kept ids stay in their process (SQLite: the
 // fresh FhirApi has none of this one's searches) the links carry a _cursor beside _getpages and
 // the other process pages from it; where they are shared through the database (PostgreSQL,
-// IStore::SharesSearchResults) the other process finds them there and the links carry none.
+// IStore::SharesSearchResults) the other process finds them there, and only the first page's
+// links carry one (AFirstPageLinkPagesFromItsCursorBeforeItsIdsAreFound).
 TEST_P(SearchApiTest, KeptIdLinksLetAnotherProcessContinue) {
   const bool with_cursor = !store_->SharesSearchResults();
   for (int i = 1; i <= 9; ++i) Put(Obs("k" + std::to_string(i), "p1", "8867-4"));
@@ -311,7 +312,7 @@ TEST_P(SearchApiTest, KeptIdLinksLetAnotherProcessContinue) {
     ASSERT_EQ(Entries(b, "match").size(), 2u);
     ASSERT_TRUE(Link(b, "next"));
     EXPECT_NE(Link(b, "next")->find("_getpages="), std::string::npos);
-    EXPECT_EQ(Link(b, "next")->find("_cursor=") != std::string::npos, with_cursor);
+    EXPECT_NE(Link(b, "next")->find("_cursor="), std::string::npos);
     // The second page comes from the kept ids, and so do its links (a cursor among them where
     // the ids are not shared).
     auto second = Get(Target(*Link(b, "next")));
@@ -361,6 +362,37 @@ TEST_P(SearchApiTest, KeptIdLinksLetAnotherProcessContinue) {
               V(expected.begin(), expected.begin() + 2));
     // Put the two back as they were for the next order.
     Put(Obs(second_page[0].substr(second_page[0].find('/') + 1), "p1", "8867-4"));
+  }
+}
+
+// A first page's links carry its cursor beside the kept ids' key on every backend: where the ids
+// are shared (PostgreSQL) they are published off the request's path, and a link that reaches
+// another process before they land finds no ids under its key. That process then runs the
+// search again after the cursor, under the page's snapshot: a match of the first page deleted
+// since shifts nothing. (An unknown key stands for the ids not yet published: the same miss.)
+TEST_P(SearchApiTest, AFirstPageLinkPagesFromItsCursorBeforeItsIdsAreFound) {
+  for (int i = 1; i <= 7; ++i) Put(Obs("w" + std::to_string(i), "p1", "8867-4"));
+  for (const std::string sort : {"_id", "-_lastUpdated,_id"}) {
+    SCOPED_TRACE(sort);
+    MakeApi(FhirApiOptions{});
+    const std::string search = "/fhir/Observation?code=8867-4&_count=3&_sort=" + sort;
+    V all;
+    for (auto page = Get(search);; page = Get(Target(*Link(page, "next")))) {
+      for (std::string& e : Entries(page, "match")) all.push_back(std::move(e));
+      if (!Link(page, "next")) break;
+    }
+    ASSERT_EQ(all.size(), 7u);
+    auto first = Get(search);
+    ASSERT_EQ(Entries(first, "match"), V(all.begin(), all.begin() + 3));
+    std::string next = *Link(first, "next");
+    ASSERT_NE(next.find("_cursor="), std::string::npos);
+    const size_t at = next.find("_getpages=") + std::string("_getpages=").size();
+    ASSERT_NE(at, std::string::npos + std::string("_getpages=").size());
+    next.replace(at, next.find('&', at) - at, "00000000-0000-4000-8000-000000000000");
+    MakeApi(FhirApiOptions{});
+    ASSERT_EQ(Call("DELETE", "/fhir/" + all[0]).status, 204);
+    EXPECT_EQ(Entries(Get(Target(next)), "match"), V(all.begin() + 3, all.begin() + 6));
+    Put(Obs(all[0].substr(all[0].find('/') + 1), "p1", "8867-4"));
   }
 }
 
