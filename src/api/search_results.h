@@ -12,8 +12,10 @@
 // another process behind a load balancer, or this one after a restart, finds them there. A link
 // whose entry is gone (expired, evicted, not shared) is answered by running the search again
 // under the same snapshot, starting after the link's `_cursor` (the page's edge entry's sort
-// values, which the links carry beside the key where entries are not shared: SQLite) or,
-// without one, at the link's offset.
+// values, which a first page's links carry beside the key on every backend, and a later page's
+// where entries are not shared: SQLite) or, without one, at the link's offset. Shared entries
+// are published off the request's path, so a first page's link can reach another process before
+// its entry: the cursor serves it there.
 #pragma once
 
 #include <chrono>

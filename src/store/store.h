@@ -460,7 +460,8 @@ class IStore {
   // path). The default shares nothing: an SQLite server keeps them in its own memory only.
   virtual bool SharesSearchResults() const { return false; }
   // Publishes `body` under `key` until `expires_us`. May return before the entry is visible: a
-  // FindSearchResults meanwhile misses it, and the caller pages without it.
+  // FindSearchResults meanwhile misses it, and the caller pages without it (from the link's
+  // cursor, which a first page's links carry for this).
   virtual void PublishSearchResults(std::string key, std::string body, int64_t expires_us) {
     (void)key, (void)body, (void)expires_us;
   }

@@ -375,12 +375,20 @@ Status PgStatements::All(const SearchQuery& q, const sql::CompiledSearch& compil
     return Status::Ok();
   }
   const size_t n_params = compiled.all->params.size();
+  // The sort values of the page's rows (CompiledSearch::all_sort_values), columns 8, 9, ….
+  const bool values = compiled.all_sort_values && !q.sort.empty();
+  std::string page_values, no_values;
+  for (size_t i = 0; values && i < q.sort.size(); ++i) {
+    page_values += ", m.s" + std::to_string(i);
+    no_values += ", NULL";
+  }
   const std::string sql =
       "WITH m AS MATERIALIZED (" + compiled.all->sql +
-      ") SELECT x.type, m.id, x.version, x.last_updated_us, x.deleted, x.json, m.rid, m.n FROM m "
-      "JOIN resource x ON x.rid = m.rid WHERE m.n > $" +
+      ") SELECT x.type, m.id, x.version, x.last_updated_us, x.deleted, x.json, m.rid, m.n" +
+      page_values + " FROM m JOIN resource x ON x.rid = m.rid WHERE m.n > $" +
       std::to_string(n_params + 1) + "::int8 AND m.n <= $" + std::to_string(n_params + 2) +
-      "::int8 UNION ALL SELECT NULL, m.id, NULL, NULL, NULL, NULL, m.rid, m.n FROM m";
+      "::int8 UNION ALL SELECT NULL, m.id, NULL, NULL, NULL, NULL, m.rid, m.n" + no_values +
+      " FROM m";
   PgParams params = ToPgParams(compiled.all->params);
   params.Int(offset);
   params.Int(end);
@@ -397,6 +405,30 @@ Status PgStatements::All(const SearchQuery& q, const sql::CompiledSearch& compil
   }
   std::sort(page_rows.begin(), page_rows.end());
   for (const auto& [number, row] : page_rows) page.entries.push_back(RowToVersion(r, row));
+  if (values && !page_rows.empty()) {
+    // As sql::FillLast would read them: the page's last and first entries in the order it is
+    // returned in (a page before a position is numbered backward and reversed after).
+    const bool back = q.after && q.backward;
+    auto position = [&](int row) -> Result<SearchAfter> {
+      SearchAfter at;
+      at.id = r.String(row, 1);
+      at.values = sql::ReadSortValues(
+          q.sort, [&](int col) { return r.IsNull(row, 8 + col); },
+          [&](int col) { return r.Int(row, 8 + col); },
+          [&](int col) { return r.Double(row, 8 + col); },
+          [&](int col) { return r.String(row, 8 + col); });
+      if (at.values.size() != q.sort.size()) return Internal("search: no sort values of an entry");
+      return at;
+    };
+    const int last_row = back ? page_rows.front().second : page_rows.back().second;
+    const int first_row = back ? page_rows.back().second : page_rows.front().second;
+    if (q.count > 0 && static_cast<int64_t>(page_rows.size()) >= q.count) {
+      JC_ASSIGN_OR_RETURN(page.last, position(last_row));
+    }
+    if (q.after) {
+      JC_ASSIGN_OR_RETURN(page.first, position(first_row));
+    }
+  }
   return Status::Ok();
 }
 

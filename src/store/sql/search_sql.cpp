@@ -1291,12 +1291,16 @@ CompiledSearch CompileSearch(const SearchQuery& q, const Dialect& dialect,
     std::string keys;
     std::string order;
     std::vector<std::string> exprs;
+    std::string values;  // all_sort_values
     for (size_t i = 0; i < q.sort.size(); ++i) {
       const SortKey& k = q.sort[i];
       keys += ", " + SortExpr(b, k, "r") + " AS k" + std::to_string(i);
       exprs.push_back("k.k" + std::to_string(i));
       order += dialect.OrderTerm(exprs.back(), k.descending != back, back) + ", ";
+      values += ", " + exprs.back() + " AS s" + std::to_string(i);
     }
+    out.all_sort_values = dialect.NumbersAll() && q.want_last;
+    if (!out.all_sort_values) values.clear();
     order += dialect.IdTiebreak("k", true) + (back ? " DESC" : "");
     const std::string with = "WITH k AS MATERIALIZED (SELECT r.rid, r.id" + keys +
                              " FROM resource r WHERE " + where + ") ";
@@ -1304,7 +1308,7 @@ CompiledSearch CompileSearch(const SearchQuery& q, const Dialect& dialect,
     out.all =
         Statement{dialect.NumbersAll()
                       ? with + "SELECT k.rid, k.id, row_number() OVER (ORDER BY " + order +
-                            ") AS n FROM k WHERE " + cond
+                            ") AS n" + values + " FROM k WHERE " + cond
                       : with + "SELECT k.rid, k.id FROM k WHERE " + cond + " ORDER BY " + order,
                   b.params()};
     return out;  // the count runs for the total
@@ -1312,8 +1316,10 @@ CompiledSearch CompileSearch(const SearchQuery& q, const Dialect& dialect,
   // Backward (a page before a position): the reverse order, whose first `count` rows are the
   // page's, reversed by RunCompiledSearch.
   std::string order;
+  std::vector<std::string> sort_exprs;
   for (const SortKey& k : q.sort) {
-    order += dialect.OrderTerm(SortExpr(b, k, "r"), k.descending != back, back) + ", ";
+    sort_exprs.push_back(SortExpr(b, k, "r"));
+    order += dialect.OrderTerm(sort_exprs.back(), k.descending != back, back) + ", ";
   }
   // Few matches: collect them and sort. Many: walk the resources in id order and test each,
   // which stops at the end of the page.
@@ -1327,11 +1333,20 @@ CompiledSearch CompileSearch(const SearchQuery& q, const Dialect& dialect,
   }
   if (estimator && !q.all_of.empty() && few) {
     // Few matches, all found and sorted anyway: once, for both the page and the total (after a
-    // position, the count runs for the total).
+    // position, the count runs for the total). The sort values as columns too where they are
+    // read back (all_sort_values): PostgreSQL computes an expression of both the window's order
+    // and the columns once.
+    std::string values;
+    if (dialect.NumbersAll() && q.want_last && !q.sort.empty()) {
+      for (size_t i = 0; i < sort_exprs.size(); ++i) {
+        values += ", " + sort_exprs[i] + " AS s" + std::to_string(i);
+      }
+      out.all_sort_values = true;
+    }
     out.all = Statement{
         dialect.NumbersAll()
-            ? "SELECT r.rid, r.id, row_number() OVER (ORDER BY " + order +
-                  ") AS n FROM resource r WHERE " + page_where
+            ? "SELECT r.rid, r.id, row_number() OVER (ORDER BY " + order + ") AS n" + values +
+                  " FROM resource r WHERE " + page_where
             : "SELECT r.rid, r.id FROM resource r WHERE " + page_where + " ORDER BY " + order,
         b.params()};
     if (!q.after) out.count.reset();
@@ -1436,6 +1451,8 @@ Result<SearchAfter> PositionOfEntry(const SearchQuery& q, const CompiledSearch& 
 Status FillLast(const SearchQuery& q, const CompiledSearch& compiled, SearchStatements& run,
                 SearchPage& page) {
   if (!compiled.last || q.count <= 0 || page.entries.empty()) return Status::Ok();
+  // The backend read them with the matches (CompiledSearch::all_sort_values).
+  if (compiled.all && compiled.all_sort_values && !q.ids_only) return Status::Ok();
   if (static_cast<int64_t>(page.entries.size()) >= q.count) {
     JC_ASSIGN_OR_RETURN(page.last, PositionOfEntry(q, compiled, run, page.entries.back().id));
   }

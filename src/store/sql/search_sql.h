@@ -196,6 +196,10 @@ struct CompiledSearch {
   std::optional<Statement> page;
   bool page_total = false;
   std::optional<Statement> all;
+  // `all` numbered (Dialect::NumbersAll) with SearchQuery::want_last and sort keys: each row
+  // carries the sort keys' values after its number (columns 3, 4, …), from which the backend sets
+  // SearchPage::last and first without the `last` statement's round trip.
+  bool all_sort_values = false;
   std::optional<Statement> walk;
   std::optional<Statement> rest;
   // Backward from among the matches without a value: `rest` (those before the position, in

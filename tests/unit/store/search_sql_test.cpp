@@ -687,6 +687,34 @@ TEST(PgSearch, WordQueriesAndDocumentsUseTheSameWords) {
   EXPECT_EQ(FullTextDocument("。"), "");
 }
 
+// PostgreSQL numbers every match of a collected search (Dialect::NumbersAll); with sort keys and
+// want_last the numbered rows carry the sort values too (columns s0, s1, …), so that the page's
+// cursor needs no statement of its own (CompiledSearch::all_sort_values). SQLite reads it with
+// the `last` statement.
+TEST(SearchSql, NumberedMatchesCarryTheirSortValuesForTheCursor) {
+  SearchQuery q;
+  q.type = "Observation";
+  q.count = 10;
+  q.want_last = true;
+  q.all_of = {Clause(SearchKind::kToken, "code", {Code("8867-4")})};
+  q.sort = {SortKey{"date", SearchKind::kDate, true}, SortKey{"_id", SearchKind::kId, false}};
+  TableEstimator few(50, 50);
+  auto c = CompileSearch(q, postgres::PostgresDialect(), &few);
+  ASSERT_TRUE(c.all);
+  EXPECT_TRUE(c.all_sort_values);
+  EXPECT_NE(c.all->sql.find(" AS s0, r.id AS s1 FROM resource r"), std::string::npos) << c.all->sql;
+  // The date's expression is bound once, shared by the window's order and the column.
+  EXPECT_EQ(c.all->params.size(), 4u) << c.all->sql;
+  q.want_last = false;
+  c = CompileSearch(q, postgres::PostgresDialect(), &few);
+  ASSERT_TRUE(c.all);
+  EXPECT_FALSE(c.all_sort_values);
+  EXPECT_EQ(c.all->sql.find(" AS s0"), std::string::npos) << c.all->sql;
+  q.want_last = true;
+  c = CompileSearch(q, sqlite::SqliteDialect(), &few);
+  EXPECT_FALSE(c.all_sort_values);
+}
+
 }  // namespace
 }  // namespace jiceng::store
 
