@@ -687,6 +687,49 @@ TEST(PgSearch, WordQueriesAndDocumentsUseTheSameWords) {
   EXPECT_EQ(FullTextDocument("。"), "");
 }
 
+// A date-sorted page with a clause on its own date walks the date index only up to the clause's
+// bound (descending: the rows ending at or after its start; ascending: starting at or before its
+// end), and probes every clause rather than collecting any: the walk meets few rows.
+TEST(SearchSql, ADateWalkStopsAtItsOwnClausesBound) {
+  SearchQuery q;
+  q.type = "Observation";
+  q.count = 50;
+  SearchValue since;
+  since.prefix = SearchPrefix::kGe;
+  since.lo_us = 1'000'000;
+  since.hi_us = 2'000'000;
+  SearchClause date = Clause(SearchKind::kDate, "date", {since});
+  q.all_of = {Clause(SearchKind::kToken, "category", {Code("laboratory")}), date};
+  q.sort = {SortKey{"date", SearchKind::kDate, true}};
+  // 1,500 dates since, 25,000 laboratory rows: collected before, a walk now.
+  class Counts final : public sql::RowEstimator {
+   public:
+    std::optional<int64_t> CountRows(const sql::Statement& st) override {
+      if (st.sql.find("FROM idx_date") != std::string::npos) return 1500;
+      return 25000;
+    }
+  } counts;
+  for (const sql::Dialect* d : {&sqlite::SqliteDialect(), &postgres::PostgresDialect()}) {
+    auto c = CompileSearch(q, *d, &counts);
+    ASSERT_TRUE(c.walk);
+    EXPECT_NE(c.walk->sql.find("AND s.end_us >= "), std::string::npos) << c.walk->sql;
+    EXPECT_EQ(c.walk->sql.find("rid IN (SELECT rid FROM idx_token"), std::string::npos)
+        << c.walk->sql;
+    // Ascending with a lower bound only: nothing bounds the walk.
+    q.sort[0].descending = false;
+    c = CompileSearch(q, *d, &counts);
+    if (c.walk) {
+      EXPECT_EQ(c.walk->sql.find("AND s.start_us <= "), std::string::npos);
+    }
+    q.all_of[1].any_of[0].prefix = SearchPrefix::kLe;
+    c = CompileSearch(q, *d, &counts);
+    ASSERT_TRUE(c.walk);
+    EXPECT_NE(c.walk->sql.find("AND s.start_us <= "), std::string::npos) << c.walk->sql;
+    q.sort[0].descending = true;
+    q.all_of[1].any_of[0].prefix = SearchPrefix::kGe;
+  }
+}
+
 // PostgreSQL numbers every match of a collected search (Dialect::NumbersAll); with sort keys and
 // want_last the numbered rows carry the sort values too (columns s0, s1, …), so that the page's
 // cursor needs no statement of its own (CompiledSearch::all_sort_values). SQLite reads it with

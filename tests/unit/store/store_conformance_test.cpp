@@ -1176,6 +1176,53 @@ TEST_P(StoreSearchConformance, SortByOneDateOverManyResourcesPagesAcrossMissingV
             "d03,d01,n1,n3 total 22");
 }
 
+// A page sorted by a date with a clause on that date (the latest since a day, the earliest up to
+// one) walks the date index only as far as the clause's bound (sql BoundOfWalk): the same pages
+// as sorting every match, the last ones included. 1,500 Observations, i's date [i, i + 1) ms, all
+// but every fifth with code x, and three with the code and no date.
+TEST_P(StoreSearchConformance, ADateWalkBoundedByItsOwnClauseServesEveryPage) {
+  for (int i = 0; i < 1500; ++i) {
+    IndexRows idx;
+    idx.dates = {{"date", int64_t{i} * 1000, int64_t{i} * 1000 + 1000}};
+    if (i % 5 != 0) idx.tokens = {{"code", "urn:s", "x"}};
+    ASSERT_OK(WriteNext(*store_, "Observation", fmt::format("o{:04}", i), 1, idx));
+  }
+  for (int i = 0; i < 3; ++i) {
+    IndexRows idx;
+    idx.tokens = {{"code", "urn:s", "x"}};
+    ASSERT_OK(WriteNext(*store_, "Observation", fmt::format("n{}", i), 1, idx));
+  }
+  std::vector<std::string> since, until;  // ge day 200, latest first; le day 1299, earliest first
+  for (int i = 1499; i >= 200; --i)
+    if (i % 5 != 0) since.push_back(fmt::format("o{:04}", i));
+  for (int i = 0; i <= 1299; ++i)
+    if (i % 5 != 0) until.push_back(fmt::format("o{:04}", i));
+  auto ids = [](const std::string& answer) { return answer.substr(0, answer.find(' ')); };
+  auto page = [](const std::vector<std::string>& all, size_t offset, size_t count) {
+    std::string out;
+    for (size_t i = offset; i < all.size() && i < offset + count; ++i)
+      out += (out.empty() ? "" : ",") + all[i];
+    return out;
+  };
+  for (const auto& [offset, count] :
+       std::vector<std::pair<int, int>>{{0, 5}, {500, 7}, {1035, 10}, {1039, 3}}) {
+    EXPECT_EQ(ids(Answer(*store_, Q().Where(SearchKind::kDate, "date",
+                                            {Dates(SearchPrefix::kGe, 200'000, 201'000)})
+                                      .Where(SearchKind::kToken, "code", {Token("urn:s", "x")})
+                                      .Sort(SearchKind::kDate, "date", true)
+                                      .Page(offset, count))),
+              page(since, offset, count))
+        << offset;
+    EXPECT_EQ(ids(Answer(*store_, Q().Where(SearchKind::kDate, "date",
+                                            {Dates(SearchPrefix::kLe, 1'299'000, 1'300'000)})
+                                      .Where(SearchKind::kToken, "code", {Token("urn:s", "x")})
+                                      .Sort(SearchKind::kDate, "date")
+                                      .Page(offset, count))),
+              page(until, offset, count))
+        << offset;
+  }
+}
+
 // Keyset paging (SearchQuery::after): following each full page's `last` visits every match once,
 // in the order of one whole search, in every kind of order (a walk of a date index included), with
 // and without a clause; each page still reports the total of every match.
