@@ -277,10 +277,10 @@ struct ClauseMode {
   // The conditions of a walk in id order that stops at its page: each probe is a test of the
   // row at hand (Dialect::PerRow), never a join the database may reorder.
   bool per_row = false;
-  // A walk that meets few rows (bounded by a clause on its date: BoundOfWalk): every clause it
-  // can probe is probed, none collected whole first. Collected, the laboratory Observations
-  // since a date listed every laboratory Observation of the database (SQLite, 19-30 ms) for a
-  // walk that tests ~60.
+  // A walk that meets few rows (bounded on one side by a clause on its date: BoundOfWalk):
+  // every clause it can probe is probed, none collected whole first. Collected, the laboratory
+  // Observations since a date listed every laboratory Observation of the database (SQLite, 19-30
+  // ms) for a walk that tests ~60.
   bool probe_counted = false;
 };
 
@@ -921,9 +921,8 @@ std::string AllClauses(SqlBuilder& b, const std::vector<SearchClause>& clauses, 
       }
     }
     std::string cond = ClauseCond(b, clauses[i], scope, plan.probe[i]);
-    // Only the probes: a chain collected beside them (PostgreSQL) stays a set its planner may
-    // drive from — the Observations of one patient with a blood-pressure code, the chain made
-    // per-row too, walked all 571,668 Observations of a 100,000-resident county (1.0-1.6 s).
+    // Only the probes, and on PostgreSQL a walk's counted chain (below): a clause collected
+    // otherwise (SQLite's counted ones) stays a set the database may drive from.
     // A counted chain in PostgreSQL's walk: its set, hashed once and tested per row, first when
     // it has the fewest rows. `Observation?subject:Patient.birthdate=lt1940&code=85354-9` over a
     // 100,000-resident county: the 23,475 Observations of the 1,457 patients born before 1940,
@@ -1077,13 +1076,18 @@ namespace {
 // search stops at the end of its page.
 // A clause on the date parameter a walk is sorted by that bounds where the walk can meet its
 // matches: a match's sort value (its highest end descending, its lowest start ascending) lies
-// past the bound, so the walk reads the rows of the parameter up to the bound only. Descending,
-// eq, gt, ge, sa and ap each hold only for a row that ends at or after the value's start (lo);
-// ascending, eq, lt, le, eb and ap only for one that starts at or before its end (hi). The index
-// of that clause in q.all_of, and the bound; nullopt when no clause bounds the walk.
+// before the bound, so the walk reads the rows of the parameter up to the bound only.
+// Descending: ge, eq and ap hold only for a row that ends at or after the value's start (lo), gt
+// and sa for one that ends at or after its end (hi). Ascending: le, eq and ap only for a row that
+// starts at or before hi, lt and eb for one that starts at or before lo. The index of that
+// clause in q.all_of, and the bound; nullopt when no clause bounds the walk. `tight`: the clause
+// bounds one side only, the side the walk starts from being open (ge/gt/sa descending, le/lt/eb
+// ascending), so the rows the walk reads are those the clause's count counted; an eq or ap walk
+// still starts at the first value of all.
 struct WalkBound {
   size_t clause = 0;
   int64_t us = 0;
+  bool tight = false;
 };
 
 std::optional<WalkBound> BoundOfWalk(const SearchQuery& q) {
@@ -1099,16 +1103,20 @@ std::optional<WalkBound> BoundOfWalk(const SearchQuery& q) {
     switch (v.prefix) {
       case SearchPrefix::kEq:
       case SearchPrefix::kAp:
-        return WalkBound{i, k.descending ? v.lo_us : v.hi_us};
-      case SearchPrefix::kGt:
+        return WalkBound{i, k.descending ? v.lo_us : v.hi_us, false};
       case SearchPrefix::kGe:
+        if (k.descending) return WalkBound{i, v.lo_us, true};
+        break;
+      case SearchPrefix::kGt:
       case SearchPrefix::kSa:
-        if (k.descending) return WalkBound{i, v.lo_us};
+        if (k.descending) return WalkBound{i, v.hi_us, true};
+        break;
+      case SearchPrefix::kLe:
+        if (!k.descending) return WalkBound{i, v.hi_us, true};
         break;
       case SearchPrefix::kLt:
-      case SearchPrefix::kLe:
       case SearchPrefix::kEb:
-        if (!k.descending) return WalkBound{i, v.hi_us};
+        if (!k.descending) return WalkBound{i, v.lo_us, true};
         break;
       default:
         break;
@@ -1132,10 +1140,9 @@ bool WorthWalking(const SearchQuery& q, const Plan& plan, const Dialect& dialect
   const double bound = static_cast<double>(matches) * static_cast<double>(matches) *
                        static_cast<double>(q.all_of.size()) / page;
   if (bound < 1) return false;
-  // A walk bounded by a clause on its parameter reads only the rows that clause counted: the
-  // laboratory Observations since a date, latest first, met ~60 rows for a page of 50 where
-  // collecting tested and sorted the ~1,500 since the date (BoundOfWalk).
-  if (const std::optional<WalkBound> walk_bound = BoundOfWalk(q)) {
+  // A walk bounded on one side by a clause on its parameter reads only the rows that clause
+  // counted (BoundOfWalk's `tight`): the laboratory Observations since a date, latest first.
+  if (const std::optional<WalkBound> walk_bound = BoundOfWalk(q); walk_bound && walk_bound->tight) {
     const size_t i = walk_bound->clause;
     if (i < plan.rows.size() && plan.rows[i]) return static_cast<double>(*plan.rows[i]) < bound;
   }
@@ -1171,10 +1178,10 @@ Statement WalkStatement(const SearchQuery& q, const Dialect& dialect, const Plan
   if (q.at_or_before_us) sql += " AND r.last_updated_us <= " + w.Bind(*q.at_or_before_us);
   const std::optional<WalkBound> bound = BoundOfWalk(q);
   if (!q.all_of.empty()) {
-    sql +=
-        " AND " +
-        AllClauses(w, q.all_of, top, q.type,
-                   ClauseMode{.walk = &plan, .per_row = true, .probe_counted = bound.has_value()});
+    sql += " AND " +
+           AllClauses(
+               w, q.all_of, top, q.type,
+               ClauseMode{.walk = &plan, .per_row = true, .probe_counted = bound && bound->tight});
   }
   // Only the rows where a match can be met (BoundOfWalk): the walk ends there.
   if (bound) {
@@ -1293,13 +1300,18 @@ CompiledSearch CompileSearch(const SearchQuery& q, const Dialect& dialect,
   // count probes the driver's rows until the limit matches (the 46,805 Observations of the
   // patients born before 1940 in a county of 2.2 million resources, each probed for a
   // blood-pressure code: ~70 of the search's 100 ms).
-  // PostgreSQL probes every clause beside the driver (CollectsCountedClauses): for its total, a
-  // clause counted at rows SQLite would collect is not one, so both backends report the same.
+  // PostgreSQL, which does not collect counted clauses (CollectsCountedClauses), probes every
+  // clause beside the driver, and its walk probes an uncounted chain, which its plan leaves
+  // unmarked: for its total, a clause SQLite would probe is one (a chain uncounted or counted at
+  // more than kProbeCostInRows times the driver's rows, any other clause likewise), so both
+  // backends report the same totals.
   bool probed_count = false;
   for (size_t i = 0; estimator && !plan.selective && i < plan.probe.size(); ++i) {
     const bool collected_on_sqlite = i < plan.rows.size() && plan.rows[i] && plan.fewest &&
                                      *plan.rows[i] <= *plan.fewest * kProbeCostInRows;
-    if (plan.probe[i] && (dialect.CollectsCountedClauses() || !collected_on_sqlite)) {
+    const bool chain = q.all_of[i].kind == SearchKind::kChain && i != plan.driver;
+    if (dialect.CollectsCountedClauses() ? plan.probe[i]
+                                         : (plan.probe[i] || chain) && !collected_on_sqlite) {
       probed_count = true;
     }
   }

@@ -301,7 +301,7 @@ class TableEstimator final : public sql::RowEstimator {
 // Over many matches (no criterion counted under the cap) SQLite pages in id order by probes and
 // does not count to the limit; a chain whose targets' criterion counts few rows is collected
 // (and may drive), one whose targets are many is probed per resource. PostgreSQL pages in id
-// order too (its chains are left to its planner).
+// order too, and counts its chains the same way.
 TEST(SearchSql, ManyMatchesAreProbedAndAChainOfFewTargetsIsCollected) {
   SearchQuery q;
   q.type = "Observation";
@@ -381,6 +381,19 @@ TEST(SearchSql, ManyMatchesAreProbedAndAChainOfFewTargetsIsCollected) {
       EXPECT_NE(sql.find(probed), std::string::npos) << code_rows << ": " << sql;
       EXPECT_NE(sql.find("rid IN (SELECT rid FROM idx_token"), std::string::npos) << sql;
       EXPECT_EQ(c.total_from_page, code_rows > 10000) << code_rows;
+    }
+    // PostgreSQL likewise: beside the counted code of 41,499 it walks, probes the chain per row
+    // (in turn after the code) and leaves the total to the page, as SQLite does.
+    {
+      TableEstimator many_targets(41499, sql::kEstimateCap);
+      const auto c = CompileSearch(q, postgres::PostgresDialect(), &many_targets);
+      ASSERT_TRUE(c.page);
+      EXPECT_TRUE(c.total_from_page);
+      EXPECT_FALSE(c.count);
+      EXPECT_EQ(c.page->sql.find(collected_chain), std::string::npos) << c.page->sql;
+      EXPECT_NE(c.page->sql.find("THEN (SELECT TRUE WHERE EXISTS (SELECT 1 FROM idx_reference"),
+                std::string::npos)
+          << c.page->sql;
     }
     // Beside a code of 500 (counted under 1,000, which ends the counting before the chain), a
     // chain of few targets is still counted and collected.
@@ -701,12 +714,16 @@ TEST(SearchSql, ADateWalkStopsAtItsOwnClausesBound) {
   SearchClause date = Clause(SearchKind::kDate, "date", {since});
   q.all_of = {Clause(SearchKind::kToken, "category", {Code("laboratory")}), date};
   q.sort = {SortKey{"date", SearchKind::kDate, true}};
-  // 1,500 dates since, 25,000 laboratory rows: collected before, a walk now.
+  // 1,500 dates since the day and 25,000 laboratory rows among 100,000 dates in all: the walk
+  // reads the 1,500 (walk < collect: 1,500 < 1,500^2 x 2 / 50), where unbounded it would read
+  // 100,000 x 50 / 1,500 = 3,333 rows a page, and so collected (100,000 > 90,000).
   class Counts final : public sql::RowEstimator {
    public:
     std::optional<int64_t> CountRows(const sql::Statement& st) override {
-      if (st.sql.find("FROM idx_date") != std::string::npos) return 1500;
-      return 25000;
+      if (st.sql.find("FROM idx_date") == std::string::npos) return 25000;
+      if (st.sql.find("start_us") != std::string::npos) return 1500;  // the clause's rows
+      const int64_t limit = std::stoll(st.sql.substr(st.sql.rfind("LIMIT ") + 6));
+      return std::min<int64_t>(100000, limit);  // the parameter's rows
     }
   } counts;
   for (const sql::Dialect* d : {&sqlite::SqliteDialect(), &postgres::PostgresDialect()}) {
@@ -715,17 +732,20 @@ TEST(SearchSql, ADateWalkStopsAtItsOwnClausesBound) {
     EXPECT_NE(c.walk->sql.find("AND s.end_us >= "), std::string::npos) << c.walk->sql;
     EXPECT_EQ(c.walk->sql.find("rid IN (SELECT rid FROM idx_token"), std::string::npos)
         << c.walk->sql;
-    // Ascending with a lower bound only: nothing bounds the walk.
+    // Ascending with a lower bound only: nothing bounds the walk, which is not worth it.
     q.sort[0].descending = false;
     c = CompileSearch(q, *d, &counts);
-    if (c.walk) {
-      EXPECT_EQ(c.walk->sql.find("AND s.start_us <= "), std::string::npos);
-    }
+    EXPECT_FALSE(c.walk);
     q.all_of[1].any_of[0].prefix = SearchPrefix::kLe;
     c = CompileSearch(q, *d, &counts);
     ASSERT_TRUE(c.walk);
     EXPECT_NE(c.walk->sql.find("AND s.start_us <= "), std::string::npos) << c.walk->sql;
+    // eq bounds where the walk ends, not where it starts (the first value of all): the
+    // parameter's rows decide, as unbounded.
+    q.all_of[1].any_of[0].prefix = SearchPrefix::kEq;
+    EXPECT_FALSE(CompileSearch(q, *d, &counts).walk);
     q.sort[0].descending = true;
+    EXPECT_FALSE(CompileSearch(q, *d, &counts).walk);
     q.all_of[1].any_of[0].prefix = SearchPrefix::kGe;
   }
 }

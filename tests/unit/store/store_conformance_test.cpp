@@ -1177,26 +1177,73 @@ TEST_P(StoreSearchConformance, SortByOneDateOverManyResourcesPagesAcrossMissingV
 }
 
 // A page sorted by a date with a clause on that date (the latest since a day, the earliest up to
-// one) walks the date index only as far as the clause's bound (sql BoundOfWalk): the same pages
-// as sorting every match, the last ones included. 1,500 Observations, i's date [i, i + 1) ms, all
-// but every fifth with code x, and three with the code and no date.
+// one, those within a range) walks the date index only as far as the clause's bound (sql
+// BoundOfWalk): the same pages as sorting every match, the last ones included. 1,500
+// Observations, o<i>'s date [i, i + 1) s in µs, all but every fifth (i % 5 == 1) with code x;
+// besides, b0 with the code and a short date inside the bound's day (a bound one day off would
+// leave it out), m0 with the code and two dates (its sort value the later, or the earlier
+// ascending), and n0…n2 with the code and no date.
 TEST_P(StoreSearchConformance, ADateWalkBoundedByItsOwnClauseServesEveryPage) {
+  struct Item {
+    std::string id;
+    std::vector<std::pair<int64_t, int64_t>> dates;
+  };
+  std::vector<Item> items;
   for (int i = 0; i < 1500; ++i) {
     IndexRows idx;
     idx.dates = {{"date", int64_t{i} * 1000, int64_t{i} * 1000 + 1000}};
-    if (i % 5 != 0) idx.tokens = {{"code", "urn:s", "x"}};
-    ASSERT_OK(WriteNext(*store_, "Observation", fmt::format("o{:04}", i), 1, idx));
+    if (i % 5 != 1) idx.tokens = {{"code", "urn:s", "x"}};
+    const std::string id = fmt::format("o{:04}", i);
+    ASSERT_OK(WriteNext(*store_, "Observation", id, 1, idx));
+    if (i % 5 != 1) items.push_back({id, {{int64_t{i} * 1000, int64_t{i} * 1000 + 1000}}});
   }
-  for (int i = 0; i < 3; ++i) {
+  const std::vector<Item> extra = {{"b0", {{200'100, 200'200}}},
+                                   {"m0", {{100'000, 101'000}, {1'600'000, 1'601'000}}},
+                                   {"n0", {}},
+                                   {"n1", {}},
+                                   {"n2", {}}};
+  for (const Item& item : extra) {
     IndexRows idx;
+    for (const auto& [start, end] : item.dates) idx.dates.push_back({"date", start, end});
     idx.tokens = {{"code", "urn:s", "x"}};
-    ASSERT_OK(WriteNext(*store_, "Observation", fmt::format("n{}", i), 1, idx));
+    ASSERT_OK(WriteNext(*store_, "Observation", item.id, 1, idx));
+    items.push_back(item);
   }
-  std::vector<std::string> since, until;  // ge day 200, latest first; le day 1299, earliest first
-  for (int i = 1499; i >= 200; --i)
-    if (i % 5 != 0) since.push_back(fmt::format("o{:04}", i));
-  for (int i = 0; i <= 1299; ++i)
-    if (i % 5 != 0) until.push_back(fmt::format("o{:04}", i));
+  // The matches of a date clause among items (DateCond's semantics: a stored [s, e) against the
+  // search's [lo, hi)), in the walk's order: by the highest end descending or the lowest start
+  // ascending, then id.
+  auto expected = [&](SearchPrefix prefix, int64_t lo, int64_t hi, bool descending) {
+    auto holds = [&](int64_t s, int64_t e) {
+      switch (prefix) {
+        case SearchPrefix::kGe:
+          return e >= lo && (e > hi || (s >= lo && e <= hi));
+        case SearchPrefix::kLe:
+          return s <= hi && (s < lo || (s >= lo && e <= hi));
+        case SearchPrefix::kEq:
+          return s >= lo && e <= hi;
+        case SearchPrefix::kGt:
+          return e > hi;
+        case SearchPrefix::kLt:
+          return s < lo;
+        default:
+          return false;
+      }
+    };
+    std::vector<std::pair<int64_t, std::string>> keyed;
+    for (const Item& item : items) {
+      bool match = false;
+      int64_t key = descending ? INT64_MIN : INT64_MAX;
+      for (const auto& [s, e] : item.dates) {
+        match = match || holds(s, e);
+        key = descending ? std::max(key, e) : std::min(key, s);
+      }
+      if (match) keyed.emplace_back(descending ? -key : key, item.id);
+    }
+    std::sort(keyed.begin(), keyed.end());
+    std::vector<std::string> ids;
+    for (auto& [key, id] : keyed) ids.push_back(std::move(id));
+    return ids;
+  };
   auto ids = [](const std::string& answer) { return answer.substr(0, answer.find(' ')); };
   auto page = [](const std::vector<std::string>& all, size_t offset, size_t count) {
     std::string out;
@@ -1204,22 +1251,29 @@ TEST_P(StoreSearchConformance, ADateWalkBoundedByItsOwnClauseServesEveryPage) {
       out += (out.empty() ? "" : ",") + all[i];
     return out;
   };
-  for (const auto& [offset, count] :
-       std::vector<std::pair<int, int>>{{0, 5}, {500, 7}, {1035, 10}, {1039, 3}}) {
-    EXPECT_EQ(ids(Answer(*store_, Q().Where(SearchKind::kDate, "date",
-                                            {Dates(SearchPrefix::kGe, 200'000, 201'000)})
-                                      .Where(SearchKind::kToken, "code", {Token("urn:s", "x")})
-                                      .Sort(SearchKind::kDate, "date", true)
-                                      .Page(offset, count))),
-              page(since, offset, count))
-        << offset;
-    EXPECT_EQ(ids(Answer(*store_, Q().Where(SearchKind::kDate, "date",
-                                            {Dates(SearchPrefix::kLe, 1'299'000, 1'300'000)})
-                                      .Where(SearchKind::kToken, "code", {Token("urn:s", "x")})
-                                      .Sort(SearchKind::kDate, "date")
-                                      .Page(offset, count))),
-              page(until, offset, count))
-        << offset;
+  struct Case {
+    SearchPrefix prefix;
+    int64_t lo, hi;
+    bool descending;
+  };
+  for (const Case& c : std::vector<Case>{{SearchPrefix::kGe, 200'000, 200'500, true},
+                                         {SearchPrefix::kGt, 199'000, 200'000, true},
+                                         {SearchPrefix::kLe, 1'299'000, 1'300'000, false},
+                                         {SearchPrefix::kLt, 1'300'000, 1'301'000, false},
+                                         {SearchPrefix::kEq, 200'000, 1'400'000, true},
+                                         {SearchPrefix::kEq, 200'000, 1'400'000, false}}) {
+    const std::vector<std::string> all = expected(c.prefix, c.lo, c.hi, c.descending);
+    // Over 1,000 rows in each clause (kTinyEstimate): walked, not collected.
+    ASSERT_GT(all.size(), 900u);
+    for (const size_t offset : {size_t{0}, size_t{500}, all.size() - 8, all.size() - 3}) {
+      EXPECT_EQ(
+          ids(Answer(*store_, Q().Where(SearchKind::kDate, "date", {Dates(c.prefix, c.lo, c.hi)})
+                                  .Where(SearchKind::kToken, "code", {Token("urn:s", "x")})
+                                  .Sort(SearchKind::kDate, "date", c.descending)
+                                  .Page(static_cast<int>(offset), 5))),
+          page(all, offset, 5))
+          << static_cast<int>(c.prefix) << " " << c.descending << " at " << offset;
+    }
   }
 }
 
