@@ -183,6 +183,16 @@ class Dialect final : public sql::Dialect {
     return tests.size() == 1 ? sql : "(" + sql + ")";
   }
 
+  // The keys under a composite's code listed first, one seek each (sql CompositeKeys), and each
+  // key's rows sought for the value (a lateral join): `Observation?component-code-value-
+  // quantity=8480-6$gt180` over a 100,000-resident county read all 195,116 systolic rows of the
+  // code to keep 777 (36-53 ms a page).
+  bool LooseScansCompositeKeys() const override { return true; }
+  bool SeeksCompositeKeys() const override { return true; }
+  std::string Least(const std::string& column, const std::string& from) const override {
+    return "(SELECT " + column + " " + from + " ORDER BY " + column + " LIMIT 1)";
+  }
+
   // The row counts choose the driving clause, the walk and the collect-all page here, not the
   // form of the other clauses (sql::Dialect::CollectsCountedClauses).
   bool CollectsCountedClauses() const override { return false; }
