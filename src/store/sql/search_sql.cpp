@@ -536,10 +536,11 @@ std::optional<std::string> CompositeSeekRows(SqlBuilder& b, const SearchClause& 
       c.missing || c.any_of.size() != 1) {
     return std::nullopt;
   }
-  const std::string param = ParamCond(b, c);
-  const std::string keys = "type = " + scope.type_param + " AND " + param;
+  // LooseScanOf binds nothing unless it applies: no parameter is left unused.
   const std::optional<LooseScan> scan = LooseScanOf(b, c, c.any_of[0]);
   if (!scan) return std::nullopt;
+  const std::string param = ParamCond(b, c);
+  const std::string keys = "type = " + scope.type_param + " AND " + param;
   const std::string k = b.NewAlias("k"), x = b.NewAlias("x");
   return "SELECT " + x + ".rid FROM (" + CompositeKeys(b, keys, scan->code, scan->system) +
          ") AS " + k + " CROSS JOIN LATERAL (SELECT rid FROM idx_composite WHERE " + keys +
