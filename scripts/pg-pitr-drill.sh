@@ -97,18 +97,13 @@ backup_size=$(du -sh "$backup" | cut -f1)
 # jiceng creates its tables (migrations) after the backup: the restore replays them from WAL.
 serve
 cat >"$work/client.py" <<'EOF'
-import json, sys, urllib.request
+import json, sys
+import drill_http
 base, step, state_file = sys.argv[1] + "/fhir", sys.argv[2], sys.argv[3]
 
 def call(method, path, body=None, headers=None):
-    req = urllib.request.Request(base + path, method=method,
-                                 data=json.dumps(body).encode() if body else None,
-                                 headers={"Content-Type": "application/fhir+json", **(headers or {})})
-    try:
-        with urllib.request.urlopen(req) as r:
-            return r.status, json.loads(r.read() or b"{}")
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read() or b"{}")
+    status, answer, _ = drill_http.call(base, method, path, body, headers)
+    return status, answer
 
 def expect(cond, what):
     if not cond:
@@ -197,12 +192,12 @@ elif step == "verify":
           f"(reads, {n} history entries, search), {len(later)} created after it absent, "
           f"a new write works")
 EOF
-python3 "$work/client.py" "$http" before "$work/state.json"
+PYTHONPATH=scripts python3 "$work/client.py" "$http" before "$work/state.json"
 # The target: after every write above was acknowledged (committed), before any below.
 sleep 0.2
 target=$(sql "SELECT clock_timestamp()")
 sleep 0.2
-python3 "$work/client.py" "$http" after "$work/state.json"
+PYTHONPATH=scripts python3 "$work/client.py" "$http" after "$work/state.json"
 stop_server
 # Everything written is in WAL segments the archiver has copied: switch to a new segment and wait
 # for the archiver (in production archive_timeout bounds what a lost primary takes with it).
@@ -245,7 +240,7 @@ timeline=$(sql "SELECT timeline_id FROM pg_control_checkpoint()")
 redo_s=$(sed -n 's/.*redo done at .* elapsed: \([0-9.]*\) s.*/\1/p' "$work/pg-restored.log")
 
 serve
-python3 "$work/client.py" "$http" verify "$work/state.json"
+PYTHONPATH=scripts python3 "$work/client.py" "$http" verify "$work/state.json"
 stop_server
 echo "timings: base backup ${basebackup_ms} ms ($backup_size), restore (unpack) ${restore_ms} ms," \
   "start, replay of $segments archived WAL segments to $target and promotion ${replay_ms} ms" \

@@ -67,19 +67,13 @@ serve() {  # starts jiceng writing to the primary and reading from the standby; 
 }
 serve
 
-python3 - "$http" "$work/ids" <<'EOF'
-import json, sys, time, urllib.request
+PYTHONPATH=scripts python3 - "$http" "$work/ids" <<'EOF'
+import sys, time
+import drill_http
 base = sys.argv[1] + "/fhir"
 ids = []
 def call(method, path, body=None, headers=None):
-    req = urllib.request.Request(base + path, method=method,
-                                 data=json.dumps(body).encode() if body else None,
-                                 headers={"Content-Type": "application/fhir+json", **(headers or {})})
-    try:
-        with urllib.request.urlopen(req) as r:
-            return r.status, json.loads(r.read() or b"{}"), dict(r.headers)
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read() or b"{}"), dict(e.headers)
+    return drill_http.call(base, method, path, body, headers)
 lags = []
 for i in range(20):
     status, created, _ = call("POST", "/Patient", {"resourceType": "Patient", "name": [{"family": f"Replica{i}"}]})

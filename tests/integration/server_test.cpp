@@ -187,19 +187,33 @@ TEST_P(Concurrency, TwoUpdatesWithTheSameIfMatchExactlyOneWins) {
   }
 }
 
+// A test database and two servers on it, for the tests that race them.
+struct TwoServers {
+  std::unique_ptr<TestDatabase> db;
+  std::unique_ptr<ServerProcess> a, b;
+  uint16_t ports[2] = {0, 0};
+};
+
+void StartTwoServers(Backend backend, TwoServers& out) {
+  out.db = TestDatabase::Create(backend);
+  ASSERT_TRUE(out.db);
+  out.a = StartServer(out.db->db());
+  ASSERT_TRUE(out.a);
+  out.b = StartServer(out.db->db());
+  ASSERT_TRUE(out.b);
+  out.ports[0] = out.a->port();
+  out.ports[1] = out.b->port();
+}
+
 // Several jiceng processes on one database: two servers, and in every round two If-Match
 // updates of the same resource with the same expected version, one sent to each. Exactly one
 // wins (200) and the other gets 412; the history then holds versions 1 and 2 only, written by
 // whichever won (no fork), and both servers serve that same version.
 TEST_P(Concurrency, TwoServersOnOneDatabaseIfMatchExactlyOneWins) {
   JC_REQUIRE_BACKEND(GetParam());
-  auto db = TestDatabase::Create(GetParam());
-  ASSERT_TRUE(db);
-  auto a = StartServer(db->db());
-  ASSERT_TRUE(a);
-  auto b = StartServer(db->db());
-  ASSERT_TRUE(b);
-  const uint16_t ports[2] = {a->port(), b->port()};
+  TwoServers two;
+  ASSERT_NO_FATAL_FAILURE(StartTwoServers(GetParam(), two));
+  const auto& ports = two.ports;
   for (int round = 0; round < 30; ++round) {
     const std::string id = "two-" + std::to_string(round);
     {
@@ -290,13 +304,9 @@ void RaceOnTwoServers(const uint16_t (&ports)[2], int rounds,
 // 201, both name the same Patient, and a search by the identifier on either server finds only it.
 TEST_P(Concurrency, TwoServersOnOneDatabaseConditionalCreateMakesOneResource) {
   JC_REQUIRE_BACKEND(GetParam());
-  auto db = TestDatabase::Create(GetParam());
-  ASSERT_TRUE(db);
-  auto a = StartServer(db->db());
-  ASSERT_TRUE(a);
-  auto b = StartServer(db->db());
-  ASSERT_TRUE(b);
-  const uint16_t ports[2] = {a->port(), b->port()};
+  TwoServers two;
+  ASSERT_NO_FATAL_FAILURE(StartTwoServers(GetParam(), two));
+  const auto& ports = two.ports;
   constexpr int kRounds = 30;
   const std::string system = "urn:jiceng:test:conditional-create";
   // Per round and server: the status of the answer, and the id of the Patient in its body.
@@ -332,7 +342,7 @@ TEST_P(Concurrency, TwoServersOnOneDatabaseConditionalCreateMakesOneResource) {
       EXPECT_EQ(found, std::vector<std::string>{ids[round][0]});
     }
   }
-  HttpClient c("127.0.0.1", a->port());
+  HttpClient c("127.0.0.1", ports[0]);
   EXPECT_EQ(CountVersions(c, "Patient"), kRounds);  // nothing else was written
 }
 
@@ -343,13 +353,9 @@ TEST_P(Concurrency, TwoServersOnOneDatabaseConditionalCreateMakesOneResource) {
 // found the other's Patient pointed its fullUrl there, not at an id it never created).
 TEST_P(Concurrency, TwoServersOnOneDatabaseTransactionsCreateOnePatientForBothObservations) {
   JC_REQUIRE_BACKEND(GetParam());
-  auto db = TestDatabase::Create(GetParam());
-  ASSERT_TRUE(db);
-  auto a = StartServer(db->db());
-  ASSERT_TRUE(a);
-  auto b = StartServer(db->db());
-  ASSERT_TRUE(b);
-  const uint16_t ports[2] = {a->port(), b->port()};
+  TwoServers two;
+  ASSERT_NO_FATAL_FAILURE(StartTwoServers(GetParam(), two));
+  const auto& ports = two.ports;
   constexpr int kRounds = 30;
   const std::string system = "urn:jiceng:test:transaction";
   // Per round and server: the status of the answer, and those of its two entries.
@@ -380,7 +386,7 @@ TEST_P(Concurrency, TwoServersOnOneDatabaseTransactionsCreateOnePatientForBothOb
     patient_status[round][t] = std::string(entries[0].at("response").at("status").as_string());
     observation_status[round][t] = std::string(entries[1].at("response").at("status").as_string());
   });
-  HttpClient c("127.0.0.1", a->port());
+  HttpClient c("127.0.0.1", ports[0]);
   for (int round = 0; round < kRounds; ++round) {
     SCOPED_TRACE("round " + std::to_string(round));
     const std::string value = "tx-" + std::to_string(round);
@@ -537,13 +543,9 @@ TEST_P(Durability, AnAcknowledgedExportSurvivesKill9) {
 // resources were updated and deleted in between.
 TEST_P(SharedPaging, ALaterPageServedByAnotherServerKeepsTheFirstPagesResults) {
   JC_REQUIRE_BACKEND(GetParam());
-  auto db = TestDatabase::Create(GetParam());
-  ASSERT_TRUE(db);
-  auto a = StartServer(db->db());
-  ASSERT_TRUE(a);
-  auto b = StartServer(db->db());
-  ASSERT_TRUE(b);
-  HttpClient ca("127.0.0.1", a->port()), cb("127.0.0.1", b->port());
+  TwoServers two;
+  ASSERT_NO_FATAL_FAILURE(StartTwoServers(GetParam(), two));
+  HttpClient ca("127.0.0.1", two.ports[0]), cb("127.0.0.1", two.ports[1]);
   auto id_of = [](int i) { return fmt::format("pg{:02}", i); };
   for (int i = 0; i < 25; ++i) {
     auto r = ca.Send("PUT", "/fhir/Patient/" + id_of(i),
